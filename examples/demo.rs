@@ -1,0 +1,120 @@
+//! The demo server: every feature of auth-diagnostics on real HTTP.
+//!
+//! ```text
+//! cargo run --example demo
+//! TOKEN=$(cargo run -q --example mint -- --sub alice --scope admin)
+//! curl -i localhost:3000/me -H "Authorization: Bearer $TOKEN"
+//! ```
+//!
+//! Environment: `DEMO_ADDR` (127.0.0.1:3000), `DEMO_LOG_FORMAT` (`pretty` or `json`),
+//! `DEMO_DETAIL` (`verbose` or `production`), `DEMO_JWT_SECRET`, `DEMO_ISSUER`,
+//! `DEMO_AUDIENCE`.
+
+use auth_diagnostics::{
+    AuthDiagnostics, Claims, DetailMode, JwtAuthenticator, Principal, RequireScope, StaticKey,
+};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+/// The demo's settings, read from `DEMO_*` variables.
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    pub addr: String,
+    pub json_logs: bool,
+    pub detail: DetailMode,
+    pub jwt_secret: String,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl DemoConfig {
+    pub fn from_env() -> Self {
+        let var =
+            |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        Self {
+            addr: var("DEMO_ADDR", "127.0.0.1:3000"),
+            json_logs: var("DEMO_LOG_FORMAT", "pretty").eq_ignore_ascii_case("json"),
+            detail: if var("DEMO_DETAIL", "verbose").eq_ignore_ascii_case("production") {
+                DetailMode::Production
+            } else {
+                DetailMode::Verbose
+            },
+            jwt_secret: var("DEMO_JWT_SECRET", "demo-hs256-secret"),
+            issuer: var("DEMO_ISSUER", "https://issuer.demo.local"),
+            audience: var("DEMO_AUDIENCE", "demo-api"),
+        }
+    }
+}
+
+/// The demo's router, as `main` serves it.
+pub fn app(cfg: &DemoConfig) -> Router {
+    let jwt = JwtAuthenticator::new(StaticKey::hs256(&cfg.jwt_secret))
+        .issuer(&cfg.issuer)
+        .audience(&cfg.audience)
+        .require_claims(["sub"])
+        .leeway(Duration::from_secs(30));
+    let base = AuthDiagnostics::new().realm("demo").detail(cfg.detail);
+
+    let bearer = Router::new()
+        .route("/me", get(me))
+        .route(
+            "/admin",
+            get(admin).route_layer(RequireScope::new(["admin"])),
+        )
+        .layer(base.clone().bearer(jwt));
+
+    Router::new()
+        .route("/public", get(|| async { Json(json!({ "public": true })) }))
+        .merge(bearer)
+        // Outermost: request ids for every route, and it watches what the routes answer.
+        .layer(base)
+}
+
+async fn me(principal: Principal, Claims(claims): Claims<Value>) -> Json<Value> {
+    Json(json!({
+        "sub": principal.id(),
+        "scopes": principal.scopes().collect::<Vec<_>>(),
+        "claims": claims,
+    }))
+}
+
+async fn admin(principal: Principal) -> Json<Value> {
+    Json(json!({ "sub": principal.id(), "admin": true }))
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.pretty().init();
+    }
+}
+
+#[allow(dead_code)]
+#[tokio::main]
+async fn main() {
+    let cfg = DemoConfig::from_env();
+    init_logs(cfg.json_logs);
+    let listener = match tokio::net::TcpListener::bind(&cfg.addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", cfg.addr);
+            std::process::exit(1);
+        }
+    };
+    let addr = listener.local_addr().expect("bound socket has an address");
+    println!(
+        "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
+        cfg.detail
+    );
+    axum::serve(listener, app(&cfg))
+        .await
+        .expect("server error");
+}

@@ -1,0 +1,72 @@
+//! Mints an HS256 token for the demo and prints it.
+//!
+//! ```text
+//! cargo run -q --example mint -- --sub alice --scope "admin orders"
+//! cargo run -q --example mint -- --expires-in -3600      # expired an hour ago
+//! cargo run -q --example mint -- --iss https://evil.example
+//! ```
+//!
+//! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER`, `DEMO_AUDIENCE`, sub `alice`,
+//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--expires-in SECONDS`,
+//! `--secret`, `--no-exp`.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Map, Value};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn main() {
+    let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+    let mut secret = env("DEMO_JWT_SECRET", "demo-hs256-secret");
+    let mut claims = Map::new();
+    claims.insert(
+        "iss".into(),
+        env("DEMO_ISSUER", "https://issuer.demo.local").into(),
+    );
+    claims.insert("aud".into(), env("DEMO_AUDIENCE", "demo-api").into());
+    claims.insert("sub".into(), "alice".into());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let mut expires_in = 3600;
+    let mut with_exp = true;
+
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--no-exp" {
+            with_exp = false;
+            continue;
+        }
+        let Some(value) = args.next() else {
+            eprintln!("{flag} needs a value");
+            std::process::exit(2);
+        };
+        match flag.as_str() {
+            "--sub" | "--scope" | "--iss" | "--aud" => {
+                claims.insert(flag[2..].to_owned(), Value::String(value));
+            }
+            "--expires-in" => {
+                expires_in = value.parse().unwrap_or_else(|_| {
+                    eprintln!("--expires-in takes seconds, e.g. 3600 or -60");
+                    std::process::exit(2);
+                })
+            }
+            "--secret" => secret = value,
+            _ => {
+                eprintln!("unknown flag {flag}; see the top of examples/mint.rs");
+                std::process::exit(2);
+            }
+        }
+    }
+    claims.insert("iat".into(), json!(now.min(now + expires_in)));
+    if with_exp {
+        claims.insert("exp".into(), json!(now + expires_in));
+    }
+    let token = encode(
+        &Header::default(),
+        &Value::Object(claims),
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail");
+    println!("{token}");
+}

@@ -1,0 +1,98 @@
+//! Axum extractors and responses: [`Principal`], [`Claims`], [`RequestId`], and
+//! [`AuthFailure`] as a response.
+
+use crate::authn::Principal;
+use crate::failure::AuthFailure;
+use crate::problem::RenderConfig;
+use crate::reason::Reason;
+use crate::request_id::RequestId;
+use crate::sanitize::cap;
+use axum::extract::FromRequestParts;
+use axum::response::{IntoResponse, Response};
+use http::request::Parts;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+
+impl IntoResponse for AuthFailure {
+    /// Renders with the defaults (production detail, realm `api`, a Bearer challenge) and
+    /// keeps the failure in the response extensions, so an enclosing
+    /// [`AuthDiagnostics`](crate::AuthDiagnostics) layer re-renders it with its own
+    /// configuration and logs it.
+    fn into_response(self) -> Response {
+        let mut response = self.render(&RenderConfig::DEFAULT, None);
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+fn unauthenticated() -> AuthFailure {
+    AuthFailure::new(Reason::CredentialsMissing).detail(
+        "no principal: this route is not behind an AuthDiagnostics layer that authenticates",
+    )
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(unauthenticated)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(match parts.extensions.get::<RequestId>() {
+            Some(id) => id.clone(),
+            None => RequestId::ensure(&mut parts.headers),
+        })
+    }
+}
+
+/// The verified JWT claims of the request, deserialized into `T`.
+///
+/// A token whose claims do not fit `T` is refused with `token_claim_missing` (the log names
+/// the field).
+///
+/// ```
+/// use auth_diagnostics::Claims;
+/// use serde::Deserialize;
+///
+/// #[derive(Deserialize)]
+/// struct MyClaims { sub: String, tenant: String }
+///
+/// async fn handler(Claims(c): Claims<MyClaims>) -> String {
+///     format!("{} of {}", c.sub, c.tenant)
+/// }
+/// # let _ = handler;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Claims<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Claims<T> {
+    type Rejection = AuthFailure;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let principal = parts
+            .extensions
+            .get::<Principal>()
+            .ok_or_else(unauthenticated)?;
+        let Some(value) = principal.claims_value() else {
+            return Err(AuthFailure::new(Reason::TokenClaimMissing)
+                .detail("the request was not authenticated by a JWT; there are no claims"));
+        };
+        T::deserialize(value).map(Claims).map_err(|e| {
+            let mut f = AuthFailure::new(Reason::TokenClaimMissing).detail(format!(
+                "the claims do not fit the handler's type: {}",
+                cap(&e.to_string())
+            ));
+            f.facts.claim = Some(Cow::Owned(cap(&e.to_string()).to_string()));
+            f
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! [`AuthDiagnostics`]: the layer and its builder.
+
+use crate::authn::jwt::JwtAuthenticator;
+use crate::authn::Scheme;
+use crate::problem::RenderConfig;
+use crate::reason::DetailMode;
+use crate::service::AuthDiagnosticsService;
+use std::borrow::Cow;
+use std::sync::Arc;
+use tower_layer::Layer;
+
+/// The realm sent when none is configured.
+pub(crate) const DEFAULT_REALM: &str = "api";
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub realm: Cow<'static, str>,
+    pub detail: DetailMode,
+    pub schemes: Vec<Scheme>,
+}
+
+impl Config {
+    pub fn render(&self) -> RenderConfig<'_> {
+        RenderConfig {
+            realm: &self.realm,
+            detail: self.detail,
+            schemes: &self.schemes,
+        }
+    }
+}
+
+/// A Tower layer that authenticates requests with the configured schemes, answers every
+/// failure correctly (status, `WWW-Authenticate`, `application/problem+json`) and logs one
+/// precise `tracing` event for it.
+///
+/// With no scheme configured it authenticates nothing and only watches the wrapped
+/// service's answers (and renders and logs any [`AuthFailure`](crate::AuthFailure) it returns).
+///
+/// ```
+/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+/// use axum::{routing::get, Router};
+///
+/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+///     .issuer("https://issuer.example")
+///     .audience("my-api");
+///
+/// let app: Router = Router::new()
+///     .route("/me", get(|| async { "me" }))
+///     .layer(AuthDiagnostics::new().bearer(jwt))
+///     // Routes added after the layer are not authenticated.
+///     .route("/public", get(|| async { "public" }));
+/// ```
+#[derive(Clone, Debug)]
+pub struct AuthDiagnostics {
+    config: Arc<Config>,
+}
+
+impl Default for AuthDiagnostics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AuthDiagnostics {
+    /// A layer with no scheme configured, realm `api` and production detail.
+    pub fn new() -> Self {
+        Self {
+            config: Arc::new(Config {
+                realm: Cow::Borrowed(DEFAULT_REALM),
+                detail: DetailMode::Production,
+                schemes: Vec::new(),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
+        f(Arc::make_mut(&mut self.config));
+        self
+    }
+
+    /// Accepts `Authorization: Bearer <JWT>` verified by `jwt`.
+    pub fn bearer(self, jwt: JwtAuthenticator) -> Self {
+        self.edit(|c| c.schemes.push(Scheme::Bearer(Arc::new(jwt))))
+    }
+
+    /// The `realm` of every challenge (default `api`). Fixed text: never derived from the
+    /// request, the issuer or the audience.
+    pub fn realm(self, realm: impl Into<Cow<'static, str>>) -> Self {
+        self.edit(|c| c.realm = realm.into())
+    }
+
+    /// Development answers: the client sees the precise reason, a specific detail, a hint
+    /// and non-secret facts. Never turn this on in production.
+    pub fn verbose(self) -> Self {
+        self.detail(DetailMode::Verbose)
+    }
+
+    /// Sets the detail mode explicitly.
+    pub fn detail(self, mode: DetailMode) -> Self {
+        self.edit(|c| c.detail = mode)
+    }
+}
+
+impl<S> Layer<S> for AuthDiagnostics {
+    type Service = AuthDiagnosticsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthDiagnosticsService::new(inner, self.config.clone())
+    }
+}

@@ -1,0 +1,79 @@
+//! Authentication failures that are *correct* and *explained*, for Tower and Axum.
+//!
+//! ```
+//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+//! # use axum::{routing::get, Router};
+//! # let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"));
+//! # let app: Router = Router::new().route("/me", get(|| async { "me" }))
+//! .layer(AuthDiagnostics::new().bearer(jwt))
+//! # ;
+//! ```
+//!
+//! From then on every authentication failure on those routes is answered with the right
+//! status (401, 403 or 400 by RFC 9110 and RFC 6750), a spec-compliant `WWW-Authenticate`
+//! challenge on every 401, an RFC 9457 `application/problem+json` body and
+//! `Cache-Control: no-store` — and logged as one `tracing` event (target
+//! `auth_diagnostics`) that says exactly why, with a stable [`Reason`] code, never a secret.
+//!
+//! # A tour
+//!
+//! - [`AuthDiagnostics`] is the layer. Configure schemes on it ([`AuthDiagnostics::bearer`]),
+//!   the realm, and the detail mode: production by default, [`AuthDiagnostics::verbose`]
+//!   for development.
+//! - [`JwtAuthenticator`] verifies Bearer JWTs with static keys ([`StaticKey`]): algorithm
+//!   allow-list, issuers, audiences, leeway, required claims, `typ`.
+//! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
+//!   `insufficient_scope` with the `scope` the route needs.
+//! - [`Principal`], [`Claims`] and [`RequestId`] are extractors for handlers.
+//! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
+//!   and logs it like its own.
+//! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
+//!
+//! # The log event
+//!
+//! Fields: `reason`, `client_reason`, `status`, `request_id`, `method`, `path` (never the
+//! query), `scheme_expected`, `scheme_received`, `location`, `fingerprint` (a keyed hash
+//! prefix of the credential, comparable within one process), and for tokens `alg`, `kid`,
+//! `typ`, `iss`, `aud`, `sub`, `exp` with `signature_verified` telling whether the token's
+//! signature checked out (when `false`, they are only what the client claims);
+//! plus `expected_iss`, `expected_aud`, `claim`, `scope`, `check`, `hint` where they apply.
+//! Levels: INFO for `credentials_missing`, WARN for other client failures, ERROR for server
+//! faults and for a wrapped service that breaks the contract.
+//!
+//! # Crypto backend
+//!
+//! jsonwebtoken needs one crypto backend. The `rust_crypto` feature (default) selects the
+//! RustCrypto crates; `aws_lc_rs` selects aws-lc-rs and wins when both are on. Disabling
+//! both is a compile error. An application that installed its own
+//! `jsonwebtoken::crypto::CryptoProvider` first keeps it.
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+mod authn;
+mod challenge;
+mod credentials;
+mod extract;
+mod failure;
+mod layer;
+mod log;
+mod problem;
+mod reason;
+mod request_id;
+mod sanitize;
+mod scope;
+mod service;
+
+pub use authn::jwt::{JwtAuthenticator, StaticKey, Verified};
+pub use authn::Principal;
+pub use challenge::Challenge;
+pub use extract::Claims;
+pub use failure::{AuthFailure, Location, TokenFacts};
+pub use layer::AuthDiagnostics;
+pub use reason::{BearerError, DetailMode, Reason, Severity};
+pub use request_id::{RequestId, X_REQUEST_ID};
+pub use sanitize::Capped;
+pub use scope::{RequireScope, RequireScopeService, ScopeFuture};
+pub use service::{AuthDiagnosticsService, ResponseFuture};
+
+/// Re-exported so applications name keys and algorithms without a direct dependency.
+pub use jsonwebtoken::{Algorithm, DecodingKey};

@@ -1,0 +1,77 @@
+//! The failure log event: one `tracing` event per rejected or corrected request.
+//!
+//! Target `auth_diagnostics`, level by [`Reason::severity`](crate::Reason::severity).
+//! Every client-supplied value is capped and escaped before it gets here; no token,
+//! password, key, cookie value or query string is ever a field.
+
+use crate::failure::AuthFailure;
+use crate::reason::{DetailMode, Severity};
+use crate::sanitize::{cap_to, rfc3339};
+use http::{Method, StatusCode};
+
+/// The request facts every event carries.
+pub(crate) struct RequestInfo<'a> {
+    pub request_id: &'a str,
+    pub method: &'a Method,
+    pub path: &'a str,
+}
+
+macro_rules! failure_event {
+    ($level:expr, $f:expr, $info:expr, $status:expr, $client:expr) => {{
+        let f: &AuthFailure = $f;
+        let facts = &f.facts;
+        let token = facts.token.as_ref();
+        let t = |get: fn(&crate::failure::TokenFacts) -> Option<&crate::sanitize::Capped>| {
+            token.and_then(get).map(|c| c.as_str())
+        };
+        let path = cap_to($info.path, 256);
+        tracing::event!(
+            target: "auth_diagnostics",
+            $level,
+            reason = f.reason.code(),
+            client_reason = $client,
+            status = $status.as_u16(),
+            request_id = $info.request_id,
+            method = $info.method.as_str(),
+            path = path.as_str(),
+            scheme_expected = facts.expected_scheme.as_deref(),
+            scheme_received = facts.received_scheme.as_deref(),
+            location = facts.location.as_ref().map(tracing::field::display),
+            fingerprint = facts.fingerprint.as_deref(),
+            signature_verified = token.map(|t| t.verified),
+            alg = t(|t| t.alg.as_ref()),
+            kid = t(|t| t.kid.as_ref()),
+            typ = t(|t| t.typ.as_ref()),
+            iss = t(|t| t.iss.as_ref()),
+            aud = t(|t| t.aud.as_ref()),
+            sub = t(|t| t.sub.as_ref()),
+            exp = token.and_then(|t| t.exp).map(rfc3339),
+            expected_iss = facts.expected_iss.as_deref(),
+            expected_aud = facts.expected_aud.as_deref(),
+            claim = facts.claim.as_deref(),
+            scope = facts.scope.as_deref(),
+            check = facts.check.as_deref(),
+            user = facts.user.as_deref(),
+            hint = facts.hint.as_deref().unwrap_or(f.reason.hint()),
+            inferred = facts.inferred.then_some(true),
+            "{}: {}",
+            f.reason.code(),
+            facts.detail.as_deref().unwrap_or(f.reason.detail())
+        )
+    }};
+}
+
+/// Emits the event for `failure`, answered with `status`.
+pub(crate) fn emit(
+    failure: &AuthFailure,
+    info: &RequestInfo<'_>,
+    status: StatusCode,
+    mode: DetailMode,
+) {
+    let client = failure.client_reason(mode).code();
+    match failure.reason.severity() {
+        Severity::Info => failure_event!(tracing::Level::INFO, failure, info, status, client),
+        Severity::Warn => failure_event!(tracing::Level::WARN, failure, info, status, client),
+        Severity::Error => failure_event!(tracing::Level::ERROR, failure, info, status, client),
+    }
+}

@@ -1,0 +1,165 @@
+//! [`RequireScope`]: per-route scope requirements, for `route_layer`.
+
+use crate::authn::Principal;
+use crate::failure::AuthFailure;
+use crate::reason::Reason;
+use axum::body::Body;
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Requires scopes on a route: 403 `insufficient_scope` with `scope="…"` in the Bearer
+/// challenge when the authenticated principal lacks one of them.
+///
+/// Scopes are read from the space-separated `scope` claim and the `scp` claim (string or
+/// array). Put it on the route with `route_layer`, inside an
+/// [`AuthDiagnostics`](crate::AuthDiagnostics) layer that authenticates:
+///
+/// ```
+/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, RequireScope, StaticKey};
+/// use axum::{routing::get, Router};
+///
+/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"));
+/// let app: Router = Router::new()
+///     .route("/admin", get(|| async { "admin" }).route_layer(RequireScope::new(["admin"])))
+///     .layer(AuthDiagnostics::new().bearer(jwt));
+/// ```
+#[derive(Clone, Debug)]
+pub struct RequireScope {
+    scopes: Arc<[String]>,
+}
+
+impl RequireScope {
+    /// Requires every scope in `scopes`.
+    pub fn new<I, S>(scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self {
+            scopes: scopes.into_iter().map(Into::into).collect(),
+        }
+    }
+
+    /// `Ok` when `principal` has every required scope.
+    pub fn check(&self, principal: Option<&Principal>) -> Result<(), AuthFailure> {
+        let Some(principal) = principal else {
+            return Err(AuthFailure::new(Reason::CredentialsMissing).detail(
+                "no principal: RequireScope needs an AuthDiagnostics layer that authenticates",
+            ));
+        };
+        let missing: Vec<&str> = self
+            .scopes
+            .iter()
+            .map(String::as_str)
+            .filter(|s| !principal.has_scope(s))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let granted: Vec<&str> = principal.scopes().collect();
+        let granted = if granted.is_empty() {
+            "none".to_owned()
+        } else {
+            granted.join(" ")
+        };
+        let failure = AuthFailure::new(Reason::InsufficientScope);
+        let failure = match principal.id() {
+            Some(id) => failure.user(id),
+            None => failure,
+        };
+        Err(failure.scope(self.scopes.join(" ")).detail(format!(
+            "the token lacks scope {}; granted: {}",
+            missing.join(" "),
+            crate::sanitize::cap(&granted)
+        )))
+    }
+}
+
+impl<S> Layer<S> for RequireScope {
+    type Service = RequireScopeService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScopeService {
+            inner,
+            scope: self.clone(),
+        }
+    }
+}
+
+/// The service built by [`RequireScope`].
+#[derive(Clone, Debug)]
+pub struct RequireScopeService<S> {
+    inner: S,
+    scope: RequireScope,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ScopeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        match self.scope.check(req.extensions().get::<Principal>()) {
+            Ok(()) => {
+                let clone = self.inner.clone();
+                let mut inner = std::mem::replace(&mut self.inner, clone);
+                ScopeFuture {
+                    fut: Some(inner.call(req)),
+                    rejected: None,
+                }
+            }
+            Err(failure) => ScopeFuture {
+                fut: None,
+                rejected: Some(failure.into_response()),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireScopeService`].
+    pub struct ScopeFuture<F> {
+        #[pin]
+        fut: Option<F>,
+        rejected: Option<Response<Body>>,
+    }
+}
+
+impl<F, ResBody, E> Future for ScopeFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(response) = this.rejected.take() {
+            return Poll::Ready(Ok(response));
+        }
+        match this.fut.as_pin_mut() {
+            Some(fut) => Poll::Ready(Ok(ready!(fut.poll(cx))?.map(Body::new))),
+            None => panic!("ScopeFuture polled after completion"),
+        }
+    }
+}
