@@ -126,10 +126,10 @@ fn find_query(query: &str) -> Option<(&'static str, &str)> {
 }
 
 /// The first cookie for which `pick(name, value)` holds, across all `Cookie` fields.
-pub(crate) fn find_cookie<'a>(
-    headers: &'a HeaderMap,
+pub(crate) fn find_cookie(
+    headers: &HeaderMap,
     mut pick: impl FnMut(&str, &str) -> bool,
-) -> Option<(&'a str, &'a str)> {
+) -> Option<(&str, &str)> {
     let mut seen = 0;
     for field in headers.get_all(COOKIE) {
         let Ok(text) = std::str::from_utf8(field.as_bytes()) else {

@@ -6,8 +6,11 @@
 
 use crate::failure::AuthFailure;
 use crate::reason::{DetailMode, Severity};
-use crate::sanitize::{cap_to, rfc3339};
+use crate::sanitize::{cap_to, clean_text, rfc3339};
 use http::{Method, StatusCode};
+
+/// Longest free text (detail, hint, expected values) in an event, in characters.
+const MAX_TEXT: usize = 512;
 
 /// The request facts every event carries.
 pub(crate) struct RequestInfo<'a> {
@@ -25,6 +28,12 @@ macro_rules! failure_event {
             token.and_then(get).map(|c| c.as_str())
         };
         let path = cap_to($info.path, 256);
+        // Facts handed in by handlers are not trusted to be clean: escape them here too.
+        let clean = |s: Option<&str>| s.map(|s| clean_text(s, MAX_TEXT));
+        let detail = clean_text(facts.detail.as_deref().unwrap_or(f.reason.detail()), MAX_TEXT);
+        let hint = clean_text(facts.hint.as_deref().unwrap_or(f.reason.hint()), MAX_TEXT);
+        let (expected_iss, expected_aud) = (clean(facts.expected_iss.as_deref()), clean(facts.expected_aud.as_deref()));
+        let (claim, scope, check) = (clean(facts.claim.as_deref()), clean(facts.scope.as_deref()), clean(facts.check.as_deref()));
         tracing::event!(
             target: "auth_diagnostics",
             $level,
@@ -46,17 +55,17 @@ macro_rules! failure_event {
             aud = t(|t| t.aud.as_ref()),
             sub = t(|t| t.sub.as_ref()),
             exp = token.and_then(|t| t.exp).map(rfc3339),
-            expected_iss = facts.expected_iss.as_deref(),
-            expected_aud = facts.expected_aud.as_deref(),
-            claim = facts.claim.as_deref(),
-            scope = facts.scope.as_deref(),
-            check = facts.check.as_deref(),
+            expected_iss = expected_iss.as_deref(),
+            expected_aud = expected_aud.as_deref(),
+            claim = claim.as_deref(),
+            scope = scope.as_deref(),
+            check = check.as_deref(),
             user = facts.user.as_deref(),
-            hint = facts.hint.as_deref().unwrap_or(f.reason.hint()),
+            hint = hint.as_str(),
             inferred = facts.inferred.then_some(true),
             "{}: {}",
             f.reason.code(),
-            facts.detail.as_deref().unwrap_or(f.reason.detail())
+            detail
         )
     }};
 }

@@ -66,6 +66,24 @@ pub(crate) fn cap_to(text: &str, max: usize) -> Capped {
     Capped(out)
 }
 
+/// Free text for a log field (our own sentences, which may quote capped client values):
+/// only control characters are escaped, so nothing is escaped twice; cut at `max` chars.
+pub(crate) fn clean_text(text: &str, max: usize) -> Capped {
+    let mut out = String::with_capacity(text.len().min(max) + 2);
+    for (n, c) in text.chars().enumerate() {
+        if n == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Capped(out)
+}
+
 fn process_hasher() -> &'static RandomState {
     static KEY: OnceLock<RandomState> = OnceLock::new();
     KEY.get_or_init(RandomState::new)
