@@ -11,7 +11,9 @@
 //! `DEMO_AUDIENCE`.
 
 use auth_diagnostics::{
-    AuthDiagnostics, Claims, DetailMode, JwtAuthenticator, Principal, RequireScope, StaticKey,
+    AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
+    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, Principal,
+    Reason, RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -63,11 +65,30 @@ pub fn app(cfg: &DemoConfig) -> Router {
             "/admin",
             get(admin).route_layer(RequireScope::new(["admin"])),
         )
-        .layer(base.clone().bearer(jwt));
+        .layer(base.clone().bearer(jwt.clone()));
+    let basic = Router::new()
+        .route("/basic", get(hello))
+        .layer(base.clone().basic(BasicAuthenticator::new(check_password)).account_status(account));
+    let key = Router::new()
+        .route("/key", get(hello))
+        .layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
+    let session = Router::new()
+        .route("/session", get(hello))
+        .layer(base.clone().session(SessionAuthenticator::new("demo_session", check_session)));
+    let any = Router::new().route("/any", get(hello)).layer(
+        base.clone()
+            .bearer(jwt)
+            .basic(BasicAuthenticator::new(check_password))
+            .account_status(account),
+    );
 
     Router::new()
         .route("/public", get(|| async { Json(json!({ "public": true })) }))
         .merge(bearer)
+        .merge(basic)
+        .merge(key)
+        .merge(session)
+        .merge(any)
         // Outermost: request ids for every route, and it watches what the routes answer.
         .layer(base)
 }
@@ -82,6 +103,54 @@ async fn me(principal: Principal, Claims(claims): Claims<Value>) -> Json<Value> 
 
 async fn admin(principal: Principal) -> Json<Value> {
     Json(json!({ "sub": principal.id(), "admin": true }))
+}
+
+async fn hello(principal: Principal) -> Json<Value> {
+    Json(json!({ "id": principal.id(), "scheme": principal.scheme() }))
+}
+
+/// The demo's user store. A real one compares password hashes (argon2, bcrypt) and, for
+/// an unknown user, still checks one dummy hash so both failures take the same time.
+async fn check_password(c: BasicCredentials) -> AuthResult {
+    let stored = match c.user.as_str() {
+        "alice" => "wonderland",
+        "mallory" => "mallory-pass",
+        _ => return Err(AuthFailure::new(Reason::BasicUserUnknown)),
+    };
+    if c.password.ct_eq(stored) {
+        Ok(Principal::new(c.user))
+    } else {
+        Err(AuthFailure::new(Reason::BasicPasswordMismatch))
+    }
+}
+
+fn account(p: &Principal) -> std::future::Ready<Result<AccountStatus, AuthFailure>> {
+    let status = if p.id() == Some("mallory") {
+        AccountStatus::Disabled
+    } else {
+        AccountStatus::Active
+    };
+    std::future::ready(Ok(status))
+}
+
+async fn check_key(ApiKey(key): ApiKey) -> AuthResult {
+    if key.ct_eq("demo-key-123") {
+        Ok(Principal::new("demo-key-owner"))
+    } else if key.ct_eq("demo-key-revoked") {
+        Err(AuthFailure::new(Reason::ApiKeyRevoked).detail("the key was revoked"))
+    } else {
+        Err(AuthFailure::new(Reason::ApiKeyUnknown))
+    }
+}
+
+async fn check_session(SessionCookie(id): SessionCookie) -> AuthResult {
+    if id.ct_eq("s-valid") {
+        Ok(Principal::new("alice"))
+    } else if id.ct_eq("s-expired") {
+        Err(AuthFailure::new(Reason::SessionExpired).detail("the session expired"))
+    } else {
+        Err(AuthFailure::new(Reason::SessionInvalid))
+    }
 }
 
 fn init_logs(json: bool) {

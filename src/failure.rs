@@ -113,6 +113,14 @@ impl AuthFailure {
         }
     }
 
+    /// The application's store could not answer: 503 `authenticator_unavailable`, logged
+    /// at ERROR with `detail` (never shown to the client in production).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        let mut f = AuthFailure::new(Reason::AuthenticatorUnavailable).detail(detail);
+        f.facts.retry_after = Some(5);
+        f
+    }
+
     /// The precise reason.
     pub fn reason(&self) -> Reason {
         self.reason

@@ -1,6 +1,10 @@
 //! [`AuthDiagnostics`]: the layer and its builder.
 
+use crate::authn::api_key::ApiKeyAuthenticator;
+use crate::authn::basic::BasicAuthenticator;
 use crate::authn::jwt::JwtAuthenticator;
+use crate::authn::session::SessionAuthenticator;
+use crate::authn::verify::CheckAccount;
 use crate::authn::Scheme;
 use crate::problem::RenderConfig;
 use crate::reason::DetailMode;
@@ -17,6 +21,16 @@ pub(crate) struct Config {
     pub realm: Cow<'static, str>,
     pub detail: DetailMode,
     pub schemes: Vec<Scheme>,
+    pub account: Option<AccountHook>,
+}
+
+#[derive(Clone)]
+pub(crate) struct AccountHook(pub Arc<dyn CheckAccount>);
+
+impl std::fmt::Debug for AccountHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountHook")
+    }
 }
 
 impl Config {
@@ -69,6 +83,7 @@ impl AuthDiagnostics {
                 realm: Cow::Borrowed(DEFAULT_REALM),
                 detail: DetailMode::Production,
                 schemes: Vec::new(),
+                account: None,
             }),
         }
     }
@@ -81,6 +96,42 @@ impl AuthDiagnostics {
     /// Accepts `Authorization: Bearer <JWT>` verified by `jwt`.
     pub fn bearer(self, jwt: JwtAuthenticator) -> Self {
         self.edit(|c| c.schemes.push(Scheme::Bearer(Arc::new(jwt))))
+    }
+
+    /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.
+    pub fn basic(self, basic: BasicAuthenticator) -> Self {
+        self.edit(|c| c.schemes.push(Scheme::Basic(basic)))
+    }
+
+    /// Accepts an API key (default header `X-API-Key`), verified by the application.
+    pub fn api_key(self, key: ApiKeyAuthenticator) -> Self {
+        self.edit(|c| c.schemes.push(Scheme::ApiKey(key)))
+    }
+
+    /// Accepts a session cookie, verified by the application.
+    pub fn session(self, session: SessionAuthenticator) -> Self {
+        self.edit(|c| c.schemes.push(Scheme::Session(session)))
+    }
+
+    /// Asks `hook` about the account of every principal whose credentials verified, with
+    /// any scheme: [`AccountStatus::Disabled`](crate::AccountStatus::Disabled) and
+    /// [`AccountStatus::Locked`](crate::AccountStatus::Locked) answer 403
+    /// `account_disabled` / `account_locked` (the credentials are fine; the account may
+    /// not proceed). A hook that fails answers 503 `authenticator_unavailable`.
+    ///
+    /// ```
+    /// use auth_diagnostics::{AccountStatus, AuthDiagnostics, Principal};
+    ///
+    /// let layer = AuthDiagnostics::new().account_status(|p: &Principal| {
+    ///     let disabled = p.id() == Some("mallory");
+    ///     async move {
+    ///         Ok(if disabled { AccountStatus::Disabled } else { AccountStatus::Active })
+    ///     }
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn account_status(self, hook: impl CheckAccount) -> Self {
+        self.edit(|c| c.account = Some(AccountHook(Arc::new(hook))))
     }
 
     /// The `realm` of every challenge (default `api`). Fixed text: never derived from the

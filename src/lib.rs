@@ -61,10 +61,16 @@ mod reason;
 mod request_id;
 mod sanitize;
 mod scope;
+mod secret;
 mod service;
 
+pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
+pub use authn::basic::{decode_basic, BasicAuthenticator, BasicCredentials};
 pub use authn::jwt::{JwtAuthenticator, StaticKey, Verified};
-pub use authn::Principal;
+pub use authn::principal::Principal;
+pub use authn::session::{SessionAuthenticator, SessionCookie};
+pub use authn::verify::{AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify};
+pub use secret::{constant_time_eq, Secret};
 pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, Location, TokenFacts};

@@ -121,33 +121,42 @@ impl AuthFailure {
         if !reason.has_challenge() {
             return Vec::new();
         }
-        let bearer_configured =
-            cfg.schemes.is_empty() || cfg.schemes.iter().any(|s| s.name() == "Bearer");
-        let mut names: Vec<&'static str> = if cfg.schemes.is_empty() {
-            vec!["Bearer"]
+        // With no scheme configured the layer speaks Bearer.
+        let mut schemes: Vec<Option<&Scheme>> = if cfg.schemes.is_empty() {
+            vec![None]
         } else {
-            cfg.schemes.iter().map(Scheme::name).collect()
+            cfg.schemes.iter().map(Some).collect()
         };
-        names.sort_by_key(|n| *n != "Basic");
-        names.dedup();
+        let name = |s: &Option<&Scheme>| s.map_or("Bearer", |s| s.name());
+        schemes.sort_by_key(|s| name(s) != "Basic");
         if reason.status().as_u16() != 401 {
             // 400 invalid_request and 403 insufficient_scope are Bearer's words only.
-            if !bearer_configured {
-                return Vec::new();
-            }
-            names.retain(|n| *n == "Bearer");
+            schemes.retain(|s| name(s) == "Bearer");
         }
-        names
-            .into_iter()
-            .map(|name| self.challenge_for(name, cfg))
-            .collect()
+        let mut seen = Vec::with_capacity(schemes.len());
+        let mut out = Vec::with_capacity(schemes.len());
+        for s in schemes {
+            if !seen.contains(&name(&s)) {
+                seen.push(name(&s));
+                out.push(self.challenge_for(s, cfg));
+            }
+        }
+        out
     }
 
-    fn challenge_for(&self, scheme: &'static str, cfg: &RenderConfig<'_>) -> Challenge {
-        let c = Challenge::new(scheme).realm(cfg.realm);
+    fn challenge_for(&self, scheme: Option<&Scheme>, cfg: &RenderConfig<'_>) -> Challenge {
+        let c = Challenge::new(scheme.map_or("Bearer", |s| s.name())).realm(cfg.realm);
         match scheme {
-            "Basic" => c.quoted_param("charset", "UTF-8"),
-            "Bearer" => match self.reason.bearer_error() {
+            Some(Scheme::Basic(_)) => c.quoted_param("charset", "UTF-8"),
+            Some(Scheme::ApiKey(k)) => {
+                let c = c.quoted_param("header", &k.header_display);
+                match &k.query {
+                    Some(q) => c.quoted_param("query", q),
+                    None => c,
+                }
+            }
+            Some(Scheme::Session(sess)) => c.quoted_param("name", &sess.cookie),
+            Some(Scheme::Bearer(_)) | None => match self.reason.bearer_error() {
                 Some(err) => {
                     let description: Cow<'_, str> = match cfg.detail {
                         DetailMode::Verbose => self
@@ -166,7 +175,6 @@ impl AuthFailure {
                 }
                 None => c,
             },
-            _ => c,
         }
     }
 
@@ -187,7 +195,7 @@ impl AuthFailure {
         for challenge in self.challenges(cfg) {
             headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
         }
-        if self.reason == Reason::KeySourceUnavailable {
+        if status == http::StatusCode::SERVICE_UNAVAILABLE {
             let secs = self.facts.retry_after.unwrap_or(30);
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }

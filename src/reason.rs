@@ -125,6 +125,9 @@ reasons! {
     InsufficientScope = "insufficient_scope",
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
     KeySourceUnavailable = "key_source_unavailable",
+    /// The application's verifier or account hook could not answer (its store is down):
+    /// a server fault, 503, never a 401.
+    AuthenticatorUnavailable = "authenticator_unavailable",
     /// Basic credentials that are not base64, have no `:`, or are not UTF-8.
     BasicMalformed = "basic_malformed",
     /// Basic: no such user.
@@ -169,7 +172,7 @@ impl Reason {
             | AccountLocked
             | Forbidden
             | UpstreamUnauthorizedAfterAuthentication => StatusCode::FORBIDDEN,
-            KeySourceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            KeySourceUnavailable | AuthenticatorUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -235,6 +238,7 @@ impl Reason {
         match self {
             CredentialsMissing => Severity::Info,
             KeySourceUnavailable
+            | AuthenticatorUnavailable
             | PreflightBlocked
             | UpstreamChallengeMissing
             | UpstreamUnauthorizedAfterAuthentication
@@ -266,6 +270,7 @@ impl Reason {
             TokenTypeRejected => "Token type not accepted",
             InsufficientScope => "Insufficient scope",
             KeySourceUnavailable => "Signing keys unavailable",
+            AuthenticatorUnavailable => "Authentication unavailable",
             BasicMalformed => "Malformed Basic credentials",
             BasicUserUnknown => "Unknown user",
             BasicPasswordMismatch => "Wrong password",
@@ -318,6 +323,7 @@ impl Reason {
             TokenTypeRejected => "The token has a type this resource does not accept.",
             InsufficientScope => "The token does not grant the scope this resource requires.",
             KeySourceUnavailable => "The server cannot verify tokens right now; retry later.",
+            AuthenticatorUnavailable => "The server cannot verify credentials right now; retry later.",
             BasicMalformed => "The Basic credentials could not be decoded.",
             BasicUserUnknown => "No user with this name exists.",
             BasicPasswordMismatch => "The password is wrong.",
@@ -343,7 +349,7 @@ impl Reason {
     pub const fn hint(self) -> &'static str {
         use Reason::*;
         match self {
-            CredentialsMissing => "Send `Authorization: Bearer <token>`; if you did, a proxy or redirect may have dropped the header.",
+            CredentialsMissing => "Send the credentials listed in WWW-Authenticate; if you did, a proxy or redirect may have dropped them.",
             SchemeNotAccepted => "Use one of the schemes listed in WWW-Authenticate.",
             SchemePrefixMissing => "Prefix the token with the scheme: `Authorization: Bearer <token>`.",
             CredentialsWrongLocation => "Move the credential into the header this resource reads (see WWW-Authenticate).",
@@ -362,6 +368,7 @@ impl Reason {
             TokenTypeRejected => "Send an access token (typ `at+jwt`), not an ID token.",
             InsufficientScope => "Request a token with the scope listed in WWW-Authenticate.",
             KeySourceUnavailable => "The key set endpoint is unreachable; the server operator should check it.",
+            AuthenticatorUnavailable => "The credential store is unreachable; the server operator should check it.",
             BasicMalformed => "Send `Basic base64(user:password)` with UTF-8 text.",
             BasicUserUnknown | BasicPasswordMismatch | CredentialsInvalid => "Check the user name and password.",
             ApiKeyUnknown | ApiKeyRevoked => "Check the API key, or create a new one.",

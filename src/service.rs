@@ -1,6 +1,8 @@
 //! The [`AuthDiagnosticsService`] and its [`ResponseFuture`].
 
-use crate::authn::authenticate;
+use crate::authn::verify::{AccountStatus, AuthFuture, AuthResult};
+use crate::authn::{authenticate, Decision, Principal};
+use crate::layer::AccountHook;
 use crate::credentials::is_preflight;
 use crate::failure::AuthFailure;
 use crate::layer::Config;
@@ -9,7 +11,8 @@ use crate::reason::Reason;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, Uri};
+use http::header::CACHE_CONTROL;
+use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -44,6 +47,8 @@ struct Ctx {
     method: Method,
     uri: Uri,
     preflight: bool,
+    /// Authenticated by a credential shared caches do not key on (API key, cookie).
+    private: bool,
 }
 
 impl Ctx {
@@ -72,7 +77,7 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S, ReqBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -81,56 +86,119 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = RequestId::ensure(req.headers_mut());
         let preflight = is_preflight(req.method(), req.headers());
-        let ctx = Ctx {
+        let mut ctx = Ctx {
             config: self.config.clone(),
             request_id: request_id.clone(),
             method: req.method().clone(),
             uri: req.uri().clone(),
             preflight,
+            private: false,
         };
         req.extensions_mut().insert(request_id);
 
-        if !preflight && !self.config.schemes.is_empty() {
-            match authenticate(req.headers(), req.uri(), &self.config.schemes) {
-                Ok(principal) => {
+        // The service that was polled ready is the one we call; keep a fresh clone.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+
+        if preflight || self.config.schemes.is_empty() {
+            return ResponseFuture::call(inner, req, ctx);
+        }
+        let account = self.config.account.clone();
+        match authenticate(req.headers(), req.uri(), &self.config.schemes) {
+            Decision::Rejected(failure) => ResponseFuture::rejected(ctx.reject(&failure)),
+            Decision::Authenticated(principal) => match account {
+                None => {
                     req.extensions_mut().insert(principal);
+                    ResponseFuture::call(inner, req, ctx)
                 }
-                Err(failure) => {
-                    return ResponseFuture::rejected(ctx.reject(&failure));
+                Some(hook) => {
+                    let fut = Box::pin(check_account(hook, principal));
+                    ResponseFuture::authenticating(fut, inner, req, ctx)
                 }
+            },
+            Decision::Pending(mut pending) => {
+                ctx.private = pending.private;
+                let scheme = pending.scheme;
+                let fut = Box::pin(async move {
+                    let principal = match (&mut pending.fut).await {
+                        Ok(p) => p.with_scheme(scheme),
+                        Err(f) => return Err(pending.annotate(f)),
+                    };
+                    match account {
+                        Some(hook) => check_account(hook, principal).await,
+                        None => Ok(principal),
+                    }
+                });
+                ResponseFuture::authenticating(fut, inner, req, ctx)
             }
         }
+    }
+}
 
-        // Call the service that was polled ready; keep a fresh clone for next time.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        ResponseFuture::inner(inner.call(req), ctx)
+/// Runs the account-status hook for a principal whose credentials verified.
+async fn check_account(hook: AccountHook, principal: Principal) -> AuthResult {
+    let refuse = |reason: Reason| {
+        let f = AuthFailure::new(reason);
+        Err(match principal.id() {
+            Some(id) => f.user(id),
+            None => f,
+        })
+    };
+    match hook.0.check(&principal).await {
+        Ok(AccountStatus::Active) => Ok(principal),
+        Ok(AccountStatus::Disabled) => refuse(Reason::AccountDisabled),
+        Ok(AccountStatus::Locked) => refuse(Reason::AccountLocked),
+        Err(f) => Err(f),
     }
 }
 
 pin_project! {
     /// The response future of [`AuthDiagnosticsService`].
-    pub struct ResponseFuture<F> {
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
         #[pin]
-        state: State<F>,
+        state: State<S, B>,
     }
 }
 
 pin_project! {
     #[project = Proj]
-    enum State<F> {
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        // The application's verifier (or account hook) is deciding.
+        Authenticating {
+            fut: AuthFuture,
+            inner: Option<S>,
+            req: Option<Request<B>>,
+            ctx: Option<Ctx>,
+        },
         // Waiting for the wrapped service.
-        Inner { #[pin] fut: F, ctx: Option<Ctx> },
+        Inner { #[pin] fut: S::Future, ctx: Option<Ctx> },
         // Rejected before the wrapped service was called.
         Rejected { response: Option<Response<Body>> },
     }
 }
 
-impl<F> ResponseFuture<F> {
-    fn inner(fut: F, ctx: Ctx) -> Self {
+impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
+    fn call(mut inner: S, req: Request<B>, ctx: Ctx) -> Self {
         Self {
             state: State::Inner {
+                fut: inner.call(req),
+                ctx: Some(ctx),
+            },
+        }
+    }
+
+    fn authenticating(fut: AuthFuture, inner: S, req: Request<B>, ctx: Ctx) -> Self {
+        Self {
+            state: State::Authenticating {
                 fut,
+                inner: Some(inner),
+                req: Some(req),
                 ctx: Some(ctx),
             },
         }
@@ -145,24 +213,50 @@ impl<F> ResponseFuture<F> {
     }
 }
 
-impl<F, ResBody, E> Future for ResponseFuture<F>
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
-    F: Future<Output = Result<Response<ResBody>, E>>,
+    S: Service<Request<B>, Response = Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
     ResBody::Error: Into<BoxError>,
 {
-    type Output = Result<Response<Body>, E>;
+    type Output = Result<Response<Body>, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            Proj::Rejected { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-            Proj::Inner { fut, ctx } => {
-                let response = ready!(fut.poll(cx))?;
-                let ctx = ctx.take().expect("polled after completion");
-                Poll::Ready(Ok(watch(response.map(Body::new), &ctx)))
-            }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            let next = match self.as_mut().project().state.project() {
+                Proj::Rejected { response } => {
+                    return Poll::Ready(Ok(response.take().expect("polled after completion")))
+                }
+                Proj::Inner { fut, ctx } => {
+                    let response = ready!(fut.poll(cx))?;
+                    let ctx = ctx.take().expect("polled after completion");
+                    return Poll::Ready(Ok(watch(response.map(Body::new), &ctx)));
+                }
+                Proj::Authenticating {
+                    fut,
+                    inner,
+                    req,
+                    ctx,
+                } => {
+                    let outcome = ready!(fut.as_mut().poll(cx));
+                    let ctx = ctx.take().expect("polled after completion");
+                    let mut req = req.take().expect("polled after completion");
+                    match outcome {
+                        Ok(principal) => {
+                            req.extensions_mut().insert(principal);
+                            let mut inner = inner.take().expect("polled after completion");
+                            State::Inner {
+                                fut: inner.call(req),
+                                ctx: Some(ctx),
+                            }
+                        }
+                        Err(failure) => State::Rejected {
+                            response: Some(ctx.reject(&failure)),
+                        },
+                    }
+                }
+            };
+            self.as_mut().project().state.set(next);
         }
     }
 }
@@ -185,9 +279,14 @@ fn watch(mut response: Response<Body>, ctx: &Ctx) -> Response<Body> {
         ));
         emit(&failure, &ctx.info(), status, ctx.config.detail);
     }
-    response
-        .headers_mut()
+    let headers = response.headers_mut();
+    headers
         .entry(X_REQUEST_ID)
         .or_insert_with(|| ctx.request_id.header_value().clone());
+    if ctx.private {
+        headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("private"));
+    }
     response
 }

@@ -1,133 +1,146 @@
 //! Authenticators, one file per scheme, and the decision of which one a request goes to.
 
+pub(crate) mod api_key;
+pub(crate) mod basic;
 pub(crate) mod jwt;
+pub(crate) mod principal;
+pub(crate) mod session;
+pub(crate) mod verify;
 
-use crate::credentials::{is_token68, looks_like_jwt, parse_authorization, Parsed, Scan};
+use crate::credentials::{
+    find_cookie, is_token68, looks_like_jwt, parse_authorization, Parsed, Scan, OTHER_HEADERS,
+};
 use crate::failure::{AuthFailure, Location};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
+use crate::secret::Secret;
+use api_key::{ApiKey, ApiKeyAuthenticator, MAX_KEY};
+use basic::{decode_basic, BasicAuthenticator};
 use http::{HeaderMap, Uri};
 use jwt::JwtAuthenticator;
-use serde_json::{Map, Value};
+pub(crate) use principal::Principal;
+use session::{SessionAuthenticator, SessionCookie, MAX_SESSION};
 use std::borrow::Cow;
 use std::sync::Arc;
-
-/// The authenticated party, put into request extensions on success.
-///
-/// Handlers take it as an extractor:
-///
-/// ```
-/// use auth_diagnostics::Principal;
-///
-/// async fn me(principal: Principal) -> String {
-///     format!("hello {}", principal.id().unwrap_or("anonymous"))
-/// }
-/// # let _ = me;
-/// ```
-#[derive(Debug, Clone)]
-pub struct Principal {
-    scheme: &'static str,
-    id: Option<String>,
-    claims: Option<Arc<Value>>,
-}
-
-impl Principal {
-    /// A principal authenticated by `scheme` (e.g. `"Bearer"`), identified by `id`.
-    pub fn new(scheme: &'static str, id: impl Into<String>) -> Self {
-        Self {
-            scheme,
-            id: Some(id.into()),
-            claims: None,
-        }
-    }
-
-    pub(crate) fn from_jwt(claims: Map<String, Value>) -> Self {
-        let id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
-        Self {
-            scheme: "Bearer",
-            id,
-            claims: Some(Arc::new(Value::Object(claims))),
-        }
-    }
-
-    /// The scheme that authenticated the request.
-    pub fn scheme(&self) -> &'static str {
-        self.scheme
-    }
-
-    /// The subject: `sub` of a JWT, the user name of Basic, the key's owner.
-    pub fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    /// The verified JWT claims, when a JWT authenticated the request.
-    pub fn claims(&self) -> Option<&Map<String, Value>> {
-        self.claims.as_deref().and_then(Value::as_object)
-    }
-
-    /// The verified JWT claims as one JSON value (an object).
-    pub fn claims_value(&self) -> Option<&Value> {
-        self.claims.as_deref()
-    }
-
-    /// The granted scopes: the space-separated `scope` claim and the `scp` claim
-    /// (string or array).
-    pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        let claims = self.claims();
-        let get = move |name: &str| claims.and_then(|c| c.get(name));
-        words(get("scope"))
-            .chain(words(get("scp")))
-            .chain(array(get("scp")))
-            .chain(array(get("scope")))
-    }
-
-    /// Whether `scope` is granted.
-    pub fn has_scope(&self, scope: &str) -> bool {
-        self.scopes().any(|s| s == scope)
-    }
-}
-
-fn words(v: Option<&Value>) -> impl Iterator<Item = &str> {
-    let s = v.and_then(Value::as_str).unwrap_or("");
-    s.split(' ').filter(|w| !w.is_empty())
-}
-
-fn array(v: Option<&Value>) -> impl Iterator<Item = &str> {
-    v.and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-}
+use verify::AuthFuture;
 
 /// A configured way to authenticate. The order of configuration is the order of
 /// challenges, except that Basic always comes first (RFC 9110 §11.3).
 #[derive(Clone, Debug)]
 pub(crate) enum Scheme {
     Bearer(Arc<JwtAuthenticator>),
+    Basic(BasicAuthenticator),
+    ApiKey(ApiKeyAuthenticator),
+    Session(SessionAuthenticator),
 }
 
 impl Scheme {
+    /// The auth-scheme of its challenge.
     pub fn name(&self) -> &'static str {
         match self {
             Scheme::Bearer(_) => "Bearer",
+            Scheme::Basic(_) => "Basic",
+            Scheme::ApiKey(_) => "ApiKey",
+            Scheme::Session(_) => "Cookie",
         }
+    }
+
+    /// What a person should send, e.g. `Bearer`, `X-API-Key header`, `cookie sid`.
+    fn describe(&self) -> Cow<'static, str> {
+        match self {
+            Scheme::Bearer(_) | Scheme::Basic(_) => Cow::Borrowed(self.name()),
+            Scheme::ApiKey(k) => Cow::Owned(format!("{} header", k.header_display)),
+            Scheme::Session(s) => Cow::Owned(format!("cookie {}", cap(&s.cookie))),
+        }
+    }
+
+    /// How to send this credential, for hints.
+    fn how_to_send(&self) -> String {
+        match self {
+            Scheme::Bearer(_) => "`Authorization: Bearer <token>`".to_owned(),
+            Scheme::Basic(_) => "`Authorization: Basic base64(user:password)`".to_owned(),
+            Scheme::ApiKey(k) => format!("`{}: <key>`", k.header_display),
+            Scheme::Session(s) => format!("the `{}` cookie", cap(&s.cookie)),
+        }
+    }
+
+    /// Whether the credential this scheme reads must not be cached by shared caches
+    /// (RFC 9110 §16.4.2: caches key on `Authorization`, not on other headers or cookies).
+    pub fn cache_private(&self) -> bool {
+        matches!(self, Scheme::ApiKey(_) | Scheme::Session(_))
     }
 }
 
 fn expected_names(schemes: &[Scheme]) -> Cow<'static, str> {
     match schemes {
-        [one] => Cow::Borrowed(one.name()),
-        many => Cow::Owned(many.iter().map(Scheme::name).collect::<Vec<_>>().join(", ")),
+        [one] => one.describe(),
+        many => Cow::Owned(
+            many.iter()
+                .map(Scheme::describe)
+                .collect::<Vec<_>>()
+                .join(" or "),
+        ),
+    }
+}
+
+/// What the layer does with a request.
+pub(crate) enum Decision {
+    /// Verified on the spot (a JWT with static keys).
+    Authenticated(Principal),
+    /// Handed to the application's verifier; failures get `facts` attached.
+    Pending(Pending),
+    /// Refused.
+    Rejected(AuthFailure),
+}
+
+/// An application verifier at work, and what to say about its failures.
+pub(crate) struct Pending {
+    pub fut: AuthFuture,
+    pub scheme: &'static str,
+    pub private: bool,
+    expected: Cow<'static, str>,
+    location: Location,
+    secret_hash: String,
+    user: Option<String>,
+}
+
+impl Pending {
+    fn new(fut: AuthFuture, scheme: &Scheme, location: Location, secret: &[u8]) -> Self {
+        Self {
+            fut,
+            scheme: scheme.name(),
+            private: scheme.cache_private(),
+            expected: scheme.describe(),
+            location,
+            secret_hash: fingerprint(secret),
+            user: None,
+        }
+    }
+
+    /// Completes a failure from the verifier with where the credential was and whose.
+    pub fn annotate(&mut self, failure: AuthFailure) -> AuthFailure {
+        let mut f = failure
+            .with_location(self.location.clone())
+            .with_fingerprint(std::mem::take(&mut self.secret_hash));
+        if f.facts.user.is_none() {
+            if let Some(user) = &self.user {
+                f = f.user(user);
+            }
+        }
+        if f.facts.expected_scheme.is_none() {
+            f.facts.expected_scheme = Some(self.expected.clone());
+        }
+        f
     }
 }
 
 /// Decides where the request's credential is, hands it to the matching scheme, and
 /// names the transport problem when there is none to hand over.
-pub(crate) fn authenticate(
-    headers: &HeaderMap,
-    uri: &Uri,
-    schemes: &[Scheme],
-) -> Result<Principal, AuthFailure> {
+///
+/// The first credential that matches a configured scheme decides: `Authorization` with
+/// a configured scheme, then the API key header, the API key query parameter (if allowed),
+/// the session cookie.
+pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -> Decision {
     let scan = Scan::new(headers, uri);
     let expected = || expected_names(schemes);
     let fail = |reason: Reason, location: Location| {
@@ -137,87 +150,169 @@ pub(crate) fn authenticate(
     };
 
     if scan.authorization_count > 1 {
-        return Err(
-            fail(Reason::CredentialsConflict, Location::Authorization).detail(format!(
-                "the request has {} Authorization header fields; send exactly one",
-                scan.authorization_count
-            )),
-        );
+        return Decision::Rejected(fail(Reason::CredentialsConflict, Location::Authorization).detail(format!(
+            "the request has {} Authorization header fields; send exactly one",
+            scan.authorization_count
+        )));
     }
-    if let Some(raw) = scan.authorization() {
-        if let Some((name, _)) = scan.query {
-            return Err(fail(Reason::CredentialsConflict, Location::Authorization)
-                .detail(format!(
-                "the request has an Authorization header and a `{name}` query parameter; send one"
-            )));
+    let query_key = schemes.iter().find_map(|s| match s {
+        Scheme::ApiKey(k) => k.query.as_deref().and_then(|q| query_param(uri, q).map(|v| (k, q, v))),
+        _ => None,
+    });
+    let authorization = scan.authorization();
+    if authorization.is_some() {
+        let in_query = scan.query.map(|(n, _)| n).or(query_key.map(|(_, q, _)| q));
+        if let Some(name) = in_query {
+            return Decision::Rejected(fail(Reason::CredentialsConflict, Location::Authorization).detail(
+                format!("the request has an Authorization header and a `{}` query parameter; send one", cap(name)),
+            ));
         }
-        let failure = match parse_authorization(raw) {
+    }
+
+    // 1. Authorization with a configured scheme.
+    let parsed = authorization.map(parse_authorization);
+    if let Some(Parsed::Scheme { scheme, rest }) = &parsed {
+        for s in schemes {
+            if !s.name().eq_ignore_ascii_case(scheme) {
+                continue;
+            }
+            match s {
+                Scheme::Bearer(jwt) => {
+                    return match bearer(jwt, rest) {
+                        Ok(p) => Decision::Authenticated(p),
+                        Err(f) => Decision::Rejected(f),
+                    }
+                }
+                Scheme::Basic(basic) => {
+                    let creds = match basic_token(rest).and_then(decode_basic) {
+                        Ok(c) => c,
+                        Err(f) => {
+                            let mut f = f
+                                .with_location(Location::Authorization)
+                                .with_fingerprint(fingerprint(rest.as_bytes()));
+                            f.facts.expected_scheme = Some(Cow::Borrowed("Basic"));
+                            return Decision::Rejected(f);
+                        }
+                    };
+                    let user = creds.user.clone();
+                    let mut p = Pending::new(basic.start(creds), s, Location::Authorization, rest.as_bytes());
+                    p.user = Some(user);
+                    return Decision::Pending(p);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    // 2. Other configured credentials.
+    for s in schemes {
+        match s {
+            Scheme::ApiKey(k) => {
+                if let Some(v) = headers.get(&k.header) {
+                    let location = Location::Header(Cow::Owned(k.header.as_str().to_owned()));
+                    return key_decision(s, k, location, v.as_bytes());
+                }
+            }
+            Scheme::Session(sess) => {
+                if let Some((_, value)) = find_cookie(headers, |name, _| name == sess.cookie) {
+                    let location = Location::Cookie(Cow::Owned(cap(&sess.cookie).to_string()));
+                    if value.len() > MAX_SESSION {
+                        return Decision::Rejected(
+                            AuthFailure::new(Reason::SessionInvalid)
+                                .with_location(location)
+                                .detail("the session cookie is longer than 4 KiB")
+                                .with_fingerprint(fingerprint(value.as_bytes())),
+                        );
+                    }
+                    let fut = sess.start(SessionCookie(Secret::new(value)));
+                    return Decision::Pending(Pending::new(fut, s, location, value.as_bytes()));
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((k, q, v)) = query_key {
+        let location = Location::Query(Cow::Owned(cap(q).to_string()));
+        let scheme = schemes.iter().find(|s| matches!(s, Scheme::ApiKey(_))).expect("found above");
+        return key_decision(scheme, k, location, v.as_bytes());
+    }
+
+    // 3. Nothing matched: name the transport problem.
+    if let Some(parsed) = parsed {
+        let raw = authorization.unwrap_or_default();
+        let f = match parsed {
             Parsed::Invalid(why) => fail(Reason::AuthorizationMalformed, Location::Authorization)
                 .detail(why)
                 .with_fingerprint(fingerprint(raw)),
             Parsed::Bare(token) => {
                 let mut f = fail(Reason::SchemePrefixMissing, Location::Authorization)
-                    .with_fingerprint(fingerprint(token.as_bytes()));
-                f = f.detail(if looks_like_jwt(token) {
-                    "the Authorization value is a bare JWT without `Bearer `"
-                } else {
-                    "the Authorization value is a bare token without a scheme"
-                });
+                    .with_fingerprint(fingerprint(token.as_bytes()))
+                    .detail(if looks_like_jwt(token) {
+                        "the Authorization value is a bare JWT without `Bearer `"
+                    } else {
+                        "the Authorization value is a bare token without a scheme"
+                    });
                 if let Some(t) = jwt::inspect(token) {
                     f = f.with_token(t);
                 }
                 f
             }
             Parsed::Scheme { scheme, rest } => {
-                let matched = schemes
-                    .iter()
-                    .find(|s| s.name().eq_ignore_ascii_case(scheme));
-                match matched {
-                    Some(Scheme::Bearer(jwt)) => match bearer(jwt, rest) {
-                        Ok(principal) => return Ok(principal),
-                        Err(f) => f,
-                    },
-                    None => {
-                        let mut f = fail(Reason::SchemeNotAccepted, Location::Authorization)
+                let key = schemes.iter().find_map(|s| match s {
+                    Scheme::ApiKey(k) => Some(k),
+                    _ => None,
+                });
+                let mut f = match key {
+                    Some(k) if API_KEY_SCHEMES.iter().any(|n| n.eq_ignore_ascii_case(scheme)) => {
+                        fail(Reason::CredentialsWrongLocation, Location::Authorization)
                             .detail(format!(
-                                "Authorization uses {}, this resource accepts {}",
+                                "an API key was sent in Authorization (scheme {}), but this resource reads it from the {} header",
                                 cap(scheme),
-                                expected()
+                                k.header_display
                             ))
-                            .with_fingerprint(fingerprint(rest.as_bytes()));
-                        f.facts.received_scheme = Some(cap(scheme));
-                        f
+                            .hint(format!("Send the key as `{}: <key>`.", k.header_display))
                     }
-                }
+                    _ => fail(Reason::SchemeNotAccepted, Location::Authorization).detail(format!(
+                        "Authorization uses {}, this resource accepts {}",
+                        cap(scheme),
+                        expected()
+                    )),
+                };
+                f.facts.received_scheme = Some(cap(scheme));
+                f.with_fingerprint(fingerprint(rest.as_bytes()))
             }
         };
-        return Err(failure);
+        return Decision::Rejected(f);
     }
 
     let wrong = |location: Location, secret: &[u8], what: String| {
         fail(Reason::CredentialsWrongLocation, location)
-            .detail(format!(
-                "{what}, but this resource reads only the Authorization header"
-            ))
+            .detail(format!("{what}, but this resource expects {}", expected()))
             .with_fingerprint(fingerprint(secret))
     };
     if let Some((name, value)) = scan.query {
-        return Err(wrong(
+        return Decision::Rejected(wrong(
             Location::Query(Cow::Borrowed(name)),
             value.as_bytes(),
             format!("a credential was sent in the `{name}` query parameter"),
         )
-        .hint("Query strings end up in logs and browser history: send the token in `Authorization: Bearer <token>`."));
+        .hint("Query strings end up in logs and browser history: send the credential in a header."));
     }
-    if let Some((name, value)) = scan.header {
-        return Err(wrong(
+    let configured_header =
+        |name: &str| schemes.iter().any(|s| matches!(s, Scheme::ApiKey(k) if k.header == name));
+    let other_header = OTHER_HEADERS
+        .iter()
+        .filter(|n| !configured_header(n))
+        .find_map(|&n| headers.get(n).filter(|v| !v.is_empty()).map(|v| (n, v)));
+    if let Some((name, value)) = other_header {
+        return Decision::Rejected(wrong(
             Location::Header(Cow::Borrowed(name)),
-            value,
+            value.as_bytes(),
             format!("a credential was sent in the `{name}` header"),
         ));
     }
     if let Some((name, value)) = scan.cookie {
-        return Err(wrong(
+        return Decision::Rejected(wrong(
             Location::Cookie(Cow::Owned(cap(name).to_string())),
             value.as_bytes(),
             format!("a credential was sent in the `{}` cookie", cap(name)),
@@ -227,13 +322,63 @@ pub(crate) fn authenticate(
     let mut f = AuthFailure::new(Reason::CredentialsMissing)
         .detail(format!("no credentials; expected {}", expected()));
     f.facts.expected_scheme = Some(expected());
-    if scan.proxied {
-        f = f.hint(
+    let how = schemes.iter().map(Scheme::how_to_send).collect::<Vec<_>>().join(" or ");
+    f = if scan.proxied {
+        f.hint(format!(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
-             and carries no Authorization: the proxy may have stripped it.",
-        );
+             and carries no Authorization: the proxy may have stripped it. Expected {how}."
+        ))
+    } else {
+        f.hint(format!("Send {how}; if you did, a proxy or redirect may have dropped it."))
+    };
+    Decision::Rejected(f)
+}
+
+/// Authorization schemes people use for API keys.
+const API_KEY_SCHEMES: &[&str] = &["apikey", "api-key", "api_key", "x-api-key", "key", "token", "bearer"];
+
+fn key_decision(scheme: &Scheme, k: &ApiKeyAuthenticator, location: Location, raw: &[u8]) -> Decision {
+    let bad = |detail: &str| {
+        Decision::Rejected(
+            AuthFailure::new(Reason::ApiKeyUnknown)
+                .with_location(location.clone())
+                .detail(detail)
+                .with_fingerprint(fingerprint(raw)),
+        )
+    };
+    if raw.len() > MAX_KEY {
+        return bad("the API key is longer than 1 KiB");
     }
-    Err(f)
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return bad("the API key is not UTF-8");
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return bad("the API key is empty");
+    }
+    let fut = k.start(ApiKey(Secret::new(text)));
+    Decision::Pending(Pending::new(fut, scheme, location, raw))
+}
+
+/// The value of query parameter `name` (raw, not percent-decoded).
+fn query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
+    uri.query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(n, v)| *n == name && !v.is_empty())
+        .map(|(_, v)| v)
+}
+
+/// The token68 after `Basic `.
+fn basic_token(rest: &str) -> Result<&str, AuthFailure> {
+    if rest.is_empty() {
+        return Err(AuthFailure::new(Reason::BasicMalformed).detail("`Basic` is followed by nothing"));
+    }
+    if rest.contains([' ', '\t']) || !is_token68(rest) {
+        return Err(AuthFailure::new(Reason::BasicMalformed)
+            .detail("the Basic credentials are not one base64 value"));
+    }
+    Ok(rest)
 }
 
 /// The credentials after `Bearer `: one token68 value, then the JWT checks.

@@ -1,0 +1,113 @@
+//! [`Principal`]: who the request is from.
+
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The authenticated party, put into request extensions on success.
+///
+/// Handlers take it as an extractor:
+///
+/// ```
+/// use auth_diagnostics::Principal;
+///
+/// async fn me(principal: Principal) -> String {
+///     format!("hello {}", principal.id().unwrap_or("anonymous"))
+/// }
+/// # let _ = me;
+/// ```
+#[derive(Debug, Clone)]
+pub struct Principal {
+    scheme: &'static str,
+    id: Option<String>,
+    claims: Option<Arc<Value>>,
+    scopes: Vec<String>,
+}
+
+impl Principal {
+    /// A principal identified by `id` (a user name, a key's owner, a session's user).
+    /// The layer records which scheme authenticated it.
+    pub fn new(id: impl Into<String>) -> Self {
+        Self {
+            scheme: "",
+            id: Some(id.into()),
+            claims: None,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// Grants `scopes` (for [`RequireScope`](crate::RequireScope) on non-JWT schemes).
+    pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes.extend(scopes.into_iter().map(Into::into));
+        self
+    }
+
+    pub(crate) fn from_jwt(claims: Map<String, Value>) -> Self {
+        let id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
+        Self {
+            scheme: "Bearer",
+            id,
+            claims: Some(Arc::new(Value::Object(claims))),
+            scopes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn with_scheme(mut self, scheme: &'static str) -> Self {
+        self.scheme = scheme;
+        self
+    }
+
+    /// The scheme that authenticated the request: `Bearer`, `Basic`, `ApiKey` or `Cookie`.
+    pub fn scheme(&self) -> &'static str {
+        self.scheme
+    }
+
+    /// The subject: `sub` of a JWT, or the id the application's verifier gave.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The verified JWT claims, when a JWT authenticated the request.
+    pub fn claims(&self) -> Option<&Map<String, Value>> {
+        self.claims.as_deref().and_then(Value::as_object)
+    }
+
+    /// The verified JWT claims as one JSON value (an object).
+    pub fn claims_value(&self) -> Option<&Value> {
+        self.claims.as_deref()
+    }
+
+    /// The granted scopes: those given with [`Principal::with_scopes`], the space-separated
+    /// `scope` claim and the `scp` claim (string or array).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        let claims = self.claims();
+        let get = move |name: &str| claims.and_then(|c| c.get(name));
+        self.scopes
+            .iter()
+            .map(String::as_str)
+            .chain(words(get("scope")))
+            .chain(words(get("scp")))
+            .chain(array(get("scp")))
+            .chain(array(get("scope")))
+    }
+
+    /// Whether `scope` is granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|s| s == scope)
+    }
+}
+
+fn words(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    let s = v.and_then(Value::as_str).unwrap_or("");
+    s.split(' ').filter(|w| !w.is_empty())
+}
+
+fn array(v: Option<&Value>) -> impl Iterator<Item = &str> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+}

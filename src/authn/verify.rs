@@ -1,0 +1,80 @@
+//! [`Verify`]: the hook an application implements against its own store.
+
+use crate::authn::Principal;
+use crate::failure::AuthFailure;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a verification decided: the principal, or a precise failure.
+pub type AuthResult = Result<Principal, AuthFailure>;
+
+/// A boxed, sendable verification future.
+pub type AuthFuture = Pin<Box<dyn Future<Output = AuthResult> + Send + 'static>>;
+
+/// Checks credentials of type `C` against the application's own store (a database, a
+/// config file, a remote service) and returns the principal or a precise failure.
+///
+/// Any `Fn(C) -> impl Future<Output = AuthResult>` closure is a `Verify<C>`. Answer with
+/// the precise reason (`basic_user_unknown`, `api_key_revoked`, …): production detail
+/// collapses the ones that would be an oracle, and the log keeps them. When the store
+/// itself fails, answer [`AuthFailure::unavailable`]: that is a 503, never a 401.
+///
+/// ```
+/// use auth_diagnostics::{AuthFailure, BasicCredentials, Principal, Reason, Verify};
+///
+/// fn store() -> impl Verify<BasicCredentials> {
+///     |c: BasicCredentials| async move {
+///         match c.user.as_str() {
+///             "alice" if c.password.ct_eq("wonderland") => Ok(Principal::new("alice")),
+///             "alice" => Err(AuthFailure::new(Reason::BasicPasswordMismatch)),
+///             _ => Err(AuthFailure::new(Reason::BasicUserUnknown)),
+///         }
+///     }
+/// }
+/// # let _ = store();
+/// ```
+pub trait Verify<C>: Send + Sync + 'static {
+    /// Verifies `credentials`.
+    fn verify(&self, credentials: C) -> AuthFuture;
+}
+
+impl<C, F, Fut> Verify<C> for F
+where
+    F: Fn(C) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = AuthResult> + Send + 'static,
+{
+    fn verify(&self, credentials: C) -> AuthFuture {
+        Box::pin(self(credentials))
+    }
+}
+
+/// What the account-status hook answers for an authenticated principal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountStatus {
+    /// The account may proceed.
+    Active,
+    /// The account is disabled: 403 `account_disabled`.
+    Disabled,
+    /// The account is locked (e.g. too many failed sign-ins): 403 `account_locked`.
+    Locked,
+}
+
+/// A boxed account-status future.
+pub type StatusFuture = Pin<Box<dyn Future<Output = Result<AccountStatus, AuthFailure>> + Send>>;
+
+/// Tells whether an authenticated principal's account may proceed. Runs after any scheme
+/// verified the credentials; see [`AuthDiagnostics::account_status`](crate::AuthDiagnostics::account_status).
+pub trait CheckAccount: Send + Sync + 'static {
+    /// The status of `principal`'s account.
+    fn check(&self, principal: &Principal) -> StatusFuture;
+}
+
+impl<F, Fut> CheckAccount for F
+where
+    F: Fn(&Principal) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<AccountStatus, AuthFailure>> + Send + 'static,
+{
+    fn check(&self, principal: &Principal) -> StatusFuture {
+        Box::pin(self(principal))
+    }
+}

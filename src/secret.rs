@@ -1,0 +1,78 @@
+//! [`Secret`]: a credential that never shows up in `Debug` output, and constant-time
+//! comparison helpers.
+
+use std::fmt;
+use subtle::ConstantTimeEq;
+
+/// A password, API key or session id taken from a request.
+///
+/// `Debug` and `Display` print `Secret(***)`: a secret that ends up in a log line by
+/// accident stays a secret. Compare it with [`Secret::ct_eq`], never with `==`.
+#[derive(Clone, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself, for a lookup or a password-hash check.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares with `expected` in time that does not depend on where they differ.
+    pub fn ct_eq(&self, expected: &str) -> bool {
+        constant_time_eq(self.0.as_bytes(), expected.as_bytes())
+    }
+
+    /// The length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the secret is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths, never on their
+/// contents (uses `subtle`). Lengths are not secret for the keys and tokens compared here;
+/// hash both sides first when they are.
+///
+/// ```
+/// use auth_diagnostics::constant_time_eq;
+/// assert!(constant_time_eq(b"demo-key-123", b"demo-key-123"));
+/// assert!(!constant_time_eq(b"demo-key-123", b"demo-key-124"));
+/// ```
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_prints_itself() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s:?} {s}"), "Secret(***) ***");
+        assert!(s.ct_eq("hunter2"));
+        assert!(!s.ct_eq("hunter3"));
+        assert!(!s.ct_eq("hunter"));
+    }
+}
