@@ -12,9 +12,12 @@
 
 use auth_diagnostics::{
     AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
-    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, Principal,
-    Reason, RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
+    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, Principal, Reason,
+    RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
 };
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -61,20 +64,24 @@ pub fn app(cfg: &DemoConfig) -> Router {
 
     let bearer = Router::new()
         .route("/me", get(me))
+        .route("/orders", get(orders))
         .route(
             "/admin",
             get(admin).route_layer(RequireScope::new(["admin"])),
         )
         .layer(base.clone().bearer(jwt.clone()));
-    let basic = Router::new()
-        .route("/basic", get(hello))
-        .layer(base.clone().basic(BasicAuthenticator::new(check_password)).account_status(account));
+    let basic = Router::new().route("/basic", get(hello)).layer(
+        base.clone()
+            .basic(BasicAuthenticator::new(check_password))
+            .account_status(account),
+    );
     let key = Router::new()
         .route("/key", get(hello))
         .layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
-    let session = Router::new()
-        .route("/session", get(hello))
-        .layer(base.clone().session(SessionAuthenticator::new("demo_session", check_session)));
+    let session = Router::new().route("/session", get(hello)).layer(
+        base.clone()
+            .session(SessionAuthenticator::new("demo_session", check_session)),
+    );
     let any = Router::new().route("/any", get(hello)).layer(
         base.clone()
             .bearer(jwt)
@@ -84,12 +91,15 @@ pub fn app(cfg: &DemoConfig) -> Router {
 
     Router::new()
         .route("/public", get(|| async { Json(json!({ "public": true })) }))
+        .route("/legacy", get(legacy))
+        .route("/legacy-forbidden", get(legacy_forbidden))
         .merge(bearer)
         .merge(basic)
         .merge(key)
         .merge(session)
         .merge(any)
-        // Outermost: request ids for every route, and it watches what the routes answer.
+        // Outermost, with no scheme: request ids for every route, and it watches (and in
+        // enforce mode corrects) what the routes answer by themselves.
         .layer(base)
 }
 
@@ -103,6 +113,36 @@ async fn me(principal: Principal, Claims(claims): Claims<Value>) -> Json<Value> 
 
 async fn admin(principal: Principal) -> Json<Value> {
     Json(json!({ "sub": principal.id(), "admin": true }))
+}
+
+/// Wrongly answers 401 to an authenticated token without scope `orders` (it means 403).
+async fn orders(principal: Principal) -> Response {
+    if principal.has_scope("orders") {
+        Json(json!({ "orders": [], "sub": principal.id() })).into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+/// A hand-written check that answers a bare 401, without a challenge.
+async fn legacy(headers: HeaderMap) -> Response {
+    let ok = headers
+        .get(AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes() == b"Bearer legacy-token");
+    if ok {
+        Json(json!({ "legacy": true })).into_response()
+    } else {
+        StatusCode::UNAUTHORIZED.into_response()
+    }
+}
+
+/// Wrongly answers 403 to requests that carry no credentials at all (it means 401).
+async fn legacy_forbidden(headers: HeaderMap) -> Response {
+    if headers.contains_key(AUTHORIZATION) {
+        Json(json!({ "legacy_forbidden": true })).into_response()
+    } else {
+        StatusCode::FORBIDDEN.into_response()
+    }
 }
 
 async fn hello(principal: Principal) -> Json<Value> {

@@ -155,9 +155,10 @@ fn is_scope_char(c: char) -> bool {
 }
 
 /// Text for a quoted-string: printable ASCII and space only (escaping of `"` and `\`
-/// happens at render time); anything else becomes `?`.
+/// happens at render time); control characters are dropped, other characters become `?`.
 fn quoted_safe(text: &str, max: usize) -> String {
     text.chars()
+        .filter(|c| !c.is_control())
         .take(max)
         .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
         .collect()

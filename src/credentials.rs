@@ -49,15 +49,8 @@ const COOKIE_NAMES: &[&str] = &[
     "auth",
 ];
 
-/// Headers that show a request came through a proxy.
-const PROXY_HEADERS: &[&str] = &[
-    "forwarded",
-    "via",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-real-ip",
-];
+/// Headers that show a request came through a proxy (besides any `X-Forwarded-*`).
+const PROXY_HEADERS: &[&str] = &["forwarded", "via", "x-real-ip"];
 
 /// Everything the request says about credentials, borrowed from it.
 #[derive(Debug, Default)]
@@ -97,7 +90,8 @@ impl<'a> Scan<'a> {
         scan.cookie = find_cookie(headers, |name, value| {
             COOKIE_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || looks_like_jwt(value)
         });
-        scan.proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h));
+        scan.proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+            || headers.keys().any(|k| k.as_str().starts_with("x-forwarded-"));
         scan
     }
 

@@ -87,11 +87,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Claims<T> {
                 .detail("the request was not authenticated by a JWT; there are no claims"));
         };
         T::deserialize(value).map(Claims).map_err(|e| {
+            let message = e.to_string();
             let mut f = AuthFailure::new(Reason::TokenClaimMissing).detail(format!(
                 "the claims do not fit the handler's type: {}",
-                cap(&e.to_string())
+                cap(&message)
             ));
-            f.facts.claim = Some(Cow::Owned(cap(&e.to_string()).to_string()));
+            // serde says "missing field `tenant`": name the claim.
+            let claim = message
+                .strip_prefix("missing field `")
+                .and_then(|rest| rest.split_once('`'))
+                .map(|(name, _)| name);
+            if let Some(name) = claim {
+                f.facts.claim = Some(Cow::Owned(cap(name).to_string()));
+            }
             f
         })
     }

@@ -77,7 +77,18 @@ pub(crate) struct Facts {
     pub fingerprint: Option<String>,
     pub user: Option<Capped>,
     pub retry_after: Option<u64>,
+    /// The reason was inferred from unverified request data.
     pub inferred: bool,
+    /// Stable codes of what the request shows (`bare_jwt`, `token_in_query`, …).
+    pub hints: Vec<&'static str>,
+    /// For an upstream correction: the reason the request itself suggests.
+    pub inferred_reason: Option<Reason>,
+    /// For an upstream correction or diagnosis: what the wrapped service answered.
+    pub upstream_status: Option<u16>,
+    /// A `curl` line that repeats the request with credentials replaced.
+    pub repro: Option<String>,
+    /// What production detail shows instead of the reason's own collapse.
+    pub client_override: Option<Reason>,
 }
 
 /// A refused request: a [`Reason`] plus the facts that explain it.
@@ -174,6 +185,14 @@ impl AuthFailure {
 
     pub(crate) fn with_token(mut self, token: TokenFacts) -> Self {
         self.facts.token = Some(token);
+        self
+    }
+
+    /// Adds a stable hint code for the log's `hints` field.
+    pub(crate) fn tag(mut self, code: &'static str) -> Self {
+        if !self.facts.hints.contains(&code) {
+            self.facts.hints.push(code);
+        }
         self
     }
 

@@ -6,6 +6,7 @@ use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
 use crate::authn::verify::CheckAccount;
 use crate::authn::Scheme;
+use crate::flood::{FloodControl, LogRate};
 use crate::problem::RenderConfig;
 use crate::reason::DetailMode;
 use crate::service::AuthDiagnosticsService;
@@ -22,6 +23,25 @@ pub(crate) struct Config {
     pub detail: DetailMode,
     pub schemes: Vec<Scheme>,
     pub account: Option<AccountHook>,
+    pub mode: UpstreamMode,
+    pub flood: Arc<FloodControl>,
+}
+
+/// What the layer does when the wrapped service answers 401/403 wrongly by itself.
+///
+/// The default is [`UpstreamMode::Enforce`]: the corrections are what RFC 9110 §15.5.2
+/// and §15.5.4 require (a 401 carries a challenge; a 401 means "who are you?", a 403 means
+/// "I know who you are, and no"), and a client that sees the right status does the right
+/// thing — it refreshes its token on 401 and stops retrying on 403. The wrapped service's
+/// non-empty bodies are kept. Choose [`UpstreamMode::Observe`] to roll the layer out
+/// first and read what it would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpstreamMode {
+    /// Correct the answer (and log the correction).
+    #[default]
+    Enforce,
+    /// Only log what would be corrected.
+    Observe,
 }
 
 #[derive(Clone)]
@@ -84,6 +104,8 @@ impl AuthDiagnostics {
                 detail: DetailMode::Production,
                 schemes: Vec::new(),
                 account: None,
+                mode: UpstreamMode::Enforce,
+                flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
             }),
         }
     }
@@ -144,6 +166,38 @@ impl AuthDiagnostics {
     /// and non-secret facts. Never turn this on in production.
     pub fn verbose(self) -> Self {
         self.detail(DetailMode::Verbose)
+    }
+
+    /// Only log what the wrapped service's own 401/403 answers get wrong; change nothing.
+    pub fn observe(self) -> Self {
+        self.edit(|c| c.mode = UpstreamMode::Observe)
+    }
+
+    /// Correct the wrapped service's wrong 401/403 answers (the default).
+    pub fn enforce(self) -> Self {
+        self.edit(|c| c.mode = UpstreamMode::Enforce)
+    }
+
+    /// Rate-limits failure events per reason (default: 10 per 10 s, then one per second,
+    /// with a "suppressed N" summary).
+    pub fn log_rate(self, rate: LogRate) -> Self {
+        self.edit(|c| c.flood = Arc::new(FloodControl::new(Some(rate))))
+    }
+
+    /// Logs every failure, without flood control (for tests and low-traffic services).
+    pub fn log_every_failure(self) -> Self {
+        self.edit(|c| c.flood = Arc::new(FloodControl::new(None)))
+    }
+
+    /// How many keys flood control tracks: one per [`Reason`](crate::Reason), whatever
+    /// clients send.
+    pub fn flood_control_keys(&self) -> usize {
+        self.config.flood.tracked()
+    }
+
+    /// Reports every event flood control is holding back now, as "suppressed N" events.
+    pub fn flush_suppressed(&self) {
+        self.config.flood.flush();
     }
 
     /// Sets the detail mode explicitly.

@@ -7,7 +7,10 @@
 use crate::failure::AuthFailure;
 use crate::reason::{DetailMode, Severity};
 use crate::sanitize::{cap_to, clean_text, rfc3339};
+use crate::flood::{summary, Admit, FloodControl};
 use http::{Method, StatusCode};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Longest free text (detail, hint, expected values) in an event, in characters.
 const MAX_TEXT: usize = 512;
@@ -33,6 +36,7 @@ macro_rules! failure_event {
         let detail = clean_text(facts.detail.as_deref().unwrap_or(f.reason.detail()), MAX_TEXT);
         let hint = clean_text(facts.hint.as_deref().unwrap_or(f.reason.hint()), MAX_TEXT);
         let (expected_iss, expected_aud) = (clean(facts.expected_iss.as_deref()), clean(facts.expected_aud.as_deref()));
+        let hints = (!facts.hints.is_empty()).then(|| facts.hints.join(","));
         let (claim, scope, check) = (clean(facts.claim.as_deref()), clean(facts.scope.as_deref()), clean(facts.check.as_deref()));
         tracing::event!(
             target: "auth_diagnostics",
@@ -63,6 +67,10 @@ macro_rules! failure_event {
             user = facts.user.as_deref(),
             hint = hint.as_str(),
             inferred = facts.inferred.then_some(true),
+            inferred_reason = facts.inferred_reason.map(|r| r.code()),
+            upstream_status = facts.upstream_status,
+            hints = hints.as_deref(),
+            repro = facts.repro.as_deref(),
             "{}: {}",
             f.reason.code(),
             detail
@@ -70,13 +78,20 @@ macro_rules! failure_event {
     }};
 }
 
-/// Emits the event for `failure`, answered with `status`.
+/// Emits the event for `failure`, answered with `status`, unless flood control holds it
+/// back (then it is counted for the next "suppressed N" summary).
 pub(crate) fn emit(
     failure: &AuthFailure,
     info: &RequestInfo<'_>,
     status: StatusCode,
     mode: DetailMode,
+    flood: &Arc<FloodControl>,
 ) {
+    match flood.admit(failure.reason, Instant::now()) {
+        Admit::Suppress => return,
+        Admit::Log { suppressed: 0 } => {}
+        Admit::Log { suppressed } => summary(failure.reason, suppressed),
+    }
     let client = failure.client_reason(mode).code();
     match failure.reason.severity() {
         Severity::Info => failure_event!(tracing::Level::INFO, failure, info, status, client),

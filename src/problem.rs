@@ -64,7 +64,10 @@ struct Problem<'a> {
 impl AuthFailure {
     /// The reason the client sees under `mode`.
     pub(crate) fn client_reason(&self, mode: DetailMode) -> Reason {
-        self.reason.client_reason(mode)
+        match (mode, self.facts.client_override) {
+            (DetailMode::Production, Some(r)) => r,
+            _ => self.reason.client_reason(mode),
+        }
     }
 
     /// The problem body as JSON bytes.

@@ -53,14 +53,17 @@ pub(crate) fn cap(text: &str) -> Capped {
 
 pub(crate) fn cap_to(text: &str, max: usize) -> Capped {
     let mut out = String::with_capacity(text.len().min(max) + 2);
-    for (n, c) in text.chars().enumerate() {
-        if n == max {
-            out.push('…');
-            break;
-        }
+    for c in text.chars() {
+        let before = out.len();
         match c {
             ' '..='~' if c != '"' && c != '\\' => out.push(c),
             _ => out.extend(c.escape_default()),
+        }
+        // The cap is on what is written: escapes count at their escaped length.
+        if out.len() > max {
+            out.truncate(before);
+            out.push('…');
+            break;
         }
     }
     Capped(out)
@@ -156,6 +159,8 @@ mod tests {
         assert_eq!(cap("a\r\nb\"c").as_str(), "a\\r\\nb\\\"c");
         let long = "x".repeat(500);
         assert_eq!(cap(&long).chars().count(), MAX_FIELD + 1);
+        let wide = "\u{e9}".repeat(500);
+        assert!(cap(&wide).len() <= MAX_FIELD + 3, "{}", cap(&wide).len());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The [`AuthDiagnosticsService`] and its [`ResponseFuture`].
 
 use crate::authn::verify::{AccountStatus, AuthFuture, AuthResult};
-use crate::authn::{authenticate, Decision, Principal};
+use crate::authn::{authenticate, expected_names, Decision, Principal};
 use crate::layer::AccountHook;
 use crate::credentials::is_preflight;
 use crate::failure::AuthFailure;
@@ -11,7 +11,10 @@ use crate::reason::Reason;
 use crate::request_id::{RequestId, X_REQUEST_ID};
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::CACHE_CONTROL;
+use crate::infer::infer;
+use crate::layer::UpstreamMode;
+use crate::snapshot::Snapshot;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use std::future::Future;
@@ -47,6 +50,10 @@ struct Ctx {
     method: Method,
     uri: Uri,
     preflight: bool,
+    /// This layer authenticated the request.
+    authenticated: bool,
+    /// The request's headers, kept for diagnosing a refusal by the wrapped service.
+    snapshot: Snapshot,
     /// Authenticated by a credential shared caches do not key on (API key, cookie).
     private: bool,
 }
@@ -61,9 +68,12 @@ impl Ctx {
     }
 
     /// Renders and logs `failure` with this layer's configuration.
-    fn reject(&self, failure: &AuthFailure) -> Response<Body> {
+    fn reject(&self, mut failure: AuthFailure) -> Response<Body> {
         let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
-        emit(failure, &self.info(), response.status(), self.config.detail);
+        if failure.facts.repro.is_none() {
+            failure.facts.repro = Some(self.snapshot.curl(&self.method, &self.uri));
+        }
+        self.log(&failure, response.status());
         response.extensions_mut().insert(Handled);
         response
     }
@@ -92,6 +102,8 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             preflight,
+            authenticated: false,
+            snapshot: Snapshot::new(req.headers()),
             private: false,
         };
         req.extensions_mut().insert(request_id);
@@ -105,10 +117,11 @@ where
         }
         let account = self.config.account.clone();
         match authenticate(req.headers(), req.uri(), &self.config.schemes) {
-            Decision::Rejected(failure) => ResponseFuture::rejected(ctx.reject(&failure)),
+            Decision::Rejected(failure) => ResponseFuture::rejected(ctx.reject(failure)),
             Decision::Authenticated(principal) => match account {
                 None => {
                     req.extensions_mut().insert(principal);
+                    ctx.authenticated = true;
                     ResponseFuture::call(inner, req, ctx)
                 }
                 Some(hook) => {
@@ -239,10 +252,11 @@ where
                     ctx,
                 } => {
                     let outcome = ready!(fut.as_mut().poll(cx));
-                    let ctx = ctx.take().expect("polled after completion");
+                    let mut ctx = ctx.take().expect("polled after completion");
                     let mut req = req.take().expect("polled after completion");
                     match outcome {
                         Ok(principal) => {
+                            ctx.authenticated = true;
                             req.extensions_mut().insert(principal);
                             let mut inner = inner.take().expect("polled after completion");
                             State::Inner {
@@ -251,7 +265,7 @@ where
                             }
                         }
                         Err(failure) => State::Rejected {
-                            response: Some(ctx.reject(&failure)),
+                            response: Some(ctx.reject(failure)),
                         },
                     }
                 }
@@ -269,15 +283,14 @@ fn watch(mut response: Response<Body>, ctx: &Ctx) -> Response<Body> {
     if let Some(failure) = response.extensions_mut().remove::<AuthFailure>() {
         // An inner handler or middleware refused with a precise reason: render it with
         // this layer's configuration and log it like our own.
-        return ctx.reject(&failure);
+        return ctx.reject(ctx.enrich(failure));
     }
     let status = response.status();
-    if ctx.preflight && (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN) {
-        let failure = AuthFailure::new(Reason::PreflightBlocked).detail(format!(
-            "the application answered a CORS preflight with {}; browsers send preflights without credentials",
-            status.as_u16()
-        ));
-        emit(&failure, &ctx.info(), status, ctx.config.detail);
+    let refused = status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN;
+    if refused {
+        // Diagnosed and logged here: an enclosing layer must not do it again.
+        response = ctx.upstream(response);
+        response.extensions_mut().insert(Handled);
     }
     let headers = response.headers_mut();
     headers
@@ -289,4 +302,142 @@ fn watch(mut response: Response<Body>, ctx: &Ctx) -> Response<Body> {
             .or_insert(HeaderValue::from_static("private"));
     }
     response
+}
+
+impl Ctx {
+    /// Adds what the request shows to a failure an inner handler returned: where the
+    /// credential was, its fingerprint, and the token's facts.
+    fn enrich(&self, mut failure: AuthFailure) -> AuthFailure {
+        if failure.facts.location.is_some() || failure.facts.token.is_some() {
+            return failure;
+        }
+        let seen = infer(&self.snapshot.headers(), &self.uri);
+        if seen.reason == Reason::CredentialsMissing {
+            return failure;
+        }
+        let facts = &mut failure.facts;
+        if facts.expected_scheme.is_none() && !self.config.schemes.is_empty() {
+            facts.expected_scheme = Some(expected_names(&self.config.schemes));
+        }
+        facts.location = seen.facts.location;
+        facts.fingerprint = seen.facts.fingerprint;
+        facts.received_scheme = seen.facts.received_scheme;
+        facts.token = seen.facts.token.map(|mut t| {
+            t.verified = self.authenticated;
+            t
+        });
+        failure
+    }
+
+    /// A 401 or 403 the wrapped service produced: diagnose it, and correct it when it
+    /// breaks the contract (in enforce mode).
+    fn upstream(&self, response: Response<Body>) -> Response<Body> {
+        let status = response.status();
+        let mut seen = infer(&self.snapshot.headers(), &self.uri);
+        seen.facts.upstream_status = Some(status.as_u16());
+        if let Some(t) = seen.facts.token.as_mut() {
+            t.verified = self.authenticated;
+        }
+        seen.facts.expected_scheme = Some(if self.config.schemes.is_empty() {
+            "Bearer".into()
+        } else {
+            expected_names(&self.config.schemes)
+        });
+        seen.facts.repro = Some(self.snapshot.curl(&self.method, &self.uri));
+        if self.preflight {
+            let mut f = AuthFailure::new(Reason::PreflightBlocked).detail(format!(
+                "the application answered a CORS preflight with {}; browsers send preflights without credentials",
+                status.as_u16()
+            ));
+            f.facts.upstream_status = seen.facts.upstream_status;
+            f.facts.repro = seen.facts.repro;
+            self.log(&f, status);
+            return response;
+        }
+        let no_credentials = seen.reason == Reason::CredentialsMissing;
+        let challenged = response.headers().contains_key(WWW_AUTHENTICATE);
+        let violation = if status == StatusCode::UNAUTHORIZED && self.authenticated {
+            Some(Reason::UpstreamUnauthorizedAfterAuthentication)
+        } else if status == StatusCode::UNAUTHORIZED && !challenged {
+            Some(Reason::UpstreamChallengeMissing)
+        } else if status == StatusCode::FORBIDDEN && no_credentials && !self.authenticated {
+            Some(Reason::UpstreamForbiddenWithoutCredentials)
+        } else {
+            None
+        };
+        let Some(violation) = violation else {
+            // A correct refusal: say why, as far as the request shows.
+            if status == StatusCode::FORBIDDEN && !no_credentials {
+                let mut f = AuthFailure::new(Reason::Forbidden)
+                    .detail("the application refused an authenticated request");
+                f.facts = std::mem::take(&mut seen.facts);
+                f.facts.inferred_reason = Some(seen.reason);
+                f.facts.inferred = true;
+                f.facts.detail = Some("the application answered 403 to a request with credentials".into());
+                self.log(&f, status);
+            } else {
+                self.log(&seen, status);
+            }
+            return response;
+        };
+
+        let mut f = AuthFailure::new(violation);
+        let inferred_reason = seen.reason;
+        f.facts = std::mem::take(&mut seen.facts);
+        f.facts.inferred = false;
+        f.facts.inferred_reason = (!self.authenticated).then_some(inferred_reason);
+        f.facts.hint = None;
+        f.facts.detail = Some(match violation {
+            Reason::UpstreamChallengeMissing => format!(
+                "the application answered 401 without WWW-Authenticate; the request suggests {}",
+                inferred_reason.code()
+            ),
+            Reason::UpstreamUnauthorizedAfterAuthentication => {
+                "the application answered 401 to a request this layer authenticated".to_owned()
+            }
+            _ => "the application answered 403 to a request without credentials".to_owned(),
+        });
+        f.facts.client_override = Some(match violation {
+            Reason::UpstreamUnauthorizedAfterAuthentication => Reason::Forbidden,
+            _ if no_credentials => Reason::CredentialsMissing,
+            _ => Reason::CredentialsInvalid,
+        });
+        if self.config.mode == UpstreamMode::Observe {
+            self.log(&f, status);
+            return response;
+        }
+        let corrected = self.correct(response, &f);
+        self.log(&f, corrected.status());
+        corrected
+    }
+
+    /// The wrapped service's answer, corrected for `failure`: the right status, the
+    /// challenges a 401 needs, no challenge on a 403, a problem body if it had none.
+    fn correct(&self, response: Response<Body>, failure: &AuthFailure) -> Response<Body> {
+        let (mut parts, body) = response.into_parts();
+        let rendered = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+        let (rparts, rbody) = rendered.into_parts();
+        parts.status = rparts.status;
+        parts.headers.remove(WWW_AUTHENTICATE);
+        for challenge in rparts.headers.get_all(WWW_AUTHENTICATE) {
+            parts.headers.append(WWW_AUTHENTICATE, challenge.clone());
+        }
+        parts
+            .headers
+            .entry(CACHE_CONTROL)
+            .or_insert(HeaderValue::from_static("no-store"));
+        let empty = http_body::Body::size_hint(&body).exact() == Some(0);
+        if !empty {
+            return Response::from_parts(parts, body);
+        }
+        parts.headers.remove(CONTENT_LENGTH);
+        if let Some(ct) = rparts.headers.get(CONTENT_TYPE) {
+            parts.headers.insert(CONTENT_TYPE, ct.clone());
+        }
+        Response::from_parts(parts, rbody)
+    }
+
+    fn log(&self, failure: &AuthFailure, status: StatusCode) {
+        emit(failure, &self.info(), status, self.config.detail, &self.config.flood);
+    }
 }

@@ -285,11 +285,16 @@ fn check(out: &Outcome, w: &Want) -> (Captured, Value) {
     (e, p)
 }
 
-/// No field of `e` holds the query string or any part of it.
+/// No field of `e` holds the query string or any part of it (values of 6 characters or
+/// more: shorter ones, like `1`, occur in ids and hashes by chance).
 fn assert_no_query(label: &str, e: &Captured, query: &str) {
     let line = e.line();
     assert!(
         !line.contains(query),
+        "{label}: the log holds the query {query:?}: {line}"
+    );
+    assert!(
+        !line.contains(&format!("?{query}")),
         "{label}: the log holds the query {query:?}: {line}"
     );
     for pair in query.split('&') {
@@ -298,11 +303,47 @@ fn assert_no_query(label: &str, e: &Captured, query: &str) {
             "{label}: the log holds query pair {pair:?}: {line}"
         );
         if let Some((_, v)) = pair.split_once('=') {
-            assert!(
-                !line.contains(v),
-                "{label}: the log holds query value {v:?}: {line}"
-            );
+            if v.len() >= 6 {
+                assert!(
+                    !line.contains(v),
+                    "{label}: the log holds query value {v:?}: {line}"
+                );
+            }
         }
+    }
+}
+
+/// Like the harness `send`, with an explicit list of secrets. For `Authorization: Bearer`
+/// (no credential at all) the harness takes the scheme name itself for the secret, and
+/// every event rightly names the expected scheme `Bearer`.
+async fn send_with_secrets(svc: Router, req: Request<Body>, secrets: &[String]) -> Outcome {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::registry().with(capture.clone());
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let response = svc.oneshot(req).await.expect("service error");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.unwrap().to_bytes().to_vec();
+    let events = capture.events();
+    assert_no_secrets(&events, secrets);
+    Outcome {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+        events,
+    }
+}
+
+/// The harness `send`, except for an Authorization value that holds no credential.
+async fn send_auth(svc: Router, uri: &str, value: HeaderValue) -> Outcome {
+    let req = request(Method::GET, uri, vec![("authorization", value.clone())]);
+    let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+    if text.trim().eq_ignore_ascii_case("bearer") {
+        send_with_secrets(svc, req, &[]).await
+    } else {
+        send(svc, req).await
     }
 }
 
@@ -319,11 +360,13 @@ async fn credentials_missing_production() {
     let out = send(app(), get("/me", &[])).await;
     let w = Want::new("no credentials", "credentials_missing").fingerprint(false);
     let (e, _) = check(&out, &w);
-    assert_eq!(
-        e.field("hint"),
-        Reason::CredentialsMissing.hint(),
-        "without proxy headers the default hint"
-    );
+    assert_default_missing_hint("no credentials", e.field("hint"));
+
+    let out = send(app(), get("/admin", &[])).await;
+    let w = Want::new("no credentials /admin", "credentials_missing")
+        .path("/admin")
+        .fingerprint(false);
+    check(&out, &w);
 }
 
 #[tokio::test]
@@ -341,18 +384,37 @@ async fn credentials_missing_verbose() {
         .fingerprint(false)
         .verbose();
     let (e, p) = check(&out, &w);
-    assert_eq!(p["hint"], Reason::CredentialsMissing.hint());
-    assert_eq!(e.field("hint"), Reason::CredentialsMissing.hint());
+    assert_default_missing_hint("verbose no credentials", e.field("hint"));
+    assert_eq!(p["hint"], e.field("hint"));
     // Nothing was received, nothing was located.
     assert!(p.get("received_scheme").is_none(), "{p}");
     assert!(p.get("location").is_none(), "{p}");
 }
 
-fn assert_proxy_hint(label: &str, hint: &str) {
+/// The hint logged for a plain request without credentials (no proxy headers).
+async fn baseline_missing_hint() -> String {
+    let out = send(app(), get("/me", &[])).await;
+    out.event().field("hint").to_owned()
+}
+
+/// Without proxy headers the hint says how to send credentials, and does not claim a
+/// proxy stripped anything.
+fn assert_default_missing_hint(label: &str, hint: &str) {
+    assert!(
+        !hint.contains("stripped"),
+        "{label}: no proxy header, yet the hint blames a proxy: {hint:?}"
+    );
+    assert!(
+        hint.contains("Bearer") || hint.contains("WWW-Authenticate"),
+        "{label}: the hint should say what to send: {hint:?}"
+    );
+}
+
+async fn assert_proxy_hint(label: &str, hint: &str) {
     assert_ne!(
         hint,
-        Reason::CredentialsMissing.hint(),
-        "{label}: proxied request should get the proxy hint"
+        baseline_missing_hint().await,
+        "{label}: proxied request should get the proxy hint, not the default one"
     );
     assert!(
         hint.contains("proxy") && hint.contains("stripped") && hint.contains("Authorization"),
@@ -373,7 +435,7 @@ async fn credentials_missing_through_a_proxy_hints_at_stripped_authorization() {
         let out = send(app(), get("/me", &[(name, value)])).await;
         let w = Want::new(label.clone(), "credentials_missing").fingerprint(false);
         let (e, _) = check(&out, &w);
-        assert_proxy_hint(&label, e.field("hint"));
+        assert_proxy_hint(&label, e.field("hint")).await;
 
         // Verbose: the same hint reaches the client.
         let out = send(verbose_app(), get("/me", &[(name, value)])).await;
@@ -381,7 +443,7 @@ async fn credentials_missing_through_a_proxy_hints_at_stripped_authorization() {
             .fingerprint(false)
             .verbose();
         let (e, p) = check(&out, &w);
-        assert_proxy_hint(&label, e.field("hint"));
+        assert_proxy_hint(&label, e.field("hint")).await;
         assert_eq!(p["hint"], e.field("hint"));
     }
 }
@@ -398,7 +460,7 @@ async fn credentials_missing_any_x_forwarded_header_counts_as_proxy() {
         let out = send(app(), get("/me", &[(name, value)])).await;
         let w = Want::new(label.clone(), "credentials_missing").fingerprint(false);
         let (e, _) = check(&out, &w);
-        assert_proxy_hint(&label, e.field("hint"));
+        assert_proxy_hint(&label, e.field("hint")).await;
     }
 }
 
@@ -412,7 +474,7 @@ async fn innocent_cookie_is_still_credentials_missing() {
         let out = send(app(), get("/me", &[("cookie", cookie)])).await;
         let w = Want::new(format!("cookie {cookie}"), "credentials_missing").fingerprint(false);
         let (e, _) = check(&out, &w);
-        assert_eq!(e.field("hint"), Reason::CredentialsMissing.hint());
+        assert_eq!(e.field("hint"), baseline_missing_hint().await, "{cookie}");
     }
 }
 
@@ -600,7 +662,9 @@ async fn token_in_query_verbose() {
     assert_no_query("verbose ?access_token=", &e, &query);
     let body = String::from_utf8_lossy(&out.body);
     assert!(!body.contains(&t), "body echoes the token: {body}");
-    assert!(p["hint"].as_str().unwrap().contains("Authorization"), "{p}");
+    let hint = p["hint"].as_str().unwrap();
+    assert_ne!(hint, Reason::CredentialsWrongLocation.hint(), "{p}");
+    assert!(hint.to_ascii_lowercase().contains("header"), "{p}");
 }
 
 #[tokio::test]
@@ -697,15 +761,7 @@ fn malformed_cases() -> Vec<(String, HeaderValue, Option<bool>)> {
 #[tokio::test]
 async fn authorization_malformed_production() {
     for (label, value, fp) in malformed_cases() {
-        let out = send(
-            app(),
-            request(
-                Method::GET,
-                "/me?q=1",
-                vec![("authorization", value.clone())],
-            ),
-        )
-        .await;
+        let out = send_auth(app(), "/me?q=1", value).await;
         let mut w =
             Want::new(label.clone(), "authorization_malformed").location("header:authorization");
         w.fingerprint = fp;
@@ -720,11 +776,7 @@ async fn authorization_malformed_production() {
 #[tokio::test]
 async fn authorization_malformed_verbose() {
     for (label, value, fp) in malformed_cases() {
-        let out = send(
-            verbose_app(),
-            request(Method::GET, "/me", vec![("authorization", value.clone())]),
-        )
-        .await;
+        let out = send_auth(verbose_app(), "/me", value).await;
         let mut w = Want::new(format!("verbose {label}"), "authorization_malformed")
             .location("header:authorization")
             .verbose();
@@ -1133,4 +1185,43 @@ async fn generated_request_ids_differ() {
     assert_ne!(ia, ib);
     assert_eq!(a.event().field("request_id"), ia);
     assert_eq!(b.event().field("request_id"), ib);
+}
+
+/// "A short fingerprint of the credential … so one token can be followed across lines":
+/// one token sent in different wrong places gets one fingerprint.
+#[tokio::test]
+async fn one_token_has_one_fingerprint_wherever_it_is_sent() {
+    let t = token();
+    let outs = [
+        send(app(), get("/me", &[("authorization", &t)])).await,
+        send(app(), get(&format!("/me?access_token={t}"), &[])).await,
+        send(app(), get("/me", &[("x-auth-token", &t)])).await,
+        send(app(), get("/me", &[("cookie", &format!("prefs_blob={t}"))])).await,
+    ];
+    let fps: Vec<&str> = outs
+        .iter()
+        .map(|o| o.event().field("fingerprint"))
+        .collect();
+    assert!(
+        fps.iter().all(|fp| *fp == fps[0]),
+        "fingerprints of one token differ by location: {fps:?}"
+    );
+}
+
+#[tokio::test]
+async fn authorization_and_any_query_credential_conflict() {
+    let t = token();
+    for name in ["access_token", "api_key", "token"] {
+        let out = send(
+            app(),
+            get(
+                &format!("/me?{name}={t}"),
+                &[("authorization", &format!("Bearer {t}"))],
+            ),
+        )
+        .await;
+        let w = Want::new(format!("Authorization + ?{name}="), "credentials_conflict")
+            .location("header:authorization");
+        check(&out, &w);
+    }
 }

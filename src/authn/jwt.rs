@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest token we decode.
-pub(crate) const MAX_TOKEN: usize = 16 * 1024;
+pub(crate) const MAX_TOKEN: usize = 12 * 1024;
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!(
@@ -225,6 +225,10 @@ impl JwtAuthenticator {
             }
         };
 
+        if raw.signature.is_empty() {
+            return Err(fail(Reason::TokenMalformed, &facts).detail("the token has no signature"));
+        }
+
         // Key.
         let kid = raw.header.kid.as_deref();
         let any_kid = self.keys.iter().any(|k| k.kid.is_some());
@@ -382,7 +386,7 @@ impl JwtAuthenticator {
             };
             if !ok {
                 let expected = self.audiences.join(" ");
-                let got = aud.map(audience_text).unwrap_or_default();
+                let got = aud.map(|a| cap(&audience_text(a)).to_string()).unwrap_or_default();
                 let mut f = AuthFailure::new(Reason::TokenAudienceMismatch)
                     .detail(format!("aud {got}, expected {}", cap(&expected)));
                 f.facts.expected_aud = Some(expected);
@@ -471,7 +475,7 @@ fn malformed(detail: &str) -> AuthFailure {
 /// Structure only: three base64url segments, a JSON object header, a JSON object payload.
 fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
     if token.len() > MAX_TOKEN {
-        return Err(malformed("the token is longer than 16 KiB"));
+        return Err(malformed("the token is longer than 12 KiB"));
     }
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
@@ -506,9 +510,6 @@ fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
         Ok(_) => return Err(malformed("the payload is JSON but not an object")),
         Err(_) => return Err(malformed("the payload is not JSON")),
     };
-    if s.is_empty() {
-        return Err(malformed("the token has no signature"));
-    }
     if !s
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')

@@ -11,6 +11,7 @@ use crate::credentials::{
     find_cookie, is_token68, looks_like_jwt, parse_authorization, Parsed, Scan, OTHER_HEADERS,
 };
 use crate::failure::{AuthFailure, Location};
+use crate::infer::{basic_wraps_token, hint};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
 use crate::secret::Secret;
@@ -71,7 +72,7 @@ impl Scheme {
     }
 }
 
-fn expected_names(schemes: &[Scheme]) -> Cow<'static, str> {
+pub(crate) fn expected_names(schemes: &[Scheme]) -> Cow<'static, str> {
     match schemes {
         [one] => one.describe(),
         many => Cow::Owned(
@@ -150,10 +151,15 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     };
 
     if scan.authorization_count > 1 {
-        return Decision::Rejected(fail(Reason::CredentialsConflict, Location::Authorization).detail(format!(
-            "the request has {} Authorization header fields; send exactly one",
-            scan.authorization_count
-        )));
+        let first = scan.authorization[0].unwrap_or_default();
+        return Decision::Rejected(
+            fail(Reason::CredentialsConflict, Location::Authorization)
+                .detail(format!(
+                    "the request has {} Authorization header fields; send exactly one",
+                    scan.authorization_count
+                ))
+                .with_fingerprint(fingerprint(first)),
+        );
     }
     let query_key = schemes.iter().find_map(|s| match s {
         Scheme::ApiKey(k) => k.query.as_deref().and_then(|q| query_param(uri, q).map(|v| (k, q, v))),
@@ -163,9 +169,15 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     if authorization.is_some() {
         let in_query = scan.query.map(|(n, _)| n).or(query_key.map(|(_, q, _)| q));
         if let Some(name) = in_query {
-            return Decision::Rejected(fail(Reason::CredentialsConflict, Location::Authorization).detail(
-                format!("the request has an Authorization header and a `{}` query parameter; send one", cap(name)),
-            ));
+            return Decision::Rejected(
+                fail(Reason::CredentialsConflict, Location::Authorization)
+                    .detail(format!(
+                        "the request has an Authorization header and a `{}` query parameter; send one",
+                        cap(name)
+                    ))
+                    .with_fingerprint(fingerprint(authorization.unwrap_or_default()))
+                    .tag(hint::QUERY),
+            );
         }
     }
 
@@ -253,7 +265,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                         "the Authorization value is a bare token without a scheme"
                     });
                 if let Some(t) = jwt::inspect(token) {
-                    f = f.with_token(t);
+                    f = f.with_token(t).tag(hint::BARE_JWT);
                 }
                 f
             }
@@ -279,6 +291,11 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                     )),
                 };
                 f.facts.received_scheme = Some(cap(scheme));
+                if scheme.eq_ignore_ascii_case("basic") && basic_wraps_token(rest) {
+                    f = f
+                        .tag(hint::BASIC_WRAPPED_TOKEN)
+                        .hint("A token was sent with the Basic scheme: send it as `Authorization: Bearer <token>`.");
+                }
                 f.with_fingerprint(fingerprint(rest.as_bytes()))
             }
         };
@@ -291,12 +308,15 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             .with_fingerprint(fingerprint(secret))
     };
     if let Some((name, value)) = scan.query {
-        return Decision::Rejected(wrong(
-            Location::Query(Cow::Borrowed(name)),
-            value.as_bytes(),
-            format!("a credential was sent in the `{name}` query parameter"),
-        )
-        .hint("Query strings end up in logs and browser history: send the credential in a header."));
+        return Decision::Rejected(
+            wrong(
+                Location::Query(Cow::Borrowed(name)),
+                value.as_bytes(),
+                format!("a credential was sent in the `{name}` query parameter"),
+            )
+            .tag(hint::QUERY)
+            .hint("Query strings end up in logs and browser history: send the credential in a header."),
+        );
     }
     let configured_header =
         |name: &str| schemes.iter().any(|s| matches!(s, Scheme::ApiKey(k) if k.header == name));
@@ -305,18 +325,26 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         .filter(|n| !configured_header(n))
         .find_map(|&n| headers.get(n).filter(|v| !v.is_empty()).map(|v| (n, v)));
     if let Some((name, value)) = other_header {
-        return Decision::Rejected(wrong(
+        let f = wrong(
             Location::Header(Cow::Borrowed(name)),
             value.as_bytes(),
             format!("a credential was sent in the `{name}` header"),
-        ));
+        );
+        return Decision::Rejected(if name.contains("api-key") {
+            f
+        } else {
+            f.tag(hint::NONSTANDARD_HEADER)
+        });
     }
     if let Some((name, value)) = scan.cookie {
-        return Decision::Rejected(wrong(
-            Location::Cookie(Cow::Owned(cap(name).to_string())),
-            value.as_bytes(),
-            format!("a credential was sent in the `{}` cookie", cap(name)),
-        ));
+        return Decision::Rejected(
+            wrong(
+                Location::Cookie(Cow::Owned(cap(name).to_string())),
+                value.as_bytes(),
+                format!("a credential was sent in the `{}` cookie", cap(name)),
+            )
+            .tag(hint::COOKIE),
+        );
     }
 
     let mut f = AuthFailure::new(Reason::CredentialsMissing)
@@ -324,7 +352,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     f.facts.expected_scheme = Some(expected());
     let how = schemes.iter().map(Scheme::how_to_send).collect::<Vec<_>>().join(" or ");
     f = if scan.proxied {
-        f.hint(format!(
+        f.tag(hint::PROXY).hint(format!(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
              and carries no Authorization: the proxy may have stripped it. Expected {how}."
         ))
@@ -396,6 +424,7 @@ fn bearer(jwt: &JwtAuthenticator, rest: &str) -> Result<Principal, AuthFailure> 
     if let Some((first, _)) = rest.split_once([' ', '\t']) {
         let f = if first.eq_ignore_ascii_case("bearer") {
             malformed("the scheme is doubled: `Bearer Bearer <token>`")
+                .tag(hint::DOUBLED_PREFIX)
                 .hint("Remove the second `Bearer `: the client or a proxy added the prefix twice.")
         } else {
             malformed("the Bearer credentials contain whitespace; a token is one token68 value")

@@ -1,0 +1,235 @@
+//! Flood control for the failure log: per reason, the first events of every window are
+//! always logged, then about one per second; what is held back is counted and reported in
+//! one "suppressed N" summary event.
+//!
+//! Memory is one small bucket per [`Reason`]: whatever clients send (a million distinct
+//! tokens, say) the limiter holds the same few hundred bytes.
+
+use crate::reason::{Reason, Severity};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// How events are rate-limited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRate {
+    /// Events always logged per reason in each window.
+    pub burst: u32,
+    /// The window.
+    pub window: Duration,
+    /// After the burst, at most one event per reason per `interval`.
+    pub interval: Duration,
+}
+
+impl Default for LogRate {
+    /// 10 per 10 s, then one per second.
+    fn default() -> Self {
+        Self {
+            burst: 10,
+            window: Duration::from_secs(10),
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// How long held-back events may wait for their summary when no further event comes.
+const FLUSH_AFTER: Duration = Duration::from_secs(2);
+const TICK: Duration = Duration::from_millis(500);
+
+#[derive(Default)]
+struct Bucket {
+    window_start: Option<Instant>,
+    in_window: u32,
+    last_logged: Option<Instant>,
+    suppressed: u64,
+    first_suppressed: Option<Instant>,
+}
+
+/// What the limiter says about one event.
+pub(crate) enum Admit {
+    /// Log it; first report `suppressed` held-back events of the same reason, if any.
+    Log { suppressed: u64 },
+    /// Hold it back (counted).
+    Suppress,
+}
+
+pub(crate) struct FloodControl {
+    rate: Option<LogRate>,
+    buckets: Box<[Mutex<Bucket>]>,
+    flusher: AtomicBool,
+}
+
+impl std::fmt::Debug for FloodControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FloodControl")
+            .field("rate", &self.rate)
+            .finish_non_exhaustive()
+    }
+}
+
+fn index(reason: Reason) -> usize {
+    Reason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .expect("every reason is in ALL")
+}
+
+impl FloodControl {
+    /// `None` logs every event.
+    pub fn new(rate: Option<LogRate>) -> Self {
+        Self {
+            rate,
+            buckets: Reason::ALL.iter().map(|_| Mutex::default()).collect(),
+            flusher: AtomicBool::new(false),
+        }
+    }
+
+    /// How many keys the limiter tracks: one per reason, never more.
+    pub fn tracked(&self) -> usize {
+        self.buckets.len()
+    }
+
+    pub fn admit(self: &Arc<Self>, reason: Reason, now: Instant) -> Admit {
+        let Some(rate) = self.rate else {
+            return Admit::Log { suppressed: 0 };
+        };
+        let mut b = self.buckets[index(reason)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if b.window_start.is_none_or(|s| now.duration_since(s) >= rate.window) {
+            b.window_start = Some(now);
+            b.in_window = 0;
+        }
+        let paced = b
+            .last_logged
+            .is_none_or(|l| now.duration_since(l) >= rate.interval);
+        if b.in_window < rate.burst || paced {
+            b.in_window += 1;
+            b.last_logged = Some(now);
+            b.first_suppressed = None;
+            return Admit::Log {
+                suppressed: std::mem::take(&mut b.suppressed),
+            };
+        }
+        b.suppressed += 1;
+        b.first_suppressed.get_or_insert(now);
+        drop(b);
+        self.ensure_flusher();
+        Admit::Suppress
+    }
+
+    /// Takes the held-back counts that have waited long enough (all of them with `force`).
+    fn due(&self, now: Instant, force: bool) -> Vec<(Reason, u64)> {
+        let mut out = Vec::new();
+        for (i, bucket) in self.buckets.iter().enumerate() {
+            let mut b = bucket.lock().unwrap_or_else(|e| e.into_inner());
+            let waited = b
+                .first_suppressed
+                .is_some_and(|t| now.duration_since(t) >= FLUSH_AFTER);
+            if b.suppressed > 0 && (force || waited) {
+                out.push((Reason::ALL[i], std::mem::take(&mut b.suppressed)));
+                b.first_suppressed = None;
+            }
+        }
+        out
+    }
+
+    fn pending(&self) -> bool {
+        self.buckets
+            .iter()
+            .any(|b| b.lock().unwrap_or_else(|e| e.into_inner()).suppressed > 0)
+    }
+
+    /// Reports every held-back count now.
+    pub fn flush(&self) {
+        for (reason, n) in self.due(Instant::now(), true) {
+            summary(reason, n);
+        }
+    }
+
+    /// Starts the thread that reports held-back counts when no further event comes. It
+    /// reports to the subscriber that was current when the first event was held back, and
+    /// ends when nothing is pending or the layer is gone.
+    fn ensure_flusher(self: &Arc<Self>) {
+        if self.flusher.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let spawned = std::thread::Builder::new()
+            .name("auth-diagnostics-flush".into())
+            .spawn(move || loop {
+                std::thread::sleep(TICK);
+                let Some(this) = weak.upgrade() else { return };
+                let due = this.due(Instant::now(), false);
+                tracing::dispatcher::with_default(&dispatch, || {
+                    for (reason, n) in due {
+                        summary(reason, n);
+                    }
+                });
+                if !this.pending() {
+                    this.flusher.store(false, Ordering::Release);
+                    // An event held back between `pending` and `store` restarts us.
+                    if !this.pending() || this.flusher.swap(true, Ordering::AcqRel) {
+                        return;
+                    }
+                }
+            });
+        if spawned.is_err() {
+            self.flusher.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// The "suppressed N" event.
+pub(crate) fn summary(reason: Reason, suppressed: u64) {
+    macro_rules! ev {
+        ($level:expr) => {
+            tracing::event!(
+                target: "auth_diagnostics",
+                $level,
+                reason = reason.code(),
+                suppressed,
+                "suppressed {suppressed} {} events",
+                reason.code()
+            )
+        };
+    }
+    match reason.severity() {
+        Severity::Info => ev!(tracing::Level::INFO),
+        Severity::Warn => ev!(tracing::Level::WARN),
+        Severity::Error => ev!(tracing::Level::ERROR),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burst_then_one_per_interval() {
+        let fc = Arc::new(FloodControl::new(Some(LogRate::default())));
+        let t0 = Instant::now();
+        let mut logged = 0;
+        let mut reported = 0;
+        let mut suppressed = 0;
+        // 1000 events over 5 s.
+        for i in 0..1000u64 {
+            let now = t0 + Duration::from_millis(i * 5);
+            match fc.admit(Reason::TokenExpired, now) {
+                Admit::Log { suppressed: n } => {
+                    logged += 1;
+                    reported += n;
+                }
+                Admit::Suppress => suppressed += 1,
+            }
+        }
+        // 10 at once, then one per second over the remaining ~5 s.
+        assert!((10..=16).contains(&logged), "{logged}");
+        let left: u64 = fc.due(t0 + Duration::from_secs(60), true).iter().map(|d| d.1).sum();
+        assert_eq!(reported + left, suppressed);
+        assert_eq!(logged + suppressed, 1000);
+        // Other reasons have their own budget.
+        assert!(matches!(fc.admit(Reason::TokenMalformed, t0), Admit::Log { .. }));
+    }
+}

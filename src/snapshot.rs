@@ -1,0 +1,232 @@
+//! What the layer remembers of a request while the wrapped service handles it, so a 401
+//! or 403 from that service can still be explained and reproduced.
+//!
+//! The snapshot lives inline in the response future: no heap allocation on the success
+//! path, only reference-counted clones of header values. Credential and proxy headers are
+//! kept first, so a request with many headers still keeps the ones that matter.
+
+use crate::credentials::OTHER_HEADERS;
+use crate::sanitize::{cap, cap_to, fingerprint};
+use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use std::fmt::Write as _;
+
+/// How many header fields a snapshot keeps.
+const KEEP: usize = 16;
+
+/// Headers whose values are safe to print in a reproduction line.
+const SAFE: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "content-type",
+    "content-length",
+    "user-agent",
+    "origin",
+    "referer",
+    "x-request-id",
+    "forwarded",
+    "via",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "access-control-request-method",
+    "access-control-request-headers",
+];
+
+fn is_credential_header(name: &HeaderName) -> bool {
+    name == AUTHORIZATION
+        || name == PROXY_AUTHORIZATION
+        || name == COOKIE
+        || OTHER_HEADERS.contains(&name.as_str())
+}
+
+fn is_priority(name: &HeaderName) -> bool {
+    is_credential_header(name) || name == HOST || SAFE[9..15].contains(&name.as_str())
+}
+
+/// Up to [`KEEP`] header fields of a request, credentials and proxy headers first.
+#[derive(Clone, Default)]
+pub(crate) struct Snapshot {
+    fields: [Option<(HeaderName, HeaderValue)>; KEEP],
+    len: usize,
+    dropped: usize,
+}
+
+impl Snapshot {
+    pub fn new(headers: &HeaderMap) -> Self {
+        let mut s = Snapshot::default();
+        for pass in [true, false] {
+            for (name, value) in headers {
+                if is_priority(name) != pass {
+                    continue;
+                }
+                if s.len < KEEP {
+                    s.fields[s.len] = Some((name.clone(), value.clone()));
+                    s.len += 1;
+                } else {
+                    s.dropped += 1;
+                }
+            }
+        }
+        s
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.fields[..self.len]
+            .iter()
+            .flatten()
+            .map(|(n, v)| (n, v))
+    }
+
+    /// The kept fields as a header map (built only when a failure needs explaining).
+    pub fn headers(&self) -> HeaderMap {
+        let mut map = HeaderMap::with_capacity(self.len);
+        for (n, v) in self.iter() {
+            map.append(n.clone(), v.clone());
+        }
+        map
+    }
+
+    /// A `curl` command line that repeats the request with every credential replaced by
+    /// a placeholder naming its fingerprint, unknown header values and query values
+    /// replaced by placeholders, and nothing longer than 2 KiB.
+    pub fn curl(&self, method: &Method, uri: &Uri) -> String {
+        let host = self
+            .iter()
+            .find(|(n, _)| *n == HOST)
+            .and_then(|(_, v)| v.to_str().ok())
+            .or(uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        let scheme = uri.scheme_str().unwrap_or("http");
+        let mut line = String::with_capacity(256);
+        line.push_str("curl -i");
+        if method != Method::GET {
+            let _ = write!(line, " -X {}", cap(method.as_str()));
+        }
+        let _ = write!(
+            line,
+            " '{scheme}://{}{}",
+            shell_safe(host, 128),
+            shell_safe(uri.path(), 256)
+        );
+        if let Some(q) = uri.query() {
+            line.push('?');
+            for (i, pair) in q.split('&').take(16).enumerate() {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                if i > 0 {
+                    line.push('&');
+                }
+                let _ = write!(line, "{}=<value>", shell_safe(name, 32));
+            }
+        }
+        line.push('\'');
+        for (name, value) in self.iter() {
+            if name == HOST {
+                continue;
+            }
+            let shown = if is_credential_header(name) {
+                credential_placeholder(name, value)
+            } else if SAFE.contains(&name.as_str()) {
+                shell_safe(&String::from_utf8_lossy(value.as_bytes()), 128)
+            } else {
+                "<redacted>".to_owned()
+            };
+            let _ = write!(line, " -H '{}: {shown}'", name.as_str());
+            if line.len() > 2048 {
+                line.push_str(" …");
+                return line;
+            }
+        }
+        if self.dropped > 0 {
+            let _ = write!(line, " # {} more header(s) not kept", self.dropped);
+        }
+        line
+    }
+}
+
+/// `<Scheme credential fp:…>` for an Authorization-like header, `name=<cookie fp:…>` for
+/// each cookie, `<credential fp:…>` otherwise.
+fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
+    let bytes = value.as_bytes();
+    if name == COOKIE {
+        let text = String::from_utf8_lossy(bytes);
+        return text
+            .split(';')
+            .take(16)
+            .map(|pair| {
+                let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
+                format!("{}=<cookie fp:{}>", shell_safe(n, 32), fingerprint(v.as_bytes()))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
+    if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
+        let text = String::from_utf8_lossy(bytes);
+        if let Some((scheme, rest)) = text.trim().split_once(' ') {
+            if scheme.bytes().all(crate::challenge::is_tchar) {
+                return format!(
+                    "{} <credential fp:{}>",
+                    cap_to(scheme, 20),
+                    fingerprint(rest.trim().as_bytes())
+                );
+            }
+        }
+    }
+    format!("<credential fp:{}>", fingerprint(bytes))
+}
+
+/// Text that can sit inside single quotes in a shell: printable ASCII without `'`,
+/// capped; anything else becomes `?`.
+fn shell_safe(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
+        .map(|c| {
+            if (' '..='~').contains(&c) && c != '\'' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_hides_credentials_and_query_values() {
+        let mut h = HeaderMap::new();
+        h.insert(HOST, HeaderValue::from_static("api.example"));
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-token"));
+        h.insert(COOKIE, HeaderValue::from_static("sid=abc123; theme=dark"));
+        h.insert("x-custom", HeaderValue::from_static("maybe-secret"));
+        h.insert("accept", HeaderValue::from_static("application/json"));
+        let uri: Uri = "/orders?access_token=qqq111&page=2".parse().unwrap();
+        let line = Snapshot::new(&h).curl(&Method::POST, &uri);
+        for secret in ["s3cr3t-token", "abc123", "dark", "maybe-secret", "qqq111", "page=2"] {
+            assert!(!line.contains(secret), "{line}");
+        }
+        assert!(line.starts_with("curl -i -X POST 'http://api.example/orders?access_token=<value>&page=<value>'"), "{line}");
+        assert!(line.contains("-H 'authorization: Bearer <credential fp:"), "{line}");
+        assert!(line.contains("-H 'accept: application/json'"), "{line}");
+        assert!(line.contains("-H 'x-custom: <redacted>'"), "{line}");
+    }
+
+    #[test]
+    fn keeps_credentials_when_there_are_many_headers() {
+        let mut h = HeaderMap::new();
+        for i in 0..40 {
+            h.insert(
+                HeaderName::try_from(format!("x-filler-{i}")).unwrap(),
+                HeaderValue::from_static("1"),
+            );
+        }
+        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer t"));
+        let s = Snapshot::new(&h);
+        assert!(s.headers().contains_key(AUTHORIZATION));
+        assert_eq!(s.dropped, 41 - KEEP);
+    }
+}
