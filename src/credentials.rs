@@ -6,8 +6,9 @@ use crate::challenge::is_tchar;
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Uri};
 
-/// Longest `Authorization` value we parse; anything longer is malformed.
-pub(crate) const MAX_AUTHORIZATION: usize = 16 * 1024;
+/// Longest `Authorization` value we parse; anything longer is malformed. It leaves room
+/// for a scheme in front of the longest token `jwt.rs` decodes.
+pub(crate) const MAX_AUTHORIZATION: usize = 18 * 1024;
 /// How much of the query string and of each `Cookie` field we scan.
 const MAX_SCAN: usize = 8 * 1024;
 /// How many cookies we look at.
@@ -179,7 +180,7 @@ pub(crate) enum Parsed<'a> {
 /// Splits an `Authorization` value into scheme and credentials.
 pub(crate) fn parse_authorization(raw: &[u8]) -> Parsed<'_> {
     if raw.len() > MAX_AUTHORIZATION {
-        return Parsed::Invalid("the Authorization value is longer than 16 KiB");
+        return Parsed::Invalid("the Authorization value is longer than 18 KiB");
     }
     let Ok(text) = std::str::from_utf8(raw) else {
         return Parsed::Invalid("the Authorization value is not UTF-8");

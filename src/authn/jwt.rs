@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Longest token we decode.
-pub(crate) const MAX_TOKEN: usize = 12 * 1024;
+pub(crate) const MAX_TOKEN: usize = 16 * 1024;
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!(
@@ -475,7 +475,7 @@ fn malformed(detail: &str) -> AuthFailure {
 /// Structure only: three base64url segments, a JSON object header, a JSON object payload.
 fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
     if token.len() > MAX_TOKEN {
-        return Err(malformed("the token is longer than 12 KiB"));
+        return Err(malformed("the token is longer than 16 KiB"));
     }
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
