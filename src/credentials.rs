@@ -92,7 +92,9 @@ impl<'a> Scan<'a> {
             COOKIE_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || looks_like_jwt(value)
         });
         scan.proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
-            || headers.keys().any(|k| k.as_str().starts_with("x-forwarded-"));
+            || headers
+                .keys()
+                .any(|k| k.as_str().starts_with("x-forwarded-"));
         scan
     }
 

@@ -96,7 +96,9 @@ impl FloodControl {
         let mut b = self.buckets[index(reason)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if b.window_start.is_none_or(|s| now.duration_since(s) >= rate.window) {
+        if b.window_start
+            .is_none_or(|s| now.duration_since(s) >= rate.window)
+        {
             b.window_start = Some(now);
             b.in_window = 0;
         }
@@ -226,10 +228,17 @@ mod tests {
         }
         // 10 at once, then one per second over the remaining ~5 s.
         assert!((10..=16).contains(&logged), "{logged}");
-        let left: u64 = fc.due(t0 + Duration::from_secs(60), true).iter().map(|d| d.1).sum();
+        let left: u64 = fc
+            .due(t0 + Duration::from_secs(60), true)
+            .iter()
+            .map(|d| d.1)
+            .sum();
         assert_eq!(reported + left, suppressed);
         assert_eq!(logged + suppressed, 1000);
         // Other reasons have their own budget.
-        assert!(matches!(fc.admit(Reason::TokenMalformed, t0), Admit::Log { .. }));
+        assert!(matches!(
+            fc.admit(Reason::TokenMalformed, t0),
+            Admit::Log { .. }
+        ));
     }
 }

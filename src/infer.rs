@@ -135,7 +135,8 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
             hint::COOKIE,
         );
     }
-    let f = AuthFailure::new(Reason::CredentialsMissing).detail("the request carries no credentials");
+    let f =
+        AuthFailure::new(Reason::CredentialsMissing).detail("the request carries no credentials");
     if scan.proxied {
         f.tag(hint::PROXY).hint(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
@@ -156,7 +157,8 @@ fn credential_part(raw: &[u8]) -> &[u8] {
 
 fn bearer(rest: &str) -> AuthFailure {
     if rest.is_empty() {
-        return AuthFailure::new(Reason::AuthorizationMalformed).detail("`Bearer` is followed by no token");
+        return AuthFailure::new(Reason::AuthorizationMalformed)
+            .detail("`Bearer` is followed by no token");
     }
     if let Some((first, _)) = rest.split_once([' ', '\t']) {
         let f = AuthFailure::new(Reason::AuthorizationMalformed)
@@ -174,7 +176,8 @@ fn bearer(rest: &str) -> AuthFailure {
 fn token(token: &str) -> AuthFailure {
     let Some(facts) = inspect(token) else {
         return if token.starts_with("eyJ") || token.contains('.') {
-            AuthFailure::new(Reason::TokenMalformed).detail("the token looks like a JWT but is not well-formed")
+            AuthFailure::new(Reason::TokenMalformed)
+                .detail("the token looks like a JWT but is not well-formed")
         } else {
             AuthFailure::new(Reason::CredentialsInvalid)
                 .detail("the application rejected an opaque token; nothing in the request says why")
@@ -223,7 +226,9 @@ fn elsewhere(location: Location, value: &[u8], tag: &'static str) -> AuthFailure
         None => AuthFailure::new(Reason::CredentialsWrongLocation)
             .detail(format!("the only credential is in {location}")),
     };
-    let f = f.with_location(location).with_fingerprint(fingerprint(value));
+    let f = f
+        .with_location(location)
+        .with_fingerprint(fingerprint(value));
     if tag.is_empty() {
         f
     } else {

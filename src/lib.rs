@@ -72,8 +72,9 @@ pub use authn::basic::{decode_basic, BasicAuthenticator, BasicCredentials};
 pub use authn::jwt::{JwtAuthenticator, StaticKey, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};
-pub use authn::verify::{AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify};
-pub use secret::{constant_time_eq, Secret};
+pub use authn::verify::{
+    AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify,
+};
 pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, Location, TokenFacts};
@@ -83,6 +84,7 @@ pub use reason::{BearerError, DetailMode, Reason, Severity};
 pub use request_id::{RequestId, X_REQUEST_ID};
 pub use sanitize::Capped;
 pub use scope::{RequireScope, RequireScopeService, ScopeFuture};
+pub use secret::{constant_time_eq, Secret};
 pub use service::{AuthDiagnosticsService, ResponseFuture};
 
 /// Re-exported so applications name keys and algorithms without a direct dependency.

@@ -5,9 +5,9 @@
 //! password, key, cookie value or query string is ever a field.
 
 use crate::failure::AuthFailure;
+use crate::flood::{summary, Admit, FloodControl};
 use crate::reason::{DetailMode, Severity};
 use crate::sanitize::{cap_to, clean_text, rfc3339};
-use crate::flood::{summary, Admit, FloodControl};
 use http::{Method, StatusCode};
 use std::sync::Arc;
 use std::time::Instant;

@@ -323,7 +323,9 @@ impl Reason {
             TokenTypeRejected => "The token has a type this resource does not accept.",
             InsufficientScope => "The token does not grant the scope this resource requires.",
             KeySourceUnavailable => "The server cannot verify tokens right now; retry later.",
-            AuthenticatorUnavailable => "The server cannot verify credentials right now; retry later.",
+            AuthenticatorUnavailable => {
+                "The server cannot verify credentials right now; retry later."
+            }
             BasicMalformed => "The Basic credentials could not be decoded.",
             BasicUserUnknown => "No user with this name exists.",
             BasicPasswordMismatch => "The password is wrong.",

@@ -2,18 +2,18 @@
 
 use crate::authn::verify::{AccountStatus, AuthFuture, AuthResult};
 use crate::authn::{authenticate, expected_names, Decision, Principal};
-use crate::layer::AccountHook;
 use crate::credentials::is_preflight;
 use crate::failure::AuthFailure;
+use crate::infer::infer;
+use crate::layer::AccountHook;
 use crate::layer::Config;
+use crate::layer::UpstreamMode;
 use crate::log::{emit, RequestInfo};
 use crate::reason::Reason;
 use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::snapshot::Snapshot;
 use axum::body::Body;
 use bytes::Bytes;
-use crate::infer::infer;
-use crate::layer::UpstreamMode;
-use crate::snapshot::Snapshot;
 use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
@@ -138,7 +138,9 @@ where
                         Err(f) => return Err(pending.annotate(f)),
                     };
                     match account {
-                        Some(hook) => check_account(hook, principal).await,
+                        Some(hook) => check_account(hook, principal)
+                            .await
+                            .map_err(|f| pending.annotate(f)),
                         None => Ok(principal),
                     }
                 });
@@ -264,9 +266,16 @@ where
                                 ctx: Some(ctx),
                             }
                         }
-                        Err(failure) => State::Rejected {
-                            response: Some(ctx.reject(failure)),
-                        },
+                        Err(failure) => {
+                            // An account refusal comes after the credentials verified.
+                            ctx.authenticated = matches!(
+                                failure.reason,
+                                Reason::AccountDisabled | Reason::AccountLocked
+                            );
+                            State::Rejected {
+                                response: Some(ctx.reject(ctx.enrich(failure))),
+                            }
+                        }
                     }
                 }
             };
@@ -373,7 +382,8 @@ impl Ctx {
                 f.facts = std::mem::take(&mut seen.facts);
                 f.facts.inferred_reason = Some(seen.reason);
                 f.facts.inferred = true;
-                f.facts.detail = Some("the application answered 403 to a request with credentials".into());
+                f.facts.detail =
+                    Some("the application answered 403 to a request with credentials".into());
                 self.log(&f, status);
             } else {
                 self.log(&seen, status);
@@ -438,6 +448,12 @@ impl Ctx {
     }
 
     fn log(&self, failure: &AuthFailure, status: StatusCode) {
-        emit(failure, &self.info(), status, self.config.detail, &self.config.flood);
+        emit(
+            failure,
+            &self.info(),
+            status,
+            self.config.detail,
+            &self.config.flood,
+        );
     }
 }

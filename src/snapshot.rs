@@ -157,7 +157,11 @@ fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
             .take(16)
             .map(|pair| {
                 let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-                format!("{}=<cookie fp:{}>", shell_safe(n, 32), fingerprint(v.as_bytes()))
+                format!(
+                    "{}=<cookie fp:{}>",
+                    shell_safe(n, 32),
+                    fingerprint(v.as_bytes())
+                )
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -200,17 +204,35 @@ mod tests {
     fn curl_hides_credentials_and_query_values() {
         let mut h = HeaderMap::new();
         h.insert(HOST, HeaderValue::from_static("api.example"));
-        h.insert(AUTHORIZATION, HeaderValue::from_static("Bearer s3cr3t-token"));
+        h.insert(
+            AUTHORIZATION,
+            HeaderValue::from_static("Bearer s3cr3t-token"),
+        );
         h.insert(COOKIE, HeaderValue::from_static("sid=abc123; theme=dark"));
         h.insert("x-custom", HeaderValue::from_static("maybe-secret"));
         h.insert("accept", HeaderValue::from_static("application/json"));
         let uri: Uri = "/orders?access_token=qqq111&page=2".parse().unwrap();
         let line = Snapshot::new(&h).curl(&Method::POST, &uri);
-        for secret in ["s3cr3t-token", "abc123", "dark", "maybe-secret", "qqq111", "page=2"] {
+        for secret in [
+            "s3cr3t-token",
+            "abc123",
+            "dark",
+            "maybe-secret",
+            "qqq111",
+            "page=2",
+        ] {
             assert!(!line.contains(secret), "{line}");
         }
-        assert!(line.starts_with("curl -i -X POST 'http://api.example/orders?access_token=<value>&page=<value>'"), "{line}");
-        assert!(line.contains("-H 'authorization: Bearer <credential fp:"), "{line}");
+        assert!(
+            line.starts_with(
+                "curl -i -X POST 'http://api.example/orders?access_token=<value>&page=<value>'"
+            ),
+            "{line}"
+        );
+        assert!(
+            line.contains("-H 'authorization: Bearer <credential fp:"),
+            "{line}"
+        );
         assert!(line.contains("-H 'accept: application/json'"), "{line}");
         assert!(line.contains("-H 'x-custom: <redacted>'"), "{line}");
     }

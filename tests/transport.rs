@@ -566,8 +566,10 @@ async fn several_spaces_after_the_scheme_are_allowed() {
 
 #[tokio::test]
 async fn bare_jwt_is_scheme_prefix_missing() {
-    let mut header = Header::default();
-    header.kid = Some("key-1".into());
+    let header = Header {
+        kid: Some("key-1".into()),
+        ..Header::default()
+    };
     let t = sign(
         &header,
         &good_claims(),

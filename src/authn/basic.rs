@@ -67,10 +67,14 @@ pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
     let text = String::from_utf8(bytes)
         .map_err(|_| malformed("the decoded Basic credentials are not UTF-8"))?;
     let Some((user, password)) = text.split_once(':') else {
-        return Err(malformed("the decoded Basic credentials have no `:` between user and password"));
+        return Err(malformed(
+            "the decoded Basic credentials have no `:` between user and password",
+        ));
     };
     if user.chars().chain(password.chars()).any(char::is_control) {
-        return Err(malformed("the decoded Basic credentials contain control characters"));
+        return Err(malformed(
+            "the decoded Basic credentials contain control characters",
+        ));
     }
     if user.is_empty() {
         return Err(malformed("the Basic user-id is empty"));
@@ -88,7 +92,10 @@ mod tests {
     #[test]
     fn rfc7617_vectors() {
         let c = decode_basic("QWxhZGRpbjpvcGVuIHNlc2FtZQ==").unwrap();
-        assert_eq!((c.user.as_str(), c.password.expose()), ("Aladdin", "open sesame"));
+        assert_eq!(
+            (c.user.as_str(), c.password.expose()),
+            ("Aladdin", "open sesame")
+        );
         let c = decode_basic("dGVzdDoxMjPCow==").unwrap();
         assert_eq!((c.user.as_str(), c.password.expose()), ("test", "123£"));
     }

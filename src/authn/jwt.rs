@@ -386,7 +386,9 @@ impl JwtAuthenticator {
             };
             if !ok {
                 let expected = self.audiences.join(" ");
-                let got = aud.map(|a| cap(&audience_text(a)).to_string()).unwrap_or_default();
+                let got = aud
+                    .map(|a| cap(&audience_text(a)).to_string())
+                    .unwrap_or_default();
                 let mut f = AuthFailure::new(Reason::TokenAudienceMismatch)
                     .detail(format!("aud {got}, expected {}", cap(&expected)));
                 f.facts.expected_aud = Some(expected);

@@ -162,7 +162,10 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         );
     }
     let query_key = schemes.iter().find_map(|s| match s {
-        Scheme::ApiKey(k) => k.query.as_deref().and_then(|q| query_param(uri, q).map(|v| (k, q, v))),
+        Scheme::ApiKey(k) => k
+            .query
+            .as_deref()
+            .and_then(|q| query_param(uri, q).map(|v| (k, q, v))),
         _ => None,
     });
     let authorization = scan.authorization();
@@ -207,7 +210,12 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                         }
                     };
                     let user = creds.user.clone();
-                    let mut p = Pending::new(basic.start(creds), s, Location::Authorization, rest.as_bytes());
+                    let mut p = Pending::new(
+                        basic.start(creds),
+                        s,
+                        Location::Authorization,
+                        rest.as_bytes(),
+                    );
                     p.user = Some(user);
                     return Decision::Pending(p);
                 }
@@ -216,36 +224,38 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         }
     }
 
-    // 2. Other configured credentials.
+    // 2. Other configured credentials: API key headers, then session cookies.
     for s in schemes {
-        match s {
-            Scheme::ApiKey(k) => {
-                if let Some(v) = headers.get(&k.header) {
-                    let location = Location::Header(Cow::Owned(k.header.as_str().to_owned()));
-                    return key_decision(s, k, location, v.as_bytes());
-                }
+        if let Scheme::ApiKey(k) = s {
+            if let Some(v) = headers.get(&k.header) {
+                let location = Location::Header(Cow::Owned(k.header.as_str().to_owned()));
+                return key_decision(s, k, location, v.as_bytes());
             }
-            Scheme::Session(sess) => {
-                if let Some((_, value)) = find_cookie(headers, |name, _| name == sess.cookie) {
-                    let location = Location::Cookie(Cow::Owned(cap(&sess.cookie).to_string()));
-                    if value.len() > MAX_SESSION {
-                        return Decision::Rejected(
-                            AuthFailure::new(Reason::SessionInvalid)
-                                .with_location(location)
-                                .detail("the session cookie is longer than 4 KiB")
-                                .with_fingerprint(fingerprint(value.as_bytes())),
-                        );
-                    }
-                    let fut = sess.start(SessionCookie(Secret::new(value)));
-                    return Decision::Pending(Pending::new(fut, s, location, value.as_bytes()));
+        }
+    }
+    for s in schemes {
+        if let Scheme::Session(sess) = s {
+            if let Some((_, value)) = find_cookie(headers, |name, _| name == sess.cookie) {
+                let location = Location::Cookie(Cow::Owned(cap(&sess.cookie).to_string()));
+                if value.len() > MAX_SESSION {
+                    let mut f = AuthFailure::new(Reason::SessionInvalid)
+                        .with_location(location)
+                        .detail("the session cookie is longer than 4 KiB")
+                        .with_fingerprint(fingerprint(value.as_bytes()));
+                    f.facts.expected_scheme = Some(s.describe());
+                    return Decision::Rejected(f);
                 }
+                let fut = sess.start(SessionCookie(Secret::new(value)));
+                return Decision::Pending(Pending::new(fut, s, location, value.as_bytes()));
             }
-            _ => {}
         }
     }
     if let Some((k, q, v)) = query_key {
         let location = Location::Query(Cow::Owned(cap(q).to_string()));
-        let scheme = schemes.iter().find(|s| matches!(s, Scheme::ApiKey(_))).expect("found above");
+        let scheme = schemes
+            .iter()
+            .find(|s| matches!(s, Scheme::ApiKey(_)))
+            .expect("found above");
         return key_decision(scheme, k, location, v.as_bytes());
     }
 
@@ -318,8 +328,11 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             .hint("Query strings end up in logs and browser history: send the credential in a header."),
         );
     }
-    let configured_header =
-        |name: &str| schemes.iter().any(|s| matches!(s, Scheme::ApiKey(k) if k.header == name));
+    let configured_header = |name: &str| {
+        schemes
+            .iter()
+            .any(|s| matches!(s, Scheme::ApiKey(k) if k.header == name))
+    };
     let other_header = OTHER_HEADERS
         .iter()
         .filter(|n| !configured_header(n))
@@ -350,29 +363,48 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     let mut f = AuthFailure::new(Reason::CredentialsMissing)
         .detail(format!("no credentials; expected {}", expected()));
     f.facts.expected_scheme = Some(expected());
-    let how = schemes.iter().map(Scheme::how_to_send).collect::<Vec<_>>().join(" or ");
+    let how = schemes
+        .iter()
+        .map(Scheme::how_to_send)
+        .collect::<Vec<_>>()
+        .join(" or ");
     f = if scan.proxied {
         f.tag(hint::PROXY).hint(format!(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
              and carries no Authorization: the proxy may have stripped it. Expected {how}."
         ))
     } else {
-        f.hint(format!("Send {how}; if you did, a proxy or redirect may have dropped it."))
+        f.hint(format!(
+            "Send {how}; if you did, a proxy or redirect may have dropped it."
+        ))
     };
     Decision::Rejected(f)
 }
 
 /// Authorization schemes people use for API keys.
-const API_KEY_SCHEMES: &[&str] = &["apikey", "api-key", "api_key", "x-api-key", "key", "token", "bearer"];
+const API_KEY_SCHEMES: &[&str] = &[
+    "apikey",
+    "api-key",
+    "api_key",
+    "x-api-key",
+    "key",
+    "token",
+    "bearer",
+];
 
-fn key_decision(scheme: &Scheme, k: &ApiKeyAuthenticator, location: Location, raw: &[u8]) -> Decision {
+fn key_decision(
+    scheme: &Scheme,
+    k: &ApiKeyAuthenticator,
+    location: Location,
+    raw: &[u8],
+) -> Decision {
     let bad = |detail: &str| {
-        Decision::Rejected(
-            AuthFailure::new(Reason::ApiKeyUnknown)
-                .with_location(location.clone())
-                .detail(detail)
-                .with_fingerprint(fingerprint(raw)),
-        )
+        let mut f = AuthFailure::new(Reason::ApiKeyUnknown)
+            .with_location(location.clone())
+            .detail(detail)
+            .with_fingerprint(fingerprint(raw));
+        f.facts.expected_scheme = Some(scheme.describe());
+        Decision::Rejected(f)
     };
     if raw.len() > MAX_KEY {
         return bad("the API key is longer than 1 KiB");
@@ -400,7 +432,9 @@ fn query_param<'a>(uri: &'a Uri, name: &str) -> Option<&'a str> {
 /// The token68 after `Basic `.
 fn basic_token(rest: &str) -> Result<&str, AuthFailure> {
     if rest.is_empty() {
-        return Err(AuthFailure::new(Reason::BasicMalformed).detail("`Basic` is followed by nothing"));
+        return Err(
+            AuthFailure::new(Reason::BasicMalformed).detail("`Basic` is followed by nothing")
+        );
     }
     if rest.contains([' ', '\t']) || !is_token68(rest) {
         return Err(AuthFailure::new(Reason::BasicMalformed)
