@@ -21,7 +21,9 @@ fn is_scope_char(c: char) -> bool {
 fn parse(value: &http::HeaderValue) -> ParsedChallenge {
     let bytes = value.as_bytes();
     assert!(
-        bytes.iter().all(|&b| b == b' ' || (0x21..=0x7e).contains(&b)),
+        bytes
+            .iter()
+            .all(|&b| b == b' ' || (0x21..=0x7e).contains(&b)),
         "non-visible byte in {value:?}"
     );
     let text = value.to_str().unwrap();

@@ -84,7 +84,10 @@ async fn demo_over_tcp() {
         .unwrap();
     assert_eq!(r.status(), 403);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
     assert!(challenge.contains("scope=\"admin\""), "{challenge}");
 
     let admin = token(&cfg, "read admin", 3600);
