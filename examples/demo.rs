@@ -219,6 +219,12 @@ async fn main() {
         }
     };
     let addr = listener.local_addr().expect("bound socket has an address");
+    if std::env::var_os("DEMO_JWKS_URL").is_some() {
+        tracing::warn!(
+            "DEMO_JWKS_URL is set, but JWK set key sources are not built yet: only the HS256 \
+             secret verifies tokens"
+        );
+    }
     println!(
         "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
         cfg.detail

@@ -204,11 +204,76 @@ pub(crate) fn parse_authorization(raw: &[u8]) -> Parsed<'_> {
         },
         Some(_) => Parsed::Invalid("the Authorization scheme is not a token"),
         None if looks_like_bare_token(text) => Parsed::Bare(text),
-        None if text.bytes().all(is_tchar) => Parsed::Scheme {
+        // `Authorization: Bearer` alone is a scheme with nothing after it; any other single
+        // word is more likely a credential than a scheme.
+        None if is_known_scheme(text) => Parsed::Scheme {
             scheme: text,
             rest: "",
         },
+        None if is_token68(text) => Parsed::Bare(text),
         None => Parsed::Invalid("the Authorization value is neither a scheme nor a token"),
+    }
+}
+
+/// The credentials of an `Authorization` value: what follows the scheme and its
+/// separating spaces or tabs (the whole value when there is no scheme). Fingerprints are
+/// taken of this part, so one token has one fingerprint wherever it was sent.
+pub(crate) fn credential_part(raw: &[u8]) -> &[u8] {
+    let raw = raw.trim_ascii();
+    match raw.iter().position(|&b| b == b' ' || b == b'\t') {
+        Some(i) => raw[i + 1..].trim_ascii_start(),
+        None => raw,
+    }
+}
+
+/// Authentication schemes seen in the wild (IANA's registry and common custom ones).
+/// A scheme name outside this list is printed in logs and answers as `unrecognized`:
+/// it may be a credential sent without a scheme.
+const KNOWN_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "hoba",
+    "mutual",
+    "vapid",
+    "scram-sha-1",
+    "scram-sha-256",
+    "aws4-hmac-sha256",
+    "privatetoken",
+    "concealed",
+    "dpop",
+    "gnap",
+    "oauth",
+    "mac",
+    "jwt",
+    "token",
+    "apikey",
+    "api-key",
+    "api_key",
+    "x-api-key",
+    "key",
+    "sharedkey",
+    "ssws",
+    "hawk",
+    "signature",
+    "kerberos",
+    "cookie",
+];
+
+/// Whether `scheme` is a known authentication scheme name.
+pub(crate) fn is_known_scheme(scheme: &str) -> bool {
+    KNOWN_SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(scheme))
+}
+
+/// A scheme as it may appear in a log line or an answer: its name when it is a known
+/// scheme, `unrecognized` otherwise (it may be a secret sent without a scheme).
+pub(crate) fn printable_scheme(scheme: &str) -> &str {
+    if is_known_scheme(scheme) {
+        scheme
+    } else {
+        "unrecognized"
     }
 }
 

@@ -1,6 +1,7 @@
-//! Flood control for the failure log: per reason, the first events of every window are
-//! always logged, then about one per second; what is held back is counted and reported in
-//! one "suppressed N" summary event.
+//! Flood control for the failure log: per reason, an event is logged when fewer than
+//! `burst` (10) were logged in the last `window` (10 s, sliding), or when `interval` (1 s)
+//! has passed since the last one; what is held back is counted and reported in one
+//! "suppressed N" summary event.
 //!
 //! Memory is one small bucket per [`Reason`]: whatever clients send (a million distinct
 //! tokens, say) the limiter holds the same few hundred bytes.
@@ -36,13 +37,39 @@ impl Default for LogRate {
 const FLUSH_AFTER: Duration = Duration::from_secs(2);
 const TICK: Duration = Duration::from_millis(500);
 
+/// One reason's state: when its recent events were logged (a ring of `burst` instants,
+/// allocated once), and what is held back.
 #[derive(Default)]
 struct Bucket {
-    window_start: Option<Instant>,
-    in_window: u32,
+    logged: Vec<Instant>,
+    next: usize,
     last_logged: Option<Instant>,
     suppressed: u64,
     first_suppressed: Option<Instant>,
+}
+
+impl Bucket {
+    /// Fewer than `burst` events logged within the last `window`.
+    fn under_burst(&self, rate: &LogRate, now: Instant) -> bool {
+        if self.logged.len() < rate.burst as usize {
+            return true;
+        }
+        // The slot about to be overwritten holds the oldest of the last `burst` events.
+        now.duration_since(self.logged[self.next]) >= rate.window
+    }
+
+    fn record(&mut self, rate: &LogRate, now: Instant) {
+        self.last_logged = Some(now);
+        if rate.burst == 0 {
+            return;
+        }
+        if self.logged.len() < rate.burst as usize {
+            self.logged.push(now);
+        } else {
+            self.logged[self.next] = now;
+        }
+        self.next = (self.next + 1) % rate.burst as usize;
+    }
 }
 
 /// What the limiter says about one event.
@@ -96,18 +123,11 @@ impl FloodControl {
         let mut b = self.buckets[index(reason)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if b.window_start
-            .is_none_or(|s| now.duration_since(s) >= rate.window)
-        {
-            b.window_start = Some(now);
-            b.in_window = 0;
-        }
         let paced = b
             .last_logged
             .is_none_or(|l| now.duration_since(l) >= rate.interval);
-        if b.in_window < rate.burst || paced {
-            b.in_window += 1;
-            b.last_logged = Some(now);
+        if b.under_burst(&rate, now) || paced {
+            b.record(&rate, now);
             b.first_suppressed = None;
             return Admit::Log {
                 suppressed: std::mem::take(&mut b.suppressed),

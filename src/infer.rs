@@ -4,7 +4,9 @@
 
 use crate::authn::basic::decode_basic;
 use crate::authn::jwt::{inspect, now};
-use crate::credentials::{looks_like_jwt, parse_authorization, Parsed, Scan};
+use crate::credentials::{
+    credential_part, looks_like_jwt, parse_authorization, printable_scheme, Parsed, Scan,
+};
 use crate::failure::{AuthFailure, Location, TokenFacts};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint, human_duration, rfc3339};
@@ -57,6 +59,9 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
     if scan.authorization_count > 1 {
         return AuthFailure::new(Reason::CredentialsConflict)
             .with_location(Location::Authorization)
+            .with_fingerprint(fingerprint(credential_part(
+                scan.authorization[0].unwrap_or_default(),
+            )))
             .detail(format!(
                 "the request has {} Authorization header fields",
                 scan.authorization_count
@@ -66,7 +71,7 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
         if let Some((name, _)) = scan.query {
             return AuthFailure::new(Reason::CredentialsConflict)
                 .with_location(Location::Authorization)
-                .with_fingerprint(fingerprint(raw))
+                .with_fingerprint(fingerprint(credential_part(raw)))
                 .detail(format!(
                     "the request has an Authorization header and a `{name}` query parameter"
                 ));
@@ -101,10 +106,10 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
                 } else {
                     AuthFailure::new(Reason::CredentialsInvalid).detail(format!(
                         "the application rejected the {} credentials",
-                        cap(scheme)
+                        cap(printable_scheme(scheme))
                     ))
                 };
-                f.facts.received_scheme = Some(cap(scheme));
+                f.facts.received_scheme = Some(cap(printable_scheme(scheme)));
                 f
             }
         };
@@ -144,14 +149,6 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
         )
     } else {
         f
-    }
-}
-
-/// The part of an `Authorization` value after the scheme (the whole value without one).
-fn credential_part(raw: &[u8]) -> &[u8] {
-    match raw.iter().position(|&b| b == b' ') {
-        Some(i) => raw[i + 1..].trim_ascii_start(),
-        None => raw,
     }
 }
 
@@ -200,14 +197,14 @@ fn time_reason(facts: &TokenFacts) -> Option<AuthFailure> {
         return Some(AuthFailure::new(Reason::TokenExpired).detail(format!(
             "the token's unverified exp says it expired at {} ({} ago)",
             rfc3339(exp),
-            human_duration((now - exp) as u64)
+            human_duration(now.saturating_sub(exp).max(0) as u64)
         )));
     }
     if let Some(nbf) = facts.nbf.filter(|&n| n > now) {
         return Some(AuthFailure::new(Reason::TokenNotYetValid).detail(format!(
             "the token's unverified nbf is {} ({} in the future)",
             rfc3339(nbf),
-            human_duration((nbf - now) as u64)
+            human_duration(nbf.saturating_sub(now).max(0) as u64)
         )));
     }
     None

@@ -17,11 +17,16 @@
 //!
 //! # A tour
 //!
-//! - [`AuthDiagnostics`] is the layer. Configure schemes on it ([`AuthDiagnostics::bearer`]),
-//!   the realm, and the detail mode: production by default, [`AuthDiagnostics::verbose`]
-//!   for development.
+//! - [`AuthDiagnostics`] is the layer. Configure schemes on it
+//!   ([`bearer`](AuthDiagnostics::bearer), [`basic`](AuthDiagnostics::basic),
+//!   [`api_key`](AuthDiagnostics::api_key), [`session`](AuthDiagnostics::session)), an
+//!   [`account_status`](AuthDiagnostics::account_status) hook, the realm, and the detail
+//!   mode: production by default, [`verbose`](AuthDiagnostics::verbose) for development.
+//!   With no scheme it authenticates nothing and watches what the wrapped service answers.
 //! - [`JwtAuthenticator`] verifies Bearer JWTs with static keys ([`StaticKey`]): algorithm
 //!   allow-list, issuers, audiences, leeway, required claims, `typ`.
+//! - [`BasicAuthenticator`], [`ApiKeyAuthenticator`] and [`SessionAuthenticator`] hand the
+//!   decoded credential to the application's [`Verify`] hook (any async closure).
 //! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
 //!   `insufficient_scope` with the `scope` the route needs.
 //! - [`Principal`], [`Claims`] and [`RequestId`] are extractors for handlers.
@@ -29,16 +34,31 @@
 //!   and logs it like its own.
 //! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
 //!
+//! # The wrapped service's own answers
+//!
+//! When the wrapped service answers 401 or 403 by itself, the layer logs the most precise
+//! reason the request shows (marked inferred) and, in [`UpstreamMode::Enforce`] (the
+//! default), corrects what breaks the contract: a 401 without a challenge gets one
+//! (`upstream_challenge_missing`), a 401 to a request this layer authenticated becomes 403
+//! (`upstream_unauthorized_after_authentication`), a 403 to a request without credentials
+//! becomes 401 (`upstream_forbidden_without_credentials`). [`AuthDiagnostics::observe`]
+//! only logs.
+//!
 //! # The log event
 //!
 //! Fields: `reason`, `client_reason`, `status`, `request_id`, `method`, `path` (never the
 //! query), `scheme_expected`, `scheme_received`, `location`, `fingerprint` (a keyed hash
 //! prefix of the credential, comparable within one process), and for tokens `alg`, `kid`,
 //! `typ`, `iss`, `aud`, `sub`, `exp` with `signature_verified` telling whether the token's
-//! signature checked out (when `false`, they are only what the client claims);
-//! plus `expected_iss`, `expected_aud`, `claim`, `scope`, `check`, `hint` where they apply.
-//! Levels: INFO for `credentials_missing`, WARN for other client failures, ERROR for server
-//! faults and for a wrapped service that breaks the contract.
+//! signature checked out (when `false`, they are only what the client claims); plus
+//! `expected_iss`, `expected_aud`, `claim`, `scope`, `check`, `user`, `hint`, `hints` (stable
+//! codes such as `bare_jwt`, `token_in_query`, `proxy_may_have_stripped_authorization`),
+//! `inferred`, `inferred_reason`, `upstream_status` and `repro` (a `curl` line with every
+//! credential replaced by a placeholder) where they apply. Levels: INFO for
+//! `credentials_missing`, WARN for other client failures, ERROR for server faults and for a
+//! wrapped service that breaks the contract. Flood control ([`LogRate`]) logs an event when fewer
+//! than 10 of its reason were logged in the last 10 s, or a second has passed since the
+//! last one, and reports the rest as one "suppressed N" event; its memory is one bucket per reason, whatever clients send.
 //!
 //! # Crypto backend
 //!

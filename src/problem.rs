@@ -133,7 +133,16 @@ impl AuthFailure {
         let name = |s: &Option<&Scheme>| s.map_or("Bearer", |s| s.name());
         schemes.sort_by_key(|s| name(s) != "Basic");
         if reason.status().as_u16() != 401 {
-            // 400 invalid_request and 403 insufficient_scope are Bearer's words only.
+            // 400 invalid_request and 403 insufficient_scope are Bearer's words only, and
+            // only for a request that used Bearer (or whose scheme is unknown).
+            let other = self
+                .facts
+                .received_scheme
+                .as_ref()
+                .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case("bearer"));
+            if other {
+                return Vec::new();
+            }
             schemes.retain(|s| name(s) == "Bearer");
         }
         let mut seen = Vec::with_capacity(schemes.len());

@@ -42,7 +42,7 @@ impl RequestId {
                 return RequestId(v.clone());
             }
         }
-        let id = HeaderValue::try_from(new_request_id()).expect("hex is a valid header value");
+        let id = HeaderValue::from_bytes(&new_request_id()).expect("hex is a valid header value");
         headers.insert(X_REQUEST_ID, id.clone());
         RequestId(id)
     }

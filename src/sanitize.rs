@@ -102,14 +102,23 @@ pub(crate) fn fingerprint(secret: &[u8]) -> String {
 }
 
 /// A fresh request id: 32 hex characters, unique within the process and unpredictable.
-pub(crate) fn new_request_id() -> String {
+/// Written into a stack buffer: the only allocation is the header value itself.
+pub(crate) fn new_request_id() -> [u8; 32] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut a = process_hasher().build_hasher();
     a.write_u64(n);
     let hi = a.finish();
     a.write_u64(hi);
-    format!("{hi:016x}{:016x}", a.finish())
+    let lo = a.finish();
+    let mut out = [0u8; 32];
+    for (i, word) in [hi, lo].into_iter().enumerate() {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    out
 }
 
 /// Seconds since the epoch as RFC 3339 UTC, e.g. `2026-11-27T03:35:00Z`.

@@ -72,7 +72,8 @@ impl RequireScope {
         } else {
             granted.join(" ")
         };
-        let failure = AuthFailure::new(Reason::InsufficientScope);
+        let mut failure = AuthFailure::new(Reason::InsufficientScope);
+        failure.facts.received_scheme = Some(crate::sanitize::cap(principal.scheme()));
         let failure = match principal.id() {
             Some(id) => failure.user(id),
             None => failure,

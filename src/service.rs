@@ -102,7 +102,8 @@ where
             method: req.method().clone(),
             uri: req.uri().clone(),
             preflight,
-            authenticated: false,
+            // An enclosing layer may have authenticated the request already.
+            authenticated: req.extensions().get::<Principal>().is_some(),
             snapshot: Snapshot::new(req.headers()),
             private: false,
         };
@@ -432,10 +433,10 @@ impl Ctx {
         for challenge in rparts.headers.get_all(WWW_AUTHENTICATE) {
             parts.headers.append(WWW_AUTHENTICATE, challenge.clone());
         }
+        // The corrected answer is the layer's: never cacheable, whatever the app said.
         parts
             .headers
-            .entry(CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("no-store"));
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         let empty = http_body::Body::size_hint(&body).exact() == Some(0);
         if !empty {
             return Response::from_parts(parts, body);

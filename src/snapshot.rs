@@ -5,8 +5,8 @@
 //! path, only reference-counted clones of header values. Credential and proxy headers are
 //! kept first, so a request with many headers still keeps the ones that matter.
 
-use crate::credentials::OTHER_HEADERS;
-use crate::sanitize::{cap, cap_to, fingerprint};
+use crate::credentials::{credential_part, printable_scheme, OTHER_HEADERS};
+use crate::sanitize::fingerprint;
 use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use std::fmt::Write as _;
@@ -23,7 +23,6 @@ const SAFE: &[&str] = &[
     "content-length",
     "user-agent",
     "origin",
-    "referer",
     "x-request-id",
     "forwarded",
     "via",
@@ -42,8 +41,13 @@ fn is_credential_header(name: &HeaderName) -> bool {
         || OTHER_HEADERS.contains(&name.as_str())
 }
 
+fn is_proxy_header(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    n == "forwarded" || n == "via" || n == "x-real-ip" || n.starts_with("x-forwarded-")
+}
+
 fn is_priority(name: &HeaderName) -> bool {
-    is_credential_header(name) || name == HOST || SAFE[9..15].contains(&name.as_str())
+    is_credential_header(name) || name == HOST || is_proxy_header(name)
 }
 
 /// Up to [`KEEP`] header fields of a request, credentials and proxy headers first.
@@ -103,7 +107,7 @@ impl Snapshot {
         let mut line = String::with_capacity(256);
         line.push_str("curl -i");
         if method != Method::GET {
-            let _ = write!(line, " -X {}", cap(method.as_str()));
+            let _ = write!(line, " -X '{}'", shell_safe(method.as_str(), 20));
         }
         let _ = write!(
             line,
@@ -114,11 +118,16 @@ impl Snapshot {
         if let Some(q) = uri.query() {
             line.push('?');
             for (i, pair) in q.split('&').take(16).enumerate() {
-                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
                 if i > 0 {
                     line.push('&');
                 }
-                let _ = write!(line, "{}=<value>", shell_safe(name, 32));
+                // Only plain parameter names are shown; anything else may be a value.
+                match pair.split_once('=') {
+                    Some((name, _)) if is_plain_name(name) => {
+                        let _ = write!(line, "{name}=<value>");
+                    }
+                    _ => line.push_str("<value>"),
+                }
             }
         }
         line.push('\'');
@@ -128,12 +137,12 @@ impl Snapshot {
             }
             let shown = if is_credential_header(name) {
                 credential_placeholder(name, value)
-            } else if SAFE.contains(&name.as_str()) {
+            } else if SAFE.contains(&name.as_str()) || is_proxy_header(name) {
                 shell_safe(&String::from_utf8_lossy(value.as_bytes()), 128)
             } else {
                 "<redacted>".to_owned()
             };
-            let _ = write!(line, " -H '{}: {shown}'", name.as_str());
+            let _ = write!(line, " -H '{}: {shown}'", shell_safe(name.as_str(), 64));
             if line.len() > 2048 {
                 line.push_str(" …");
                 return line;
@@ -157,28 +166,35 @@ fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
             .take(16)
             .map(|pair| {
                 let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-                format!(
-                    "{}=<cookie fp:{}>",
-                    shell_safe(n, 32),
-                    fingerprint(v.as_bytes())
-                )
+                let v = v.trim().trim_matches('"');
+                let n = if is_plain_name(n) { n } else { "<name>" };
+                format!("{n}=<cookie fp:{}>", fingerprint(v.as_bytes()))
             })
             .collect::<Vec<_>>()
             .join("; ");
     }
     if name == AUTHORIZATION || name == PROXY_AUTHORIZATION {
-        let text = String::from_utf8_lossy(bytes);
-        if let Some((scheme, rest)) = text.trim().split_once(' ') {
-            if scheme.bytes().all(crate::challenge::is_tchar) {
-                return format!(
-                    "{} <credential fp:{}>",
-                    cap_to(scheme, 20),
-                    fingerprint(rest.trim().as_bytes())
-                );
-            }
+        let whole = bytes.trim_ascii();
+        let cred = credential_part(whole);
+        if cred.len() < whole.len() {
+            let scheme = String::from_utf8_lossy(&whole[..whole.len() - cred.len()]);
+            return format!(
+                "{} <credential fp:{}>",
+                shell_safe(printable_scheme(scheme.trim()), 20),
+                fingerprint(cred)
+            );
         }
     }
     format!("<credential fp:{}>", fingerprint(bytes))
+}
+
+/// A parameter or cookie name that is safe to show: short, letters, digits, `_-.[]`.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
 }
 
 /// Text that can sit inside single quotes in a shell: printable ASCII without `'`,
@@ -225,7 +241,7 @@ mod tests {
         }
         assert!(
             line.starts_with(
-                "curl -i -X POST 'http://api.example/orders?access_token=<value>&page=<value>'"
+                "curl -i -X 'POST' 'http://api.example/orders?access_token=<value>&page=<value>'"
             ),
             "{line}"
         );
@@ -235,6 +251,9 @@ mod tests {
         );
         assert!(line.contains("-H 'accept: application/json'"), "{line}");
         assert!(line.contains("-H 'x-custom: <redacted>'"), "{line}");
+        let bare: Uri = "/p?sk_live_SECRET".parse().unwrap();
+        let line = Snapshot::new(&h).curl(&Method::GET, &bare);
+        assert!(!line.contains("sk_live"), "{line}");
     }
 
     #[test]

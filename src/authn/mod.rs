@@ -8,7 +8,8 @@ pub(crate) mod session;
 pub(crate) mod verify;
 
 use crate::credentials::{
-    find_cookie, is_token68, looks_like_jwt, parse_authorization, Parsed, Scan, OTHER_HEADERS,
+    credential_part, find_cookie, is_token68, looks_like_jwt, parse_authorization,
+    printable_scheme, Parsed, Scan, OTHER_HEADERS,
 };
 use crate::failure::{AuthFailure, Location};
 use crate::infer::{basic_wraps_token, hint};
@@ -131,6 +132,9 @@ impl Pending {
         if f.facts.expected_scheme.is_none() {
             f.facts.expected_scheme = Some(self.expected.clone());
         }
+        if f.facts.received_scheme.is_none() {
+            f.facts.received_scheme = Some(cap(self.scheme));
+        }
         f
     }
 }
@@ -151,7 +155,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     };
 
     if scan.authorization_count > 1 {
-        let first = scan.authorization[0].unwrap_or_default();
+        let first = credential_part(scan.authorization[0].unwrap_or_default());
         return Decision::Rejected(
             fail(Reason::CredentialsConflict, Location::Authorization)
                 .detail(format!(
@@ -169,16 +173,35 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         _ => None,
     });
     let authorization = scan.authorization();
-    if authorization.is_some() {
-        let in_query = scan.query.map(|(n, _)| n).or(query_key.map(|(_, q, _)| q));
-        if let Some(name) = in_query {
+    // A credential header (Authorization, or a configured API key header) and a credential
+    // in the query string: two methods in one request.
+    let key_header = schemes.iter().find_map(|s| match s {
+        Scheme::ApiKey(k) => headers.get(&k.header).map(|v| (k, v)),
+        _ => None,
+    });
+    let in_query = scan.query.map(|(n, _)| n).or(query_key.map(|(_, q, _)| q));
+    if let Some(name) = in_query {
+        let header = match (authorization, key_header) {
+            (Some(raw), _) => Some((
+                Location::Authorization,
+                "an Authorization header".to_owned(),
+                credential_part(raw),
+            )),
+            (None, Some((k, v))) => Some((
+                Location::Header(Cow::Owned(k.header.as_str().to_owned())),
+                format!("a {} header", k.header_display),
+                v.as_bytes(),
+            )),
+            (None, None) => None,
+        };
+        if let Some((location, what, secret)) = header {
             return Decision::Rejected(
-                fail(Reason::CredentialsConflict, Location::Authorization)
+                fail(Reason::CredentialsConflict, location)
                     .detail(format!(
-                        "the request has an Authorization header and a `{}` query parameter; send one",
+                        "the request has {what} and a `{}` query parameter; send one",
                         cap(name)
                     ))
-                    .with_fingerprint(fingerprint(authorization.unwrap_or_default()))
+                    .with_fingerprint(fingerprint(secret))
                     .tag(hint::QUERY),
             );
         }
@@ -206,6 +229,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                                 .with_location(Location::Authorization)
                                 .with_fingerprint(fingerprint(rest.as_bytes()));
                             f.facts.expected_scheme = Some(Cow::Borrowed("Basic"));
+                            f.facts.received_scheme = Some(cap("Basic"));
                             return Decision::Rejected(f);
                         }
                     };
@@ -224,7 +248,8 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         }
     }
 
-    // 2. Other configured credentials: API key headers, then session cookies.
+    // 2. Other configured credentials: API key headers, an allowed API key query
+    // parameter, then session cookies.
     for s in schemes {
         if let Scheme::ApiKey(k) = s {
             if let Some(v) = headers.get(&k.header) {
@@ -232,6 +257,14 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                 return key_decision(s, k, location, v.as_bytes());
             }
         }
+    }
+    if let Some((k, q, v)) = query_key {
+        let location = Location::Query(Cow::Owned(cap(q).to_string()));
+        let scheme = schemes
+            .iter()
+            .find(|s| matches!(s, Scheme::ApiKey(_)))
+            .expect("found above");
+        return key_decision(scheme, k, location, v.as_bytes());
     }
     for s in schemes {
         if let Scheme::Session(sess) = s {
@@ -249,14 +282,6 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                 return Decision::Pending(Pending::new(fut, s, location, value.as_bytes()));
             }
         }
-    }
-    if let Some((k, q, v)) = query_key {
-        let location = Location::Query(Cow::Owned(cap(q).to_string()));
-        let scheme = schemes
-            .iter()
-            .find(|s| matches!(s, Scheme::ApiKey(_)))
-            .expect("found above");
-        return key_decision(scheme, k, location, v.as_bytes());
     }
 
     // 3. Nothing matched: name the transport problem.
@@ -289,18 +314,18 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                         fail(Reason::CredentialsWrongLocation, Location::Authorization)
                             .detail(format!(
                                 "an API key was sent in Authorization (scheme {}), but this resource reads it from the {} header",
-                                cap(scheme),
+                                cap(printable_scheme(scheme)),
                                 k.header_display
                             ))
                             .hint(format!("Send the key as `{}: <key>`.", k.header_display))
                     }
                     _ => fail(Reason::SchemeNotAccepted, Location::Authorization).detail(format!(
                         "Authorization uses {}, this resource accepts {}",
-                        cap(scheme),
+                        cap(printable_scheme(scheme)),
                         expected()
                     )),
                 };
-                f.facts.received_scheme = Some(cap(scheme));
+                f.facts.received_scheme = Some(cap(printable_scheme(scheme)));
                 if scheme.eq_ignore_ascii_case("basic") && basic_wraps_token(rest) {
                     f = f
                         .tag(hint::BASIC_WRAPPED_TOKEN)
@@ -450,6 +475,7 @@ fn bearer(jwt: &JwtAuthenticator, rest: &str) -> Result<Principal, AuthFailure> 
             .with_location(Location::Authorization)
             .detail(detail);
         f.facts.expected_scheme = Some(Cow::Borrowed("Bearer"));
+        f.facts.received_scheme = Some(cap("Bearer"));
         f
     };
     if rest.is_empty() {
@@ -480,6 +506,7 @@ fn bearer(jwt: &JwtAuthenticator, rest: &str) -> Result<Principal, AuthFailure> 
                 .with_location(Location::Authorization)
                 .with_fingerprint(fingerprint(rest.as_bytes()));
             f.facts.expected_scheme = Some(Cow::Borrowed("Bearer"));
+            f.facts.received_scheme = Some(cap("Bearer"));
             Err(f)
         }
     }

@@ -1,0 +1,382 @@
+mod common;
+use common::*;
+
+// Black-box tests for flood control of the failure log (/work/shared/spec/reasons.md,
+// "The log event"): per reason, at least the first 10 failures in any 10 s are logged,
+// then at most about one per second; what is held back is reported in "suppressed N"
+// summary events (field `suppressed`, same `reason`), on a timer or with the next logged
+// event; the limiter's memory is bounded whatever clients send.
+//
+// Each test installs one capturing subscriber for its whole run
+// (`tracing::subscriber::set_default`) and drives one layer with `ready` + `call`.
+
+use auth_diagnostics::{AuthDiagnostics, AuthDiagnosticsService, Reason};
+use axum::body::Body;
+use axum::response::IntoResponse;
+use http::{Request, Response, StatusCode};
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use tower::{Layer, Service, ServiceExt};
+use tracing::subscriber::DefaultGuard;
+use tracing_subscriber::layer::SubscriberExt;
+
+const N: usize = 100_000;
+
+type Inner = tower::util::BoxCloneService<Request<Body>, Response<Body>, Infallible>;
+
+/// A wrapped service that answers every request with a bare 401 (no challenge).
+fn inner_401() -> Inner {
+    tower::util::BoxCloneService::new(tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(StatusCode::UNAUTHORIZED.into_response())
+    }))
+}
+
+/// A wrapped service that answers 200.
+fn inner_200() -> Inner {
+    tower::util::BoxCloneService::new(tower::service_fn(|_req: Request<Body>| async {
+        Ok::<_, Infallible>(StatusCode::OK.into_response())
+    }))
+}
+
+/// One capturing subscriber, current on this thread until the guard drops.
+fn capture() -> (Capture, DefaultGuard) {
+    let c = Capture::default();
+    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(c.clone()));
+    (c, guard)
+}
+
+type Svc = AuthDiagnosticsService<Inner>;
+
+/// Sends one request through a clone of `svc` and returns its status.
+async fn call(svc: &Svc, req: Request<Body>) -> StatusCode {
+    let mut s = svc.clone();
+    let response = s.ready().await.unwrap().call(req).await.unwrap();
+    response.status()
+}
+
+/// Events split into failure events (no `suppressed` field) and summary events.
+fn split(events: &[Captured]) -> (Vec<&Captured>, Vec<&Captured>) {
+    events.iter().partition(|e| e.get("suppressed").is_none())
+}
+
+fn suppressed_total(summaries: &[&Captured]) -> u64 {
+    summaries
+        .iter()
+        .map(|e| {
+            e.field("suppressed")
+                .parse::<u64>()
+                .unwrap_or_else(|err| panic!("suppressed is a count: {err}: {:#?}", e.fields))
+        })
+        .sum()
+}
+
+/// The most failure events a flood lasting `elapsed` may log for one reason: 10 in each
+/// 10 s window begun, plus about one per second (counted generously twice).
+fn bound(elapsed: Duration) -> usize {
+    let s = elapsed.as_secs_f64();
+    (10.0 * (s / 10.0 + 2.0) + 2.0 * (s + 2.0)).floor() as usize
+}
+
+/// After a flood: report what is held back, give a flusher thread that may have taken a
+/// count just before us time to emit it, and check that the numbers add up.
+async fn settle_and_check(
+    label: &str,
+    layer: &AuthDiagnostics,
+    cap: &Capture,
+    reason: &str,
+    sent: usize,
+    elapsed: Duration,
+) {
+    layer.flush_suppressed();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let events = cap.events();
+    for e in &events {
+        assert_eq!(e.field("reason"), reason, "{label}: {:#?}", e.fields);
+    }
+    let (failures, summaries) = split(&events);
+    let logged = failures.len();
+    let held = suppressed_total(&summaries);
+    eprintln!(
+        "{label}: {sent} requests in {:.2?}: {logged} failure events, {} summaries reporting {held} suppressed",
+        elapsed,
+        summaries.len()
+    );
+    assert!(
+        logged >= 10,
+        "{label}: at least the first 10 are logged, got {logged}"
+    );
+    assert!(
+        logged <= bound(elapsed),
+        "{label}: {logged} failure events in {elapsed:?} exceed the bound {}",
+        bound(elapsed)
+    );
+    assert!(
+        summaries.len() <= logged + (elapsed.as_secs() as usize) / 2 + 2,
+        "{label}: {} summaries for {logged} logged events in {elapsed:?}",
+        summaries.len()
+    );
+    for s in &summaries {
+        assert_ne!(s.field("suppressed"), "0", "{label}: an empty summary");
+    }
+    assert_eq!(
+        logged as u64 + held,
+        sent as u64,
+        "{label}: logged + suppressed must equal the failures sent"
+    );
+    // Nothing is left: another flush reports nothing.
+    let before = cap.events().len();
+    layer.flush_suppressed();
+    assert_eq!(
+        cap.events().len(),
+        before,
+        "{label}: a second flush reported more"
+    );
+}
+
+#[tokio::test]
+async fn flood_of_identical_failures_is_bounded_and_adds_up() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    let start = Instant::now();
+    for _ in 0..N {
+        assert_eq!(call(&svc, get("/me", &[])).await, StatusCode::UNAUTHORIZED);
+    }
+    let elapsed = start.elapsed();
+    settle_and_check(
+        "bearer, no credentials",
+        &layer,
+        &cap,
+        "credentials_missing",
+        N,
+        elapsed,
+    )
+    .await;
+}
+
+/// The same through zero configuration: the wrapped service answers a bare 401, which
+/// the layer corrects and logs as `upstream_challenge_missing`.
+#[tokio::test]
+async fn flood_of_upstream_violations_is_bounded_and_adds_up() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new();
+    let svc = layer.layer(inner_401());
+    let start = Instant::now();
+    for _ in 0..N {
+        assert_eq!(call(&svc, get("/x", &[])).await, StatusCode::UNAUTHORIZED);
+    }
+    let elapsed = start.elapsed();
+    settle_and_check(
+        "zero-config, bare 401",
+        &layer,
+        &cap,
+        "upstream_challenge_missing",
+        N,
+        elapsed,
+    )
+    .await;
+}
+
+/// A million distinct tokens must not grow the limiter: it keys on the reason only.
+#[tokio::test]
+async fn distinct_tokens_do_not_grow_the_limiter() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    let keys_before = layer.flood_control_keys();
+    assert!(keys_before <= Reason::ALL.len(), "{keys_before}");
+    let start = Instant::now();
+    for i in 0..N {
+        let auth = format!("Bearer tok-{i}");
+        let status = call(&svc, get("/me", &[("authorization", &auth)])).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let elapsed = start.elapsed();
+    let keys_after = layer.flood_control_keys();
+    assert!(
+        keys_after <= Reason::ALL.len(),
+        "{keys_after} keys after {N} distinct tokens; at most one per reason ({})",
+        Reason::ALL.len()
+    );
+    assert_eq!(
+        keys_after, keys_before,
+        "the limiter grew with distinct tokens"
+    );
+    // Every distinct token still counts against the one reason.
+    settle_and_check(
+        "distinct tokens",
+        &layer,
+        &cap,
+        "token_malformed",
+        N,
+        elapsed,
+    )
+    .await;
+    for e in cap.events() {
+        assert!(
+            !e.line().contains("tok-"),
+            "a token reached the log: {}",
+            e.line()
+        );
+    }
+}
+
+/// With no further request, the held-back count is reported on a timer, to the
+/// subscriber that was current when the first event was held back.
+#[tokio::test]
+async fn background_flusher_reports_without_further_requests() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    for _ in 0..15 {
+        call(&svc, get("/me", &[])).await;
+    }
+    let events = cap.events();
+    let (failures, summaries) = split(&events);
+    assert_eq!(failures.len(), 10, "the first 10 are logged at once");
+    assert!(summaries.is_empty());
+
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let events = cap.events();
+    let (failures, summaries) = split(&events);
+    assert_eq!(failures.len(), 10);
+    assert_eq!(summaries.len(), 1, "{summaries:#?}");
+    assert_eq!(summaries[0].field("reason"), "credentials_missing");
+    assert_eq!(summaries[0].field("suppressed"), "5");
+    assert_eq!(summaries[0].target, "auth_diagnostics");
+
+    // Reported once: nothing left for an explicit flush.
+    layer.flush_suppressed();
+    assert_eq!(cap.events().len(), 11);
+}
+
+/// The flusher reports to the subscriber current when the first event was held back,
+/// even when that thread has moved on to another subscriber.
+#[tokio::test]
+async fn background_flusher_reports_to_the_subscriber_of_the_first_held_back_event() {
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    let (first, guard) = capture();
+    for _ in 0..12 {
+        call(&svc, get("/me", &[])).await;
+    }
+    drop(guard);
+    let (second, _guard) = capture();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let events = first.events();
+    let (failures, summaries) = split(&events);
+    assert_eq!(failures.len(), 10);
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].field("suppressed"), "2");
+    assert!(second.events().is_empty(), "{:#?}", second.events());
+}
+
+/// The summary comes with the next logged event of the same reason when there is one
+/// before the timer fires.
+#[tokio::test]
+async fn summary_comes_with_the_next_logged_event() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    for _ in 0..15 {
+        call(&svc, get("/me", &[])).await;
+    }
+    assert_eq!(cap.events().len(), 10);
+    // Past the one-per-second pace, well before the timer.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    call(&svc, get("/me", &[])).await;
+    let events = cap.events();
+    assert_eq!(events.len(), 12, "{events:#?}");
+    assert_eq!(
+        events[10].get("suppressed"),
+        Some("5"),
+        "{:#?}",
+        events[10].fields
+    );
+    assert_eq!(events[10].field("reason"), "credentials_missing");
+    assert_eq!(events[11].get("suppressed"), None);
+    assert_eq!(events[11].field("reason"), "credentials_missing");
+}
+
+/// Reasons have separate budgets: a flood of one does not hide another.
+#[tokio::test]
+async fn reasons_are_limited_separately() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    for _ in 0..50 {
+        call(&svc, get("/me", &[])).await;
+    }
+    for i in 0..5 {
+        let auth = format!("Bearer other-{i}");
+        call(&svc, get("/me", &[("authorization", &auth)])).await;
+    }
+    let events = cap.events();
+    let count = |reason: &str| {
+        events
+            .iter()
+            .filter(|e| e.field("reason") == reason && e.get("suppressed").is_none())
+            .count()
+    };
+    assert_eq!(count("credentials_missing"), 10);
+    assert_eq!(count("token_malformed"), 5);
+    layer.flush_suppressed();
+    let events = cap.events();
+    let (_, summaries) = split(&events);
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0].field("reason"), "credentials_missing");
+    assert_eq!(summaries[0].field("suppressed"), "40");
+}
+
+/// A new 10 s window logs a new burst of 10.
+#[tokio::test]
+async fn a_new_window_logs_a_new_burst() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    for _ in 0..20 {
+        call(&svc, get("/me", &[])).await;
+    }
+    assert_eq!(split(&cap.events()).0.len(), 10);
+    tokio::time::sleep(Duration::from_millis(10_200)).await;
+    // By now the timer has reported the 10 held back.
+    let events = cap.events();
+    let (_, summaries) = split(&events);
+    assert_eq!(suppressed_total(&summaries), 10);
+    for _ in 0..10 {
+        call(&svc, get("/me", &[])).await;
+    }
+    let events = cap.events();
+    let (failures, summaries) = split(&events);
+    assert_eq!(failures.len(), 20, "a fresh window logs its first 10 again");
+    assert_eq!(suppressed_total(&summaries), 10);
+}
+
+#[tokio::test]
+async fn log_every_failure_disables_flood_control() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt()).log_every_failure();
+    let svc = layer.layer(inner_200());
+    for _ in 0..500 {
+        call(&svc, get("/me", &[])).await;
+    }
+    layer.flush_suppressed();
+    let events = cap.events();
+    let (failures, summaries) = split(&events);
+    assert_eq!(failures.len(), 500);
+    assert!(summaries.is_empty());
+}
+
+/// Flushing with nothing held back reports nothing.
+#[tokio::test]
+async fn flush_with_nothing_pending_reports_nothing() {
+    let (cap, _guard) = capture();
+    let layer = AuthDiagnostics::new().bearer(jwt());
+    let svc = layer.layer(inner_200());
+    for _ in 0..10 {
+        call(&svc, get("/me", &[])).await;
+    }
+    layer.flush_suppressed();
+    assert_eq!(cap.events().len(), 10);
+    assert!(split(&cap.events()).1.is_empty());
+}
