@@ -261,4 +261,22 @@ mod tests {
             Admit::Log { .. }
         ));
     }
+
+    #[test]
+    fn the_window_slides() {
+        let fc = Arc::new(FloodControl::new(Some(LogRate::default())));
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let logged = |fc: &Arc<FloodControl>, ms: u64| {
+            matches!(fc.admit(Reason::TokenExpired, at(ms)), Admit::Log { .. })
+        };
+        // Ten at 9.9 s are logged; ten more at 10.0 s fall in the same sliding window.
+        assert!((0..10).all(|_| logged(&fc, 9_900)));
+        assert!((0..10).all(|_| !logged(&fc, 10_000)));
+        // A second after the last logged one, one more is let through.
+        assert!(logged(&fc, 10_900));
+        assert!(!logged(&fc, 10_950));
+        // Once the burst has left the window, a new burst is logged.
+        assert!((0..9).all(|_| logged(&fc, 20_000)));
+    }
 }

@@ -1811,3 +1811,63 @@ async fn account_refusals_name_the_credential_in_the_log() {
 
     assert!(gaps.is_empty(), "{gaps:#?}");
 }
+
+// ---------------------------------------------------------------------------------------
+// A key header and a key in the query; scope refusals for non-Bearer principals
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn api_key_header_and_query_key_conflict() {
+    let app = app(layer(DetailMode::Verbose)
+        .api_key(ApiKeyAuthenticator::new(check_key).allow_query("api_key")));
+    let out = send(
+        app,
+        get("/r?api_key=other-key-456", &[("x-api-key", KEY_GOOD)]),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::BAD_REQUEST);
+    assert_eq!(out.problem()["reason"], "credentials_conflict");
+    // 400 invalid_request is Bearer's word: an API-key-only route sends no challenge.
+    assert!(out.challenges().is_empty());
+    let e = out.event();
+    assert_eq!(e.field("reason"), "credentials_conflict");
+    assert_eq!(e.field("location"), "header:x-api-key");
+    assert_eq!(e.field("hints"), "token_in_query");
+    assert_eq!(e.field("fingerprint").len(), 12);
+}
+
+#[tokio::test]
+async fn insufficient_scope_for_a_basic_principal_has_no_bearer_challenge() {
+    // The route accepts Bearer and Basic; the request authenticated with Basic.
+    let app = Router::new()
+        .route(
+            "/admin",
+            routing::get(hello).route_layer(RequireScope::new(["admin"])),
+        )
+        .layer(
+            layer(DetailMode::Production)
+                .bearer(jwt())
+                .basic(BasicAuthenticator::new(check_password)),
+        );
+    let out = send(
+        app.clone(),
+        get("/admin", &[("authorization", &basic("alice", ALICE_PW))]),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    assert_eq!(out.problem()["reason"], "insufficient_scope");
+    assert!(out.challenges().is_empty(), "{:?}", out.challenges());
+    assert_eq!(out.event().field("scheme_received"), "Basic");
+
+    // The same route with a Bearer token keeps the RFC 6750 challenge.
+    let token = hs256(&good_claims());
+    let out = send(
+        app,
+        get("/admin", &[("authorization", &format!("Bearer {token}"))]),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    let c = out.challenge();
+    assert_eq!(c.param("error"), Some("insufficient_scope"));
+    assert_eq!(c.param("scope"), Some("admin"));
+}

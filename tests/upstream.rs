@@ -1815,3 +1815,111 @@ async fn infers_an_expired_token_in_the_query() {
         e.field("repro")
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Review findings: nesting order, Referer, unknown schemes, hostile exp
+// ---------------------------------------------------------------------------------------
+
+/// An outer layer authenticates, an inner zero-config layer watches the handler: the
+/// inner layer knows the request was authenticated and corrects 401 to 403.
+#[tokio::test]
+async fn inner_watcher_sees_authentication_by_an_outer_layer() {
+    let app = Router::new()
+        .route(PATH, routing::get(bare_401))
+        .layer(zero())
+        .layer(AuthDiagnostics::new().bearer(jwt()));
+    let token = valid_token();
+    let out = send(
+        app,
+        get(PATH, &[("authorization", &format!("Bearer {token}"))]),
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::FORBIDDEN);
+    assert!(out.challenges().is_empty());
+    let e = out.event();
+    assert_eq!(
+        e.field("reason"),
+        "upstream_unauthorized_after_authentication"
+    );
+    assert_eq!(e.field("signature_verified"), "true");
+}
+
+#[tokio::test]
+async fn repro_never_shows_the_referer_or_bare_query_parameters() {
+    let app = Router::new()
+        .route(PATH, routing::get(bare_401))
+        .layer(zero());
+    let out = send(
+        app,
+        get(
+            &format!("{PATH}?sk_live_SECRETBARE0123&page=2"),
+            &[(
+                "referer",
+                "https://app.example/cb?access_token=SECRETREF123",
+            )],
+        ),
+    )
+    .await;
+    let repro = out.event().field("repro").to_owned();
+    assert!(!repro.contains("SECRETREF123"), "{repro}");
+    assert!(!repro.contains("SECRETBARE"), "{repro}");
+    assert!(repro.contains("-H 'referer: <redacted>'"), "{repro}");
+    assert!(repro.contains("?<value>&page=<value>"), "{repro}");
+}
+
+/// A single word in Authorization that is no known scheme is treated as a credential:
+/// never printed as a scheme, in the log or the answer.
+#[tokio::test]
+async fn an_unknown_single_word_is_a_credential_not_a_scheme() {
+    for app in [
+        Router::new()
+            .route(PATH, routing::get(bare_401))
+            .layer(zero().verbose()),
+        Router::new()
+            .route(PATH, routing::get(|| async { "ok" }))
+            .layer(AuthDiagnostics::new().verbose().bearer(jwt())),
+    ] {
+        let out = send(app, get(PATH, &[("authorization", "k3yS3cr3tShort19ch")])).await;
+        assert!(!String::from_utf8_lossy(&out.body).contains("k3yS3cr3t"));
+        let e = out.event();
+        assert!(!e.line().contains("k3yS3cr3t"), "{}", e.line());
+        assert!(e.line().contains("scheme_prefix_missing"), "{}", e.line());
+    }
+    // With a space, the first word is a scheme, but only a known one is printed.
+    let app = Router::new()
+        .route(PATH, routing::get(|| async { "ok" }))
+        .layer(AuthDiagnostics::new().verbose().bearer(jwt()));
+    let out = send(app, get(PATH, &[("authorization", "Hunter2Secret value")])).await;
+    assert_eq!(out.problem()["reason"], "scheme_not_accepted");
+    assert_eq!(out.problem()["received_scheme"], "unrecognized");
+    assert!(!out.event().line().contains("Hunter2Secret"));
+}
+
+/// `exp` at the extreme of i64 must not overflow the "how long ago" arithmetic.
+#[tokio::test]
+async fn extreme_exp_values_do_not_panic() {
+    for exp in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let claims = json!({ "sub": "alice", "exp": exp, "nbf": exp });
+        let token = raw_token(
+            r#"{"alg":"HS256","typ":"JWT"}"#,
+            &claims.to_string(),
+            "c2ln",
+        );
+        for app in [
+            Router::new()
+                .route(PATH, routing::get(bare_401))
+                .layer(zero()),
+            Router::new()
+                .route(PATH, routing::get(|| async { "ok" }))
+                .layer(AuthDiagnostics::new().bearer(jwt())),
+        ] {
+            let out = send(
+                app,
+                get(PATH, &[("authorization", &format!("Bearer {token}"))]),
+            )
+            .await;
+            assert_eq!(out.status, StatusCode::UNAUTHORIZED, "exp {exp}");
+            assert_eq!(out.events.len(), 1);
+        }
+    }
+}
