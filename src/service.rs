@@ -53,7 +53,7 @@ struct Ctx {
     /// This layer authenticated the request.
     authenticated: bool,
     /// The request's headers, kept for diagnosing a refusal by the wrapped service.
-    snapshot: Snapshot,
+    snapshot: Box<Snapshot>,
     /// Authenticated by a credential shared caches do not key on (API key, cookie).
     private: bool,
 }
@@ -104,7 +104,7 @@ where
             preflight,
             // An enclosing layer may have authenticated the request already.
             authenticated: req.extensions().get::<Principal>().is_some(),
-            snapshot: Snapshot::new(req.headers()),
+            snapshot: Box::new(Snapshot::new(req.headers())),
             private: false,
         };
         req.extensions_mut().insert(request_id);
