@@ -1668,3 +1668,51 @@ fn verify_at_alg_none_is_rejected() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// key_source_unavailable
+// ---------------------------------------------------------------------------------------
+
+/// A key source that cannot deliver keys is a server fault: 503 with `Retry-After`, no
+/// challenge, logged at ERROR. (Static keys never fail; a handler or a future key source
+/// reports it as an `AuthFailure`.)
+#[tokio::test]
+async fn key_source_unavailable_is_a_503_without_challenge() {
+    for verbose in [false, true] {
+        let layer = AuthDiagnostics::new().bearer(jwt());
+        let layer = if verbose { layer.verbose() } else { layer };
+        let app = Router::new()
+            .route(
+                "/me",
+                route_get(|| async {
+                    Err::<(), _>(
+                        auth_diagnostics::AuthFailure::new(Reason::KeySourceUnavailable)
+                            .detail("the JWK set endpoint timed out"),
+                    )
+                }),
+            )
+            .layer(layer);
+        let token = hs256(&good_claims());
+        let out = send(
+            app,
+            get("/me", &[("authorization", &format!("Bearer {token}"))]),
+        )
+        .await;
+        assert_eq!(out.status, 503);
+        assert!(out.challenges().is_empty());
+        let retry: u64 = out.header("retry-after").unwrap().parse().unwrap();
+        assert!(retry > 0);
+        assert_eq!(out.header("cache-control"), None);
+        let p = out.problem();
+        assert_eq!(p["reason"], "key_source_unavailable");
+        assert_eq!(
+            p["detail"] == "the JWK set endpoint timed out",
+            verbose,
+            "the specific detail is for verbose mode only: {p}"
+        );
+        let e = out.event();
+        assert_eq!(e.level, Level::ERROR);
+        assert_eq!(e.field("reason"), "key_source_unavailable");
+        assert_eq!(e.field("status"), "503");
+    }
+}
