@@ -85,8 +85,6 @@ pub(crate) struct Facts {
     pub inferred_reason: Option<Reason>,
     /// For an upstream correction or diagnosis: what the wrapped service answered.
     pub upstream_status: Option<u16>,
-    /// A `curl` line that repeats the request with credentials replaced.
-    pub repro: Option<String>,
     /// What production detail shows instead of the reason's own collapse.
     pub client_override: Option<Reason>,
 }

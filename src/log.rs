@@ -8,7 +8,8 @@ use crate::failure::AuthFailure;
 use crate::flood::{summary, Admit, FloodControl};
 use crate::reason::{DetailMode, Severity};
 use crate::sanitize::{cap_to, clean_text, rfc3339};
-use http::{Method, StatusCode};
+use crate::snapshot::Snapshot;
+use http::{Method, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,7 +20,9 @@ const MAX_TEXT: usize = 512;
 pub(crate) struct RequestInfo<'a> {
     pub request_id: &'a str,
     pub method: &'a Method,
-    pub path: &'a str,
+    pub uri: &'a Uri,
+    /// The request's headers, for the `repro` line (built only for an event that is logged).
+    pub snapshot: &'a Snapshot,
 }
 
 macro_rules! failure_event {
@@ -30,7 +33,7 @@ macro_rules! failure_event {
         let t = |get: fn(&crate::failure::TokenFacts) -> Option<&crate::sanitize::Capped>| {
             token.and_then(get).map(|c| c.as_str())
         };
-        let path = cap_to($info.path, 256);
+        let path = cap_to($info.uri.path(), 256);
         // Facts handed in by handlers are not trusted to be clean: escape them here too.
         let clean = |s: Option<&str>| s.map(|s| clean_text(s, MAX_TEXT));
         let detail = clean_text(facts.detail.as_deref().unwrap_or(f.reason.detail()), MAX_TEXT);
@@ -70,7 +73,7 @@ macro_rules! failure_event {
             inferred_reason = facts.inferred_reason.map(|r| r.code()),
             upstream_status = facts.upstream_status,
             hints = hints.as_deref(),
-            repro = facts.repro.as_deref(),
+            repro = $info.snapshot.curl($info.method, $info.uri).as_str(),
             "{}: {}",
             f.reason.code(),
             detail
@@ -93,9 +96,17 @@ pub(crate) fn emit(
         Admit::Log { suppressed } => summary(failure.reason, suppressed),
     }
     let client = failure.client_reason(mode).code();
+    // Nothing is formatted for an event no subscriber wants.
     match failure.reason.severity() {
-        Severity::Info => failure_event!(tracing::Level::INFO, failure, info, status, client),
-        Severity::Warn => failure_event!(tracing::Level::WARN, failure, info, status, client),
-        Severity::Error => failure_event!(tracing::Level::ERROR, failure, info, status, client),
+        Severity::Info if tracing::enabled!(target: "auth_diagnostics", tracing::Level::INFO) => {
+            failure_event!(tracing::Level::INFO, failure, info, status, client)
+        }
+        Severity::Warn if tracing::enabled!(target: "auth_diagnostics", tracing::Level::WARN) => {
+            failure_event!(tracing::Level::WARN, failure, info, status, client)
+        }
+        Severity::Error if tracing::enabled!(target: "auth_diagnostics", tracing::Level::ERROR) => {
+            failure_event!(tracing::Level::ERROR, failure, info, status, client)
+        }
+        _ => {}
     }
 }

@@ -63,16 +63,14 @@ impl Ctx {
         RequestInfo {
             request_id: self.request_id.as_str(),
             method: &self.method,
-            path: self.uri.path(),
+            uri: &self.uri,
+            snapshot: &self.snapshot,
         }
     }
 
     /// Renders and logs `failure` with this layer's configuration.
-    fn reject(&self, mut failure: AuthFailure) -> Response<Body> {
+    fn reject(&self, failure: AuthFailure) -> Response<Body> {
         let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
-        if failure.facts.repro.is_none() {
-            failure.facts.repro = Some(self.snapshot.curl(&self.method, &self.uri));
-        }
         self.log(&failure, response.status());
         response.extensions_mut().insert(Handled);
         response
@@ -353,14 +351,12 @@ impl Ctx {
         } else {
             expected_names(&self.config.schemes)
         });
-        seen.facts.repro = Some(self.snapshot.curl(&self.method, &self.uri));
         if self.preflight {
             let mut f = AuthFailure::new(Reason::PreflightBlocked).detail(format!(
                 "the application answered a CORS preflight with {}; browsers send preflights without credentials",
                 status.as_u16()
             ));
             f.facts.upstream_status = seen.facts.upstream_status;
-            f.facts.repro = seen.facts.repro;
             self.log(&f, status);
             return response;
         }
