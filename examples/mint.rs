@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 fn main() {
+    auth_diagnostics::install_crypto_provider();
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let mut secret = env("DEMO_JWT_SECRET", "demo-hs256-secret");
     let mut claims = Map::new();

@@ -89,7 +89,7 @@ mod snapshot;
 
 pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
 pub use authn::basic::{decode_basic, BasicAuthenticator, BasicCredentials};
-pub use authn::jwt::{JwtAuthenticator, StaticKey, Verified};
+pub use authn::jwt::{install_crypto_provider, JwtAuthenticator, StaticKey, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};
 pub use authn::verify::{

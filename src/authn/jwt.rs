@@ -28,9 +28,13 @@ compile_error!(
      (default) or the `aws_lc_rs` feature"
 );
 
-/// Selects the crypto backend our features chose, so jsonwebtoken never panics on the first
-/// verification. When the application installed its own provider first, that one stays.
-fn install_crypto_provider() {
+/// Selects the jsonwebtoken crypto backend this crate's features chose (`aws_lc_rs` when
+/// on, else `rust_crypto`), so jsonwebtoken never panics on its first use. When the
+/// application installed its own provider first, that one stays.
+///
+/// [`JwtAuthenticator::new`] calls it. Call it yourself before signing tokens with
+/// jsonwebtoken directly in a build that compiles both backends in.
+pub fn install_crypto_provider() {
     #[cfg(feature = "aws_lc_rs")]
     let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
     #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
