@@ -34,6 +34,10 @@ pub(crate) const OTHER_HEADERS: &[&str] = &[
     "x-api-key",
     "api-key",
     "x-authorization",
+    // Set by authenticating proxies (oauth2-proxy, API gateways).
+    "x-forwarded-access-token",
+    "x-forwarded-authorization",
+    "x-id-token",
 ];
 
 /// Cookie names that carry tokens or sessions in the wild.

@@ -51,6 +51,9 @@ struct Bucket {
 impl Bucket {
     /// Fewer than `burst` events logged within the last `window`.
     fn under_burst(&self, rate: &LogRate, now: Instant) -> bool {
+        if rate.burst == 0 {
+            return false;
+        }
         if self.logged.len() < rate.burst as usize {
             return true;
         }
@@ -278,5 +281,28 @@ mod tests {
         assert!(!logged(&fc, 10_950));
         // Once the burst has left the window, a new burst is logged.
         assert!((0..9).all(|_| logged(&fc, 20_000)));
+    }
+
+    #[test]
+    fn zero_burst_is_one_per_interval() {
+        let rate = LogRate {
+            burst: 0,
+            ..LogRate::default()
+        };
+        let fc = Arc::new(FloodControl::new(Some(rate)));
+        let t0 = Instant::now();
+        assert!(matches!(
+            fc.admit(Reason::TokenExpired, t0),
+            Admit::Log { .. }
+        ));
+        assert!(matches!(
+            fc.admit(Reason::TokenExpired, t0),
+            Admit::Suppress
+        ));
+        let later = t0 + Duration::from_secs(1);
+        assert!(matches!(
+            fc.admit(Reason::TokenExpired, later),
+            Admit::Log { suppressed: 1 }
+        ));
     }
 }

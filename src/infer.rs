@@ -98,7 +98,7 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
                     } else {
                         match decode_basic(rest) {
                             Ok(c) => AuthFailure::new(Reason::CredentialsInvalid)
-                                .user(&c.user)
+                                .user(&crate::authn::unverified_user(&c.user))
                                 .detail("the application rejected the Basic credentials"),
                             Err(f) => f,
                         }

@@ -48,7 +48,7 @@ macro_rules! failure_event {
             client_reason = $client,
             status = $status.as_u16(),
             request_id = $info.request_id,
-            method = $info.method.as_str(),
+            method = cap_to($info.method.as_str(), 32).as_str(),
             path = path.as_str(),
             scheme_expected = facts.expected_scheme.as_deref(),
             scheme_received = facts.received_scheme.as_deref(),

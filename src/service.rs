@@ -242,8 +242,10 @@ where
                     return Poll::Ready(Ok(response.take().expect("polled after completion")))
                 }
                 Proj::Inner { fut, ctx } => {
+                    // Never poll a finished inner future again.
+                    assert!(ctx.is_some(), "ResponseFuture polled after completion");
                     let response = ready!(fut.poll(cx))?;
-                    let ctx = ctx.take().expect("polled after completion");
+                    let ctx = ctx.take().expect("checked above");
                     return Poll::Ready(Ok(watch(response.map(Body::new), &ctx)));
                 }
                 Proj::Authenticating {

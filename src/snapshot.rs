@@ -34,12 +34,31 @@ const SAFE: &[&str] = &[
     "access-control-request-headers",
 ];
 
+/// Headers whose values are credentials: the known ones, and any name that says so.
 fn is_credential_header(name: &HeaderName) -> bool {
+    const WORDS: &[&str] = &[
+        "auth", "token", "key", "secret", "password", "session", "cookie",
+    ];
+    let n = name.as_str();
     name == AUTHORIZATION
         || name == PROXY_AUTHORIZATION
         || name == COOKIE
-        || OTHER_HEADERS.contains(&name.as_str())
+        || OTHER_HEADERS.contains(&n)
+        || WORDS.iter().any(|w| n.contains(w))
 }
+
+/// Proxy headers whose values are addresses and names, safe to print.
+const PROXY_SAFE: &[&str] = &[
+    "forwarded",
+    "via",
+    "x-real-ip",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+];
 
 fn is_proxy_header(name: &HeaderName) -> bool {
     let n = name.as_str();
@@ -97,12 +116,18 @@ impl Snapshot {
     /// a placeholder naming its fingerprint, unknown header values and query values
     /// replaced by placeholders, and nothing longer than 2 KiB.
     pub fn curl(&self, method: &Method, uri: &Uri) -> String {
+        // Host and port only: never the user-info part (`user:password@`) of an authority.
+        let from_uri = uri.host().map(|h| match uri.port_u16() {
+            Some(p) => format!("{h}:{p}"),
+            None => h.to_owned(),
+        });
         let host = self
             .iter()
             .find(|(n, _)| *n == HOST)
             .and_then(|(_, v)| v.to_str().ok())
-            .or(uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
+            .map(|h| h.rsplit('@').next().unwrap_or(h).to_owned())
+            .or(from_uri)
+            .unwrap_or_else(|| "localhost".to_owned());
         let scheme = uri.scheme_str().unwrap_or("http");
         let mut line = String::with_capacity(256);
         line.push_str("curl -i");
@@ -112,7 +137,7 @@ impl Snapshot {
         let _ = write!(
             line,
             " '{scheme}://{}{}",
-            shell_safe(host, 128),
+            shell_safe(&host, 128),
             shell_safe(uri.path(), 256)
         );
         if let Some(q) = uri.query() {
@@ -137,7 +162,7 @@ impl Snapshot {
             }
             let shown = if is_credential_header(name) {
                 credential_placeholder(name, value)
-            } else if SAFE.contains(&name.as_str()) || is_proxy_header(name) {
+            } else if SAFE.contains(&name.as_str()) || PROXY_SAFE.contains(&name.as_str()) {
                 shell_safe(&String::from_utf8_lossy(value.as_bytes()), 128)
             } else {
                 "<redacted>".to_owned()
@@ -188,13 +213,15 @@ fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
     format!("<credential fp:{}>", fingerprint(bytes))
 }
 
-/// A parameter or cookie name that is safe to show: short, letters, digits, `_-.[]`.
+/// A parameter or cookie name that is safe to show: a short lower-case word (`page`,
+/// `access_token`, `sort[]`). Anything else (upper case, digits, length) may be a secret
+/// sent where a name goes.
 fn is_plain_name(name: &str) -> bool {
     !name.is_empty()
-        && name.len() <= 32
+        && name.len() <= 24
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.[]".contains(&b))
+            .all(|b| b.is_ascii_lowercase() || b"_-.[]".contains(&b))
 }
 
 /// Text that can sit inside single quotes in a shell: printable ASCII without `'`,

@@ -1716,3 +1716,53 @@ async fn key_source_unavailable_is_a_503_without_challenge() {
         assert_eq!(e.field("status"), "503");
     }
 }
+
+/// During a rotation a named key joins an unnamed one: tokens naming another kid still
+/// verify with the unnamed key.
+#[test]
+fn unnamed_keys_serve_tokens_with_any_kid() {
+    let jwt = JwtAuthenticator::new(StaticKey::hs256("old-secret"))
+        .key(StaticKey::hs256("new-secret").with_kid("new"))
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
+    let header = Header {
+        kid: Some("b".into()),
+        ..Header::default()
+    };
+    let old = sign(
+        &header,
+        &good_claims(),
+        &EncodingKey::from_secret(b"old-secret"),
+    );
+    assert!(jwt.verify(&old).is_ok());
+    let header = Header {
+        kid: Some("new".into()),
+        ..Header::default()
+    };
+    let new = sign(
+        &header,
+        &good_claims(),
+        &EncodingKey::from_secret(b"new-secret"),
+    );
+    assert!(jwt.verify(&new).is_ok());
+    // Only named keys: an unknown kid is token_key_unknown.
+    let named = JwtAuthenticator::new(StaticKey::hs256("new-secret").with_kid("new"));
+    assert_eq!(
+        named.verify(&old).unwrap_err().reason(),
+        Reason::TokenKeyUnknown
+    );
+}
+
+/// A leeway beyond i64 seconds saturates instead of wrapping into "always expired".
+#[test]
+fn huge_leeway_saturates() {
+    for secs in [1u64 << 63, u64::MAX] {
+        let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET))
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .leeway(Duration::from_secs(secs));
+        let mut claims = good_claims();
+        claims.insert("exp".into(), json!(now() - 3600));
+        assert!(jwt.verify(&hs256(&claims)).is_ok(), "leeway {secs}");
+    }
+}

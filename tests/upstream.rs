@@ -1923,3 +1923,54 @@ async fn extreme_exp_values_do_not_panic() {
         }
     }
 }
+
+#[tokio::test]
+async fn repro_hides_forwarded_tokens_userinfo_and_odd_names() {
+    let app = Router::new()
+        .route(PATH, routing::any(bare_401))
+        .layer(zero());
+    let req = http::Request::get(format!(
+        "http://alice:PASSWORDINURI@127.0.0.1:3077{PATH}?sk_live_QUERYNAME01=&page=2"
+    ))
+    .method(http::Method::from_bytes(&b"X".repeat(5000)).unwrap())
+    .header("x-forwarded-for", "203.0.113.7")
+    .header("x-forwarded-authorization", "Bearer SECRETFWDTOKEN456")
+    .header("x-custom-session-id", "SESSIONSECRET789")
+    .body(axum::body::Body::empty())
+    .unwrap();
+    let out = send(app, req).await;
+    let e = out.event();
+    let repro = e.field("repro");
+    for secret in [
+        "PASSWORDINURI",
+        "alice",
+        "SECRETFWDTOKEN456",
+        "SESSIONSECRET789",
+        "sk_live",
+    ] {
+        assert!(!repro.contains(secret), "{secret} in {repro}");
+    }
+    assert!(
+        repro.contains("'http://127.0.0.1:3077/resource?<value>&page=<value>'"),
+        "{repro}"
+    );
+    assert!(
+        repro.contains("-H 'x-forwarded-for: 203.0.113.7'"),
+        "{repro}"
+    );
+    let fp = e.field("fingerprint");
+    assert!(
+        repro.contains(&format!(
+            "-H 'x-forwarded-authorization: <credential fp:{fp}>'"
+        )),
+        "{repro}"
+    );
+    // A token forwarded by a proxy in its own header is a credential in a place the
+    // application may not read.
+    assert_eq!(e.field("reason"), "upstream_challenge_missing");
+    assert_eq!(e.field("inferred_reason"), "credentials_wrong_location");
+    assert_eq!(e.field("location"), "header:x-forwarded-authorization");
+    // The method is capped in the event and in the line.
+    assert!(e.field("method").len() <= 40, "{}", e.field("method").len());
+    assert!(repro.len() <= 2200, "{}", repro.len());
+}

@@ -101,7 +101,7 @@ pub struct JwtAuthenticator {
     explicit_algorithms: bool,
     issuers: Vec<String>,
     audiences: Vec<String>,
-    leeway: u64,
+    leeway: i64,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
 }
@@ -156,7 +156,7 @@ impl JwtAuthenticator {
 
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (default 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway.as_secs();
+        self.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
         self
     }
 
@@ -234,14 +234,14 @@ impl JwtAuthenticator {
         }
 
         // Key.
+        // A key bound to a kid serves only that kid; a key without one serves any token
+        // (so adding a named key during a rotation keeps the unnamed one working).
         let kid = raw.header.kid.as_deref();
-        let any_kid = self.keys.iter().any(|k| k.kid.is_some());
         let candidates = self.keys.iter().filter(|k| {
             k.alg == alg
                 && match (kid, &k.kid) {
                     (Some(want), Some(have)) => want == have,
-                    (Some(_), None) => !any_kid,
-                    (None, _) => true,
+                    (_, None) | (None, Some(_)) => true,
                 }
         });
         let mut tried = 0;
@@ -348,17 +348,17 @@ impl JwtAuthenticator {
             }
         }
         if let Some(exp) = claims.get("exp").and_then(numeric_date) {
-            if now > exp.saturating_add(self.leeway as i64) {
+            if now > exp.saturating_add(self.leeway) {
                 return Some(AuthFailure::new(Reason::TokenExpired).detail(expired_text(exp, now)));
             }
         }
         for name in ["nbf", "iat"] {
             if let Some(t) = claims.get(name).and_then(numeric_date) {
-                if t > now.saturating_add(self.leeway as i64) {
+                if t > now.saturating_add(self.leeway) {
                     let mut f = AuthFailure::new(Reason::TokenNotYetValid).detail(format!(
                         "{name} is {} ({} in the future, leeway {}s): the clocks of issuer and server disagree",
                         rfc3339(t),
-                        human_duration((t - now) as u64),
+                        human_duration(t.saturating_sub(now).max(0) as u64),
                         self.leeway
                     ));
                     f.facts.claim = Some(Cow::Borrowed(name));

@@ -103,7 +103,13 @@ pub(crate) struct Pending {
     expected: Cow<'static, str>,
     location: Location,
     secret_hash: String,
-    user: Option<String>,
+    /// The Basic user name, and whether the password was empty.
+    user: Option<(String, bool)>,
+}
+
+/// How a user name that may be a secret appears in the log.
+pub(crate) fn unverified_user(user: &str) -> String {
+    format!("<unverified user fp:{}>", fingerprint(user.as_bytes()))
 }
 
 impl Pending {
@@ -125,8 +131,14 @@ impl Pending {
             .with_location(self.location.clone())
             .with_fingerprint(std::mem::take(&mut self.secret_hash));
         if f.facts.user.is_none() {
-            if let Some(user) = &self.user {
-                f = f.user(user);
+            if let Some((user, empty_password)) = &self.user {
+                // A name the store does not know (or sent with no password) may be a
+                // password or key typed into the wrong field: log only its fingerprint.
+                f = if f.reason == Reason::BasicUserUnknown || *empty_password {
+                    f.user(&unverified_user(user))
+                } else {
+                    f.user(user)
+                };
             }
         }
         if f.facts.expected_scheme.is_none() {
@@ -169,7 +181,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         Scheme::ApiKey(k) => k
             .query
             .as_deref()
-            .and_then(|q| query_param(uri, q).map(|v| (k, q, v))),
+            .and_then(|q| query_param(uri, q).map(|v| (s, k, q, v))),
         _ => None,
     });
     let authorization = scan.authorization();
@@ -179,7 +191,10 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         Scheme::ApiKey(k) => headers.get(&k.header).map(|v| (k, v)),
         _ => None,
     });
-    let in_query = scan.query.map(|(n, _)| n).or(query_key.map(|(_, q, _)| q));
+    let in_query = scan
+        .query
+        .map(|(n, _)| n)
+        .or(query_key.map(|(_, _, q, _)| q));
     if let Some(name) = in_query {
         let header = match (authorization, key_header) {
             (Some(raw), _) => Some((
@@ -233,7 +248,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
                             return Decision::Rejected(f);
                         }
                     };
-                    let user = creds.user.clone();
+                    let user = (creds.user.clone(), creds.password.is_empty());
                     let mut p = Pending::new(
                         basic.start(creds),
                         s,
@@ -258,12 +273,8 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             }
         }
     }
-    if let Some((k, q, v)) = query_key {
+    if let Some((scheme, k, q, v)) = query_key {
         let location = Location::Query(Cow::Owned(cap(q).to_string()));
-        let scheme = schemes
-            .iter()
-            .find(|s| matches!(s, Scheme::ApiKey(_)))
-            .expect("found above");
         return key_decision(scheme, k, location, v.as_bytes());
     }
     for s in schemes {
