@@ -225,10 +225,19 @@ async fn main() {
              secret verifies tokens"
         );
     }
-    println!(
+    let started = format!(
         "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
         cfg.detail
     );
+    if cfg.json_logs {
+        // Every stdout line is a JSON object in this mode, the start-up line too.
+        println!(
+            "{}",
+            json!({ "level": "INFO", "target": "demo", "message": started })
+        );
+    } else {
+        println!("{started}");
+    }
     axum::serve(listener, app(&cfg))
         .await
         .expect("server error");
