@@ -57,26 +57,28 @@ const COOKIE_NAMES: &[&str] = &[
 /// Headers that show a request came through a proxy (besides any `X-Forwarded-*`).
 const PROXY_HEADERS: &[&str] = &["forwarded", "via", "x-real-ip"];
 
-/// Everything the request says about credentials, borrowed from it.
-#[derive(Debug, Default)]
+/// What the request says about credentials, borrowed from it. `Authorization` and the
+/// query are read up front (every decision needs them); other headers, cookies and proxy
+/// headers only when a failure needs explaining.
+#[derive(Debug)]
 pub(crate) struct Scan<'a> {
+    headers: &'a HeaderMap,
     /// The `Authorization` field values (at most two kept: two is already a conflict).
     pub authorization: [Option<&'a [u8]>; 2],
     pub authorization_count: usize,
     /// The first credential-like query parameter: its name and raw value.
     pub query: Option<(&'static str, &'a str)>,
-    /// The first credential-like header other than `Authorization`.
-    pub header: Option<(&'static str, &'a [u8])>,
-    /// The first credential-like cookie (a known name, or a JWT-shaped value).
-    pub cookie: Option<(&'a str, &'a str)>,
-    /// `Forwarded`, `Via` or `X-Forwarded-*` present.
-    pub proxied: bool,
 }
 
 impl<'a> Scan<'a> {
     /// Scans headers and the query string.
     pub fn new(headers: &'a HeaderMap, uri: &'a Uri) -> Self {
-        let mut scan = Scan::default();
+        let mut scan = Scan {
+            headers,
+            authorization: [None; 2],
+            authorization_count: 0,
+            query: None,
+        };
         for value in headers.get_all(AUTHORIZATION) {
             if scan.authorization_count < 2 {
                 scan.authorization[scan.authorization_count] = Some(value.as_bytes());
@@ -86,20 +88,33 @@ impl<'a> Scan<'a> {
         if let Some(q) = uri.query() {
             scan.query = find_query(q);
         }
-        scan.header = OTHER_HEADERS.iter().find_map(|&name| {
-            headers
+        scan
+    }
+
+    /// The first credential-like header other than `Authorization`.
+    pub fn header(&self) -> Option<(&'static str, &'a [u8])> {
+        OTHER_HEADERS.iter().find_map(|&name| {
+            self.headers
                 .get(name)
                 .map(|v| (name, v.as_bytes()))
                 .filter(|(_, v)| !v.is_empty())
-        });
-        scan.cookie = find_cookie(headers, |name, value| {
+        })
+    }
+
+    /// The first credential-like cookie (a known name, or a JWT-shaped value).
+    pub fn cookie(&self) -> Option<(&'a str, &'a str)> {
+        find_cookie(self.headers, |name, value| {
             COOKIE_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || looks_like_jwt(value)
-        });
-        scan.proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
-            || headers
+        })
+    }
+
+    /// `Forwarded`, `Via`, `X-Real-IP` or any `X-Forwarded-*` present.
+    pub fn proxied(&self) -> bool {
+        PROXY_HEADERS.iter().any(|h| self.headers.contains_key(*h))
+            || self
+                .headers
                 .keys()
-                .any(|k| k.as_str().starts_with("x-forwarded-"));
-        scan
+                .any(|k| k.as_str().starts_with("x-forwarded-"))
     }
 
     /// The single `Authorization` value, if exactly one was sent.

@@ -125,7 +125,7 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
             hint::QUERY,
         );
     }
-    if let Some((name, value)) = scan.header {
+    if let Some((name, value)) = scan.header() {
         let tag = if name.contains("api-key") {
             ""
         } else {
@@ -133,7 +133,7 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
         };
         return elsewhere(Location::Header(Cow::Borrowed(name)), value, tag);
     }
-    if let Some((name, value)) = scan.cookie {
+    if let Some((name, value)) = scan.cookie() {
         return elsewhere(
             Location::Cookie(Cow::Owned(cap(name).to_string())),
             value.as_bytes(),
@@ -142,7 +142,7 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
     }
     let f =
         AuthFailure::new(Reason::CredentialsMissing).detail("the request carries no credentials");
-    if scan.proxied {
+    if scan.proxied() {
         f.tag(hint::PROXY).hint(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
              and carries no Authorization: the proxy may have stripped it.",

@@ -385,7 +385,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             f.tag(hint::NONSTANDARD_HEADER)
         });
     }
-    if let Some((name, value)) = scan.cookie {
+    if let Some((name, value)) = scan.cookie() {
         return Decision::Rejected(
             wrong(
                 Location::Cookie(Cow::Owned(cap(name).to_string())),
@@ -404,7 +404,7 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         .map(Scheme::how_to_send)
         .collect::<Vec<_>>()
         .join(" or ");
-    f = if scan.proxied {
+    f = if scan.proxied() {
         f.tag(hint::PROXY).hint(format!(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \
              and carries no Authorization: the proxy may have stripped it. Expected {how}."
