@@ -34,17 +34,21 @@ const SAFE: &[&str] = &[
     "access-control-request-headers",
 ];
 
-/// Headers whose values are credentials: the known ones, and any name that says so.
+/// Headers whose values are credentials: the known ones, and any `x-` name that says so.
 fn is_credential_header(name: &HeaderName) -> bool {
     const WORDS: &[&str] = &[
         "auth", "token", "key", "secret", "password", "session", "cookie",
     ];
     let n = name.as_str();
-    name == AUTHORIZATION
-        || name == PROXY_AUTHORIZATION
-        || name == COOKIE
-        || OTHER_HEADERS.contains(&n)
-        || WORDS.iter().any(|w| n.contains(w))
+    if name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE {
+        return true;
+    }
+    if OTHER_HEADERS.contains(&n) {
+        return true;
+    }
+    // Standard request headers carry no credentials besides the ones above; only custom
+    // `x-` names need the word checks.
+    n.starts_with("x-") && WORDS.iter().any(|w| n.contains(w))
 }
 
 /// Proxy headers whose values are addresses and names, safe to print.
@@ -69,27 +73,32 @@ fn is_priority(name: &HeaderName) -> bool {
     is_credential_header(name) || name == HOST || is_proxy_header(name)
 }
 
-/// Up to [`KEEP`] header fields of a request, credentials and proxy headers first.
+/// Up to [`KEEP`] header fields of a request. When there are more, credential, host and
+/// proxy headers displace the others.
 #[derive(Clone, Default)]
 pub(crate) struct Snapshot {
-    fields: [Option<(HeaderName, HeaderValue)>; KEEP],
-    len: usize,
+    /// Each field with whether it is a priority one. One allocation, sized to the request.
+    fields: Vec<(HeaderName, HeaderValue, bool)>,
     dropped: usize,
 }
 
 impl Snapshot {
     pub fn new(headers: &HeaderMap) -> Self {
-        let mut s = Snapshot::default();
-        for pass in [true, false] {
-            for (name, value) in headers {
-                if is_priority(name) != pass {
-                    continue;
-                }
-                if s.len < KEEP {
-                    s.fields[s.len] = Some((name.clone(), value.clone()));
-                    s.len += 1;
-                } else {
-                    s.dropped += 1;
+        let mut s = Snapshot {
+            fields: Vec::with_capacity(headers.len().min(KEEP)),
+            dropped: 0,
+        };
+        for (name, value) in headers {
+            let priority = is_priority(name);
+            if s.fields.len() < KEEP {
+                s.fields.push((name.clone(), value.clone(), priority));
+                continue;
+            }
+            s.dropped += 1;
+            if priority {
+                // Displace the last ordinary field, if any is left.
+                if let Some(slot) = s.fields.iter_mut().rev().find(|f| !f.2) {
+                    *slot = (name.clone(), value.clone(), true);
                 }
             }
         }
@@ -97,15 +106,12 @@ impl Snapshot {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.fields[..self.len]
-            .iter()
-            .flatten()
-            .map(|(n, v)| (n, v))
+        self.fields.iter().map(|(n, v, _)| (n, v))
     }
 
     /// The kept fields as a header map (built only when a failure needs explaining).
     pub fn headers(&self) -> HeaderMap {
-        let mut map = HeaderMap::with_capacity(self.len);
+        let mut map = HeaderMap::with_capacity(self.fields.len());
         for (n, v) in self.iter() {
             map.append(n.clone(), v.clone());
         }
