@@ -37,8 +37,16 @@ pub struct Challenge {
 
 impl Challenge {
     /// A challenge for `scheme` (a token, e.g. `Bearer`, `Basic`) with no parameters yet.
+    ///
+    /// # Panics
+    /// When `scheme` is not an RFC 9110 token (empty, or with spaces, quotes, `,`, `=`,
+    /// control characters…), in release builds too: no challenge this type renders can be
+    /// rejected by a strict parser.
     pub fn new(scheme: &'static str) -> Self {
-        debug_assert!(!scheme.is_empty() && scheme.bytes().all(is_tchar));
+        assert!(
+            is_token(scheme),
+            "auth-diagnostics: challenge scheme {scheme:?} is not an RFC 9110 token"
+        );
         Self {
             scheme,
             params: Vec::with_capacity(4),
@@ -56,9 +64,16 @@ impl Challenge {
         self.param("realm", v)
     }
 
-    /// A generic quoted-string parameter (name must be a token). Values are sanitized
-    /// like `realm`. A name given twice keeps its first value (names never repeat).
+    /// A generic quoted-string parameter. Values are sanitized like `realm`. A name given
+    /// twice keeps its first value (names never repeat, compared case-insensitively).
+    ///
+    /// # Panics
+    /// When `name` is not an RFC 9110 token, in release builds too.
     pub fn quoted_param(self, name: &'static str, value: &str) -> Self {
+        assert!(
+            is_token(name),
+            "auth-diagnostics: challenge parameter name {name:?} is not an RFC 9110 token"
+        );
         let v = quoted_safe(value, MAX_QUOTED);
         self.param(name, v)
     }
@@ -149,6 +164,145 @@ pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// RFC 9110 `token`: one or more `tchar`.
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_tchar)
+}
+
+/// One challenge read from a `WWW-Authenticate` field: its scheme and its auth-params
+/// (names as sent, values unquoted). A token68 challenge has no params.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadChallenge<'a> {
+    pub scheme: &'a str,
+    pub params: Vec<(&'a str, String)>,
+}
+
+impl ReadChallenge<'_> {
+    /// The value of parameter `name` (matched case-insensitively).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parses a `WWW-Authenticate` value (`#challenge`, RFC 9110 §11.6.1); `None` when it
+/// does not follow the grammar.
+pub(crate) fn read_challenges(text: &str) -> Option<Vec<ReadChallenge<'_>>> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    let mut out = Vec::new();
+    let skip = |i: &mut usize, set: &[u8]| {
+        while *i < b.len() && set.contains(&b[*i]) {
+            *i += 1;
+        }
+    };
+    let token = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && is_tchar(b[*i]) {
+            *i += 1;
+        }
+        (*i > start).then(|| &text[start..*i])
+    };
+    loop {
+        skip(&mut i, b" \t,");
+        if i == b.len() {
+            return Some(out);
+        }
+        let scheme = token(&mut i)?;
+        let mut challenge = ReadChallenge {
+            scheme,
+            params: Vec::new(),
+        };
+        let spaced = i < b.len() && b[i] == b' ';
+        skip(&mut i, b" ");
+        if spaced && i < b.len() && b[i] != b',' {
+            // The first auth-param (`token BWS "=" BWS value`), or a token68.
+            let start = i;
+            let is_param = token(&mut i).is_some() && {
+                skip(&mut i, b" \t");
+                i < b.len() && b[i] == b'=' && {
+                    i += 1;
+                    skip(&mut i, b" \t");
+                    i < b.len() && (is_tchar(b[i]) || b[i] == b'"')
+                }
+            };
+            i = start;
+            let mut body_end = i;
+            let mut after = i;
+            if !is_param {
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b"-._~+/".contains(&b[i])) {
+                    i += 1;
+                }
+                body_end = i;
+                skip(&mut i, b"=");
+                after = i;
+            }
+            if is_param {
+                i = start;
+                loop {
+                    let name = token(&mut i)?;
+                    skip(&mut i, b" \t");
+                    if i == b.len() || b[i] != b'=' {
+                        return None;
+                    }
+                    i += 1;
+                    skip(&mut i, b" \t");
+                    let value = if i < b.len() && b[i] == b'"' {
+                        i += 1;
+                        let mut v = String::new();
+                        loop {
+                            match b.get(i)? {
+                                b'"' => break,
+                                b'\\' => {
+                                    i += 1;
+                                    v.push(*b.get(i)? as char);
+                                }
+                                &c => v.push(c as char),
+                            }
+                            i += 1;
+                        }
+                        i += 1;
+                        v
+                    } else {
+                        token(&mut i)?.to_owned()
+                    };
+                    challenge.params.push((name, value));
+                    // Another param of this challenge, or the next challenge.
+                    let mark = i;
+                    skip(&mut i, b" \t");
+                    if i == b.len() {
+                        break;
+                    }
+                    if b[i] != b',' {
+                        return None;
+                    }
+                    skip(&mut i, b" \t,");
+                    let probe = i;
+                    let next_is_param = token(&mut i).is_some() && {
+                        skip(&mut i, b" \t");
+                        i < b.len() && b[i] == b'='
+                    };
+                    i = if next_is_param { probe } else { mark };
+                    if !next_is_param {
+                        break;
+                    }
+                }
+            } else if body_end == start || (after < b.len() && !b" \t,".contains(&b[after])) {
+                return None;
+            } else {
+                i = after;
+            }
+        }
+        skip(&mut i, b" \t");
+        if i < b.len() && b[i] != b',' {
+            return None;
+        }
+        out.push(challenge);
+    }
+}
+
 /// RFC 6750 scope-token: `%x21 / %x23-5B / %x5D-7E`.
 fn is_scope_char(c: char) -> bool {
     matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e')
@@ -182,6 +336,53 @@ fn rfc6750_text(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_challenge_lists() {
+        let read = |t: &str| {
+            read_challenges(t).map(|v| {
+                v.iter()
+                    .map(|c| format!("{}{:?}", c.scheme, c.params))
+                    .collect::<Vec<_>>()
+            })
+        };
+        assert_eq!(
+            read(r#"Bearer realm="a, b", error="invalid_token", Basic realm=x"#).unwrap(),
+            [
+                r#"Bearer[("realm", "a, b"), ("error", "invalid_token")]"#,
+                r#"Basic[("realm", "x")]"#
+            ]
+        );
+        assert_eq!(
+            read(r#"Bearer error = "a\"b""#).unwrap(),
+            [r#"Bearer[("error", "a\"b")]"#]
+        );
+        assert_eq!(
+            read("Negotiate abc==, Basic").unwrap(),
+            ["Negotiate[]", "Basic[]"]
+        );
+        assert_eq!(read("Bearer").unwrap(), ["Bearer[]"]);
+        for bad in [
+            r#"Bearer error="x"#,
+            "Bearer a b",
+            "Bear\u{e9}r",
+            r#"Bearer error="x" y"#,
+        ] {
+            assert_eq!(read(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "not an RFC 9110 token")]
+    fn a_scheme_that_is_not_a_token_panics() {
+        let _ = Challenge::new("Bad Scheme");
+    }
+
+    #[test]
+    #[should_panic(expected = "not an RFC 9110 token")]
+    fn a_parameter_name_that_is_not_a_token_panics() {
+        let _ = Challenge::new("Bearer").quoted_param("a=b", "x");
+    }
 
     #[test]
     fn names_never_repeat() {

@@ -9,10 +9,13 @@ use http::{HeaderMap, Method, Uri};
 /// Longest `Authorization` value we parse; anything longer is malformed. It leaves room
 /// for a scheme in front of the longest token `jwt.rs` decodes.
 pub(crate) const MAX_AUTHORIZATION: usize = 18 * 1024;
-/// How much of the query string and of each `Cookie` field we scan.
+/// How much of the query string we scan.
 const MAX_SCAN: usize = 8 * 1024;
-/// How many cookies we look at.
-const MAX_COOKIES: usize = 64;
+/// The longest `Cookie` header we read, all its fields together (browsers send at most
+/// 4 KiB per cookie; servers such as Node.js refuse 16 KiB of headers in all).
+pub(crate) const MAX_COOKIE_BYTES: usize = 16 * 1024;
+/// The most cookies we read, all `Cookie` fields together.
+pub(crate) const MAX_COOKIES: usize = 256;
 
 /// Query parameters that carry credentials in the wild.
 const QUERY_NAMES: &[&str] = &[
@@ -68,6 +71,9 @@ pub(crate) struct Scan<'a> {
     pub authorization_count: usize,
     /// The first credential-like query parameter: its name and raw value.
     pub query: Option<(&'static str, &'a str)>,
+    /// An `access_token` query parameter with a value: the one query name that is a way to
+    /// send a Bearer token (RFC 6750 §2.3), so the only one that conflicts with a header.
+    pub access_token: bool,
 }
 
 impl<'a> Scan<'a> {
@@ -78,6 +84,7 @@ impl<'a> Scan<'a> {
             authorization: [None; 2],
             authorization_count: 0,
             query: None,
+            access_token: false,
         };
         for value in headers.get_all(AUTHORIZATION) {
             if scan.authorization_count < 2 {
@@ -86,7 +93,7 @@ impl<'a> Scan<'a> {
             scan.authorization_count += 1;
         }
         if let Some(q) = uri.query() {
-            scan.query = find_query(q);
+            (scan.query, scan.access_token) = find_query(q);
         }
         scan
     }
@@ -102,7 +109,7 @@ impl<'a> Scan<'a> {
     }
 
     /// The first credential-like cookie (a known name, or a JWT-shaped value).
-    pub fn cookie(&self) -> Option<(&'a str, &'a str)> {
+    pub fn cookie(&self) -> CookieLookup<'a> {
         find_cookie(self.headers, |name, value| {
             COOKIE_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || looks_like_jwt(value)
         })
@@ -127,45 +134,103 @@ impl<'a> Scan<'a> {
     }
 }
 
-fn find_query(query: &str) -> Option<(&'static str, &str)> {
+/// The first credential-like query parameter, and whether `access_token` has a value.
+fn find_query(query: &str) -> (Option<(&'static str, &str)>, bool) {
     let query = cut(query, MAX_SCAN);
-    query.split('&').find_map(|pair| {
+    let mut first = None;
+    let mut access_token = false;
+    for pair in query.split('&') {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
         if value.is_empty() {
-            return None;
+            continue;
         }
-        QUERY_NAMES
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(name))
-            .map(|&n| (n, value))
-    })
+        let known = QUERY_NAMES.iter().find(|n| n.eq_ignore_ascii_case(name));
+        if let Some(&n) = known {
+            access_token |= n == "access_token";
+            first.get_or_insert((n, value));
+        }
+    }
+    (first, access_token)
 }
 
-/// The first cookie for which `pick(name, value)` holds, across all `Cookie` fields.
+/// Whether the query has an `access_token` parameter with a value.
+pub(crate) fn query_access_token(uri: &Uri) -> bool {
+    uri.query().is_some_and(|q| find_query(q).1)
+}
+
+/// What a look for a cookie found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CookieLookup<'a> {
+    Found {
+        name: &'a str,
+        value: &'a str,
+    },
+    NotFound,
+    /// The `Cookie` header is over [`MAX_COOKIE_BYTES`] or [`MAX_COOKIES`]: not read.
+    OverCap {
+        bytes: usize,
+        cookies: usize,
+    },
+}
+
+impl<'a> CookieLookup<'a> {
+    pub fn found(self) -> Option<(&'a str, &'a str)> {
+        match self {
+            CookieLookup::Found { name, value } => Some((name, value)),
+            _ => None,
+        }
+    }
+
+    /// What to tell a person when the header was not read.
+    pub fn over_cap_text(self) -> Option<String> {
+        match self {
+            CookieLookup::OverCap { bytes, cookies } => Some(format!(
+                "the Cookie header has {bytes} bytes in {cookies} cookies, over the cap of \
+                 {MAX_COOKIE_BYTES} bytes and {MAX_COOKIES} cookies, so it was not read"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The first cookie for which `pick(name, value)` holds, across all `Cookie` fields, when
+/// the whole header is within the caps. A pair whose name or value is not UTF-8 is skipped;
+/// the others in its field are still read. A pair without `=` (a bare value) is never
+/// picked: it has no name.
 pub(crate) fn find_cookie(
     headers: &HeaderMap,
     mut pick: impl FnMut(&str, &str) -> bool,
-) -> Option<(&str, &str)> {
-    let mut seen = 0;
-    for field in headers.get_all(COOKIE) {
-        let Ok(text) = std::str::from_utf8(field.as_bytes()) else {
-            continue;
-        };
-        for pair in cut(text, MAX_SCAN).split(';') {
-            seen += 1;
-            if seen > MAX_COOKIES {
-                return None;
-            }
-            let Some((name, value)) = pair.trim().split_once('=') else {
+) -> CookieLookup<'_> {
+    let fields = headers.get_all(COOKIE);
+    let bytes: usize = fields.iter().map(|f| f.len()).sum();
+    let cookies: usize = fields
+        .iter()
+        .map(|f| f.as_bytes().iter().filter(|&&b| b == b';').count() + 1)
+        .sum();
+    if bytes > MAX_COOKIE_BYTES || cookies > MAX_COOKIES {
+        return CookieLookup::OverCap { bytes, cookies };
+    }
+    for field in fields {
+        for pair in field.as_bytes().split(|&b| b == b';') {
+            let Some((name, value)) = cookie_pair(pair) else {
                 continue;
             };
-            let value = value.trim_matches('"');
             if !value.is_empty() && pick(name, value) {
-                return Some((name, value));
+                return CookieLookup::Found { name, value };
             }
         }
     }
-    None
+    CookieLookup::NotFound
+}
+
+/// `name=value` of one cookie pair, trimmed, the value unquoted; `None` without `=` or
+/// when either side is not UTF-8.
+fn cookie_pair(pair: &[u8]) -> Option<(&str, &str)> {
+    let pair = pair.trim_ascii();
+    let eq = pair.iter().position(|&b| b == b'=')?;
+    let name = std::str::from_utf8(pair[..eq].trim_ascii()).ok()?;
+    let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok()?;
+    Some((name, value.trim_matches('"')))
 }
 
 /// `s` cut to at most `max` bytes, at a character boundary.
@@ -232,6 +297,15 @@ pub(crate) fn parse_authorization(raw: &[u8]) -> Parsed<'_> {
         None if is_token68(text) => Parsed::Bare(text),
         None => Parsed::Invalid("the Authorization value is neither a scheme nor a token"),
     }
+}
+
+/// The known scheme an `Authorization` value starts with, even when the rest of it does not
+/// parse (`Basic \x01…`): what the client meant to speak.
+pub(crate) fn spoken_scheme(raw: &[u8]) -> Option<&str> {
+    let raw = raw.trim_ascii_start();
+    let end = raw.iter().position(|&b| b == b' ' || b == b'\t')?;
+    let scheme = std::str::from_utf8(&raw[..end]).ok()?;
+    is_known_scheme(scheme).then_some(scheme)
 }
 
 /// The credentials of an `Authorization` value: what follows the scheme and its
@@ -360,9 +434,15 @@ mod tests {
     fn query_names_only_with_values() {
         assert_eq!(
             find_query("a=1&access_token=xyz"),
-            Some(("access_token", "xyz"))
+            (Some(("access_token", "xyz")), true)
         );
-        assert_eq!(find_query("token="), None);
-        assert_eq!(find_query("tokenize=1"), None);
+        assert_eq!(
+            find_query("token=page2&access_token=x"),
+            (Some(("token", "page2")), true)
+        );
+        assert_eq!(find_query("token=page2"), (Some(("token", "page2")), false));
+        assert_eq!(find_query("token="), (None, false));
+        assert_eq!(find_query("access_token="), (None, false));
+        assert_eq!(find_query("tokenize=1"), (None, false));
     }
 }

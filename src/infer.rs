@@ -29,6 +29,8 @@ pub(crate) mod hint {
     pub const DOUBLED_PREFIX: &str = "doubled_prefix";
     /// A JWT sent with the Basic scheme (as is, or base64-wrapped).
     pub const BASIC_WRAPPED_TOKEN: &str = "basic_wrapped_token";
+    /// The `Cookie` header is over the caps and was not read.
+    pub const COOKIE_OVER_CAP: &str = "cookie_header_over_cap";
 }
 
 /// Whether `rest` (after `Basic `) is really a token: a JWT as is, or base64 of one.
@@ -68,13 +70,13 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
             ));
     }
     if let Some(raw) = scan.authorization() {
-        if let Some((name, _)) = scan.query {
+        if scan.access_token {
             return AuthFailure::new(Reason::CredentialsConflict)
                 .with_location(Location::Authorization)
                 .with_fingerprint(fingerprint(credential_part(raw)))
-                .detail(format!(
-                    "the request has an Authorization header and a `{name}` query parameter"
-                ));
+                .detail(
+                    "the request has an Authorization header and an `access_token` query parameter",
+                );
         }
         let f = match parse_authorization(raw) {
             Parsed::Invalid(why) => AuthFailure::new(Reason::AuthorizationMalformed).detail(why),
@@ -133,15 +135,23 @@ fn diagnose(scan: &Scan<'_>) -> AuthFailure {
         };
         return elsewhere(Location::Header(Cow::Borrowed(name)), value, tag);
     }
-    if let Some((name, value)) = scan.cookie() {
+    let cookies = scan.cookie();
+    if let Some((name, value)) = cookies.found() {
         return elsewhere(
             Location::Cookie(Cow::Owned(cap(name).to_string())),
             value.as_bytes(),
             hint::COOKIE,
         );
     }
-    let f =
+    let mut f =
         AuthFailure::new(Reason::CredentialsMissing).detail("the request carries no credentials");
+    if let Some(why) = cookies.over_cap_text() {
+        f = f
+            .detail(format!(
+                "the request carries no credentials that were read; {why}"
+            ))
+            .tag(hint::COOKIE_OVER_CAP);
+    }
     if scan.proxied() {
         f.tag(hint::PROXY).hint(
             "The request came through a proxy (Forwarded, X-Forwarded-* or Via is present) \

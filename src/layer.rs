@@ -24,6 +24,9 @@ pub(crate) struct Config {
     pub schemes: Vec<Scheme>,
     pub account: Option<AccountHook>,
     pub mode: UpstreamMode,
+    /// Enforce mode turns the wrapped service's 403 to a request without credentials into
+    /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
+    pub correct_anonymous_forbidden: bool,
     pub flood: Arc<FloodControl>,
 }
 
@@ -32,9 +35,13 @@ pub(crate) struct Config {
 /// The default is [`UpstreamMode::Enforce`]: the corrections are what RFC 9110 §15.5.2
 /// and §15.5.4 require (a 401 carries a challenge; a 401 means "who are you?", a 403 means
 /// "I know who you are, and no"), and a client that sees the right status does the right
-/// thing — it refreshes its token on 401 and stops retrying on 403. The wrapped service's
-/// non-empty bodies are kept. Choose [`UpstreamMode::Observe`] to roll the layer out
-/// first and read what it would change.
+/// thing — it refreshes its token on 401 and stops retrying on 403. Only what is certain is
+/// corrected: a 401 that refuses the token itself (`error="invalid_token"`) is kept, and a
+/// 403 to an anonymous request is corrected only after
+/// [`AuthDiagnostics::correct_forbidden_without_credentials`]. A non-empty body is kept
+/// when only a challenge is added; when the status changes the body is the layer's.
+/// Choose [`UpstreamMode::Observe`] to roll the layer out first and read what it would
+/// change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UpstreamMode {
     /// Correct the answer (and log the correction).
@@ -105,6 +112,7 @@ impl AuthDiagnostics {
                 schemes: Vec::new(),
                 account: None,
                 mode: UpstreamMode::Enforce,
+                correct_anonymous_forbidden: false,
                 flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
             }),
         }
@@ -116,7 +124,16 @@ impl AuthDiagnostics {
     }
 
     /// Accepts `Authorization: Bearer <JWT>` verified by `jwt`.
+    ///
+    /// # Panics
+    /// When `jwt` is misconfigured, so the application learns it at start-up and never
+    /// from production traffic: no audience and no
+    /// [`accept_any_audience`](JwtAuthenticator::accept_any_audience), or several issuers
+    /// with a key that does not name its issuer.
     pub fn bearer(self, jwt: JwtAuthenticator) -> Self {
+        if let Some(error) = jwt.config_error() {
+            panic!("auth-diagnostics: {error}");
+        }
         self.edit(|c| c.schemes.push(Scheme::Bearer(Arc::new(jwt))))
     }
 
@@ -176,6 +193,19 @@ impl AuthDiagnostics {
     /// Correct the wrapped service's wrong 401/403 answers (the default).
     pub fn enforce(self) -> Self {
         self.edit(|c| c.mode = UpstreamMode::Enforce)
+    }
+
+    /// In enforce mode, also turn the wrapped service's 403 to a request that carries no
+    /// credentials at all into a 401 with a challenge (`upstream_forbidden_without_credentials`).
+    ///
+    /// Off by default: a 403 to an anonymous request can be a legal denial (by IP address,
+    /// client certificate, or policy; RFC 9110 §15.5.4), which only the application knows.
+    /// Opt in when this application's 403s always mean "who are you?". Without it, such a
+    /// 403 is kept and logged with a hint. "No credentials at all" means no
+    /// `Authorization`, no `Proxy-Authorization`, no `Cookie` header, no other header known
+    /// to carry a credential and no `access_token` query parameter.
+    pub fn correct_forbidden_without_credentials(self) -> Self {
+        self.edit(|c| c.correct_anonymous_forbidden = true)
     }
 
     /// Rate-limits failure events per reason (default: 10 per 10 s, then one per second,

@@ -3,7 +3,7 @@
 //! ```
 //! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
 //! # use axum::{routing::get, Router};
-//! # let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"));
+//! # let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
 //! # let app: Router = Router::new().route("/me", get(|| async { "me" }))
 //! .layer(AuthDiagnostics::new().bearer(jwt))
 //! # ;
@@ -38,10 +38,14 @@
 //!
 //! When the wrapped service answers 401 or 403 by itself, the layer logs the most precise
 //! reason the request shows (marked inferred) and, in [`UpstreamMode::Enforce`] (the
-//! default), corrects what breaks the contract: a 401 without a challenge gets one
-//! (`upstream_challenge_missing`), a 401 to a request this layer authenticated becomes 403
-//! (`upstream_unauthorized_after_authentication`), a 403 to a request without credentials
-//! becomes 401 (`upstream_forbidden_without_credentials`). [`AuthDiagnostics::observe`]
+//! default), corrects only what certainly breaks the contract: a 401 without a challenge
+//! gets one (`upstream_challenge_missing`), a 401 to a request this layer authenticated
+//! becomes 403 (`upstream_unauthorized_after_authentication`) unless its challenge says
+//! `error="invalid_token"`: the application refused the token itself and the 401 is kept
+//! (`upstream_token_refused`). A 403 to a request without any credential becomes 401
+//! (`upstream_forbidden_without_credentials`) only where the application opted in with
+//! [`AuthDiagnostics::correct_forbidden_without_credentials`]. When the status changes,
+//! the body is the layer's problem body for the new status. [`AuthDiagnostics::observe`]
 //! only logs.
 //!
 //! # The log event

@@ -33,7 +33,7 @@ macro_rules! failure_event {
         let t = |get: fn(&crate::failure::TokenFacts) -> Option<&crate::sanitize::Capped>| {
             token.and_then(get).map(|c| c.as_str())
         };
-        let path = cap_to($info.uri.path(), 256);
+        let path = cap_to(&crate::snapshot::loggable_path($info.uri.path()), 256);
         // Facts handed in by handlers are not trusted to be clean: escape them here too.
         let clean = |s: Option<&str>| s.map(|s| clean_text(s, MAX_TEXT));
         let detail = clean_text(facts.detail.as_deref().unwrap_or(f.reason.detail()), MAX_TEXT);

@@ -4,7 +4,7 @@
 use crate::authn::Scheme;
 use crate::challenge::Challenge;
 use crate::failure::AuthFailure;
-use crate::reason::{DetailMode, Reason};
+use crate::reason::{BearerError, DetailMode, Reason};
 use crate::sanitize::rfc3339;
 use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -67,6 +67,21 @@ impl AuthFailure {
         match (mode, self.facts.client_override) {
             (DetailMode::Production, Some(r)) => r,
             _ => self.reason.client_reason(mode),
+        }
+    }
+
+    /// The RFC 6750 error of this failure's Bearer challenge. A 401 the layer completes for
+    /// a request that sent a Bearer token says `invalid_token` (RFC 6750 §3.1: a request
+    /// with a token gets an error code).
+    fn bearer_error(&self) -> Option<BearerError> {
+        let sent_bearer = self
+            .facts
+            .received_scheme
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+        match self.reason {
+            Reason::UpstreamChallengeMissing if sent_bearer => Some(BearerError::InvalidToken),
+            r => r.bearer_error(),
         }
     }
 
@@ -133,17 +148,23 @@ impl AuthFailure {
         let name = |s: &Option<&Scheme>| s.map_or("Bearer", |s| s.name());
         schemes.sort_by_key(|s| name(s) != "Basic");
         if reason.status().as_u16() != 401 {
-            // 400 invalid_request and 403 insufficient_scope are Bearer's words only, and
-            // only for a request that used Bearer (or whose scheme is unknown).
-            let other = self
+            // 400 and 403 speak the scheme the client used, and only one this route
+            // accepts: Bearer's `invalid_request` / `insufficient_scope` for a Bearer request
+            // (or one without Authorization), the plain Basic or ApiKey challenge for a
+            // malformed Basic or API-key request, nothing for a 403 of another scheme.
+            let spoken = self
                 .facts
                 .received_scheme
-                .as_ref()
-                .is_some_and(|s| !s.is_empty() && !s.eq_ignore_ascii_case("bearer"));
-            if other {
+                .as_deref()
+                .filter(|s| !s.is_empty());
+            let bearer = spoken.is_none_or(|s| s.eq_ignore_ascii_case("bearer"));
+            if !bearer && reason.status().as_u16() != 400 {
                 return Vec::new();
             }
-            schemes.retain(|s| name(s) == "Bearer");
+            schemes.retain(|s| match spoken {
+                Some(spoken) if !bearer => name(s).eq_ignore_ascii_case(spoken),
+                _ => name(s) == "Bearer",
+            });
         }
         let mut seen = Vec::with_capacity(schemes.len());
         let mut out = Vec::with_capacity(schemes.len());
@@ -168,7 +189,7 @@ impl AuthFailure {
                 }
             }
             Some(Scheme::Session(sess)) => c.quoted_param("name", &sess.cookie),
-            Some(Scheme::Bearer(_)) | None => match self.reason.bearer_error() {
+            Some(Scheme::Bearer(_)) | None => match self.bearer_error() {
                 Some(err) => {
                     let description: Cow<'_, str> = match cfg.detail {
                         DetailMode::Verbose => self

@@ -119,8 +119,15 @@ reasons! {
     TokenAudienceMismatch = "token_audience_mismatch",
     /// A required claim is absent.
     TokenClaimMissing = "token_claim_missing",
-    /// `typ` is not an accepted type.
+    /// `typ` is not an accepted type: another kind of JWT (`dpop+jwt`, `logout+jwt`, …),
+    /// or anything but `at+jwt` when RFC 9068 typing is required.
     TokenTypeRejected = "token_type_rejected",
+    /// The header's `crit` lists an extension this verifier does not implement
+    /// (RFC 7515 §4.1.11).
+    TokenCritUnsupported = "token_crit_unsupported",
+    /// A registered claim has the wrong JSON type (`sub`/`iss` not a string, `aud` not a
+    /// string or array of strings, `exp`/`nbf`/`iat` not a number).
+    TokenClaimInvalid = "token_claim_invalid",
     /// Authenticated, but the scopes needed are missing.
     InsufficientScope = "insufficient_scope",
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
@@ -156,6 +163,10 @@ reasons! {
     UpstreamUnauthorizedAfterAuthentication = "upstream_unauthorized_after_authentication",
     /// The wrapped service answered 403 to a request with no credentials at all.
     UpstreamForbiddenWithoutCredentials = "upstream_forbidden_without_credentials",
+    /// The wrapped service answered 401 with `error="invalid_token"` (or
+    /// `"insufficient_scope"`) to a request this layer authenticated: it refused the token
+    /// itself (revoked, say). The answer is kept.
+    UpstreamTokenRefused = "upstream_token_refused",
 }
 
 impl Reason {
@@ -193,7 +204,10 @@ impl Reason {
             | TokenIssuerMismatch
             | TokenAudienceMismatch
             | TokenClaimMissing
-            | TokenTypeRejected => Some(BearerError::InvalidToken),
+            | TokenTypeRejected
+            | TokenCritUnsupported
+            | TokenClaimInvalid
+            | UpstreamTokenRefused => Some(BearerError::InvalidToken),
             InsufficientScope => Some(BearerError::InsufficientScope),
             _ => None,
         }
@@ -268,6 +282,8 @@ impl Reason {
             TokenAudienceMismatch => "Token audience not accepted",
             TokenClaimMissing => "Token claim missing",
             TokenTypeRejected => "Token type not accepted",
+            TokenCritUnsupported => "Token extension not supported",
+            TokenClaimInvalid => "Token claim invalid",
             InsufficientScope => "Insufficient scope",
             KeySourceUnavailable => "Signing keys unavailable",
             AuthenticatorUnavailable => "Authentication unavailable",
@@ -285,6 +301,7 @@ impl Reason {
             UpstreamChallengeMissing => "Authentication required",
             UpstreamUnauthorizedAfterAuthentication => "Forbidden",
             UpstreamForbiddenWithoutCredentials => "Authentication required",
+            UpstreamTokenRefused => "Token refused",
         }
     }
 
@@ -321,6 +338,10 @@ impl Reason {
             TokenAudienceMismatch => "The token was not issued for this resource.",
             TokenClaimMissing => "The token lacks a claim this resource requires.",
             TokenTypeRejected => "The token has a type this resource does not accept.",
+            TokenCritUnsupported => {
+                "The token requires an extension this resource does not support."
+            }
+            TokenClaimInvalid => "A registered claim of the token has the wrong type.",
             InsufficientScope => "The token does not grant the scope this resource requires.",
             KeySourceUnavailable => "The server cannot verify tokens right now; retry later.",
             AuthenticatorUnavailable => {
@@ -344,6 +365,7 @@ impl Reason {
             UpstreamForbiddenWithoutCredentials => {
                 "This resource requires authentication and the request carried no credentials."
             }
+            UpstreamTokenRefused => "The token was refused; obtain a new one.",
         }
     }
 
@@ -367,7 +389,9 @@ impl Reason {
             TokenIssuerMismatch => "Obtain the token from the identity provider this resource trusts.",
             TokenAudienceMismatch => "Request a token for this resource's audience.",
             TokenClaimMissing => "Ask the identity provider to include the missing claim.",
-            TokenTypeRejected => "Send an access token (typ `at+jwt`), not an ID token.",
+            TokenTypeRejected => "Send an access token (typ `at+jwt` or `JWT`), not an ID token, DPoP proof, logout or event token.",
+            TokenCritUnsupported => "Ask the identity provider for tokens without critical header extensions (`crit`).",
+            TokenClaimInvalid => "Ask the identity provider to send the claim with its registered JSON type.",
             InsufficientScope => "Request a token with the scope listed in WWW-Authenticate.",
             KeySourceUnavailable => "The key set endpoint is unreachable; the server operator should check it.",
             AuthenticatorUnavailable => "The credential store is unreachable; the server operator should check it.",
@@ -379,7 +403,8 @@ impl Reason {
             Forbidden => "The account lacks the role or permission this resource needs.",
             UpstreamChallengeMissing => "The application answered 401 without a challenge; it now carries one.",
             UpstreamUnauthorizedAfterAuthentication => "The application answered 401 to an authenticated request; 403 is the right status.",
-            UpstreamForbiddenWithoutCredentials => "The application answered 403 to a request without credentials; 401 is the right status.",
+            UpstreamForbiddenWithoutCredentials => "The application answered 403 to a request without credentials; 401 with a challenge is the right status.",
+            UpstreamTokenRefused => "The application refused a token this layer verified (revoked, say): the client should obtain a new one.",
         }
     }
 

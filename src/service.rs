@@ -2,7 +2,9 @@
 
 use crate::authn::verify::{AccountStatus, AuthFuture, AuthResult};
 use crate::authn::{authenticate, expected_names, Decision, Principal};
+use crate::challenge::read_challenges;
 use crate::credentials::is_preflight;
+use crate::credentials::query_access_token;
 use crate::failure::AuthFailure;
 use crate::infer::infer;
 use crate::layer::AccountHook;
@@ -14,8 +16,11 @@ use crate::request_id::{RequestId, X_REQUEST_ID};
 use crate::snapshot::Snapshot;
 use axum::body::Body;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri};
+use http::header::{
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
+    WWW_AUTHENTICATE,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -307,11 +312,90 @@ fn watch(mut response: Response<Body>, ctx: &Ctx) -> Response<Body> {
         .entry(X_REQUEST_ID)
         .or_insert_with(|| ctx.request_id.header_value().clone());
     if ctx.private {
-        headers
-            .entry(CACHE_CONTROL)
-            .or_insert(HeaderValue::from_static("private"));
+        make_private(headers);
     }
     response
+}
+
+/// Makes a response unstorable by shared caches, which key on `Authorization` but not on
+/// API-key headers or cookies (RFC 9110 §16.4.2, RFC 9111 §5.2.2.7): `private` is added
+/// unless the response already says `private` or `no-store`, and `public` and `s-maxage`
+/// are removed. A field-qualified `private="…"` covers only its fields, so it becomes a
+/// plain `private`.
+fn make_private(headers: &mut HeaderMap) {
+    if !headers.contains_key(CACHE_CONTROL) {
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        return;
+    }
+    let mut kept: Vec<String> = Vec::new();
+    let mut private = false;
+    for value in headers.get_all(CACHE_CONTROL) {
+        // A value that is not visible ASCII is no directive list a cache understands.
+        let Ok(text) = value.to_str() else { continue };
+        for directive in split_directives(text) {
+            let name = directive
+                .split('=')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            match name.as_str() {
+                "public" | "s-maxage" => continue,
+                "private" if directive.contains('=') => continue,
+                "private" | "no-store" => private = true,
+                _ => {}
+            }
+            kept.push(directive.to_owned());
+        }
+    }
+    if !private {
+        kept.push("private".to_owned());
+    }
+    let joined = HeaderValue::from_str(&kept.join(", "))
+        .unwrap_or_else(|_| HeaderValue::from_static("private"));
+    headers.insert(CACHE_CONTROL, joined);
+}
+
+/// The directives of a `Cache-Control` value: split at commas outside quoted strings,
+/// trimmed, empty ones dropped.
+fn split_directives(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(text[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(text[start..].trim());
+    out.retain(|d| !d.is_empty());
+    out
+}
+
+/// Whether a 401's challenges say the token itself was refused: an `error` of
+/// `invalid_token` or `insufficient_scope` in any challenge. A challenge that does not
+/// parse but names either code counts too: what is not certain is not corrected.
+fn refuses_token(headers: &HeaderMap) -> bool {
+    const CODES: [&str; 2] = ["invalid_token", "insufficient_scope"];
+    headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        match read_challenges(&text) {
+            Some(challenges) => challenges.iter().any(|c| {
+                c.param("error")
+                    .is_some_and(|e| CODES.iter().any(|code| e.eq_ignore_ascii_case(code)))
+            }),
+            None => {
+                let lower = text.to_ascii_lowercase();
+                CODES.iter().any(|code| lower.contains(code))
+            }
+        }
+    })
 }
 
 impl Ctx {
@@ -362,27 +446,31 @@ impl Ctx {
             self.log(&f, status);
             return response;
         }
-        let no_credentials = seen.reason == Reason::CredentialsMissing;
+        let no_credentials = !self.snapshot.carries_credentials() && !query_access_token(&self.uri);
         let challenged = response.headers().contains_key(WWW_AUTHENTICATE);
-        let violation = if status == StatusCode::UNAUTHORIZED && self.authenticated {
-            Some(Reason::UpstreamUnauthorizedAfterAuthentication)
-        } else if status == StatusCode::UNAUTHORIZED && !challenged {
-            Some(Reason::UpstreamChallengeMissing)
+        let unauthorized = status == StatusCode::UNAUTHORIZED;
+        let violation = if unauthorized && self.authenticated {
+            if refuses_token(response.headers()) {
+                Reason::UpstreamTokenRefused
+            } else {
+                Reason::UpstreamUnauthorizedAfterAuthentication
+            }
+        } else if unauthorized && !challenged {
+            Reason::UpstreamChallengeMissing
         } else if status == StatusCode::FORBIDDEN && no_credentials && !self.authenticated {
-            Some(Reason::UpstreamForbiddenWithoutCredentials)
+            Reason::UpstreamForbiddenWithoutCredentials
         } else {
-            None
-        };
-        let Some(violation) = violation else {
             // A correct refusal: say why, as far as the request shows.
             if status == StatusCode::FORBIDDEN && !no_credentials {
-                let mut f = AuthFailure::new(Reason::Forbidden)
-                    .detail("the application refused an authenticated request");
+                let mut f = AuthFailure::new(Reason::Forbidden);
                 f.facts = std::mem::take(&mut seen.facts);
                 f.facts.inferred_reason = Some(seen.reason);
                 f.facts.inferred = true;
-                f.facts.detail =
-                    Some("the application answered 403 to a request with credentials".into());
+                f.facts.detail = Some(
+                    "the application answered 403 to a request that carries credentials (or a \
+                     header or cookie that may be one): its call"
+                        .into(),
+                );
                 self.log(&f, status);
             } else {
                 self.log(&seen, status);
@@ -404,6 +492,9 @@ impl Ctx {
             Reason::UpstreamUnauthorizedAfterAuthentication => {
                 "the application answered 401 to a request this layer authenticated".to_owned()
             }
+            Reason::UpstreamTokenRefused => {
+                "the application refused a token this layer verified, with error=\"invalid_token\" or \"insufficient_scope\"; its answer is kept".to_owned()
+            }
             _ => "the application answered 403 to a request without credentials".to_owned(),
         });
         f.facts.client_override = Some(match violation {
@@ -411,7 +502,24 @@ impl Ctx {
             _ if no_credentials => Reason::CredentialsMissing,
             _ => Reason::CredentialsInvalid,
         });
-        if self.config.mode == UpstreamMode::Observe {
+        let kept = match violation {
+            Reason::UpstreamTokenRefused => true,
+            Reason::UpstreamForbiddenWithoutCredentials
+                if !self.config.correct_anonymous_forbidden =>
+            {
+                f.facts.hint = Some(
+                    "The application answered 403 to a request without credentials, where 401 \
+                     with a challenge is the usual answer. It was kept: a 403 can be a denial \
+                     by IP or policy. If this application's 403s to anonymous requests always \
+                     mean \"who are you?\", opt in with \
+                     AuthDiagnostics::correct_forbidden_without_credentials()."
+                        .into(),
+                );
+                true
+            }
+            _ => self.config.mode == UpstreamMode::Observe,
+        };
+        if kept {
             self.log(&f, status);
             return response;
         }
@@ -426,6 +534,7 @@ impl Ctx {
         let (mut parts, body) = response.into_parts();
         let rendered = failure.render(&self.config.render(), Some(self.request_id.as_str()));
         let (rparts, rbody) = rendered.into_parts();
+        let status_changed = parts.status != rparts.status;
         parts.status = rparts.status;
         parts.headers.remove(WWW_AUTHENTICATE);
         for challenge in rparts.headers.get_all(WWW_AUTHENTICATE) {
@@ -435,11 +544,15 @@ impl Ctx {
         parts
             .headers
             .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // A new status gets the layer's body (a problem body's `status` equals the
+        // response's); a completed 401 keeps a non-empty body of the application's.
         let empty = http_body::Body::size_hint(&body).exact() == Some(0);
-        if !empty {
+        if !status_changed && !empty {
             return Response::from_parts(parts, body);
         }
-        parts.headers.remove(CONTENT_LENGTH);
+        for stale in [CONTENT_LENGTH, CONTENT_ENCODING, CONTENT_RANGE, ETAG] {
+            parts.headers.remove(stale);
+        }
         if let Some(ct) = rparts.headers.get(CONTENT_TYPE) {
             parts.headers.insert(CONTENT_TYPE, ct.clone());
         }

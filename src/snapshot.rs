@@ -105,6 +105,16 @@ impl Snapshot {
         s
     }
 
+    /// Whether the request carried any header that is or may be a credential:
+    /// `Authorization`, `Proxy-Authorization`, any `Cookie`, a known credential header, or
+    /// an `x-` header whose name says auth, token, key, secret, password, session or cookie.
+    /// Those headers are kept first, so a request with many headers still shows them.
+    pub fn carries_credentials(&self) -> bool {
+        self.fields
+            .iter()
+            .any(|(name, _, _)| is_credential_header(name))
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.fields.iter().map(|(n, v, _)| (n, v))
     }
@@ -144,7 +154,7 @@ impl Snapshot {
             line,
             " '{scheme}://{}{}",
             shell_safe(&host, 128),
-            shell_safe(uri.path(), 256)
+            shell_safe(&loggable_path(uri.path()), 256)
         );
         if let Some(q) = uri.query() {
             line.push('?');
@@ -195,11 +205,15 @@ fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
         return text
             .split(';')
             .take(16)
-            .map(|pair| {
-                let (n, v) = pair.trim().split_once('=').unwrap_or((pair.trim(), ""));
-                let v = v.trim().trim_matches('"');
-                let n = if is_plain_name(n) { n } else { "<name>" };
-                format!("{n}=<cookie fp:{}>", fingerprint(v.as_bytes()))
+            .map(|pair| match pair.trim().split_once('=') {
+                Some((n, v)) => {
+                    let v = v.trim().trim_matches('"');
+                    let n = n.trim();
+                    let n = if is_plain_name(n) { n } else { "<name>" };
+                    format!("{n}=<cookie fp:{}>", fingerprint(v.as_bytes()))
+                }
+                // A pair without `=` is a bare value (RFC 6265bis §5.6): never a name.
+                None => format!("<cookie fp:{}>", fingerprint(pair.trim().as_bytes())),
             })
             .collect::<Vec<_>>()
             .join("; ");
@@ -217,6 +231,31 @@ fn credential_placeholder(name: &HeaderName, value: &HeaderValue) -> String {
         }
     }
     format!("<credential fp:{}>", fingerprint(bytes))
+}
+
+/// The path as it may be logged: path parameters (`/app;jsessionid=…`, the servlet way of
+/// carrying a session id in the URL) keep a plain name and lose their value.
+pub(crate) fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains(';') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    for (i, segment) in path.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let mut parts = segment.split(';');
+        out.push_str(parts.next().unwrap_or_default());
+        for param in parts {
+            match param.split_once('=') {
+                Some((name, _)) if is_plain_name(name) => {
+                    let _ = write!(out, ";{name}=<value>");
+                }
+                _ => out.push_str(";<value>"),
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// A parameter or cookie name that is safe to show: a short lower-case word (`page`,

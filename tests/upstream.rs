@@ -102,6 +102,11 @@ fn zero() -> AuthDiagnostics {
     AuthDiagnostics::new()
 }
 
+/// Zero configuration, opted in to turning a 403 without credentials into a 401.
+fn zero_fixing() -> AuthDiagnostics {
+    AuthDiagnostics::new().correct_forbidden_without_credentials()
+}
+
 /// The layer authenticates Bearer JWTs itself.
 fn authn() -> AuthDiagnostics {
     AuthDiagnostics::new().bearer(jwt())
@@ -482,7 +487,7 @@ async fn unauthorized_after_authentication_drops_the_inner_challenge() {
 }
 
 #[tokio::test]
-async fn unauthorized_after_authentication_keeps_a_non_empty_body() {
+async fn unauthorized_after_authentication_replaces_the_body_of_the_old_status() {
     let token = valid_token();
     let out = send(
         app(body_401, authn()),
@@ -491,12 +496,9 @@ async fn unauthorized_after_authentication_keeps_a_non_empty_body() {
     .await;
     assert_eq!(out.status, 403);
     assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    assert_body(&out, CUSTOM_BODY);
-    assert_eq!(
-        out.header("content-type"),
-        Some("text/plain; charset=utf-8")
-    );
-    assert_eq!(out.header("cache-control"), Some("no-store"));
+    // The status changed: the body is the layer's, and its `status` is the new one.
+    let p = assert_problem(&out, "forbidden");
+    assert_eq!(p["status"], 403);
     expect_fields(
         one_event(&out, Level::ERROR),
         &[("reason", Some("upstream_unauthorized_after_authentication"))],
@@ -543,7 +545,7 @@ async fn unauthorized_after_authentication_observe_changes_nothing() {
 
 #[tokio::test]
 async fn forbidden_without_credentials_enforce_sends_401_with_challenge() {
-    let out = send(app(bare_403, zero()), req(&[])).await;
+    let out = send(app(bare_403, zero_fixing()), req(&[])).await;
     assert_eq!(out.status, 401);
     assert_plain_bearer_challenge(&out, "api");
     let p = assert_problem(&out, "credentials_missing");
@@ -565,7 +567,11 @@ async fn forbidden_without_credentials_enforce_sends_401_with_challenge() {
 
 #[tokio::test]
 async fn forbidden_without_credentials_verbose_shows_the_upstream_reason() {
-    let out = send(app(bare_403, zero().verbose().realm("shop")), req(&[])).await;
+    let out = send(
+        app(bare_403, zero_fixing().verbose().realm("shop")),
+        req(&[]),
+    )
+    .await;
     assert_eq!(out.status, 401);
     assert_plain_bearer_challenge(&out, "shop");
     let p = assert_problem(&out, "upstream_forbidden_without_credentials");
@@ -584,16 +590,12 @@ async fn forbidden_without_credentials_verbose_shows_the_upstream_reason() {
 }
 
 #[tokio::test]
-async fn forbidden_without_credentials_keeps_a_non_empty_body() {
-    let out = send(app(body_403, zero()), req(&[])).await;
+async fn forbidden_without_credentials_replaces_the_body_of_the_old_status() {
+    let out = send(app(body_403, zero_fixing()), req(&[])).await;
     assert_eq!(out.status, 401);
     assert_plain_bearer_challenge(&out, "api");
-    assert_body(&out, CUSTOM_BODY);
-    assert_eq!(
-        out.header("content-type"),
-        Some("text/plain; charset=utf-8")
-    );
-    assert_eq!(out.header("cache-control"), Some("no-store"));
+    let p = assert_problem(&out, "credentials_missing");
+    assert_eq!(p["status"], 401);
     expect_fields(
         one_event(&out, Level::ERROR),
         &[("reason", Some("upstream_forbidden_without_credentials"))],
@@ -1481,7 +1483,9 @@ async fn demo_orders_without_scope_is_corrected_to_403() {
         .await;
         assert_eq!(out.status, 403, "{detail:?}");
         assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-        assert_problem(&out, client);
+        // The handler's own `{"status":401}` body is replaced: the status changed.
+        let p = assert_problem(&out, client);
+        assert_eq!(p["status"], 403);
         let e = out.event();
         assert_eq!(e.level, Level::ERROR);
         expect_fields(
@@ -1498,6 +1502,35 @@ async fn demo_orders_without_scope_is_corrected_to_403() {
         );
         assert_eq!(e.field("request_id"), out.header("x-request-id").unwrap());
     }
+}
+
+/// The handler refuses a revoked token itself, with `error="invalid_token"`: kept.
+#[tokio::test]
+async fn demo_orders_keeps_the_handlers_refusal_of_a_revoked_token() {
+    let mut c = good_claims();
+    c.insert("jti".into(), json!("revoked"));
+    c.insert("scope".into(), json!("orders"));
+    let out = send(
+        demo_app(DetailMode::Verbose),
+        get("/orders", &[("authorization", &bearer(&hs256(&c)))]),
+    )
+    .await;
+    assert_eq!(out.status, 401);
+    assert_eq!(
+        out.header("www-authenticate"),
+        Some(r#"Bearer error="invalid_token""#)
+    );
+    let e = out.event();
+    assert_eq!(e.level, Level::WARN);
+    expect_fields(
+        e,
+        &[
+            ("reason", Some("upstream_token_refused")),
+            ("status", Some("401")),
+            ("upstream_status", Some("401")),
+            ("signature_verified", Some("true")),
+        ],
+    );
 }
 
 #[tokio::test]
@@ -1551,7 +1584,14 @@ async fn demo_legacy() {
     ] {
         let out = send(demo_app(detail), get("/legacy", &headers)).await;
         assert_eq!(out.status, 401, "{detail:?} {headers:?}");
-        assert_plain_bearer_challenge(&out, "demo");
+        if headers.is_empty() {
+            assert_plain_bearer_challenge(&out, "demo");
+        } else {
+            // The request sent a Bearer token: the completed challenge says it was refused.
+            let c = out.challenge();
+            assert_eq!(c.param("realm"), Some("demo"));
+            assert_eq!(c.param("error"), Some("invalid_token"));
+        }
         assert_problem(&out, client);
         let e = out.event();
         assert_eq!(e.level, Level::ERROR);
@@ -1595,6 +1635,14 @@ async fn demo_legacy_forbidden() {
             ],
         );
     }
+    // Any cookie is a credential the layer cannot judge: the handler's 403 is kept.
+    let out = send(
+        demo_app(DetailMode::Verbose),
+        get("/legacy-forbidden", &[("cookie", "JSESSIONID=abc123xyz")]),
+    )
+    .await;
+    assert_eq!(out.status, 403);
+    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
     let out = send(
         demo_app(DetailMode::Verbose),
         get(
@@ -1763,7 +1811,7 @@ async fn corrected_answer_with_the_layer_body_is_not_cacheable() {
         )
             .into_response()
     }
-    let out = send(app(cacheable_403, zero()), req(&[])).await;
+    let out = send(app(cacheable_403, zero_fixing()), req(&[])).await;
     assert_eq!(out.status, 401);
     assert_plain_bearer_challenge(&out, "api");
     let p = out.problem();

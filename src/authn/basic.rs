@@ -55,6 +55,8 @@ impl fmt::Debug for BasicAuthenticator {
 }
 
 /// Decodes the token68 after `Basic ` per RFC 7617 §2 (UTF-8, split at the first `:`).
+/// An empty user-id is allowed (RFC 7617 permits it; some clients send a token as the
+/// password of an empty user): the application's verifier decides.
 pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
     let malformed = |detail: &str| AuthFailure::new(Reason::BasicMalformed).detail(detail);
     if token.len() > (MAX_USER + MAX_PASSWORD + 1).div_ceil(3) * 4 {
@@ -75,9 +77,6 @@ pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
         return Err(malformed(
             "the decoded Basic credentials contain control characters",
         ));
-    }
-    if user.is_empty() {
-        return Err(malformed("the Basic user-id is empty"));
     }
     Ok(BasicCredentials {
         user: user.to_owned(),

@@ -42,10 +42,12 @@ pub fn install_crypto_provider() {
     let _ = provider.install_default();
 }
 
-/// One verification key: the key, the algorithm it verifies, and optionally its `kid`.
+/// One verification key: the key, the algorithm it verifies, and optionally its `kid` and
+/// the issuer it belongs to.
 #[derive(Clone)]
 pub struct StaticKey {
     kid: Option<String>,
+    issuer: Option<String>,
     key: DecodingKey,
     alg: Algorithm,
 }
@@ -55,6 +57,7 @@ impl StaticKey {
     pub fn new(key: DecodingKey, alg: Algorithm) -> Self {
         Self {
             kid: None,
+            issuer: None,
             key,
             alg,
         }
@@ -66,8 +69,18 @@ impl StaticKey {
     }
 
     /// Binds the key to a `kid`: tokens whose header names another `kid` never use it.
+    #[must_use]
     pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
         self.kid = Some(kid.into());
+        self
+    }
+
+    /// Binds the key to an issuer (RFC 8725 §3.8): only tokens whose `iss` is exactly
+    /// `issuer` are verified with it. With several issuers configured every key must be
+    /// bound to one of them, so issuer B's key never verifies a token that claims issuer A.
+    #[must_use]
+    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
         self
     }
 }
@@ -76,12 +89,24 @@ impl fmt::Debug for StaticKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaticKey")
             .field("kid", &self.kid)
+            .field("issuer", &self.issuer)
             .field("alg", &self.alg)
             .finish_non_exhaustive()
     }
 }
 
 /// Verifies `Authorization: Bearer <JWT>`.
+///
+/// The audience is required: a token minted for another service must not be accepted here
+/// (RFC 7519 §4.1.3, RFC 8725 §3.9). Configure it with [`JwtAuthenticator::audience`], or
+/// opt out explicitly with [`JwtAuthenticator::accept_any_audience`];
+/// [`AuthDiagnostics::bearer`](crate::AuthDiagnostics::bearer) panics at start-up on an
+/// authenticator with neither, as axum does for conflicting routes.
+///
+/// Defaults: only the keys' own algorithms, `exp` required (a token is expired from
+/// `exp + leeway` on), 60 s leeway, `typ` absent, `JWT` or `at+jwt` (other kinds of JWT,
+/// `dpop+jwt`, `logout+jwt`, `secevent+jwt`, `id_token+jwt`, are refused), no critical
+/// header extensions (`crit`), registered claims of their registered JSON types.
 ///
 /// ```
 /// use auth_diagnostics::{JwtAuthenticator, StaticKey};
@@ -101,14 +126,22 @@ pub struct JwtAuthenticator {
     explicit_algorithms: bool,
     issuers: Vec<String>,
     audiences: Vec<String>,
+    any_audience: bool,
     leeway: i64,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
 }
 
 impl JwtAuthenticator {
+    /// The most clock skew [`JwtAuthenticator::leeway`] accepts: RFC 7519 speaks of "a few
+    /// minutes" at most.
+    pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
     /// Verifies tokens signed by `key`. By default: only `key`'s algorithm is accepted,
-    /// `exp` is required, leeway is 60 s, any issuer and audience (configure them!).
+    /// `exp` is required, leeway is 60 s, any issuer. An audience must still be configured
+    /// ([`JwtAuthenticator::audience`]) or explicitly waived
+    /// ([`JwtAuthenticator::accept_any_audience`]).
+    #[must_use]
     pub fn new(key: StaticKey) -> Self {
         install_crypto_provider();
         Self {
@@ -117,6 +150,7 @@ impl JwtAuthenticator {
             explicit_algorithms: false,
             issuers: Vec::new(),
             audiences: Vec::new(),
+            any_audience: false,
             leeway: 60,
             required: vec![Cow::Borrowed("exp")],
             types: Vec::new(),
@@ -148,15 +182,33 @@ impl JwtAuthenticator {
     }
 
     /// Accepts tokens whose `aud` contains `audience` (call again to accept several).
-    /// With at least one audience set, `aud` is required.
+    /// `aud` is then required.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
         self.audiences.push(audience.into());
         self
     }
 
+    /// Accepts tokens whatever their `aud` says: an explicit opt-out of the audience check,
+    /// for a service that is the only consumer of its issuer's tokens. Without it (and
+    /// without [`JwtAuthenticator::audience`]) the authenticator is a configuration error.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (default 60 s).
+    ///
+    /// # Panics
+    /// When `leeway` is more than [`MAX_LEEWAY`](Self::MAX_LEEWAY) (5 minutes): a leeway of hours keeps
+    /// expired tokens alive, which is a configuration error.
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = i64::try_from(leeway.as_secs()).unwrap_or(i64::MAX);
+        assert!(
+            leeway <= Self::MAX_LEEWAY,
+            "auth-diagnostics: JwtAuthenticator::leeway({leeway:?}) is more than the {}s \
+             allowed; clock skew is a matter of seconds",
+            Self::MAX_LEEWAY.as_secs()
+        );
+        self.leeway = leeway.as_secs() as i64;
         self
     }
 
@@ -192,18 +244,59 @@ impl JwtAuthenticator {
         self
     }
 
-    /// The configured issuers (for tests and diagnostics).
-    pub fn issuers(&self) -> &[String] {
-        &self.issuers
+    /// What is wrong with this configuration, if anything: no audience and no explicit
+    /// opt-out, a key bound to an issuer that is not accepted, or several issuers with a
+    /// key that belongs to none of them.
+    pub(crate) fn config_error(&self) -> Option<String> {
+        if self.audiences.is_empty() && !self.any_audience {
+            return Some(
+                "JwtAuthenticator has no audience: tokens minted for any other service would \
+                 be accepted (RFC 8725 §3.9). Call .audience(\"<this API>\"), or \
+                 .accept_any_audience() to opt out explicitly"
+                    .to_owned(),
+            );
+        }
+        if !self.audiences.is_empty() && self.any_audience {
+            return Some(
+                "JwtAuthenticator has both .audience(..) and .accept_any_audience(): choose one"
+                    .to_owned(),
+            );
+        }
+        for key in &self.keys {
+            match &key.issuer {
+                Some(i) if !self.issuers.iter().any(|e| e == i) => {
+                    return Some(format!(
+                        "a key is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
+                    ))
+                }
+                None if self.issuers.len() > 1 => {
+                    return Some(format!(
+                        "JwtAuthenticator accepts {} issuers, so every key must name the issuer \
+                         it belongs to (StaticKey::with_issuer): otherwise one issuer's key \
+                         verifies tokens that claim another (RFC 8725 §3.8)",
+                        self.issuers.len()
+                    ))
+                }
+                _ => {}
+            }
+        }
+        None
     }
 
     /// Verifies `token` at the current time.
+    ///
+    /// An authenticator with a configuration error (see the type's documentation) refuses
+    /// every token with `token_audience_mismatch`: it fails closed.
     pub fn verify(&self, token: &str) -> Result<Verified, AuthFailure> {
         self.verify_at(token, now())
     }
 
     /// Verifies `token` as if the time were `now` (seconds since the epoch).
+    #[doc(hidden)]
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Verified, AuthFailure> {
+        if let Some(error) = self.config_error() {
+            return Err(AuthFailure::new(Reason::TokenAudienceMismatch).detail(error));
+        }
         let raw = decode_structure(token)?;
         let mut facts = raw.facts();
         let fail =
@@ -233,17 +326,36 @@ impl JwtAuthenticator {
             return Err(fail(Reason::TokenMalformed, &facts).detail("the token has no signature"));
         }
 
+        // Critical extensions: this verifier implements none, so any listed one makes the
+        // token invalid (RFC 7515 §4.1.11). Checked before any cryptography: an extension
+        // such as `b64` changes what the signature covers.
+        if !raw.header.crit.is_empty() {
+            let detail = format!(
+                "the header's crit lists {}, which this verifier does not implement",
+                cap(&raw.header.crit.join(" "))
+            );
+            let f = fail(Reason::TokenCritUnsupported, &facts).detail(detail);
+            return Err(self.with_unverified_notes(f, &raw, now));
+        }
+
         // Key.
         // A key bound to a kid serves only that kid; a key without one serves any token
-        // (so adding a named key during a rotation keeps the unnamed one working).
+        // (so adding a named key during a rotation keeps the unnamed one working). A key
+        // bound to an issuer serves only tokens that claim that issuer.
         let kid = raw.header.kid.as_deref();
-        let candidates = self.keys.iter().filter(|k| {
+        let iss = raw.claims.get("iss").and_then(Value::as_str);
+        let fits = |k: &&StaticKey| {
             k.alg == alg
                 && match (kid, &k.kid) {
                     (Some(want), Some(have)) => want == have,
                     (_, None) | (None, Some(_)) => true,
                 }
-        });
+        };
+        let candidates = self
+            .keys
+            .iter()
+            .filter(fits)
+            .filter(|k| k.issuer.is_none() || k.issuer.as_deref() == iss);
         let mut tried = 0;
         let mut verified = false;
         for key in candidates {
@@ -256,9 +368,27 @@ impl JwtAuthenticator {
             }
         }
         if tried == 0 {
-            let detail = match kid {
-                Some(k) => format!("no key with kid {} for {alg_name}", cap(k)),
-                None => format!("no key for {alg_name}"),
+            if self.keys.iter().any(|k| fits(&k)) {
+                // Keys for this alg and kid exist, but they belong to other issuers.
+                if let Some(f) = self.issuer_failure(raw.claims.get("iss")) {
+                    let detail = format!(
+                        "{}; no key of an accepted issuer applies, so its signature was not checked",
+                        f.facts.detail.as_deref().unwrap_or_default()
+                    );
+                    return Err(f.with_token(facts.clone()).detail(detail));
+                }
+            }
+            let detail = match (kid, iss.filter(|_| self.issuers.len() > 1)) {
+                (Some(k), Some(i)) => {
+                    format!(
+                        "no key with kid {} of issuer {} for {alg_name}",
+                        cap(k),
+                        cap(i)
+                    )
+                }
+                (Some(k), None) => format!("no key with kid {} for {alg_name}", cap(k)),
+                (None, Some(i)) => format!("no key of issuer {} for {alg_name}", cap(i)),
+                (None, None) => format!("no key for {alg_name}"),
             };
             return Err(self.with_unverified_notes(
                 fail(Reason::TokenKeyUnknown, &facts).detail(detail),
@@ -291,32 +421,12 @@ impl JwtAuthenticator {
         names.join(", ")
     }
 
-    /// Type, presence, time, issuer, audience — in that order. `None` when all pass.
+    /// Type, presence, claim types, time, issuer, audience — in that order. `None` when
+    /// all pass.
     fn check_claims(&self, raw: &RawToken<'_>, now: i64) -> Option<AuthFailure> {
         let claims = &raw.claims;
-        if !self.types.is_empty() {
-            let typ = raw.header.typ.as_deref().unwrap_or("");
-            let norm = |t: &str| {
-                let t = t.trim();
-                let t = t
-                    .get(..12)
-                    .filter(|p| p.eq_ignore_ascii_case("application/"))
-                    .map_or(t, |_| &t[12..]);
-                t.to_ascii_lowercase()
-            };
-            let got = norm(typ);
-            if !self.types.iter().any(|t| norm(t) == got) {
-                let detail = if typ.is_empty() {
-                    format!("the token has no typ; accepted: {}", self.types.join(", "))
-                } else {
-                    format!(
-                        "typ {} is not accepted; accepted: {}",
-                        cap(typ),
-                        self.types.join(", ")
-                    )
-                };
-                return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(detail));
-            }
+        if let Some(f) = self.check_type(raw.header.typ.as_deref()) {
+            return Some(f);
         }
 
         let implied = [
@@ -337,18 +447,12 @@ impl JwtAuthenticator {
             }
         }
 
-        for name in ["exp", "nbf", "iat"] {
-            if let Some(v) = claims.get(name) {
-                if numeric_date(v).is_none() {
-                    let mut f = AuthFailure::new(Reason::TokenMalformed)
-                        .detail(format!("the {name} claim is not a NumericDate"));
-                    f.facts.claim = Some(Cow::Borrowed(name));
-                    return Some(f);
-                }
-            }
+        if let Some(f) = check_claim_types(claims) {
+            return Some(f);
         }
         if let Some(exp) = claims.get("exp").and_then(numeric_date) {
-            if now > exp.saturating_add(self.leeway) {
+            // RFC 7519 §4.1.4: "on or after which the JWT MUST NOT be accepted".
+            if now >= exp.saturating_add(self.leeway) {
                 return Some(AuthFailure::new(Reason::TokenExpired).detail(expired_text(exp, now)));
             }
         }
@@ -367,16 +471,8 @@ impl JwtAuthenticator {
             }
         }
 
-        if !self.issuers.is_empty() {
-            let iss = claims.get("iss").and_then(Value::as_str);
-            if !iss.is_some_and(|i| self.issuers.iter().any(|e| e == i)) {
-                let got = iss.map_or_else(|| "(not a string)".to_owned(), |i| cap(i).to_string());
-                let expected = self.issuers.join(" ");
-                let mut f = AuthFailure::new(Reason::TokenIssuerMismatch)
-                    .detail(format!("iss {got}, expected {}", cap(&expected)));
-                f.facts.expected_iss = Some(expected);
-                return Some(f);
-            }
+        if let Some(f) = self.issuer_failure(claims.get("iss")) {
+            return Some(f);
         }
         if !self.audiences.is_empty() {
             let aud = claims.get("aud");
@@ -400,6 +496,56 @@ impl JwtAuthenticator {
             }
         }
         None
+    }
+
+    /// `token_type_rejected` for a `typ` that is not accepted: another kind of JWT always
+    /// (RFC 8725 §3.11: explicit typing exists to stop cross-JWT confusion), and anything
+    /// outside the configured types when some are configured.
+    fn check_type(&self, typ: Option<&str>) -> Option<AuthFailure> {
+        let got = typ.map(normalize_type);
+        if !self.types.is_empty() {
+            let accepted = got
+                .as_deref()
+                .is_some_and(|g| self.types.iter().any(|t| normalize_type(t) == g));
+            if accepted {
+                return None;
+            }
+            let detail = match typ {
+                None => format!("the token has no typ; accepted: {}", self.types.join(", ")),
+                Some(t) => format!(
+                    "typ {} is not accepted; accepted: {}",
+                    cap(t),
+                    self.types.join(", ")
+                ),
+            };
+            return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(detail));
+        }
+        let got = got?;
+        if got.ends_with("+jwt") && got != "at+jwt" {
+            return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(format!(
+                "typ {} names another kind of JWT, not an access token",
+                cap(typ.unwrap_or_default())
+            )));
+        }
+        None
+    }
+
+    /// `token_issuer_mismatch` when issuers are configured and `iss` is none of them.
+    fn issuer_failure(&self, iss: Option<&Value>) -> Option<AuthFailure> {
+        let text = iss.and_then(Value::as_str);
+        if self.issuers.is_empty() || text.is_some_and(|i| self.issuers.iter().any(|e| e == i)) {
+            return None;
+        }
+        let got = match (iss, text) {
+            (_, Some(i)) => cap(i).to_string(),
+            (None, _) => "(absent)".to_owned(),
+            (Some(_), None) => "(not a string)".to_owned(),
+        };
+        let expected = self.issuers.join(" ");
+        let mut f = AuthFailure::new(Reason::TokenIssuerMismatch)
+            .detail(format!("iss {got}, expected {}", cap(&expected)));
+        f.facts.expected_iss = Some(expected);
+        Some(f)
     }
 
     /// Appends what the unverified claims would also have failed on, so that a forged or
@@ -446,10 +592,26 @@ struct RawHeader {
     alg: Option<String>,
     kid: Option<String>,
     typ: Option<String>,
+    /// `crit`, present (even as `null`) or not; checked in [`decode_structure`].
+    #[serde(default, deserialize_with = "present")]
+    crit: Option<Value>,
+}
+
+/// A header as the rest of verification sees it: `crit` reduced to its names.
+struct Header {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Vec<String>,
+}
+
+/// Keeps a member that is present with the value `null` apart from an absent one.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
 }
 
 struct RawToken<'a> {
-    header: RawHeader,
+    header: Header,
     claims: Map<String, Value>,
     message: &'a str,
     signature: &'a str,
@@ -510,6 +672,30 @@ fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
     let header_bytes = b64(h, "header")?;
     let header: RawHeader = serde_json::from_slice(&header_bytes)
         .map_err(|_| malformed("the header is not a JSON object with string alg/kid/typ"))?;
+    let crit = match header.crit {
+        None => Vec::new(),
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .into_iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s),
+                _ => Err(malformed(
+                    "the header's crit holds a value that is not a string",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::Array(_)) => {
+            return Err(malformed(
+                "the header's crit is an empty array (RFC 7515 §4.1.11 forbids it)",
+            ))
+        }
+        Some(_) => return Err(malformed("the header's crit is not an array of strings")),
+    };
+    let header = Header {
+        alg: header.alg,
+        kid: header.kid,
+        typ: header.typ,
+        crit,
+    };
     let payload = b64(p, "payload")?;
     let claims = match serde_json::from_slice::<Value>(&payload) {
         Ok(Value::Object(map)) => map,
@@ -528,6 +714,48 @@ fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
         message: &token[..h.len() + 1 + p.len()],
         signature: s,
     })
+}
+
+/// `typ` compared case-insensitively, without an `application/` prefix (RFC 7515 §4.1.9).
+fn normalize_type(t: &str) -> String {
+    let t = t.trim();
+    let t = t
+        .get(..12)
+        .filter(|p| p.eq_ignore_ascii_case("application/"))
+        .map_or(t, |_| &t[12..]);
+    t.to_ascii_lowercase()
+}
+
+/// `token_claim_invalid` for a registered claim of the wrong JSON type (RFC 7519 §4.1):
+/// `iss` and `sub` are strings, `aud` a string or an array of strings, `exp`, `nbf` and
+/// `iat` numbers. `null` counts as the wrong type; absence is fine here.
+fn check_claim_types(claims: &Map<String, Value>) -> Option<AuthFailure> {
+    fn audience(v: &Value) -> bool {
+        match v {
+            Value::String(_) => true,
+            Value::Array(a) => a.iter().all(Value::is_string),
+            _ => false,
+        }
+    }
+    type Rule = (&'static str, fn(&Value) -> bool, &'static str);
+    const NUMERIC_DATE: &str = "a NumericDate (a number)";
+    let rules: [Rule; 6] = [
+        ("iss", Value::is_string, "a string"),
+        ("sub", Value::is_string, "a string"),
+        ("aud", audience, "a string or an array of strings"),
+        ("exp", Value::is_number, NUMERIC_DATE),
+        ("nbf", Value::is_number, NUMERIC_DATE),
+        ("iat", Value::is_number, NUMERIC_DATE),
+    ];
+    for (name, ok, what) in rules {
+        if claims.get(name).is_some_and(|v| !ok(v)) {
+            let mut f = AuthFailure::new(Reason::TokenClaimInvalid)
+                .detail(format!("the {name} claim is not {what}"));
+            f.facts.claim = Some(Cow::Borrowed(name));
+            return Some(f);
+        }
+    }
+    None
 }
 
 /// A JSON NumericDate as whole seconds (fractions truncated).

@@ -9,7 +9,7 @@ pub(crate) mod verify;
 
 use crate::credentials::{
     credential_part, find_cookie, is_token68, looks_like_jwt, parse_authorization,
-    printable_scheme, Parsed, Scan, OTHER_HEADERS,
+    printable_scheme, spoken_scheme, Parsed, Scan, OTHER_HEADERS,
 };
 use crate::failure::{AuthFailure, Location};
 use crate::infer::{basic_wraps_token, hint};
@@ -166,17 +166,6 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         f
     };
 
-    if scan.authorization_count > 1 {
-        let first = credential_part(scan.authorization[0].unwrap_or_default());
-        return Decision::Rejected(
-            fail(Reason::CredentialsConflict, Location::Authorization)
-                .detail(format!(
-                    "the request has {} Authorization header fields; send exactly one",
-                    scan.authorization_count
-                ))
-                .with_fingerprint(fingerprint(first)),
-        );
-    }
     let query_key = schemes.iter().find_map(|s| match s {
         Scheme::ApiKey(k) => k
             .query
@@ -184,43 +173,12 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             .and_then(|q| query_param(uri, q).map(|v| (s, k, q, v))),
         _ => None,
     });
-    let authorization = scan.authorization();
-    // A credential header (Authorization, or a configured API key header) and a credential
-    // in the query string: two methods in one request.
-    let key_header = schemes.iter().find_map(|s| match s {
-        Scheme::ApiKey(k) => headers.get(&k.header).map(|v| (k, v)),
-        _ => None,
-    });
-    let in_query = scan
-        .query
-        .map(|(n, _)| n)
-        .or(query_key.map(|(_, _, q, _)| q));
-    if let Some(name) = in_query {
-        let header = match (authorization, key_header) {
-            (Some(raw), _) => Some((
-                Location::Authorization,
-                "an Authorization header".to_owned(),
-                credential_part(raw),
-            )),
-            (None, Some((k, v))) => Some((
-                Location::Header(Cow::Owned(k.header.as_str().to_owned())),
-                format!("a {} header", k.header_display),
-                v.as_bytes(),
-            )),
-            (None, None) => None,
-        };
-        if let Some((location, what, secret)) = header {
-            return Decision::Rejected(
-                fail(Reason::CredentialsConflict, location)
-                    .detail(format!(
-                        "the request has {what} and a `{}` query parameter; send one",
-                        cap(name)
-                    ))
-                    .with_fingerprint(fingerprint(secret))
-                    .tag(hint::QUERY),
-            );
-        }
+    if let Some(f) = conflict(&scan, headers, schemes, query_key.map(|(_, _, q, _)| q)) {
+        let mut f = f;
+        f.facts.expected_scheme = Some(expected());
+        return Decision::Rejected(f);
     }
+    let authorization = scan.authorization();
 
     // 1. Authorization with a configured scheme.
     let parsed = authorization.map(parse_authorization);
@@ -279,8 +237,19 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     }
     for s in schemes {
         if let Scheme::Session(sess) = s {
-            if let Some((_, value)) = find_cookie(headers, |name, _| name == sess.cookie) {
-                let location = Location::Cookie(Cow::Owned(cap(&sess.cookie).to_string()));
+            let location = Location::Cookie(Cow::Owned(cap(&sess.cookie).to_string()));
+            let lookup = find_cookie(headers, |name, _| name == sess.cookie);
+            if let Some(detail) = lookup.over_cap_text() {
+                // Not read, so not known to be missing: say why.
+                let mut f = AuthFailure::new(Reason::SessionInvalid)
+                    .with_location(location)
+                    .detail(detail)
+                    .tag(hint::COOKIE_OVER_CAP)
+                    .hint("Send fewer or smaller cookies: the browser holds more for this site than a server reads.");
+                f.facts.expected_scheme = Some(s.describe());
+                return Decision::Rejected(f);
+            }
+            if let Some((_, value)) = lookup.found() {
                 if value.len() > MAX_SESSION {
                     let mut f = AuthFailure::new(Reason::SessionInvalid)
                         .with_location(location)
@@ -299,9 +268,13 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
     if let Some(parsed) = parsed {
         let raw = authorization.unwrap_or_default();
         let f = match parsed {
-            Parsed::Invalid(why) => fail(Reason::AuthorizationMalformed, Location::Authorization)
-                .detail(why)
-                .with_fingerprint(fingerprint(raw)),
+            Parsed::Invalid(why) => {
+                let mut f = fail(Reason::AuthorizationMalformed, Location::Authorization)
+                    .detail(why)
+                    .with_fingerprint(fingerprint(raw));
+                f.facts.received_scheme = spoken_scheme(raw).map(cap);
+                f
+            }
             Parsed::Bare(token) => {
                 let mut f = fail(Reason::SchemePrefixMissing, Location::Authorization)
                     .with_fingerprint(fingerprint(token.as_bytes()))
@@ -385,7 +358,8 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
             f.tag(hint::NONSTANDARD_HEADER)
         });
     }
-    if let Some((name, value)) = scan.cookie() {
+    let cookies = scan.cookie();
+    if let Some((name, value)) = cookies.found() {
         return Decision::Rejected(
             wrong(
                 Location::Cookie(Cow::Owned(cap(name).to_string())),
@@ -396,8 +370,14 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         );
     }
 
-    let mut f = AuthFailure::new(Reason::CredentialsMissing)
-        .detail(format!("no credentials; expected {}", expected()));
+    let mut f =
+        AuthFailure::new(Reason::CredentialsMissing).detail(match cookies.over_cap_text() {
+            Some(why) => format!("no credentials; expected {}; {why}", expected()),
+            None => format!("no credentials; expected {}", expected()),
+        });
+    if cookies.over_cap_text().is_some() {
+        f = f.tag(hint::COOKIE_OVER_CAP);
+    }
     f.facts.expected_scheme = Some(expected());
     let how = schemes
         .iter()
@@ -415,6 +395,101 @@ pub(crate) fn authenticate(headers: &HeaderMap, uri: &Uri, schemes: &[Scheme]) -
         ))
     };
     Decision::Rejected(f)
+}
+
+/// More than one credential method in one request (400 `credentials_conflict`): two
+/// `Authorization` fields, two fields of one API-key header, `Authorization` and an
+/// `access_token` query parameter (RFC 6750 §2.3; no other query name: `?token=page2` is
+/// pagination as often as a credential), or an allowed API-key query parameter beside a
+/// credential header.
+fn conflict(
+    scan: &Scan<'_>,
+    headers: &HeaderMap,
+    schemes: &[Scheme],
+    query_key: Option<&str>,
+) -> Option<AuthFailure> {
+    let base = |location: Location, secret: &[u8], spoken: Option<&str>| {
+        let mut f = AuthFailure::new(Reason::CredentialsConflict)
+            .with_location(location)
+            .with_fingerprint(fingerprint(secret));
+        f.facts.received_scheme = spoken.map(cap);
+        f
+    };
+    if scan.authorization_count > 1 {
+        let first = scan.authorization[0].unwrap_or_default();
+        return Some(
+            base(
+                Location::Authorization,
+                credential_part(first),
+                spoken_scheme(first),
+            )
+            .detail(format!(
+                "the request has {} Authorization header fields; send exactly one",
+                scan.authorization_count
+            )),
+        );
+    }
+    for k in schemes.iter().filter_map(|s| match s {
+        Scheme::ApiKey(k) => Some(k),
+        _ => None,
+    }) {
+        let mut fields = headers.get_all(&k.header).iter();
+        if let (Some(first), Some(_)) = (fields.next(), fields.next()) {
+            let location = Location::Header(Cow::Owned(k.header.as_str().to_owned()));
+            return Some(
+                base(location, first.as_bytes(), Some("ApiKey"))
+                    .detail(format!(
+                        "the request has {} {} header fields; send exactly one",
+                        headers.get_all(&k.header).iter().count(),
+                        k.header_display
+                    ))
+                    .hint(format!("Send one `{}: <key>` header.", k.header_display)),
+            );
+        }
+    }
+    let authorization = scan.authorization();
+    if let (Some(raw), true) = (authorization, scan.access_token) {
+        return Some(
+            base(
+                Location::Authorization,
+                credential_part(raw),
+                spoken_scheme(raw),
+            )
+            .detail(
+                "the request has an Authorization header and an `access_token` query \
+                 parameter; send one",
+            )
+            .tag(hint::QUERY),
+        );
+    }
+    let name = query_key?;
+    let key_header = schemes.iter().find_map(|s| match s {
+        Scheme::ApiKey(k) => headers.get(&k.header).map(|v| (k, v)),
+        _ => None,
+    });
+    let (location, what, secret, spoken) = match (authorization, key_header) {
+        (Some(raw), _) => (
+            Location::Authorization,
+            "an Authorization header".to_owned(),
+            credential_part(raw),
+            spoken_scheme(raw),
+        ),
+        (None, Some((k, v))) => (
+            Location::Header(Cow::Owned(k.header.as_str().to_owned())),
+            format!("a {} header", k.header_display),
+            v.as_bytes(),
+            Some("ApiKey"),
+        ),
+        (None, None) => return None,
+    };
+    Some(
+        base(location, secret, spoken)
+            .detail(format!(
+                "the request has {what} and a `{}` query parameter; send one",
+                cap(name)
+            ))
+            .tag(hint::QUERY),
+    )
 }
 
 /// Authorization schemes people use for API keys.

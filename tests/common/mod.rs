@@ -221,8 +221,10 @@ fn secrets_of(req: &Request<Body>) -> Vec<String> {
     }
     for v in req.headers().get_all(COOKIE) {
         for pair in String::from_utf8_lossy(v.as_bytes()).split(';') {
-            if let Some((_, value)) = pair.split_once('=') {
-                out.push(value.trim().to_owned());
+            match pair.split_once('=') {
+                Some((_, value)) => out.push(value.trim().to_owned()),
+                // A pair without `=` is a bare value, as browsers send it.
+                None => out.push(pair.trim().to_owned()),
             }
         }
     }
@@ -244,6 +246,11 @@ fn secrets_of(req: &Request<Body>) -> Vec<String> {
                 out.push(value.to_owned());
             }
         }
+    }
+    // Path parameters (`/app;jsessionid=…`) carry session ids in servlet-style URLs.
+    for param in req.uri().path().split(';').skip(1) {
+        let param = param.split('/').next().unwrap_or_default();
+        out.push(param.split_once('=').map_or(param, |(_, v)| v).to_owned());
     }
     // Short fragments would match innocent text; every real secret here is longer.
     out.retain(|s| s.len() >= 6);
