@@ -15,7 +15,7 @@ use auth_diagnostics::{
     BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, Principal, Reason,
     RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
 };
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -60,7 +60,11 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .audience(&cfg.audience)
         .require_claims(["sub"])
         .leeway(Duration::from_secs(30));
-    let base = AuthDiagnostics::new().realm("demo").detail(cfg.detail);
+    let base = AuthDiagnostics::new()
+        .realm("demo")
+        .detail(cfg.detail)
+        // The demo's 403s to anonymous requests always mean "who are you?" (/legacy-forbidden).
+        .correct_forbidden_without_credentials();
 
     let bearer = Router::new()
         .route("/me", get(me))
@@ -115,12 +119,29 @@ async fn admin(principal: Principal) -> Json<Value> {
     Json(json!({ "sub": principal.id(), "admin": true }))
 }
 
-/// Wrongly answers 401 to an authenticated token without scope `orders` (it means 403).
+/// Refuses a revoked token itself (401 `invalid_token`, which the layer keeps), and
+/// wrongly answers 401 to a valid token without scope `orders` (it means 403).
 async fn orders(principal: Principal) -> Response {
+    let jti = principal
+        .claims()
+        .and_then(|c| c.get("jti"))
+        .and_then(Value::as_str);
+    if jti == Some("revoked") {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(WWW_AUTHENTICATE, r#"Bearer error="invalid_token""#)],
+        )
+            .into_response();
+    }
     if principal.has_scope("orders") {
         Json(json!({ "orders": [], "sub": principal.id() })).into_response()
     } else {
-        StatusCode::UNAUTHORIZED.into_response()
+        (
+            StatusCode::UNAUTHORIZED,
+            [(CONTENT_TYPE, "application/problem+json")],
+            r#"{"status":401,"title":"Unauthorized"}"#,
+        )
+            .into_response()
     }
 }
 

@@ -7,8 +7,8 @@
 //! ```
 //!
 //! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER`, `DEMO_AUDIENCE`, sub `alice`,
-//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--expires-in SECONDS`,
-//! `--secret`, `--no-exp`.
+//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`,
+//! `--expires-in SECONDS`, `--secret`, `--no-exp`.
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Map, Value};
@@ -43,7 +43,7 @@ fn main() {
             std::process::exit(2);
         };
         match flag.as_str() {
-            "--sub" | "--scope" | "--iss" | "--aud" => {
+            "--sub" | "--scope" | "--iss" | "--aud" | "--jti" => {
                 claims.insert(flag[2..].to_owned(), Value::String(value));
             }
             "--expires-in" => {
