@@ -190,116 +190,152 @@ impl ReadChallenge<'_> {
 /// Parses a `WWW-Authenticate` value (`#challenge`, RFC 9110 §11.6.1); `None` when it
 /// does not follow the grammar.
 pub(crate) fn read_challenges(text: &str) -> Option<Vec<ReadChallenge<'_>>> {
-    let b = text.as_bytes();
-    let mut i = 0;
+    let mut cur = Cursor { text, i: 0 };
     let mut out = Vec::new();
-    let skip = |i: &mut usize, set: &[u8]| {
-        while *i < b.len() && set.contains(&b[*i]) {
-            *i += 1;
-        }
-    };
-    let token = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && is_tchar(b[*i]) {
-            *i += 1;
-        }
-        (*i > start).then(|| &text[start..*i])
-    };
     loop {
-        skip(&mut i, b" \t,");
-        if i == b.len() {
+        cur.skip(b" \t,");
+        if cur.done() {
             return Some(out);
         }
-        let scheme = token(&mut i)?;
         let mut challenge = ReadChallenge {
-            scheme,
+            scheme: cur.token()?,
             params: Vec::new(),
         };
-        let spaced = i < b.len() && b[i] == b' ';
-        skip(&mut i, b" ");
-        if spaced && i < b.len() && b[i] != b',' {
-            // The first auth-param (`token BWS "=" BWS value`), or a token68.
-            let start = i;
-            let is_param = token(&mut i).is_some() && {
-                skip(&mut i, b" \t");
-                i < b.len() && b[i] == b'=' && {
-                    i += 1;
-                    skip(&mut i, b" \t");
-                    i < b.len() && (is_tchar(b[i]) || b[i] == b'"')
-                }
-            };
-            i = start;
-            let mut body_end = i;
-            let mut after = i;
-            if !is_param {
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b"-._~+/".contains(&b[i])) {
-                    i += 1;
-                }
-                body_end = i;
-                skip(&mut i, b"=");
-                after = i;
-            }
-            if is_param {
-                i = start;
-                loop {
-                    let name = token(&mut i)?;
-                    skip(&mut i, b" \t");
-                    if i == b.len() || b[i] != b'=' {
-                        return None;
-                    }
-                    i += 1;
-                    skip(&mut i, b" \t");
-                    let value = if i < b.len() && b[i] == b'"' {
-                        i += 1;
-                        let mut v = String::new();
-                        loop {
-                            match b.get(i)? {
-                                b'"' => break,
-                                b'\\' => {
-                                    i += 1;
-                                    v.push(*b.get(i)? as char);
-                                }
-                                &c => v.push(c as char),
-                            }
-                            i += 1;
-                        }
-                        i += 1;
-                        v
-                    } else {
-                        token(&mut i)?.to_owned()
-                    };
-                    challenge.params.push((name, value));
-                    // Another param of this challenge, or the next challenge.
-                    let mark = i;
-                    skip(&mut i, b" \t");
-                    if i == b.len() {
-                        break;
-                    }
-                    if b[i] != b',' {
-                        return None;
-                    }
-                    skip(&mut i, b" \t,");
-                    let probe = i;
-                    let next_is_param = token(&mut i).is_some() && {
-                        skip(&mut i, b" \t");
-                        i < b.len() && b[i] == b'='
-                    };
-                    i = if next_is_param { probe } else { mark };
-                    if !next_is_param {
-                        break;
-                    }
-                }
-            } else if body_end == start || (after < b.len() && !b" \t,".contains(&b[after])) {
-                return None;
+        let spaced = cur.peek() == Some(b' ');
+        cur.skip(b" ");
+        if spaced && !cur.done() && cur.peek() != Some(b',') {
+            if cur.at_param() {
+                cur.params(&mut challenge.params)?;
             } else {
-                i = after;
+                cur.token68()?;
             }
         }
-        skip(&mut i, b" \t");
-        if i < b.len() && b[i] != b',' {
+        cur.skip(b" \t");
+        if !cur.done() && cur.peek() != Some(b',') {
             return None;
         }
         out.push(challenge);
+    }
+}
+
+/// A position in a header value being parsed.
+struct Cursor<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
+    fn done(&self) -> bool {
+        self.i >= self.text.len()
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes().get(self.i).copied()
+    }
+
+    fn skip(&mut self, set: &[u8]) {
+        while self.peek().is_some_and(|b| set.contains(&b)) {
+            self.i += 1;
+        }
+    }
+
+    fn token(&mut self) -> Option<&'a str> {
+        let start = self.i;
+        while self.peek().is_some_and(is_tchar) {
+            self.i += 1;
+        }
+        (self.i > start).then(|| &self.text[start..self.i])
+    }
+
+    /// Whether an auth-param (`token BWS "=" BWS value`) starts here.
+    fn at_param(&mut self) -> bool {
+        let start = self.i;
+        let found = self.token().is_some() && {
+            self.skip(b" \t");
+            self.peek() == Some(b'=') && {
+                self.i += 1;
+                self.skip(b" \t");
+                self.peek().is_some_and(|b| is_tchar(b) || b == b'"')
+            }
+        };
+        self.i = start;
+        found
+    }
+
+    /// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`, followed by the
+    /// end of the challenge.
+    fn token68(&mut self) -> Option<()> {
+        let start = self.i;
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        {
+            self.i += 1;
+        }
+        if self.i == start {
+            return None;
+        }
+        self.skip(b"=");
+        match self.peek() {
+            None | Some(b' ' | b'\t' | b',') => Some(()),
+            Some(_) => None,
+        }
+    }
+
+    /// The auth-params of one challenge, up to the next challenge or the end.
+    fn params(&mut self, into: &mut Vec<(&'a str, String)>) -> Option<()> {
+        loop {
+            let name = self.token()?;
+            self.skip(b" \t");
+            if self.peek() != Some(b'=') {
+                return None;
+            }
+            self.i += 1;
+            self.skip(b" \t");
+            let value = if self.peek() == Some(b'"') {
+                self.quoted()?
+            } else {
+                self.token()?.to_owned()
+            };
+            into.push((name, value));
+            // Another param of this challenge, or the next challenge.
+            let mark = self.i;
+            self.skip(b" \t");
+            if self.done() {
+                return Some(());
+            }
+            if self.peek() != Some(b',') {
+                return None;
+            }
+            self.skip(b" \t,");
+            if !self.at_param() {
+                self.i = mark;
+                return Some(());
+            }
+        }
+    }
+
+    /// A quoted-string, unescaped (RFC 9110 §5.6.4).
+    fn quoted(&mut self) -> Option<String> {
+        self.i += 1;
+        let mut v = String::new();
+        loop {
+            let c = self.text[self.i..].chars().next()?;
+            self.i += c.len_utf8();
+            match c {
+                '"' => return Some(v),
+                '\\' => {
+                    let next = self.text[self.i..].chars().next()?;
+                    self.i += next.len_utf8();
+                    v.push(next);
+                }
+                c => v.push(c),
+            }
+        }
     }
 }
 

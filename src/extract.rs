@@ -1,17 +1,16 @@
-//! Axum extractors and responses: [`Principal`], [`Claims`], [`RequestId`], and
+//! Axum extractors and responses: [`Principal`], [`Claims`], [`AuthRequestId`], and
 //! [`AuthFailure`] as a response.
 
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
 use crate::problem::RenderConfig;
 use crate::reason::Reason;
-use crate::request_id::RequestId;
+use crate::request_id::AuthRequestId;
 use crate::sanitize::cap;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
-use std::borrow::Cow;
 
 impl IntoResponse for AuthFailure {
     /// Renders with the defaults (production detail, realm `api`, a Bearer challenge) and
@@ -43,13 +42,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+impl<S: Send + Sync> FromRequestParts<S> for AuthRequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(match parts.extensions.get::<RequestId>() {
+        Ok(match parts.extensions.get::<AuthRequestId>() {
             Some(id) => id.clone(),
-            None => RequestId::ensure(&mut parts.headers),
+            None => AuthRequestId::ensure(&mut parts.headers),
         })
     }
 }
@@ -88,7 +87,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Claims<T> {
         };
         T::deserialize(value).map(Claims).map_err(|e| {
             let message = e.to_string();
-            let mut f = AuthFailure::new(Reason::TokenClaimMissing).detail(format!(
+            let f = AuthFailure::new(Reason::TokenClaimMissing).detail(format!(
                 "the claims do not fit the handler's type: {}",
                 cap(&message)
             ));
@@ -97,10 +96,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Claims<T> {
                 .strip_prefix("missing field `")
                 .and_then(|rest| rest.split_once('`'))
                 .map(|(name, _)| name);
-            if let Some(name) = claim {
-                f.facts.claim = Some(Cow::Owned(cap(name).to_string()));
+            match claim {
+                Some(name) => f.claim(cap(name).to_string()),
+                None => f,
             }
-            f
         })
     }
 }

@@ -7,8 +7,7 @@ use std::fmt;
 
 /// Where a credential was found (or looked for).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Location {
+pub(crate) enum Location {
     /// An `Authorization` header field.
     Authorization,
     /// A query parameter of this name.
@@ -59,34 +58,95 @@ pub struct TokenFacts {
     pub verified: bool,
 }
 
-/// The facts that explain a failure. Everything here may be logged; only what the
-/// detail mode allows reaches the client.
+/// The facts that explain a failure. Everything here may be logged; only what the detail
+/// mode allows reaches the client. Written through [`AuthFailure`]'s setters, read through
+/// the getters below.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
-    pub detail: Option<String>,
-    pub hint: Option<Cow<'static, str>>,
-    pub expected_scheme: Option<Cow<'static, str>>,
-    pub received_scheme: Option<Capped>,
-    pub location: Option<Location>,
-    pub token: Option<TokenFacts>,
-    pub expected_iss: Option<String>,
-    pub expected_aud: Option<String>,
-    pub claim: Option<Cow<'static, str>>,
-    pub scope: Option<String>,
-    pub check: Option<Cow<'static, str>>,
-    pub fingerprint: Option<String>,
-    pub user: Option<Capped>,
-    pub retry_after: Option<u64>,
+    detail: Option<String>,
+    hint: Option<Cow<'static, str>>,
+    expected_scheme: Option<Cow<'static, str>>,
+    received_scheme: Option<Capped>,
+    location: Option<Location>,
+    token: Option<TokenFacts>,
+    expected_iss: Option<String>,
+    expected_aud: Option<String>,
+    claim: Option<Cow<'static, str>>,
+    scope: Option<String>,
+    check: Option<Cow<'static, str>>,
+    fingerprint: Option<String>,
+    user: Option<Capped>,
+    retry_after: Option<u64>,
+    inferred: bool,
+    hints: Vec<&'static str>,
+    inferred_reason: Option<Reason>,
+    upstream_status: Option<u16>,
+    had_credentials: bool,
+}
+
+impl Facts {
+    /// The specific explanation (log; client in verbose mode).
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+    /// How to fix it, when it differs from the reason's own hint.
+    pub fn hint(&self) -> Option<&str> {
+        self.hint.as_deref()
+    }
+    /// What the route accepts, in words (`Bearer`, `X-API-Key header`).
+    pub fn expected_scheme(&self) -> Option<&str> {
+        self.expected_scheme.as_deref()
+    }
+    /// The scheme word the client sent.
+    pub fn received_scheme(&self) -> Option<&str> {
+        self.received_scheme.as_deref()
+    }
+    pub fn location(&self) -> Option<&Location> {
+        self.location.as_ref()
+    }
+    pub fn token(&self) -> Option<&TokenFacts> {
+        self.token.as_ref()
+    }
+    pub fn expected_iss(&self) -> Option<&str> {
+        self.expected_iss.as_deref()
+    }
+    pub fn expected_aud(&self) -> Option<&str> {
+        self.expected_aud.as_deref()
+    }
+    pub fn claim(&self) -> Option<&str> {
+        self.claim.as_deref()
+    }
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+    pub fn check(&self) -> Option<&str> {
+        self.check.as_deref()
+    }
+    pub fn fingerprint(&self) -> Option<&str> {
+        self.fingerprint.as_deref()
+    }
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
     /// The reason was inferred from unverified request data.
-    pub inferred: bool,
+    pub fn inferred(&self) -> bool {
+        self.inferred
+    }
     /// Stable codes of what the request shows (`bare_jwt`, `token_in_query`, …).
-    pub hints: Vec<&'static str>,
+    pub fn hints(&self) -> &[&'static str] {
+        &self.hints
+    }
     /// For an upstream correction: the reason the request itself suggests.
-    pub inferred_reason: Option<Reason>,
+    pub fn inferred_reason(&self) -> Option<Reason> {
+        self.inferred_reason
+    }
     /// For an upstream correction or diagnosis: what the wrapped service answered.
-    pub upstream_status: Option<u16>,
-    /// What production detail shows instead of the reason's own collapse.
-    pub client_override: Option<Reason>,
+    pub fn upstream_status(&self) -> Option<u16> {
+        self.upstream_status
+    }
 }
 
 /// A refused request: a [`Reason`] plus the facts that explain it.
@@ -109,8 +169,8 @@ pub(crate) struct Facts {
 /// ```
 #[derive(Clone)]
 pub struct AuthFailure {
-    pub(crate) reason: Reason,
-    pub(crate) facts: Box<Facts>,
+    reason: Reason,
+    facts: Box<Facts>,
 }
 
 impl AuthFailure {
@@ -125,9 +185,9 @@ impl AuthFailure {
     /// The application's store could not answer: 503 `authenticator_unavailable`, logged
     /// at ERROR with `detail` (never shown to the client in production).
     pub fn unavailable(detail: impl Into<String>) -> Self {
-        let mut f = AuthFailure::new(Reason::AuthenticatorUnavailable).detail(detail);
-        f.facts.retry_after = Some(5);
-        f
+        AuthFailure::new(Reason::AuthenticatorUnavailable)
+            .detail(detail)
+            .retry_after(5)
     }
 
     /// The precise reason.
@@ -176,26 +236,136 @@ impl AuthFailure {
         self.facts.detail.as_deref()
     }
 
-    pub(crate) fn with_location(mut self, location: Location) -> Self {
+    /// The reason the client sees in `mode` (collapsed in production where the precise
+    /// one would be an oracle).
+    pub(crate) fn client_reason(&self, mode: crate::reason::DetailMode) -> Reason {
+        self.reason.client_reason(mode, self.facts.had_credentials)
+    }
+
+    /// Everything known about the failure, for rendering and logging.
+    pub(crate) fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// The same facts under another reason (an upstream correction of a diagnosis).
+    pub(crate) fn reason_now(mut self, reason: Reason) -> Self {
+        self.reason = reason;
+        self
+    }
+
+    /// Where the credential was.
+    pub(crate) fn location(mut self, location: Location) -> Self {
         self.facts.location = Some(location);
         self
     }
 
-    pub(crate) fn with_token(mut self, token: TokenFacts) -> Self {
+    /// What the token says about itself.
+    pub(crate) fn token(mut self, token: TokenFacts) -> Self {
         self.facts.token = Some(token);
         self
     }
 
-    /// Adds a stable hint code for the log's `hints` field.
+    /// Marks the token facts as verified or not (`signature_verified`).
+    pub(crate) fn token_verified(mut self, verified: bool) -> Self {
+        if let Some(t) = self.facts.token.as_mut() {
+            t.verified = verified;
+        }
+        self
+    }
+
+    /// A stable hint code for the log's `hints` field.
     pub(crate) fn tag(mut self, code: &'static str) -> Self {
-        if !self.facts.hints.contains(&code) {
+        if !code.is_empty() && !self.facts.hints.contains(&code) {
             self.facts.hints.push(code);
         }
         self
     }
 
-    pub(crate) fn with_fingerprint(mut self, fp: String) -> Self {
+    /// The credential's fingerprint.
+    pub(crate) fn fingerprint(mut self, fp: String) -> Self {
         self.facts.fingerprint = Some(fp);
+        self
+    }
+
+    /// What the route accepts, in words.
+    pub(crate) fn expected(mut self, expected: impl Into<Cow<'static, str>>) -> Self {
+        self.facts.expected_scheme = Some(expected.into());
+        self
+    }
+
+    /// What the route accepts, unless already said.
+    pub(crate) fn or_expected(self, expected: impl FnOnce() -> Cow<'static, str>) -> Self {
+        match self.facts.expected_scheme {
+            Some(_) => self,
+            None => self.expected(expected()),
+        }
+    }
+
+    /// The scheme word the client sent (already made printable).
+    pub(crate) fn received(mut self, scheme: Option<&str>) -> Self {
+        self.facts.received_scheme = scheme.map(cap);
+        self
+    }
+
+    /// The scheme word the client sent, unless already said.
+    pub(crate) fn or_received(self, scheme: &str) -> Self {
+        match self.facts.received_scheme {
+            Some(_) => self,
+            None => self.received(Some(scheme)),
+        }
+    }
+
+    /// The claim at fault.
+    pub(crate) fn claim(mut self, claim: impl Into<Cow<'static, str>>) -> Self {
+        self.facts.claim = Some(claim.into());
+        self
+    }
+
+    /// The issuers that would have been accepted.
+    pub(crate) fn expected_iss(mut self, expected: Option<String>) -> Self {
+        self.facts.expected_iss = expected;
+        self
+    }
+
+    /// The audiences that would have been accepted.
+    pub(crate) fn expected_aud(mut self, expected: Option<String>) -> Self {
+        self.facts.expected_aud = expected;
+        self
+    }
+
+    /// Seconds for `Retry-After` on a 503.
+    pub(crate) fn retry_after(mut self, secs: u64) -> Self {
+        self.facts.retry_after = Some(secs);
+        self
+    }
+
+    /// The reason was inferred from unverified request data, not decided by this layer.
+    pub(crate) fn inferred(mut self, inferred: bool) -> Self {
+        self.facts.inferred = inferred;
+        self
+    }
+
+    /// The reason the request itself suggests, beside an upstream correction.
+    pub(crate) fn inferred_reason(mut self, reason: Option<Reason>) -> Self {
+        self.facts.inferred_reason = reason;
+        self
+    }
+
+    /// What the wrapped service answered.
+    pub(crate) fn upstream_status(mut self, status: u16) -> Self {
+        self.facts.upstream_status = Some(status);
+        self
+    }
+
+    /// Whether the request carried credentials.
+    pub(crate) fn had_credentials(mut self, had: bool) -> Self {
+        self.facts.had_credentials = had;
+        self
+    }
+
+    /// Drops a hint that replaced the reason's own.
+    pub(crate) fn default_hint(mut self) -> Self {
+        self.facts.hint = None;
         self
     }
 }

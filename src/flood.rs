@@ -5,6 +5,10 @@
 //!
 //! Memory is one small bucket per [`Reason`]: whatever clients send (a million distinct
 //! tokens, say) the limiter holds the same few hundred bytes.
+//!
+//! Held-back counts are reported by the next logged event of their reason, or by a task on
+//! the application's Tokio runtime that wakes while anything is held back: the layer
+//! starts no thread of its own.
 
 use crate::reason::{Reason, Severity};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -172,19 +176,23 @@ impl FloodControl {
         }
     }
 
-    /// Starts the thread that reports held-back counts when no further event comes. It
-    /// reports to the subscriber that was current when the first event was held back, and
-    /// ends when nothing is pending or the layer is gone.
+    /// Starts the task that reports held-back counts when no further event comes, on the
+    /// runtime the request runs on. It reports to the subscriber that was current when the
+    /// first event was held back, and ends when nothing is pending or the layer is gone.
+    /// Outside a runtime, the next logged event of the reason reports them.
     fn ensure_flusher(self: &Arc<Self>) {
         if self.flusher.swap(true, Ordering::AcqRel) {
             return;
         }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.flusher.store(false, Ordering::Release);
+            return;
+        };
         let weak: Weak<Self> = Arc::downgrade(self);
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let spawned = std::thread::Builder::new()
-            .name("auth-diagnostics-flush".into())
-            .spawn(move || loop {
-                std::thread::sleep(TICK);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(TICK).await;
                 let Some(this) = weak.upgrade() else { return };
                 let due = this.due(Instant::now(), false);
                 tracing::dispatcher::with_default(&dispatch, || {
@@ -199,10 +207,8 @@ impl FloodControl {
                         return;
                     }
                 }
-            });
-        if spawned.is_err() {
-            self.flusher.store(false, Ordering::Release);
-        }
+            }
+        });
     }
 }
 

@@ -4,71 +4,16 @@ use crate::authn::api_key::ApiKeyAuthenticator;
 use crate::authn::basic::BasicAuthenticator;
 use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
-use crate::authn::verify::CheckAccount;
-use crate::authn::Scheme;
+use crate::authn::verify::{AccountHook, CheckAccount};
+use crate::authn::AuthScheme;
+use crate::config::{Config, UpstreamMode};
 use crate::flood::{FloodControl, LogRate};
-use crate::problem::RenderConfig;
+use crate::problem::DEFAULT_REALM;
 use crate::reason::DetailMode;
 use crate::service::AuthDiagnosticsService;
 use std::borrow::Cow;
 use std::sync::Arc;
 use tower_layer::Layer;
-
-/// The realm sent when none is configured.
-pub(crate) const DEFAULT_REALM: &str = "api";
-
-#[derive(Clone, Debug)]
-pub(crate) struct Config {
-    pub realm: Cow<'static, str>,
-    pub detail: DetailMode,
-    pub schemes: Vec<Scheme>,
-    pub account: Option<AccountHook>,
-    pub mode: UpstreamMode,
-    /// Enforce mode turns the wrapped service's 403 to a request without credentials into
-    /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
-    pub correct_anonymous_forbidden: bool,
-    pub flood: Arc<FloodControl>,
-}
-
-/// What the layer does when the wrapped service answers 401/403 wrongly by itself.
-///
-/// The default is [`UpstreamMode::Enforce`]: the corrections are what RFC 9110 §15.5.2
-/// and §15.5.4 require (a 401 carries a challenge; a 401 means "who are you?", a 403 means
-/// "I know who you are, and no"), and a client that sees the right status does the right
-/// thing — it refreshes its token on 401 and stops retrying on 403. Only what is certain is
-/// corrected: a 401 that refuses the token itself (`error="invalid_token"`) is kept, and a
-/// 403 to an anonymous request is corrected only after
-/// [`AuthDiagnostics::correct_forbidden_without_credentials`]. A non-empty body is kept
-/// when only a challenge is added; when the status changes the body is the layer's.
-/// Choose [`UpstreamMode::Observe`] to roll the layer out first and read what it would
-/// change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum UpstreamMode {
-    /// Correct the answer (and log the correction).
-    #[default]
-    Enforce,
-    /// Only log what would be corrected.
-    Observe,
-}
-
-#[derive(Clone)]
-pub(crate) struct AccountHook(pub Arc<dyn CheckAccount>);
-
-impl std::fmt::Debug for AccountHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AccountHook")
-    }
-}
-
-impl Config {
-    pub fn render(&self) -> RenderConfig<'_> {
-        RenderConfig {
-            realm: &self.realm,
-            detail: self.detail,
-            schemes: &self.schemes,
-        }
-    }
-}
 
 /// A Tower layer that authenticates requests with the configured schemes, answers every
 /// failure correctly (status, `WWW-Authenticate`, `application/problem+json`) and logs one
@@ -92,6 +37,7 @@ impl Config {
 ///     .route("/public", get(|| async { "public" }));
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until a router or service is wrapped with it"]
 pub struct AuthDiagnostics {
     config: Arc<Config>,
 }
@@ -123,6 +69,10 @@ impl AuthDiagnostics {
         self
     }
 
+    fn scheme(self, scheme: impl AuthScheme) -> Self {
+        self.edit(|c| c.schemes.push(Arc::new(scheme)))
+    }
+
     /// Accepts `Authorization: Bearer <JWT>` verified by `jwt`.
     ///
     /// # Panics
@@ -134,22 +84,22 @@ impl AuthDiagnostics {
         if let Some(error) = jwt.config_error() {
             panic!("auth-diagnostics: {error}");
         }
-        self.edit(|c| c.schemes.push(Scheme::Bearer(Arc::new(jwt))))
+        self.scheme(jwt)
     }
 
     /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.
     pub fn basic(self, basic: BasicAuthenticator) -> Self {
-        self.edit(|c| c.schemes.push(Scheme::Basic(basic)))
+        self.scheme(basic)
     }
 
     /// Accepts an API key (default header `X-API-Key`), verified by the application.
     pub fn api_key(self, key: ApiKeyAuthenticator) -> Self {
-        self.edit(|c| c.schemes.push(Scheme::ApiKey(key)))
+        self.scheme(key)
     }
 
     /// Accepts a session cookie, verified by the application.
     pub fn session(self, session: SessionAuthenticator) -> Self {
-        self.edit(|c| c.schemes.push(Scheme::Session(session)))
+        self.scheme(session)
     }
 
     /// Asks `hook` about the account of every principal whose credentials verified, with
@@ -191,6 +141,16 @@ impl AuthDiagnostics {
     }
 
     /// Correct the wrapped service's wrong 401/403 answers (the default).
+    ///
+    /// The corrections are what RFC 9110 §15.5.2 and §15.5.4 require (a 401 carries a
+    /// challenge; a 401 means "who are you?", a 403 means "I know who you are, and no"), and
+    /// a client that sees the right status does the right thing — it refreshes its token on
+    /// 401 and stops retrying on 403. Only what is certain is corrected: a 401 that refuses
+    /// the token itself (`error="invalid_token"`) is kept, and a 403 to an anonymous request
+    /// is corrected only after [`AuthDiagnostics::correct_forbidden_without_credentials`].
+    /// A non-empty body is kept when only a challenge is added; when the status changes the
+    /// body is the layer's. Choose [`AuthDiagnostics::observe`] to roll the layer out first
+    /// and read what it would change.
     pub fn enforce(self) -> Self {
         self.edit(|c| c.mode = UpstreamMode::Enforce)
     }
@@ -221,6 +181,7 @@ impl AuthDiagnostics {
 
     /// How many keys flood control tracks: one per [`Reason`](crate::Reason), whatever
     /// clients send.
+    #[doc(hidden)]
     pub fn flood_control_keys(&self) -> usize {
         self.config.flood.tracked()
     }

@@ -2,11 +2,31 @@
 //!
 //! ```
 //! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
-//! # use axum::{routing::get, Router};
-//! # let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
-//! # let app: Router = Router::new().route("/me", get(|| async { "me" }))
-//! .layer(AuthDiagnostics::new().bearer(jwt))
-//! # ;
+//! use axum::{body::Body, http::Request, routing::get, Router};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+//!     .issuer("https://issuer.example")
+//!     .audience("my-api");
+//! let app = Router::new()
+//!     .route("/me", get(|| async { "me" }))
+//!     .layer(AuthDiagnostics::new().bearer(jwt));
+//!
+//! // A request without credentials:
+//! let response = app
+//!     .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 401);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+//! let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+//! assert_eq!(problem["status"], 401);
+//! assert_eq!(problem["reason"], "credentials_missing");
+//! # }
 //! ```
 //!
 //! From then on every authentication failure on those routes is answered with the right
@@ -29,7 +49,7 @@
 //!   decoded credential to the application's [`Verify`] hook (any async closure).
 //! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
 //!   `insufficient_scope` with the `scope` the route needs.
-//! - [`Principal`], [`Claims`] and [`RequestId`] are extractors for handlers.
+//! - [`Principal`], [`Claims`] and [`AuthRequestId`] are extractors for handlers.
 //! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
 //!   and logs it like its own.
 //! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
@@ -37,8 +57,9 @@
 //! # The wrapped service's own answers
 //!
 //! When the wrapped service answers 401 or 403 by itself, the layer logs the most precise
-//! reason the request shows (marked inferred) and, in [`UpstreamMode::Enforce`] (the
-//! default), corrects only what certainly breaks the contract: a 401 without a challenge
+//! reason the request shows (marked inferred) and, in enforce mode
+//! ([`AuthDiagnostics::enforce`], the default), corrects only what certainly breaks the
+//! contract: a 401 without a challenge
 //! gets one (`upstream_challenge_missing`), a 401 to a request this layer authenticated
 //! becomes 403 (`upstream_unauthorized_after_authentication`) unless its challenge says
 //! `error="invalid_token"`: the application refused the token itself and the 401 is kept
@@ -75,25 +96,33 @@
 
 mod authn;
 mod challenge;
-mod credentials;
+mod config;
+mod evidence;
 mod extract;
 mod failure;
 mod flood;
-mod infer;
+pub mod future;
+mod jws;
+mod keys;
 mod layer;
 mod log;
 mod problem;
 mod reason;
 mod request_id;
 mod sanitize;
-mod scope;
+mod scheme;
+pub mod scope;
 mod secret;
-mod service;
+pub mod service;
 mod snapshot;
+mod time;
+mod upstream;
 
 pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
-pub use authn::basic::{decode_basic, BasicAuthenticator, BasicCredentials};
-pub use authn::jwt::{install_crypto_provider, JwtAuthenticator, StaticKey, Verified};
+#[doc(hidden)]
+pub use authn::basic::decode_basic;
+pub use authn::basic::{BasicAuthenticator, BasicCredentials};
+pub use authn::jwt::{JwtAuthenticator, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};
 pub use authn::verify::{
@@ -101,15 +130,16 @@ pub use authn::verify::{
 };
 pub use challenge::Challenge;
 pub use extract::Claims;
-pub use failure::{AuthFailure, Location, TokenFacts};
+pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;
-pub use layer::{AuthDiagnostics, UpstreamMode};
+pub use keys::{install_crypto_provider, StaticKey};
+pub use layer::AuthDiagnostics;
 pub use reason::{BearerError, DetailMode, Reason, Severity};
-pub use request_id::{RequestId, X_REQUEST_ID};
+pub use request_id::{AuthRequestId, X_REQUEST_ID};
 pub use sanitize::Capped;
-pub use scope::{RequireScope, RequireScopeService, ScopeFuture};
+pub use scheme::Scheme;
+pub use scope::RequireScope;
 pub use secret::{constant_time_eq, Secret};
-pub use service::{AuthDiagnosticsService, ResponseFuture};
 
 /// Re-exported so applications name keys and algorithms without a direct dependency.
 pub use jsonwebtoken::{Algorithm, DecodingKey};

@@ -4,11 +4,12 @@
 //! Every client-supplied value is capped and escaped before it gets here; no token,
 //! password, key, cookie value or query string is ever a field.
 
-use crate::failure::AuthFailure;
+use crate::failure::{AuthFailure, TokenFacts};
 use crate::flood::{summary, Admit, FloodControl};
 use crate::reason::{DetailMode, Severity};
-use crate::sanitize::{cap_to, clean_text, rfc3339};
-use crate::snapshot::Snapshot;
+use crate::sanitize::{cap_to, clean_text, Capped};
+use crate::snapshot::{loggable_path, Snapshot};
+use crate::time::rfc3339;
 use http::{Method, StatusCode, Uri};
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,32 +29,30 @@ pub(crate) struct RequestInfo<'a> {
 macro_rules! failure_event {
     ($level:expr, $f:expr, $info:expr, $status:expr, $client:expr) => {{
         let f: &AuthFailure = $f;
-        let facts = &f.facts;
-        let token = facts.token.as_ref();
-        let t = |get: fn(&crate::failure::TokenFacts) -> Option<&crate::sanitize::Capped>| {
-            token.and_then(get).map(|c| c.as_str())
-        };
-        let path = cap_to(&crate::snapshot::loggable_path($info.uri.path()), 256);
+        let facts = f.facts();
+        let token = facts.token();
+        let t = |get: fn(&TokenFacts) -> Option<&Capped>| token.and_then(get).map(|c| c.as_str());
+        let path = cap_to(&loggable_path($info.uri.path()), 256);
         // Facts handed in by handlers are not trusted to be clean: escape them here too.
         let clean = |s: Option<&str>| s.map(|s| clean_text(s, MAX_TEXT));
-        let detail = clean_text(facts.detail.as_deref().unwrap_or(f.reason.detail()), MAX_TEXT);
-        let hint = clean_text(facts.hint.as_deref().unwrap_or(f.reason.hint()), MAX_TEXT);
-        let (expected_iss, expected_aud) = (clean(facts.expected_iss.as_deref()), clean(facts.expected_aud.as_deref()));
-        let hints = (!facts.hints.is_empty()).then(|| facts.hints.join(","));
-        let (claim, scope, check) = (clean(facts.claim.as_deref()), clean(facts.scope.as_deref()), clean(facts.check.as_deref()));
+        let detail = clean_text(facts.detail().unwrap_or(f.reason().detail()), MAX_TEXT);
+        let hint = clean_text(facts.hint().unwrap_or(f.reason().hint()), MAX_TEXT);
+        let (expected_iss, expected_aud) = (clean(facts.expected_iss()), clean(facts.expected_aud()));
+        let hints = (!facts.hints().is_empty()).then(|| facts.hints().join(","));
+        let (claim, scope, check) = (clean(facts.claim()), clean(facts.scope()), clean(facts.check()));
         tracing::event!(
             target: "auth_diagnostics",
             $level,
-            reason = f.reason.code(),
+            reason = f.reason().code(),
             client_reason = $client,
             status = $status.as_u16(),
             request_id = $info.request_id,
             method = cap_to($info.method.as_str(), 32).as_str(),
             path = path.as_str(),
-            scheme_expected = facts.expected_scheme.as_deref(),
-            scheme_received = facts.received_scheme.as_deref(),
-            location = facts.location.as_ref().map(tracing::field::display),
-            fingerprint = facts.fingerprint.as_deref(),
+            scheme_expected = facts.expected_scheme(),
+            scheme_received = facts.received_scheme(),
+            location = facts.location().map(tracing::field::display),
+            fingerprint = facts.fingerprint(),
             signature_verified = token.map(|t| t.verified),
             alg = t(|t| t.alg.as_ref()),
             kid = t(|t| t.kid.as_ref()),
@@ -67,15 +66,15 @@ macro_rules! failure_event {
             claim = claim.as_deref(),
             scope = scope.as_deref(),
             check = check.as_deref(),
-            user = facts.user.as_deref(),
+            user = facts.user(),
             hint = hint.as_str(),
-            inferred = facts.inferred.then_some(true),
-            inferred_reason = facts.inferred_reason.map(|r| r.code()),
-            upstream_status = facts.upstream_status,
+            inferred = facts.inferred().then_some(true),
+            inferred_reason = facts.inferred_reason().map(|r| r.code()),
+            upstream_status = facts.upstream_status(),
             hints = hints.as_deref(),
             repro = $info.snapshot.curl($info.method, $info.uri).as_str(),
             "{}: {}",
-            f.reason.code(),
+            f.reason().code(),
             detail
         )
     }};
@@ -90,14 +89,14 @@ pub(crate) fn emit(
     mode: DetailMode,
     flood: &Arc<FloodControl>,
 ) {
-    match flood.admit(failure.reason, Instant::now()) {
+    match flood.admit(failure.reason(), Instant::now()) {
         Admit::Suppress => return,
         Admit::Log { suppressed: 0 } => {}
-        Admit::Log { suppressed } => summary(failure.reason, suppressed),
+        Admit::Log { suppressed } => summary(failure.reason(), suppressed),
     }
     let client = failure.client_reason(mode).code();
     // Nothing is formatted for an event no subscriber wants.
-    match failure.reason.severity() {
+    match failure.reason().severity() {
         Severity::Info if tracing::enabled!(target: "auth_diagnostics", tracing::Level::INFO) => {
             failure_event!(tracing::Level::INFO, failure, info, status, client)
         }

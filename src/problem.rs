@@ -1,36 +1,44 @@
 //! Rendering a failure: status, `WWW-Authenticate` challenges and the RFC 9457
 //! `application/problem+json` body.
 
-use crate::authn::Scheme;
+use crate::authn::{bearer, AuthScheme};
 use crate::challenge::Challenge;
 use crate::failure::AuthFailure;
-use crate::reason::{BearerError, DetailMode, Reason};
-use crate::sanitize::rfc3339;
+use crate::reason::{DetailMode, Reason};
+use crate::request_id::X_REQUEST_ID;
+use crate::scheme::Scheme;
+use crate::time::rfc3339;
 use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
-use http::{HeaderValue, Response};
+use http::{HeaderValue, Response, StatusCode};
 use serde::Serialize;
-use std::borrow::Cow;
+use std::sync::Arc;
+
+/// The realm sent when none is configured.
+pub(crate) const DEFAULT_REALM: &str = "api";
+
+/// The media type of problem bodies (RFC 9457 §3).
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
 
 /// What rendering needs to know about the layer's configuration.
 pub(crate) struct RenderConfig<'a> {
     pub realm: &'a str,
     pub detail: DetailMode,
-    pub schemes: &'a [Scheme],
+    pub schemes: &'a [Arc<dyn AuthScheme>],
 }
 
 impl RenderConfig<'static> {
     /// The configuration used when no layer is around: production detail, realm `api`,
     /// a Bearer challenge.
     pub const DEFAULT: RenderConfig<'static> = RenderConfig {
-        realm: crate::layer::DEFAULT_REALM,
+        realm: DEFAULT_REALM,
         detail: DetailMode::Production,
         schemes: &[],
     };
 }
 
-pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
-
+/// The body: the RFC 9457 members and `reason`/`request_id`; in verbose detail also the
+/// non-secret facts a person needs.
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
@@ -41,8 +49,17 @@ struct Problem<'a> {
     reason: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    #[serde(flatten)]
+    verbose: Option<VerboseFacts<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    hint: Option<&'a str>,
+    required_scope: Option<&'a str>,
+    #[serde(flatten)]
+    verbose_tail: Option<VerboseTail<'a>>,
+}
+
+#[derive(Serialize)]
+struct VerboseFacts<'a> {
+    hint: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     expected_scheme: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,8 +68,11 @@ struct Problem<'a> {
     location: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     claim: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    required_scope: Option<&'a str>,
+}
+
+/// Facts that follow `required_scope` in the verbose body.
+#[derive(Serialize)]
+struct VerboseTail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     expired_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,162 +82,93 @@ struct Problem<'a> {
 }
 
 impl AuthFailure {
-    /// The reason the client sees under `mode`.
-    pub(crate) fn client_reason(&self, mode: DetailMode) -> Reason {
-        match (mode, self.facts.client_override) {
-            (DetailMode::Production, Some(r)) => r,
-            _ => self.reason.client_reason(mode),
-        }
-    }
-
-    /// The RFC 6750 error of this failure's Bearer challenge. A 401 the layer completes for
-    /// a request that sent a Bearer token says `invalid_token` (RFC 6750 §3.1: a request
-    /// with a token gets an error code).
-    fn bearer_error(&self) -> Option<BearerError> {
-        let sent_bearer = self
-            .facts
-            .received_scheme
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
-        match self.reason {
-            Reason::UpstreamChallengeMissing if sent_bearer => Some(BearerError::InvalidToken),
-            r => r.bearer_error(),
-        }
-    }
-
     /// The problem body as JSON bytes.
-    pub(crate) fn problem_body(&self, cfg: &RenderConfig<'_>, request_id: Option<&str>) -> Vec<u8> {
+    fn problem_body(&self, cfg: &RenderConfig<'_>, request_id: Option<&str>) -> Vec<u8> {
         let client = self.client_reason(cfg.detail);
-        let f = &self.facts;
+        let f = self.facts();
         let verbose = cfg.detail == DetailMode::Verbose;
-        let problem = if verbose {
-            Problem {
-                type_: client.type_uri(),
-                title: client.title(),
-                status: self.reason.status().as_u16(),
-                detail: f.detail.as_deref().unwrap_or(client.detail()),
-                reason: client.code(),
-                request_id,
-                hint: Some(f.hint.as_deref().unwrap_or(self.reason.hint())),
-                expected_scheme: f.expected_scheme.as_deref(),
-                received_scheme: f.received_scheme.as_deref(),
-                location: f.location.as_ref().map(ToString::to_string),
-                claim: f.claim.as_deref(),
-                required_scope: f.scope.as_deref(),
-                expired_at: (self.reason == Reason::TokenExpired)
-                    .then(|| f.token.as_ref().and_then(|t| t.exp))
+        let problem = Problem {
+            type_: client.type_uri(),
+            title: client.title(),
+            status: self.reason().status().as_u16(),
+            detail: match f.detail() {
+                Some(d) if verbose => d,
+                _ => client.detail(),
+            },
+            reason: client.code(),
+            request_id,
+            verbose: verbose.then(|| VerboseFacts {
+                hint: f.hint().unwrap_or(self.reason().hint()),
+                expected_scheme: f.expected_scheme(),
+                received_scheme: f.received_scheme(),
+                location: f.location().map(ToString::to_string),
+                claim: f.claim(),
+            }),
+            required_scope: f.scope(),
+            verbose_tail: verbose.then(|| VerboseTail {
+                expired_at: (self.reason() == Reason::TokenExpired)
+                    .then(|| f.token().and_then(|t| t.exp))
                     .flatten()
                     .map(rfc3339),
-                expected_issuer: f.expected_iss.as_deref(),
-                expected_audience: f.expected_aud.as_deref(),
-            }
-        } else {
-            Problem {
-                type_: client.type_uri(),
-                title: client.title(),
-                status: self.reason.status().as_u16(),
-                detail: client.detail(),
-                reason: client.code(),
-                request_id,
-                hint: None,
-                expected_scheme: None,
-                received_scheme: None,
-                location: None,
-                claim: None,
-                required_scope: f.scope.as_deref(),
-                expired_at: None,
-                expected_issuer: None,
-                expected_audience: None,
-            }
+                expected_issuer: f.expected_iss(),
+                expected_audience: f.expected_aud(),
+            }),
         };
         serde_json::to_vec(&problem).unwrap_or_default()
     }
 
     /// The `WWW-Authenticate` challenges, one per accepted scheme, Basic first.
-    pub(crate) fn challenges(&self, cfg: &RenderConfig<'_>) -> Vec<Challenge> {
-        let reason = self.reason;
+    ///
+    /// A 400 or 403 speaks the scheme the client used, and only one this route accepts:
+    /// Bearer's `invalid_request` / `insufficient_scope` for a Bearer request (or one
+    /// without Authorization), the plain Basic or ApiKey challenge for a malformed Basic or
+    /// API-key request, nothing for a 403 of another scheme.
+    fn challenges(&self, cfg: &RenderConfig<'_>) -> Vec<Challenge> {
+        let reason = self.reason();
         if !reason.has_challenge() {
             return Vec::new();
         }
         // With no scheme configured the layer speaks Bearer.
-        let mut schemes: Vec<Option<&Scheme>> = if cfg.schemes.is_empty() {
+        let mut schemes: Vec<Option<&Arc<dyn AuthScheme>>> = if cfg.schemes.is_empty() {
             vec![None]
         } else {
             cfg.schemes.iter().map(Some).collect()
         };
-        let name = |s: &Option<&Scheme>| s.map_or("Bearer", |s| s.name());
-        schemes.sort_by_key(|s| name(s) != "Basic");
-        if reason.status().as_u16() != 401 {
-            // 400 and 403 speak the scheme the client used, and only one this route
-            // accepts: Bearer's `invalid_request` / `insufficient_scope` for a Bearer request
-            // (or one without Authorization), the plain Basic or ApiKey challenge for a
-            // malformed Basic or API-key request, nothing for a 403 of another scheme.
-            let spoken = self
-                .facts
-                .received_scheme
-                .as_deref()
-                .filter(|s| !s.is_empty());
-            let bearer = spoken.is_none_or(|s| s.eq_ignore_ascii_case("bearer"));
-            if !bearer && reason.status().as_u16() != 400 {
+        let kind = |s: &Option<&Arc<dyn AuthScheme>>| s.map_or(Scheme::Bearer, |s| s.kind());
+        schemes.sort_by_key(|s| kind(s) != Scheme::Basic);
+        if reason.status() != StatusCode::UNAUTHORIZED {
+            let spoken = match self.facts().received_scheme().filter(|s| !s.is_empty()) {
+                None => Some(Scheme::Bearer),
+                Some(word) => Scheme::from_word(word),
+            };
+            if spoken != Some(Scheme::Bearer) && reason.status() != StatusCode::BAD_REQUEST {
                 return Vec::new();
             }
-            schemes.retain(|s| match spoken {
-                Some(spoken) if !bearer => name(s).eq_ignore_ascii_case(spoken),
-                _ => name(s) == "Bearer",
-            });
+            schemes.retain(|s| Some(kind(s)) == spoken);
         }
         let mut seen = Vec::with_capacity(schemes.len());
         let mut out = Vec::with_capacity(schemes.len());
         for s in schemes {
-            if !seen.contains(&name(&s)) {
-                seen.push(name(&s));
-                out.push(self.challenge_for(s, cfg));
+            if !seen.contains(&kind(&s)) {
+                seen.push(kind(&s));
+                let base = Challenge::new(kind(&s).as_str()).realm(cfg.realm);
+                out.push(match s {
+                    Some(s) => s.challenge(base, self, cfg.detail),
+                    None => bearer::challenge(base, self, cfg.detail),
+                });
             }
         }
         out
     }
 
-    fn challenge_for(&self, scheme: Option<&Scheme>, cfg: &RenderConfig<'_>) -> Challenge {
-        let c = Challenge::new(scheme.map_or("Bearer", |s| s.name())).realm(cfg.realm);
-        match scheme {
-            Some(Scheme::Basic(_)) => c.quoted_param("charset", "UTF-8"),
-            Some(Scheme::ApiKey(k)) => {
-                let c = c.quoted_param("header", &k.header_display);
-                match &k.query {
-                    Some(q) => c.quoted_param("query", q),
-                    None => c,
-                }
-            }
-            Some(Scheme::Session(sess)) => c.quoted_param("name", &sess.cookie),
-            Some(Scheme::Bearer(_)) | None => match self.bearer_error() {
-                Some(err) => {
-                    let description: Cow<'_, str> = match cfg.detail {
-                        DetailMode::Verbose => self
-                            .facts
-                            .detail
-                            .as_deref()
-                            .unwrap_or(self.reason.detail())
-                            .into(),
-                        DetailMode::Production => self.client_reason(cfg.detail).detail().into(),
-                    };
-                    let c = c.error(err.as_str()).error_description(&description);
-                    match &self.facts.scope {
-                        Some(scope) => c.scope([scope.as_str()]),
-                        None => c,
-                    }
-                }
-                None => c,
-            },
-        }
-    }
-
-    /// The complete response.
+    /// The complete response: status, `Cache-Control: no-store` on a 4xx, the challenges,
+    /// `Retry-After` on a 503, the problem body and the request id.
     pub(crate) fn render(
         &self,
         cfg: &RenderConfig<'_>,
         request_id: Option<&str>,
     ) -> Response<Body> {
-        let status = self.reason.status();
+        let status = self.reason().status();
         let mut response = Response::new(Body::from(self.problem_body(cfg, request_id)));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -228,12 +179,12 @@ impl AuthFailure {
         for challenge in self.challenges(cfg) {
             headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
         }
-        if status == http::StatusCode::SERVICE_UNAVAILABLE {
-            let secs = self.facts.retry_after.unwrap_or(30);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            let secs = self.facts().retry_after().unwrap_or(30);
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert(crate::request_id::X_REQUEST_ID, id);
+            headers.insert(X_REQUEST_ID, id);
         }
         response
     }

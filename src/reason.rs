@@ -1,4 +1,6 @@
-//! [`Reason`]: the one place that decides what each failure means.
+//! [`Reason`]: the one place that decides what each failure means. Every property of a
+//! reason is written on its row, in the style of axum's `define_rejection!`: a new reason
+//! gets no property by accident.
 
 use http::StatusCode;
 use std::fmt;
@@ -51,13 +53,53 @@ pub enum Severity {
     Error,
 }
 
+/// What the client is told in production detail instead of a reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Collapse {
+    /// The reason itself.
+    Keep,
+    /// Another reason, so the answer is no oracle (unknown user vs wrong password).
+    To(Reason),
+    /// What a 401 means to the client: `credentials_missing` for a request that carried no
+    /// credentials, `credentials_invalid` for one that did.
+    MissingOrInvalid,
+}
+
+/// When a Bearer challenge for a reason carries an RFC 6750 error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BearerRule {
+    /// Never (RFC 6750 §3.1: no authentication information, or not Bearer's business).
+    No,
+    /// Always this code.
+    Always(BearerError),
+    /// This code when the request sent a Bearer token, none otherwise.
+    WithToken(BearerError),
+}
+
+use BearerError::{InsufficientScope, InvalidRequest, InvalidToken};
+use BearerRule::{Always, No, WithToken};
+use Collapse::{Keep, MissingOrInvalid, To};
+use Severity::{Error, Info, Warn};
+
 macro_rules! reasons {
-    ($( $(#[$doc:meta])* $variant:ident = $code:literal ),+ $(,)?) => {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident = $code:literal {
+            status: $status:ident,
+            bearer: $bearer:expr,
+            severity: $severity:expr,
+            collapse: $collapse:expr,
+            title: $title:literal,
+            detail: $detail:literal,
+            hint: $hint:literal,
+        },
+    )+) => {
         /// Why a request was rejected or corrected.
         ///
         /// Each variant is a stable snake_case code ([`Reason::code`]) that appears in the log
         /// event and in the problem body, and decides the status and the challenge. Codes are
-        /// public API and are never renamed.
+        /// public API and are never renamed. Each variant's problem type URI is its
+        /// documentation anchor; its title, status and detail are given by the methods below.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum Reason {
@@ -73,14 +115,51 @@ macro_rules! reasons {
                 match self { $(Reason::$variant => $code,)+ }
             }
 
-            /// The Rust variant name, used for the problem `type` anchor.
-            const fn variant_name(self) -> &'static str {
-                match self { $(Reason::$variant => stringify!($variant),)+ }
-            }
-
             /// Looks a reason up by its code.
             pub fn from_code(code: &str) -> Option<Reason> {
                 match code { $($code => Some(Reason::$variant),)+ _ => None }
+            }
+
+            /// The status the layer answers with. For the `upstream_*` reasons it is the
+            /// corrected status; for [`Reason::PreflightBlocked`], which is never a
+            /// rejection, it is 401.
+            pub const fn status(self) -> StatusCode {
+                match self { $(Reason::$variant => StatusCode::$status,)+ }
+            }
+
+            pub(crate) const fn bearer_rule(self) -> BearerRule {
+                match self { $(Reason::$variant => $bearer,)+ }
+            }
+
+            /// Log level: INFO for a missing credential, WARN for other client-side
+            /// failures, ERROR for server faults and upstream contract violations.
+            pub const fn severity(self) -> Severity {
+                match self { $(Reason::$variant => $severity,)+ }
+            }
+
+            pub(crate) const fn collapse(self) -> Collapse {
+                match self { $(Reason::$variant => $collapse,)+ }
+            }
+
+            /// A short title, the same for every occurrence of the reason (RFC 9457 §3.1.3).
+            pub const fn title(self) -> &'static str {
+                match self { $(Reason::$variant => $title,)+ }
+            }
+
+            /// A client-safe sentence that helps fix the request; the `detail` in production.
+            pub const fn detail(self) -> &'static str {
+                match self { $(Reason::$variant => $detail,)+ }
+            }
+
+            /// How to fix it, in the words of a person debugging it. Shown in verbose mode
+            /// and logged.
+            pub const fn hint(self) -> &'static str {
+                match self { $(Reason::$variant => $hint,)+ }
+            }
+
+            /// The Rust variant name, used for the problem `type` anchor.
+            const fn variant_name(self) -> &'static str {
+                match self { $(Reason::$variant => stringify!($variant),)+ }
             }
         }
     };
@@ -88,323 +167,415 @@ macro_rules! reasons {
 
 reasons! {
     /// No credentials of any accepted kind anywhere in the request.
-    CredentialsMissing = "credentials_missing",
+    CredentialsMissing = "credentials_missing" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Info,
+        collapse: Keep,
+        title: "Authentication required",
+        detail: "This resource requires authentication and the request carried no credentials.",
+        hint: "Send the credentials listed in WWW-Authenticate; if you did, a proxy or redirect may have dropped them.",
+    },
     /// `Authorization` uses a scheme this route does not accept.
-    SchemeNotAccepted = "scheme_not_accepted",
+    SchemeNotAccepted = "scheme_not_accepted" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Authentication scheme not accepted",
+        detail: "The Authorization header uses a scheme this resource does not accept.",
+        hint: "Use one of the schemes listed in WWW-Authenticate.",
+    },
     /// `Authorization: eyJ…`: a bare token with no scheme in front.
-    SchemePrefixMissing = "scheme_prefix_missing",
+    SchemePrefixMissing = "scheme_prefix_missing" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Authorization scheme missing",
+        detail: "The Authorization header holds a bare credential without its scheme name.",
+        hint: "Prefix the token with the scheme: `Authorization: Bearer <token>`.",
+    },
     /// A token or key sits where this route does not read it (query, other header, cookie).
-    CredentialsWrongLocation = "credentials_wrong_location",
+    CredentialsWrongLocation = "credentials_wrong_location" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Credentials in the wrong place",
+        detail: "Credentials were sent in a place this resource does not read them from.",
+        hint: "Move the credential into the header this resource reads (see WWW-Authenticate).",
+    },
     /// `Authorization` cannot be parsed: no token, `Bearer a b`, bytes outside token68.
-    AuthorizationMalformed = "authorization_malformed",
+    AuthorizationMalformed = "authorization_malformed" {
+        status: BAD_REQUEST,
+        bearer: Always(InvalidRequest),
+        severity: Warn,
+        collapse: Keep,
+        title: "Malformed Authorization header",
+        detail: "The Authorization header could not be parsed.",
+        hint: "Send exactly `Bearer <token>`: one space, a token68 value, no quotes, no second scheme.",
+    },
     /// More than one credential method in one request.
-    CredentialsConflict = "credentials_conflict",
+    CredentialsConflict = "credentials_conflict" {
+        status: BAD_REQUEST,
+        bearer: Always(InvalidRequest),
+        severity: Warn,
+        collapse: Keep,
+        title: "More than one credential",
+        detail: "The request carried credentials by more than one method; send exactly one.",
+        hint: "Send one Authorization header and no credential in the query string.",
+    },
     /// The wrapped service answered a CORS preflight with 401/403 (never a rejection).
-    PreflightBlocked = "preflight_blocked",
+    PreflightBlocked = "preflight_blocked" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "CORS preflight rejected",
+        detail: "A CORS preflight request was rejected.",
+        hint: "Let OPTIONS preflight requests through without authentication; browsers never send credentials with them.",
+    },
     /// Not a JWS compact serialization.
-    TokenMalformed = "token_malformed",
+    TokenMalformed = "token_malformed" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Malformed token",
+        detail: "The token is not a well-formed JWT.",
+        hint: "A JWT is three base64url segments separated by dots; check the token was not truncated or wrapped.",
+    },
     /// `alg` is not in the allow-list.
-    TokenAlgorithmRejected = "token_algorithm_rejected",
+    TokenAlgorithmRejected = "token_algorithm_rejected" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token algorithm not accepted",
+        detail: "The token is signed with an algorithm this resource does not accept.",
+        hint: "Sign the token with the algorithm this resource expects.",
+    },
     /// No key for this `kid`.
-    TokenKeyUnknown = "token_key_unknown",
+    TokenKeyUnknown = "token_key_unknown" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token signing key unknown",
+        detail: "The token was signed by a key this resource does not know.",
+        hint: "The signing key may have been rotated; check the token's `kid` against the published keys.",
+    },
     /// The signature does not verify.
-    TokenSignatureInvalid = "token_signature_invalid",
+    TokenSignatureInvalid = "token_signature_invalid" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Invalid token signature",
+        detail: "The token signature does not verify.",
+        hint: "The token was signed with a different key or was altered.",
+    },
     /// `exp` plus leeway is past.
-    TokenExpired = "token_expired",
+    TokenExpired = "token_expired" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token expired",
+        detail: "The token has expired; obtain a new one.",
+        hint: "Obtain a fresh token; if it should still be valid, compare the clocks of issuer and server.",
+    },
     /// `nbf` (or `iat`) is in the future beyond leeway.
-    TokenNotYetValid = "token_not_yet_valid",
+    TokenNotYetValid = "token_not_yet_valid" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token not yet valid",
+        detail: "The token is not valid yet.",
+        hint: "Check the clocks of issuer and server: they seem to disagree.",
+    },
     /// `iss` is not an accepted issuer.
-    TokenIssuerMismatch = "token_issuer_mismatch",
+    TokenIssuerMismatch = "token_issuer_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token issuer not accepted",
+        detail: "The token was not issued by an issuer this resource trusts.",
+        hint: "Obtain the token from the identity provider this resource trusts.",
+    },
     /// `aud` does not contain an accepted audience.
-    TokenAudienceMismatch = "token_audience_mismatch",
+    TokenAudienceMismatch = "token_audience_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token audience not accepted",
+        detail: "The token was not issued for this resource.",
+        hint: "Request a token for this resource's audience.",
+    },
     /// A required claim is absent.
-    TokenClaimMissing = "token_claim_missing",
+    TokenClaimMissing = "token_claim_missing" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token claim missing",
+        detail: "The token lacks a claim this resource requires.",
+        hint: "Ask the identity provider to include the missing claim.",
+    },
     /// `typ` is not an accepted type: another kind of JWT (`dpop+jwt`, `logout+jwt`, …),
     /// or anything but `at+jwt` when RFC 9068 typing is required.
-    TokenTypeRejected = "token_type_rejected",
+    TokenTypeRejected = "token_type_rejected" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token type not accepted",
+        detail: "The token has a type this resource does not accept.",
+        hint: "Send an access token (typ `at+jwt` or `JWT`), not an ID token, DPoP proof, logout or event token.",
+    },
     /// The header's `crit` lists an extension this verifier does not implement
     /// (RFC 7515 §4.1.11).
-    TokenCritUnsupported = "token_crit_unsupported",
+    TokenCritUnsupported = "token_crit_unsupported" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token extension not supported",
+        detail: "The token requires an extension this resource does not support.",
+        hint: "Ask the identity provider for tokens without critical header extensions (`crit`).",
+    },
     /// A registered claim has the wrong JSON type (`sub`/`iss` not a string, `aud` not a
     /// string or array of strings, `exp`/`nbf`/`iat` not a number).
-    TokenClaimInvalid = "token_claim_invalid",
+    TokenClaimInvalid = "token_claim_invalid" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token claim invalid",
+        detail: "A registered claim of the token has the wrong type.",
+        hint: "Ask the identity provider to send the claim with its registered JSON type.",
+    },
     /// Authenticated, but the scopes needed are missing.
-    InsufficientScope = "insufficient_scope",
+    InsufficientScope = "insufficient_scope" {
+        status: FORBIDDEN,
+        bearer: Always(InsufficientScope),
+        severity: Warn,
+        collapse: Keep,
+        title: "Insufficient scope",
+        detail: "The token does not grant the scope this resource requires.",
+        hint: "Request a token with the scope listed in WWW-Authenticate.",
+    },
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
-    KeySourceUnavailable = "key_source_unavailable",
+    KeySourceUnavailable = "key_source_unavailable" {
+        status: SERVICE_UNAVAILABLE,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "Signing keys unavailable",
+        detail: "The server cannot verify tokens right now; retry later.",
+        hint: "The key set endpoint is unreachable; the server operator should check it.",
+    },
     /// The application's verifier or account hook could not answer (its store is down):
     /// a server fault, 503, never a 401.
-    AuthenticatorUnavailable = "authenticator_unavailable",
+    AuthenticatorUnavailable = "authenticator_unavailable" {
+        status: SERVICE_UNAVAILABLE,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "Authentication unavailable",
+        detail: "The server cannot verify credentials right now; retry later.",
+        hint: "The credential store is unreachable; the server operator should check it.",
+    },
     /// Basic credentials that are not base64, have no `:`, or are not UTF-8.
-    BasicMalformed = "basic_malformed",
+    BasicMalformed = "basic_malformed" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Malformed Basic credentials",
+        detail: "The Basic credentials could not be decoded.",
+        hint: "Send `Basic base64(user:password)` with UTF-8 text.",
+    },
     /// Basic: no such user.
-    BasicUserUnknown = "basic_user_unknown",
+    BasicUserUnknown = "basic_user_unknown" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: To(Reason::CredentialsInvalid),
+        title: "Unknown user",
+        detail: "No user with this name exists.",
+        hint: "Check the user name and password.",
+    },
     /// Basic: wrong password.
-    BasicPasswordMismatch = "basic_password_mismatch",
+    BasicPasswordMismatch = "basic_password_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: To(Reason::CredentialsInvalid),
+        title: "Wrong password",
+        detail: "The password is wrong.",
+        hint: "Check the user name and password.",
+    },
     /// API key not known.
-    ApiKeyUnknown = "api_key_unknown",
+    ApiKeyUnknown = "api_key_unknown" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: To(Reason::CredentialsInvalid),
+        title: "Unknown API key",
+        detail: "The API key is not known.",
+        hint: "Check the API key, or create a new one.",
+    },
     /// API key known but revoked or expired.
-    ApiKeyRevoked = "api_key_revoked",
+    ApiKeyRevoked = "api_key_revoked" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: To(Reason::CredentialsInvalid),
+        title: "API key revoked",
+        detail: "The API key has been revoked.",
+        hint: "Check the API key, or create a new one.",
+    },
     /// Session cookie unknown or tampered.
-    SessionInvalid = "session_invalid",
+    SessionInvalid = "session_invalid" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: To(Reason::CredentialsInvalid),
+        title: "Invalid session",
+        detail: "The session is not valid.",
+        hint: "Sign in again to get a new session.",
+    },
     /// Session cookie expired.
-    SessionExpired = "session_expired",
+    SessionExpired = "session_expired" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Session expired",
+        detail: "The session has expired; sign in again.",
+        hint: "Sign in again to get a new session.",
+    },
     /// What unknown users, wrong passwords and unknown or revoked keys collapse to in production.
-    CredentialsInvalid = "credentials_invalid",
+    CredentialsInvalid = "credentials_invalid" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Invalid credentials",
+        detail: "The credentials are not valid.",
+        hint: "Check the user name and password.",
+    },
     /// Credentials valid, account disabled.
-    AccountDisabled = "account_disabled",
+    AccountDisabled = "account_disabled" {
+        status: FORBIDDEN,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Account disabled",
+        detail: "The account is disabled.",
+        hint: "Contact an administrator.",
+    },
     /// Credentials valid, account locked.
-    AccountLocked = "account_locked",
+    AccountLocked = "account_locked" {
+        status: FORBIDDEN,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Account locked",
+        detail: "The account is locked.",
+        hint: "Contact an administrator.",
+    },
     /// A role or policy check failed.
-    Forbidden = "forbidden",
+    Forbidden = "forbidden" {
+        status: FORBIDDEN,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Forbidden",
+        detail: "The credentials are valid but do not allow this request.",
+        hint: "The account lacks the role or permission this resource needs.",
+    },
     /// The wrapped service answered 401 without `WWW-Authenticate`.
-    UpstreamChallengeMissing = "upstream_challenge_missing",
+    UpstreamChallengeMissing = "upstream_challenge_missing" {
+        status: UNAUTHORIZED,
+        bearer: WithToken(InvalidToken),
+        severity: Error,
+        collapse: MissingOrInvalid,
+        title: "Authentication required",
+        detail: "This resource requires authentication.",
+        hint: "The application answered 401 without a challenge; it now carries one.",
+    },
     /// The wrapped service answered 401 to a request this layer authenticated.
-    UpstreamUnauthorizedAfterAuthentication = "upstream_unauthorized_after_authentication",
+    UpstreamUnauthorizedAfterAuthentication = "upstream_unauthorized_after_authentication" {
+        status: FORBIDDEN,
+        bearer: No,
+        severity: Error,
+        collapse: To(Reason::Forbidden),
+        title: "Forbidden",
+        detail: "The credentials are valid but do not allow this request.",
+        hint: "The application answered 401 to an authenticated request; 403 is the right status.",
+    },
     /// The wrapped service answered 403 to a request with no credentials at all.
-    UpstreamForbiddenWithoutCredentials = "upstream_forbidden_without_credentials",
+    UpstreamForbiddenWithoutCredentials = "upstream_forbidden_without_credentials" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Error,
+        collapse: MissingOrInvalid,
+        title: "Authentication required",
+        detail: "This resource requires authentication and the request carried no credentials.",
+        hint: "The application answered 403 to a request without credentials; 401 with a challenge is the right status.",
+    },
     /// The wrapped service answered 401 with `error="invalid_token"` (or
     /// `"insufficient_scope"`) to a request this layer authenticated: it refused the token
     /// itself (revoked, say). The answer is kept.
-    UpstreamTokenRefused = "upstream_token_refused",
+    UpstreamTokenRefused = "upstream_token_refused" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token refused",
+        detail: "The token was refused; obtain a new one.",
+        hint: "The application refused a token this layer verified (revoked, say): the client should obtain a new one.",
+    },
 }
 
 impl Reason {
-    /// The status the layer answers with.
-    ///
-    /// For the `upstream_*` reasons it is the corrected status; for
-    /// [`Reason::PreflightBlocked`], which is never a rejection, it is 401.
-    pub const fn status(self) -> StatusCode {
-        use Reason::*;
-        match self {
-            AuthorizationMalformed | CredentialsConflict => StatusCode::BAD_REQUEST,
-            InsufficientScope
-            | AccountDisabled
-            | AccountLocked
-            | Forbidden
-            | UpstreamUnauthorizedAfterAuthentication => StatusCode::FORBIDDEN,
-            KeySourceUnavailable | AuthenticatorUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::UNAUTHORIZED,
-        }
-    }
-
     /// The RFC 6750 `error=` code for a Bearer challenge, or `None` when the challenge
     /// carries no error attributes (RFC 6750 §3.1: no authentication information was sent)
-    /// or there is no Bearer challenge at all.
+    /// or there is no Bearer challenge at all. A 401 the layer completes for a request
+    /// that sent a Bearer token says `invalid_token` although this is `None`.
     pub const fn bearer_error(self) -> Option<BearerError> {
-        use Reason::*;
-        match self {
-            AuthorizationMalformed | CredentialsConflict => Some(BearerError::InvalidRequest),
-            TokenMalformed
-            | TokenAlgorithmRejected
-            | TokenKeyUnknown
-            | TokenSignatureInvalid
-            | TokenExpired
-            | TokenNotYetValid
-            | TokenIssuerMismatch
-            | TokenAudienceMismatch
-            | TokenClaimMissing
-            | TokenTypeRejected
-            | TokenCritUnsupported
-            | TokenClaimInvalid
-            | UpstreamTokenRefused => Some(BearerError::InvalidToken),
-            InsufficientScope => Some(BearerError::InsufficientScope),
-            _ => None,
+        match self.bearer_rule() {
+            Always(e) => Some(e),
+            No | WithToken(_) => None,
         }
     }
 
-    /// Whether an answer for this reason carries `WWW-Authenticate` challenges.
-    ///
-    /// Every 401 does; 400 does when a Bearer `invalid_request` applies; of the 403s only
-    /// `insufficient_scope` does (RFC 6750 §3.1).
-    pub const fn has_challenge(self) -> bool {
+    /// Whether an answer for this reason carries `WWW-Authenticate` challenges: every 401,
+    /// every 400 (in the scheme the client spoke), and a 403 only for `insufficient_scope`
+    /// (RFC 6750 §3.1).
+    pub(crate) const fn has_challenge(self) -> bool {
         match self.status().as_u16() {
-            401 => true,
-            400 => true,
-            _ => matches!(self, Reason::InsufficientScope),
+            400 | 401 => true,
+            _ => matches!(self.bearer_rule(), Always(InsufficientScope)),
         }
     }
 
-    /// The reason the client sees in `mode`.
-    ///
-    /// In production, reasons that would tell an attacker whether a user or key exists
-    /// collapse into [`Reason::CredentialsInvalid`]; the log keeps the precise one.
-    pub const fn client_reason(self, mode: DetailMode) -> Reason {
-        use Reason::*;
-        match (mode, self) {
-            (DetailMode::Verbose, r) => r,
-            (
-                DetailMode::Production,
-                BasicUserUnknown
-                | BasicPasswordMismatch
-                | ApiKeyUnknown
-                | ApiKeyRevoked
-                | SessionInvalid,
-            ) => CredentialsInvalid,
-            (DetailMode::Production, r) => r,
-        }
-    }
-
-    /// Log level: INFO for a missing credential, WARN for other client-side failures,
-    /// ERROR for server faults and upstream contract violations.
-    pub const fn severity(self) -> Severity {
-        use Reason::*;
-        match self {
-            CredentialsMissing => Severity::Info,
-            KeySourceUnavailable
-            | AuthenticatorUnavailable
-            | PreflightBlocked
-            | UpstreamChallengeMissing
-            | UpstreamUnauthorizedAfterAuthentication
-            | UpstreamForbiddenWithoutCredentials => Severity::Error,
-            _ => Severity::Warn,
-        }
-    }
-
-    /// A short title, the same for every occurrence of the reason (RFC 9457 §3.1.3).
-    pub const fn title(self) -> &'static str {
-        use Reason::*;
-        match self {
-            CredentialsMissing => "Authentication required",
-            SchemeNotAccepted => "Authentication scheme not accepted",
-            SchemePrefixMissing => "Authorization scheme missing",
-            CredentialsWrongLocation => "Credentials in the wrong place",
-            AuthorizationMalformed => "Malformed Authorization header",
-            CredentialsConflict => "More than one credential",
-            PreflightBlocked => "CORS preflight rejected",
-            TokenMalformed => "Malformed token",
-            TokenAlgorithmRejected => "Token algorithm not accepted",
-            TokenKeyUnknown => "Token signing key unknown",
-            TokenSignatureInvalid => "Invalid token signature",
-            TokenExpired => "Token expired",
-            TokenNotYetValid => "Token not yet valid",
-            TokenIssuerMismatch => "Token issuer not accepted",
-            TokenAudienceMismatch => "Token audience not accepted",
-            TokenClaimMissing => "Token claim missing",
-            TokenTypeRejected => "Token type not accepted",
-            TokenCritUnsupported => "Token extension not supported",
-            TokenClaimInvalid => "Token claim invalid",
-            InsufficientScope => "Insufficient scope",
-            KeySourceUnavailable => "Signing keys unavailable",
-            AuthenticatorUnavailable => "Authentication unavailable",
-            BasicMalformed => "Malformed Basic credentials",
-            BasicUserUnknown => "Unknown user",
-            BasicPasswordMismatch => "Wrong password",
-            ApiKeyUnknown => "Unknown API key",
-            ApiKeyRevoked => "API key revoked",
-            SessionInvalid => "Invalid session",
-            SessionExpired => "Session expired",
-            CredentialsInvalid => "Invalid credentials",
-            AccountDisabled => "Account disabled",
-            AccountLocked => "Account locked",
-            Forbidden => "Forbidden",
-            UpstreamChallengeMissing => "Authentication required",
-            UpstreamUnauthorizedAfterAuthentication => "Forbidden",
-            UpstreamForbiddenWithoutCredentials => "Authentication required",
-            UpstreamTokenRefused => "Token refused",
-        }
-    }
-
-    /// A client-safe sentence that helps fix the request; used as `detail` in production.
-    pub const fn detail(self) -> &'static str {
-        use Reason::*;
-        match self {
-            CredentialsMissing => {
-                "This resource requires authentication and the request carried no credentials."
+    /// The reason the client sees in `mode`, for a request that did or did not carry
+    /// credentials. The log keeps the precise one.
+    pub(crate) const fn client_reason(self, mode: DetailMode, had_credentials: bool) -> Reason {
+        match (mode, self.collapse()) {
+            (DetailMode::Verbose, _) | (DetailMode::Production, Keep) => self,
+            (DetailMode::Production, To(r)) => r,
+            (DetailMode::Production, MissingOrInvalid) if had_credentials => {
+                Reason::CredentialsInvalid
             }
-            SchemeNotAccepted => {
-                "The Authorization header uses a scheme this resource does not accept."
-            }
-            SchemePrefixMissing => {
-                "The Authorization header holds a bare credential without its scheme name."
-            }
-            CredentialsWrongLocation => {
-                "Credentials were sent in a place this resource does not read them from."
-            }
-            AuthorizationMalformed => "The Authorization header could not be parsed.",
-            CredentialsConflict => {
-                "The request carried credentials by more than one method; send exactly one."
-            }
-            PreflightBlocked => "A CORS preflight request was rejected.",
-            TokenMalformed => "The token is not a well-formed JWT.",
-            TokenAlgorithmRejected => {
-                "The token is signed with an algorithm this resource does not accept."
-            }
-            TokenKeyUnknown => "The token was signed by a key this resource does not know.",
-            TokenSignatureInvalid => "The token signature does not verify.",
-            TokenExpired => "The token has expired; obtain a new one.",
-            TokenNotYetValid => "The token is not valid yet.",
-            TokenIssuerMismatch => "The token was not issued by an issuer this resource trusts.",
-            TokenAudienceMismatch => "The token was not issued for this resource.",
-            TokenClaimMissing => "The token lacks a claim this resource requires.",
-            TokenTypeRejected => "The token has a type this resource does not accept.",
-            TokenCritUnsupported => {
-                "The token requires an extension this resource does not support."
-            }
-            TokenClaimInvalid => "A registered claim of the token has the wrong type.",
-            InsufficientScope => "The token does not grant the scope this resource requires.",
-            KeySourceUnavailable => "The server cannot verify tokens right now; retry later.",
-            AuthenticatorUnavailable => {
-                "The server cannot verify credentials right now; retry later."
-            }
-            BasicMalformed => "The Basic credentials could not be decoded.",
-            BasicUserUnknown => "No user with this name exists.",
-            BasicPasswordMismatch => "The password is wrong.",
-            ApiKeyUnknown => "The API key is not known.",
-            ApiKeyRevoked => "The API key has been revoked.",
-            SessionInvalid => "The session is not valid.",
-            SessionExpired => "The session has expired; sign in again.",
-            CredentialsInvalid => "The credentials are not valid.",
-            AccountDisabled => "The account is disabled.",
-            AccountLocked => "The account is locked.",
-            Forbidden => "The credentials are valid but do not allow this request.",
-            UpstreamChallengeMissing => "This resource requires authentication.",
-            UpstreamUnauthorizedAfterAuthentication => {
-                "The credentials are valid but do not allow this request."
-            }
-            UpstreamForbiddenWithoutCredentials => {
-                "This resource requires authentication and the request carried no credentials."
-            }
-            UpstreamTokenRefused => "The token was refused; obtain a new one.",
-        }
-    }
-
-    /// How to fix it, in the words of a person debugging it. Shown in verbose mode and logged.
-    pub const fn hint(self) -> &'static str {
-        use Reason::*;
-        match self {
-            CredentialsMissing => "Send the credentials listed in WWW-Authenticate; if you did, a proxy or redirect may have dropped them.",
-            SchemeNotAccepted => "Use one of the schemes listed in WWW-Authenticate.",
-            SchemePrefixMissing => "Prefix the token with the scheme: `Authorization: Bearer <token>`.",
-            CredentialsWrongLocation => "Move the credential into the header this resource reads (see WWW-Authenticate).",
-            AuthorizationMalformed => "Send exactly `Bearer <token>`: one space, a token68 value, no quotes, no second scheme.",
-            CredentialsConflict => "Send one Authorization header and no credential in the query string.",
-            PreflightBlocked => "Let OPTIONS preflight requests through without authentication; browsers never send credentials with them.",
-            TokenMalformed => "A JWT is three base64url segments separated by dots; check the token was not truncated or wrapped.",
-            TokenAlgorithmRejected => "Sign the token with the algorithm this resource expects.",
-            TokenKeyUnknown => "The signing key may have been rotated; check the token's `kid` against the published keys.",
-            TokenSignatureInvalid => "The token was signed with a different key or was altered.",
-            TokenExpired => "Obtain a fresh token; if it should still be valid, compare the clocks of issuer and server.",
-            TokenNotYetValid => "Check the clocks of issuer and server: they seem to disagree.",
-            TokenIssuerMismatch => "Obtain the token from the identity provider this resource trusts.",
-            TokenAudienceMismatch => "Request a token for this resource's audience.",
-            TokenClaimMissing => "Ask the identity provider to include the missing claim.",
-            TokenTypeRejected => "Send an access token (typ `at+jwt` or `JWT`), not an ID token, DPoP proof, logout or event token.",
-            TokenCritUnsupported => "Ask the identity provider for tokens without critical header extensions (`crit`).",
-            TokenClaimInvalid => "Ask the identity provider to send the claim with its registered JSON type.",
-            InsufficientScope => "Request a token with the scope listed in WWW-Authenticate.",
-            KeySourceUnavailable => "The key set endpoint is unreachable; the server operator should check it.",
-            AuthenticatorUnavailable => "The credential store is unreachable; the server operator should check it.",
-            BasicMalformed => "Send `Basic base64(user:password)` with UTF-8 text.",
-            BasicUserUnknown | BasicPasswordMismatch | CredentialsInvalid => "Check the user name and password.",
-            ApiKeyUnknown | ApiKeyRevoked => "Check the API key, or create a new one.",
-            SessionInvalid | SessionExpired => "Sign in again to get a new session.",
-            AccountDisabled | AccountLocked => "Contact an administrator.",
-            Forbidden => "The account lacks the role or permission this resource needs.",
-            UpstreamChallengeMissing => "The application answered 401 without a challenge; it now carries one.",
-            UpstreamUnauthorizedAfterAuthentication => "The application answered 401 to an authenticated request; 403 is the right status.",
-            UpstreamForbiddenWithoutCredentials => "The application answered 403 to a request without credentials; 401 with a challenge is the right status.",
-            UpstreamTokenRefused => "The application refused a token this layer verified (revoked, say): the client should obtain a new one.",
+            (DetailMode::Production, MissingOrInvalid) => Reason::CredentialsMissing,
         }
     }
 

@@ -1,7 +1,9 @@
 //! The request id: kept from `x-request-id` when it is sane, generated otherwise.
 
-use crate::sanitize::new_request_id;
+use crate::sanitize::process_hasher;
 use http::{HeaderMap, HeaderName, HeaderValue};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header that carries the request id in and out.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -9,15 +11,17 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// Longest incoming request id we keep.
 const MAX_LEN: usize = 128;
 
-/// The request id of the current request, in request extensions.
+/// The id this layer logs and echoes for the current request, in request extensions and
+/// as an extractor.
 ///
 /// An incoming `x-request-id` of 1 to 128 visible ASCII characters is kept (so tower-http's
 /// `SetRequestIdLayer` placed outside this layer, or a gateway, decides it); anything
-/// else is replaced by a generated id. The id is echoed on every response.
+/// else is replaced by a generated id. The id is echoed on every response. (Named apart
+/// from `tower_http::request_id::RequestId`, which an application may use beside it.)
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub(crate) HeaderValue);
+pub struct AuthRequestId(HeaderValue);
 
-impl RequestId {
+impl AuthRequestId {
     /// The id as text (always visible ASCII).
     pub fn as_str(&self) -> &str {
         // Only ever built from visible ASCII.
@@ -31,7 +35,7 @@ impl RequestId {
 
     /// Takes the request's id or makes one, and writes it back into `headers` so the
     /// wrapped service sees the same id.
-    pub(crate) fn ensure(headers: &mut HeaderMap) -> RequestId {
+    pub(crate) fn ensure(headers: &mut HeaderMap) -> AuthRequestId {
         if let Some(v) = headers.get(&X_REQUEST_ID) {
             let b = v.as_bytes();
             if headers.get_all(&X_REQUEST_ID).iter().count() == 1
@@ -39,17 +43,45 @@ impl RequestId {
                 && b.len() <= MAX_LEN
                 && b.iter().all(|c| (0x21..=0x7e).contains(c))
             {
-                return RequestId(v.clone());
+                return AuthRequestId(v.clone());
             }
         }
-        let id = HeaderValue::from_bytes(&new_request_id()).expect("hex is a valid header value");
+        let id = HeaderValue::from_bytes(&generate()).expect("hex is a valid header value");
         headers.insert(X_REQUEST_ID, id.clone());
-        RequestId(id)
+        AuthRequestId(id)
     }
 }
 
-impl std::fmt::Display for RequestId {
+impl std::fmt::Display for AuthRequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// A fresh request id: 32 hex characters, unique within the process and unpredictable.
+/// Written into a stack buffer: the only allocation is the header value itself.
+fn generate() -> [u8; 32] {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut a = process_hasher().build_hasher();
+    a.write_u64(n);
+    let hi = a.finish();
+    a.write_u64(hi);
+    let lo = a.finish();
+    let mut out = [0u8; 32];
+    for (i, word) in [hi, lo].into_iter().enumerate() {
+        for j in 0..16 {
+            out[i * 16 + j] = HEX[((word >> (60 - 4 * j)) & 0xf) as usize];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn generated_ids_differ() {
+        assert_ne!(super::generate(), super::generate());
     }
 }

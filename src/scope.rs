@@ -1,4 +1,5 @@
-//! [`RequireScope`]: per-route scope requirements, for `route_layer`.
+//! [`RequireScope`]: per-route scope requirements, for `route_layer`; its service and
+//! response future.
 
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
@@ -40,6 +41,7 @@ pub struct RequireScope {
 
 impl RequireScope {
     /// Requires every scope in `scopes`.
+    #[must_use]
     pub fn new<I, S>(scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -72,8 +74,8 @@ impl RequireScope {
         } else {
             granted.join(" ")
         };
-        let mut failure = AuthFailure::new(Reason::InsufficientScope);
-        failure.facts.received_scheme = Some(crate::sanitize::cap(principal.scheme()));
+        let failure = AuthFailure::new(Reason::InsufficientScope)
+            .received(principal.scheme().map(|s| s.as_str()));
         let failure = match principal.id() {
             Some(id) => failure.user(id),
             None => failure,

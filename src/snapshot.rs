@@ -5,7 +5,7 @@
 //! path, only reference-counted clones of header values. Credential and proxy headers are
 //! kept first, so a request with many headers still keeps the ones that matter.
 
-use crate::credentials::{credential_part, printable_scheme, OTHER_HEADERS};
+use crate::evidence::{credential_part, printable_scheme, OTHER_HEADERS};
 use crate::sanitize::fingerprint;
 use http::header::{AUTHORIZATION, COOKIE, HOST, PROXY_AUTHORIZATION};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
@@ -34,21 +34,32 @@ const SAFE: &[&str] = &[
     "access-control-request-headers",
 ];
 
-/// Headers whose values are credentials: the known ones, and any `x-` name that says so.
-fn is_credential_header(name: &HeaderName) -> bool {
-    const WORDS: &[&str] = &[
-        "auth", "token", "key", "secret", "password", "session", "cookie",
-    ];
-    let n = name.as_str();
-    if name == AUTHORIZATION || name == PROXY_AUTHORIZATION || name == COOKIE {
-        return true;
-    }
-    if OTHER_HEADERS.contains(&n) {
-        return true;
-    }
-    // Standard request headers carry no credentials besides the ones above; only custom
-    // `x-` names need the word checks.
-    n.starts_with("x-") && WORDS.iter().any(|w| n.contains(w))
+/// Headers whose values are or may be credentials: the known ones, and any name that
+/// says auth, token, key, secret, password, session or cookie (`Private-Token`,
+/// `X-CSRF-Token`, `Ocp-Apim-Subscription-Key`, …).
+pub(crate) fn is_credential_header(name: &HeaderName) -> bool {
+    name == AUTHORIZATION
+        || name == PROXY_AUTHORIZATION
+        || name == COOKIE
+        || OTHER_HEADERS.contains(&name.as_str())
+        || names_a_credential(name.as_str().as_bytes())
+}
+
+/// Whether a (lower-case) header name contains one of the credential words. One pass over
+/// the name: this runs for every header of every request.
+fn names_a_credential(name: &[u8]) -> bool {
+    (0..name.len()).any(|i| {
+        let rest = &name[i..];
+        match rest[0] {
+            b'a' => rest.starts_with(b"auth"),
+            b't' => rest.starts_with(b"token"),
+            b'k' => rest.starts_with(b"key"),
+            b's' => rest.starts_with(b"secret") || rest.starts_with(b"session"),
+            b'p' => rest.starts_with(b"password"),
+            b'c' => rest.starts_with(b"cookie"),
+            _ => false,
+        }
+    })
 }
 
 /// Proxy headers whose values are addresses and names, safe to print.
@@ -69,10 +80,6 @@ fn is_proxy_header(name: &HeaderName) -> bool {
     n == "forwarded" || n == "via" || n == "x-real-ip" || n.starts_with("x-forwarded-")
 }
 
-fn is_priority(name: &HeaderName) -> bool {
-    is_credential_header(name) || name == HOST || is_proxy_header(name)
-}
-
 /// Up to [`KEEP`] header fields of a request. When there are more, credential, host and
 /// proxy headers displace the others.
 #[derive(Clone, Default)]
@@ -80,6 +87,8 @@ pub(crate) struct Snapshot {
     /// Each field with whether it is a priority one. One allocation, sized to the request.
     fields: Vec<(HeaderName, HeaderValue, bool)>,
     dropped: usize,
+    /// The request had a header that is or may be a credential (kept or not).
+    credentials: bool,
 }
 
 impl Snapshot {
@@ -87,9 +96,12 @@ impl Snapshot {
         let mut s = Snapshot {
             fields: Vec::with_capacity(headers.len().min(KEEP)),
             dropped: 0,
+            credentials: false,
         };
         for (name, value) in headers {
-            let priority = is_priority(name);
+            let credential = is_credential_header(name);
+            s.credentials |= credential;
+            let priority = credential || name == HOST || is_proxy_header(name);
             if s.fields.len() < KEEP {
                 s.fields.push((name.clone(), value.clone(), priority));
                 continue;

@@ -10,7 +10,8 @@ use common::*;
 // Each test installs one capturing subscriber for its whole run
 // (`tracing::subscriber::set_default`) and drives one layer with `ready` + `call`.
 
-use auth_diagnostics::{AuthDiagnostics, AuthDiagnosticsService, Reason};
+use auth_diagnostics::service::AuthDiagnosticsService;
+use auth_diagnostics::{AuthDiagnostics, Reason};
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{Request, Response, StatusCode};

@@ -1,8 +1,14 @@
-//! Basic (RFC 7617).
+//! Basic (RFC 7617): `Authorization: Basic base64(user:password)`, verified by the
+//! application's [`Verify`] hook.
 
+use super::{unverified_user, AuthScheme, Decision, Pending, Place};
 use crate::authn::verify::{AuthFuture, Verify};
-use crate::failure::AuthFailure;
-use crate::reason::Reason;
+use crate::challenge::Challenge;
+use crate::evidence::{is_token68, looks_like_jwt, Evidence};
+use crate::failure::{AuthFailure, Location};
+use crate::reason::{DetailMode, Reason};
+use crate::sanitize::fingerprint;
+use crate::scheme::Scheme;
 use crate::secret::Secret;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use base64::Engine as _;
@@ -17,7 +23,7 @@ const MAX_PASSWORD: usize = 1024;
 /// Decoded Basic credentials: the user-id and the password (RFC 7617 §2).
 #[derive(Debug, Clone)]
 pub struct BasicCredentials {
-    /// The user-id: the text before the first `:`.
+    /// The user-id: the text before the first `:` (it may be empty).
     pub user: String,
     /// The password: everything after the first `:` (it may contain `:`).
     pub password: Secret,
@@ -26,10 +32,10 @@ pub struct BasicCredentials {
 /// Accepts `Authorization: Basic …`, verified by the application's [`Verify`] hook.
 ///
 /// The challenge is `Basic realm="…", charset="UTF-8"`. Credentials that are not base64,
-/// not UTF-8, have no `:` or contain control characters are `basic_malformed`.
-/// Verify password hashes with the application's own crate (argon2, bcrypt) inside the
-/// hook, and for an unknown user still run one hash check against a dummy hash so the
-/// two failures take the same time.
+/// not UTF-8, have no `:` or contain control characters are `basic_malformed`; an empty
+/// user-id is allowed (RFC 7617) and reaches the hook. Verify password hashes with the
+/// application's own crate (argon2, bcrypt) inside the hook, and for an unknown user still
+/// run one hash check against a dummy hash so the two failures take the same time.
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     verify: Arc<dyn Verify<BasicCredentials>>,
@@ -37,13 +43,14 @@ pub struct BasicAuthenticator {
 
 impl BasicAuthenticator {
     /// Basic verified by `verify`.
+    #[must_use]
     pub fn new(verify: impl Verify<BasicCredentials>) -> Self {
         Self {
             verify: Arc::new(verify),
         }
     }
 
-    pub(crate) fn start(&self, credentials: BasicCredentials) -> AuthFuture {
+    fn start(&self, credentials: BasicCredentials) -> AuthFuture {
         self.verify.verify(credentials)
     }
 }
@@ -54,9 +61,58 @@ impl fmt::Debug for BasicAuthenticator {
     }
 }
 
+impl AuthScheme for BasicAuthenticator {
+    fn kind(&self) -> Scheme {
+        Scheme::Basic
+    }
+
+    fn how_to_send(&self) -> String {
+        "`Authorization: Basic base64(user:password)`".to_owned()
+    }
+
+    fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {
+        if place != Place::Authorization {
+            return None;
+        }
+        let rest = ev.spoken(Scheme::Basic)?;
+        Some(match token(rest).and_then(decode_basic) {
+            Ok(creds) => {
+                let (user, empty) = (creds.user.clone(), creds.password.is_empty());
+                let fut = self.start(creds);
+                let pending = Pending::new(fut, self, Location::Authorization, rest.as_bytes());
+                Decision::Pending(pending.user(user, empty))
+            }
+            Err(f) => Decision::Rejected(
+                f.location(Location::Authorization)
+                    .fingerprint(fingerprint(rest.as_bytes()))
+                    .received(Some("Basic")),
+            ),
+        })
+    }
+
+    fn challenge(&self, c: Challenge, _: &AuthFailure, _: DetailMode) -> Challenge {
+        c.quoted_param("charset", "UTF-8")
+    }
+}
+
+/// The token68 after `Basic `.
+fn token(rest: &str) -> Result<&str, AuthFailure> {
+    if rest.is_empty() {
+        return Err(
+            AuthFailure::new(Reason::BasicMalformed).detail("`Basic` is followed by nothing")
+        );
+    }
+    if rest.contains([' ', '\t']) || !is_token68(rest) {
+        return Err(AuthFailure::new(Reason::BasicMalformed)
+            .detail("the Basic credentials are not one base64 value"));
+    }
+    Ok(rest)
+}
+
 /// Decodes the token68 after `Basic ` per RFC 7617 §2 (UTF-8, split at the first `:`).
 /// An empty user-id is allowed (RFC 7617 permits it; some clients send a token as the
 /// password of an empty user): the application's verifier decides.
+#[doc(hidden)]
 pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
     let malformed = |detail: &str| AuthFailure::new(Reason::BasicMalformed).detail(detail);
     if token.len() > (MAX_USER + MAX_PASSWORD + 1).div_ceil(3) * 4 {
@@ -82,4 +138,36 @@ pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
         user: user.to_owned(),
         password: Secret::new(password),
     })
+}
+
+/// Whether `rest` (after `Basic `) is really a token: a JWT as is, or base64 of one.
+pub(crate) fn wraps_token(rest: &str) -> bool {
+    if looks_like_jwt(rest) {
+        return true;
+    }
+    STANDARD
+        .decode(rest)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .is_some_and(|s| {
+            let s = s.trim();
+            looks_like_jwt(s) || s.split_once(':').is_some_and(|(_, p)| looks_like_jwt(p))
+        })
+}
+
+/// Why the wrapped service may have refused `Basic <rest>`: a token sent as Basic, a
+/// value that does not decode, or credentials it did not accept. Nothing is verified.
+pub(crate) fn diagnose(rest: &str) -> AuthFailure {
+    if wraps_token(rest) {
+        return AuthFailure::new(Reason::SchemeNotAccepted)
+            .detail("a token was sent with the Basic scheme")
+            .hint("Send the token as `Authorization: Bearer <token>`.")
+            .tag(crate::evidence::hint::BASIC_WRAPPED_TOKEN);
+    }
+    match token(rest).and_then(decode_basic) {
+        Ok(c) => AuthFailure::new(Reason::CredentialsInvalid)
+            .user(&unverified_user(&c.user))
+            .detail("the application rejected the Basic credentials"),
+        Err(f) => f,
+    }
 }

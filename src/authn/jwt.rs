@@ -1,99 +1,23 @@
-//! Bearer JWT verification with static keys.
+//! Bearer JWT verification.
 //!
-//! The order of checks is part of the contract: cheap structural checks first, then the
-//! algorithm and the key, then the signature, and only then type, time and claims — so a
-//! forged token is reported as forged, never as merely expired. The claims of a rejected
-//! token are still read (marked unverified) so the log can say "expired 3h ago" or
-//! "iss X, expected Y" even when the signature failed first.
+//! The order of checks is part of the contract: cheap structural checks first (structure,
+//! `alg`, `crit`), then the key and the signature, and only then type, presence, claim
+//! types, time, issuer and audience — so a forged token is reported as forged, never as
+//! merely expired. The claims of a rejected token are still read (marked unverified) so
+//! the log can say "expired 3h ago" or "iss X, expected Y" even when the signature failed
+//! first.
 
 use crate::failure::{AuthFailure, TokenFacts};
+use crate::jws::{self, audience_text, numeric_date, Jws};
+use crate::keys::{install_crypto_provider, StaticKey};
 use crate::reason::Reason;
-use crate::sanitize::{cap, human_duration, rfc3339};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey};
-use serde::Deserialize;
+use crate::sanitize::cap;
+use crate::time::{ago, now, rfc3339};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
-use std::fmt;
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Longest token we decode.
-pub(crate) const MAX_TOKEN: usize = 16 * 1024;
-
-#[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
-compile_error!(
-    "auth-diagnostics needs a crypto backend for JWT verification: enable the `rust_crypto` \
-     (default) or the `aws_lc_rs` feature"
-);
-
-/// Selects the jsonwebtoken crypto backend this crate's features chose (`aws_lc_rs` when
-/// on, else `rust_crypto`), so jsonwebtoken never panics on its first use. When the
-/// application installed its own provider first, that one stays.
-///
-/// [`JwtAuthenticator::new`] calls it. Call it yourself before signing tokens with
-/// jsonwebtoken directly in a build that compiles both backends in.
-pub fn install_crypto_provider() {
-    #[cfg(feature = "aws_lc_rs")]
-    let provider = &jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
-    #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]
-    let provider = &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
-    let _ = provider.install_default();
-}
-
-/// One verification key: the key, the algorithm it verifies, and optionally its `kid` and
-/// the issuer it belongs to.
-#[derive(Clone)]
-pub struct StaticKey {
-    kid: Option<String>,
-    issuer: Option<String>,
-    key: DecodingKey,
-    alg: Algorithm,
-}
-
-impl StaticKey {
-    /// A key for `alg`.
-    pub fn new(key: DecodingKey, alg: Algorithm) -> Self {
-        Self {
-            kid: None,
-            issuer: None,
-            key,
-            alg,
-        }
-    }
-
-    /// An HS256 shared secret.
-    pub fn hs256(secret: impl AsRef<[u8]>) -> Self {
-        Self::new(DecodingKey::from_secret(secret.as_ref()), Algorithm::HS256)
-    }
-
-    /// Binds the key to a `kid`: tokens whose header names another `kid` never use it.
-    #[must_use]
-    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
-        self.kid = Some(kid.into());
-        self
-    }
-
-    /// Binds the key to an issuer (RFC 8725 §3.8): only tokens whose `iss` is exactly
-    /// `issuer` are verified with it. With several issuers configured every key must be
-    /// bound to one of them, so issuer B's key never verifies a token that claims issuer A.
-    #[must_use]
-    pub fn with_issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.issuer = Some(issuer.into());
-        self
-    }
-}
-
-impl fmt::Debug for StaticKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StaticKey")
-            .field("kid", &self.kid)
-            .field("issuer", &self.issuer)
-            .field("alg", &self.alg)
-            .finish_non_exhaustive()
-    }
-}
+use std::time::Duration;
 
 /// Verifies `Authorization: Bearer <JWT>`.
 ///
@@ -297,205 +221,126 @@ impl JwtAuthenticator {
         if let Some(error) = self.config_error() {
             return Err(AuthFailure::new(Reason::TokenAudienceMismatch).detail(error));
         }
-        let raw = decode_structure(token)?;
-        let mut facts = raw.facts();
-        let fail =
-            |reason: Reason, facts: &TokenFacts| AuthFailure::new(reason).with_token(facts.clone());
-
-        // Algorithm.
-        let Some(alg_name) = raw.header.alg.as_deref() else {
-            return Err(fail(Reason::TokenMalformed, &facts).detail("the token header has no alg"));
-        };
-        let alg = match Algorithm::from_str(alg_name) {
-            Ok(alg) if self.algorithms.contains(&alg) => alg,
-            _ => {
-                let detail = format!(
-                    "alg {} is not accepted; accepted: {}",
-                    cap(alg_name),
-                    self.algorithm_list()
-                );
-                return Err(self.with_unverified_notes(
-                    fail(Reason::TokenAlgorithmRejected, &facts).detail(detail),
-                    &raw,
-                    now,
-                ));
-            }
-        };
-
-        if raw.signature.is_empty() {
-            return Err(fail(Reason::TokenMalformed, &facts).detail("the token has no signature"));
-        }
-
-        // Critical extensions: this verifier implements none, so any listed one makes the
-        // token invalid (RFC 7515 §4.1.11). Checked before any cryptography: an extension
-        // such as `b64` changes what the signature covers.
-        if !raw.header.crit.is_empty() {
-            let detail = format!(
-                "the header's crit lists {}, which this verifier does not implement",
-                cap(&raw.header.crit.join(" "))
-            );
-            let f = fail(Reason::TokenCritUnsupported, &facts).detail(detail);
-            return Err(self.with_unverified_notes(f, &raw, now));
-        }
-
-        // Key.
-        // A key bound to a kid serves only that kid; a key without one serves any token
-        // (so adding a named key during a rotation keeps the unnamed one working). A key
-        // bound to an issuer serves only tokens that claim that issuer.
-        let kid = raw.header.kid.as_deref();
-        let iss = raw.claims.get("iss").and_then(Value::as_str);
-        let fits = |k: &&StaticKey| {
-            k.alg == alg
-                && match (kid, &k.kid) {
-                    (Some(want), Some(have)) => want == have,
-                    (_, None) | (None, Some(_)) => true,
-                }
-        };
-        let candidates = self
-            .keys
-            .iter()
-            .filter(fits)
-            .filter(|k| k.issuer.is_none() || k.issuer.as_deref() == iss);
-        let mut tried = 0;
-        let mut verified = false;
-        for key in candidates {
-            tried += 1;
-            if jsonwebtoken::crypto::verify(raw.signature, raw.message.as_bytes(), &key.key, alg)
-                .unwrap_or(false)
-            {
-                verified = true;
-                break;
-            }
-        }
-        if tried == 0 {
-            if self.keys.iter().any(|k| fits(&k)) {
-                // Keys for this alg and kid exist, but they belong to other issuers.
-                if let Some(f) = self.issuer_failure(raw.claims.get("iss")) {
-                    let detail = format!(
-                        "{}; no key of an accepted issuer applies, so its signature was not checked",
-                        f.facts.detail.as_deref().unwrap_or_default()
-                    );
-                    return Err(f.with_token(facts.clone()).detail(detail));
-                }
-            }
-            let detail = match (kid, iss.filter(|_| self.issuers.len() > 1)) {
-                (Some(k), Some(i)) => {
-                    format!(
-                        "no key with kid {} of issuer {} for {alg_name}",
-                        cap(k),
-                        cap(i)
-                    )
-                }
-                (Some(k), None) => format!("no key with kid {} for {alg_name}", cap(k)),
-                (None, Some(i)) => format!("no key of issuer {} for {alg_name}", cap(i)),
-                (None, None) => format!("no key for {alg_name}"),
-            };
-            return Err(self.with_unverified_notes(
-                fail(Reason::TokenKeyUnknown, &facts).detail(detail),
-                &raw,
-                now,
-            ));
-        }
-        if !verified {
-            return Err(self.with_unverified_notes(
-                fail(Reason::TokenSignatureInvalid, &facts)
-                    .detail(format!("the {alg_name} signature does not verify")),
-                &raw,
-                now,
-            ));
+        let jws = jws::decode(token)?;
+        let mut facts = jws.facts();
+        let checked = self
+            .check_header(&jws, now)
+            .and_then(|alg| self.check_signature(&jws, alg, now));
+        if let Err(f) = checked {
+            return Err(f.token(facts));
         }
         facts.verified = true;
-
         // From here on the claims are the issuer's word.
-        if let Some(f) = self.check_claims(&raw, now) {
-            return Err(f.with_token(facts));
+        if let Some(f) = self.check_claims(&jws, now) {
+            return Err(f.token(facts));
         }
         Ok(Verified {
-            claims: raw.claims,
+            claims: jws.claims,
             facts,
         })
     }
 
-    fn algorithm_list(&self) -> String {
-        let names: Vec<String> = self.algorithms.iter().map(|a| format!("{a:?}")).collect();
-        names.join(", ")
+    /// `alg` (present, allowed), a signature to check, no critical extension: the checks
+    /// a header allows before any cryptography.
+    fn check_header(&self, jws: &Jws<'_>, now: i64) -> Result<Algorithm, AuthFailure> {
+        let Some(alg_name) = jws.header.alg.as_deref() else {
+            return Err(
+                AuthFailure::new(Reason::TokenMalformed).detail("the token header has no alg")
+            );
+        };
+        let alg = match Algorithm::from_str(alg_name) {
+            Ok(alg) if self.algorithms.contains(&alg) => alg,
+            _ => {
+                let names: Vec<String> = self.algorithms.iter().map(|a| format!("{a:?}")).collect();
+                let f = AuthFailure::new(Reason::TokenAlgorithmRejected).detail(format!(
+                    "alg {} is not accepted; accepted: {}",
+                    cap(alg_name),
+                    names.join(", ")
+                ));
+                return Err(self.with_unverified_notes(f, jws, now));
+            }
+        };
+        if jws.signature.is_empty() {
+            return Err(
+                AuthFailure::new(Reason::TokenMalformed).detail("the token has no signature")
+            );
+        }
+        // This verifier implements no extension, so any listed one makes the token invalid
+        // (RFC 7515 §4.1.11). Before any cryptography: `b64` changes what is signed.
+        if !jws.header.crit.is_empty() {
+            let f = AuthFailure::new(Reason::TokenCritUnsupported).detail(format!(
+                "the header's crit lists {}, which this verifier does not implement",
+                cap(&jws.header.crit.join(" "))
+            ));
+            return Err(self.with_unverified_notes(f, jws, now));
+        }
+        Ok(alg)
+    }
+
+    /// The keys for this `alg`, `kid` and claimed issuer, and whether one verifies.
+    fn check_signature(&self, jws: &Jws<'_>, alg: Algorithm, now: i64) -> Result<(), AuthFailure> {
+        let kid = jws.header.kid.as_deref();
+        let iss = jws.claims.get("iss").and_then(Value::as_str);
+        let mut candidates = self
+            .keys
+            .iter()
+            .filter(|k| k.serves(alg, kid) && k.belongs_to(iss))
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(self.no_key(jws, alg, now));
+        }
+        if candidates.any(|k| k.verifies(jws.message, jws.signature)) {
+            return Ok(());
+        }
+        let f = AuthFailure::new(Reason::TokenSignatureInvalid)
+            .detail(format!("the {alg:?} signature does not verify"));
+        Err(self.with_unverified_notes(f, jws, now))
+    }
+
+    /// No key applies: keys of other issuers only (the token's issuer is not ours), or
+    /// `token_key_unknown`.
+    fn no_key(&self, jws: &Jws<'_>, alg: Algorithm, now: i64) -> AuthFailure {
+        let kid = jws.header.kid.as_deref();
+        let iss = jws.claims.get("iss");
+        if self.keys.iter().any(|k| k.serves(alg, kid)) {
+            if let Some(f) = self.issuer_failure(iss) {
+                let detail = format!(
+                    "{}; no key of an accepted issuer applies, so its signature was not checked",
+                    f.facts().detail().unwrap_or_default()
+                );
+                return f.detail(detail);
+            }
+        }
+        let iss = iss
+            .and_then(Value::as_str)
+            .filter(|_| self.issuers.len() > 1);
+        let detail = match (kid, iss) {
+            (Some(k), Some(i)) => format!(
+                "no key with kid {} of issuer {} for {alg:?}",
+                cap(k),
+                cap(i)
+            ),
+            (Some(k), None) => format!("no key with kid {} for {alg:?}", cap(k)),
+            (None, Some(i)) => format!("no key of issuer {} for {alg:?}", cap(i)),
+            (None, None) => format!("no key for {alg:?}"),
+        };
+        self.with_unverified_notes(
+            AuthFailure::new(Reason::TokenKeyUnknown).detail(detail),
+            jws,
+            now,
+        )
     }
 
     /// Type, presence, claim types, time, issuer, audience — in that order. `None` when
     /// all pass.
-    fn check_claims(&self, raw: &RawToken<'_>, now: i64) -> Option<AuthFailure> {
-        let claims = &raw.claims;
-        if let Some(f) = self.check_type(raw.header.typ.as_deref()) {
-            return Some(f);
-        }
-
-        let implied = [
-            (!self.issuers.is_empty()).then_some("iss"),
-            (!self.audiences.is_empty()).then_some("aud"),
-        ];
-        let required = self
-            .required
-            .iter()
-            .map(|c| c.as_ref())
-            .chain(implied.into_iter().flatten());
-        for name in required {
-            if claims.get(name).is_none_or(Value::is_null) {
-                let mut f = AuthFailure::new(Reason::TokenClaimMissing)
-                    .detail(format!("the required claim {} is missing", cap(name)));
-                f.facts.claim = Some(Cow::Owned(name.to_owned()));
-                return Some(f);
-            }
-        }
-
-        if let Some(f) = check_claim_types(claims) {
-            return Some(f);
-        }
-        if let Some(exp) = claims.get("exp").and_then(numeric_date) {
-            // RFC 7519 §4.1.4: "on or after which the JWT MUST NOT be accepted".
-            if now >= exp.saturating_add(self.leeway) {
-                return Some(AuthFailure::new(Reason::TokenExpired).detail(expired_text(exp, now)));
-            }
-        }
-        for name in ["nbf", "iat"] {
-            if let Some(t) = claims.get(name).and_then(numeric_date) {
-                if t > now.saturating_add(self.leeway) {
-                    let mut f = AuthFailure::new(Reason::TokenNotYetValid).detail(format!(
-                        "{name} is {} ({} in the future, leeway {}s): the clocks of issuer and server disagree",
-                        rfc3339(t),
-                        human_duration(t.saturating_sub(now).max(0) as u64),
-                        self.leeway
-                    ));
-                    f.facts.claim = Some(Cow::Borrowed(name));
-                    return Some(f);
-                }
-            }
-        }
-
-        if let Some(f) = self.issuer_failure(claims.get("iss")) {
-            return Some(f);
-        }
-        if !self.audiences.is_empty() {
-            let aud = claims.get("aud");
-            let ok = match aud {
-                Some(Value::String(a)) => self.audiences.iter().any(|e| e == a),
-                Some(Value::Array(list)) => list
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .any(|a| self.audiences.iter().any(|e| e == a)),
-                _ => false,
-            };
-            if !ok {
-                let expected = self.audiences.join(" ");
-                let got = aud
-                    .map(|a| cap(&audience_text(a)).to_string())
-                    .unwrap_or_default();
-                let mut f = AuthFailure::new(Reason::TokenAudienceMismatch)
-                    .detail(format!("aud {got}, expected {}", cap(&expected)));
-                f.facts.expected_aud = Some(expected);
-                return Some(f);
-            }
-        }
-        None
+    fn check_claims(&self, jws: &Jws<'_>, now: i64) -> Option<AuthFailure> {
+        let claims = &jws.claims;
+        self.check_type(jws.header.typ.as_deref())
+            .or_else(|| self.check_presence(claims))
+            .or_else(|| check_claim_types(claims))
+            .or_else(|| self.check_time(claims, now))
+            .or_else(|| self.issuer_failure(claims.get("iss")))
+            .or_else(|| self.check_audience(claims.get("aud")))
     }
 
     /// `token_type_rejected` for a `typ` that is not accepted: another kind of JWT always
@@ -521,13 +366,60 @@ impl JwtAuthenticator {
             return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(detail));
         }
         let got = got?;
-        if got.ends_with("+jwt") && got != "at+jwt" {
-            return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(format!(
+        (got.ends_with("+jwt") && got != "at+jwt").then(|| {
+            AuthFailure::new(Reason::TokenTypeRejected).detail(format!(
                 "typ {} names another kind of JWT, not an access token",
                 cap(typ.unwrap_or_default())
-            )));
+            ))
+        })
+    }
+
+    /// `token_claim_missing` for a required claim that is absent or `null` (`iss` and `aud`
+    /// are required once issuers or audiences are configured).
+    fn check_presence(&self, claims: &Map<String, Value>) -> Option<AuthFailure> {
+        let implied = [
+            (!self.issuers.is_empty()).then_some("iss"),
+            (!self.audiences.is_empty()).then_some("aud"),
+        ];
+        let mut required = self
+            .required
+            .iter()
+            .map(|c| c.as_ref())
+            .chain(implied.into_iter().flatten());
+        let name = required.find(|name| claims.get(*name).is_none_or(Value::is_null))?;
+        Some(
+            AuthFailure::new(Reason::TokenClaimMissing)
+                .detail(format!("the required claim {} is missing", cap(name)))
+                .claim(name.to_owned()),
+        )
+    }
+
+    /// `token_expired` from `now >= exp + leeway` (RFC 7519 §4.1.4: "on or after which the
+    /// JWT MUST NOT be accepted"), `token_not_yet_valid` for `nbf` or `iat` beyond leeway.
+    fn check_time(&self, claims: &Map<String, Value>, now: i64) -> Option<AuthFailure> {
+        if let Some(exp) = claims.get("exp").and_then(numeric_date) {
+            if now >= exp.saturating_add(self.leeway) {
+                return Some(AuthFailure::new(Reason::TokenExpired).detail(format!(
+                    "the token expired at {} ({} ago)",
+                    rfc3339(exp),
+                    ago(exp, now)
+                )));
+            }
         }
-        None
+        let (name, t) = ["nbf", "iat"].into_iter().find_map(|name| {
+            let t = claims.get(name).and_then(numeric_date)?;
+            (t > now.saturating_add(self.leeway)).then_some((name, t))
+        })?;
+        Some(
+            AuthFailure::new(Reason::TokenNotYetValid)
+                .detail(format!(
+                    "{name} is {} ({} in the future, leeway {}s): the clocks of issuer and server disagree",
+                    rfc3339(t),
+                    ago(now, t),
+                    self.leeway
+                ))
+                .claim(name),
+        )
     }
 
     /// `token_issuer_mismatch` when issuers are configured and `iss` is none of them.
@@ -542,40 +434,58 @@ impl JwtAuthenticator {
             (Some(_), None) => "(not a string)".to_owned(),
         };
         let expected = self.issuers.join(" ");
-        let mut f = AuthFailure::new(Reason::TokenIssuerMismatch)
-            .detail(format!("iss {got}, expected {}", cap(&expected)));
-        f.facts.expected_iss = Some(expected);
-        Some(f)
+        Some(
+            AuthFailure::new(Reason::TokenIssuerMismatch)
+                .detail(format!("iss {got}, expected {}", cap(&expected)))
+                .expected_iss(Some(expected)),
+        )
+    }
+
+    /// `token_audience_mismatch` when `aud` holds none of the configured audiences.
+    fn check_audience(&self, aud: Option<&Value>) -> Option<AuthFailure> {
+        if self.audiences.is_empty() {
+            return None;
+        }
+        let ours = |a: &str| self.audiences.iter().any(|e| e == a);
+        let ok = match aud {
+            Some(Value::String(a)) => ours(a),
+            Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).any(ours),
+            _ => false,
+        };
+        if ok {
+            return None;
+        }
+        let expected = self.audiences.join(" ");
+        let got = aud
+            .map(|a| cap(&audience_text(a)).to_string())
+            .unwrap_or_default();
+        Some(
+            AuthFailure::new(Reason::TokenAudienceMismatch)
+                .detail(format!("aud {got}, expected {}", cap(&expected)))
+                .expected_aud(Some(expected)),
+        )
     }
 
     /// Appends what the unverified claims would also have failed on, so that a forged or
     /// mis-keyed token that is also expired says both.
-    fn with_unverified_notes(&self, f: AuthFailure, raw: &RawToken<'_>, now: i64) -> AuthFailure {
-        match self.check_claims(raw, now) {
-            Some(also) => {
-                let mut f = match &also.facts.detail {
-                    Some(extra) => {
-                        let base = f.facts.detail.clone().unwrap_or_default();
-                        f.detail(format!(
-                            "{base}; the unverified claims also fail: {} ({extra})",
-                            also.reason.code()
-                        ))
-                    }
-                    None => f,
-                };
-                f.facts.expected_iss = also.facts.expected_iss;
-                f.facts.expected_aud = also.facts.expected_aud;
-                f
+    fn with_unverified_notes(&self, f: AuthFailure, jws: &Jws<'_>, now: i64) -> AuthFailure {
+        let Some(also) = self.check_claims(jws, now) else {
+            return f;
+        };
+        let f = match also.facts().detail() {
+            Some(extra) => {
+                let detail = format!(
+                    "{}; the unverified claims also fail: {} ({extra})",
+                    f.facts().detail().unwrap_or_default(),
+                    also.reason().code()
+                );
+                f.detail(detail)
             }
             None => f,
-        }
+        };
+        f.expected_iss(also.facts().expected_iss().map(str::to_owned))
+            .expected_aud(also.facts().expected_aud().map(str::to_owned))
     }
-}
-
-/// Reads what a token says about itself without verifying anything: `None` when it is not
-/// a JWS at all. The result has `verified == false`.
-pub(crate) fn inspect(token: &str) -> Option<TokenFacts> {
-    decode_structure(token).ok().map(|raw| raw.facts())
 }
 
 /// A token that passed every check.
@@ -585,135 +495,6 @@ pub struct Verified {
     pub claims: Map<String, Value>,
     /// The token's header and claim facts, `verified == true`.
     pub facts: TokenFacts,
-}
-
-#[derive(Deserialize, Default)]
-struct RawHeader {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
-    /// `crit`, present (even as `null`) or not; checked in [`decode_structure`].
-    #[serde(default, deserialize_with = "present")]
-    crit: Option<Value>,
-}
-
-/// A header as the rest of verification sees it: `crit` reduced to its names.
-struct Header {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
-    crit: Vec<String>,
-}
-
-/// Keeps a member that is present with the value `null` apart from an absent one.
-fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(d).map(Some)
-}
-
-struct RawToken<'a> {
-    header: Header,
-    claims: Map<String, Value>,
-    message: &'a str,
-    signature: &'a str,
-}
-
-impl RawToken<'_> {
-    fn facts(&self) -> TokenFacts {
-        let c = &self.claims;
-        let s = |name: &str| c.get(name).and_then(Value::as_str).map(cap);
-        TokenFacts {
-            alg: self.header.alg.as_deref().map(cap),
-            kid: self.header.kid.as_deref().map(cap),
-            typ: self.header.typ.as_deref().map(cap),
-            iss: s("iss"),
-            aud: c.get("aud").map(|a| cap(&audience_text(a))),
-            sub: s("sub"),
-            exp: c.get("exp").and_then(numeric_date),
-            nbf: c.get("nbf").and_then(numeric_date),
-            iat: c.get("iat").and_then(numeric_date),
-            verified: false,
-        }
-    }
-}
-
-fn malformed(detail: &str) -> AuthFailure {
-    AuthFailure::new(Reason::TokenMalformed).detail(detail)
-}
-
-/// Structure only: three base64url segments, a JSON object header, a JSON object payload.
-fn decode_structure(token: &str) -> Result<RawToken<'_>, AuthFailure> {
-    if token.len() > MAX_TOKEN {
-        return Err(malformed("the token is longer than 16 KiB"));
-    }
-    let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed(&format!(
-            "a JWT has 3 dot-separated segments, this token has {}",
-            token.split('.').count()
-        )));
-    };
-    let rest = parts.count();
-    if rest == 2 {
-        return Err(malformed(
-            "the token has 5 segments: an encrypted JWT (JWE), which is not accepted",
-        ));
-    }
-    if rest > 0 {
-        return Err(malformed(&format!(
-            "a JWT has 3 dot-separated segments, this token has {}",
-            rest + 3
-        )));
-    }
-    let b64 = |seg: &str, what: &str| {
-        URL_SAFE_NO_PAD
-            .decode(seg)
-            .map_err(|_| malformed(&format!("the {what} is not base64url without padding")))
-    };
-    let header_bytes = b64(h, "header")?;
-    let header: RawHeader = serde_json::from_slice(&header_bytes)
-        .map_err(|_| malformed("the header is not a JSON object with string alg/kid/typ"))?;
-    let crit = match header.crit {
-        None => Vec::new(),
-        Some(Value::Array(list)) if !list.is_empty() => list
-            .into_iter()
-            .map(|v| match v {
-                Value::String(s) => Ok(s),
-                _ => Err(malformed(
-                    "the header's crit holds a value that is not a string",
-                )),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(Value::Array(_)) => {
-            return Err(malformed(
-                "the header's crit is an empty array (RFC 7515 §4.1.11 forbids it)",
-            ))
-        }
-        Some(_) => return Err(malformed("the header's crit is not an array of strings")),
-    };
-    let header = Header {
-        alg: header.alg,
-        kid: header.kid,
-        typ: header.typ,
-        crit,
-    };
-    let payload = b64(p, "payload")?;
-    let claims = match serde_json::from_slice::<Value>(&payload) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => return Err(malformed("the payload is JSON but not an object")),
-        Err(_) => return Err(malformed("the payload is not JSON")),
-    };
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err(malformed("the signature is not base64url"));
-    }
-    Ok(RawToken {
-        header,
-        claims,
-        message: &token[..h.len() + 1 + p.len()],
-        signature: s,
-    })
 }
 
 /// `typ` compared case-insensitively, without an `application/` prefix (RFC 7515 §4.1.9).
@@ -747,45 +528,12 @@ fn check_claim_types(claims: &Map<String, Value>) -> Option<AuthFailure> {
         ("nbf", Value::is_number, NUMERIC_DATE),
         ("iat", Value::is_number, NUMERIC_DATE),
     ];
-    for (name, ok, what) in rules {
-        if claims.get(name).is_some_and(|v| !ok(v)) {
-            let mut f = AuthFailure::new(Reason::TokenClaimInvalid)
-                .detail(format!("the {name} claim is not {what}"));
-            f.facts.claim = Some(Cow::Borrowed(name));
-            return Some(f);
-        }
-    }
-    None
-}
-
-/// A JSON NumericDate as whole seconds (fractions truncated).
-fn numeric_date(v: &Value) -> Option<i64> {
-    v.as_i64()
-        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-}
-
-fn audience_text(aud: &Value) -> String {
-    match aud {
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    }
-}
-
-fn expired_text(exp: i64, now: i64) -> String {
-    format!(
-        "the token expired at {} ({} ago)",
-        rfc3339(exp),
-        human_duration(now.saturating_sub(exp).max(0) as u64)
+    let (name, _, what) = rules
+        .into_iter()
+        .find(|(name, ok, _)| claims.get(*name).is_some_and(|v| !ok(v)))?;
+    Some(
+        AuthFailure::new(Reason::TokenClaimInvalid)
+            .detail(format!("the {name} claim is not {what}"))
+            .claim(name),
     )
-}
-
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }

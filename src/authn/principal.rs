@@ -1,5 +1,6 @@
 //! [`Principal`]: who the request is from.
 
+use crate::scheme::Scheme;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
@@ -17,7 +18,7 @@ use std::sync::Arc;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Principal {
-    scheme: &'static str,
+    scheme: Option<Scheme>,
     id: Option<String>,
     claims: Option<Arc<Value>>,
     scopes: Vec<String>,
@@ -28,7 +29,7 @@ impl Principal {
     /// The layer records which scheme authenticated it.
     pub fn new(id: impl Into<String>) -> Self {
         Self {
-            scheme: "",
+            scheme: None,
             id: Some(id.into()),
             claims: None,
             scopes: Vec::new(),
@@ -36,6 +37,7 @@ impl Principal {
     }
 
     /// Grants `scopes` (for [`RequireScope`](crate::RequireScope) on non-JWT schemes).
+    #[must_use]
     pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -48,20 +50,21 @@ impl Principal {
     pub(crate) fn from_jwt(claims: Map<String, Value>) -> Self {
         let id = claims.get("sub").and_then(Value::as_str).map(str::to_owned);
         Self {
-            scheme: "Bearer",
+            scheme: Some(Scheme::Bearer),
             id,
             claims: Some(Arc::new(Value::Object(claims))),
             scopes: Vec::new(),
         }
     }
 
-    pub(crate) fn with_scheme(mut self, scheme: &'static str) -> Self {
-        self.scheme = scheme;
+    pub(crate) fn with_scheme(mut self, scheme: Scheme) -> Self {
+        self.scheme = Some(scheme);
         self
     }
 
-    /// The scheme that authenticated the request: `Bearer`, `Basic`, `ApiKey` or `Cookie`.
-    pub fn scheme(&self) -> &'static str {
+    /// The scheme that authenticated the request, once the layer has (`None` for a
+    /// principal a verifier has just built and not yet handed back).
+    pub fn scheme(&self) -> Option<Scheme> {
         self.scheme
     }
 

@@ -1,12 +1,20 @@
-//! Session cookies.
+//! Session cookies, verified by the application's [`Verify`] hook.
 
+use super::{named, AuthScheme, Decision, Pending, Place};
 use crate::authn::verify::{AuthFuture, Verify};
+use crate::challenge::Challenge;
+use crate::evidence::{hint, CookieLookup, Evidence};
+use crate::failure::{AuthFailure, Location};
+use crate::reason::{DetailMode, Reason};
+use crate::sanitize::{cap, fingerprint};
+use crate::scheme::Scheme;
 use crate::secret::Secret;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
 /// Longest session cookie value we accept, in bytes.
-pub(crate) const MAX_SESSION: usize = 4096;
+const MAX_SESSION: usize = 4096;
 
 /// A session id taken from the configured cookie.
 #[derive(Debug, Clone)]
@@ -17,15 +25,17 @@ pub struct SessionCookie(pub Secret);
 ///
 /// Cookies have no HTTP authentication scheme; a 401 carries
 /// `WWW-Authenticate: Cookie realm="…", name="<cookie>"`, so a client (and a person
-/// reading the answer) sees which cookie is expected.
+/// reading the answer) sees which cookie is expected. Answers to requests it authenticated
+/// are made `private` for shared caches.
 #[derive(Clone)]
 pub struct SessionAuthenticator {
-    pub(crate) cookie: String,
+    cookie: String,
     verify: Arc<dyn Verify<SessionCookie>>,
 }
 
 impl SessionAuthenticator {
     /// Sessions in the cookie `cookie`, verified by `verify`.
+    #[must_use]
     pub fn new(cookie: impl Into<String>, verify: impl Verify<SessionCookie>) -> Self {
         Self {
             cookie: cookie.into(),
@@ -33,8 +43,14 @@ impl SessionAuthenticator {
         }
     }
 
-    pub(crate) fn start(&self, cookie: SessionCookie) -> AuthFuture {
+    fn start(&self, cookie: SessionCookie) -> AuthFuture {
         self.verify.verify(cookie)
+    }
+
+    fn invalid(&self, detail: impl Into<String>) -> AuthFailure {
+        AuthFailure::new(Reason::SessionInvalid)
+            .location(Location::Cookie(named(&self.cookie)))
+            .detail(detail)
     }
 }
 
@@ -43,5 +59,55 @@ impl fmt::Debug for SessionAuthenticator {
         f.debug_struct("SessionAuthenticator")
             .field("cookie", &self.cookie)
             .finish_non_exhaustive()
+    }
+}
+
+impl AuthScheme for SessionAuthenticator {
+    fn kind(&self) -> Scheme {
+        Scheme::Cookie
+    }
+
+    fn describe(&self) -> Cow<'static, str> {
+        Cow::Owned(format!("cookie {}", cap(&self.cookie)))
+    }
+
+    fn how_to_send(&self) -> String {
+        format!("the `{}` cookie", cap(&self.cookie))
+    }
+
+    fn private(&self) -> bool {
+        true
+    }
+
+    fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {
+        if place != Place::Cookie {
+            return None;
+        }
+        let f = match ev.cookie_named(&self.cookie) {
+            CookieLookup::NotFound => return None,
+            // Not read, so not known to be missing: say why.
+            over @ CookieLookup::OverCap { .. } => self
+                .invalid(over.over_cap_text().unwrap_or_default())
+                .tag(hint::COOKIE_OVER_CAP)
+                .hint("Send fewer or smaller cookies: the browser holds more for this site than a server reads."),
+            CookieLookup::Found { value, .. } if value.len() > MAX_SESSION => self
+                .invalid("the session cookie is longer than 4 KiB")
+                .fingerprint(fingerprint(value.as_bytes())),
+            CookieLookup::Found { value, .. } => {
+                let fut = self.start(SessionCookie(Secret::new(value)));
+                let location = Location::Cookie(named(&self.cookie));
+                return Some(Decision::Pending(Pending::new(
+                    fut,
+                    self,
+                    location,
+                    value.as_bytes(),
+                )));
+            }
+        };
+        Some(Decision::Rejected(f))
+    }
+
+    fn challenge(&self, c: Challenge, _: &AuthFailure, _: DetailMode) -> Challenge {
+        c.quoted_param("name", &self.cookie)
     }
 }

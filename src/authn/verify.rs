@@ -2,8 +2,10 @@
 
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
+use crate::reason::Reason;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 /// What a verification decided: the principal, or a precise failure.
 pub type AuthResult = Result<Principal, AuthFailure>;
@@ -76,5 +78,35 @@ where
 {
     fn check(&self, principal: &Principal) -> StatusFuture {
         Box::pin(self(principal))
+    }
+}
+
+/// The application's account-status hook, as the layer holds it.
+#[derive(Clone)]
+pub(crate) struct AccountHook(pub Arc<dyn CheckAccount>);
+
+impl std::fmt::Debug for AccountHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountHook")
+    }
+}
+
+impl AccountHook {
+    /// Asks the hook about a principal whose credentials verified: 403
+    /// `account_disabled` / `account_locked`, or the hook's own failure (a 503).
+    pub async fn check(self, principal: Principal) -> AuthResult {
+        let refuse = |reason: Reason| {
+            let f = AuthFailure::new(reason);
+            Err(match principal.id() {
+                Some(id) => f.user(id),
+                None => f,
+            })
+        };
+        match self.0.check(&principal).await {
+            Ok(AccountStatus::Active) => Ok(principal),
+            Ok(AccountStatus::Disabled) => refuse(Reason::AccountDisabled),
+            Ok(AccountStatus::Locked) => refuse(Reason::AccountLocked),
+            Err(f) => Err(f),
+        }
     }
 }

@@ -1,10 +1,42 @@
-//! Finding credentials in a request: `Authorization`, the query string, other common
-//! headers and cookies. Nothing here allocates on the common path; values are borrowed
-//! from the request and never leave this crate except as fingerprints.
+//! One scan of a request: every credential-like thing in it (`Authorization`, the query
+//! string, other common headers, cookies), where it is, which scheme it spoke, and what a
+//! failure to authenticate it means when no scheme took it. The layer's own rejections
+//! and the diagnosis of the wrapped service's 401/403 both explain from here, in one
+//! wording.
+//!
+//! Nothing here allocates on the success path; values are borrowed from the request and
+//! never leave this crate except as fingerprints.
 
 use crate::challenge::is_tchar;
+use crate::failure::{AuthFailure, Location, TokenFacts};
+use crate::jws::inspect;
+use crate::reason::Reason;
+use crate::sanitize::{cap, fingerprint};
+use crate::scheme::Scheme;
+use crate::time::{ago, now, rfc3339};
 use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Method, Uri};
+use std::borrow::Cow;
+
+/// Stable codes for the `hints` log field.
+pub(crate) mod hint {
+    /// `Forwarded`/`X-Forwarded-*`/`Via` present and no credentials.
+    pub const PROXY: &str = "proxy_may_have_stripped_authorization";
+    /// A token in the query string.
+    pub const QUERY: &str = "token_in_query";
+    /// A token in `X-Auth-Token`, `Token`, `X-Access-Token` or a similar header.
+    pub const NONSTANDARD_HEADER: &str = "token_in_nonstandard_header";
+    /// A token in a cookie.
+    pub const COOKIE: &str = "token_in_cookie";
+    /// `Authorization: eyJ…` without `Bearer `.
+    pub const BARE_JWT: &str = "bare_jwt";
+    /// `Bearer Bearer …`.
+    pub const DOUBLED_PREFIX: &str = "doubled_prefix";
+    /// A JWT sent with the Basic scheme (as is, or base64-wrapped).
+    pub const BASIC_WRAPPED_TOKEN: &str = "basic_wrapped_token";
+    /// The `Cookie` header is over the caps and was not read.
+    pub const COOKIE_OVER_CAP: &str = "cookie_header_over_cap";
+}
 
 /// Longest `Authorization` value we parse; anything longer is malformed. It leaves room
 /// for a scheme in front of the longest token `jwt.rs` decodes.
@@ -64,27 +96,32 @@ const PROXY_HEADERS: &[&str] = &["forwarded", "via", "x-real-ip"];
 /// query are read up front (every decision needs them); other headers, cookies and proxy
 /// headers only when a failure needs explaining.
 #[derive(Debug)]
-pub(crate) struct Scan<'a> {
+pub(crate) struct Evidence<'a> {
     headers: &'a HeaderMap,
+    uri: &'a Uri,
     /// The `Authorization` field values (at most two kept: two is already a conflict).
-    pub authorization: [Option<&'a [u8]>; 2],
+    authorization: [Option<&'a [u8]>; 2],
     pub authorization_count: usize,
     /// The first credential-like query parameter: its name and raw value.
     pub query: Option<(&'static str, &'a str)>,
     /// An `access_token` query parameter with a value: the one query name that is a way to
     /// send a Bearer token (RFC 6750 §2.3), so the only one that conflicts with a header.
     pub access_token: bool,
+    /// The single `Authorization` value, split into scheme and credentials.
+    parsed: Option<Parsed<'a>>,
 }
 
-impl<'a> Scan<'a> {
-    /// Scans headers and the query string.
+impl<'a> Evidence<'a> {
+    /// Scans `Authorization` and the query string.
     pub fn new(headers: &'a HeaderMap, uri: &'a Uri) -> Self {
-        let mut scan = Scan {
+        let mut scan = Evidence {
             headers,
+            uri,
             authorization: [None; 2],
             authorization_count: 0,
             query: None,
             access_token: false,
+            parsed: None,
         };
         for value in headers.get_all(AUTHORIZATION) {
             if scan.authorization_count < 2 {
@@ -95,17 +132,61 @@ impl<'a> Scan<'a> {
         if let Some(q) = uri.query() {
             (scan.query, scan.access_token) = find_query(q);
         }
+        scan.parsed = scan.authorization().map(parse_authorization);
         scan
     }
 
-    /// The first credential-like header other than `Authorization`.
-    pub fn header(&self) -> Option<(&'static str, &'a [u8])> {
-        OTHER_HEADERS.iter().find_map(|&name| {
+    /// The credentials after the scheme word, when the single `Authorization` speaks `kind`.
+    pub fn spoken(&self, kind: Scheme) -> Option<&'a str> {
+        match self.parsed {
+            Some(Parsed::Scheme { scheme, rest }) if Scheme::from_word(scheme) == Some(kind) => {
+                Some(rest)
+            }
+            _ => None,
+        }
+    }
+
+    /// The scheme word and credentials of the single `Authorization`, when it has a scheme.
+    pub fn scheme_and_rest(&self) -> Option<(&'a str, &'a str)> {
+        match self.parsed {
+            Some(Parsed::Scheme { scheme, rest }) => Some((scheme, rest)),
+            _ => None,
+        }
+    }
+
+    pub fn headers(&self) -> &'a HeaderMap {
+        self.headers
+    }
+
+    /// The first `Authorization` value, whatever their number.
+    pub fn first_authorization(&self) -> Option<&'a [u8]> {
+        self.authorization[0]
+    }
+
+    /// The raw value of query parameter `name` (not percent-decoded), when it has one.
+    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+        self.uri
+            .query()?
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(n, v)| *n == name && !v.is_empty())
+            .map(|(_, v)| v)
+    }
+
+    /// The first credential-like header other than `Authorization` that `skip` (the
+    /// headers a configured scheme reads) does not name.
+    pub fn other_header(&self, skip: &dyn Fn(&str) -> bool) -> Option<(&'static str, &'a [u8])> {
+        OTHER_HEADERS.iter().filter(|n| !skip(n)).find_map(|&name| {
             self.headers
                 .get(name)
                 .map(|v| (name, v.as_bytes()))
                 .filter(|(_, v)| !v.is_empty())
         })
+    }
+
+    /// The cookie `name`, as far as the caps allow reading.
+    pub fn cookie_named(&self, name: &str) -> CookieLookup<'a> {
+        find_cookie(self.headers, |n, _| n == name)
     }
 
     /// The first credential-like cookie (a known name, or a JWT-shaped value).
@@ -132,6 +213,140 @@ impl<'a> Scan<'a> {
             None
         }
     }
+}
+
+/// What a route expects, as far as explaining a failure needs.
+pub(crate) struct Expected<'s> {
+    /// In words: `Bearer`, `Basic or Bearer`, `X-API-Key header`.
+    pub names: Cow<'static, str>,
+    /// How to send it, for the hint of a missing credential: "`Authorization: Bearer
+    /// <token>`". `None` where the layer does not know (the wrapped service decides).
+    pub how: Option<String>,
+    /// Whether a configured scheme reads this header: then it is not "elsewhere".
+    pub reads_header: &'s dyn Fn(&str) -> bool,
+}
+
+impl<'a> Evidence<'a> {
+    /// An `Authorization` value that is not `scheme credentials` at all: one that does not
+    /// parse (`authorization_malformed`), or a bare token (`scheme_prefix_missing`).
+    pub fn explain_unparsed(&self) -> Option<AuthFailure> {
+        let raw = self.authorization()?;
+        let f = match self.parsed? {
+            Parsed::Scheme { .. } => return None,
+            Parsed::Invalid(why) => AuthFailure::new(Reason::AuthorizationMalformed)
+                .detail(why)
+                .received(spoken_scheme(raw)),
+            Parsed::Bare(token) => {
+                let f = AuthFailure::new(Reason::SchemePrefixMissing).detail(
+                    if looks_like_jwt(token) {
+                        "the Authorization value is a bare JWT without `Bearer `"
+                    } else {
+                        "the Authorization value is a bare token without a scheme"
+                    },
+                );
+                match inspect(token) {
+                    Some(t) => f.token(t).tag(hint::BARE_JWT),
+                    None => f,
+                }
+            }
+        };
+        Some(
+            f.location(Location::Authorization)
+                .fingerprint(fingerprint(credential_part(raw))),
+        )
+    }
+
+    /// The request's credential sits where no accepted scheme reads it (the query, another
+    /// header, a cookie), or there is none. With `unverified_time`, a token's own
+    /// unverified `exp`/`nbf` comes first: the wrapped service may read any place.
+    pub fn explain_elsewhere(&self, expected: &Expected<'_>, unverified_time: bool) -> AuthFailure {
+        let elsewhere = |location: Location, what: String, value: &[u8], tag: &'static str| {
+            let text = std::str::from_utf8(value).unwrap_or("");
+            let token = unverified_time.then(|| inspect(text)).flatten();
+            let f = token
+                .as_ref()
+                .and_then(unverified_time_reason)
+                .unwrap_or_else(|| {
+                    AuthFailure::new(Reason::CredentialsWrongLocation).detail(format!(
+                        "a credential was sent in {what}, but this resource expects {}",
+                        expected.names
+                    ))
+                });
+            let f = match token {
+                Some(t) => f.token(t),
+                None => f,
+            };
+            f.location(location)
+                .fingerprint(fingerprint(value))
+                .tag(tag)
+        };
+        if let Some((name, value)) = self.query {
+            let what = format!("the `{name}` query parameter");
+            let location = Location::Query(Cow::Borrowed(name));
+            return elsewhere(location, what, value.as_bytes(), hint::QUERY).hint(
+                "Query strings end up in logs and browser history: send the credential in a header.",
+            );
+        }
+        if let Some((name, value)) = self.other_header(expected.reads_header) {
+            let tag = if name.contains("api-key") {
+                ""
+            } else {
+                hint::NONSTANDARD_HEADER
+            };
+            let what = format!("the `{name}` header");
+            return elsewhere(Location::Header(Cow::Borrowed(name)), what, value, tag);
+        }
+        let cookies = self.cookie();
+        if let Some((name, value)) = cookies.found() {
+            let what = format!("the `{}` cookie", cap(name));
+            let location = Location::Cookie(Cow::Owned(cap(name).to_string()));
+            return elsewhere(location, what, value.as_bytes(), hint::COOKIE);
+        }
+        self.explain_missing(expected, cookies)
+    }
+
+    /// `credentials_missing`, with what to send, and the proxy that may have stripped it.
+    fn explain_missing(&self, expected: &Expected<'_>, cookies: CookieLookup<'_>) -> AuthFailure {
+        let mut f = AuthFailure::new(Reason::CredentialsMissing).expected(expected.names.clone());
+        f = match cookies.over_cap_text() {
+            Some(why) => f
+                .detail(format!(
+                    "no credentials; expected {}; {why}",
+                    expected.names
+                ))
+                .tag(hint::COOKIE_OVER_CAP),
+            None => f.detail(format!("no credentials; expected {}", expected.names)),
+        };
+        let proxy = "The request came through a proxy (Forwarded, X-Forwarded-* or Via is \
+                     present) and carries no Authorization: the proxy may have stripped it.";
+        match (&expected.how, self.proxied()) {
+            (Some(how), true) => f.tag(hint::PROXY).hint(format!("{proxy} Expected {how}.")),
+            (None, true) => f.tag(hint::PROXY).hint(proxy),
+            (Some(how), false) => f.hint(format!(
+                "Send {how}; if you did, a proxy or redirect may have dropped it."
+            )),
+            (None, false) => f,
+        }
+    }
+}
+
+/// `token_expired` or `token_not_yet_valid` from a token's unverified `exp`/`nbf`, without
+/// leeway: what the wrapped service most likely refused it for.
+pub(crate) fn unverified_time_reason(facts: &TokenFacts) -> Option<AuthFailure> {
+    let now = now();
+    if let Some(exp) = facts.exp.filter(|&e| e < now) {
+        return Some(AuthFailure::new(Reason::TokenExpired).detail(format!(
+            "the token's unverified exp says it expired at {} ({} ago)",
+            rfc3339(exp),
+            ago(exp, now)
+        )));
+    }
+    let nbf = facts.nbf.filter(|&n| n > now)?;
+    Some(AuthFailure::new(Reason::TokenNotYetValid).detail(format!(
+        "the token's unverified nbf is {} ({} in the future)",
+        rfc3339(nbf),
+        ago(now, nbf)
+    )))
 }
 
 /// The first credential-like query parameter, and whether `access_token` has a value.
@@ -197,10 +412,7 @@ impl<'a> CookieLookup<'a> {
 /// the whole header is within the caps. A pair whose name or value is not UTF-8 is skipped;
 /// the others in its field are still read. A pair without `=` (a bare value) is never
 /// picked: it has no name.
-pub(crate) fn find_cookie(
-    headers: &HeaderMap,
-    mut pick: impl FnMut(&str, &str) -> bool,
-) -> CookieLookup<'_> {
+fn find_cookie(headers: &HeaderMap, mut pick: impl FnMut(&str, &str) -> bool) -> CookieLookup<'_> {
     let fields = headers.get_all(COOKIE);
     let bytes: usize = fields.iter().map(|f| f.len()).sum();
     let cookies: usize = fields
@@ -253,7 +465,7 @@ pub(crate) fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
 }
 
 /// An `Authorization` value, split per RFC 9110 §11.4.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Parsed<'a> {
     /// `scheme` followed by whatever came after the first run of spaces (maybe empty).
     Scheme { scheme: &'a str, rest: &'a str },

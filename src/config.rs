@@ -1,0 +1,42 @@
+//! What a layer is configured with, shared by its services and their futures.
+
+use crate::authn::verify::AccountHook;
+use crate::authn::AuthScheme;
+use crate::flood::FloodControl;
+use crate::problem::RenderConfig;
+use crate::reason::DetailMode;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What the layer does when the wrapped service answers 401/403 wrongly by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum UpstreamMode {
+    /// Correct the answer (and log the correction).
+    #[default]
+    Enforce,
+    /// Only log what would be corrected.
+    Observe,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub realm: Cow<'static, str>,
+    pub detail: DetailMode,
+    pub schemes: Vec<Arc<dyn AuthScheme>>,
+    pub account: Option<AccountHook>,
+    pub mode: UpstreamMode,
+    /// Enforce mode turns the wrapped service's 403 to a request without credentials into
+    /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
+    pub correct_anonymous_forbidden: bool,
+    pub flood: Arc<FloodControl>,
+}
+
+impl Config {
+    pub fn render(&self) -> RenderConfig<'_> {
+        RenderConfig {
+            realm: &self.realm,
+            detail: self.detail,
+            schemes: &self.schemes,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Watching the wrapped service: what it answers by itself.
+//!
+//! Every response passes [`Watch::response`]. A refusal the application returned as an
+//! [`AuthFailure`] is rendered and logged with the layer's configuration; a 401 or 403 it
+//! wrote itself is diagnosed from the request (`diagnose.rs`) and, in enforce mode,
+//! corrected where it certainly breaks the contract (`correct.rs`); an answer to a request
+//! authenticated by an API key or a cookie is made unstorable by shared caches
+//! (`cache.rs`).
+
+mod cache;
+mod correct;
+mod diagnose;
+
+use crate::config::Config;
+use crate::evidence::{is_preflight, Evidence};
+use crate::failure::AuthFailure;
+use crate::log::{emit, RequestInfo};
+use crate::reason::Reason;
+use crate::request_id::{AuthRequestId, X_REQUEST_ID};
+use crate::snapshot::Snapshot;
+use axum::body::Body;
+use http::{Method, Request, Response, StatusCode, Uri};
+use std::sync::Arc;
+
+/// Marks a response that a layer already rendered and logged, so that an enclosing layer
+/// (one per sub-router plus one around the app is common) passes it through.
+#[derive(Clone, Copy)]
+struct Handled;
+
+/// What the response future needs to know about the request it answers.
+pub(crate) struct Watch {
+    config: Arc<Config>,
+    request_id: AuthRequestId,
+    method: Method,
+    uri: Uri,
+    /// A CORS preflight, passed through unauthenticated.
+    pub preflight: bool,
+    /// This layer (or an enclosing one) authenticated the request.
+    pub authenticated: bool,
+    /// Authenticated by a credential shared caches do not key on (API key, cookie).
+    pub private: bool,
+    /// The request's headers, kept for diagnosing a refusal by the wrapped service.
+    snapshot: Box<Snapshot>,
+}
+
+impl Watch {
+    pub fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
+        Self {
+            config,
+            request_id,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            preflight: is_preflight(req.method(), req.headers()),
+            // An enclosing layer may have authenticated the request already.
+            authenticated: req.extensions().get::<crate::authn::Principal>().is_some(),
+            private: false,
+            snapshot: Box::new(Snapshot::new(req.headers())),
+        }
+    }
+
+    /// Renders and logs `failure` with this layer's configuration.
+    pub fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+        self.log(&failure, response.status());
+        response.extensions_mut().insert(Handled);
+        response
+    }
+
+    /// Looks at what the wrapped service answered by itself.
+    pub fn response(&self, mut response: Response<Body>) -> Response<Body> {
+        if response.extensions().get::<Handled>().is_some() {
+            return response;
+        }
+        if let Some(failure) = response.extensions_mut().remove::<AuthFailure>() {
+            // An inner handler or middleware refused with a precise reason: render it with
+            // this layer's configuration and log it like our own.
+            return self.reject(self.enrich(failure));
+        }
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            // Diagnosed and logged here: an enclosing layer must not do it again.
+            response = self.refusal(response);
+            response.extensions_mut().insert(Handled);
+        }
+        let headers = response.headers_mut();
+        headers
+            .entry(X_REQUEST_ID)
+            .or_insert_with(|| self.request_id.header_value().clone());
+        if self.private {
+            cache::make_private(headers);
+        }
+        response
+    }
+
+    /// Adds what the request shows to a failure an inner handler returned: where the
+    /// credential was, its fingerprint, and the token's facts.
+    pub fn enrich(&self, failure: AuthFailure) -> AuthFailure {
+        let facts = failure.facts();
+        if facts.location().is_some() || facts.token().is_some() {
+            return failure;
+        }
+        let seen = self.diagnose();
+        if seen.reason() == Reason::CredentialsMissing {
+            return failure;
+        }
+        let seen = seen.facts();
+        let f = match seen.location() {
+            Some(l) => failure.location(l.clone()),
+            None => failure,
+        };
+        let f = match seen.fingerprint() {
+            Some(fp) => f.fingerprint(fp.to_owned()),
+            None => f,
+        };
+        let f = match seen.token() {
+            Some(t) => f.token(t.clone()).token_verified(self.authenticated),
+            None => f,
+        };
+        let f = f.received(seen.received_scheme());
+        if self.config.schemes.is_empty() {
+            f
+        } else {
+            f.or_expected(|| crate::authn::expected_names(&self.config.schemes))
+        }
+    }
+
+    /// The most precise reason the request itself explains, marked inferred.
+    fn diagnose(&self) -> AuthFailure {
+        let headers = self.snapshot.headers();
+        diagnose::diagnose(&Evidence::new(&headers, &self.uri), self.expected_names())
+    }
+
+    /// What the layer expects, in words: its schemes, or Bearer (the default scheme).
+    fn expected_names(&self) -> std::borrow::Cow<'static, str> {
+        if self.config.schemes.is_empty() {
+            "Bearer".into()
+        } else {
+            crate::authn::expected_names(&self.config.schemes)
+        }
+    }
+
+    fn log(&self, failure: &AuthFailure, status: StatusCode) {
+        let info = RequestInfo {
+            request_id: self.request_id.as_str(),
+            method: &self.method,
+            uri: &self.uri,
+            snapshot: &self.snapshot,
+        };
+        emit(
+            failure,
+            &info,
+            status,
+            self.config.detail,
+            &self.config.flood,
+        );
+    }
+}
