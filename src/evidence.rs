@@ -186,7 +186,7 @@ impl<'a> Evidence<'a> {
 
     /// The cookie `name`, as far as the caps allow reading.
     pub fn cookie_named(&self, name: &str) -> CookieLookup<'a> {
-        find_cookie(self.headers, |n, _| n == name)
+        named_cookie(self.headers, name)
     }
 
     /// The first credential-like cookie (a known name, or a JWT-shaped value).
@@ -359,9 +359,11 @@ fn find_query(query: &str) -> (Option<(&'static str, &str)>, bool) {
         if value.is_empty() {
             continue;
         }
+        // RFC 6750 §2.3 names exactly `access_token`; other spellings only feed the
+        // wrong-location diagnosis.
+        access_token |= name == "access_token";
         let known = QUERY_NAMES.iter().find(|n| n.eq_ignore_ascii_case(name));
         if let Some(&n) = known {
-            access_token |= n == "access_token";
             first.get_or_insert((n, value));
         }
     }
@@ -379,6 +381,10 @@ pub(crate) enum CookieLookup<'a> {
     Found {
         name: &'a str,
         value: &'a str,
+    },
+    /// The cookie is there, but its value is not UTF-8.
+    NotUtf8 {
+        value: &'a [u8],
     },
     NotFound,
     /// The `Cookie` header is over [`MAX_COOKIE_BYTES`] or [`MAX_COOKIES`]: not read.
@@ -413,36 +419,77 @@ impl<'a> CookieLookup<'a> {
 /// the others in its field are still read. A pair without `=` (a bare value) is never
 /// picked: it has no name.
 fn find_cookie(headers: &HeaderMap, mut pick: impl FnMut(&str, &str) -> bool) -> CookieLookup<'_> {
+    if let Some(over) = over_cap(headers) {
+        return over;
+    }
+    for (name, value) in cookie_pairs(headers) {
+        let (Ok(name), Ok(value)) = (std::str::from_utf8(name), std::str::from_utf8(value)) else {
+            continue;
+        };
+        if !value.is_empty() && pick(name, value) {
+            return CookieLookup::Found { name, value };
+        }
+    }
+    CookieLookup::NotFound
+}
+
+/// The cookie named exactly `name`, within the caps; `NotUtf8` when its value is not text.
+fn named_cookie<'a>(headers: &'a HeaderMap, want: &str) -> CookieLookup<'a> {
+    if let Some(over) = over_cap(headers) {
+        return over;
+    }
+    for (name, value) in cookie_pairs(headers) {
+        if name != want.as_bytes() || value.is_empty() {
+            continue;
+        }
+        return match std::str::from_utf8(value) {
+            Ok(value) => CookieLookup::Found {
+                name: want_str(name),
+                value,
+            },
+            Err(_) => CookieLookup::NotUtf8 { value },
+        };
+    }
+    CookieLookup::NotFound
+}
+
+/// A name that compared equal to a `&str`: UTF-8 by construction.
+fn want_str(name: &[u8]) -> &str {
+    std::str::from_utf8(name).unwrap_or_default()
+}
+
+/// `OverCap` when all `Cookie` fields together are over [`MAX_COOKIE_BYTES`] or
+/// [`MAX_COOKIES`].
+fn over_cap(headers: &HeaderMap) -> Option<CookieLookup<'_>> {
     let fields = headers.get_all(COOKIE);
     let bytes: usize = fields.iter().map(|f| f.len()).sum();
     let cookies: usize = fields
         .iter()
         .map(|f| f.as_bytes().iter().filter(|&&b| b == b';').count() + 1)
         .sum();
-    if bytes > MAX_COOKIE_BYTES || cookies > MAX_COOKIES {
-        return CookieLookup::OverCap { bytes, cookies };
-    }
-    for field in fields {
-        for pair in field.as_bytes().split(|&b| b == b';') {
-            let Some((name, value)) = cookie_pair(pair) else {
-                continue;
-            };
-            if !value.is_empty() && pick(name, value) {
-                return CookieLookup::Found { name, value };
-            }
-        }
-    }
-    CookieLookup::NotFound
+    (bytes > MAX_COOKIE_BYTES || cookies > MAX_COOKIES)
+        .then_some(CookieLookup::OverCap { bytes, cookies })
 }
 
-/// `name=value` of one cookie pair, trimmed, the value unquoted; `None` without `=` or
-/// when either side is not UTF-8.
-fn cookie_pair(pair: &[u8]) -> Option<(&str, &str)> {
-    let pair = pair.trim_ascii();
-    let eq = pair.iter().position(|&b| b == b'=')?;
-    let name = std::str::from_utf8(pair[..eq].trim_ascii()).ok()?;
-    let value = std::str::from_utf8(pair[eq + 1..].trim_ascii()).ok()?;
-    Some((name, value.trim_matches('"')))
+/// Every `name=value` pair of every `Cookie` field, as bytes, trimmed, the value unquoted.
+/// A pair without `=` (a bare value, RFC 6265bis §5.6) has no name and is not listed.
+fn cookie_pairs(headers: &HeaderMap) -> impl Iterator<Item = (&[u8], &[u8])> {
+    headers
+        .get_all(COOKIE)
+        .into_iter()
+        .flat_map(|field| field.as_bytes().split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let mut value = pair[eq + 1..].trim_ascii();
+            while let [b'"', rest @ ..] = value {
+                value = rest;
+            }
+            while let [rest @ .., b'"'] = value {
+                value = rest;
+            }
+            Some((pair[..eq].trim_ascii(), value))
+        })
 }
 
 /// `s` cut to at most `max` bytes, at a character boundary.
@@ -656,5 +703,9 @@ mod tests {
         assert_eq!(find_query("token="), (None, false));
         assert_eq!(find_query("access_token="), (None, false));
         assert_eq!(find_query("tokenize=1"), (None, false));
+        assert_eq!(
+            find_query("ACCESS_TOKEN=x"),
+            (Some(("access_token", "x")), false)
+        );
     }
 }

@@ -530,9 +530,10 @@ reasons! {
         detail: "This resource requires authentication and the request carried no credentials.",
         hint: "The application answered 403 to a request without credentials; 401 with a challenge is the right status.",
     },
-    /// The wrapped service answered 401 with `error="invalid_token"` (or
-    /// `"insufficient_scope"`) to a request this layer authenticated: it refused the token
-    /// itself (revoked, say). The answer is kept.
+    /// The wrapped service answered 401 with an `error` in its challenge
+    /// (`invalid_token`, `insufficient_scope`, `insufficient_user_authentication`, …) to a
+    /// request this layer authenticated: it refused the token itself (revoked, say, or a
+    /// step-up) and told the client what to do. The answer is kept.
     UpstreamTokenRefused = "upstream_token_refused" {
         status: UNAUTHORIZED,
         bearer: Always(InvalidToken),
@@ -540,7 +541,7 @@ reasons! {
         collapse: Keep,
         title: "Token refused",
         detail: "The token was refused; obtain a new one.",
-        hint: "The application refused a token this layer verified (revoked, say): the client should obtain a new one.",
+        hint: "The application refused a token this layer verified, and its challenge tells the client what to do (a new token for invalid_token, a step-up for insufficient_user_authentication).",
     },
 }
 

@@ -117,14 +117,10 @@ impl Snapshot {
         s
     }
 
-    /// Whether the request carried any header that is or may be a credential:
-    /// `Authorization`, `Proxy-Authorization`, any `Cookie`, a known credential header, or
-    /// an `x-` header whose name says auth, token, key, secret, password, session or cookie.
-    /// Those headers are kept first, so a request with many headers still shows them.
+    /// Whether the request carried any header that is or may be a credential (see
+    /// [`is_credential_header`]), kept in the snapshot or not.
     pub fn carries_credentials(&self) -> bool {
-        self.fields
-            .iter()
-            .any(|(name, _, _)| is_credential_header(name))
+        self.credentials
     }
 
     fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {

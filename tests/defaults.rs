@@ -562,15 +562,19 @@ async fn a_400_challenges_in_the_scheme_the_client_spoke() {
     assert_eq!(c.param("error"), None);
     assert_eq!(out.event().field("scheme_received"), "Basic");
 
-    // A Basic value that does not parse at all (not UTF-8) is still Basic.
+    // A Basic value that is not even text is still Basic: undecodable credentials are a
+    // 401 with a fresh Basic challenge (R-25), as `Basic a"b` is.
     let mut bad = request_with(vec![(
         "authorization",
         HeaderValue::from_bytes(b"Basic \xffabc").unwrap(),
     )]);
     *bad.uri_mut() = "/me".parse().unwrap();
     let out = send(bearer_or_basic(), bad).await;
-    assert_eq!(out.status, 400);
-    assert_eq!(out.challenge().scheme, "Basic");
+    assert_eq!(out.status, 401);
+    assert_eq!(out.problem()["reason"], "basic_malformed");
+    let challenges = out.challenges();
+    assert_eq!(challenges[0].scheme, "Basic");
+    assert!(challenges.iter().all(|c| c.param("error").is_none()));
 
     // Bearer keeps invalid_request.
     let out = send(
@@ -612,6 +616,15 @@ async fn a_403_to_a_request_with_any_credential_is_kept() {
             get("/r", &[("proxy-authorization", "Basic YTpi")]),
         ),
         ("csrf token", get("/r", &[("x-csrf-token", "abc123xyz")])),
+        (
+            "GitLab token",
+            get("/r", &[("private-token", "glpat-abc123xyz")]),
+        ),
+        ("Api-Token", get("/r", &[("api-token", "abc123xyz")])),
+        (
+            "Azure subscription key",
+            get("/r", &[("ocp-apim-subscription-key", "abc123xyz")]),
+        ),
         ("api key", get("/r", &[("x-api-key", "abc123xyz")])),
         ("access_token", get("/r?access_token=abc123xyz", &[])),
     ] {
@@ -624,9 +637,23 @@ async fn a_403_to_a_request_with_any_credential_is_kept() {
         assert_eq!(e.field("inferred"), "true", "{label}");
         assert_eq!(e.field("status"), "403", "{label}");
     }
-    // `?token=` is an application parameter, not a credential: corrected.
-    let out = send(forbidding(layer), get("/r?token=page2", &[])).await;
-    assert_eq!(out.status, 401);
+    // A cookie after enough proxy headers to fill what the layer keeps of a request.
+    let mut headers: Vec<(String, String)> = (0..20)
+        .map(|i| (format!("x-forwarded-test-{i}"), "1".to_owned()))
+        .collect();
+    headers.push(("cookie".into(), "JSESSIONID=abc123xyz".into()));
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let out = send(forbidding(layer.clone()), get("/r", &refs)).await;
+    assert_eq!(out.status, 403, "cookie after 20 proxy headers");
+    // `?token=` is an application parameter, not a credential: corrected. So is
+    // `?ACCESS_TOKEN=`: RFC 6750 names exactly `access_token`.
+    for uri in ["/r?token=page2", "/r?ACCESS_TOKEN=page2"] {
+        let out = send(forbidding(layer.clone()), get(uri, &[])).await;
+        assert_eq!(out.status, 401, "{uri}");
+    }
 }
 
 /// Without the opt-in, a 403 to a request without credentials is kept and logged with a
@@ -683,6 +710,9 @@ async fn an_apps_own_invalid_token_refusal_is_kept() {
         r#"Bearer realm="app", error="insufficient_scope", scope="x""#,
         r#"DPoP algs="ES256", error="invalid_token""#,
         r#"Basic realm="x", Bearer error=invalid_token"#,
+        // RFC 9470 step-up and RFC 9449 nonce: the challenge tells the client what to do.
+        r#"Bearer error="insufficient_user_authentication", acr_values="mfa""#,
+        r#"DPoP error="use_dpop_nonce", algs="ES256""#,
         // Unparseable, but it names the code: not certain, so not corrected.
         r#"Bearer error="invalid_token"#,
     ] {
@@ -790,7 +820,7 @@ fn cache_control(out: &Outcome) -> Vec<String> {
 #[tokio::test]
 async fn key_and_cookie_answers_are_never_storable_by_shared_caches() {
     let key = || AuthDiagnostics::new().api_key(ApiKeyAuthenticator::new(check_key));
-    let cases: [(&'static [&'static str], &str); 7] = [
+    let cases: [(&'static [&'static str], &str); 8] = [
         (&[], "private"),
         (&["max-age=60"], "max-age=60, private"),
         (&["public, max-age=60"], "max-age=60, private"),
@@ -801,6 +831,11 @@ async fn key_and_cookie_answers_are_never_storable_by_shared_caches() {
             "max-age=5, private",
         ),
         (&["no-store"], "no-store"),
+        // A cache that understands the status may ignore no-store (RFC 9111 §5.2.2.3).
+        (
+            &["must-understand, no-store, max-age=600"],
+            "must-understand, no-store, max-age=600, private",
+        ),
     ];
     for (set, want) in cases {
         let out = send(
@@ -890,4 +925,69 @@ fn a_challenge_with_an_invalid_scheme_or_parameter_name_cannot_be_built() {
         .quoted_param("x-y", "é\u{7f}");
     let text = ok.to_header_value().to_str().unwrap().to_owned();
     http_auth::parse_challenges(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+}
+
+/// RFC 6750 §2.3 names exactly `access_token`: another spelling beside a valid
+/// Authorization is the application's own parameter, never a conflict.
+#[tokio::test]
+async fn only_the_exact_access_token_name_conflicts() {
+    let token = hs256(&good_claims());
+    for uri in ["/me?ACCESS_TOKEN=page2", "/me?Access_Token=page2"] {
+        let out = me_with_uri(uri, &token).await;
+        assert_eq!(out.status, 200, "{uri}");
+    }
+    let out = me_with_uri("/me?access_token=page2", &token).await;
+    assert_eq!(out.status, 400);
+}
+
+async fn me_with_uri(uri: &str, token: &str) -> Outcome {
+    send(
+        me_app(AuthDiagnostics::new().bearer(jwt())),
+        get(uri, &[("authorization", &bearer(token))]),
+    )
+    .await
+}
+
+/// The configured session cookie with a value that is not UTF-8 is there: it is invalid,
+/// not missing.
+#[tokio::test]
+async fn a_session_cookie_that_is_not_text_is_invalid_not_missing() {
+    let out = send(
+        session_app(),
+        request_with(vec![(
+            "cookie",
+            HeaderValue::from_bytes(b"theme=dark; sid=abc\xff").unwrap(),
+        )]),
+    )
+    .await;
+    assert_eq!(out.status, 401);
+    assert_eq!(out.problem()["reason"], "session_invalid");
+    let e = out.event();
+    assert_eq!(e.field("location"), "cookie:sid");
+    assert!(e.field("message").contains("UTF-8"), "{}", e.line());
+}
+
+/// A `typ` with media-type parameters or control characters is still the type it names.
+#[tokio::test]
+async fn typ_parameters_and_control_characters_do_not_hide_another_kind_of_jwt() {
+    for typ in [
+        "application/dpop+jwt; charset=utf-8",
+        "dpop+jwt\\u0000",
+        " logout+jwt ",
+    ] {
+        let header = format!(r#"{{"alg":"HS256","typ":"{typ}"}}"#);
+        let out = me(jwt(), &hs256_raw_header(&header, &good_claims())).await;
+        assert_token_refused(&out, "token_type_rejected");
+    }
+    let t = hs256_raw_header(r#"{"alg":"HS256","typ":"JWT; v=1"}"#, &good_claims());
+    assert_eq!(me(jwt(), &t).await.status, 200);
+}
+
+/// With issuer-bound keys, a token without `iss` is missing a claim, not from another
+/// issuer.
+#[tokio::test]
+async fn a_token_without_iss_under_issuer_bound_keys_is_missing_the_claim() {
+    let out = me(two_issuers(), &hs256(&claims(json!({ "iss": null })))).await;
+    let e = assert_token_refused(&out, "token_claim_missing");
+    assert_eq!(e.field("claim"), "iss");
 }

@@ -90,6 +90,12 @@ impl AuthScheme for BasicAuthenticator {
         })
     }
 
+    /// RFC 7617: credentials that cannot be decoded are a 401 with a fresh Basic
+    /// challenge, also when the bytes after `Basic ` are not even text.
+    fn unreadable(&self, failure: AuthFailure) -> AuthFailure {
+        failure.reason_now(Reason::BasicMalformed)
+    }
+
     fn challenge(&self, c: Challenge, _: &AuthFailure, _: DetailMode) -> Challenge {
         c.quoted_param("charset", "UTF-8")
     }

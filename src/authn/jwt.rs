@@ -303,7 +303,15 @@ impl JwtAuthenticator {
         let kid = jws.header.kid.as_deref();
         let iss = jws.claims.get("iss");
         if self.keys.iter().any(|k| k.serves(alg, kid)) {
-            if let Some(f) = self.issuer_failure(iss) {
+            // Keys of this alg and kid exist, but all belong to issuers this token does not
+            // claim: an absent `iss` is a missing claim, another one not ours.
+            let missing = iss.is_none_or(Value::is_null);
+            let not_ours = if missing {
+                self.check_presence(&jws.claims)
+            } else {
+                self.issuer_failure(iss)
+            };
+            if let Some(f) = not_ours {
                 let detail = format!(
                     "{}; no key of an accepted issuer applies, so its signature was not checked",
                     f.facts().detail().unwrap_or_default()
@@ -497,9 +505,12 @@ pub struct Verified {
     pub facts: TokenFacts,
 }
 
-/// `typ` compared case-insensitively, without an `application/` prefix (RFC 7515 §4.1.9).
+/// `typ` compared case-insensitively, without an `application/` prefix and without media
+/// type parameters (`; charset=…`), surrounding whitespace or control characters
+/// (RFC 7515 §4.1.9).
 fn normalize_type(t: &str) -> String {
-    let t = t.trim();
+    let t = t.split(';').next().unwrap_or_default();
+    let t = t.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     let t = t
         .get(..12)
         .filter(|p| p.eq_ignore_ascii_case("application/"))

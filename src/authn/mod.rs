@@ -84,6 +84,12 @@ pub(crate) trait AuthScheme: Send + Sync + fmt::Debug + 'static {
         None
     }
 
+    /// A failure for an `Authorization` that speaks this scheme but does not parse at all
+    /// (not UTF-8, control bytes): `authorization_malformed` unless the scheme names it.
+    fn unreadable(&self, failure: AuthFailure) -> AuthFailure {
+        failure
+    }
+
     /// Its challenge for `failure`: the parameters after `realm`.
     fn challenge(&self, c: Challenge, _failure: &AuthFailure, _detail: DetailMode) -> Challenge {
         c

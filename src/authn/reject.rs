@@ -7,13 +7,18 @@ use crate::evidence::{hint, printable_scheme, Evidence, Expected};
 use crate::failure::{AuthFailure, Location};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
+use crate::scheme::Scheme;
 use std::sync::Arc;
 
 /// Why no configured scheme took the request.
 pub(super) fn unaccepted(ev: &Evidence<'_>, schemes: &[Arc<dyn AuthScheme>]) -> AuthFailure {
     let names = expected_names(schemes);
     if let Some(f) = ev.explain_unparsed() {
-        return f.expected(names);
+        let spoken = f.facts().received_scheme().and_then(Scheme::from_word);
+        return match schemes.iter().find(|s| Some(s.kind()) == spoken) {
+            Some(s) => s.unreadable(f).expected(s.describe()),
+            None => f.expected(names),
+        };
     }
     if let Some((word, rest)) = ev.scheme_and_rest() {
         return scheme_not_accepted(word, rest, schemes).expected(names);

@@ -90,6 +90,9 @@ impl AuthScheme for SessionAuthenticator {
                 .invalid(over.over_cap_text().unwrap_or_default())
                 .tag(hint::COOKIE_OVER_CAP)
                 .hint("Send fewer or smaller cookies: the browser holds more for this site than a server reads."),
+            CookieLookup::NotUtf8 { value } => self
+                .invalid("the session cookie's value is not UTF-8")
+                .fingerprint(fingerprint(value)),
             CookieLookup::Found { value, .. } if value.len() > MAX_SESSION => self
                 .invalid("the session cookie is longer than 4 KiB")
                 .fingerprint(fingerprint(value.as_bytes())),

@@ -7,6 +7,7 @@ use crate::config::UpstreamMode;
 use crate::evidence::query_access_token;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
+use crate::sanitize::cap;
 use axum::body::Body;
 use http::header::{
     CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
@@ -39,7 +40,8 @@ impl Watch {
             self.log_refusal(seen, status, no_credentials);
             return response;
         };
-        let mut f = correction(violation, seen, self.authenticated, no_credentials);
+        let error = refusal_error(response.headers());
+        let mut f = correction(violation, seen, self.authenticated, no_credentials, error);
         let kept = match violation {
             Reason::UpstreamTokenRefused => true,
             Reason::UpstreamForbiddenWithoutCredentials
@@ -70,10 +72,9 @@ impl Watch {
         let status = response.status();
         let unauthorized = status == StatusCode::UNAUTHORIZED;
         if unauthorized && self.authenticated {
-            Some(if refuses_token(response.headers()) {
-                Reason::UpstreamTokenRefused
-            } else {
-                Reason::UpstreamUnauthorizedAfterAuthentication
+            Some(match refusal_error(response.headers()) {
+                Some(_) => Reason::UpstreamTokenRefused,
+                None => Reason::UpstreamUnauthorizedAfterAuthentication,
             })
         } else if unauthorized && !response.headers().contains_key(WWW_AUTHENTICATE) {
             Some(Reason::UpstreamChallengeMissing)
@@ -139,6 +140,7 @@ fn correction(
     seen: AuthFailure,
     authenticated: bool,
     no_credentials: bool,
+    error: Option<String>,
 ) -> AuthFailure {
     let inferred = seen.reason();
     let detail = match violation {
@@ -149,9 +151,11 @@ fn correction(
         Reason::UpstreamUnauthorizedAfterAuthentication => {
             "the application answered 401 to a request this layer authenticated".to_owned()
         }
-        Reason::UpstreamTokenRefused => {
-            "the application refused a token this layer verified, with error=\"invalid_token\" or \"insufficient_scope\"; its answer is kept".to_owned()
-        }
+        Reason::UpstreamTokenRefused => format!(
+            "the application refused the token this layer verified itself, with error={}; \
+             its answer is kept",
+            error.as_deref().unwrap_or_default()
+        ),
         _ => "the application answered 403 to a request without credentials".to_owned(),
     };
     seen.reason_now(violation)
@@ -162,22 +166,22 @@ fn correction(
         .detail(detail)
 }
 
-/// Whether a 401's challenges say the token itself was refused: an `error` of
-/// `invalid_token` or `insufficient_scope` in any challenge. A challenge that does not
-/// parse but names either code counts too: what is not certain is not corrected.
-fn refuses_token(headers: &HeaderMap) -> bool {
-    const CODES: [&str; 2] = ["invalid_token", "insufficient_scope"];
-    headers.get_all(WWW_AUTHENTICATE).iter().any(|value| {
+/// The `error` a 401's challenges carry, when any does: the application refused the token
+/// itself (`invalid_token`, `insufficient_scope`, RFC 9470's
+/// `insufficient_user_authentication`, RFC 9449's `use_dpop_nonce`, …) and says what the
+/// client should do, so the answer is kept. A challenge that does not parse but names an
+/// `error` counts too: what is not certain is not corrected.
+fn refusal_error(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(WWW_AUTHENTICATE).iter().find_map(|value| {
         let text = String::from_utf8_lossy(value.as_bytes());
         match read_challenges(&text) {
-            Some(challenges) => challenges.iter().any(|c| {
-                c.param("error")
-                    .is_some_and(|e| CODES.iter().any(|code| e.eq_ignore_ascii_case(code)))
-            }),
-            None => {
-                let lower = text.to_ascii_lowercase();
-                CODES.iter().any(|code| lower.contains(code))
-            }
+            Some(challenges) => challenges
+                .iter()
+                .find_map(|c| c.param("error").map(|e| cap(e).to_string())),
+            None => text
+                .to_ascii_lowercase()
+                .contains("error")
+                .then(|| "(in a challenge that does not parse)".to_owned()),
         }
     })
 }
