@@ -62,7 +62,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .leeway(Duration::from_secs(30));
     let base = AuthDiagnostics::new()
         .realm("demo")
-        .detail(cfg.detail)
+        .detail_mode(cfg.detail)
         // The demo's 403s to anonymous requests always mean "who are you?" (/legacy-forbidden).
         .correct_forbidden_without_credentials();
 

@@ -30,6 +30,7 @@ const MAX_SCOPE: usize = 512;
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
 pub struct Challenge {
     scheme: &'static str,
     params: Vec<(&'static str, String)>,

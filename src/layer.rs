@@ -132,7 +132,7 @@ impl AuthDiagnostics {
     /// Development answers: the client sees the precise reason, a specific detail, a hint
     /// and non-secret facts. Never turn this on in production.
     pub fn verbose(self) -> Self {
-        self.detail(DetailMode::Verbose)
+        self.detail_mode(DetailMode::Verbose)
     }
 
     /// Only log what the wrapped service's own 401/403 answers get wrong; change nothing.
@@ -191,8 +191,8 @@ impl AuthDiagnostics {
         self.config.flood.flush();
     }
 
-    /// Sets the detail mode explicitly.
-    pub fn detail(self, mode: DetailMode) -> Self {
+    /// Sets the detail mode explicitly: what the client sees of a failure.
+    pub fn detail_mode(self, mode: DetailMode) -> Self {
         self.edit(|c| c.detail = mode)
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 ///
 /// The log always carries the precise reason. The default is [`DetailMode::Production`]:
 /// verbose answers are for development and are opted into in one line,
-/// `AuthDiagnostics::new().verbose()`.
+/// `AuthDiagnostics::new().verbose()`, or set with `.detail_mode(..)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DetailMode {
     /// Collapse reasons that would be an oracle (unknown user vs wrong password),

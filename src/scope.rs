@@ -35,13 +35,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 ///     .layer(AuthDiagnostics::new().bearer(jwt));
 /// ```
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until a route is wrapped with it"]
 pub struct RequireScope {
     scopes: Arc<[String]>,
 }
 
 impl RequireScope {
     /// Requires every scope in `scopes`.
-    #[must_use]
     pub fn new<I, S>(scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,

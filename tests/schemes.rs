@@ -105,7 +105,7 @@ async fn forbidden() -> Result<&'static str, AuthFailure> {
 }
 
 fn layer(mode: DetailMode) -> AuthDiagnostics {
-    AuthDiagnostics::new().detail(mode)
+    AuthDiagnostics::new().detail_mode(mode)
 }
 
 /// `/r` (hello), `/cached` (hello with its own Cache-Control) and `/forbidden` behind `layer`.

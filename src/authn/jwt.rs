@@ -44,6 +44,7 @@ use std::time::Duration;
 /// # let _ = jwt;
 /// ```
 #[derive(Clone, Debug)]
+#[must_use]
 pub struct JwtAuthenticator {
     keys: Vec<StaticKey>,
     algorithms: Vec<Algorithm>,
@@ -65,7 +66,6 @@ impl JwtAuthenticator {
     /// `exp` is required, leeway is 60 s, any issuer. An audience must still be configured
     /// ([`JwtAuthenticator::audience`]) or explicitly waived
     /// ([`JwtAuthenticator::accept_any_audience`]).
-    #[must_use]
     pub fn new(key: StaticKey) -> Self {
         install_crypto_provider();
         Self {
