@@ -3,97 +3,33 @@
 //! parsed by `http-auth`, problem body, log fields).
 
 mod common;
+use common::*;
 
 use auth_diagnostics::{
-    ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult, BasicAuthenticator,
-    BasicCredentials, Challenge, JwtAuthenticator, Principal, Reason, SessionAuthenticator,
-    SessionCookie, StaticKey,
+    ApiKeyAuthenticator, AuthFailure, BasicAuthenticator, BasicCredentials, Challenge,
+    JwtAuthenticator, Principal, SessionAuthenticator, StaticKey,
 };
-use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get as route_get;
-use axum::{Json, Router};
-use common::*;
+use axum::Router;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
-use http::{HeaderValue, Request, StatusCode};
-use jsonwebtoken::{Algorithm, EncodingKey};
-use serde_json::{json, Map, Value};
+use jsonwebtoken::EncodingKey;
+use serde_json::{json, Map};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tracing::Level;
 
-// ---------------------------------------------------------------------------------------
-// Helpers
-// ---------------------------------------------------------------------------------------
-
-fn claims(edits: Value) -> Map<String, Value> {
-    let mut c = good_claims();
-    for (k, v) in edits.as_object().unwrap() {
-        if v.is_null() {
-            c.remove(k);
-        } else {
-            c.insert(k.clone(), v.clone());
-        }
-    }
-    c
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-/// An HS256 token with a raw header JSON, correctly signed with [`SECRET`].
-fn hs256_raw_header(header: &str, claims: &Map<String, Value>) -> String {
-    use base64::Engine as _;
-    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let message = format!(
-        "{}.{}",
-        e.encode(header),
-        e.encode(serde_json::to_vec(claims).unwrap())
-    );
-    let key = EncodingKey::from_secret(SECRET.as_bytes());
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).unwrap();
-    format!("{message}.{sig}")
-}
-
-fn me_app(layer: AuthDiagnostics) -> Router {
-    Router::new()
-        .route(
-            "/me",
-            route_get(|p: Principal| async move { Json(json!({ "sub": p.id() })) }),
-        )
-        .layer(layer)
-}
-
+/// `/me` behind a verbose layer with `jwt`, sent `Bearer <token>`.
 async fn me(jwt: JwtAuthenticator, token: &str) -> Outcome {
     send(
-        me_app(AuthDiagnostics::new().verbose().bearer(jwt)),
+        jwt_app(AuthDiagnostics::new().verbose(), jwt),
         get("/me", &[("authorization", &bearer(token))]),
     )
     .await
 }
 
-/// A 401 of the JWT checks: reason in body and log, `invalid_token` in the challenge.
-#[track_caller]
-fn assert_token_refused<'a>(out: &'a Outcome, reason: &str) -> &'a Captured {
-    assert_eq!(out.status, 401, "{}", String::from_utf8_lossy(&out.body));
-    assert_eq!(out.problem()["reason"], reason);
-    let c = out.challenge();
-    assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.param("error"), Some("invalid_token"));
-    let e = out.event();
-    assert_eq!(e.field("reason"), reason);
-    assert_eq!(e.level, Level::WARN);
-    e
-}
-
-fn panic_text(result: std::thread::Result<impl Sized>) -> String {
-    let payload = result.err().expect("expected a panic");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
+/// A 401 of the JWT checks, as `me` answers it.
+fn refused(reason: &'static str) -> Expect {
+    expect(reason).verbose().token_fields()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -105,7 +41,7 @@ fn panic_text(result: std::thread::Result<impl Sized>) -> String {
 #[tokio::test]
 async fn an_authenticator_without_an_audience_is_refused_at_start_up() {
     let bare = JwtAuthenticator::new(StaticKey::hs256(SECRET)).issuer(ISSUER);
-    let text = panic_text(std::panic::catch_unwind(|| {
+    let text = panic_message(std::panic::catch_unwind(|| {
         AuthDiagnostics::new().bearer(bare.clone())
     }));
     assert!(text.contains("audience"), "{text}");
@@ -115,7 +51,7 @@ async fn an_authenticator_without_an_audience_is_refused_at_start_up() {
     assert_eq!(err.reason(), Reason::TokenAudienceMismatch);
     // Both an audience and the opt-out is a contradiction, refused too.
     let both = jwt().accept_any_audience();
-    let text = panic_text(std::panic::catch_unwind(|| {
+    let text = panic_message(std::panic::catch_unwind(|| {
         AuthDiagnostics::new().bearer(both)
     }));
     assert!(text.contains("choose one"), "{text}");
@@ -125,12 +61,12 @@ async fn an_authenticator_without_an_audience_is_refused_at_start_up() {
 #[tokio::test]
 async fn a_token_minted_for_another_service_is_refused() {
     let out = me(jwt(), &hs256(&claims(json!({ "aud": "another-service" })))).await;
-    let e = assert_token_refused(&out, "token_audience_mismatch");
+    let e = out.check(&refused("token_audience_mismatch")).event;
     assert_eq!(e.field("aud"), "another-service");
     assert_eq!(e.field("expected_aud"), AUDIENCE);
 
     let out = me(jwt(), &hs256(&claims(json!({ "aud": null })))).await;
-    let e = assert_token_refused(&out, "token_claim_missing");
+    let e = out.check(&refused("token_claim_missing")).event;
     assert_eq!(e.field("claim"), "aud");
 
     let out = me(jwt(), &hs256(&claims(json!({ "aud": ["x", AUDIENCE] })))).await;
@@ -154,13 +90,15 @@ async fn a_token_with_critical_extensions_is_refused() {
         &good,
     );
     let out = me(jwt(), &t).await;
-    let e = assert_token_refused(&out, "token_crit_unsupported");
+    let e = out.check(&refused("token_crit_unsupported")).event;
     assert!(e.field("message").contains("x-unknown"), "{}", e.line());
     assert_eq!(e.field("alg"), "HS256");
 
     // b64=false changes what the signature covers: refused before any cryptography.
     let t = hs256_raw_header(r#"{"alg":"HS256","crit":["b64"],"b64":false}"#, &good);
-    assert_token_refused(&me(jwt(), &t).await, "token_crit_unsupported");
+    me(jwt(), &t)
+        .await
+        .check(&refused("token_crit_unsupported"));
 
     for header in [
         r#"{"alg":"HS256","crit":[]}"#,
@@ -170,7 +108,7 @@ async fn a_token_with_critical_extensions_is_refused() {
         r#"{"alg":"HS256","crit":{"x":1}}"#,
     ] {
         let out = me(jwt(), &hs256_raw_header(header, &good)).await;
-        let e = assert_token_refused(&out, "token_malformed");
+        let e = out.check(&refused("token_malformed")).event;
         assert!(
             e.field("message").contains("crit"),
             "{header}: {}",
@@ -184,13 +122,13 @@ async fn a_token_with_critical_extensions_is_refused() {
 async fn a_token_is_expired_at_exp_plus_leeway() {
     // Default leeway 60 s.
     let out = me(jwt(), &hs256(&claims(json!({ "exp": now() - 60 })))).await;
-    assert_token_refused(&out, "token_expired");
+    out.check(&refused("token_expired"));
     let out = me(jwt(), &hs256(&claims(json!({ "exp": now() - 55 })))).await;
     assert_eq!(out.status, 200);
     // No leeway: expired at exp itself.
     let strict = jwt().leeway(Duration::ZERO);
     let out = me(strict, &hs256(&claims(json!({ "exp": now() })))).await;
-    let e = assert_token_refused(&out, "token_expired");
+    let e = out.check(&refused("token_expired")).event;
     assert_eq!(e.field("signature_verified"), "true");
 }
 
@@ -198,14 +136,14 @@ async fn a_token_is_expired_at_exp_plus_leeway() {
 #[tokio::test]
 async fn a_leeway_of_more_than_five_minutes_is_a_configuration_error() {
     for secs in [301, 86_400, u64::MAX] {
-        let text = panic_text(std::panic::catch_unwind(|| {
+        let text = panic_message(std::panic::catch_unwind(|| {
             jwt().leeway(Duration::from_secs(secs))
         }));
         assert!(text.contains("300s"), "{secs}: {text}");
     }
     let lenient = jwt().leeway(Duration::from_secs(300));
     let out = me(lenient, &hs256(&claims(json!({ "exp": now() - 3600 })))).await;
-    assert_token_refused(&out, "token_expired");
+    out.check(&refused("token_expired"));
 }
 
 fn two_issuers() -> JwtAuthenticator {
@@ -231,7 +169,7 @@ async fn issuer_b_key_does_not_verify_a_token_that_claims_issuer_a() {
     // Issuer B's key, `iss` A: A's key does not verify it.
     let forged = signed_by_b(&good_claims());
     let out = me(two_issuers(), &forged).await;
-    let e = assert_token_refused(&out, "token_signature_invalid");
+    let e = out.check(&refused("token_signature_invalid")).event;
     assert_eq!(e.field("iss"), ISSUER);
     assert_eq!(e.field("signature_verified"), "false");
     // Each issuer's own tokens verify.
@@ -249,7 +187,7 @@ async fn issuer_b_key_does_not_verify_a_token_that_claims_issuer_a() {
         &hs256(&claims(json!({ "iss": "https://c.test" }))),
     )
     .await;
-    let e = assert_token_refused(&out, "token_issuer_mismatch");
+    let e = out.check(&refused("token_issuer_mismatch")).event;
     assert_eq!(e.field("signature_verified"), "false");
     assert!(e.field("message").contains("signature was not checked"));
     // A trailing slash is another issuer.
@@ -258,7 +196,7 @@ async fn issuer_b_key_does_not_verify_a_token_that_claims_issuer_a() {
         &hs256(&claims(json!({ "iss": format!("{ISSUER}/") }))),
     )
     .await;
-    assert_token_refused(&out, "token_issuer_mismatch");
+    out.check(&refused("token_issuer_mismatch"));
 }
 
 /// With several issuers, a key that names none of them is a configuration error; so is a
@@ -269,14 +207,14 @@ async fn several_issuers_need_keys_that_name_their_issuer() {
         .issuer(ISSUER)
         .issuer("https://b.test")
         .audience(AUDIENCE);
-    let text = panic_text(std::panic::catch_unwind(|| {
+    let text = panic_message(std::panic::catch_unwind(|| {
         AuthDiagnostics::new().bearer(unbound)
     }));
     assert!(text.contains("with_issuer"), "{text}");
     let stray = JwtAuthenticator::new(StaticKey::hs256(SECRET).with_issuer("https://c.test"))
         .issuer(ISSUER)
         .audience(AUDIENCE);
-    let text = panic_text(std::panic::catch_unwind(|| {
+    let text = panic_message(std::panic::catch_unwind(|| {
         AuthDiagnostics::new().bearer(stray)
     }));
     assert!(text.contains("https://c.test"), "{text}");
@@ -301,7 +239,7 @@ async fn registered_claims_of_the_wrong_type_are_token_claim_invalid() {
         let mut c = good_claims();
         c.insert(claim.into(), value.clone());
         let out = me(jwt(), &hs256(&c)).await;
-        let e = assert_token_refused(&out, "token_claim_invalid");
+        let e = out.check(&refused("token_claim_invalid")).event;
         assert_eq!(e.field("claim"), claim, "{claim}: {value}");
         assert_eq!(out.problem()["claim"], claim, "{claim}: {value}");
         assert_eq!(e.field("signature_verified"), "true");
@@ -315,7 +253,7 @@ async fn registered_claims_of_the_wrong_type_are_token_claim_invalid() {
         &EncodingKey::from_secret(b"not-the-secret"),
     );
     let out = me(jwt(), &forged).await;
-    let e = assert_token_refused(&out, "token_signature_invalid");
+    let e = out.check(&refused("token_signature_invalid")).event;
     assert!(
         e.field("message").contains("token_claim_invalid"),
         "{}",
@@ -339,7 +277,7 @@ async fn other_kinds_of_jwt_are_refused_as_access_tokens() {
     ] {
         let t = hs256_raw_header(&format!(r#"{{"alg":"HS256","typ":"{typ}"}}"#), &good);
         let out = me(jwt(), &t).await;
-        let e = assert_token_refused(&out, "token_type_rejected");
+        let e = out.check(&refused("token_type_rejected")).event;
         assert_eq!(e.field("typ"), typ);
     }
     for header in [
@@ -355,71 +293,23 @@ async fn other_kinds_of_jwt_are_refused_as_access_tokens() {
     // The strict RFC 9068 option still refuses plain JWTs.
     let t = hs256_raw_header(r#"{"alg":"HS256","typ":"JWT"}"#, &good);
     let out = me(jwt().require_access_token_type(), &t).await;
-    assert_token_refused(&out, "token_type_rejected");
+    out.check(&refused("token_type_rejected"));
 }
 
 // ---------------------------------------------------------------------------------------
 // No false rejections
 // ---------------------------------------------------------------------------------------
 
-async fn check_key(ApiKey(key): ApiKey) -> AuthResult {
-    if key.ct_eq("good-key-123") {
-        Ok(Principal::new("key-owner"))
-    } else {
-        Err(AuthFailure::new(Reason::ApiKeyUnknown))
-    }
-}
-
-async fn check_session(SessionCookie(id): SessionCookie) -> AuthResult {
-    if id.ct_eq("s-valid-session") {
-        Ok(Principal::new("alice"))
-    } else {
-        Err(AuthFailure::new(Reason::SessionInvalid))
-    }
-}
-
-fn key_app() -> Router {
-    Router::new()
-        .route("/r", route_get(|| async { "ok" }))
-        .layer(
-            AuthDiagnostics::new()
-                .verbose()
-                .api_key(ApiKeyAuthenticator::new(check_key)),
-        )
-}
-
-fn session_app() -> Router {
-    Router::new()
-        .route("/r", route_get(|| async { "ok" }))
-        .layer(
-            AuthDiagnostics::new()
-                .verbose()
-                .session(SessionAuthenticator::new("sid", check_session)),
-        )
-}
-
-fn request_with(headers: Vec<(&str, HeaderValue)>) -> Request<Body> {
-    let mut req = Request::get("/r").body(Body::empty()).unwrap();
-    for (name, value) in headers {
-        req.headers_mut().append(
-            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value,
-        );
-    }
-    req
-}
-
 /// Two fields of one API-key header are two credentials, as two `Authorization` fields
 /// are: 400, whatever their order, so no proxy that reads the last one disagrees with us.
 #[tokio::test]
 async fn two_api_key_fields_are_a_conflict_in_either_order() {
-    for pair in [
-        ["good-key-123", "other-key-456"],
-        ["other-key-456", "good-key-123"],
-    ] {
+    for pair in [[KEY_GOOD, "other-key-456"], ["other-key-456", KEY_GOOD]] {
         let out = send(
-            key_app(),
-            request_with(
+            key_app(DetailMode::Verbose),
+            request(
+                Method::GET,
+                "/r",
                 pair.iter()
                     .map(|v| ("x-api-key", HeaderValue::from_static(v)))
                     .collect(),
@@ -446,34 +336,40 @@ async fn the_session_cookie_is_found_wherever_it_sits_within_the_caps() {
     let cases = vec![
         (
             "after 100 cookies",
-            vec![
-                HeaderValue::from_str(&format!("{}; sid=s-valid-session", many.join("; ")))
-                    .unwrap(),
-            ],
+            vec![HeaderValue::from_str(&format!("{}; sid={SESS_VALID}", many.join("; "))).unwrap()],
         ),
         (
             "in a second field",
             vec![
                 HeaderValue::from_static("theme=dark"),
-                HeaderValue::from_static("sid=s-valid-session"),
+                hv(format!("sid={SESS_VALID}")),
             ],
         ),
         (
             "beside a non-UTF-8 pair",
-            vec![HeaderValue::from_bytes(b"bad=\xff\xfe; sid=s-valid-session; x=1").unwrap()],
+            vec![hv([
+                b"bad=\xff\xfe; sid=".as_slice(),
+                SESS_VALID.as_bytes(),
+                b"; x=1",
+            ]
+            .concat())],
         ),
         (
             "after a non-UTF-8 field",
             vec![
                 HeaderValue::from_bytes(b"bad=\xff").unwrap(),
-                HeaderValue::from_static("sid=s-valid-session"),
+                hv(format!("sid={SESS_VALID}")),
             ],
         ),
     ];
     for (label, fields) in cases {
         let out = send(
-            session_app(),
-            request_with(fields.into_iter().map(|v| ("cookie", v)).collect()),
+            session_app(DetailMode::Verbose),
+            request(
+                Method::GET,
+                "/r",
+                fields.into_iter().map(|v| ("cookie", v)).collect(),
+            ),
         )
         .await;
         assert_eq!(out.status, 200, "{label}: {:?}", out.events);
@@ -488,8 +384,12 @@ async fn a_cookie_header_over_the_caps_is_named_never_missing() {
     let count: Vec<String> = (0..300).map(|i| format!("c{i}=v")).collect();
     let bytes = format!("big={}", "x".repeat(17 * 1024));
     for (label, header) in [("300 cookies", count.join("; ")), ("17 KiB", bytes)] {
-        let header = format!("{header}; sid=s-valid-session");
-        let out = send(session_app(), get("/r", &[("cookie", &header)])).await;
+        let header = format!("{header}; sid={SESS_VALID}");
+        let out = send(
+            session_app(DetailMode::Verbose),
+            get("/r", &[("cookie", &header)]),
+        )
+        .await;
         assert_eq!(out.status, 401, "{label}");
         let p = out.problem();
         assert_eq!(p["reason"], "session_invalid", "{label}");
@@ -540,17 +440,21 @@ fn bearer_or_basic() -> Router {
     let basic = BasicAuthenticator::new(|_c: BasicCredentials| async {
         Err::<Principal, _>(AuthFailure::new(Reason::BasicUserUnknown))
     });
-    me_app(AuthDiagnostics::new().bearer(jwt()).basic(basic))
+    jwt_app(AuthDiagnostics::new().basic(basic), jwt())
 }
 
 /// The challenge on a 400 speaks the scheme the client used: Basic for Basic, Bearer's
 /// `invalid_request` only for Bearer or a request without a scheme.
 #[tokio::test]
 async fn a_400_challenges_in_the_scheme_the_client_spoke() {
-    let two_basic = request_with(vec![
-        ("authorization", HeaderValue::from_static("Basic YTpi")),
-        ("authorization", HeaderValue::from_static("Basic Yzpk")),
-    ]);
+    let two_basic = request(
+        Method::GET,
+        "/r",
+        vec![
+            ("authorization", HeaderValue::from_static("Basic YTpi")),
+            ("authorization", HeaderValue::from_static("Basic Yzpk")),
+        ],
+    );
     let mut two_basic = two_basic;
     *two_basic.uri_mut() = "/me".parse().unwrap();
     let out = send(bearer_or_basic(), two_basic).await;
@@ -564,10 +468,14 @@ async fn a_400_challenges_in_the_scheme_the_client_spoke() {
 
     // A Basic value that is not even text is still Basic: undecodable credentials are a
     // 401 with a fresh Basic challenge (R-25), as `Basic a"b` is.
-    let mut bad = request_with(vec![(
-        "authorization",
-        HeaderValue::from_bytes(b"Basic \xffabc").unwrap(),
-    )]);
+    let mut bad = request(
+        Method::GET,
+        "/r",
+        vec![(
+            "authorization",
+            HeaderValue::from_bytes(b"Basic \xffabc").unwrap(),
+        )],
+    );
     *bad.uri_mut() = "/me".parse().unwrap();
     let out = send(bearer_or_basic(), bad).await;
     assert_eq!(out.status, 401);
@@ -716,7 +624,7 @@ async fn an_apps_own_invalid_token_refusal_is_kept() {
         // Unparseable, but it names the code: not certain, so not corrected.
         r#"Bearer error="invalid_token"#,
     ] {
-        let out = send(
+        let out = send_unchecked(
             refusing_app(challenge),
             get("/me", &[("authorization", &bearer(&token))]),
         )
@@ -840,7 +748,7 @@ async fn key_and_cookie_answers_are_never_storable_by_shared_caches() {
     for (set, want) in cases {
         let out = send(
             cached(set).layer(key()),
-            get("/r", &[("x-api-key", "good-key-123")]),
+            get("/r", &[("x-api-key", KEY_GOOD)]),
         )
         .await;
         assert_eq!(out.status, 200);
@@ -849,7 +757,7 @@ async fn key_and_cookie_answers_are_never_storable_by_shared_caches() {
     let session = AuthDiagnostics::new().session(SessionAuthenticator::new("sid", check_session));
     let out = send(
         cached(&["public, max-age=60"]).layer(session),
-        get("/r", &[("cookie", "sid=s-valid-session")]),
+        get("/r", &[("cookie", &format!("sid={SESS_VALID}"))]),
     )
     .await;
     assert_eq!(cache_control(&out), ["max-age=60, private"]);
@@ -881,11 +789,14 @@ fn zero_401() -> Router {
 async fn a_nameless_cookie_is_logged_only_as_a_fingerprint() {
     let out = send(
         zero_401(),
-        get("/r", &[("cookie", "theme=dark; s-valid-session; other=1")]),
+        get(
+            "/r",
+            &[("cookie", &format!("theme=dark; {SESS_VALID}; other=1"))],
+        ),
     )
     .await;
     let repro = out.event().field("repro");
-    assert!(!repro.contains("s-valid-session"), "{repro}");
+    assert!(!repro.contains(SESS_VALID), "{repro}");
     assert!(repro.contains("theme=<cookie fp:"), "{repro}");
     assert!(repro.contains("; <cookie fp:"), "{repro}");
 }
@@ -910,12 +821,12 @@ async fn a_session_id_in_a_path_parameter_is_not_logged() {
 fn a_challenge_with_an_invalid_scheme_or_parameter_name_cannot_be_built() {
     for scheme in ["", "Bad Scheme", "Bearer\r\n", "a,b", "\"q\""] {
         let s: &'static str = Box::leak(scheme.to_owned().into_boxed_str());
-        let text = panic_text(std::panic::catch_unwind(|| Challenge::new(s)));
+        let text = panic_message(std::panic::catch_unwind(|| Challenge::new(s)));
         assert!(text.contains("not an RFC 9110 token"), "{scheme:?}: {text}");
     }
     for name in ["", "a b", "a=b", "x\"y"] {
         let n: &'static str = Box::leak(name.to_owned().into_boxed_str());
-        let text = panic_text(std::panic::catch_unwind(|| {
+        let text = panic_message(std::panic::catch_unwind(|| {
             Challenge::new("Bearer").quoted_param(n, "v")
         }));
         assert!(text.contains("not an RFC 9110 token"), "{name:?}: {text}");
@@ -942,7 +853,7 @@ async fn only_the_exact_access_token_name_conflicts() {
 
 async fn me_with_uri(uri: &str, token: &str) -> Outcome {
     send(
-        me_app(AuthDiagnostics::new().bearer(jwt())),
+        bearer_app(AuthDiagnostics::new()),
         get(uri, &[("authorization", &bearer(token))]),
     )
     .await
@@ -953,11 +864,15 @@ async fn me_with_uri(uri: &str, token: &str) -> Outcome {
 #[tokio::test]
 async fn a_session_cookie_that_is_not_text_is_invalid_not_missing() {
     let out = send(
-        session_app(),
-        request_with(vec![(
-            "cookie",
-            HeaderValue::from_bytes(b"theme=dark; sid=abc\xff").unwrap(),
-        )]),
+        session_app(DetailMode::Verbose),
+        request(
+            Method::GET,
+            "/r",
+            vec![(
+                "cookie",
+                HeaderValue::from_bytes(b"theme=dark; sid=abc\xff").unwrap(),
+            )],
+        ),
     )
     .await;
     assert_eq!(out.status, 401);
@@ -977,7 +892,7 @@ async fn typ_parameters_and_control_characters_do_not_hide_another_kind_of_jwt()
     ] {
         let header = format!(r#"{{"alg":"HS256","typ":"{typ}"}}"#);
         let out = me(jwt(), &hs256_raw_header(&header, &good_claims())).await;
-        assert_token_refused(&out, "token_type_rejected");
+        out.check(&refused("token_type_rejected"));
     }
     let t = hs256_raw_header(r#"{"alg":"HS256","typ":"JWT; v=1"}"#, &good_claims());
     assert_eq!(me(jwt(), &t).await.status, 200);
@@ -988,6 +903,6 @@ async fn typ_parameters_and_control_characters_do_not_hide_another_kind_of_jwt()
 #[tokio::test]
 async fn a_token_without_iss_under_issuer_bound_keys_is_missing_the_claim() {
     let out = me(two_issuers(), &hs256(&claims(json!({ "iss": null })))).await;
-    let e = assert_token_refused(&out, "token_claim_missing");
+    let e = out.check(&refused("token_claim_missing")).event;
     assert_eq!(e.field("claim"), "iss");
 }

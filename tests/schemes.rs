@@ -4,10 +4,6 @@
 mod common;
 use common::*;
 
-#[path = "../examples/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 use auth_diagnostics::{
     decode_basic, AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure,
     AuthResult, BasicAuthenticator, BasicCredentials, DetailMode, Principal, Reason, RequireScope,
@@ -127,17 +123,6 @@ fn key_app(mode: DetailMode) -> Router {
 
 fn session_app(mode: DetailMode) -> Router {
     app(layer(mode).session(SessionAuthenticator::new("sid", check_session)))
-}
-
-fn demo_app(detail: DetailMode) -> Router {
-    demo::app(&demo::DemoConfig {
-        addr: "127.0.0.1:0".into(),
-        json_logs: false,
-        detail,
-        jwt_secret: SECRET.into(),
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-    })
 }
 
 /// A request carrying one header whose value is raw bytes.

@@ -1,10 +1,7 @@
 //! The demo's router on a real socket, driven by a real HTTP client.
 
-#[path = "../examples/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 mod common;
+use common::demo;
 
 use auth_diagnostics::DetailMode;
 use jsonwebtoken::{encode, EncodingKey, Header};

@@ -23,10 +23,6 @@ use http::StatusCode;
 use serde_json::{json, Value};
 use tracing::Level;
 
-#[path = "../examples/demo.rs"]
-#[allow(dead_code)]
-mod demo;
-
 const PATH: &str = "/resource";
 const CUSTOM_BODY: &str = "custom body";
 const INNER_CHALLENGE: &str = "Bearer realm=\"inner\"";
@@ -1448,17 +1444,6 @@ async fn repro_shape() {
 // =======================================================================================
 // The demo routes
 // =======================================================================================
-
-fn demo_app(detail: DetailMode) -> Router {
-    demo::app(&demo::DemoConfig {
-        addr: "127.0.0.1:0".into(),
-        json_logs: false,
-        detail,
-        jwt_secret: SECRET.into(),
-        issuer: ISSUER.into(),
-        audience: AUDIENCE.into(),
-    })
-}
 
 fn token_with_scope(scope: &str) -> String {
     let mut c = good_claims();
