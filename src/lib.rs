@@ -85,6 +85,22 @@
 //! than 10 of its reason were logged in the last 10 s, or a second has passed since the
 //! last one, and reports the rest as one "suppressed N" event; its memory is one bucket per reason, whatever clients send.
 //!
+//! # Where things are
+//!
+//! The source follows tower-http's split by role: `layer.rs` (the builder), `service.rs`
+//! and `future.rs` (the [`service`] and [`future`] modules), `reason.rs` (one row per
+//! reason), `failure.rs`, `challenge.rs` (building and parsing `WWW-Authenticate`),
+//! `problem.rs`, `evidence.rs` (one scan of a request: every credential-like thing, where,
+//! which scheme, and the wording of what is wrong with it), `authn/` (one file per scheme
+//! behind a crate-private trait; `mod.rs` only dispatches), `keys/` (where verification keys
+//! come from), `upstream/` (watching the wrapped service: diagnosis, enforce corrections,
+//! cache privacy), `log.rs` and `flood.rs`. Beside them: `config.rs` holds what a layer is
+//! configured with, so the layer, its service and rendering do not import one another;
+//! `jws.rs` takes a token apart once for both verification and diagnosis; `snapshot.rs`
+//! keeps what the wrapped service's refusals are explained and reproduced from;
+//! `scheme.rs`, `request_id.rs`, `time.rs` and `sanitize.rs` are the small vocabulary the
+//! rest shares.
+//!
 //! # Crypto backend
 //!
 //! jsonwebtoken needs one crypto backend. The `rust_crypto` feature (default) selects the

@@ -1,25 +1,23 @@
+//! Black-box tests for flood control of the failure log (shared/spec/reasons.md, "The log
+//! event"): per reason, at least the first 10 failures in any 10 s are logged, then at most
+//! about one per second; what is held back is reported in "suppressed N" summary events
+//! (field `suppressed`, same `reason`), on a timer or with the next logged event; the
+//! limiter's memory is bounded whatever clients send.
+//!
+//! Each test installs one capturing subscriber for its whole run and drives one layer with
+//! `ready` + `call` (a flood through `send` would re-check every response's invariants,
+//! which the other suites do).
+
 mod common;
 use common::*;
 
-// Black-box tests for flood control of the failure log (/work/shared/spec/reasons.md,
-// "The log event"): per reason, at least the first 10 failures in any 10 s are logged,
-// then at most about one per second; what is held back is reported in "suppressed N"
-// summary events (field `suppressed`, same `reason`), on a timer or with the next logged
-// event; the limiter's memory is bounded whatever clients send.
-//
-// Each test installs one capturing subscriber for its whole run
-// (`tracing::subscriber::set_default`) and drives one layer with `ready` + `call`.
-
 use auth_diagnostics::service::AuthDiagnosticsService;
-use auth_diagnostics::{AuthDiagnostics, Reason};
 use axum::body::Body;
 use axum::response::IntoResponse;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response};
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tower::{Layer, Service, ServiceExt};
-use tracing::subscriber::DefaultGuard;
-use tracing_subscriber::layer::SubscriberExt;
 
 const N: usize = 100_000;
 
@@ -37,13 +35,6 @@ fn inner_200() -> Inner {
     tower::util::BoxCloneService::new(tower::service_fn(|_req: Request<Body>| async {
         Ok::<_, Infallible>(StatusCode::OK.into_response())
     }))
-}
-
-/// One capturing subscriber, current on this thread until the guard drops.
-fn capture() -> (Capture, DefaultGuard) {
-    let c = Capture::default();
-    let guard = tracing::subscriber::set_default(tracing_subscriber::registry().with(c.clone()));
-    (c, guard)
 }
 
 type Svc = AuthDiagnosticsService<Inner>;
@@ -78,7 +69,7 @@ fn bound(elapsed: Duration) -> usize {
     (10.0 * (s / 10.0 + 2.0) + 2.0 * (s + 2.0)).floor() as usize
 }
 
-/// After a flood: report what is held back, give a flusher thread that may have taken a
+/// After a flood: report what is held back, give a flusher task that may have taken a
 /// count just before us time to emit it, and check that the numbers add up.
 async fn settle_and_check(
     label: &str,
@@ -136,7 +127,7 @@ async fn settle_and_check(
 
 #[tokio::test]
 async fn flood_of_identical_failures_is_bounded_and_adds_up() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     let start = Instant::now();
@@ -159,7 +150,7 @@ async fn flood_of_identical_failures_is_bounded_and_adds_up() {
 /// the layer corrects and logs as `upstream_challenge_missing`.
 #[tokio::test]
 async fn flood_of_upstream_violations_is_bounded_and_adds_up() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new();
     let svc = layer.layer(inner_401());
     let start = Instant::now();
@@ -181,7 +172,7 @@ async fn flood_of_upstream_violations_is_bounded_and_adds_up() {
 /// A million distinct tokens must not grow the limiter: it keys on the reason only.
 #[tokio::test]
 async fn distinct_tokens_do_not_grow_the_limiter() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     let keys_before = layer.flood_control_keys();
@@ -226,7 +217,7 @@ async fn distinct_tokens_do_not_grow_the_limiter() {
 /// subscriber that was current when the first event was held back.
 #[tokio::test]
 async fn background_flusher_reports_without_further_requests() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     for _ in 0..15 {
@@ -257,12 +248,12 @@ async fn background_flusher_reports_without_further_requests() {
 async fn background_flusher_reports_to_the_subscriber_of_the_first_held_back_event() {
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
-    let (first, guard) = capture();
+    let (first, guard) = Capture::install();
     for _ in 0..12 {
         call(&svc, get("/me", &[])).await;
     }
     drop(guard);
-    let (second, _guard) = capture();
+    let (second, _guard) = Capture::install();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let events = first.events();
     let (failures, summaries) = split(&events);
@@ -276,7 +267,7 @@ async fn background_flusher_reports_to_the_subscriber_of_the_first_held_back_eve
 /// before the timer fires.
 #[tokio::test]
 async fn summary_comes_with_the_next_logged_event() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     for _ in 0..15 {
@@ -302,7 +293,7 @@ async fn summary_comes_with_the_next_logged_event() {
 /// Reasons have separate budgets: a flood of one does not hide another.
 #[tokio::test]
 async fn reasons_are_limited_separately() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     for _ in 0..50 {
@@ -332,7 +323,7 @@ async fn reasons_are_limited_separately() {
 /// A new 10 s window logs a new burst of 10.
 #[tokio::test]
 async fn a_new_window_logs_a_new_burst() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     for _ in 0..20 {
@@ -355,7 +346,7 @@ async fn a_new_window_logs_a_new_burst() {
 
 #[tokio::test]
 async fn log_every_failure_disables_flood_control() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt()).log_every_failure();
     let svc = layer.layer(inner_200());
     for _ in 0..500 {
@@ -371,7 +362,7 @@ async fn log_every_failure_disables_flood_control() {
 /// Flushing with nothing held back reports nothing.
 #[tokio::test]
 async fn flush_with_nothing_pending_reports_nothing() {
-    let (cap, _guard) = capture();
+    let (cap, _guard) = Capture::install();
     let layer = AuthDiagnostics::new().bearer(jwt());
     let svc = layer.layer(inner_200());
     for _ in 0..10 {

@@ -1,19 +1,18 @@
-//! The demo's router on a real socket, driven by a real HTTP client.
+//! The demo's router on a real socket, driven by a real HTTP client (reqwest), with the
+//! demo's configuration of the other suites (the test secret, issuer and audience).
 
 mod common;
-use common::demo;
+use common::*;
 
-use auth_diagnostics::DetailMode;
-use jsonwebtoken::{encode, EncodingKey, Header};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use std::sync::OnceLock;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Every event of this process, whatever thread the server runs on.
-fn capture() -> &'static common::Capture {
-    static CAPTURE: OnceLock<common::Capture> = OnceLock::new();
+fn capture() -> &'static Capture {
+    static CAPTURE: OnceLock<Capture> = OnceLock::new();
     CAPTURE.get_or_init(|| {
-        let capture = common::Capture::default();
+        let capture = Capture::default();
         let subscriber = tracing_subscriber::registry().with(capture.clone());
         tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
         capture
@@ -21,7 +20,7 @@ fn capture() -> &'static common::Capture {
 }
 
 /// The one event logged for the request with id `rid`.
-fn event_of(rid: &str) -> common::Captured {
+fn event_of(rid: &str) -> Captured {
     let events: Vec<_> = capture()
         .events()
         .into_iter()
@@ -31,75 +30,24 @@ fn event_of(rid: &str) -> common::Captured {
     events[0].clone()
 }
 
-async fn serve(cfg: &demo::DemoConfig) -> (String, tokio::task::JoinHandle<()>) {
+/// The demo on a free loopback port: its base URL and the server task.
+async fn serve() -> (String, tokio::task::JoinHandle<()>) {
+    let cfg = demo_config(DetailMode::Verbose);
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = demo::app(cfg);
+    let app = demo::app(&cfg);
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), server)
 }
 
-/// A demo token with `edits` applied (`null` removes a claim), signed with `header` JSON.
-fn token_with(cfg: &demo::DemoConfig, header: &str, edits: Value) -> String {
-    use base64::Engine as _;
-    let now = common::now();
-    let mut claims: Map<String, Value> = json!({
-        "iss": cfg.issuer, "aud": cfg.audience, "sub": "alice", "iat": now - 10, "exp": now + 3600,
-    })
-    .as_object()
-    .unwrap()
-    .clone();
-    for (k, v) in edits.as_object().unwrap() {
-        if v.is_null() {
-            claims.remove(k);
-        } else {
-            claims.insert(k.clone(), v.clone());
-        }
-    }
-    let e = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    let message = format!(
-        "{}.{}",
-        e.encode(header),
-        e.encode(serde_json::to_vec(&claims).unwrap())
-    );
-    let key = EncodingKey::from_secret(cfg.jwt_secret.as_bytes());
-    let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, jsonwebtoken::Algorithm::HS256)
-        .unwrap();
-    format!("{message}.{sig}")
-}
-
-fn config() -> demo::DemoConfig {
-    demo::DemoConfig {
-        addr: "127.0.0.1:0".into(),
-        json_logs: false,
-        detail: DetailMode::Verbose,
-        jwt_secret: "tcp-test-secret".into(),
-        issuer: "https://issuer.tcp.test".into(),
-        audience: "tcp-api".into(),
-    }
-}
-
-fn token(cfg: &demo::DemoConfig, scope: &str, exp_in: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let claims = json!({
-        "iss": cfg.issuer, "aud": cfg.audience, "sub": "alice",
-        "scope": scope, "iat": now - 10, "exp": now + exp_in,
-    });
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(cfg.jwt_secret.as_bytes()),
-    )
-    .unwrap()
+/// A demo token with `scope`, expiring `exp_in` seconds from now.
+fn token(scope: &str, exp_in: i64) -> String {
+    hs256(&claims(json!({ "scope": scope, "exp": now() + exp_in })))
 }
 
 #[tokio::test]
 async fn demo_over_tcp() {
-    let cfg = config();
-    let (base, server) = serve(&cfg).await;
+    let (base, server) = serve().await;
     let client = reqwest::Client::new();
 
     let r = client.get(format!("{base}/public")).send().await.unwrap();
@@ -121,7 +69,7 @@ async fn demo_over_tcp() {
     assert_eq!(body["reason"], "credentials_missing");
     assert_eq!(body["request_id"], "tcp-req-1");
 
-    let good = token(&cfg, "read", 3600);
+    let good = token("read", 3600);
     let r = client
         .get(format!("{base}/me"))
         .bearer_auth(&good)
@@ -146,7 +94,7 @@ async fn demo_over_tcp() {
     );
     assert!(challenge.contains("scope=\"admin\""), "{challenge}");
 
-    let admin = token(&cfg, "read admin", 3600);
+    let admin = token("read admin", 3600);
     let r = client
         .get(format!("{base}/admin"))
         .bearer_auth(&admin)
@@ -155,7 +103,7 @@ async fn demo_over_tcp() {
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    let expired = token(&cfg, "read", -7200);
+    let expired = token("read", -7200);
     let r = client
         .get(format!("{base}/me"))
         .bearer_auth(&expired)
@@ -174,10 +122,9 @@ async fn demo_over_tcp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_over_tcp_is_trustworthy_by_default() {
     capture();
-    let cfg = config();
-    let (base, server) = serve(&cfg).await;
+    let (base, server) = serve().await;
     let client = reqwest::Client::new();
-    let jwt = |edits: Value| token_with(&cfg, r#"{"alg":"HS256","typ":"JWT"}"#, edits);
+    let jwt = |edits: Value| hs256(&claims(edits));
     let get = |path: &str, rid: &str| {
         client
             .get(format!("{base}{path}"))
@@ -214,20 +161,19 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         ),
         (
             "t-crit",
-            token_with(&cfg, r#"{"alg":"HS256","crit":["x-unknown"]}"#, json!({})),
+            hs256_raw_header(r#"{"alg":"HS256","crit":["x-unknown"]}"#, &good_claims()),
             "token_crit_unsupported",
         ),
         (
             "t-crit-empty",
-            token_with(&cfg, r#"{"alg":"HS256","crit":[]}"#, json!({})),
+            hs256_raw_header(r#"{"alg":"HS256","crit":[]}"#, &good_claims()),
             "token_malformed",
         ),
         (
             "t-typ",
-            token_with(
-                &cfg,
+            hs256_raw_header(
                 r#"{"alg":"HS256","typ":"application/dpop+jwt"}"#,
-                json!({}),
+                &good_claims(),
             ),
             "token_type_rejected",
         ),
@@ -235,7 +181,7 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         // The demo's leeway is 30 s: expired from exp + 30 on.
         (
             "t-exp",
-            jwt(json!({ "exp": common::now() - 30 })),
+            jwt(json!({ "exp": now() - 30 })),
             "token_expired",
         ),
     ] {
@@ -251,7 +197,7 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         assert_eq!(event_of(rid).field("reason"), want, "{rid}");
     }
     let r = get("/me", "t-exp-ok")
-        .bearer_auth(jwt(json!({ "exp": common::now() - 25 })))
+        .bearer_auth(jwt(json!({ "exp": now() - 25 })))
         .send()
         .await
         .unwrap();

@@ -311,22 +311,7 @@ impl Outcome {
         self.headers
             .get_all(WWW_AUTHENTICATE)
             .iter()
-            .map(|v| {
-                let text = v.to_str().expect("challenge is visible ASCII");
-                let parsed = http_auth::parse_challenges(text)
-                    .unwrap_or_else(|e| panic!("challenge {text:?} does not parse: {e}"));
-                assert_eq!(parsed.len(), 1, "one challenge per field line: {text}");
-                let c = &parsed[0];
-                let mut params = BTreeMap::new();
-                for (name, value) in &c.params {
-                    let prev = params.insert(name.to_ascii_lowercase(), value.to_unescaped());
-                    assert!(prev.is_none(), "parameter {name} repeats in {text}");
-                }
-                ParsedChallenge {
-                    scheme: c.scheme.to_owned(),
-                    params,
-                }
-            })
+            .map(parse_challenge)
             .collect()
     }
 
@@ -363,6 +348,33 @@ impl Outcome {
         );
         assert!(self.events.is_empty(), "{:#?}", self.events);
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// One `WWW-Authenticate` field line, parsed by `http-auth`: visible ASCII, exactly one
+/// challenge, no parameter twice (compared case-insensitively).
+#[track_caller]
+pub fn parse_challenge(value: &HeaderValue) -> ParsedChallenge {
+    assert!(
+        value
+            .as_bytes()
+            .iter()
+            .all(|&b| b == b' ' || (0x21..=0x7e).contains(&b)),
+        "non-visible byte in challenge {value:?}"
+    );
+    let text = value.to_str().expect("challenge is visible ASCII");
+    let parsed = http_auth::parse_challenges(text)
+        .unwrap_or_else(|e| panic!("challenge {text:?} does not parse: {e}"));
+    assert_eq!(parsed.len(), 1, "one challenge per field line: {text}");
+    let c = &parsed[0];
+    let mut params = BTreeMap::new();
+    for (name, value) in &c.params {
+        let prev = params.insert(name.to_ascii_lowercase(), value.to_unescaped());
+        assert!(prev.is_none(), "parameter {name} repeats in {text}");
+    }
+    ParsedChallenge {
+        scheme: c.scheme.to_owned(),
+        params,
     }
 }
 
