@@ -179,11 +179,7 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         ),
         ("t-sub", jwt(json!({ "sub": 123 })), "token_claim_invalid"),
         // The demo's leeway is 30 s: expired from exp + 30 on.
-        (
-            "t-exp",
-            jwt(json!({ "exp": now() - 30 })),
-            "token_expired",
-        ),
+        ("t-exp", jwt(json!({ "exp": now() - 30 })), "token_expired"),
     ] {
         let r = get("/me", rid).bearer_auth(&token).send().await.unwrap();
         assert_eq!(r.status(), 401, "{rid}");

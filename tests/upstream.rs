@@ -1,31 +1,36 @@
+//! Black-box tests for the spec section "Correcting the wrapped service"
+//! (/work/shared/spec/reasons.md): `upstream_challenge_missing`,
+//! `upstream_unauthorized_after_authentication`, `upstream_forbidden_without_credentials`
+//! in enforce and observe mode; zero-configuration diagnosis of the wrapped service's own
+//! 401/403 answers; hint codes; the reproduction line; `AuthFailure` returned by handlers;
+//! nested layers; and the demo routes `/orders`, `/legacy`, `/legacy-forbidden`.
+//!
+//! The wrapped services are small axum handlers standing in for an application. A
+//! rejection is checked with [`checked`] (the spec row, and the facts every event here
+//! carries); an answer the layer keeps with [`unchanged`] and [`logged`].
+
 mod common;
 use common::*;
 
-// Black-box tests for the spec section "Correcting the wrapped service"
-// (/work/shared/spec/reasons.md): `upstream_challenge_missing`,
-// `upstream_unauthorized_after_authentication`, `upstream_forbidden_without_credentials`
-// in enforce and observe mode; zero-configuration diagnosis of the wrapped service's own
-// 401/403 answers; hint codes; the reproduction line; `AuthFailure` returned by handlers;
-// nested layers; and the demo routes `/orders`, `/legacy`, `/legacy-forbidden`.
-//
-// The wrapped services are small axum handlers standing in for an application. Every
-// request goes through `tower::ServiceExt::oneshot` via the harness `send`, which
-// captures the log events and asserts that none of them holds a secret of the request.
-
-use auth_diagnostics::{AuthDiagnostics, AuthFailure, DetailMode, Reason};
+use auth_diagnostics::AuthFailure;
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
 use axum::Router;
-use base64::Engine as _;
 use http::header::WWW_AUTHENTICATE;
-use http::StatusCode;
-use serde_json::{json, Value};
-use tracing::Level;
+use http::Request;
+use serde_json::json;
 
 const PATH: &str = "/resource";
 const CUSTOM_BODY: &str = "custom body";
 const INNER_CHALLENGE: &str = "Bearer realm=\"inner\"";
+const CHALLENGE_MISSING: &str = "upstream_challenge_missing";
+const AFTER_AUTHN: &str = "upstream_unauthorized_after_authentication";
+const FORBIDDEN_ANON: &str = "upstream_forbidden_without_credentials";
+const PROXY: &str = "proxy_may_have_stripped_authorization";
+/// For [`has`]: the event has no such field; it has the field, whatever its value.
+const ABSENT: &str = "<absent>";
+const PRESENT: &str = "<present>";
 
 // ---------------------------------------------------------------------------------------
 // Stand-in applications
@@ -48,11 +53,8 @@ async fn empty_text_401() -> Response {
 
 /// A correct 401: it carries a challenge.
 async fn challenged_401() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(WWW_AUTHENTICATE, INNER_CHALLENGE)],
-    )
-        .into_response()
+    let challenge = [(WWW_AUTHENTICATE, INNER_CHALLENGE)];
+    (StatusCode::UNAUTHORIZED, challenge).into_response()
 }
 
 /// 403 with an empty body.
@@ -63,6 +65,12 @@ async fn bare_403() -> Response {
 /// 403 with a body of its own.
 async fn body_403() -> Response {
     (StatusCode::FORBIDDEN, CUSTOM_BODY).into_response()
+}
+
+/// 403 marked cacheable by the application.
+async fn cacheable_403() -> Response {
+    let cache = [("cache-control", "public, max-age=3600")];
+    (StatusCode::FORBIDDEN, cache).into_response()
 }
 
 async fn ok_200() -> Response {
@@ -83,14 +91,37 @@ async fn refuse_unknown_user() -> Result<&'static str, AuthFailure> {
 }
 
 /// `handler` at [`PATH`] behind `layer`.
-fn app<H, T>(handler: H, layer: AuthDiagnostics) -> Router
-where
-    H: Handler<T, ()>,
-    T: 'static,
-{
+fn app<H: Handler<T, ()>, T: 'static>(handler: H, layer: AuthDiagnostics) -> Router {
     Router::new()
         .route(PATH, routing::get(handler))
         .layer(layer)
+}
+
+/// An inner layer with `.bearer(jwt())` around `handler`, under `outer`.
+fn nested<H: Handler<T, ()>, T: 'static>(handler: H, outer: AuthDiagnostics) -> Router {
+    app(handler, authn()).layer(outer)
+}
+
+/// A GET of [`PATH`] with `headers` to `handler` behind `layer`.
+async fn run<H: Handler<T, ()>, T: 'static>(
+    handler: H,
+    layer: AuthDiagnostics,
+    headers: &[(&str, &str)],
+) -> Outcome {
+    send(app(handler, layer), get(PATH, headers)).await
+}
+
+/// The wrapped service refuses (zero configuration), and the layer refuses by itself.
+fn both() -> [(&'static str, Router); 2] {
+    [
+        ("zero-config", app(bare_401, zero())),
+        ("bearer", app(ok_200, authn())),
+    ]
+}
+
+/// A GET of `uri` with `headers` to the demo in `detail` mode.
+async fn demo(detail: DetailMode, uri: &str, headers: &[(&str, &str)]) -> Outcome {
+    send(demo_app(detail), get(uri, headers)).await
 }
 
 /// Zero configuration: no scheme, production detail, enforce mode.
@@ -108,10 +139,6 @@ fn authn() -> AuthDiagnostics {
     AuthDiagnostics::new().bearer(jwt())
 }
 
-// ---------------------------------------------------------------------------------------
-// Tokens and requests
-// ---------------------------------------------------------------------------------------
-
 fn valid_token() -> String {
     hs256(&good_claims())
 }
@@ -120,263 +147,159 @@ const EXPIRED_EXP: i64 = 1_700_000_000;
 const EXPIRED_AT: &str = "2023-11-14T22:13:20Z";
 
 fn expired_token() -> String {
-    let mut c = good_claims();
-    c.insert("iat".into(), json!(EXPIRED_EXP - 3600));
-    c.insert("exp".into(), json!(EXPIRED_EXP));
-    hs256(&c)
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
-}
-
-fn req(headers: &[(&str, &str)]) -> http::Request<axum::body::Body> {
-    get(PATH, headers)
+    hs256(&claims(
+        json!({ "iat": EXPIRED_EXP - 3600, "exp": EXPIRED_EXP }),
+    ))
 }
 
 // ---------------------------------------------------------------------------------------
 // Assertions
 // ---------------------------------------------------------------------------------------
 
-/// Asserts every `(field, value)`; `None` means the field must be absent.
+/// What every event at [`PATH`] carries: method, path, the request id echoed on the
+/// response, the status the client got, and a repro line.
 #[track_caller]
-fn expect_fields(e: &Captured, want: &[(&str, Option<&str>)]) {
-    for (name, value) in want {
-        assert_eq!(
-            e.get(name),
-            *value,
-            "field `{name}` of the event: {:#?}",
-            e.fields
-        );
+fn facts(out: &Outcome, e: &Captured) {
+    assert_eq!((e.field("method"), e.field("path")), ("GET", PATH));
+    assert_eq!(Some(e.field("request_id")), out.header("x-request-id"));
+    assert_eq!(e.field("status"), out.status.as_str(), "the status sent");
+    let repro = e.field("repro");
+    let start = format!("curl -i 'http://localhost{PATH}");
+    assert!(repro.starts_with(&start), "repro: {repro}");
+    if let Some(fp) = e.get("fingerprint") {
+        let hex = fp.bytes().all(|b| b.is_ascii_hexdigit());
+        assert!(fp.len() == 12 && hex, "fingerprint: {fp}");
     }
 }
 
-/// The single event of `out`, with what every event must carry: its level, method, path,
-/// request id (the one echoed on the response), the answered status and a repro line.
+/// `out.check(&e)`, and the [`facts`] of its event.
 #[track_caller]
-fn one_event(out: &Outcome, level: Level) -> &Captured {
+fn checked(out: &Outcome, e: Expect) -> Checked {
+    let c = out.check(&e);
+    facts(out, &c.event);
+    c
+}
+
+/// Event fields and their values.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
+/// Every `(field, value)` of `e` ([`ABSENT`], [`PRESENT`]: whether it has the field).
+#[track_caller]
+fn has(e: &Captured, fields: Fields) {
+    for (name, value) in fields {
+        let got = match (e.get(name), *value) {
+            (Some(_), PRESENT) => Some(PRESENT),
+            (got, _) => got,
+        };
+        let want = (*value != ABSENT).then_some(*value);
+        assert_eq!(got, want, "field {name}: {:#?}", e.fields);
+    }
+}
+
+/// The single event of `out`, at `level`, with the [`facts`] and `fields`.
+#[track_caller]
+fn logged<'a>(out: &'a Outcome, level: Level, fields: Fields) -> &'a Captured {
     let e = out.event();
     assert_eq!(e.level, level, "level of {:#?}", e.fields);
-    assert_eq!(e.field("method"), "GET");
-    assert_eq!(e.field("path"), PATH);
-    let rid = out.header("x-request-id").expect("x-request-id echoed");
-    assert_eq!(e.field("request_id"), rid);
-    assert_eq!(
-        e.field("status"),
-        out.status.as_u16().to_string(),
-        "the event's status is the status the client got"
-    );
-    let repro = e.field("repro");
-    assert!(
-        repro.starts_with(&format!("curl -i 'http://localhost{PATH}")),
-        "repro: {repro}"
-    );
+    facts(out, e);
+    has(e, fields);
     e
 }
 
-/// The challenge of a 401 the layer completed: Bearer, realm `realm`, and no error
-/// attributes at all (nothing was verified; RFC 6750 §3.1).
+/// The challenge the layer completed has no parameter but its realm: nothing was
+/// verified (RFC 6750 §3.1).
 #[track_caller]
-fn assert_plain_bearer_challenge(out: &Outcome, realm: &str) {
-    let c = out.challenge();
-    assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.param("realm"), Some(realm));
-    assert_eq!(
-        c.params.keys().map(String::as_str).collect::<Vec<_>>(),
-        vec!["realm"],
-        "{c:?}"
-    );
+fn realm_only(out: &Outcome) {
+    assert_eq!(out.challenge().names(), ["realm"]);
 }
 
+/// The response the stand-in produced, untouched.
 #[track_caller]
-fn assert_problem(out: &Outcome, reason: &str) -> Value {
-    let p = out.problem();
-    assert_eq!(p["reason"], reason, "{p}");
-    assert_eq!(out.header("cache-control"), Some("no-store"));
-    let r = Reason::from_code(reason).unwrap();
-    assert_eq!(p["title"], r.title(), "{p}");
-    p
-}
-
-#[track_caller]
-fn assert_body(out: &Outcome, body: &str) {
-    assert_eq!(String::from_utf8_lossy(&out.body), body);
-}
-
-/// The response the stand-in produced, untouched (observe mode).
-#[track_caller]
-fn assert_unchanged(out: &Outcome, status: u16, body: &str) {
+fn unchanged(out: &Outcome, status: u16, body: &str) {
     assert_eq!(out.status, status);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
+    assert!(out.header_all("www-authenticate").is_empty());
     assert_eq!(out.header("cache-control"), None);
-    assert_body(out, body);
-    if body.is_empty() {
-        assert_eq!(out.header("content-type"), None);
-    } else {
-        assert_eq!(
-            out.header("content-type"),
-            Some("text/plain; charset=utf-8")
-        );
-    }
+    assert_eq!(out.text(), body);
+    let text = (!body.is_empty()).then_some("text/plain; charset=utf-8");
+    assert_eq!(out.header("content-type"), text);
 }
 
 // =======================================================================================
 // upstream_challenge_missing
 // =======================================================================================
 
+/// A 401 without challenge, with an empty body (a zero-length text body is one), gets a
+/// Bearer challenge in the layer's realm and the layer's problem body.
 #[tokio::test]
 async fn challenge_missing_enforce_adds_challenge_and_problem_body() {
-    let out = send(app(bare_401, zero()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    let p = assert_problem(&out, "credentials_missing");
-    assert_eq!(p["status"], 401);
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("client_reason", Some("credentials_missing")),
-            ("upstream_status", Some("401")),
-            ("inferred_reason", Some("credentials_missing")),
-            ("scheme_expected", Some("Bearer")),
-            ("location", None),
-            ("fingerprint", None),
-            ("signature_verified", None),
-            ("hints", None),
-        ],
-    );
-}
-
-#[tokio::test]
-async fn challenge_missing_enforce_uses_the_configured_realm() {
-    let out = send(app(bare_401, zero().realm("shop")), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "shop");
-    one_event(&out, Level::ERROR);
-}
-
-#[tokio::test]
-async fn challenge_missing_enforce_verbose_shows_the_upstream_reason() {
-    let out = send(app(bare_401, zero().verbose()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    let p = assert_problem(&out, "upstream_challenge_missing");
-    assert_eq!(p["status"], 401);
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("client_reason", Some("upstream_challenge_missing")),
-            ("upstream_status", Some("401")),
-            ("inferred_reason", Some("credentials_missing")),
-        ],
-    );
+    let missing = || {
+        expect(CHALLENGE_MISSING)
+            .field("upstream_status", 401)
+            .field("inferred_reason", "credentials_missing")
+            .field("scheme_expected", "Bearer")
+            .no_field("location")
+            .no_field("fingerprint")
+            .no_field("signature_verified")
+            .no_field("hints")
+    };
+    let production = || missing().client("credentials_missing");
+    let shop = zero().realm("shop");
+    for (svc, e) in [
+        (app(bare_401, zero()), production()),
+        (app(bare_401, shop), production().realm("shop")),
+        // Verbose: the client sees the upstream reason.
+        (app(bare_401, zero().verbose()), missing().verbose()),
+        (app(empty_text_401, zero()), production()),
+    ] {
+        let out = send(svc, get(PATH, &[])).await;
+        realm_only(&out);
+        checked(&out, e);
+    }
 }
 
 /// Production: a 401 for a request that had credentials collapses to credentials_invalid.
 #[tokio::test]
 async fn challenge_missing_with_credentials_collapses_to_credentials_invalid() {
-    let token = expired_token();
-    let out = send(
-        app(bare_401, zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    let c = out.challenge();
-    assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.param("realm"), Some("api"));
-    assert_problem(&out, "credentials_invalid");
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("client_reason", Some("credentials_invalid")),
-            ("upstream_status", Some("401")),
-            ("inferred_reason", Some("token_expired")),
-            ("signature_verified", Some("false")),
-            ("exp", Some(EXPIRED_AT)),
-            ("alg", Some("HS256")),
-            ("iss", Some(ISSUER)),
-            ("aud", Some(AUDIENCE)),
-            ("sub", Some("alice")),
-            ("location", Some("header:authorization")),
-            ("scheme_received", Some("Bearer")),
-        ],
-    );
+    let auth = bearer(&expired_token());
+    let headers = [("authorization", auth.as_str())];
+    let missing = || {
+        expect(CHALLENGE_MISSING)
+            .error(Some("invalid_token"))
+            .field("upstream_status", 401)
+            .field("inferred_reason", "token_expired")
+            .field("signature_verified", false)
+            .field("exp", EXPIRED_AT)
+            .field("alg", "HS256")
+            .field("iss", ISSUER)
+            .field("aud", AUDIENCE)
+            .field("sub", "alice")
+            .field("location", "header:authorization")
+            .field("scheme_received", "Bearer")
+    };
+    let out = run(bare_401, zero(), &headers).await;
+    let e = checked(&out, missing().client("credentials_invalid")).event;
     assert_eq!(e.field("fingerprint").len(), 12);
-
     // Verbose: the client sees the upstream code.
-    let out = send(
-        app(bare_401, zero().verbose()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    assert_problem(&out, "upstream_challenge_missing");
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("inferred_reason", Some("token_expired"))],
-    );
+    let out = run(bare_401, zero().verbose(), &headers).await;
+    checked(&out, missing().verbose());
 }
 
 #[tokio::test]
 async fn challenge_missing_enforce_keeps_a_non_empty_body() {
     for layer in [zero(), zero().verbose()] {
-        let out = send(app(body_401, layer), req(&[])).await;
+        let out = run(body_401, layer, &[]).await;
         assert_eq!(out.status, 401);
-        assert_plain_bearer_challenge(&out, "api");
-        assert_body(&out, CUSTOM_BODY);
-        assert_eq!(
-            out.header("content-type"),
-            Some("text/plain; charset=utf-8")
-        );
+        let c = out.challenge();
+        assert_eq!(c.scheme, "Bearer");
+        assert_eq!(c.param("realm"), Some("api"));
+        realm_only(&out);
+        assert_eq!(out.text(), CUSTOM_BODY);
+        let ct = out.header("content-type");
+        assert_eq!(ct, Some("text/plain; charset=utf-8"));
         assert_eq!(out.header("cache-control"), Some("no-store"));
-        let e = one_event(&out, Level::ERROR);
-        expect_fields(
-            e,
-            &[
-                ("reason", Some("upstream_challenge_missing")),
-                ("upstream_status", Some("401")),
-            ],
-        );
+        let fields = [("reason", CHALLENGE_MISSING), ("upstream_status", "401")];
+        logged(&out, Level::ERROR, &fields);
     }
-}
-
-/// A zero-length text body is an empty body: it gets the problem body.
-#[tokio::test]
-async fn challenge_missing_enforce_replaces_a_zero_length_body() {
-    let out = send(app(empty_text_401, zero()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    assert_problem(&out, "credentials_missing");
-    one_event(&out, Level::ERROR);
-}
-
-#[tokio::test]
-async fn challenge_missing_observe_changes_nothing() {
-    let out = send(app(bare_401, zero().observe()), req(&[])).await;
-    assert_unchanged(&out, 401, "");
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("status", Some("401")),
-            ("upstream_status", Some("401")),
-            ("inferred_reason", Some("credentials_missing")),
-        ],
-    );
-
-    let out = send(app(body_401, zero().observe().verbose()), req(&[])).await;
-    assert_unchanged(&out, 401, CUSTOM_BODY);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("reason", Some("upstream_challenge_missing"))],
-    );
 }
 
 /// A 401 that already has a challenge is correct: left alone, and explained in the log
@@ -384,21 +307,45 @@ async fn challenge_missing_observe_changes_nothing() {
 #[tokio::test]
 async fn challenged_401_is_left_alone_and_diagnosed() {
     for layer in [zero(), zero().observe()] {
-        let out = send(app(challenged_401, layer), req(&[])).await;
+        let out = run(challenged_401, layer, &[]).await;
         assert_eq!(out.status, 401);
         let c = out.challenge();
         assert_eq!(c.scheme, "Bearer");
         assert_eq!(c.param("realm"), Some("inner"));
-        assert_body(&out, "");
-        let e = one_event(&out, Level::INFO);
-        expect_fields(
-            e,
-            &[
-                ("reason", Some("credentials_missing")),
-                ("inferred", Some("true")),
-                ("upstream_status", Some("401")),
-            ],
-        );
+        assert_eq!(out.text(), "");
+        let fields = [
+            ("reason", "credentials_missing"),
+            ("inferred", "true"),
+            ("upstream_status", "401"),
+        ];
+        logged(&out, Level::INFO, &fields);
+    }
+}
+
+/// Observe mode logs every violation and corrects none.
+#[tokio::test]
+async fn observe_mode_changes_nothing() {
+    let auth = bearer(&valid_token());
+    let token = [("authorization", auth.as_str())];
+    let verbose = zero().observe().verbose();
+    for (svc, body, reason) in [
+        (app(bare_401, zero().observe()), "", CHALLENGE_MISSING),
+        (app(body_401, verbose), CUSTOM_BODY, CHALLENGE_MISSING),
+        (app(bare_401, authn().observe()), "", AFTER_AUTHN),
+        (app(body_401, authn().observe()), CUSTOM_BODY, AFTER_AUTHN),
+        (app(bare_403, zero().observe()), "", FORBIDDEN_ANON),
+        (app(body_403, zero().observe()), CUSTOM_BODY, FORBIDDEN_ANON),
+    ] {
+        let (headers, seen) = match reason {
+            AFTER_AUTHN => (&token[..], ("signature_verified", "true")),
+            _ => (&[][..], ("inferred_reason", "credentials_missing")),
+        };
+        let out = send(svc, get(PATH, headers)).await;
+        let status = if reason == FORBIDDEN_ANON { 403 } else { 401 };
+        unchanged(&out, status, body);
+        let upstream = status.to_string();
+        let fields = [("reason", reason), ("upstream_status", &upstream), seen];
+        logged(&out, Level::ERROR, &fields);
     }
 }
 
@@ -406,132 +353,30 @@ async fn challenged_401_is_left_alone_and_diagnosed() {
 // upstream_unauthorized_after_authentication
 // =======================================================================================
 
+/// A 401 to a request the layer authenticated becomes a 403 without challenge (even when
+/// the 401 had one), with the layer's body: the status changed.
 #[tokio::test]
 async fn unauthorized_after_authentication_enforce_sends_403() {
-    let token = valid_token();
-    let out = send(
-        app(bare_401, authn()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    let p = assert_problem(&out, "forbidden");
-    assert_eq!(p["status"], 403);
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_unauthorized_after_authentication")),
-            ("client_reason", Some("forbidden")),
-            ("upstream_status", Some("401")),
-            ("signature_verified", Some("true")),
-            ("sub", Some("alice")),
-            ("location", Some("header:authorization")),
-            ("scheme_expected", Some("Bearer")),
+    let auth = bearer(&valid_token());
+    let after = || {
+        expect(AFTER_AUTHN)
+            .field("upstream_status", 401)
+            .field("signature_verified", true)
+            .field("sub", "alice")
+            .field("location", "header:authorization")
+            .field("scheme_expected", "Bearer")
             // The layer verified the credentials: there is nothing to infer.
-            ("inferred_reason", None),
-        ],
-    );
-    assert_eq!(e.field("fingerprint").len(), 12);
-}
-
-#[tokio::test]
-async fn unauthorized_after_authentication_verbose_shows_the_upstream_reason() {
-    let token = valid_token();
-    let out = send(
-        app(bare_401, authn().verbose()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    let p = assert_problem(&out, "upstream_unauthorized_after_authentication");
-    assert_eq!(p["status"], 403);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[
-            ("reason", Some("upstream_unauthorized_after_authentication")),
-            (
-                "client_reason",
-                Some("upstream_unauthorized_after_authentication"),
-            ),
-        ],
-    );
-}
-
-/// Even a 401 that has a challenge is wrong for an authenticated request; the 403 sent
-/// instead carries no challenge.
-#[tokio::test]
-async fn unauthorized_after_authentication_drops_the_inner_challenge() {
-    let token = valid_token();
-    let out = send(
-        app(challenged_401, authn()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    assert_problem(&out, "forbidden");
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[
-            ("reason", Some("upstream_unauthorized_after_authentication")),
-            ("upstream_status", Some("401")),
-        ],
-    );
-}
-
-#[tokio::test]
-async fn unauthorized_after_authentication_replaces_the_body_of_the_old_status() {
-    let token = valid_token();
-    let out = send(
-        app(body_401, authn()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    // The status changed: the body is the layer's, and its `status` is the new one.
-    let p = assert_problem(&out, "forbidden");
-    assert_eq!(p["status"], 403);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("reason", Some("upstream_unauthorized_after_authentication"))],
-    );
-}
-
-#[tokio::test]
-async fn unauthorized_after_authentication_observe_changes_nothing() {
-    let token = valid_token();
-    for (handler_body, out) in [
-        (
-            "",
-            send(
-                app(bare_401, authn().observe()),
-                req(&[("authorization", &bearer(&token))]),
-            )
-            .await,
-        ),
-        (
-            CUSTOM_BODY,
-            send(
-                app(body_401, authn().observe()),
-                req(&[("authorization", &bearer(&token))]),
-            )
-            .await,
-        ),
+            .no_field("inferred_reason")
+    };
+    for (svc, e) in [
+        (app(bare_401, authn()), after()),
+        (app(bare_401, authn().verbose()), after().verbose()),
+        (app(challenged_401, authn()), after()),
+        (app(body_401, authn()), after()),
     ] {
-        assert_unchanged(&out, 401, handler_body);
-        expect_fields(
-            one_event(&out, Level::ERROR),
-            &[
-                ("reason", Some("upstream_unauthorized_after_authentication")),
-                ("status", Some("401")),
-                ("upstream_status", Some("401")),
-                ("signature_verified", Some("true")),
-            ],
-        );
+        let out = send(svc, get(PATH, &[("authorization", &auth)])).await;
+        let e = checked(&out, e).event;
+        assert_eq!(e.field("fingerprint").len(), 12);
     }
 }
 
@@ -539,139 +384,74 @@ async fn unauthorized_after_authentication_observe_changes_nothing() {
 // upstream_forbidden_without_credentials
 // =======================================================================================
 
+/// Opted in, a 403 without credentials becomes a 401 with a challenge and the layer's
+/// body (the status changed), never cacheable, whatever the application said.
 #[tokio::test]
 async fn forbidden_without_credentials_enforce_sends_401_with_challenge() {
-    let out = send(app(bare_403, zero_fixing()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    let p = assert_problem(&out, "credentials_missing");
-    assert_eq!(p["status"], 401);
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_forbidden_without_credentials")),
-            ("client_reason", Some("credentials_missing")),
-            ("upstream_status", Some("403")),
-            ("inferred_reason", Some("credentials_missing")),
-            ("scheme_expected", Some("Bearer")),
-            ("fingerprint", None),
-            ("location", None),
-        ],
-    );
-}
-
-#[tokio::test]
-async fn forbidden_without_credentials_verbose_shows_the_upstream_reason() {
-    let out = send(
-        app(bare_403, zero_fixing().verbose().realm("shop")),
-        req(&[]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "shop");
-    let p = assert_problem(&out, "upstream_forbidden_without_credentials");
-    assert_eq!(p["status"], 401);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[
-            ("reason", Some("upstream_forbidden_without_credentials")),
-            (
-                "client_reason",
-                Some("upstream_forbidden_without_credentials"),
-            ),
-            ("upstream_status", Some("403")),
-        ],
-    );
-}
-
-#[tokio::test]
-async fn forbidden_without_credentials_replaces_the_body_of_the_old_status() {
-    let out = send(app(body_403, zero_fixing()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    let p = assert_problem(&out, "credentials_missing");
-    assert_eq!(p["status"], 401);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("reason", Some("upstream_forbidden_without_credentials"))],
-    );
-}
-
-#[tokio::test]
-async fn forbidden_without_credentials_observe_changes_nothing() {
-    let out = send(app(bare_403, zero().observe()), req(&[])).await;
-    assert_unchanged(&out, 403, "");
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[
-            ("reason", Some("upstream_forbidden_without_credentials")),
-            ("status", Some("403")),
-            ("upstream_status", Some("403")),
-        ],
-    );
-    let out = send(app(body_403, zero().observe()), req(&[])).await;
-    assert_unchanged(&out, 403, CUSTOM_BODY);
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("reason", Some("upstream_forbidden_without_credentials"))],
-    );
+    let anon = || {
+        expect(FORBIDDEN_ANON)
+            .field("upstream_status", 403)
+            .field("inferred_reason", "credentials_missing")
+            .field("scheme_expected", "Bearer")
+            .no_field("fingerprint")
+            .no_field("location")
+    };
+    let shop = zero_fixing().verbose().realm("shop");
+    for (svc, e) in [
+        (app(bare_403, zero_fixing()), anon()),
+        (app(bare_403, shop), anon().verbose().realm("shop")),
+        (app(body_403, zero_fixing()), anon()),
+        (app(cacheable_403, zero_fixing()), anon()),
+    ] {
+        let out = send(svc, get(PATH, &[])).await;
+        realm_only(&out);
+        checked(&out, e);
+        let cache = out.header_all("cache-control");
+        assert_eq!(cache, ["no-store"], "the layer's 401 is not cached");
+    }
 }
 
 /// A 403 to a request with credentials is no violation: unchanged, logged as forbidden.
 #[tokio::test]
 async fn forbidden_with_credentials_is_left_alone_and_diagnosed() {
-    let out = send(
-        app(body_403, zero()),
-        req(&[("authorization", "Bearer opaque-token-123")]),
-    )
-    .await;
-    assert_unchanged(&out, 403, CUSTOM_BODY);
-    let e = one_event(&out, Level::WARN);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("forbidden")),
-            ("inferred", Some("true")),
-            ("upstream_status", Some("403")),
-            ("location", Some("header:authorization")),
-        ],
-    );
+    let opaque = [("authorization", "Bearer opaque-token-123")];
+    let out = run(body_403, zero(), &opaque).await;
+    unchanged(&out, 403, CUSTOM_BODY);
+    let fields = [
+        ("reason", "forbidden"),
+        ("inferred", "true"),
+        ("upstream_status", "403"),
+        ("location", "header:authorization"),
+    ];
+    logged(&out, Level::WARN, &fields);
 
     // Authenticated by the layer: still unchanged, the token facts are verified.
-    let token = valid_token();
-    let out = send(
-        app(body_403, authn()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_unchanged(&out, 403, CUSTOM_BODY);
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[
-            ("reason", Some("forbidden")),
-            ("upstream_status", Some("403")),
-            ("signature_verified", Some("true")),
-            ("sub", Some("alice")),
-        ],
-    );
+    let auth = bearer(&valid_token());
+    let out = run(body_403, authn(), &[("authorization", &auth)]).await;
+    unchanged(&out, 403, CUSTOM_BODY);
+    let fields = [
+        ("reason", "forbidden"),
+        ("upstream_status", "403"),
+        ("signature_verified", "true"),
+        ("sub", "alice"),
+    ];
+    logged(&out, Level::WARN, &fields);
 }
 
 #[tokio::test]
 async fn success_is_neither_changed_nor_logged() {
-    let token = valid_token();
-    let auth = bearer(&token);
+    let auth = bearer(&valid_token());
+    let token = [("authorization", auth.as_str())];
     for (layer, headers) in [
-        (zero(), vec![]),
-        (zero(), vec![("authorization", auth.as_str())]),
-        (zero().observe(), vec![]),
-        (authn(), vec![("authorization", auth.as_str())]),
+        (zero(), &[][..]),
+        (zero(), &token),
+        (zero().observe(), &[]),
+        (authn(), &token),
     ] {
-        let out = send(app(ok_200, layer), req(&headers)).await;
-        assert_eq!(out.status, 200);
-        assert_body(&out, "ok");
-        assert!(out.events.is_empty(), "{:#?}", out.events);
-        assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
+        let out = run(ok_200, layer, headers).await;
+        out.ok();
+        assert_eq!(out.text(), "ok");
+        assert!(out.header_all("www-authenticate").is_empty());
     }
 }
 
@@ -679,1069 +459,287 @@ async fn success_is_neither_changed_nor_logged() {
 // AuthFailure returned by a handler
 // =======================================================================================
 
+/// Rendered and logged once by the layer, in observe mode too.
 #[tokio::test]
 async fn handler_auth_failure_is_rendered_and_logged_by_the_layer() {
-    let out = send(app(refuse_role, zero().verbose()), req(&[])).await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    let p = assert_problem(&out, "forbidden");
-    assert_eq!(p["status"], 403);
-    let e = one_event(&out, Level::WARN);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("forbidden")),
-            ("client_reason", Some("forbidden")),
-            ("check", Some("role admin")),
-            ("upstream_status", None),
-        ],
-    );
+    let out = run(refuse_role, zero().verbose(), &[]).await;
+    let role = expect("forbidden").field("check", "role admin");
+    checked(&out, role.clone().verbose().no_field("upstream_status"));
+    let out = run(refuse_role, zero().observe(), &[]).await;
+    checked(&out, role);
 }
 
 #[tokio::test]
 async fn handler_auth_failure_gets_the_request_facts() {
-    let token = valid_token();
-    let out = send(
-        app(refuse_role, authn()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    assert_problem(&out, "forbidden");
-    let e = one_event(&out, Level::WARN);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("forbidden")),
-            ("check", Some("role admin")),
-            ("location", Some("header:authorization")),
-            ("signature_verified", Some("true")),
-            ("sub", Some("alice")),
-        ],
-    );
-    let fp = e.field("fingerprint");
-    assert!(
-        e.field("repro").contains(&format!("fp:{fp}>")),
-        "{}",
-        e.field("repro")
-    );
+    let auth = bearer(&valid_token());
+    let out = run(refuse_role, authn(), &[("authorization", &auth)]).await;
+    let e = expect("forbidden")
+        .field("check", "role admin")
+        .field("location", "header:authorization")
+        .field("signature_verified", true)
+        .field("sub", "alice");
+    let e = checked(&out, e).event;
+    let fp = format!("fp:{}>", e.field("fingerprint"));
+    assert!(e.field("repro").contains(&fp), "{}", e.field("repro"));
 }
 
 /// Rendered with the layer's configuration: its realm, its detail mode.
 #[tokio::test]
 async fn handler_auth_failure_uses_the_layer_configuration() {
-    let token = valid_token();
-    let out = send(
-        app(refuse_scope, authn().realm("shop")),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    let c = out.challenge();
-    assert_eq!(c.scheme, "Bearer");
-    assert_eq!(c.param("realm"), Some("shop"));
-    assert_eq!(c.param("error"), Some("insufficient_scope"));
-    assert_eq!(c.param("scope"), Some("orders"));
-    assert_problem(&out, "insufficient_scope");
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[
-            ("reason", Some("insufficient_scope")),
-            ("scope", Some("orders")),
-        ],
-    );
+    let auth = bearer(&valid_token());
+    let shop = authn().realm("shop");
+    let out = run(refuse_scope, shop, &[("authorization", &auth)]).await;
+    let e = expect("insufficient_scope").realm("shop");
+    checked(&out, e.field("scope", "orders"));
+    assert_eq!(out.challenge().param("scope"), Some("orders"));
 
     // Production collapses what would be an oracle; the log keeps the precise reason.
-    let out = send(app(refuse_unknown_user, zero()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_problem(&out, "credentials_invalid");
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[
-            ("reason", Some("basic_user_unknown")),
-            ("client_reason", Some("credentials_invalid")),
-        ],
-    );
-    let out = send(app(refuse_unknown_user, zero().verbose()), req(&[])).await;
-    assert_problem(&out, "basic_user_unknown");
+    let out = run(refuse_unknown_user, zero(), &[]).await;
+    checked(&out, expect("basic_user_unknown"));
+    let out = run(refuse_unknown_user, zero().verbose(), &[]).await;
+    checked(&out, expect("basic_user_unknown").verbose());
 }
 
 // =======================================================================================
 // Nested layers: one event per request
 // =======================================================================================
 
-/// An inner layer with `.bearer(jwt())` around `handler`, under an outer zero-config one.
-fn nested<H, T>(handler: H, outer: AuthDiagnostics) -> Router
-where
-    H: Handler<T, ()>,
-    T: 'static,
-{
-    Router::new()
-        .route(PATH, routing::get(handler))
-        .layer(authn())
-        .layer(outer)
-}
-
 #[tokio::test]
 async fn nested_layers_log_an_upstream_correction_once() {
-    let token = valid_token();
-    let out = send(
-        nested(bare_401, zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    assert_problem(&out, "forbidden");
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[
-            ("reason", Some("upstream_unauthorized_after_authentication")),
-            ("upstream_status", Some("401")),
-        ],
-    );
+    let auth = bearer(&valid_token());
+    let token = [("authorization", auth.as_str())];
+    let out = send(nested(bare_401, zero()), get(PATH, &token)).await;
+    checked(&out, expect(AFTER_AUTHN).field("upstream_status", 401));
 
     // The outer layer enforcing while the inner one only observes: still one event.
-    let out = send(
-        Router::new()
-            .route(PATH, routing::get(bare_401))
-            .layer(authn().observe())
-            .layer(zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    one_event(&out, Level::ERROR);
+    let svc = app(bare_401, authn().observe()).layer(zero());
+    let out = send(svc, get(PATH, &token)).await;
+    logged(&out, Level::ERROR, &[]);
 }
 
 #[tokio::test]
 async fn nested_layers_log_the_inner_rejection_once() {
-    let out = send(nested(ok_200, zero()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_problem(&out, "credentials_missing");
-    expect_fields(
-        one_event(&out, Level::INFO),
-        &[
-            ("reason", Some("credentials_missing")),
-            ("upstream_status", None),
-        ],
-    );
+    let out = send(nested(ok_200, zero()), get(PATH, &[])).await;
+    let e = expect("credentials_missing");
+    checked(&out, e.no_field("upstream_status"));
 
-    let out = send(
-        nested(ok_200, zero()),
-        req(&[("authorization", &bearer(&expired_token()))]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    assert_eq!(out.challenge().param("error"), Some("invalid_token"));
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[
-            ("reason", Some("token_expired")),
-            ("signature_verified", Some("true")),
-            ("upstream_status", None),
-        ],
-    );
+    let auth = bearer(&expired_token());
+    let token = [("authorization", auth.as_str())];
+    let out = send(nested(ok_200, zero()), get(PATH, &token)).await;
+    let e = expect("token_expired").field("signature_verified", true);
+    checked(&out, e.no_field("upstream_status"));
 }
 
 #[tokio::test]
 async fn nested_layers_log_a_handler_failure_once() {
-    let token = valid_token();
-    let out = send(
-        nested(refuse_role, zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_problem(&out, "forbidden");
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[("reason", Some("forbidden")), ("check", Some("role admin"))],
-    );
+    let auth = bearer(&valid_token());
+    let token = [("authorization", auth.as_str())];
+    let out = send(nested(refuse_role, zero()), get(PATH, &token)).await;
+    checked(&out, expect("forbidden").field("check", "role admin"));
 }
 
 #[tokio::test]
 async fn nested_layers_log_a_correct_refusal_once() {
-    let token = valid_token();
-    let out = send(
-        nested(body_403, zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_unchanged(&out, 403, CUSTOM_BODY);
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[
-            ("reason", Some("forbidden")),
-            ("upstream_status", Some("403")),
-        ],
-    );
+    let auth = bearer(&valid_token());
+    let token = [("authorization", auth.as_str())];
+    let out = send(nested(body_403, zero()), get(PATH, &token)).await;
+    unchanged(&out, 403, CUSTOM_BODY);
+    let fields = [("reason", "forbidden"), ("upstream_status", "403")];
+    logged(&out, Level::WARN, &fields);
 
     // Two zero-config layers around a bare 401.
-    let out = send(
-        Router::new()
-            .route(PATH, routing::get(bare_401))
-            .layer(zero())
-            .layer(zero()),
-        req(&[]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    expect_fields(
-        one_event(&out, Level::ERROR),
-        &[("reason", Some("upstream_challenge_missing"))],
-    );
+    let out = send(app(bare_401, zero()).layer(zero()), get(PATH, &[])).await;
+    realm_only(&out);
+    let e = expect(CHALLENGE_MISSING);
+    checked(&out, e.client("credentials_missing"));
+}
+
+/// An outer layer authenticates, an inner zero-config layer watches the handler: the
+/// inner layer knows the request was authenticated and corrects 401 to 403.
+#[tokio::test]
+async fn inner_watcher_sees_authentication_by_an_outer_layer() {
+    let auth = bearer(&valid_token());
+    let svc = app(bare_401, zero()).layer(authn());
+    let out = send(svc, get(PATH, &[("authorization", &auth)])).await;
+    checked(&out, expect(AFTER_AUTHN).field("signature_verified", true));
 }
 
 // =======================================================================================
 // Zero-configuration inference
 // =======================================================================================
 
-/// One request against a stand-in answering a *challenged* 401 (so the logged reason is
-/// the inferred one) and one answering a bare 401 (so the logged reason is
-/// `upstream_challenge_missing` and the inferred one is `inferred_reason`). Checks both
-/// events against `fields` (without `reason`) and returns them.
-async fn infer_both(
-    headers: &[(&str, &str)],
-    reason: &str,
-    level: Level,
-    fields: &[(&str, Option<&str>)],
-) -> (Captured, Captured) {
-    let out = send(app(challenged_401, zero()), req(headers)).await;
+/// A GET of [`PATH`] as `spec` says: `name: value` is one header, `?query` the query.
+fn spec_get(spec: &str) -> Request<axum::body::Body> {
+    match spec.split_once(": ") {
+        Some((name, value)) => get(PATH, &[(name, value)]),
+        None => get(&format!("{PATH}{spec}"), &[]),
+    }
+}
+
+/// One request (`spec`) to a stand-in answering a *challenged* 401 (so the logged reason
+/// is the inferred one) and one to a bare 401 (so the logged reason is
+/// `upstream_challenge_missing` and the inferred one is `inferred_reason`). Both events
+/// have `fields` and share their fingerprint.
+async fn infer_both(spec: &str, reason: &str, fields: Fields<'_>) {
+    let out = send(app(challenged_401, zero()), spec_get(spec)).await;
     assert_eq!(out.status, 401, "{reason}: a correct 401 is left alone");
     assert_eq!(out.challenge().param("realm"), Some("inner"));
-    let direct = one_event(&out, level).clone();
-    expect_fields(
-        &direct,
-        &[
-            ("reason", Some(reason)),
-            ("inferred", Some("true")),
-            ("upstream_status", Some("401")),
-        ],
-    );
-    expect_fields(&direct, fields);
+    let direct = logged(&out, row(reason).level, fields).clone();
+    let marks = [
+        ("reason", reason),
+        ("inferred", "true"),
+        ("upstream_status", "401"),
+    ];
+    has(&direct, &marks);
 
-    let out = send(app(bare_401, zero()), req(headers)).await;
+    let out = send(app(bare_401, zero()), spec_get(spec)).await;
     assert_eq!(out.status, 401);
-    let upstream = one_event(&out, Level::ERROR).clone();
-    expect_fields(
-        &upstream,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("inferred_reason", Some(reason)),
-            ("upstream_status", Some("401")),
-        ],
+    let upstream = logged(&out, Level::ERROR, fields);
+    let marks = [
+        ("reason", CHALLENGE_MISSING),
+        ("inferred_reason", reason),
+        ("upstream_status", "401"),
+    ];
+    has(upstream, &marks);
+    let fp = upstream.get("fingerprint");
+    assert_eq!(direct.get("fingerprint"), fp, "the same credential");
+}
+
+#[tokio::test]
+async fn infers_the_reason_of_a_wrapped_401() {
+    let token = valid_token();
+    let early = hs256(&claims(json!({ "nbf": now() + 7200, "exp": now() + 9000 })));
+    let bare = format!("authorization: {token}");
+    let expired = format!("authorization: Bearer {}", expired_token());
+    let early = format!("authorization: Bearer {early}");
+    let current = format!("authorization: Bearer {token}");
+    let unverified = ("signature_verified", "false");
+    let at = ("location", "header:authorization");
+    let (iss, aud, sub) = (("iss", ISSUER), ("aud", AUDIENCE), ("sub", "alice"));
+    let (alg, fp) = (("alg", "HS256"), ("fingerprint", PRESENT));
+    let no_hints = ("hints", ABSENT);
+    let unread = ("signature_verified", ABSENT);
+    let nothing = [
+        ("location", ABSENT),
+        ("fingerprint", ABSENT),
+        unread,
+        no_hints,
+    ];
+    let bare_fields = [("hints", "bare_jwt"), at, unverified, alg, sub, fp];
+    let scheme = ("scheme_received", "Bearer");
+    let exp = ("exp", EXPIRED_AT);
+    let expired_fields = [
+        unverified, exp, alg, iss, aud, sub, at, scheme, no_hints, fp,
+    ];
+    let invalid = [unverified, iss, aud, sub];
+    let (two_words, not_a_jwt) = (
+        "authorization: Bearer a b",
+        "authorization: Bearer eyJhbGciOi.x.y",
     );
-    expect_fields(&upstream, fields);
-    (direct, upstream)
+    let cases: [(&str, &str, Fields); 7] = [
+        ("", "credentials_missing", &nothing),
+        (&bare, "scheme_prefix_missing", &bare_fields),
+        // From the token's unverified `exp`, and `nbf`.
+        (&expired, "token_expired", &expired_fields),
+        (&early, "token_not_yet_valid", &[unverified, sub]),
+        // A current token the application refused anyway: nothing in it says why.
+        (&current, "credentials_invalid", &invalid),
+        (
+            two_words,
+            "authorization_malformed",
+            &[at, unread, no_hints],
+        ),
+        (not_a_jwt, "token_malformed", &[at, scheme, unread]),
+    ];
+    for (spec, reason, fields) in cases {
+        infer_both(spec, reason, fields).await;
+    }
 }
 
+/// The unverified `exp` of a JWT outside `Authorization` counts too.
 #[tokio::test]
-async fn infers_credentials_missing() {
-    infer_both(
-        &[],
-        "credentials_missing",
-        Level::INFO,
-        &[
-            ("location", None),
-            ("fingerprint", None),
-            ("signature_verified", None),
-            ("hints", None),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn infers_a_bare_token() {
-    let token = valid_token();
-    let (e, _) = infer_both(
-        &[("authorization", &token)],
-        "scheme_prefix_missing",
-        Level::WARN,
-        &[
-            ("hints", Some("bare_jwt")),
-            ("location", Some("header:authorization")),
-            ("signature_verified", Some("false")),
-            ("alg", Some("HS256")),
-            ("sub", Some("alice")),
-        ],
-    )
-    .await;
-    assert_eq!(e.field("fingerprint").len(), 12);
-}
-
-#[tokio::test]
-async fn infers_an_expired_token_from_its_unverified_exp() {
-    let token = expired_token();
-    let (e, u) = infer_both(
-        &[("authorization", &bearer(&token))],
-        "token_expired",
-        Level::WARN,
-        &[
-            ("signature_verified", Some("false")),
-            ("exp", Some(EXPIRED_AT)),
-            ("alg", Some("HS256")),
-            ("iss", Some(ISSUER)),
-            ("aud", Some(AUDIENCE)),
-            ("sub", Some("alice")),
-            ("location", Some("header:authorization")),
-            ("scheme_received", Some("Bearer")),
-            ("hints", None),
-        ],
-    )
-    .await;
-    // The same credential, the same fingerprint.
-    assert_eq!(e.field("fingerprint"), u.field("fingerprint"));
-}
-
-#[tokio::test]
-async fn infers_a_token_not_yet_valid_from_its_unverified_nbf() {
-    let mut c = good_claims();
-    c.insert("nbf".into(), json!(now() + 7200));
-    c.insert("exp".into(), json!(now() + 9000));
-    let token = hs256(&c);
-    infer_both(
-        &[("authorization", &bearer(&token))],
-        "token_not_yet_valid",
-        Level::WARN,
-        &[
-            ("signature_verified", Some("false")),
-            ("sub", Some("alice")),
-        ],
-    )
-    .await;
-}
-
-/// A current token the application refused anyway: nothing in it says why.
-#[tokio::test]
-async fn infers_credentials_invalid_for_a_current_token() {
-    let token = valid_token();
-    infer_both(
-        &[("authorization", &bearer(&token))],
-        "credentials_invalid",
-        Level::WARN,
-        &[
-            ("signature_verified", Some("false")),
-            ("iss", Some(ISSUER)),
-            ("aud", Some(AUDIENCE)),
-            ("sub", Some("alice")),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn infers_a_malformed_authorization() {
-    infer_both(
-        &[("authorization", "Bearer a b")],
-        "authorization_malformed",
-        Level::WARN,
-        &[
-            ("location", Some("header:authorization")),
-            ("signature_verified", None),
-            ("hints", None),
-        ],
-    )
-    .await;
-}
-
-#[tokio::test]
-async fn infers_a_malformed_token() {
-    infer_both(
-        &[("authorization", "Bearer eyJhbGciOi.x.y")],
-        "token_malformed",
-        Level::WARN,
-        &[
-            ("location", Some("header:authorization")),
-            ("scheme_received", Some("Bearer")),
-            ("signature_verified", None),
-        ],
-    )
-    .await;
+async fn infers_an_expired_token_in_the_query() {
+    let uri = format!("{PATH}?access_token={}", expired_token());
+    let out = send(app(bare_401, zero()), get(&uri, &[])).await;
+    assert_eq!(out.status, 401);
+    let fields = [
+        ("reason", CHALLENGE_MISSING),
+        ("inferred_reason", "token_expired"),
+        ("location", "query:access_token"),
+        ("hints", "token_in_query"),
+        ("signature_verified", "false"),
+        ("exp", EXPIRED_AT),
+    ];
+    let repro = logged(&out, Level::ERROR, &fields).field("repro");
+    assert!(repro.contains("?access_token=<value>'"), "{repro}");
 }
 
 // =======================================================================================
 // Hints
 // =======================================================================================
 
-struct HintCase {
-    label: &'static str,
-    uri: String,
-    headers: Vec<(&'static str, String)>,
-    /// What zero-configuration diagnosis infers.
-    inferred: &'static str,
-    /// What a `.bearer(jwt())` layer rejects it with.
-    rejected: &'static str,
-    hint: &'static str,
-}
-
-fn hint_cases() -> Vec<HintCase> {
+/// A hint case: the request (see [`spec_get`]), the reason (both what zero-configuration
+/// diagnosis infers and what a `.bearer(jwt())` layer rejects it with), the hint.
+fn hint_cases() -> Vec<(String, &'static str, &'static str)> {
     let jwt = valid_token();
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let case =
-        |label, uri: &str, headers: Vec<(&'static str, String)>, inferred, rejected, hint| {
-            HintCase {
-                label,
-                uri: uri.to_owned(),
-                headers,
-                inferred,
-                rejected,
-                hint,
-            }
-        };
-    const PROXY: &str = "proxy_may_have_stripped_authorization";
+    let bare = format!("authorization: {jwt}");
+    let basic64 = format!("authorization: Basic {}", b64(jwt.as_bytes()));
+    let missing = "credentials_missing";
+    let wrong = "credentials_wrong_location";
+    let header = "token_in_nonstandard_header";
+    let (basic, wrapped) = ("scheme_not_accepted", "basic_wrapped_token");
+    let malformed = "authorization_malformed";
+    let doubled = "authorization: Bearer Bearer doubledsecret123";
+    let cookie = "cookie: access_token=cookiesecret123";
+    let row = |spec: &str, reason, hint| (spec.to_owned(), reason, hint);
     vec![
-        case(
-            "x-forwarded-for",
-            PATH,
-            vec![("x-forwarded-for", "203.0.113.7".into())],
-            "credentials_missing",
-            "credentials_missing",
-            PROXY,
-        ),
-        case(
-            "x-forwarded-proto",
-            PATH,
-            vec![("x-forwarded-proto", "https".into())],
-            "credentials_missing",
-            "credentials_missing",
-            PROXY,
-        ),
-        case(
-            "forwarded",
-            PATH,
-            vec![("forwarded", "for=203.0.113.7;proto=https".into())],
-            "credentials_missing",
-            "credentials_missing",
-            PROXY,
-        ),
-        case(
-            "via",
-            PATH,
-            vec![("via", "1.1 proxy.example".into())],
-            "credentials_missing",
-            "credentials_missing",
-            PROXY,
-        ),
-        case(
-            "query",
-            "/resource?access_token=querysecret123",
-            vec![],
-            "credentials_wrong_location",
-            "credentials_wrong_location",
-            "token_in_query",
-        ),
-        case(
-            "x-auth-token",
-            PATH,
-            vec![("x-auth-token", "headersecret123".into())],
-            "credentials_wrong_location",
-            "credentials_wrong_location",
-            "token_in_nonstandard_header",
-        ),
-        case(
-            "token header",
-            PATH,
-            vec![("token", "headersecret123".into())],
-            "credentials_wrong_location",
-            "credentials_wrong_location",
-            "token_in_nonstandard_header",
-        ),
-        case(
-            "x-access-token",
-            PATH,
-            vec![("x-access-token", "headersecret123".into())],
-            "credentials_wrong_location",
-            "credentials_wrong_location",
-            "token_in_nonstandard_header",
-        ),
-        case(
-            "cookie",
-            PATH,
-            vec![("cookie", "access_token=cookiesecret123".into())],
-            "credentials_wrong_location",
-            "credentials_wrong_location",
-            "token_in_cookie",
-        ),
-        case(
-            "bare jwt",
-            PATH,
-            vec![("authorization", jwt.clone())],
-            "scheme_prefix_missing",
-            "scheme_prefix_missing",
-            "bare_jwt",
-        ),
-        case(
-            "doubled prefix",
-            PATH,
-            vec![("authorization", "Bearer Bearer doubledsecret123".into())],
-            "authorization_malformed",
-            "authorization_malformed",
-            "doubled_prefix",
-        ),
-        case(
-            "basic jwt",
-            PATH,
-            vec![("authorization", format!("Basic {jwt}"))],
-            "scheme_not_accepted",
-            "scheme_not_accepted",
-            "basic_wrapped_token",
-        ),
-        case(
-            "basic base64 jwt",
-            PATH,
-            vec![("authorization", format!("Basic {}", b64.encode(&jwt)))],
-            "scheme_not_accepted",
-            "scheme_not_accepted",
-            "basic_wrapped_token",
-        ),
+        row("x-forwarded-for: 203.0.113.7", missing, PROXY),
+        row("x-forwarded-proto: https", missing, PROXY),
+        row("forwarded: for=203.0.113.7;proto=https", missing, PROXY),
+        row("via: 1.1 proxy.example", missing, PROXY),
+        row("?access_token=querysecret123", wrong, "token_in_query"),
+        row("x-auth-token: headersecret123", wrong, header),
+        row("token: headersecret123", wrong, header),
+        row("x-access-token: headersecret123", wrong, header),
+        row(cookie, wrong, "token_in_cookie"),
+        row(&bare, "scheme_prefix_missing", "bare_jwt"),
+        row(doubled, malformed, "doubled_prefix"),
+        row(&format!("authorization: Basic {jwt}"), basic, wrapped),
+        row(&basic64, basic, wrapped),
     ]
 }
 
-fn hint_request(c: &HintCase) -> http::Request<axum::body::Body> {
-    let headers: Vec<(&str, &str)> = c.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    get(&c.uri, &headers)
-}
-
+/// Zero configuration infers the reason and the hint, whether the 401 had a challenge.
 #[tokio::test]
 async fn hints_in_zero_configuration() {
-    for c in hint_cases() {
-        let out = send(app(bare_401, zero()), hint_request(&c)).await;
-        assert_eq!(out.status, 401, "{}", c.label);
-        let e = out.event();
-        assert_eq!(e.level, Level::ERROR, "{}", c.label);
-        assert_eq!(
-            e.field("reason"),
-            "upstream_challenge_missing",
-            "{}",
-            c.label
-        );
-        assert_eq!(
-            e.get("inferred_reason"),
-            Some(c.inferred),
-            "{}: {:#?}",
-            c.label,
-            e.fields
-        );
-        assert_eq!(e.get("hints"), Some(c.hint), "{}: {:#?}", c.label, e.fields);
-
-        // A correct 401: the inferred reason is the logged one, same hint.
-        let out = send(app(challenged_401, zero()), hint_request(&c)).await;
-        let e = out.event();
-        assert_eq!(e.field("reason"), c.inferred, "{}", c.label);
-        assert_eq!(e.get("inferred"), Some("true"), "{}", c.label);
-        assert_eq!(e.get("hints"), Some(c.hint), "{}: {:#?}", c.label, e.fields);
+    for (spec, reason, hint) in hint_cases() {
+        infer_both(&spec, reason, &[("hints", hint)]).await;
     }
 }
 
 #[tokio::test]
 async fn hints_when_the_layer_rejects() {
-    for c in hint_cases() {
-        let out = send(app(ok_200, authn()), hint_request(&c)).await;
-        let e = out.event();
-        assert_eq!(
-            e.field("reason"),
-            c.rejected,
-            "{}: {:#?}",
-            c.label,
-            e.fields
-        );
-        assert_eq!(e.get("hints"), Some(c.hint), "{}: {:#?}", c.label, e.fields);
-        assert_eq!(e.get("upstream_status"), None, "{}", c.label);
-        assert_eq!(out.problem()["reason"], c.rejected, "{}", c.label);
+    for (spec, reason, hint) in hint_cases() {
+        let out = send(app(ok_200, authn()), spec_get(&spec)).await;
+        let e = expect(reason).field("hints", hint);
+        checked(&out, e.no_field("upstream_status"));
     }
 }
 
 /// No hint where nothing is odd.
 #[tokio::test]
 async fn no_hints_for_ordinary_requests() {
+    let opaque = [("authorization", "Bearer opaque-token-123")];
     for (layer, headers) in [
-        (zero(), vec![]),
-        (zero(), vec![("authorization", "Bearer opaque-token-123")]),
-        (authn(), vec![]),
-        (authn(), vec![("authorization", "Bearer opaque-token-123")]),
+        (zero(), &[][..]),
+        (zero(), &opaque),
+        (authn(), &[]),
+        (authn(), &opaque),
     ] {
-        let out = send(app(bare_401, layer), req(&headers)).await;
-        assert_eq!(
-            out.event().get("hints"),
-            None,
-            "{headers:?}: {:#?}",
-            out.event().fields
-        );
-    }
-}
-
-// =======================================================================================
-// The reproduction line
-// =======================================================================================
-
-/// Checks `repro` for `secrets` and for the fingerprint placeholder of the credential.
-#[track_caller]
-fn check_repro(label: &str, e: &Captured, secrets: &[&str], placeholder: Option<&str>) {
-    let repro = e.field("repro");
-    assert!(repro.starts_with("curl -i "), "{label}: {repro}");
-    assert!(repro.contains(PATH), "{label}: {repro}");
-    for s in secrets {
-        assert!(!repro.contains(s), "{label}: repro leaks {s:?}: {repro}");
-    }
-    if let Some(kind) = placeholder {
-        let fp = e.field("fingerprint");
-        assert_eq!(fp.len(), 12, "{label}");
-        let want = format!("<{kind} fp:{fp}>");
-        assert!(
-            repro.contains(&want),
-            "{label}: repro lacks {want}: {repro}"
-        );
-    }
-}
-
-/// A repro case: label, path and query, request headers, secrets that must not appear,
-/// and a text the line must contain.
-type ReproCase<'a> = (
-    &'a str,
-    String,
-    Vec<(&'a str, String)>,
-    Vec<String>,
-    Option<&'a str>,
-);
-
-#[tokio::test]
-async fn repro_replaces_every_credential() {
-    let token = valid_token();
-    let expired = expired_token();
-    let sig = expired.rsplit('.').next().unwrap().to_owned();
-    let cases: Vec<ReproCase> = vec![
-        (
-            "bearer",
-            PATH.into(),
-            vec![("authorization", bearer(&expired))],
-            vec![expired.clone(), sig.clone()],
-            Some("credential"),
-        ),
-        (
-            "bare jwt",
-            PATH.into(),
-            vec![("authorization", token.clone())],
-            vec![token.clone()],
-            Some("credential"),
-        ),
-        (
-            "basic",
-            PATH.into(),
-            vec![("authorization", "Basic YWxpY2U6d29uZGVybGFuZA==".into())],
-            vec!["YWxpY2U6d29uZGVybGFuZA".into()],
-            Some("credential"),
-        ),
-        (
-            "x-auth-token",
-            PATH.into(),
-            vec![("x-auth-token", "headersecret123".into())],
-            vec!["headersecret123".into()],
-            Some("credential"),
-        ),
-        (
-            "cookie",
-            PATH.into(),
-            vec![(
-                "cookie",
-                "access_token=cookiesecret123; theme=darkmode".into(),
-            )],
-            vec!["cookiesecret123".into(), "darkmode".into()],
-            Some("cookie"),
-        ),
-        (
-            "query",
-            format!("{PATH}?access_token=querysecret123&page=2"),
-            vec![],
-            vec!["querysecret123".into(), "page=2".into()],
-            None,
-        ),
-    ];
-    for (label, uri, headers, secrets, placeholder) in cases {
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-        // Zero configuration: the wrapped service refuses.
-        let out = send(app(bare_401, zero()), get(&uri, &headers)).await;
-        check_repro(
-            &format!("zero-config {label}"),
-            out.event(),
-            &secrets,
-            placeholder,
-        );
-        // The layer refuses by itself.
-        let out = send(app(ok_200, authn()), get(&uri, &headers)).await;
-        check_repro(
-            &format!("bearer {label}"),
-            out.event(),
-            &secrets,
-            placeholder,
-        );
-    }
-}
-
-#[tokio::test]
-async fn repro_shape() {
-    let out = send(
-        app(bare_401, zero()),
-        get(
-            "/resource?access_token=querysecret123&page=2",
-            &[
-                ("host", "api.example"),
-                ("accept", "application/json"),
-                ("x-custom", "maybe-secret-value"),
-            ],
-        ),
-    )
-    .await;
-    let repro = out.event().field("repro");
-    assert!(
-        repro
-            .starts_with("curl -i 'http://api.example/resource?access_token=<value>&page=<value>'"),
-        "{repro}"
-    );
-    assert!(repro.contains("-H 'accept: application/json'"), "{repro}");
-    assert!(!repro.contains("maybe-secret-value"), "{repro}");
-    assert!(!repro.contains("querysecret123"), "{repro}");
-
-    let token = expired_token();
-    let out = send(
-        app(bare_401, zero()),
-        req(&[("authorization", &bearer(&token))]),
-    )
-    .await;
-    let e = out.event();
-    let repro = e.field("repro");
-    assert!(
-        repro.contains(&format!(
-            "-H 'authorization: Bearer <credential fp:{}>'",
-            e.field("fingerprint")
-        )),
-        "{repro}"
-    );
-
-    // Another method shows up as -X.
-    let out = send(
-        Router::new()
-            .route(PATH, routing::post(bare_401))
-            .layer(zero()),
-        http::Request::post(PATH)
-            .body(axum::body::Body::empty())
-            .unwrap(),
-    )
-    .await;
-    let e = out.event();
-    assert_eq!(e.field("method"), "POST");
-    assert!(
-        e.field("repro")
-            .starts_with(&format!("curl -i -X 'POST' 'http://localhost{PATH}'")),
-        "{}",
-        e.field("repro")
-    );
-}
-
-// =======================================================================================
-// The demo routes
-// =======================================================================================
-
-fn token_with_scope(scope: &str) -> String {
-    let mut c = good_claims();
-    c.insert("scope".into(), json!(scope));
-    hs256(&c)
-}
-
-#[tokio::test]
-async fn demo_orders_without_scope_is_corrected_to_403() {
-    let token = token_with_scope("read");
-    for (detail, client) in [
-        (
-            DetailMode::Verbose,
-            "upstream_unauthorized_after_authentication",
-        ),
-        (DetailMode::Production, "forbidden"),
-    ] {
-        let out = send(
-            demo_app(detail),
-            get("/orders", &[("authorization", &bearer(&token))]),
-        )
-        .await;
-        assert_eq!(out.status, 403, "{detail:?}");
-        assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-        // The handler's own `{"status":401}` body is replaced: the status changed.
-        let p = assert_problem(&out, client);
-        assert_eq!(p["status"], 403);
+        let out = run(bare_401, layer, headers).await;
         let e = out.event();
-        assert_eq!(e.level, Level::ERROR);
-        expect_fields(
-            e,
-            &[
-                ("reason", Some("upstream_unauthorized_after_authentication")),
-                ("client_reason", Some(client)),
-                ("path", Some("/orders")),
-                ("status", Some("403")),
-                ("upstream_status", Some("401")),
-                ("signature_verified", Some("true")),
-                ("sub", Some("alice")),
-            ],
-        );
-        assert_eq!(e.field("request_id"), out.header("x-request-id").unwrap());
+        assert_eq!(e.get("hints"), None, "{headers:?}: {:#?}", e.fields);
     }
-}
-
-/// The handler refuses a revoked token itself, with `error="invalid_token"`: kept.
-#[tokio::test]
-async fn demo_orders_keeps_the_handlers_refusal_of_a_revoked_token() {
-    let mut c = good_claims();
-    c.insert("jti".into(), json!("revoked"));
-    c.insert("scope".into(), json!("orders"));
-    let out = send(
-        demo_app(DetailMode::Verbose),
-        get("/orders", &[("authorization", &bearer(&hs256(&c)))]),
-    )
-    .await;
-    assert_eq!(out.status, 401);
-    assert_eq!(
-        out.header("www-authenticate"),
-        Some(r#"Bearer error="invalid_token""#)
-    );
-    let e = out.event();
-    assert_eq!(e.level, Level::WARN);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_token_refused")),
-            ("status", Some("401")),
-            ("upstream_status", Some("401")),
-            ("signature_verified", Some("true")),
-        ],
-    );
-}
-
-#[tokio::test]
-async fn demo_orders_with_scope_is_200() {
-    let token = token_with_scope("read orders");
-    let out = send(
-        demo_app(DetailMode::Verbose),
-        get("/orders", &[("authorization", &bearer(&token))]),
-    )
-    .await;
-    assert_eq!(out.status, 200);
-    assert_eq!(out.json()["sub"], "alice");
-    assert!(out.events.is_empty(), "{:#?}", out.events);
-}
-
-#[tokio::test]
-async fn demo_legacy() {
-    let out = send(
-        demo_app(DetailMode::Verbose),
-        get("/legacy", &[("authorization", "Bearer legacy-token")]),
-    )
-    .await;
-    assert_eq!(out.status, 200);
-    assert!(out.events.is_empty(), "{:#?}", out.events);
-
-    for (detail, headers, client, inferred) in [
-        (
-            DetailMode::Verbose,
-            vec![],
-            "upstream_challenge_missing",
-            "credentials_missing",
-        ),
-        (
-            DetailMode::Production,
-            vec![],
-            "credentials_missing",
-            "credentials_missing",
-        ),
-        (
-            DetailMode::Verbose,
-            vec![("authorization", "Bearer wrong-token-1")],
-            "upstream_challenge_missing",
-            "credentials_invalid",
-        ),
-        (
-            DetailMode::Production,
-            vec![("authorization", "Bearer wrong-token-1")],
-            "credentials_invalid",
-            "credentials_invalid",
-        ),
-    ] {
-        let out = send(demo_app(detail), get("/legacy", &headers)).await;
-        assert_eq!(out.status, 401, "{detail:?} {headers:?}");
-        if headers.is_empty() {
-            assert_plain_bearer_challenge(&out, "demo");
-        } else {
-            // The request sent a Bearer token: the completed challenge says it was refused.
-            let c = out.challenge();
-            assert_eq!(c.param("realm"), Some("demo"));
-            assert_eq!(c.param("error"), Some("invalid_token"));
-        }
-        assert_problem(&out, client);
-        let e = out.event();
-        assert_eq!(e.level, Level::ERROR);
-        expect_fields(
-            e,
-            &[
-                ("reason", Some("upstream_challenge_missing")),
-                ("client_reason", Some(client)),
-                ("path", Some("/legacy")),
-                ("upstream_status", Some("401")),
-                ("inferred_reason", Some(inferred)),
-            ],
-        );
-    }
-}
-
-#[tokio::test]
-async fn demo_legacy_forbidden() {
-    for (detail, client) in [
-        (
-            DetailMode::Verbose,
-            "upstream_forbidden_without_credentials",
-        ),
-        (DetailMode::Production, "credentials_missing"),
-    ] {
-        let out = send(demo_app(detail), get("/legacy-forbidden", &[])).await;
-        assert_eq!(out.status, 401, "{detail:?}");
-        assert_plain_bearer_challenge(&out, "demo");
-        assert_problem(&out, client);
-        let e = out.event();
-        assert_eq!(e.level, Level::ERROR);
-        expect_fields(
-            e,
-            &[
-                ("reason", Some("upstream_forbidden_without_credentials")),
-                ("client_reason", Some(client)),
-                ("path", Some("/legacy-forbidden")),
-                ("status", Some("401")),
-                ("upstream_status", Some("403")),
-                ("inferred_reason", Some("credentials_missing")),
-            ],
-        );
-    }
-    // Any cookie is a credential the layer cannot judge: the handler's 403 is kept.
-    let out = send(
-        demo_app(DetailMode::Verbose),
-        get("/legacy-forbidden", &[("cookie", "JSESSIONID=abc123xyz")]),
-    )
-    .await;
-    assert_eq!(out.status, 403);
-    assert_eq!(out.headers.get_all(WWW_AUTHENTICATE).iter().count(), 0);
-    let out = send(
-        demo_app(DetailMode::Verbose),
-        get(
-            "/legacy-forbidden",
-            &[("authorization", "Bearer anything-1")],
-        ),
-    )
-    .await;
-    assert_eq!(out.status, 200);
-    assert!(out.events.is_empty(), "{:#?}", out.events);
-}
-
-/// The fingerprint placeholder of `kind` the repro line of `e` should show, or an error
-/// message; like [`check_repro`] but collecting instead of panicking.
-fn repro_mismatch(label: &str, e: &Captured, kind: &str, secrets: &[&str]) -> Option<String> {
-    let repro = e.field("repro");
-    if let Some(s) = secrets.iter().find(|s| repro.contains(*s)) {
-        return Some(format!("{label}: repro leaks {s:?}: {repro}"));
-    }
-    let want = format!("<{kind} fp:{}>", e.field("fingerprint"));
-    (!repro.contains(&want))
-        .then(|| format!("{label}: event fingerprint {want} not in repro: {repro}"))
-}
-
-/// A quoted cookie value (RFC 6265 allows `name="value"`): the placeholder in the repro
-/// line names the same fingerprint as the event.
-#[tokio::test]
-async fn repro_fingerprint_matches_for_a_quoted_cookie() {
-    let headers = [("cookie", "access_token=\"cookiesecret123\"")];
-    let mut errors = Vec::new();
-    for (label, out) in [
-        (
-            "zero-config",
-            send(app(bare_401, zero()), req(&headers)).await,
-        ),
-        ("bearer", send(app(ok_200, authn()), req(&headers)).await),
-    ] {
-        let e = out.event();
-        expect_fields(e, &[("location", Some("cookie:access_token"))]);
-        errors.extend(repro_mismatch(label, e, "cookie", &["cookiesecret123"]));
-    }
-    assert!(errors.is_empty(), "{errors:#?}");
-}
-
-/// A credential in a conflict is the same credential: the event's fingerprint is the one
-/// the same token gets on its own, and the one the repro line shows.
-#[tokio::test]
-async fn repro_fingerprint_matches_in_a_conflict() {
-    let alone = [("authorization", "Bearer conflictsecret1")];
-    let fp_alone = {
-        let out = send(app(bare_401, zero()), req(&alone)).await;
-        out.event().field("fingerprint").to_owned()
-    };
-    let two_fields = [
-        ("authorization", "Bearer conflictsecret1"),
-        ("authorization", "Bearer conflictsecret2"),
-    ];
-    let secrets = ["conflictsecret1", "conflictsecret2", "querysecret123"];
-    let mut errors = Vec::new();
-    for (label, layer, uri, headers) in [
-        (
-            "zero-config header+query",
-            zero(),
-            "/resource?access_token=querysecret123",
-            &alone[..],
-        ),
-        (
-            "bearer header+query",
-            authn(),
-            "/resource?access_token=querysecret123",
-            &alone[..],
-        ),
-        ("zero-config two fields", zero(), PATH, &two_fields[..]),
-        ("bearer two fields", authn(), PATH, &two_fields[..]),
-    ] {
-        let out = send(app(bare_401, layer), get(uri, headers)).await;
-        let e = out.event();
-        let reason = e.get("inferred_reason").unwrap_or(e.field("reason"));
-        assert_eq!(reason, "credentials_conflict", "{label}: {:#?}", e.fields);
-        match e.get("fingerprint") {
-            None => errors.push(format!("{label}: the event has no fingerprint")),
-            Some(fp) if fp != fp_alone => errors.push(format!(
-                "{label}: fingerprint {fp}, but the same token alone gets {fp_alone}"
-            )),
-            Some(_) => {}
-        }
-        if e.get("fingerprint").is_some() {
-            errors.extend(repro_mismatch(label, e, "credential", &secrets));
-        }
-    }
-    assert!(errors.is_empty(), "{errors:#?}");
-}
-
-/// `Bearer<TAB>token`: the layer splits scheme and token at the tab; the repro line must
-/// name the same fingerprint as the event.
-#[tokio::test]
-async fn repro_fingerprint_matches_with_a_tab_separator() {
-    let headers = [("authorization", "Bearer\ttabsecret123")];
-    let mut errors = Vec::new();
-    for (label, out) in [
-        (
-            "zero-config",
-            send(app(bare_401, zero()), req(&headers)).await,
-        ),
-        ("bearer", send(app(ok_200, authn()), req(&headers)).await),
-    ] {
-        errors.extend(repro_mismatch(
-            label,
-            out.event(),
-            "credential",
-            &["tabsecret123"],
-        ));
-    }
-    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 /// A request as a browser sends it, through a proxy that adds `X-Forwarded-Port`: the
@@ -1767,211 +765,208 @@ async fn proxy_hint_survives_a_request_with_many_headers() {
         ("referer", "https://app.example/"),
         ("x-forwarded-port", "443"),
     ];
-    let out = send(app(ok_200, authn()), req(&browser)).await;
-    assert_eq!(
-        out.event().get("hints"),
-        Some("proxy_may_have_stripped_authorization"),
-        "the layer's own rejection"
-    );
-    let out = send(app(bare_401, zero()), req(&browser)).await;
-    let e = out.event();
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("inferred_reason", Some("credentials_missing")),
-            ("hints", Some("proxy_may_have_stripped_authorization")),
-        ],
-    );
+    let out = run(ok_200, authn(), &browser).await;
+    let hints = out.event().get("hints");
+    assert_eq!(hints, Some(PROXY), "the layer's own rejection");
+    let out = run(bare_401, zero(), &browser).await;
+    let fields = [
+        ("reason", CHALLENGE_MISSING),
+        ("inferred_reason", "credentials_missing"),
+        ("hints", PROXY),
+    ];
+    has(out.event(), &fields);
 }
 
-/// A 403 marked cacheable by the application, corrected into a 401 whose status,
-/// challenge and body are all the layer's: the layer's answers carry `no-store`.
-#[tokio::test]
-async fn corrected_answer_with_the_layer_body_is_not_cacheable() {
-    async fn cacheable_403() -> Response {
-        (
-            StatusCode::FORBIDDEN,
-            [("cache-control", "public, max-age=3600")],
-        )
-            .into_response()
+// =======================================================================================
+// The reproduction line
+// =======================================================================================
+
+/// What is wrong with the repro line of `e`: a secret it shows, or (for a credential of
+/// `kind`) the placeholder with the event's fingerprint it lacks.
+fn repro_mismatch(
+    label: &str,
+    e: &Captured,
+    kind: Option<&str>,
+    secrets: &[&str],
+) -> Option<String> {
+    let repro = e.field("repro");
+    if let Some(s) = secrets.iter().find(|s| repro.contains(*s)) {
+        return Some(format!("{label}: repro leaks {s:?}: {repro}"));
     }
-    let out = send(app(cacheable_403, zero_fixing()), req(&[])).await;
-    assert_eq!(out.status, 401);
-    assert_plain_bearer_challenge(&out, "api");
-    let p = out.problem();
-    assert_eq!(p["reason"], "credentials_missing");
-    assert_eq!(
-        out.headers
-            .get_all("cache-control")
-            .iter()
-            .map(|v| v.to_str().unwrap())
-            .collect::<Vec<_>>(),
-        vec!["no-store"],
-        "a 401 the layer wrote must not be cached"
-    );
+    let want = format!("<{} fp:{}>", kind?, e.field("fingerprint"));
+    (!repro.contains(&want)).then(|| format!("{label}: repro lacks {want}: {repro}"))
+}
+
+/// Checks `repro` for `secrets` and for the fingerprint placeholder of the credential.
+#[track_caller]
+fn check_repro(label: &str, e: &Captured, secrets: &[&str], kind: Option<&str>) {
+    let repro = e.field("repro");
+    assert!(repro.starts_with("curl -i "), "{label}: {repro}");
+    assert!(repro.contains(PATH), "{label}: {repro}");
+    if kind.is_some() {
+        assert_eq!(e.field("fingerprint").len(), 12, "{label}");
+    }
+    assert_eq!(repro_mismatch(label, e, kind, secrets), None);
 }
 
 #[tokio::test]
-async fn handler_auth_failure_in_observe_mode_is_rendered_and_logged_once() {
-    let out = send(app(refuse_role, zero().observe()), req(&[])).await;
-    assert_eq!(out.status, 403);
-    assert_problem(&out, "forbidden");
-    expect_fields(
-        one_event(&out, Level::WARN),
-        &[("reason", Some("forbidden")), ("check", Some("role admin"))],
-    );
-}
-
-/// The unverified `exp` of a JWT outside `Authorization` counts too.
-#[tokio::test]
-async fn infers_an_expired_token_in_the_query() {
-    let token = expired_token();
-    let uri = format!("{PATH}?access_token={token}");
-    let out = send(app(bare_401, zero()), get(&uri, &[])).await;
-    assert_eq!(out.status, 401);
-    let e = one_event(&out, Level::ERROR);
-    expect_fields(
-        e,
-        &[
-            ("reason", Some("upstream_challenge_missing")),
-            ("inferred_reason", Some("token_expired")),
-            ("location", Some("query:access_token")),
-            ("hints", Some("token_in_query")),
-            ("signature_verified", Some("false")),
-            ("exp", Some(EXPIRED_AT)),
-        ],
-    );
-    assert!(
-        e.field("repro").contains("?access_token=<value>'"),
-        "{}",
-        e.field("repro")
-    );
-}
-
-// ---------------------------------------------------------------------------------------
-// Review findings: nesting order, Referer, unknown schemes, hostile exp
-// ---------------------------------------------------------------------------------------
-
-/// An outer layer authenticates, an inner zero-config layer watches the handler: the
-/// inner layer knows the request was authenticated and corrects 401 to 403.
-#[tokio::test]
-async fn inner_watcher_sees_authentication_by_an_outer_layer() {
-    let app = Router::new()
-        .route(PATH, routing::get(bare_401))
-        .layer(zero())
-        .layer(AuthDiagnostics::new().bearer(jwt()));
+async fn repro_replaces_every_credential() {
     let token = valid_token();
-    let out = send(
-        app,
-        get(PATH, &[("authorization", &format!("Bearer {token}"))]),
-    )
-    .await;
-    assert_eq!(out.status, StatusCode::FORBIDDEN);
-    assert!(out.challenges().is_empty());
+    let expired = expired_token();
+    let sig = expired.rsplit('.').next().unwrap();
+    let bearer = format!("authorization: Bearer {expired}");
+    let bare = format!("authorization: {token}");
+    let basic = "authorization: Basic YWxpY2U6d29uZGVybGFuZA==";
+    let x_auth = "x-auth-token: headersecret123";
+    let cookie = "cookie: access_token=cookiesecret123; theme=darkmode";
+    let query = "?access_token=querysecret123&page=2";
+    let credential = Some("credential");
+    // (the request, see `spec_get`; secrets that must not show; placeholder kind)
+    let cases = [
+        (bearer.as_str(), vec![expired.as_str(), sig], credential),
+        (bare.as_str(), vec![token.as_str()], credential),
+        (basic, vec!["YWxpY2U6d29uZGVybGFuZA"], credential),
+        (x_auth, vec!["headersecret123"], credential),
+        (cookie, vec!["cookiesecret123", "darkmode"], Some("cookie")),
+        (query, vec!["querysecret123", "page=2"], None),
+    ];
+    for (spec, secrets, kind) in cases {
+        for (who, svc) in both() {
+            let out = send(svc, spec_get(spec)).await;
+            check_repro(&format!("{who} {spec}"), out.event(), &secrets, kind);
+        }
+    }
+}
+
+#[tokio::test]
+async fn repro_shape() {
+    let headers = [
+        ("host", "api.example"),
+        ("accept", "application/json"),
+        ("x-custom", "maybe-secret-value"),
+    ];
+    let uri = "/resource?access_token=querysecret123&page=2";
+    let out = send(app(bare_401, zero()), get(uri, &headers)).await;
+    let repro = out.event().field("repro");
+    let start = "curl -i 'http://api.example/resource?access_token=<value>&page=<value>'";
+    assert!(repro.starts_with(start), "{repro}");
+    assert!(repro.contains("-H 'accept: application/json'"), "{repro}");
+    assert!(!repro.contains("maybe-secret-value"), "{repro}");
+    assert!(!repro.contains("querysecret123"), "{repro}");
+
+    let auth = bearer(&expired_token());
+    let out = run(bare_401, zero(), &[("authorization", &auth)]).await;
     let e = out.event();
-    assert_eq!(
-        e.field("reason"),
-        "upstream_unauthorized_after_authentication"
-    );
-    assert_eq!(e.field("signature_verified"), "true");
+    let fp = e.field("fingerprint");
+    let want = format!("-H 'authorization: Bearer <credential fp:{fp}>'");
+    assert!(e.field("repro").contains(&want), "{}", e.field("repro"));
+
+    // Another method shows up as -X.
+    let svc = Router::new()
+        .route(PATH, routing::post(bare_401))
+        .layer(zero());
+    let out = send(svc, request(Method::POST, PATH, vec![])).await;
+    let e = out.event();
+    assert_eq!(e.field("method"), "POST");
+    let start = format!("curl -i -X 'POST' 'http://localhost{PATH}'");
+    assert!(e.field("repro").starts_with(&start), "{}", e.field("repro"));
+}
+
+/// A quoted cookie value (RFC 6265 allows `name="value"`): the placeholder in the repro
+/// line names the same fingerprint as the event.
+#[tokio::test]
+async fn repro_fingerprint_matches_for_a_quoted_cookie() {
+    let headers = [("cookie", "access_token=\"cookiesecret123\"")];
+    let (kind, secrets) = (Some("cookie"), ["cookiesecret123"]);
+    let mut errors = Vec::new();
+    for (label, svc) in both() {
+        let out = send(svc, get(PATH, &headers)).await;
+        let e = out.event();
+        has(e, &[("location", "cookie:access_token")]);
+        errors.extend(repro_mismatch(label, e, kind, &secrets));
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// A credential in a conflict is the same credential: the event's fingerprint is the one
+/// the same token gets on its own, and the one the repro line shows.
+#[tokio::test]
+async fn repro_fingerprint_matches_in_a_conflict() {
+    let alone = [("authorization", "Bearer conflictsecret1")];
+    let out = run(bare_401, zero(), &alone).await;
+    let fp_alone = out.event().field("fingerprint").to_owned();
+    let two_fields = [
+        ("authorization", "Bearer conflictsecret1"),
+        ("authorization", "Bearer conflictsecret2"),
+    ];
+    let secrets = ["conflictsecret1", "conflictsecret2", "querysecret123"];
+    let query = "/resource?access_token=querysecret123";
+    let mut errors = Vec::new();
+    for (label, layer, uri, headers) in [
+        ("zero-config header+query", zero(), query, &alone[..]),
+        ("bearer header+query", authn(), query, &alone[..]),
+        ("zero-config two fields", zero(), PATH, &two_fields[..]),
+        ("bearer two fields", authn(), PATH, &two_fields[..]),
+    ] {
+        let out = send(app(bare_401, layer), get(uri, headers)).await;
+        let e = out.event();
+        let reason = e.get("inferred_reason").unwrap_or(e.field("reason"));
+        assert_eq!(reason, "credentials_conflict", "{label}: {:#?}", e.fields);
+        match e.get("fingerprint") {
+            None => errors.push(format!("{label}: the event has no fingerprint")),
+            Some(fp) => {
+                if fp != fp_alone {
+                    let alone = format!("but the same token alone gets {fp_alone}");
+                    errors.push(format!("{label}: fingerprint {fp}, {alone}"));
+                }
+                errors.extend(repro_mismatch(label, e, Some("credential"), &secrets));
+            }
+        }
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+/// `Bearer<TAB>token`: the layer splits scheme and token at the tab; the repro line must
+/// name the same fingerprint as the event.
+#[tokio::test]
+async fn repro_fingerprint_matches_with_a_tab_separator() {
+    let headers = [("authorization", "Bearer\ttabsecret123")];
+    let (kind, secrets) = (Some("credential"), ["tabsecret123"]);
+    let mut errors = Vec::new();
+    for (label, svc) in both() {
+        let out = send(svc, get(PATH, &headers)).await;
+        errors.extend(repro_mismatch(label, out.event(), kind, &secrets));
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
 }
 
 #[tokio::test]
 async fn repro_never_shows_the_referer_or_bare_query_parameters() {
-    let app = Router::new()
-        .route(PATH, routing::get(bare_401))
-        .layer(zero());
-    let out = send(
-        app,
-        get(
-            &format!("{PATH}?sk_live_SECRETBARE0123&page=2"),
-            &[(
-                "referer",
-                "https://app.example/cb?access_token=SECRETREF123",
-            )],
-        ),
-    )
-    .await;
-    let repro = out.event().field("repro").to_owned();
+    let referer = "https://app.example/cb?access_token=SECRETREF123";
+    let referer = [("referer", referer)];
+    let uri = format!("{PATH}?sk_live_SECRETBARE0123&page=2");
+    let out = send(app(bare_401, zero()), get(&uri, &referer)).await;
+    let repro = out.event().field("repro");
     assert!(!repro.contains("SECRETREF123"), "{repro}");
     assert!(!repro.contains("SECRETBARE"), "{repro}");
     assert!(repro.contains("-H 'referer: <redacted>'"), "{repro}");
     assert!(repro.contains("?<value>&page=<value>"), "{repro}");
 }
 
-/// A single word in Authorization that is no known scheme is treated as a credential:
-/// never printed as a scheme, in the log or the answer.
-#[tokio::test]
-async fn an_unknown_single_word_is_a_credential_not_a_scheme() {
-    for app in [
-        Router::new()
-            .route(PATH, routing::get(bare_401))
-            .layer(zero().verbose()),
-        Router::new()
-            .route(PATH, routing::get(|| async { "ok" }))
-            .layer(AuthDiagnostics::new().verbose().bearer(jwt())),
-    ] {
-        let out = send(app, get(PATH, &[("authorization", "k3yS3cr3tShort19ch")])).await;
-        assert!(!String::from_utf8_lossy(&out.body).contains("k3yS3cr3t"));
-        let e = out.event();
-        assert!(!e.line().contains("k3yS3cr3t"), "{}", e.line());
-        assert!(e.line().contains("scheme_prefix_missing"), "{}", e.line());
-    }
-    // With a space, the first word is a scheme, but only a known one is printed.
-    let app = Router::new()
-        .route(PATH, routing::get(|| async { "ok" }))
-        .layer(AuthDiagnostics::new().verbose().bearer(jwt()));
-    let out = send(app, get(PATH, &[("authorization", "Hunter2Secret value")])).await;
-    assert_eq!(out.problem()["reason"], "scheme_not_accepted");
-    assert_eq!(out.problem()["received_scheme"], "unrecognized");
-    assert!(!out.event().line().contains("Hunter2Secret"));
-}
-
-/// `exp` at the extreme of i64 must not overflow the "how long ago" arithmetic.
-#[tokio::test]
-async fn extreme_exp_values_do_not_panic() {
-    for exp in [i64::MIN, i64::MIN + 1, i64::MAX] {
-        let claims = json!({ "sub": "alice", "exp": exp, "nbf": exp });
-        let token = raw_token(
-            r#"{"alg":"HS256","typ":"JWT"}"#,
-            &claims.to_string(),
-            "c2ln",
-        );
-        for app in [
-            Router::new()
-                .route(PATH, routing::get(bare_401))
-                .layer(zero()),
-            Router::new()
-                .route(PATH, routing::get(|| async { "ok" }))
-                .layer(AuthDiagnostics::new().bearer(jwt())),
-        ] {
-            let out = send(
-                app,
-                get(PATH, &[("authorization", &format!("Bearer {token}"))]),
-            )
-            .await;
-            assert_eq!(out.status, StatusCode::UNAUTHORIZED, "exp {exp}");
-            assert_eq!(out.events.len(), 1);
-        }
-    }
-}
-
 #[tokio::test]
 async fn repro_hides_forwarded_tokens_userinfo_and_odd_names() {
-    let app = Router::new()
+    let svc = Router::new()
         .route(PATH, routing::any(bare_401))
         .layer(zero());
-    let req = http::Request::get(format!(
-        "http://alice:PASSWORDINURI@127.0.0.1:3077{PATH}?sk_live_QUERYNAME01=&page=2"
-    ))
-    .method(http::Method::from_bytes(&b"X".repeat(5000)).unwrap())
-    .header("x-forwarded-for", "203.0.113.7")
-    .header("x-forwarded-authorization", "Bearer SECRETFWDTOKEN456")
-    .header("x-custom-session-id", "SESSIONSECRET789")
-    .body(axum::body::Body::empty())
-    .unwrap();
-    let out = send(app, req).await;
+    let method = Method::from_bytes(&b"X".repeat(5000)).unwrap();
+    let uri =
+        format!("http://alice:PASSWORDINURI@127.0.0.1:3077{PATH}?sk_live_QUERYNAME01=&page=2");
+    let headers = vec![
+        ("x-forwarded-for", hv("203.0.113.7")),
+        ("x-forwarded-authorization", hv("Bearer SECRETFWDTOKEN456")),
+        ("x-custom-session-id", hv("SESSIONSECRET789")),
+    ];
+    let out = send(svc, request(method, &uri, headers)).await;
     let e = out.event();
     let repro = e.field("repro");
     for secret in [
@@ -1983,27 +978,167 @@ async fn repro_hides_forwarded_tokens_userinfo_and_odd_names() {
     ] {
         assert!(!repro.contains(secret), "{secret} in {repro}");
     }
-    assert!(
-        repro.contains("'http://127.0.0.1:3077/resource?<value>&page=<value>'"),
-        "{repro}"
-    );
-    assert!(
-        repro.contains("-H 'x-forwarded-for: 203.0.113.7'"),
-        "{repro}"
-    );
+    let url = "'http://127.0.0.1:3077/resource?<value>&page=<value>'";
+    assert!(repro.contains(url), "{repro}");
+    let forwarded_for = "-H 'x-forwarded-for: 203.0.113.7'";
+    assert!(repro.contains(forwarded_for), "{repro}");
     let fp = e.field("fingerprint");
-    assert!(
-        repro.contains(&format!(
-            "-H 'x-forwarded-authorization: <credential fp:{fp}>'"
-        )),
-        "{repro}"
-    );
+    let want = format!("-H 'x-forwarded-authorization: <credential fp:{fp}>'");
+    assert!(repro.contains(&want), "{repro}");
     // A token forwarded by a proxy in its own header is a credential in a place the
     // application may not read.
-    assert_eq!(e.field("reason"), "upstream_challenge_missing");
-    assert_eq!(e.field("inferred_reason"), "credentials_wrong_location");
-    assert_eq!(e.field("location"), "header:x-forwarded-authorization");
+    let fields = [
+        ("reason", CHALLENGE_MISSING),
+        ("inferred_reason", "credentials_wrong_location"),
+        ("location", "header:x-forwarded-authorization"),
+    ];
+    has(e, &fields);
     // The method is capped in the event and in the line.
     assert!(e.field("method").len() <= 40, "{}", e.field("method").len());
     assert!(repro.len() <= 2200, "{}", repro.len());
+}
+
+// =======================================================================================
+// Credentials in odd shapes
+// =======================================================================================
+
+/// A single word in Authorization that is no known scheme is treated as a credential:
+/// never printed as a scheme, in the log or the answer.
+#[tokio::test]
+async fn an_unknown_single_word_is_a_credential_not_a_scheme() {
+    let word = [("authorization", "k3yS3cr3tShort19ch")];
+    for svc in [
+        app(bare_401, zero().verbose()),
+        app(ok_200, authn().verbose()),
+    ] {
+        let out = send(svc, get(PATH, &word)).await;
+        assert!(!out.text().contains("k3yS3cr3t"));
+        let line = out.event().line();
+        assert!(!line.contains("k3yS3cr3t"), "{line}");
+        assert!(line.contains("scheme_prefix_missing"), "{line}");
+    }
+    // With a space, the first word is a scheme, but only a known one is printed.
+    let two_words = [("authorization", "Hunter2Secret value")];
+    let out = run(ok_200, authn().verbose(), &two_words).await;
+    let p = checked(&out, expect("scheme_not_accepted").verbose()).problem;
+    assert_eq!(p["received_scheme"], "unrecognized");
+    assert!(!out.event().line().contains("Hunter2Secret"));
+}
+
+/// `exp` at the extreme of i64 must not overflow the "how long ago" arithmetic.
+#[tokio::test]
+async fn extreme_exp_values_do_not_panic() {
+    for exp in [i64::MIN, i64::MIN + 1, i64::MAX] {
+        let claims = json!({ "sub": "alice", "exp": exp, "nbf": exp }).to_string();
+        let token = raw_token(r#"{"alg":"HS256","typ":"JWT"}"#, &claims, "c2ln");
+        let auth = bearer(&token);
+        for (_, svc) in both() {
+            let out = send(svc, get(PATH, &[("authorization", &auth)])).await;
+            assert_eq!(out.status, StatusCode::UNAUTHORIZED, "exp {exp}");
+            assert_eq!(out.events.len(), 1);
+        }
+    }
+}
+
+// =======================================================================================
+// The demo routes
+// =======================================================================================
+
+#[tokio::test]
+async fn demo_orders_without_scope_is_corrected_to_403() {
+    let auth = bearer(&hs256(&claims(json!({ "scope": "read" }))));
+    for detail in [DetailMode::Verbose, DetailMode::Production] {
+        let out = demo(detail, "/orders", &[("authorization", &auth)]).await;
+        // The handler's own `{"status":401}` body is replaced: the status changed.
+        let e = expect(AFTER_AUTHN)
+            .mode(detail)
+            .field("path", "/orders")
+            .field("upstream_status", 401)
+            .field("signature_verified", true)
+            .field("sub", "alice");
+        let e = out.check(&e).event;
+        assert_eq!(Some(e.field("request_id")), out.header("x-request-id"));
+    }
+}
+
+/// The handler refuses a revoked token itself, with `error="invalid_token"`: kept.
+#[tokio::test]
+async fn demo_orders_keeps_the_handlers_refusal_of_a_revoked_token() {
+    let revoked = claims(json!({ "jti": "revoked", "scope": "orders" }));
+    let auth = bearer(&hs256(&revoked));
+    let out = demo(DetailMode::Verbose, "/orders", &[("authorization", &auth)]).await;
+    assert_eq!(out.status, 401);
+    let challenges = out.header_all("www-authenticate");
+    assert_eq!(challenges, [r#"Bearer error="invalid_token""#]);
+    let e = out.event();
+    assert_eq!(e.level, Level::WARN);
+    let fields = [
+        ("reason", "upstream_token_refused"),
+        ("status", "401"),
+        ("upstream_status", "401"),
+        ("signature_verified", "true"),
+    ];
+    has(e, &fields);
+}
+
+#[tokio::test]
+async fn demo_orders_with_scope_is_200() {
+    let auth = bearer(&hs256(&claims(json!({ "scope": "read orders" }))));
+    let out = demo(DetailMode::Verbose, "/orders", &[("authorization", &auth)]).await;
+    assert_eq!(out.ok()["sub"], "alice");
+}
+
+#[tokio::test]
+async fn demo_legacy() {
+    let legacy = [("authorization", "Bearer legacy-token")];
+    demo(DetailMode::Verbose, "/legacy", &legacy).await.ok();
+
+    let (verbose, production) = (DetailMode::Verbose, DetailMode::Production);
+    let (missing, invalid) = ("credentials_missing", "credentials_invalid");
+    let wrong = Some("Bearer wrong-token-1");
+    for (detail, token, client, inferred) in [
+        (verbose, None, CHALLENGE_MISSING, missing),
+        (production, None, missing, missing),
+        (verbose, wrong, CHALLENGE_MISSING, invalid),
+        (production, wrong, invalid, invalid),
+    ] {
+        let headers: Vec<_> = token.map(|t| ("authorization", t)).into_iter().collect();
+        let out = demo(detail, "/legacy", &headers).await;
+        if token.is_none() {
+            realm_only(&out);
+        }
+        // A request that sent a Bearer token: the completed challenge says it was refused.
+        let e = expect(CHALLENGE_MISSING)
+            .mode(detail)
+            .client(client)
+            .realm("demo")
+            .error(token.map(|_| "invalid_token"))
+            .field("path", "/legacy")
+            .field("upstream_status", 401)
+            .field("inferred_reason", inferred);
+        out.check(&e);
+    }
+}
+
+#[tokio::test]
+async fn demo_legacy_forbidden() {
+    for detail in [DetailMode::Verbose, DetailMode::Production] {
+        let out = demo(detail, "/legacy-forbidden", &[]).await;
+        realm_only(&out);
+        let e = expect(FORBIDDEN_ANON)
+            .mode(detail)
+            .realm("demo")
+            .field("path", "/legacy-forbidden")
+            .field("upstream_status", 403)
+            .field("inferred_reason", "credentials_missing");
+        out.check(&e);
+    }
+    // Any cookie is a credential the layer cannot judge: the handler's 403 is kept.
+    let cookie = [("cookie", "JSESSIONID=abc123xyz")];
+    let out = demo(DetailMode::Verbose, "/legacy-forbidden", &cookie).await;
+    assert_eq!(out.status, 403);
+    assert!(out.header_all("www-authenticate").is_empty());
+    let token = [("authorization", "Bearer anything-1")];
+    let out = demo(DetailMode::Verbose, "/legacy-forbidden", &token).await;
+    out.ok();
 }

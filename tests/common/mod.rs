@@ -15,8 +15,8 @@
 //!
 //! [`Outcome::check`] asserts one rejection against the spec table in [`row`] (status,
 //! Bearer `error`, level and production collapse, written out here from
-//! `shared/spec/reasons.md`, never taken from the crate): status, `Cache-Control`, the
-//! challenge, the problem body in the detail mode, and the single event's fields.
+//! `shared/spec/reasons.md`, never taken from the crate): status, the challenge, the
+//! problem body in the detail mode, and the single event's fields.
 #![allow(dead_code)]
 
 #[path = "../../examples/demo.rs"]
@@ -427,6 +427,10 @@ fn secrets_of(req: &Request<Body>) -> Vec<String> {
         let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
         let cred = match text.trim().split_once(' ') {
             Some((_, rest)) => rest.trim().to_owned(),
+            // A scheme name alone (`Bearer`) carries no credential.
+            None if ["bearer", "basic"].contains(&text.trim().to_ascii_lowercase().as_str()) => {
+                continue
+            }
             None => text.trim().to_owned(),
         };
         // A JWT's signature alone must not appear either.
@@ -849,6 +853,7 @@ pub struct Expect {
     error: Option<Option<&'static str>>,
     level: Option<Level>,
     fields: Vec<(&'static str, Option<String>)>,
+    present: Vec<&'static str>,
 }
 
 /// A rejection for `reason`, in production detail, realm `api`, a Bearer challenge.
@@ -863,6 +868,7 @@ pub fn expect(reason: &'static str) -> Expect {
         error: None,
         level: None,
         fields: Vec::new(),
+        present: Vec::new(),
     }
 }
 
@@ -915,6 +921,11 @@ impl Expect {
         self.fields.push((name, None));
         self
     }
+    /// The event has field `name`, whatever its value.
+    pub fn present(mut self, name: &'static str) -> Self {
+        self.present.push(name);
+        self
+    }
     /// The fields every Bearer token rejection logs: where the token was, what the route
     /// expects, and a fingerprint.
     pub fn token_fields(self) -> Self {
@@ -941,8 +952,9 @@ impl Checked {
 }
 
 impl Outcome {
-    /// Asserts the rejection `e` describes: status, `Cache-Control`, the challenges (with
-    /// the RFC 6750 error rules), the problem body in its detail mode, and the single event.
+    /// Asserts the rejection `e` describes: status, the challenges (with the RFC 6750 error
+    /// rules), the problem body in its detail mode, and the single event. (`send` already
+    /// asserted `Cache-Control: no-store` on the problem body of a 4xx.)
     #[track_caller]
     pub fn check(&self, e: &Expect) -> Checked {
         let row = row(e.reason);
@@ -1069,6 +1081,14 @@ impl Outcome {
         }
         for (name, want) in &e.fields {
             assert_eq!(ev.get(name), want.as_deref(), "{}: field {name}", e.reason);
+        }
+        for name in &e.present {
+            assert!(
+                ev.get(name).is_some(),
+                "{}: no field {name}: {}",
+                e.reason,
+                ev.line()
+            );
         }
         if let Some(fp) = ev.get("fingerprint") {
             assert!(
