@@ -355,11 +355,13 @@ impl JwtAuthenticator {
     /// (RFC 8725 §3.11: explicit typing exists to stop cross-JWT confusion), and anything
     /// outside the configured types when some are configured.
     fn check_type(&self, typ: Option<&str>) -> Option<AuthFailure> {
-        let got = typ.map(normalize_type);
+        let got = typ.map(type_name);
         if !self.types.is_empty() {
-            let accepted = got
-                .as_deref()
-                .is_some_and(|g| self.types.iter().any(|t| normalize_type(t) == g));
+            let accepted = got.is_some_and(|g| {
+                self.types
+                    .iter()
+                    .any(|t| type_name(t).eq_ignore_ascii_case(g))
+            });
             if accepted {
                 return None;
             }
@@ -373,8 +375,11 @@ impl JwtAuthenticator {
             };
             return Some(AuthFailure::new(Reason::TokenTypeRejected).detail(detail));
         }
-        let got = got?;
-        (got.ends_with("+jwt") && got != "at+jwt").then(|| {
+        let got = got?.as_bytes();
+        let other_jwt = got.len() >= 4
+            && got[got.len() - 4..].eq_ignore_ascii_case(b"+jwt")
+            && !got.eq_ignore_ascii_case(b"at+jwt");
+        other_jwt.then(|| {
             AuthFailure::new(Reason::TokenTypeRejected).detail(format!(
                 "typ {} names another kind of JWT, not an access token",
                 cap(typ.unwrap_or_default())
@@ -505,17 +510,16 @@ pub struct Verified {
     pub facts: TokenFacts,
 }
 
-/// `typ` compared case-insensitively, without an `application/` prefix and without media
-/// type parameters (`; charset=…`), surrounding whitespace or control characters
-/// (RFC 7515 §4.1.9).
-fn normalize_type(t: &str) -> String {
+/// The media type a `typ` names, to be compared case-insensitively: without an
+/// `application/` prefix, media type parameters (`; charset=…`), surrounding whitespace or
+/// control characters (RFC 7515 §4.1.9). Borrowed: this runs for every token.
+fn type_name(t: &str) -> &str {
     let t = t.split(';').next().unwrap_or_default();
     let t = t.trim_matches(|c: char| c.is_whitespace() || c.is_control());
-    let t = t
-        .get(..12)
-        .filter(|p| p.eq_ignore_ascii_case("application/"))
-        .map_or(t, |_| &t[12..]);
-    t.to_ascii_lowercase()
+    match t.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &t[12..],
+        _ => t,
+    }
 }
 
 /// `token_claim_invalid` for a registered claim of the wrong JSON type (RFC 7519 §4.1):
