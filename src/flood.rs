@@ -8,7 +8,8 @@
 //!
 //! Held-back counts are reported by the next logged event of their reason, or by a task on
 //! the application's Tokio runtime that wakes while anything is held back: the layer
-//! starts no thread of its own.
+//! starts no thread of its own. (On a current-thread runtime the task runs while the
+//! runtime does, as every task there.)
 
 use crate::reason::{Reason, Severity};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -190,7 +191,14 @@ impl FloodControl {
         };
         let weak: Weak<Self> = Arc::downgrade(self);
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        // Made outside the task and moved in whole, so it is dropped with the task even if
+        // the task never ran.
+        let guard = Rearm {
+            flood: weak.clone(),
+            armed: true,
+        };
         runtime.spawn(async move {
+            let mut guard = guard;
             loop {
                 tokio::time::sleep(TICK).await;
                 let Some(this) = weak.upgrade() else { return };
@@ -204,11 +212,27 @@ impl FloodControl {
                     this.flusher.store(false, Ordering::Release);
                     // An event held back between `pending` and `store` restarts us.
                     if !this.pending() || this.flusher.swap(true, Ordering::AcqRel) {
+                        guard.armed = false;
                         return;
                     }
                 }
             }
         });
+    }
+}
+
+/// Clears the flusher flag when its task ends other than by its own choice (its runtime
+/// shut down, or it panicked): the next held-back event then starts another one.
+struct Rearm {
+    flood: Weak<FloodControl>,
+    armed: bool,
+}
+
+impl Drop for Rearm {
+    fn drop(&mut self) {
+        if let (true, Some(flood)) = (self.armed, self.flood.upgrade()) {
+            flood.flusher.store(false, Ordering::Release);
+        }
     }
 }
 

@@ -87,6 +87,7 @@ pub(crate) fn decode(token: &str) -> Result<Jws<'_>, AuthFailure> {
     };
     let header: RawHeader = serde_json::from_slice(&b64(h, "header")?)
         .map_err(|_| malformed("the header is not a JSON object with string alg/kid/typ"))?;
+    let crit = crit_names(header.crit)?;
     let claims = match serde_json::from_slice::<Value>(&b64(p, "payload")?) {
         Ok(Value::Object(map)) => map,
         Ok(_) => return Err(malformed("the payload is JSON but not an object")),
@@ -100,7 +101,7 @@ pub(crate) fn decode(token: &str) -> Result<Jws<'_>, AuthFailure> {
     }
     Ok(Jws {
         header: Header {
-            crit: crit_names(header.crit)?,
+            crit,
             alg: header.alg,
             kid: header.kid,
             typ: header.typ,

@@ -145,8 +145,8 @@ impl AuthDiagnostics {
     /// The corrections are what RFC 9110 §15.5.2 and §15.5.4 require (a 401 carries a
     /// challenge; a 401 means "who are you?", a 403 means "I know who you are, and no"), and
     /// a client that sees the right status does the right thing — it refreshes its token on
-    /// 401 and stops retrying on 403. Only what is certain is corrected: a 401 that refuses
-    /// the token itself (`error="invalid_token"`) is kept, and a 403 to an anonymous request
+    /// 401 and stops retrying on 403. Only what is certain is corrected: a 401 whose
+    /// challenge carries an `error` (the application refused the token itself) is kept, and a 403 to an anonymous request
     /// is corrected only after [`AuthDiagnostics::correct_forbidden_without_credentials`].
     /// A non-empty body is kept when only a challenge is added; when the status changes the
     /// body is the layer's. Choose [`AuthDiagnostics::observe`] to roll the layer out first

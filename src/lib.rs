@@ -61,9 +61,9 @@
 //! ([`AuthDiagnostics::enforce`], the default), corrects only what certainly breaks the
 //! contract: a 401 without a challenge
 //! gets one (`upstream_challenge_missing`), a 401 to a request this layer authenticated
-//! becomes 403 (`upstream_unauthorized_after_authentication`) unless its challenge says
-//! `error="invalid_token"`: the application refused the token itself and the 401 is kept
-//! (`upstream_token_refused`). A 403 to a request without any credential becomes 401
+//! becomes 403 (`upstream_unauthorized_after_authentication`) unless its challenge carries
+//! an `error` (`invalid_token`, a step-up's `insufficient_user_authentication`, …): the
+//! application refused the token itself and the 401 is kept (`upstream_token_refused`). A 403 to a request without any credential becomes 401
 //! (`upstream_forbidden_without_credentials`) only where the application opted in with
 //! [`AuthDiagnostics::correct_forbidden_without_credentials`]. When the status changes,
 //! the body is the layer's problem body for the new status. [`AuthDiagnostics::observe`]

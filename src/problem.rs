@@ -1,7 +1,7 @@
 //! Rendering a failure: status, `WWW-Authenticate` challenges and the RFC 9457
 //! `application/problem+json` body.
 
-use crate::authn::{bearer, AuthScheme};
+use crate::authn::{bearer, AuthScheme, DEFAULT_SCHEME};
 use crate::challenge::Challenge;
 use crate::failure::AuthFailure;
 use crate::reason::{DetailMode, Reason};
@@ -134,7 +134,7 @@ impl AuthFailure {
         } else {
             cfg.schemes.iter().map(Some).collect()
         };
-        let kind = |s: &Option<&Arc<dyn AuthScheme>>| s.map_or(Scheme::Bearer, |s| s.kind());
+        let kind = |s: &Option<&Arc<dyn AuthScheme>>| s.map_or(DEFAULT_SCHEME, |s| s.kind());
         schemes.sort_by_key(|s| kind(s) != Scheme::Basic);
         if reason.status() != StatusCode::UNAUTHORIZED {
             let spoken = match self.facts().received_scheme().filter(|s| !s.is_empty()) {

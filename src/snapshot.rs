@@ -38,6 +38,11 @@ const SAFE: &[&str] = &[
 /// says auth, token, key, secret, password, session or cookie (`Private-Token`,
 /// `X-CSRF-Token`, `Ocp-Apim-Subscription-Key`, …).
 pub(crate) fn is_credential_header(name: &HeaderName) -> bool {
+    // Standard names that say "key" without carrying a credential.
+    const NOT_CREDENTIALS: &[&str] = &["sec-websocket-key", "idempotency-key"];
+    if NOT_CREDENTIALS.contains(&name.as_str()) {
+        return false;
+    }
     name == AUTHORIZATION
         || name == PROXY_AUTHORIZATION
         || name == COOKIE

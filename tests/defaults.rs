@@ -562,6 +562,15 @@ async fn a_403_to_a_request_with_any_credential_is_kept() {
         let out = send(forbidding(layer.clone()), get(uri, &[])).await;
         assert_eq!(out.status, 401, "{uri}");
     }
+    // Standard headers that say "key" without carrying a credential.
+    for name in ["sec-websocket-key", "idempotency-key"] {
+        let out = send(
+            forbidding(layer.clone()),
+            get("/r", &[(name, "dGhlIHNhbXBsZQ==")]),
+        )
+        .await;
+        assert_eq!(out.status, 401, "{name}");
+    }
 }
 
 /// Without the opt-in, a 403 to a request without credentials is kept and logged with a

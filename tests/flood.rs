@@ -372,3 +372,44 @@ async fn flush_with_nothing_pending_reports_nothing() {
     assert_eq!(cap.events().len(), 10);
     assert!(split(&cap.events()).1.is_empty());
 }
+
+/// A layer that outlives the runtime its summary task ran on (one runtime per
+/// `#[tokio::test]`, say): the next held-back event starts another task on the runtime at
+/// hand, and held-back counts are still reported without a further logged event.
+#[test]
+fn a_layer_outliving_its_runtime_still_reports_on_a_timer() {
+    let layer = AuthDiagnostics::new();
+    let svc = layer.layer(inner_401());
+    let (cap, _guard) = Capture::install();
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    // A flood, then the runtime goes away while its task waits to report.
+    runtime().block_on(async {
+        for _ in 0..40 {
+            call(&svc, get("/me", &[])).await;
+        }
+    });
+    let first = cap.events();
+    let (failures, summaries) = split(&first);
+    assert_eq!(summaries.len(), 0);
+    let logged_first = failures.len();
+    // Another runtime, another flood, and no further event: a timer must report.
+    runtime().block_on(async {
+        for _ in 0..40 {
+            call(&svc, get("/me", &[])).await;
+        }
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+    });
+    let events = cap.events();
+    let (failures, summaries) = split(&events);
+    assert!(!summaries.is_empty(), "no summary on a timer: {events:#?}");
+    assert_eq!(
+        failures.len() as u64 + suppressed_total(&summaries),
+        80,
+        "logged + suppressed = sent (first runtime logged {logged_first})"
+    );
+}

@@ -161,14 +161,20 @@ pub(crate) fn wraps_token(rest: &str) -> bool {
         })
 }
 
+/// `f` with what a token sent as Basic means: the hint code and how to send it instead.
+pub(crate) fn with_wrapped_token_hint(f: AuthFailure) -> AuthFailure {
+    f.tag(crate::evidence::hint::BASIC_WRAPPED_TOKEN)
+        .hint("A token was sent with the Basic scheme: send it as `Authorization: Bearer <token>`.")
+}
+
 /// Why the wrapped service may have refused `Basic <rest>`: a token sent as Basic, a
 /// value that does not decode, or credentials it did not accept. Nothing is verified.
 pub(crate) fn diagnose(rest: &str) -> AuthFailure {
     if wraps_token(rest) {
-        return AuthFailure::new(Reason::SchemeNotAccepted)
-            .detail("a token was sent with the Basic scheme")
-            .hint("Send the token as `Authorization: Bearer <token>`.")
-            .tag(crate::evidence::hint::BASIC_WRAPPED_TOKEN);
+        return with_wrapped_token_hint(
+            AuthFailure::new(Reason::SchemeNotAccepted)
+                .detail("a token was sent with the Basic scheme"),
+        );
     }
     match token(rest).and_then(decode_basic) {
         Ok(c) => AuthFailure::new(Reason::CredentialsInvalid)

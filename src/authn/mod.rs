@@ -143,18 +143,31 @@ pub(crate) fn conflict(ev: &Evidence<'_>, schemes: &[Arc<dyn AuthScheme>]) -> Op
             ev.authorization_count
         )));
     }
-    if let Some(f) = schemes.iter().find_map(|s| s.conflict(ev)) {
-        return Some(f);
+    if ev.authorization().is_some() && ev.access_token {
+        return Some(
+            base()
+                .detail(
+                    "the request has an Authorization header and an `access_token` query \
+                     parameter; send one",
+                )
+                .tag(crate::evidence::hint::QUERY),
+        );
     }
-    (ev.authorization().is_some() && ev.access_token).then(|| {
-        base()
-            .detail(
-                "the request has an Authorization header and an `access_token` query \
-                 parameter; send one",
-            )
-            .tag(crate::evidence::hint::QUERY)
-    })
+    schemes.iter().find_map(|s| s.conflict(ev))
 }
+
+/// Why the wrapped service may have refused an `Authorization` of scheme `word`, from the
+/// credentials alone: the scheme's own diagnosis where it has one.
+pub(crate) fn diagnose_spoken(word: &str, rest: &str) -> Option<AuthFailure> {
+    match Scheme::from_word(word)? {
+        Scheme::Bearer => Some(bearer::diagnose(rest)),
+        Scheme::Basic => Some(basic::diagnose(rest)),
+        _ => None,
+    }
+}
+
+/// The scheme the layer speaks where none is configured.
+pub(crate) const DEFAULT_SCHEME: Scheme = Scheme::Bearer;
 
 /// What the schemes accept, in words: `Bearer`, `Basic or Bearer`.
 pub(crate) fn expected_names(schemes: &[Arc<dyn AuthScheme>]) -> Cow<'static, str> {

@@ -1,9 +1,9 @@
 //! The request carries no credential that a configured scheme took: name what is wrong
 //! with it, from the evidence, in the wording the diagnosis of the wrapped service shares.
 
-use super::basic::wraps_token;
+use super::basic::{with_wrapped_token_hint, wraps_token};
 use super::{expected_names, AuthScheme};
-use crate::evidence::{hint, printable_scheme, Evidence, Expected};
+use crate::evidence::{printable_scheme, Evidence, Expected};
 use crate::failure::{AuthFailure, Location};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
@@ -15,9 +15,12 @@ pub(super) fn unaccepted(ev: &Evidence<'_>, schemes: &[Arc<dyn AuthScheme>]) -> 
     let names = expected_names(schemes);
     if let Some(f) = ev.explain_unparsed() {
         let spoken = f.facts().received_scheme().and_then(Scheme::from_word);
+        let reason = f.reason();
         return match schemes.iter().find(|s| Some(s.kind()) == spoken) {
-            Some(s) => s.unreadable(f).expected(s.describe()),
-            None => f.expected(names),
+            Some(s) if s.unreadable(f.clone()).reason() != reason => {
+                s.unreadable(f).expected(s.describe())
+            }
+            _ => f.expected(names),
         };
     }
     if let Some((word, rest)) = ev.scheme_and_rest() {
@@ -52,10 +55,8 @@ fn scheme_not_accepted(word: &str, rest: &str, schemes: &[Arc<dyn AuthScheme>]) 
             ))
         })
         .received(Some(printable));
-    let f = if word.eq_ignore_ascii_case("basic") && wraps_token(rest) {
-        f.tag(hint::BASIC_WRAPPED_TOKEN).hint(
-            "A token was sent with the Basic scheme: send it as `Authorization: Bearer <token>`.",
-        )
+    let f = if Scheme::from_word(word) == Some(Scheme::Basic) && wraps_token(rest) {
+        with_wrapped_token_hint(f)
     } else {
         f
     };

@@ -36,11 +36,11 @@ impl Watch {
             .token_verified(self.authenticated)
             .expected(self.expected_names());
         let no_credentials = !self.snapshot.carries_credentials() && !query_access_token(&self.uri);
-        let Some(violation) = self.violation(&response, no_credentials) else {
+        let error = refusal_error(response.headers());
+        let Some(violation) = self.violation(&response, no_credentials, error.is_some()) else {
             self.log_refusal(seen, status, no_credentials);
             return response;
         };
-        let error = refusal_error(response.headers());
         let mut f = correction(violation, seen, self.authenticated, no_credentials, error);
         let kept = match violation {
             Reason::UpstreamTokenRefused => true,
@@ -68,13 +68,19 @@ impl Watch {
     }
 
     /// What the refusal breaks, if anything.
-    fn violation(&self, response: &Response<Body>, no_credentials: bool) -> Option<Reason> {
+    fn violation(
+        &self,
+        response: &Response<Body>,
+        no_credentials: bool,
+        refused_with_error: bool,
+    ) -> Option<Reason> {
         let status = response.status();
         let unauthorized = status == StatusCode::UNAUTHORIZED;
         if unauthorized && self.authenticated {
-            Some(match refusal_error(response.headers()) {
-                Some(_) => Reason::UpstreamTokenRefused,
-                None => Reason::UpstreamUnauthorizedAfterAuthentication,
+            Some(if refused_with_error {
+                Reason::UpstreamTokenRefused
+            } else {
+                Reason::UpstreamUnauthorizedAfterAuthentication
             })
         } else if unauthorized && !response.headers().contains_key(WWW_AUTHENTICATE) {
             Some(Reason::UpstreamChallengeMissing)

@@ -2,12 +2,11 @@
 //! name the most precise reason the request shows, from its credentials alone, in the
 //! evidence's wording. Every reason found here is marked inferred: nothing was verified.
 
-use crate::authn::{basic, bearer, conflict};
+use crate::authn::{conflict, diagnose_spoken};
 use crate::evidence::{credential_part, printable_scheme, Evidence, Expected};
 use crate::failure::{AuthFailure, Location};
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
-use crate::scheme::Scheme;
 use std::borrow::Cow;
 
 /// The most precise reason the request itself explains, marked inferred. `names` is what
@@ -32,14 +31,12 @@ pub(super) fn diagnose(ev: &Evidence<'_>, names: Cow<'static, str>) -> AuthFailu
 fn authorization(ev: &Evidence<'_>) -> Option<AuthFailure> {
     let (word, rest) = ev.scheme_and_rest()?;
     let printable = printable_scheme(word);
-    let f = match Scheme::from_word(word) {
-        Some(Scheme::Bearer) => bearer::diagnose(rest),
-        Some(Scheme::Basic) => basic::diagnose(rest),
-        _ => AuthFailure::new(Reason::CredentialsInvalid).detail(format!(
+    let f = diagnose_spoken(word, rest).unwrap_or_else(|| {
+        AuthFailure::new(Reason::CredentialsInvalid).detail(format!(
             "the application rejected the {} credentials",
             cap(printable)
-        )),
-    };
+        ))
+    });
     let raw = ev.authorization().unwrap_or_default();
     Some(
         f.received(Some(printable))

@@ -133,7 +133,7 @@ impl Watch {
     /// What the layer expects, in words: its schemes, or Bearer (the default scheme).
     fn expected_names(&self) -> std::borrow::Cow<'static, str> {
         if self.config.schemes.is_empty() {
-            "Bearer".into()
+            crate::authn::DEFAULT_SCHEME.as_str().into()
         } else {
             crate::authn::expected_names(&self.config.schemes)
         }
