@@ -50,16 +50,14 @@ async fn demo_over_tcp() {
     let (base, server) = serve().await;
     let client = reqwest::Client::new();
 
-    let r = client.get(format!("{base}/public")).send().await.unwrap();
+    let r = go(client.get(format!("{base}/public"))).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers().contains_key("x-request-id"));
 
-    let r = client
+    let r = go(client
         .get(format!("{base}/me"))
-        .header("x-request-id", "tcp-req-1")
-        .send()
-        .await
-        .unwrap();
+        .header("x-request-id", "tcp-req-1"))
+    .await;
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["x-request-id"], "tcp-req-1");
     assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"demo\"");
@@ -70,22 +68,12 @@ async fn demo_over_tcp() {
     assert_eq!(body["request_id"], "tcp-req-1");
 
     let good = token("read", 3600);
-    let r = client
-        .get(format!("{base}/me"))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = go(client.get(format!("{base}/me")).bearer_auth(&good)).await;
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["sub"], "alice");
 
-    let r = client
-        .get(format!("{base}/admin"))
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = go(client.get(format!("{base}/admin")).bearer_auth(&good)).await;
     assert_eq!(r.status(), 403);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(
@@ -95,27 +83,22 @@ async fn demo_over_tcp() {
     assert!(challenge.contains("scope=\"admin\""), "{challenge}");
 
     let admin = token("read admin", 3600);
-    let r = client
-        .get(format!("{base}/admin"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let r = go(client.get(format!("{base}/admin")).bearer_auth(&admin)).await;
     assert_eq!(r.status(), 200);
 
     let expired = token("read", -7200);
-    let r = client
-        .get(format!("{base}/me"))
-        .bearer_auth(&expired)
-        .send()
-        .await
-        .unwrap();
+    let r = go(client.get(format!("{base}/me")).bearer_auth(&expired)).await;
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["reason"], "token_expired");
     assert!(body["expired_at"].as_str().is_some());
 
     server.abort();
+}
+
+/// Sends a request the client built.
+async fn go(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap()
 }
 
 /// The "trustworthy by default" findings, through the demo on a real socket.
@@ -134,17 +117,9 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
 
     // An application's own `?token=` never conflicts with a valid Authorization.
     let good = jwt(json!({}));
-    let r = get("/me?token=page2&jwt=x&api_key=y", "t-1")
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/me?token=page2&jwt=x&api_key=y", "t-1").bearer_auth(&good)).await;
     assert_eq!(r.status(), 200);
-    let r = get("/me?access_token=page2", "t-2")
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/me?access_token=page2", "t-2").bearer_auth(&good)).await;
     assert_eq!(r.status(), 400);
 
     // Token checks.
@@ -181,7 +156,7 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         // The demo's leeway is 30 s: expired from exp + 30 on.
         ("t-exp", jwt(json!({ "exp": now() - 30 })), "token_expired"),
     ] {
-        let r = get("/me", rid).bearer_auth(&token).send().await.unwrap();
+        let r = go(get("/me", rid).bearer_auth(&token)).await;
         assert_eq!(r.status(), 401, "{rid}");
         let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
         assert!(
@@ -192,36 +167,20 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         assert_eq!(reason(&body), want, "{rid}: {body}");
         assert_eq!(event_of(rid).field("reason"), want, "{rid}");
     }
-    let r = get("/me", "t-exp-ok")
-        .bearer_auth(jwt(json!({ "exp": now() - 25 })))
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/me", "t-exp-ok").bearer_auth(jwt(json!({ "exp": now() - 25 })))).await;
     assert_eq!(r.status(), 200);
 
     // Enforce mode corrects only what is certain.
-    let r = get("/legacy-forbidden", "t-lf-1").send().await.unwrap();
+    let r = go(get("/legacy-forbidden", "t-lf-1")).await;
     assert_eq!(r.status(), 401);
-    let r = get("/legacy-forbidden", "t-lf-2")
-        .header("cookie", "JSESSIONID=abc123xyz")
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/legacy-forbidden", "t-lf-2").header("cookie", "JSESSIONID=abc123xyz")).await;
     assert_eq!(r.status(), 403);
-    let r = get("/orders", "t-orders-1")
-        .bearer_auth(&good)
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/orders", "t-orders-1").bearer_auth(&good)).await;
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["status"], 403, "{body}");
     let revoked = jwt(json!({ "jti": "revoked", "scope": "orders" }));
-    let r = get("/orders", "t-orders-2")
-        .bearer_auth(&revoked)
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/orders", "t-orders-2").bearer_auth(&revoked)).await;
     assert_eq!(r.status(), 401);
     assert_eq!(
         r.headers()["www-authenticate"],
@@ -231,11 +190,7 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
         event_of("t-orders-2").field("reason"),
         "upstream_token_refused"
     );
-    let r = get("/legacy", "t-legacy")
-        .bearer_auth("wrong-token-1")
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/legacy", "t-legacy").bearer_auth("wrong-token-1")).await;
     assert_eq!(r.status(), 401);
     let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
     assert!(
@@ -244,66 +199,43 @@ async fn demo_over_tcp_is_trustworthy_by_default() {
     );
 
     // API keys: two fields conflict; answers are private.
-    let r = get("/key", "t-key-1")
+    let r = go(get("/key", "t-key-1")
         .header("x-api-key", "demo-key-123")
-        .header("x-api-key", "other-key")
-        .send()
-        .await
-        .unwrap();
+        .header("x-api-key", "other-key"))
+    .await;
     assert_eq!(r.status(), 400);
-    let r = get("/key", "t-key-2")
-        .header("x-api-key", "demo-key-123")
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/key", "t-key-2").header("x-api-key", "demo-key-123")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["cache-control"], "private");
 
     // The session cookie after 100 others, and beside a pair that is not UTF-8.
     let many: Vec<String> = (0..100).map(|i| format!("c{i}=v")).collect();
-    let r = get("/session", "t-s-1")
-        .header(
-            "cookie",
-            format!("{}; demo_session=s-valid", many.join("; ")),
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/session", "t-s-1").header(
+        "cookie",
+        format!("{}; demo_session=s-valid", many.join("; ")),
+    ))
+    .await;
     assert_eq!(r.status(), 200);
     let raw = reqwest::header::HeaderValue::from_bytes(b"x=\xff; demo_session=s-valid").unwrap();
-    let r = get("/session", "t-s-2")
-        .header("cookie", raw)
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/session", "t-s-2").header("cookie", raw)).await;
     assert_eq!(r.status(), 200);
 
     // A nameless cookie never shows in the log.
-    let r = get("/session", "t-s-3")
-        .header("cookie", "s-valid")
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/session", "t-s-3").header("cookie", "s-valid")).await;
     assert_eq!(r.status(), 401);
     let e = event_of("t-s-3");
     assert_eq!(e.field("reason"), "credentials_missing");
     assert!(!e.line().contains("s-valid"), "{}", e.line());
 
     // Basic: an empty user-id reaches the verifier; two Basic fields get a Basic challenge.
-    let r = get("/basic", "t-b-1")
-        .basic_auth("", Some("pass"))
-        .send()
-        .await
-        .unwrap();
+    let r = go(get("/basic", "t-b-1").basic_auth("", Some("pass"))).await;
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(reason(&body), "basic_user_unknown");
-    let r = get("/any", "t-b-2")
+    let r = go(get("/any", "t-b-2")
         .header("authorization", "Basic YTpi")
-        .header("authorization", "Basic Yzpk")
-        .send()
-        .await
-        .unwrap();
+        .header("authorization", "Basic Yzpk"))
+    .await;
     assert_eq!(r.status(), 400);
     let challenges: Vec<_> = r.headers().get_all("www-authenticate").iter().collect();
     assert_eq!(challenges, [r#"Basic realm="demo", charset="UTF-8""#]);
