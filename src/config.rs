@@ -23,6 +23,8 @@ pub(crate) struct Config {
     pub realm: Cow<'static, str>,
     pub detail: DetailMode,
     pub schemes: Vec<Arc<dyn AuthScheme>>,
+    /// The Bearer authenticators, one per issuer (one scheme in `schemes`).
+    pub bearer: Vec<crate::authn::jwt::JwtAuthenticator>,
     pub account: Option<AccountHook>,
     pub mode: UpstreamMode,
     /// Enforce mode turns the wrapped service's 403 to a request without credentials into

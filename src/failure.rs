@@ -82,6 +82,20 @@ pub(crate) struct Facts {
     inferred_reason: Option<Reason>,
     upstream_status: Option<u16>,
     had_credentials: bool,
+    keys: Option<Box<KeyFacts>>,
+}
+
+/// What a key source looked like when a token's key was looked up in it (log only).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct KeyFacts {
+    /// The key set's URL (or the issuer's, before discovery), without its query.
+    pub source: String,
+    /// When the cached set was fetched, seconds since the epoch.
+    pub fetched_at: Option<i64>,
+    /// The `kid`s of the cached set.
+    pub kids: Option<String>,
+    /// Why the last fetch failed, if it did.
+    pub fetch_error: Option<String>,
 }
 
 impl Facts {
@@ -146,6 +160,10 @@ impl Facts {
     /// For an upstream correction or diagnosis: what the wrapped service answered.
     pub fn upstream_status(&self) -> Option<u16> {
         self.upstream_status
+    }
+    /// The key source consulted for a token's key.
+    pub fn keys(&self) -> Option<&KeyFacts> {
+        self.keys.as_deref()
     }
 }
 
@@ -360,6 +378,12 @@ impl AuthFailure {
     /// Whether the request carried credentials.
     pub(crate) fn had_credentials(mut self, had: bool) -> Self {
         self.facts.had_credentials = had;
+        self
+    }
+
+    /// The key source consulted for the token's key.
+    pub(crate) fn keys(mut self, keys: KeyFacts) -> Self {
+        self.facts.keys = Some(Box::new(keys));
         self
     }
 

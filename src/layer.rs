@@ -2,6 +2,7 @@
 
 use crate::authn::api_key::ApiKeyAuthenticator;
 use crate::authn::basic::BasicAuthenticator;
+use crate::authn::bearer::Bearer;
 use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
 use crate::authn::verify::{AccountHook, CheckAccount};
@@ -10,6 +11,7 @@ use crate::config::{Config, UpstreamMode};
 use crate::flood::{FloodControl, LogRate};
 use crate::problem::DEFAULT_REALM;
 use crate::reason::DetailMode;
+use crate::scheme::Scheme;
 use crate::service::AuthDiagnosticsService;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -56,6 +58,7 @@ impl AuthDiagnostics {
                 realm: Cow::Borrowed(DEFAULT_REALM),
                 detail: DetailMode::Production,
                 schemes: Vec::new(),
+                bearer: Vec::new(),
                 account: None,
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
@@ -75,16 +78,46 @@ impl AuthDiagnostics {
 
     /// Accepts `Authorization: Bearer <JWT>` verified by `jwt`.
     ///
+    /// Call it once per issuer to accept several, each with its own keys, audiences and
+    /// claim rules: a token goes by its unverified `iss` to the one authenticator that
+    /// accepts that issuer, and a token of any other issuer is `token_issuer_mismatch`
+    /// before any key is fetched. Starts fetching `jwt`'s [`KeySource`](crate::KeySource)s
+    /// in the background when called inside a Tokio runtime.
+    ///
+    /// ```
+    /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+    ///
+    /// let staff = JwtAuthenticator::from_source(KeySource::discover("https://staff.example"))
+    ///     .audience("orders-api");
+    /// let partners = JwtAuthenticator::from_source(KeySource::discover("https://partners.example"))
+    ///     .audience("orders-api")
+    ///     .require_claims(["client_id"]);
+    /// let layer = AuthDiagnostics::new().bearer(staff).bearer(partners);
+    /// # let _ = layer;
+    /// ```
+    ///
     /// # Panics
     /// When `jwt` is misconfigured, so the application learns it at start-up and never
     /// from production traffic: no audience and no
-    /// [`accept_any_audience`](JwtAuthenticator::accept_any_audience), or several issuers
-    /// with a key that does not name its issuer.
+    /// [`accept_any_audience`](JwtAuthenticator::accept_any_audience), several issuers
+    /// with a key that does not name its issuer, a key source without an issuer or with a
+    /// plain `http` URL; or, with several authenticators, one without an issuer or two
+    /// that share one.
     pub fn bearer(self, jwt: JwtAuthenticator) -> Self {
         if let Some(error) = jwt.config_error() {
             panic!("auth-diagnostics: {error}");
         }
-        self.scheme(jwt)
+        self.edit(|c| {
+            c.bearer.push(jwt);
+            let bearer = Bearer::new(c.bearer.clone())
+                .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+            bearer.start();
+            let bearer: Arc<dyn AuthScheme> = Arc::new(bearer);
+            match c.schemes.iter().position(|s| s.kind() == Scheme::Bearer) {
+                Some(at) => c.schemes[at] = bearer,
+                None => c.schemes.push(bearer),
+            }
+        })
     }
 
     /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.

@@ -148,7 +148,10 @@ pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;
-pub use keys::{install_crypto_provider, StaticKey};
+pub use keys::{
+    install_crypto_provider, FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch,
+    KeySource, StaticKey,
+};
 pub use layer::AuthDiagnostics;
 pub use reason::{BearerError, DetailMode, Reason, Severity};
 pub use request_id::{AuthRequestId, X_REQUEST_ID};

@@ -40,6 +40,8 @@ macro_rules! failure_event {
         let (expected_iss, expected_aud) = (clean(facts.expected_iss()), clean(facts.expected_aud()));
         let hints = (!facts.hints().is_empty()).then(|| facts.hints().join(","));
         let (claim, scope, check) = (clean(facts.claim()), clean(facts.scope()), clean(facts.check()));
+        let keys = facts.keys();
+        let fetch_error = clean(keys.and_then(|k| k.fetch_error.as_deref()));
         tracing::event!(
             target: "auth_diagnostics",
             $level,
@@ -71,6 +73,10 @@ macro_rules! failure_event {
             inferred = facts.inferred().then_some(true),
             inferred_reason = facts.inferred_reason().map(|r| r.code()),
             upstream_status = facts.upstream_status(),
+            key_source = keys.map(|k| k.source.as_str()),
+            keys_fetched_at = keys.and_then(|k| k.fetched_at).map(rfc3339),
+            key_ids = keys.and_then(|k| k.kids.as_deref()),
+            fetch_error = fetch_error.as_deref(),
             hints = hints.as_deref(),
             repro = $info.snapshot.curl($info.method, $info.uri).as_str(),
             "{}: {}",

@@ -266,6 +266,17 @@ reasons! {
         detail: "The token was signed by a key this resource does not know.",
         hint: "The signing key may have been rotated; check the token's `kid` against the published keys.",
     },
+    /// The token names no `kid`, and more than one key of the issuer's set could verify
+    /// it: the layer checks one signature per token, never one per key.
+    TokenKidMissing = "token_kid_missing" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token key not named",
+        detail: "The token does not name its signing key (kid), and several keys could have signed it.",
+        hint: "Have the issuer put the signing key's `kid` in the token header.",
+    },
     /// The signature does not verify.
     TokenSignatureInvalid = "token_signature_invalid" {
         status: UNAUTHORIZED,

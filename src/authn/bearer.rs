@@ -1,22 +1,112 @@
-//! Bearer (RFC 6750): a JWT in `Authorization`, verified by [`JwtAuthenticator`].
+//! Bearer (RFC 6750): a JWT in `Authorization`, verified by the [`JwtAuthenticator`] of
+//! the issuer it names.
 //!
 //! This file owns the scheme: where the token is, the syntax around it (`Bearer` with no
-//! token, `Bearer a b`, `Bearer Bearer x`, a quoted token), its challenge (`error`,
-//! `error_description`, `scope`), and what a token alone says about why the wrapped
-//! service refused it.
+//! token, `Bearer a b`, `Bearer Bearer x`, a quoted token), which issuer's authenticator
+//! verifies it, its challenge (`error`, `error_description`, `scope`), and what a token
+//! alone says about why the wrapped service refused it.
 
-use super::jwt::JwtAuthenticator;
-use super::{AuthScheme, Decision, Place, Principal};
+use super::jwt::{JwtAuthenticator, Step};
+use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
 use crate::evidence::{hint, is_token68, unverified_time_reason, Evidence};
 use crate::failure::{AuthFailure, Location};
-use crate::jws::inspect;
+use crate::jws::{self, inspect, Jws};
 use crate::reason::{BearerError, BearerRule, DetailMode, Reason};
-use crate::sanitize::fingerprint;
+use crate::sanitize::{cap, fingerprint};
 use crate::scheme::Scheme;
+use crate::time::now;
+use serde_json::Value;
 use std::borrow::Cow;
+use std::sync::Arc;
 
-impl AuthScheme for JwtAuthenticator {
+/// The Bearer scheme of a layer: one authenticator per issuer. A token goes to the one
+/// whose issuers hold its unverified `iss`; only that issuer's keys and rules apply.
+#[derive(Debug, Clone)]
+pub(crate) struct Bearer {
+    issuers: Vec<Arc<JwtAuthenticator>>,
+}
+
+impl Bearer {
+    /// The scheme for these authenticators.
+    ///
+    /// # Errors
+    /// With several, when one names no issuer or two share one: a token could not be
+    /// routed to exactly one of them.
+    pub fn new(all: Vec<JwtAuthenticator>) -> Result<Self, String> {
+        if all.len() > 1 {
+            let mut seen: Vec<&str> = Vec::new();
+            for jwt in &all {
+                if jwt.issuers().is_empty() {
+                    return Err(
+                        "with several Bearer authenticators on one layer, each must \
+                         name its issuer (.issuer(..) or KeySource::discover), so a token goes \
+                         to exactly one of them"
+                            .to_owned(),
+                    );
+                }
+                for issuer in jwt.issuers() {
+                    if seen.contains(&issuer.as_str()) {
+                        return Err(format!(
+                            "issuer {issuer:?} is accepted by two Bearer authenticators; a \
+                             token must go to exactly one"
+                        ));
+                    }
+                    seen.push(issuer);
+                }
+            }
+        }
+        Ok(Self {
+            issuers: all.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// The authenticator for the token's unverified `iss`.
+    fn route(&self, jws: &Jws<'_>) -> Result<&Arc<JwtAuthenticator>, AuthFailure> {
+        if let [one] = self.issuers.as_slice() {
+            return Ok(one);
+        }
+        let iss = jws.claims.get("iss");
+        let text = iss.and_then(Value::as_str);
+        if let Some(jwt) = self
+            .issuers
+            .iter()
+            .find(|j| text.is_some_and(|i| j.issuers().iter().any(|e| e == i)))
+        {
+            return Ok(jwt);
+        }
+        let expected: Vec<&str> = self
+            .issuers
+            .iter()
+            .flat_map(|j| j.issuers())
+            .map(String::as_str)
+            .collect();
+        let expected = expected.join(" ");
+        let f = match (iss, text) {
+            (None | Some(Value::Null), _) => AuthFailure::new(Reason::TokenClaimMissing)
+                .detail("the required claim iss is missing, so no issuer's keys apply")
+                .claim("iss"),
+            (Some(_), None) => AuthFailure::new(Reason::TokenClaimInvalid)
+                .detail("the iss claim is not a string")
+                .claim("iss"),
+            (_, Some(i)) => AuthFailure::new(Reason::TokenIssuerMismatch).detail(format!(
+                "iss {}, expected {}; no issuer's keys were consulted",
+                cap(i),
+                cap(&expected)
+            )),
+        };
+        Err(f.expected_iss(Some(expected)).token(jws.facts()))
+    }
+
+    /// Starts fetching every issuer's published keys.
+    pub fn start(&self) {
+        for jwt in &self.issuers {
+            jwt.start();
+        }
+    }
+}
+
+impl AuthScheme for Bearer {
     fn kind(&self) -> Scheme {
         Scheme::Bearer
     }
@@ -30,16 +120,42 @@ impl AuthScheme for JwtAuthenticator {
             return None;
         }
         let rest = ev.spoken(Scheme::Bearer)?;
-        let verified = token(rest).and_then(|t| {
-            self.verify(t).map_err(|f| {
+        let refuse = |f: AuthFailure| {
+            Decision::Rejected(
                 f.location(Location::Authorization)
                     .fingerprint(fingerprint(rest.as_bytes()))
-                    .received(Some("Bearer"))
-            })
+                    .received(Some("Bearer")),
+            )
+        };
+        let checked = token(rest).and_then(|t| {
+            let jws = jws::decode(t)?;
+            let jwt = self.route(&jws)?;
+            Ok((t, jwt, jwt.step(&jws, now(), true)))
         });
-        Some(match verified {
-            Ok(v) => Decision::Authenticated(Principal::from_jwt(v.claims)),
-            Err(f) => Decision::Rejected(f),
+        Some(match checked {
+            Err(f) | Ok((_, _, Step::Done(Err(f)))) => refuse(f),
+            Ok((_, _, Step::Done(Ok(v)))) => Decision::Authenticated(Principal::from_jwt(v.claims)),
+            Ok((t, jwt, Step::Wait(sources))) => {
+                // The token's key is not cached: wait (boundedly) for the refresh, then
+                // decide with what the sources hold.
+                let (jwt, token) = (jwt.clone(), t.to_owned());
+                let fut = Box::pin(async move {
+                    for source in &sources {
+                        source.refresh_for_miss().await;
+                    }
+                    let jws = jws::decode(&token)?;
+                    match jwt.step(&jws, now(), false) {
+                        Step::Done(result) => result.map(|v| Principal::from_jwt(v.claims)),
+                        Step::Wait(_) => unreachable!("a step that may not wait never waits"),
+                    }
+                });
+                Decision::Pending(Pending::new(
+                    fut,
+                    self,
+                    Location::Authorization,
+                    rest.as_bytes(),
+                ))
+            }
         })
     }
 

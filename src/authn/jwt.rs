@@ -7,9 +7,9 @@
 //! the log can say "expired 3h ago" or "iss X, expected Y" even when the signature failed
 //! first.
 
-use crate::failure::{AuthFailure, TokenFacts};
+use crate::failure::{AuthFailure, KeyFacts, TokenFacts};
 use crate::jws::{self, audience_text, numeric_date, Jws};
-use crate::keys::{install_crypto_provider, StaticKey};
+use crate::keys::{install_crypto_provider, strip_query, KeySource, Pick, StaticKey};
 use crate::reason::Reason;
 use crate::sanitize::cap;
 use crate::time::{ago, now, rfc3339};
@@ -47,6 +47,7 @@ use std::time::Duration;
 #[must_use]
 pub struct JwtAuthenticator {
     keys: Vec<StaticKey>,
+    sources: Vec<KeySource>,
     algorithms: Vec<Algorithm>,
     explicit_algorithms: bool,
     issuers: Vec<String>,
@@ -57,10 +58,48 @@ pub struct JwtAuthenticator {
     types: Vec<String>,
 }
 
+/// What verification needs before it can decide.
+pub(crate) enum Step {
+    Done(Result<Verified, AuthFailure>),
+    /// The token's key is not cached: refresh these sources, then verify again.
+    Wait(Vec<KeySource>),
+}
+
+/// Why a signature check did not pass.
+enum Blocked {
+    Fail(AuthFailure),
+    Wait(Vec<KeySource>),
+}
+
+impl From<AuthFailure> for Blocked {
+    fn from(f: AuthFailure) -> Self {
+        Blocked::Fail(f)
+    }
+}
+
+/// The algorithms a [`KeySource`] brings to the allow-list: the asymmetric ones. A
+/// published set never verifies HMAC tokens.
+const SOURCE_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 impl JwtAuthenticator {
     /// The most clock skew [`JwtAuthenticator::leeway`] accepts: RFC 7519 speaks of "a few
     /// minutes" at most.
     pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+    /// The most static keys one token is checked against: those bound to its `kid`
+    /// first, then the unnamed ones. More unnamed keys of one algorithm than this is a
+    /// configuration error: every forged token would cost a signature check per key.
+    pub const MAX_STATIC_CANDIDATES: usize = 3;
 
     /// Verifies tokens signed by `key`. By default: only `key`'s algorithm is accepted,
     /// `exp` is required, leeway is 60 s, any issuer. An audience must still be configured
@@ -71,6 +110,7 @@ impl JwtAuthenticator {
         Self {
             algorithms: vec![key.alg],
             keys: vec![key],
+            sources: Vec::new(),
             explicit_algorithms: false,
             issuers: Vec::new(),
             audiences: Vec::new(),
@@ -79,6 +119,76 @@ impl JwtAuthenticator {
             required: vec![Cow::Borrowed("exp")],
             types: Vec::new(),
         }
+    }
+
+    /// Verifies tokens signed by the keys `source` publishes. Their algorithms (the
+    /// asymmetric ones: RS, PS, ES, EdDSA) are accepted; a discovered source's issuer is
+    /// accepted, and required. A JWK set URL needs [`JwtAuthenticator::issuer`].
+    ///
+    /// ```
+    /// use auth_diagnostics::{JwtAuthenticator, KeySource};
+    ///
+    /// let jwt = JwtAuthenticator::from_source(KeySource::jwks(
+    ///     "https://login.example.com/.well-known/jwks.json",
+    /// ))
+    /// .issuer("https://login.example.com/")
+    /// .audience("orders-api");
+    /// # let _ = jwt;
+    /// ```
+    pub fn from_source(source: KeySource) -> Self {
+        install_crypto_provider();
+        Self {
+            algorithms: Vec::new(),
+            keys: Vec::new(),
+            sources: Vec::new(),
+            explicit_algorithms: false,
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: 60,
+            required: vec![Cow::Borrowed("exp")],
+            types: Vec::new(),
+        }
+        .key_source(source)
+    }
+
+    /// Adds the keys `source` publishes, beside the static ones (a demo's shared secret
+    /// and a provider's keys, say).
+    pub fn key_source(mut self, source: KeySource) -> Self {
+        if !self.explicit_algorithms {
+            for alg in SOURCE_ALGORITHMS {
+                if !self.algorithms.contains(&alg) {
+                    self.algorithms.push(alg);
+                }
+            }
+        }
+        if let Some(issuer) = source.issuer() {
+            if !self.issuers.iter().any(|i| i == issuer) {
+                self.issuers.push(issuer.to_owned());
+            }
+        }
+        self.sources.push(source);
+        self
+    }
+
+    /// Resolves once every key source has a key set (at once with static keys only).
+    /// Wrap it in a timeout: it waits as long as a source is unreachable.
+    pub async fn ready(&self) {
+        for source in &self.sources {
+            source.ready().await;
+        }
+    }
+
+    /// Starts fetching the sources' keys in the background (where a runtime is at hand).
+    pub(crate) fn start(&self) {
+        for source in &self.sources {
+            source.start();
+        }
+    }
+
+    /// The issuers it accepts.
+    pub(crate) fn issuers(&self) -> &[String] {
+        &self.issuers
     }
 
     /// Adds another key (e.g. the next one during a rotation). Its algorithm joins the
@@ -186,6 +296,46 @@ impl JwtAuthenticator {
                     .to_owned(),
             );
         }
+        if let Some(alg) = self.algorithms.iter().find(|alg| {
+            self.keys
+                .iter()
+                .filter(|k| k.alg == **alg && k.kid.is_none())
+                .count()
+                > Self::MAX_STATIC_CANDIDATES
+        }) {
+            return Some(format!(
+                "more than {} keys without a kid verify {alg:?}: give them kids \
+                 (StaticKey::with_kid), so that a token costs one signature check",
+                Self::MAX_STATIC_CANDIDATES
+            ));
+        }
+        for source in &self.sources {
+            if let Some(e) = source.config_error() {
+                return Some(e);
+            }
+            if self.issuers.is_empty() {
+                return Some(
+                    "a JwtAuthenticator with a KeySource must name the issuer the keys belong \
+                     to: call .issuer(\"<the issuer's iss>\") (RFC 8725 §3.8)"
+                        .to_owned(),
+                );
+            }
+            match source.issuer() {
+                None if self.issuers.len() > 1 => {
+                    return Some(format!(
+                        "JwtAuthenticator accepts {} issuers, so every KeySource must name the \
+                         issuer it belongs to (KeySource::with_issuer or KeySource::discover)",
+                        self.issuers.len()
+                    ))
+                }
+                Some(i) if !self.issuers.iter().any(|e| e == i) => {
+                    return Some(format!(
+                        "a KeySource is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
+                    ))
+                }
+                _ => {}
+            }
+        }
         for key in &self.keys {
             match &key.issuer {
                 Some(i) if !self.issuers.iter().any(|e| e == i) => {
@@ -217,27 +367,47 @@ impl JwtAuthenticator {
 
     /// Verifies `token` as if the time were `now` (seconds since the epoch).
     #[doc(hidden)]
+    ///
+    /// With a [`KeySource`] it verifies with the keys cached now and never waits for a
+    /// fetch: a token whose key is not cached is `token_key_unknown`, or
+    /// `key_source_unavailable` while no key set could be fetched.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Verified, AuthFailure> {
-        if let Some(error) = self.config_error() {
-            return Err(AuthFailure::new(Reason::TokenAudienceMismatch).detail(error));
+        match jws::decode(token) {
+            Ok(jws) => match self.step(&jws, now, false) {
+                Step::Done(result) => result,
+                Step::Wait(_) => unreachable!("a step that may not wait never waits"),
+            },
+            Err(f) => Err(f),
         }
-        let jws = jws::decode(token)?;
+    }
+
+    /// Verifies a decoded token, or says which key sources to refresh first (only when
+    /// `may_wait`).
+    pub(crate) fn step(&self, jws: &Jws<'_>, now: i64, may_wait: bool) -> Step {
+        if let Some(error) = self.config_error() {
+            return Step::Done(Err(
+                AuthFailure::new(Reason::TokenAudienceMismatch).detail(error)
+            ));
+        }
         let mut facts = jws.facts();
         let checked = self
-            .check_header(&jws, now)
-            .and_then(|alg| self.check_signature(&jws, alg, now));
-        if let Err(f) = checked {
-            return Err(f.token(facts));
+            .check_header(jws, now)
+            .map_err(Blocked::Fail)
+            .and_then(|alg| self.check_signature(jws, alg, now, may_wait));
+        match checked {
+            Ok(()) => {}
+            Err(Blocked::Fail(f)) => return Step::Done(Err(f.token(facts))),
+            Err(Blocked::Wait(sources)) => return Step::Wait(sources),
         }
         facts.verified = true;
         // From here on the claims are the issuer's word.
-        if let Some(f) = self.check_claims(&jws, now) {
-            return Err(f.token(facts));
+        if let Some(f) = self.check_claims(jws, now) {
+            return Step::Done(Err(f.token(facts)));
         }
-        Ok(Verified {
-            claims: jws.claims,
+        Step::Done(Ok(Verified {
+            claims: jws.claims.clone(),
             facts,
-        })
+        }))
     }
 
     /// `alg` (present, allowed), a signature to check, no critical extension: the checks
@@ -277,24 +447,173 @@ impl JwtAuthenticator {
         Ok(alg)
     }
 
-    /// The keys for this `alg`, `kid` and claimed issuer, and whether one verifies.
-    fn check_signature(&self, jws: &Jws<'_>, alg: Algorithm, now: i64) -> Result<(), AuthFailure> {
+    /// The key for this `alg`, `kid` and claimed issuer, and whether it verifies: a static
+    /// key bound to the `kid`, else the source's key of that `kid`, else the unnamed
+    /// static keys (at most [`Self::MAX_STATIC_CANDIDATES`] checks in all); without a
+    /// `kid`, a source's key only where it is the one key for `alg`.
+    fn check_signature(
+        &self,
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+        may_wait: bool,
+    ) -> Result<(), Blocked> {
         let kid = jws.header.kid.as_deref();
         let iss = jws.claims.get("iss").and_then(Value::as_str);
-        let mut candidates = self
+        let mut statics: Vec<&StaticKey> = self
             .keys
             .iter()
             .filter(|k| k.serves(alg, kid) && k.belongs_to(iss))
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(self.no_key(jws, alg, now));
+            .collect();
+        // Keys bound to the token's kid first.
+        statics.sort_by_key(|k| k.kid.is_none());
+        statics.truncate(Self::MAX_STATIC_CANDIDATES);
+        let named = kid.is_some() && statics.first().is_some_and(|k| k.kid.is_some());
+        if named || (!statics.is_empty() && !self.sources_serve(alg)) {
+            return self.verify_static(&statics, jws, alg, now);
         }
-        if candidates.any(|k| k.verifies(jws.message, jws.signature)) {
+        if !self.sources_serve(alg) {
+            return Err(self.no_key(jws, alg, now).into());
+        }
+        // Keys an identity provider publishes: the issuer is checked before any fetch, so
+        // an attacker's `iss` never makes the layer fetch anything.
+        if let Some(f) = self.issuer_failure(jws.claims.get("iss")).or_else(|| {
+            jws.claims
+                .get("iss")
+                .is_none_or(Value::is_null)
+                .then(|| self.check_presence(&jws.claims))
+                .flatten()
+        }) {
+            let detail = format!(
+                "{}; the issuer's keys were not consulted",
+                f.facts().detail().unwrap_or_default()
+            );
+            return Err(f.detail(detail).into());
+        }
+        let sources: Vec<&KeySource> = self
+            .sources
+            .iter()
+            .filter(|s| s.issuer().is_none_or(|i| Some(i) == iss))
+            .collect();
+        let mut ambiguous = 0;
+        for source in &sources {
+            let Some(set) = source.current() else {
+                continue;
+            };
+            match set.pick(alg, kid) {
+                Pick::Key(key) => {
+                    if key.verifies(jws.message, jws.signature, alg) {
+                        return Ok(());
+                    }
+                    let f = AuthFailure::new(Reason::TokenSignatureInvalid)
+                        .detail(format!("the {alg:?} signature does not verify"));
+                    return Err(self.with_unverified_notes(f, jws, now).into());
+                }
+                Pick::Mismatch(why) => {
+                    let f = AuthFailure::new(Reason::TokenKeyUnknown).detail(why);
+                    return Err(self
+                        .with_unverified_notes(f.keys(key_facts(source)), jws, now)
+                        .into());
+                }
+                Pick::Ambiguous(n) => ambiguous += n,
+                Pick::Missing => {}
+            }
+        }
+        if !statics.is_empty() && ambiguous == 0 {
+            return self.verify_static(&statics, jws, alg, now);
+        }
+        if ambiguous + statics.len() > 1 {
+            let f = AuthFailure::new(Reason::TokenKidMissing).detail(format!(
+                "the token has no kid, and {} keys could verify {alg:?}",
+                ambiguous + statics.len()
+            ));
+            return Err(self.with_unverified_notes(f, jws, now).into());
+        }
+        if may_wait {
+            return Err(Blocked::Wait(sources.into_iter().cloned().collect()));
+        }
+        Err(self.key_missing(&sources, jws, alg, now).into())
+    }
+
+    /// Whether a key source may hold a key for `alg`.
+    fn sources_serve(&self, alg: Algorithm) -> bool {
+        !self.sources.is_empty() && SOURCE_ALGORITHMS.contains(&alg)
+    }
+
+    /// Checks the static candidates, at most one signature each.
+    fn verify_static(
+        &self,
+        candidates: &[&StaticKey],
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<(), Blocked> {
+        if candidates.is_empty() {
+            return Err(self.no_key(jws, alg, now).into());
+        }
+        if candidates
+            .iter()
+            .any(|k| k.verifies(jws.message, jws.signature))
+        {
             return Ok(());
         }
         let f = AuthFailure::new(Reason::TokenSignatureInvalid)
             .detail(format!("the {alg:?} signature does not verify"));
-        Err(self.with_unverified_notes(f, jws, now))
+        Err(self.with_unverified_notes(f, jws, now).into())
+    }
+
+    /// After the refresh (or without one): no source holds the token's key. A source
+    /// with no key set at all, or whose refresh just failed, cannot say the key is
+    /// unknown: that is a server fault (503). Otherwise the fresh set lacks it.
+    fn key_missing(
+        &self,
+        sources: &[&KeySource],
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+    ) -> AuthFailure {
+        let kid = jws.header.kid.as_deref();
+        for source in sources {
+            let state = source.state();
+            if state.keys.is_none() || state.last_error.is_some() {
+                let why = state
+                    .last_error
+                    .as_ref()
+                    .map_or("the first fetch has not finished", |e| e.message());
+                let detail = match state.keys {
+                    None => format!("no key set could be fetched yet: {why}"),
+                    Some(_) => format!(
+                        "the token's key is not in the cached set, and refreshing it failed: {why}"
+                    ),
+                };
+                return AuthFailure::new(Reason::KeySourceUnavailable)
+                    .detail(detail)
+                    .retry_after(state.retry_after)
+                    .keys(key_facts(source));
+            }
+        }
+        let mut detail = match kid {
+            Some(k) => format!(
+                "no key with kid {} for {alg:?} in the issuer's key set",
+                cap(k)
+            ),
+            None => format!("no key for {alg:?} in the issuer's key set"),
+        };
+        let skipped = kid.and_then(|k| {
+            sources.iter().find_map(|s| {
+                s.current()
+                    .and_then(|set| set.skipped(k).map(str::to_owned))
+            })
+        });
+        if let Some(why) = skipped {
+            detail = format!("{detail}: the set's key of that kid was skipped ({why})");
+        }
+        let f = AuthFailure::new(Reason::TokenKeyUnknown).detail(detail);
+        let f = match sources.first() {
+            Some(s) => f.keys(key_facts(s)),
+            None => f,
+        };
+        self.with_unverified_notes(f, jws, now)
     }
 
     /// No key applies: keys of other issuers only (the token's issuer is not ours), or
@@ -498,6 +817,17 @@ impl JwtAuthenticator {
         };
         f.expected_iss(also.facts().expected_iss().map(str::to_owned))
             .expected_aud(also.facts().expected_aud().map(str::to_owned))
+    }
+}
+
+/// The log facts of a key source: where, when fetched, which kids, the last error.
+fn key_facts(source: &KeySource) -> KeyFacts {
+    let state = source.state();
+    KeyFacts {
+        source: strip_query(&state.url).to_owned(),
+        fetched_at: state.keys.as_ref().map(|k| k.fetched_at),
+        kids: state.keys.as_ref().map(|k| k.kids()),
+        fetch_error: state.last_error.map(|e| e.message().to_owned()),
     }
 }
 

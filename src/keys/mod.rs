@@ -1,10 +1,20 @@
-//! Where verification keys come from. Today: [`StaticKey`]s configured in code.
+//! Where verification keys come from: [`StaticKey`]s configured in code, and
+//! [`KeySource`]s that an identity provider publishes (a JWK set URL, or OpenID Connect /
+//! RFC 8414 discovery), fetched in the background and cached.
 //!
-//! A key names the algorithm it verifies (RFC 8725 §3.1: one key, one algorithm), and may
-//! name its `kid` and the issuer it belongs to (RFC 8725 §3.8).
+//! A key verifies one algorithm family (RFC 8725 §3.1), and may name its `kid` and the
+//! issuer it belongs to (RFC 8725 §3.8). A token costs at most one signature check with a
+//! key set: its `kid` names the key, and a token without one is accepted only where one
+//! key of the set fits its algorithm.
 
+mod fetch;
+mod jwk;
+mod source;
 mod static_key;
 
+pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
+pub use source::KeySource;
+pub(crate) use source::{strip_query, Pick};
 pub use static_key::StaticKey;
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]

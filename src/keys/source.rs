@@ -1,0 +1,699 @@
+//! [`KeySource`]: keys published by an identity provider, fetched, cached and refreshed.
+//!
+//! One background task per source does every fetch, so concurrent requests never fetch
+//! twice: it fetches at start, again when `Cache-Control: max-age` (clamped) runs out,
+//! sooner after a failure (backing off), and when a request meets an unknown `kid` — at
+//! most once per [`KeySource::miss_refresh_interval`]. Requests verify with the cached set
+//! while a fetch runs; only one that needs the fetch waits for it, at most
+//! [`KeySource::max_wait`].
+
+use super::fetch::{check_url, max_age, FetchError, FetchErrorKind, Fetched, HttpFetch};
+use super::jwk::{self, RemoteKey};
+use crate::sanitize::cap;
+use crate::time::now;
+use jsonwebtoken::Algorithm;
+use serde_json::Value;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::{watch, Notify};
+
+/// Where a source's keys come from.
+#[derive(Clone, Debug)]
+enum Origin {
+    /// A JWK set URL.
+    Jwks(String),
+    /// An issuer whose discovery document names the JWK set URL.
+    Discover(String),
+}
+
+#[derive(Clone)]
+struct Settings {
+    origin: Origin,
+    issuer: Option<String>,
+    client: Option<Arc<dyn HttpFetch>>,
+    allow_http: bool,
+    min_ttl: Duration,
+    max_ttl: Duration,
+    default_ttl: Duration,
+    miss_interval: Duration,
+    fetch_timeout: Duration,
+    max_wait: Duration,
+    max_bytes: usize,
+    max_keys: usize,
+}
+
+/// Keys published by an identity provider: a JWK set URL ([`KeySource::jwks`]) or an
+/// issuer's discovery document ([`KeySource::discover`]). Give it to
+/// [`JwtAuthenticator::from_source`](crate::JwtAuthenticator::from_source).
+///
+/// Defaults: `https` only (plain `http` to a loopback host is allowed, for development),
+/// refresh on the set's `Cache-Control: max-age` clamped to 1 minute..24 hours (10 minutes
+/// without one), at most one refresh for an unknown `kid` every 30 s, requests wait at most
+/// 2 s for a refresh they need, 5 s fetch timeout, 256 KiB and 64 keys at most.
+///
+/// Nothing is fetched when it is built: the first fetch starts in the background when the
+/// layer is built inside a Tokio runtime (or on the first request), and
+/// [`KeySource::ready`] waits for it. A clone shares the cache.
+///
+/// Keys named by the token (`jku`, `x5u`, `x5c`, `jwk` headers) are never fetched or used.
+///
+/// ```
+/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+///
+/// # async fn run() {
+/// let keys = KeySource::discover("https://login.example.com/realms/main");
+/// let jwt = JwtAuthenticator::from_source(keys.clone()).audience("orders-api");
+/// let layer = AuthDiagnostics::new().bearer(jwt);
+/// // Optional: serve only once the keys are in.
+/// let _ = tokio::time::timeout(std::time::Duration::from_secs(10), keys.ready()).await;
+/// # let _ = layer;
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct KeySource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    keys: RwLock<Option<Arc<KeySet>>>,
+    status: Mutex<Status>,
+    /// Wakes the refresh task (a miss, or the source going away).
+    wake: Arc<Notify>,
+    /// Counts finished fetch attempts; requests waiting for a refresh watch it.
+    attempts: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct Status {
+    started: bool,
+    fetching: bool,
+    /// When the last attempt started (or a miss reserved the next one).
+    last_start: Option<Instant>,
+    next_attempt: Option<Instant>,
+    failures: u32,
+    last_error: Option<FetchError>,
+    jwks_uri: Option<String>,
+}
+
+/// A fetched key set.
+pub(crate) struct KeySet {
+    pub keys: Vec<RemoteKey>,
+    /// Seconds since the epoch.
+    pub fetched_at: i64,
+    pub skipped: Vec<String>,
+}
+
+impl KeySet {
+    /// The `kid`s it holds, for the log.
+    pub fn kids(&self) -> String {
+        let kids: Vec<&str> = self
+            .keys
+            .iter()
+            .map(|k| k.kid.as_deref().unwrap_or("(none)"))
+            .collect();
+        cap(&kids.join(" ")).to_string()
+    }
+}
+
+/// What a key set says about a token's `alg` and `kid`.
+pub(crate) enum Pick<'a> {
+    /// The one key to verify with.
+    Key(&'a RemoteKey),
+    /// The `kid` is there, but for other algorithms (what it is for, in words).
+    Mismatch(String),
+    /// No `kid` in the token and more than one key for its algorithm.
+    Ambiguous(usize),
+    /// Nothing for it.
+    Missing,
+}
+
+impl KeySet {
+    pub fn pick(&self, alg: Algorithm, kid: Option<&str>) -> Pick<'_> {
+        match kid {
+            Some(kid) => {
+                let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid));
+                let Some(first) = named.clone().next() else {
+                    return Pick::Missing;
+                };
+                match named.find(|k| k.serves(alg)) {
+                    Some(k) => Pick::Key(k),
+                    None => Pick::Mismatch(format!(
+                        "the set's key {} is not for {alg:?}",
+                        cap(first.kid.as_deref().unwrap_or_default())
+                    )),
+                }
+            }
+            None => {
+                let mut fit = self.keys.iter().filter(|k| k.serves(alg));
+                match (fit.next(), fit.count()) {
+                    (Some(k), 0) => Pick::Key(k),
+                    (Some(_), more) => Pick::Ambiguous(more + 1),
+                    (None, _) => Pick::Missing,
+                }
+            }
+        }
+    }
+
+    /// Why the set skipped the key named `kid`, if it did.
+    pub fn skipped(&self, kid: &str) -> Option<&str> {
+        let prefix = format!("kid {}: ", cap(kid));
+        self.skipped
+            .iter()
+            .find_map(|s| s.strip_prefix(prefix.as_str()))
+    }
+}
+
+/// The state of a source, for a failure's log fields.
+pub(crate) struct SourceState {
+    pub keys: Option<Arc<KeySet>>,
+    pub last_error: Option<FetchError>,
+    /// Seconds until the next fetch attempt (at least 1).
+    pub retry_after: u64,
+    pub url: String,
+}
+
+impl KeySource {
+    /// Keys from the JWK set at `url` (`https`; plain `http` only to a loopback host unless
+    /// [`KeySource::allow_http`]). The authenticator must name the issuer these keys
+    /// belong to ([`JwtAuthenticator::issuer`](crate::JwtAuthenticator::issuer)).
+    pub fn jwks(url: impl Into<String>) -> Self {
+        Self::with_origin(Origin::Jwks(url.into()))
+    }
+
+    /// Keys of `issuer`, found through its discovery document: OpenID Connect's
+    /// `{issuer}/.well-known/openid-configuration`, or RFC 8414's
+    /// `/.well-known/oauth-authorization-server{path}` when that is absent. The document's
+    /// `issuer` must equal `issuer` exactly; its `jwks_uri` names the key set. The
+    /// authenticator then accepts this issuer, and only it, for these keys.
+    pub fn discover(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        let mut source = Self::with_origin(Origin::Discover(issuer.clone()));
+        Arc::get_mut(&mut source.inner)
+            .expect("just built")
+            .settings
+            .issuer = Some(issuer);
+        source
+    }
+
+    fn with_origin(origin: Origin) -> Self {
+        Self::from_settings(Settings {
+            origin,
+            issuer: None,
+            client: None,
+            allow_http: false,
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
+            default_ttl: Duration::from_secs(600),
+            miss_interval: Duration::from_secs(30),
+            fetch_timeout: Duration::from_secs(5),
+            max_wait: Duration::from_secs(2),
+            max_bytes: 256 * 1024,
+            max_keys: 64,
+        })
+    }
+
+    fn from_settings(settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                keys: RwLock::new(None),
+                status: Mutex::new(Status::default()),
+                wake: Arc::new(Notify::new()),
+                attempts: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    /// A changed copy (a fresh cache: configure a source before it is used).
+    fn edit(self, f: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.inner.settings.clone();
+        f(&mut settings);
+        Self::from_settings(settings)
+    }
+
+    /// Binds a JWK set to the issuer whose tokens it verifies (RFC 8725 §3.8). Needed when
+    /// the authenticator accepts several issuers; a discovered source is bound already.
+    pub fn with_issuer(self, issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        self.edit(|s| s.issuer = Some(issuer))
+    }
+
+    /// Fetches with `client` instead of the default (reqwest with rustls).
+    pub fn http_client(self, client: impl HttpFetch) -> Self {
+        let client: Arc<dyn HttpFetch> = Arc::new(client);
+        self.edit(|s| s.client = Some(client))
+    }
+
+    /// Allows plain `http` URLs to any host (for a trusted network, e.g. an identity
+    /// provider beside the service in one cluster). Without it only loopback hosts may be
+    /// `http`: keys fetched in the clear can be swapped on the way.
+    pub fn allow_http(self) -> Self {
+        self.edit(|s| s.allow_http = true)
+    }
+
+    /// Clamps the set's `Cache-Control: max-age` into `min..=max` to schedule the next
+    /// refresh (defaults 1 minute and 24 hours).
+    ///
+    /// # Panics
+    /// When `min` is zero or more than `max`.
+    pub fn refresh_bounds(self, min: Duration, max: Duration) -> Self {
+        assert!(
+            !min.is_zero() && min <= max,
+            "auth-diagnostics: KeySource::refresh_bounds needs 0 < min <= max"
+        );
+        self.edit(|s| {
+            s.min_ttl = min;
+            s.max_ttl = max;
+        })
+    }
+
+    /// How long keys are kept when the set sends no `max-age` (default 10 minutes; still
+    /// clamped by [`KeySource::refresh_bounds`]).
+    pub fn default_refresh(self, every: Duration) -> Self {
+        self.edit(|s| s.default_ttl = every)
+    }
+
+    /// The least time between two fetches caused by unknown `kid`s (default 30 s): a
+    /// flood of made-up `kid`s costs the identity provider one fetch per interval.
+    pub fn miss_refresh_interval(self, interval: Duration) -> Self {
+        self.edit(|s| s.miss_interval = interval)
+    }
+
+    /// The timeout of each HTTP request (default 5 s).
+    pub fn fetch_timeout(self, timeout: Duration) -> Self {
+        self.edit(|s| s.fetch_timeout = timeout)
+    }
+
+    /// How long a request waits for a fetch it needs: the first one, or the refresh for
+    /// its unknown `kid` (default 2 s). Other requests never wait.
+    pub fn max_wait(self, wait: Duration) -> Self {
+        self.edit(|s| s.max_wait = wait)
+    }
+
+    /// The largest document accepted, in bytes (default 256 KiB).
+    pub fn max_bytes(self, bytes: usize) -> Self {
+        self.edit(|s| s.max_bytes = bytes)
+    }
+
+    /// The most keys a set may hold (default 64); a bigger set is refused and the cached
+    /// keys stay in use.
+    pub fn max_keys(self, keys: usize) -> Self {
+        self.edit(|s| s.max_keys = keys)
+    }
+
+    /// Resolves once a key set has been fetched. Starts the fetching if nothing started
+    /// it yet. Wrap it in a timeout: it waits as long as the source is unreachable.
+    pub async fn ready(&self) {
+        self.start();
+        let mut attempts = self.inner.attempts.subscribe();
+        while self.current().is_none() {
+            if attempts.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// The issuer the keys belong to, if bound.
+    pub(crate) fn issuer(&self) -> Option<&str> {
+        self.inner.settings.issuer.as_deref()
+    }
+
+    /// What is wrong with the URLs, if anything.
+    pub(crate) fn config_error(&self) -> Option<String> {
+        let s = &self.inner.settings;
+        let url = match &s.origin {
+            Origin::Jwks(url) | Origin::Discover(url) => url,
+        };
+        check_url(url, s.allow_http)
+            .err()
+            .map(|e| format!("KeySource: {e}"))
+    }
+
+    /// The cached key set, if one was fetched.
+    pub(crate) fn current(&self) -> Option<Arc<KeySet>> {
+        self.start();
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Starts the refresh task, once, if a Tokio runtime is at hand.
+    pub(crate) fn start(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut st = self.inner.lock();
+            if st.started {
+                return;
+            }
+            st.started = true;
+            // The first fetch is under way: misses wait for it instead of asking again.
+            st.fetching = true;
+            st.last_start = Some(Instant::now());
+        }
+        let weak = Arc::downgrade(&self.inner);
+        let wake = self.inner.wake.clone();
+        runtime.spawn(refresh_task(weak, wake));
+    }
+
+    /// For a token whose key is not in the cache: asks for a refresh (unless one ran less
+    /// than the miss interval ago) and waits for it, at most `max_wait`.
+    pub(crate) async fn refresh_for_miss(&self) {
+        self.start();
+        let mut attempts = self.inner.attempts.subscribe();
+        {
+            let mut st = self.inner.lock();
+            if !st.fetching {
+                let recent = st
+                    .last_start
+                    .is_some_and(|t| t.elapsed() < self.inner.settings.miss_interval);
+                if recent {
+                    return;
+                }
+                // Reserve the refresh, so that concurrent misses share it.
+                st.last_start = Some(Instant::now());
+                st.fetching = true;
+                self.inner.wake.notify_one();
+            }
+        }
+        let _ = tokio::time::timeout(self.inner.settings.max_wait, attempts.changed()).await;
+    }
+
+    /// The source's state, for a failure's facts.
+    pub(crate) fn state(&self) -> SourceState {
+        let st = self.inner.lock();
+        let retry_after = st
+            .next_attempt
+            .map(|t| t.saturating_duration_since(Instant::now()).as_secs())
+            .unwrap_or(1)
+            .clamp(1, 60);
+        let url = st.jwks_uri.clone().unwrap_or_else(|| self.url().to_owned());
+        SourceState {
+            keys: self.current_unstarted(),
+            last_error: st.last_error.clone(),
+            retry_after,
+            url,
+        }
+    }
+
+    fn current_unstarted(&self) -> Option<Arc<KeySet>> {
+        self.inner
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The configured URL: the set's or the issuer's.
+    fn url(&self) -> &str {
+        match &self.inner.settings.origin {
+            Origin::Jwks(url) | Origin::Discover(url) => url,
+        }
+    }
+}
+
+// A panic cannot leave a source half-updated: each lock guards one consistent assignment,
+// and poisoned locks are read through. So a `JwtAuthenticator` stays unwind-safe.
+impl std::panic::UnwindSafe for KeySource {}
+impl std::panic::RefUnwindSafe for KeySource {}
+
+impl fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.inner.settings;
+        f.debug_struct("KeySource")
+            .field("origin", &s.origin)
+            .field("issuer", &s.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Let the refresh task see that its source is gone.
+        self.wake.notify_one();
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One fetch attempt: keys replaced on success, kept on failure. Returns the time to
+    /// the next scheduled attempt.
+    async fn refresh(&self) -> Duration {
+        {
+            let mut st = self.lock();
+            st.fetching = true;
+            st.last_start = Some(Instant::now());
+        }
+        let result = self.fetch().await;
+        let delay = {
+            let mut st = self.lock();
+            st.fetching = false;
+            let delay = match result {
+                Ok((set, ttl)) => {
+                    st.failures = 0;
+                    st.last_error = None;
+                    let kids = set.kids();
+                    tracing::debug!(
+                        target: "auth_diagnostics::keys",
+                        key_source = st.jwks_uri.as_deref().unwrap_or(self.url()),
+                        key_ids = kids.as_str(),
+                        skipped = set.skipped.len(),
+                        next_refresh_s = ttl.as_secs(),
+                        "key set fetched"
+                    );
+                    for why in &set.skipped {
+                        tracing::debug!(target: "auth_diagnostics::keys", "key set: skipped {why}");
+                    }
+                    *self.keys.write().unwrap_or_else(PoisonError::into_inner) =
+                        Some(Arc::new(set));
+                    ttl
+                }
+                Err(error) => {
+                    st.failures = st.failures.saturating_add(1);
+                    if st.jwks_uri.is_some() && matches!(self.settings.origin, Origin::Discover(_))
+                    {
+                        // Ask the issuer again next time: the set may have moved.
+                        st.jwks_uri = None;
+                    }
+                    let cached = self
+                        .keys
+                        .read()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .is_some();
+                    tracing::error!(
+                        target: "auth_diagnostics::keys",
+                        key_source = self.url(),
+                        fetch_error = error.message(),
+                        fetch_error_kind = ?error.kind(),
+                        keys_cached = cached,
+                        "key set fetch failed: {error}"
+                    );
+                    st.last_error = Some(error);
+                    self.backoff(st.failures)
+                }
+            };
+            st.next_attempt = Some(Instant::now() + delay);
+            delay
+        };
+        self.attempts.send_modify(|n| *n += 1);
+        delay
+    }
+
+    /// After `failures` failed attempts in a row: 1 s, 2 s, 4 s … up to the least refresh
+    /// interval (and a minute at most).
+    fn backoff(&self, failures: u32) -> Duration {
+        let cap = self.settings.min_ttl.min(Duration::from_secs(60));
+        Duration::from_secs(1u64 << failures.saturating_sub(1).min(6)).min(cap)
+    }
+
+    fn url(&self) -> &str {
+        match &self.settings.origin {
+            Origin::Jwks(url) | Origin::Discover(url) => url,
+        }
+    }
+
+    /// The key set and how long to keep it.
+    async fn fetch(&self) -> Result<(KeySet, Duration), FetchError> {
+        let jwks_uri = match &self.settings.origin {
+            Origin::Jwks(url) => url.clone(),
+            Origin::Discover(issuer) => {
+                let known = self.lock().jwks_uri.clone();
+                match known {
+                    Some(url) => url,
+                    None => {
+                        let url = self.discover(issuer).await?;
+                        self.lock().jwks_uri = Some(url.clone());
+                        url
+                    }
+                }
+            }
+        };
+        let fetched = self.get(&jwks_uri).await?;
+        let set = jwk::parse(&fetched.body, self.settings.max_keys)
+            .map_err(|e| e.context(&format!("key set {}", strip_query(&jwks_uri))))?;
+        if set.keys.is_empty() {
+            return Err(FetchError::new(
+                FetchErrorKind::Document,
+                format!(
+                    "key set {} has no key that verifies signatures{}",
+                    strip_query(&jwks_uri),
+                    match set.skipped.is_empty() {
+                        true => String::new(),
+                        false => format!(" (skipped: {})", set.skipped.join("; ")),
+                    }
+                ),
+            ));
+        }
+        let s = &self.settings;
+        let ttl = fetched
+            .cache_control
+            .as_deref()
+            .and_then(max_age)
+            .map_or(s.default_ttl, Duration::from_secs)
+            .clamp(s.min_ttl, s.max_ttl);
+        Ok((
+            KeySet {
+                keys: set.keys,
+                fetched_at: now(),
+                skipped: set.skipped,
+            },
+            ttl,
+        ))
+    }
+
+    /// The `jwks_uri` of `issuer`'s discovery document (OpenID Connect's location, then
+    /// RFC 8414's), after checking that the document speaks for `issuer`.
+    async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let base = issuer.trim_end_matches('/');
+        let oidc = format!("{base}/.well-known/openid-configuration");
+        let fetched = match self.get(&oidc).await {
+            Err(e) if e.kind() == FetchErrorKind::Status && e.message().contains(" 404") => {
+                self.get(&rfc8414_url(issuer)).await?
+            }
+            other => other?,
+        };
+        let doc: Value = serde_json::from_slice(&fetched.body).map_err(|e| {
+            FetchError::new(
+                FetchErrorKind::Document,
+                format!("the discovery document of {issuer} is not JSON: {e}"),
+            )
+        })?;
+        let named = doc.get("issuer").and_then(Value::as_str);
+        if named != Some(issuer) {
+            return Err(FetchError::new(
+                FetchErrorKind::Untrusted,
+                format!(
+                    "the discovery document names issuer {}, not {issuer} as configured \
+                     (they must be equal, byte for byte)",
+                    named.map_or_else(|| "(none)".to_owned(), |n| format!("{:?}", cap(n)))
+                ),
+            ));
+        }
+        let Some(jwks_uri) = doc.get("jwks_uri").and_then(Value::as_str) else {
+            return Err(FetchError::new(
+                FetchErrorKind::Document,
+                format!("the discovery document of {issuer} has no jwks_uri"),
+            ));
+        };
+        check_url(jwks_uri, self.settings.allow_http)
+            .map_err(|e| FetchError::new(FetchErrorKind::Untrusted, format!("jwks_uri: {e}")))?;
+        Ok(jwks_uri.to_owned())
+    }
+
+    /// GETs `url` with the timeout and size cap; anything but 200 is an error.
+    async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        let s = &self.settings;
+        let client = match &s.client {
+            Some(c) => c.clone(),
+            None => default_client()?,
+        };
+        let shown = strip_query(url);
+        let fetched = tokio::time::timeout(s.fetch_timeout, client.get(url, s.max_bytes))
+            .await
+            .map_err(|_| {
+                FetchError::new(
+                    FetchErrorKind::Timeout,
+                    format!("no answer within {:?}", s.fetch_timeout),
+                )
+            })
+            .and_then(|r| r)
+            .map_err(|e| e.context(&format!("GET {shown}")))?;
+        if fetched.body.len() > s.max_bytes {
+            return Err(FetchError::too_large(s.max_bytes).context(&format!("GET {shown}")));
+        }
+        if fetched.status != http::StatusCode::OK {
+            return Err(FetchError::new(
+                FetchErrorKind::Status,
+                format!("GET {shown}: HTTP {}", fetched.status.as_u16()),
+            ));
+        }
+        Ok(fetched)
+    }
+}
+
+#[cfg(feature = "http-client")]
+fn default_client() -> Result<Arc<dyn HttpFetch>, FetchError> {
+    static CLIENT: std::sync::OnceLock<Arc<dyn HttpFetch>> = std::sync::OnceLock::new();
+    Ok(CLIENT.get_or_init(super::fetch::default_client).clone())
+}
+
+#[cfg(not(feature = "http-client"))]
+fn default_client() -> Result<Arc<dyn HttpFetch>, FetchError> {
+    Err(FetchError::new(
+        FetchErrorKind::Other,
+        "no HTTP client: enable the `http-client` feature or call KeySource::http_client",
+    ))
+}
+
+/// RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
+fn rfc8414_url(issuer: &str) -> String {
+    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_end_matches('/');
+    match path.is_empty() {
+        true => format!("{scheme}://{host}/.well-known/oauth-authorization-server"),
+        false => format!("{scheme}://{host}/.well-known/oauth-authorization-server/{path}"),
+    }
+}
+
+/// A URL without its query, for the log.
+pub(crate) fn strip_query(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or_default()
+}
+
+async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        let Some(inner) = source.upgrade() else {
+            return;
+        };
+        let delay = inner.refresh().await;
+        drop(inner);
+        let _ = tokio::time::timeout(delay, wake.notified()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc8414_location() {
+        assert_eq!(
+            rfc8414_url("https://as.example/tenant1/"),
+            "https://as.example/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            rfc8414_url("https://as.example"),
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+    }
+}
