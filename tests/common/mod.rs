@@ -21,6 +21,7 @@
 
 #[path = "../../examples/demo.rs"]
 pub mod demo;
+pub mod node;
 
 // What every suite names, so a suite's own imports are only what is particular to it.
 pub use auth_diagnostics::{AuthDiagnostics, DetailMode, Reason};
@@ -133,6 +134,11 @@ impl Capture {
             .filter(|e| e.target == "auth_diagnostics")
             .cloned()
             .collect()
+    }
+
+    /// Every event, whatever its target.
+    pub fn all_events(&self) -> Vec<Captured> {
+        self.0.lock().unwrap().clone()
     }
 
     /// A capturing subscriber, current on this thread until the guard drops.
@@ -766,6 +772,8 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         jwt_secret: SECRET.into(),
         issuer: ISSUER.into(),
         audience: AUDIENCE.into(),
+        jwks_url: None,
+        oidc_issuer: None,
     }
 }
 
@@ -804,6 +812,7 @@ pub fn row(reason: &str) -> Row {
         "token_malformed"
         | "token_algorithm_rejected"
         | "token_key_unknown"
+        | "token_kid_missing"
         | "token_signature_invalid"
         | "token_expired"
         | "token_not_yet_valid"
