@@ -8,12 +8,13 @@
 //!
 //! Environment: `DEMO_ADDR` (127.0.0.1:3000), `DEMO_LOG_FORMAT` (`pretty` or `json`),
 //! `DEMO_DETAIL` (`verbose` or `production`), `DEMO_JWT_SECRET`, `DEMO_ISSUER`,
-//! `DEMO_AUDIENCE`.
+//! `DEMO_AUDIENCE`, `DEMO_JWKS_URL` (a JWK set whose RS256, ES256 and EdDSA keys verify
+//! tokens too), `DEMO_OIDC_ISSUER` (keys through that issuer's discovery document).
 
 use auth_diagnostics::{
     AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
-    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, Principal, Reason,
-    RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
+    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, KeySource,
+    Principal, Reason, RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
 };
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
@@ -32,12 +33,21 @@ pub struct DemoConfig {
     pub jwt_secret: String,
     pub issuer: String,
     pub audience: String,
+    /// A JWK set whose keys verify tokens beside the HS256 secret.
+    pub jwks_url: Option<String>,
+    /// An issuer whose discovery document names the JWK set.
+    pub oidc_issuer: Option<String>,
 }
 
 impl DemoConfig {
     pub fn from_env() -> Self {
         let var =
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let oidc_issuer = set("DEMO_OIDC_ISSUER");
+        let issuer = set("DEMO_ISSUER")
+            .or_else(|| oidc_issuer.clone())
+            .unwrap_or_else(|| "https://issuer.demo.local".into());
         Self {
             addr: var("DEMO_ADDR", "127.0.0.1:3000"),
             json_logs: var("DEMO_LOG_FORMAT", "pretty").eq_ignore_ascii_case("json"),
@@ -47,19 +57,31 @@ impl DemoConfig {
                 DetailMode::Verbose
             },
             jwt_secret: var("DEMO_JWT_SECRET", "demo-hs256-secret"),
-            issuer: var("DEMO_ISSUER", "https://issuer.demo.local"),
+            issuer,
             audience: var("DEMO_AUDIENCE", "demo-api"),
+            jwks_url: set("DEMO_JWKS_URL"),
+            oidc_issuer,
         }
     }
 }
 
 /// The demo's router, as `main` serves it.
 pub fn app(cfg: &DemoConfig) -> Router {
-    let jwt = JwtAuthenticator::new(StaticKey::hs256(&cfg.jwt_secret))
+    // The secret belongs to the demo's issuer (which may differ from DEMO_OIDC_ISSUER's).
+    let secret = StaticKey::hs256(&cfg.jwt_secret).with_issuer(&cfg.issuer);
+    let mut jwt = JwtAuthenticator::new(secret)
         .issuer(&cfg.issuer)
         .audience(&cfg.audience)
         .require_claims(["sub"])
         .leeway(Duration::from_secs(30));
+    // An identity provider's keys beside the secret: fetched in the background, refreshed
+    // on rotation; the issuer and audience stay the demo's.
+    if let Some(url) = &cfg.jwks_url {
+        jwt = jwt.key_source(KeySource::jwks(url));
+    }
+    if let Some(issuer) = &cfg.oidc_issuer {
+        jwt = jwt.key_source(KeySource::discover(issuer));
+    }
     let base = AuthDiagnostics::new()
         .realm("demo")
         .detail_mode(cfg.detail)
@@ -240,12 +262,7 @@ async fn main() {
         }
     };
     let addr = listener.local_addr().expect("bound socket has an address");
-    if std::env::var_os("DEMO_JWKS_URL").is_some() {
-        tracing::warn!(
-            "DEMO_JWKS_URL is set, but JWK set key sources are not built yet: only the HS256 \
-             secret verifies tokens"
-        );
-    }
+    let app = app(&cfg);
     let started = format!(
         "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
         cfg.detail
@@ -259,7 +276,5 @@ async fn main() {
     } else {
         println!("{started}");
     }
-    axum::serve(listener, app(&cfg))
-        .await
-        .expect("server error");
+    axum::serve(listener, app).await.expect("server error");
 }
