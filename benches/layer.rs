@@ -12,14 +12,20 @@
 //!   router behind a zero-config `AuthDiagnostics::new()` (request id, snapshot, watching).
 //! - `failure_missing`: no credentials, 401. `baseline` is the bare router answering 401 by
 //!   itself; `layer` renders the challenge, the problem body and the (rate-limited) event.
+//! - `key_source`: a valid RS256 token. `baseline` verifies it with a `StaticKey`; `layer`
+//!   with the same key published in a JWK set (`KeySource`, fetched once through an
+//!   in-memory `HttpFetch`): what the cache lookup costs.
 
-use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+use auth_diagnostics::{
+    AuthDiagnostics, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource, StaticKey,
+};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, Criterion};
-use jsonwebtoken::{decode, encode, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use std::hint::black_box;
 use tower::ServiceExt;
@@ -128,11 +134,90 @@ fn benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// A JWK set served from memory.
+struct InMemory(bytes::Bytes);
+
+impl HttpFetch for InMemory {
+    fn get<'a>(&'a self, _url: &'a str, _max_bytes: usize) -> FetchFuture<'a> {
+        let body = self.0.clone();
+        Box::pin(async move {
+            Ok(Fetched {
+                status: StatusCode::OK,
+                cache_control: None,
+                body,
+            })
+        })
+    }
+}
+
+fn key_source(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let pem = |half: &str| {
+        let dir = env!("CARGO_MANIFEST_DIR");
+        std::fs::read(format!("{dir}/tests/keys/rsa_{half}.pem")).unwrap()
+    };
+    let signing = EncodingKey::from_rsa_pem(&pem("private")).unwrap();
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("k1".into());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims =
+        json!({ "iss": "https://issuer.bench", "aud": "bench", "sub": "alice", "exp": now + 3600 });
+    let bearer = format!("Bearer {}", encode(&header, &claims, &signing).unwrap());
+    let mut jwk =
+        serde_json::to_value(Jwk::from_encoding_key(&signing, Algorithm::RS256).unwrap()).unwrap();
+    jwk["kid"] = json!("k1");
+    let set = json!({ "keys": [jwk] }).to_string();
+
+    let static_key = StaticKey::new(
+        DecodingKey::from_rsa_pem(&pem("public")).unwrap(),
+        Algorithm::RS256,
+    )
+    .with_kid("k1");
+    let with_static = router().layer(
+        AuthDiagnostics::new().bearer(
+            JwtAuthenticator::new(static_key)
+                .issuer("https://issuer.bench")
+                .audience("bench"),
+        ),
+    );
+    let source = KeySource::jwks("https://issuer.bench/jwks").http_client(InMemory(set.into()));
+    let with_source = rt.block_on(async {
+        let app = router().layer(
+            AuthDiagnostics::new().bearer(
+                JwtAuthenticator::from_source(source.clone())
+                    .issuer("https://issuer.bench")
+                    .audience("bench"),
+            ),
+        );
+        source.ready().await;
+        app
+    });
+
+    let mut g = c.benchmark_group("key_source");
+    for (name, app) in [("baseline", &with_static), ("layer", &with_source)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let r = rt
+                    .block_on(app.clone().oneshot(request(Some(&bearer))))
+                    .unwrap();
+                assert_eq!(r.status(), StatusCode::OK);
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = layer;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = benches
+    targets = benches, key_source
 }
 criterion_main!(layer);
