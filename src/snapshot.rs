@@ -38,8 +38,9 @@ const SAFE: &[&str] = &[
 /// says auth, token, key, secret, password, session or cookie (`Private-Token`,
 /// `X-CSRF-Token`, `Ocp-Apim-Subscription-Key`, …).
 pub(crate) fn is_credential_header(name: &HeaderName) -> bool {
-    // Standard names that say "key" without carrying a credential.
-    const NOT_CREDENTIALS: &[&str] = &["sec-websocket-key", "idempotency-key"];
+    // Names that say "key" or "token" without carrying a credential: WebSocket's nonce, an
+    // idempotency key, and the random id Postman and newman put on every request.
+    const NOT_CREDENTIALS: &[&str] = &["sec-websocket-key", "idempotency-key", "postman-token"];
     if NOT_CREDENTIALS.contains(&name.as_str()) {
         return false;
     }

@@ -562,8 +562,8 @@ async fn a_403_to_a_request_with_any_credential_is_kept() {
         let out = send(forbidding(layer.clone()), get(uri, &[])).await;
         assert_eq!(out.status, 401, "{uri}");
     }
-    // Standard headers that say "key" without carrying a credential.
-    for name in ["sec-websocket-key", "idempotency-key"] {
+    // Headers that say "key" or "token" without carrying a credential.
+    for name in ["sec-websocket-key", "idempotency-key", "postman-token"] {
         let out = send(
             forbidding(layer.clone()),
             get("/r", &[(name, "dGhlIHNhbXBsZQ==")]),
