@@ -276,8 +276,10 @@ impl KeySource {
         self.edit(|s| s.default_ttl = every)
     }
 
-    /// The least time between two fetches caused by unknown `kid`s (default 30 s): a
-    /// flood of made-up `kid`s costs the identity provider one fetch per interval.
+    /// The least time between a fetch and another one caused by an unknown `kid`
+    /// (default 30 s): a set fetched less than this ago, for whatever reason, counts as
+    /// fresh, so a flood of made-up `kid`s costs the identity provider at most one fetch
+    /// per interval.
     pub fn miss_refresh_interval(self, interval: Duration) -> Self {
         self.edit(|s| s.miss_interval = interval)
     }
