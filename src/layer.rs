@@ -120,6 +120,28 @@ impl AuthDiagnostics {
         })
     }
 
+    /// Resolves once every Bearer authenticator's [`KeySource`](crate::KeySource)s have
+    /// a key set (at once without any). Wrap it in a timeout: it waits as long as a source
+    /// is unreachable. Call it inside the Tokio runtime that serves the layer.
+    ///
+    /// ```no_run
+    /// # use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+    /// # async fn run() {
+    /// let layer = AuthDiagnostics::new().bearer(
+    ///     JwtAuthenticator::from_source(KeySource::discover("https://login.example.com"))
+    ///         .audience("orders-api"),
+    /// );
+    /// if tokio::time::timeout(std::time::Duration::from_secs(10), layer.ready()).await.is_err() {
+    ///     tracing::warn!("serving before the signing keys arrived: requests wait or get 503");
+    /// }
+    /// # }
+    /// ```
+    pub async fn ready(&self) {
+        for jwt in &self.config.bearer {
+            jwt.ready().await;
+        }
+    }
+
     /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.
     pub fn basic(self, basic: BasicAuthenticator) -> Self {
         self.scheme(basic)

@@ -843,3 +843,185 @@ async fn the_demo_accepts_the_keys_of_demo_jwks_url_and_demo_oidc_issuer() {
     let app = demo::app(&cfg);
     assert_eq!(me(&app, &EC.token(Some("e1"), &idp.base)).await.status, 200);
 }
+
+/// A static RSA key without `kid` beside a published set (one issuer).
+fn static_and_source(source: KeySource) -> axum::Router {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let pem = std::fs::read(format!("{dir}/tests/keys/rsa_public.pem")).unwrap();
+    let key = auth_diagnostics::StaticKey::new(
+        auth_diagnostics::DecodingKey::from_rsa_pem(&pem).unwrap(),
+        Algorithm::RS256,
+    );
+    let jwt = JwtAuthenticator::new(key)
+        .key_source(source)
+        .issuer(ISS)
+        .audience(AUDIENCE);
+    jwt_app(layer(DetailMode::Verbose), jwt)
+}
+
+#[tokio::test]
+async fn a_static_key_without_kid_never_shadows_a_published_key() {
+    let idp = Idp::start(vec![RSA2.jwk("r2")]).await;
+    let app = static_and_source(idp.source());
+    // Cold: the published key is fetched for the token that names it.
+    assert_eq!(me(&app, &RSA2.token(Some("r2"), ISS)).await.status, 200);
+    // Rotation: a new kid is looked up in the set before the static key is tried.
+    idp.edit(|s| s.keys.push(EC.jwk("e3")));
+    idp.edit(|s| s.keys.push(RSA2.jwk("r3")));
+    assert_eq!(me(&app, &RSA2.token(Some("r3"), ISS)).await.status, 200);
+    // The static key still verifies its own tokens, with or without a kid the set lacks.
+    assert_eq!(me(&app, &RSA.token(Some("local"), ISS)).await.status, 200);
+    // Without kid, the static key and the set's RSA keys all fit: the kid is required.
+    let out = me(&app, &RSA.token(None, ISS)).await;
+    let r = out.check(&expect("token_kid_missing").verbose());
+    assert!(
+        r.detail().contains("3 keys could verify RS256"),
+        "{}",
+        r.detail()
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_still_running_when_the_wait_ends_is_503_not_key_unknown() {
+    let idp = Idp::start(vec![RSA.jwk("r1")]).await;
+    let source = idp.source().max_wait(Duration::from_millis(200));
+    let app = app_for(source.clone());
+    ready(&source).await;
+    idp.edit(|s| s.delay = Duration::from_secs(2));
+    let out = me(&app, &RSA2.token(Some("r2"), ISS)).await;
+    let r = out.check(
+        &expect("key_source_unavailable")
+            .verbose()
+            .field("key_ids", "r1"),
+    );
+    assert!(
+        r.detail().contains("did not arrive in time"),
+        "{}",
+        r.detail()
+    );
+    assert_eq!(out.header("retry-after"), Some("1"));
+    // The cached key is unaffected.
+    assert_eq!(me(&app, &RSA.token(Some("r1"), ISS)).await.status, 200);
+}
+
+#[tokio::test]
+async fn an_issuer_that_differs_by_a_trailing_slash_says_so() {
+    let idp = Idp::start(vec![RSA.jwk("r1")]).await;
+    let source = idp.source();
+    let app = app_for(source.clone());
+    ready(&source).await;
+    let out = me(&app, &RSA.token(Some("r1"), &format!("{ISS}/"))).await;
+    let r = out.check(&expect("token_issuer_mismatch").verbose());
+    assert!(r.problem["hint"]
+        .as_str()
+        .unwrap()
+        .contains("trailing slash"));
+    assert!(r.event.field("hint").contains("trailing slash"));
+    // In production the client gets no hint.
+    let prod = app_in(source, DetailMode::Production);
+    let out = me(&prod, &RSA.token(Some("r1"), &format!("{ISS}/"))).await;
+    out.check(&expect("token_issuer_mismatch"));
+    assert!(out.problem().get("hint").is_none());
+}
+
+#[tokio::test]
+async fn an_rsa_jwk_without_alg_verifies_rs256_only() {
+    let mut jwk = RSA.jwk("r1");
+    jwk.as_object_mut().unwrap().remove("alg");
+    let idp = Idp::start(vec![jwk]).await;
+    let source = idp.source();
+    let app = app_for(source.clone());
+    ready(&source).await;
+    assert_eq!(me(&app, &RSA.token(Some("r1"), ISS)).await.status, 200);
+    let ps256 = {
+        let mut header = Header::new(Algorithm::PS256);
+        header.kid = Some("r1".into());
+        sign(&header, &claims(json!({ "iss": ISS })), &RSA.encoding())
+    };
+    let r = me(&app, &ps256)
+        .await
+        .check(&expect("token_key_unknown").verbose());
+    assert!(r.detail().contains("not for PS256"), "{}", r.detail());
+}
+
+/// Fails its first fetch by panicking, then serves `body`.
+struct PanicsOnce {
+    body: String,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl auth_diagnostics::HttpFetch for PanicsOnce {
+    fn get<'a>(&'a self, _url: &'a str, _max: usize) -> auth_diagnostics::FetchFuture<'a> {
+        let first = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        Box::pin(async move {
+            assert!(!first, "a client bug");
+            Ok(auth_diagnostics::Fetched {
+                status: StatusCode::OK,
+                cache_control: None,
+                body: self.body.clone().into(),
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_client_is_a_failed_fetch_and_the_source_recovers() {
+    let client = PanicsOnce {
+        body: json!({ "keys": [RSA.jwk("r1")] }).to_string(),
+        calls: Default::default(),
+    };
+    let source = KeySource::jwks("https://idp.test/jwks").http_client(client);
+    let app = app_for(source.clone());
+    let out = me(&app, &RSA.token(Some("r1"), ISS)).await;
+    let r = out.check(&expect("key_source_unavailable").verbose());
+    assert!(r.event.field("fetch_error").contains("did not finish"));
+    // The next attempt (after a 1 s back-off) succeeds.
+    ready(&source).await;
+    assert_eq!(me(&app, &RSA.token(Some("r1"), ISS)).await.status, 200);
+}
+
+#[test]
+fn a_source_outlives_the_runtime_that_started_it() {
+    // The provider runs on a runtime of its own, which outlives the others.
+    let server = tokio::runtime::Runtime::new().unwrap();
+    let idp = server.block_on(Idp::start(vec![RSA.jwk("r1")]));
+    let first = tokio::runtime::Runtime::new().unwrap();
+    let app = first.block_on(async {
+        let source = idp.source();
+        let app = app_for(source.clone());
+        ready(&source).await;
+        assert_eq!(me(&app, &RSA.token(Some("r1"), ISS)).await.status, 200);
+        app
+    });
+    drop(first);
+    // The refresh task died with its runtime; a miss on another one starts a new task.
+    idp.edit(|s| s.keys.push(RSA2.jwk("r2")));
+    let second = tokio::runtime::Runtime::new().unwrap();
+    second.block_on(async {
+        assert_eq!(me(&app, &RSA2.token(Some("r2"), ISS)).await.status, 200);
+    });
+    assert_eq!(idp.jwks_hits(), 2);
+}
+
+#[test]
+#[should_panic(expected = "configure a KeySource before cloning it")]
+fn configuring_a_shared_source_panics() {
+    let source = KeySource::jwks("https://idp.test/jwks");
+    let _shared = source.clone();
+    let _ = source.max_keys(8);
+}
+
+#[tokio::test]
+async fn the_layer_is_ready_when_its_keys_are() {
+    let idp = Idp::start(vec![RSA.jwk("r1")]).await;
+    idp.edit(|s| s.delay = Duration::from_millis(200));
+    let layer = AuthDiagnostics::new().bearer(
+        JwtAuthenticator::from_source(idp.source())
+            .issuer(ISS)
+            .audience(AUDIENCE),
+    );
+    tokio::time::timeout(Duration::from_secs(5), layer.ready())
+        .await
+        .unwrap();
+    assert_eq!(idp.jwks_hits(), 1);
+}

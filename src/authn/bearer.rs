@@ -6,7 +6,7 @@
 //! verifies it, its challenge (`error`, `error_description`, `scope`), and what a token
 //! alone says about why the wrapped service refused it.
 
-use super::jwt::{JwtAuthenticator, Step};
+use super::jwt::{near_issuer, JwtAuthenticator, Step};
 use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
 use crate::evidence::{hint, is_token68, unverified_time_reason, Evidence};
@@ -89,11 +89,23 @@ impl Bearer {
             (Some(_), None) => AuthFailure::new(Reason::TokenClaimInvalid)
                 .detail("the iss claim is not a string")
                 .claim("iss"),
-            (_, Some(i)) => AuthFailure::new(Reason::TokenIssuerMismatch).detail(format!(
-                "iss {}, expected {}; no issuer's keys were consulted",
-                cap(i),
-                cap(&expected)
-            )),
+            (_, Some(i)) => {
+                let accepted: Vec<String> = self
+                    .issuers
+                    .iter()
+                    .flat_map(|j| j.issuers())
+                    .cloned()
+                    .collect();
+                let f = AuthFailure::new(Reason::TokenIssuerMismatch).detail(format!(
+                    "iss {}, expected {}; no issuer's keys were consulted",
+                    cap(i),
+                    cap(&expected)
+                ));
+                match near_issuer(i, &accepted) {
+                    Some(hint) => f.hint(hint),
+                    None => f,
+                }
+            }
         };
         Err(f.expected_iss(Some(expected)).token(jws.facts()))
     }
@@ -130,7 +142,7 @@ impl AuthScheme for Bearer {
         let checked = token(rest).and_then(|t| {
             let jws = jws::decode(t)?;
             let jwt = self.route(&jws)?;
-            Ok((t, jwt, jwt.step(&jws, now(), true)))
+            Ok((t, jwt, jwt.step(jws, now(), true)))
         });
         Some(match checked {
             Err(f) | Ok((_, _, Step::Done(Err(f)))) => refuse(f),
@@ -140,11 +152,14 @@ impl AuthScheme for Bearer {
                 // decide with what the sources hold.
                 let (jwt, token) = (jwt.clone(), t.to_owned());
                 let fut = Box::pin(async move {
+                    // One deadline for all the sources: the longest wait any of them allows.
+                    let limit = sources.iter().map(|s| s.wait_limit()).max();
+                    let deadline = tokio::time::Instant::now() + limit.unwrap_or_default();
                     for source in &sources {
-                        source.refresh_for_miss().await;
+                        let _ = tokio::time::timeout_at(deadline, source.refresh_for_miss()).await;
                     }
                     let jws = jws::decode(&token)?;
-                    match jwt.step(&jws, now(), false) {
+                    match jwt.step(jws, now(), false) {
                         Step::Done(result) => result.map(|v| Principal::from_jwt(v.claims)),
                         Step::Wait(_) => unreachable!("a step that may not wait never waits"),
                     }

@@ -373,7 +373,7 @@ impl JwtAuthenticator {
     /// `key_source_unavailable` while no key set could be fetched.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Verified, AuthFailure> {
         match jws::decode(token) {
-            Ok(jws) => match self.step(&jws, now, false) {
+            Ok(jws) => match self.step(jws, now, false) {
                 Step::Done(result) => result,
                 Step::Wait(_) => unreachable!("a step that may not wait never waits"),
             },
@@ -383,7 +383,7 @@ impl JwtAuthenticator {
 
     /// Verifies a decoded token, or says which key sources to refresh first (only when
     /// `may_wait`).
-    pub(crate) fn step(&self, jws: &Jws<'_>, now: i64, may_wait: bool) -> Step {
+    pub(crate) fn step(&self, jws: Jws<'_>, now: i64, may_wait: bool) -> Step {
         if let Some(error) = self.config_error() {
             return Step::Done(Err(
                 AuthFailure::new(Reason::TokenAudienceMismatch).detail(error)
@@ -391,9 +391,9 @@ impl JwtAuthenticator {
         }
         let mut facts = jws.facts();
         let checked = self
-            .check_header(jws, now)
+            .check_header(&jws, now)
             .map_err(Blocked::Fail)
-            .and_then(|alg| self.check_signature(jws, alg, now, may_wait));
+            .and_then(|alg| self.check_signature(&jws, alg, now, may_wait));
         match checked {
             Ok(()) => {}
             Err(Blocked::Fail(f)) => return Step::Done(Err(f.token(facts))),
@@ -401,11 +401,11 @@ impl JwtAuthenticator {
         }
         facts.verified = true;
         // From here on the claims are the issuer's word.
-        if let Some(f) = self.check_claims(jws, now) {
+        if let Some(f) = self.check_claims(&jws, now) {
             return Step::Done(Err(f.token(facts)));
         }
         Step::Done(Ok(Verified {
-            claims: jws.claims.clone(),
+            claims: jws.claims,
             facts,
         }))
     }
@@ -495,42 +495,79 @@ impl JwtAuthenticator {
             .iter()
             .filter(|s| s.issuer().is_none_or(|i| Some(i) == iss))
             .collect();
-        let mut ambiguous = 0;
-        for source in &sources {
-            let Some(set) = source.current() else {
-                continue;
-            };
-            match set.pick(alg, kid) {
-                Pick::Key(key) => {
-                    if key.verifies(jws.message, jws.signature, alg) {
-                        return Ok(());
-                    }
-                    let f = AuthFailure::new(Reason::TokenSignatureInvalid)
-                        .detail(format!("the {alg:?} signature does not verify"));
-                    return Err(self.with_unverified_notes(f, jws, now).into());
-                }
-                Pick::Mismatch(why) => {
-                    let f = AuthFailure::new(Reason::TokenKeyUnknown).detail(why);
-                    return Err(self
-                        .with_unverified_notes(f.keys(key_facts(source)), jws, now)
-                        .into());
-                }
-                Pick::Ambiguous(n) => ambiguous += n,
-                Pick::Missing => {}
-            }
-        }
-        if !statics.is_empty() && ambiguous == 0 {
+        if sources.is_empty() {
             return self.verify_static(&statics, jws, alg, now);
         }
-        if ambiguous + statics.len() > 1 {
+        let sets: Vec<_> = sources
+            .iter()
+            .filter_map(|s| s.current().map(|set| (*s, set)))
+            .collect();
+        let verify = |key: &crate::keys::RemoteKey| {
+            if key.verifies(jws.message, jws.signature, alg) {
+                return Ok(());
+            }
+            let f = AuthFailure::new(Reason::TokenSignatureInvalid)
+                .detail(format!("the {alg:?} signature does not verify"));
+            Err(Blocked::Fail(self.with_unverified_notes(f, jws, now)))
+        };
+        let wait = || {
+            Err(Blocked::Wait(
+                sources.iter().map(|s| (*s).clone()).collect(),
+            ))
+        };
+        if kid.is_some() {
+            // The source's key of that kid; a static key without kid only when no source
+            // has it after a refresh (a rotation must not meet a stale static key first).
+            let mut mismatch = None;
+            for (source, set) in &sets {
+                match set.pick(alg, kid) {
+                    Pick::Key(key) => return verify(key),
+                    Pick::Mismatch(why) => {
+                        mismatch.get_or_insert((*source, why));
+                    }
+                    Pick::Ambiguous(_) | Pick::Missing => {}
+                }
+            }
+            if may_wait && mismatch.is_none() {
+                return wait();
+            }
+            if !statics.is_empty() {
+                return self.verify_static(&statics, jws, alg, now);
+            }
+            if let Some((source, why)) = mismatch {
+                let f = AuthFailure::new(Reason::TokenKeyUnknown)
+                    .detail(why)
+                    .keys(key_facts(source));
+                return Err(self.with_unverified_notes(f, jws, now).into());
+            }
+            return Err(self.key_missing(&sources, jws, alg, now).into());
+        }
+        // No kid: only where exactly one key, of all the sources and static keys, fits.
+        let fitting: usize = sets
+            .iter()
+            .map(|(_, set)| match set.pick(alg, None) {
+                Pick::Key(_) => 1,
+                Pick::Ambiguous(n) => n,
+                Pick::Mismatch(_) | Pick::Missing => 0,
+            })
+            .sum();
+        if fitting == 0 && !statics.is_empty() {
+            return self.verify_static(&statics, jws, alg, now);
+        }
+        if fitting + statics.len() > 1 {
             let f = AuthFailure::new(Reason::TokenKidMissing).detail(format!(
                 "the token has no kid, and {} keys could verify {alg:?}",
-                ambiguous + statics.len()
+                fitting + statics.len()
             ));
             return Err(self.with_unverified_notes(f, jws, now).into());
         }
+        for (_, set) in &sets {
+            if let Pick::Key(key) = set.pick(alg, None) {
+                return verify(key);
+            }
+        }
         if may_wait {
-            return Err(Blocked::Wait(sources.into_iter().cloned().collect()));
+            return wait();
         }
         Err(self.key_missing(&sources, jws, alg, now).into())
     }
@@ -575,6 +612,13 @@ impl JwtAuthenticator {
         let kid = jws.header.kid.as_deref();
         for source in sources {
             let state = source.state();
+            if state.fetching {
+                // The wait ran out while the fetch goes on: nothing is known yet.
+                return AuthFailure::new(Reason::KeySourceUnavailable)
+                    .detail("the key set is being fetched and did not arrive in time")
+                    .retry_after(1)
+                    .keys(key_facts(source));
+            }
             if state.keys.is_none() || state.last_error.is_some() {
                 let why = state
                     .last_error
@@ -766,11 +810,13 @@ impl JwtAuthenticator {
             (Some(_), None) => "(not a string)".to_owned(),
         };
         let expected = self.issuers.join(" ");
-        Some(
-            AuthFailure::new(Reason::TokenIssuerMismatch)
-                .detail(format!("iss {got}, expected {}", cap(&expected)))
-                .expected_iss(Some(expected)),
-        )
+        let f = AuthFailure::new(Reason::TokenIssuerMismatch)
+            .detail(format!("iss {got}, expected {}", cap(&expected)))
+            .expected_iss(Some(expected));
+        Some(match text.and_then(|i| near_issuer(i, &self.issuers)) {
+            Some(hint) => f.hint(hint),
+            None => f,
+        })
     }
 
     /// `token_audience_mismatch` when `aud` holds none of the configured audiences.
@@ -829,6 +875,19 @@ fn key_facts(source: &KeySource) -> KeyFacts {
         kids: state.keys.as_ref().map(|k| k.kids()),
         fetch_error: state.last_error.map(|e| e.message().to_owned()),
     }
+}
+
+/// A hint when `got` differs from an accepted issuer only by a trailing slash, the most
+/// common way to configure the right issuer wrongly.
+pub(crate) fn near_issuer(got: &str, accepted: &[String]) -> Option<String> {
+    let near = accepted
+        .iter()
+        .find(|e| e.trim_end_matches('/') == got.trim_end_matches('/'))?;
+    Some(format!(
+        "The token's iss and the accepted issuer {} differ only by a trailing slash; issuers \
+         are compared exactly (RFC 9068 §4): configure the issuer exactly as the tokens carry it.",
+        cap(near)
+    ))
 }
 
 /// A token that passed every check.

@@ -38,6 +38,7 @@ pub trait HttpFetch: Send + Sync + 'static {
 pub struct FetchError {
     kind: FetchErrorKind,
     message: String,
+    status: Option<u16>,
 }
 
 /// The kind of a [`FetchError`].
@@ -66,6 +67,15 @@ impl FetchError {
         Self {
             kind,
             message: message.into(),
+            status: None,
+        }
+    }
+
+    /// An answer with `status` where 200 was expected.
+    pub fn status(status: http::StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status: Some(status.as_u16()),
+            ..Self::new(FetchErrorKind::Status, message)
         }
     }
 
@@ -85,6 +95,11 @@ impl FetchError {
     /// Its explanation.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The HTTP status, for [`FetchErrorKind::Status`].
+    pub fn http_status(&self) -> Option<u16> {
+        self.status
     }
 
     /// This error, with what was being fetched in front of the explanation.
@@ -124,7 +139,8 @@ pub(crate) fn max_age(cache_control: &str) -> Option<u64> {
 pub(crate) fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
-        .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+        .map_err(|e| format!("{:?} is not a URL: {e}", super::source::strip_query(url)))?;
+    let url = super::source::strip_query(url);
     let host = uri.host().unwrap_or_default();
     match uri.scheme_str() {
         Some("https") if !host.is_empty() => Ok(()),
@@ -171,6 +187,9 @@ impl Reqwest {
         });
         let client = reqwest::Client::builder()
             .redirect(redirects)
+            // Fetches are minutes apart, and a pooled connection would be tied to the
+            // runtime that opened it.
+            .pool_max_idle_per_host(0)
             .user_agent(concat!("auth-diagnostics/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("a reqwest client with rustls builds");

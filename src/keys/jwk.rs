@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
 
-/// One usable key of a fetched set.
+/// One usable key of a fetched set: it verifies one algorithm (RSA keys that name none
+/// verify RS256).
 pub(crate) struct RemoteKey {
     pub kid: Option<String>,
     algs: Vec<Algorithm>,
@@ -154,6 +155,9 @@ fn key(jwk: &Map<String, Value>) -> Result<RemoteKey, String> {
     };
     let key = key.map_err(|e| format!("unreadable key material: {e}"))?;
     let algs = match jwk.get("alg") {
+        // One key, one algorithm (RFC 8725 §3.1): an RSA key that names none is RS256's,
+        // the algorithm every provider signs with by default.
+        None if kty == "RSA" => vec![Algorithm::RS256],
         None => candidates,
         Some(alg) => {
             let named = alg
@@ -204,7 +208,7 @@ mod tests {
         ps["alg"] = json!("PS256");
         let set = parsed(json!([rsa(), ps]));
         assert_eq!(set.keys.len(), 2, "{:?}", set.skipped);
-        assert!(set.keys[0].serves(Algorithm::RS256) && set.keys[0].serves(Algorithm::PS512));
+        assert!(set.keys[0].serves(Algorithm::RS256) && !set.keys[0].serves(Algorithm::PS256));
         assert!(set.keys[1].serves(Algorithm::PS256) && !set.keys[1].serves(Algorithm::RS256));
         assert!(!set.keys[0].serves(Algorithm::ES256) && !set.keys[0].serves(Algorithm::HS256));
     }

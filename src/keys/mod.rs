@@ -13,6 +13,7 @@ mod source;
 mod static_key;
 
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
+pub(crate) use jwk::RemoteKey;
 pub use source::KeySource;
 pub(crate) use source::{strip_query, Pick};
 pub use static_key::StaticKey;

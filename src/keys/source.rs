@@ -14,6 +14,7 @@ use crate::time::now;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -30,6 +31,8 @@ enum Origin {
 #[derive(Clone)]
 struct Settings {
     origin: Origin,
+    /// Why the URL may not serve keys, checked whenever the settings change.
+    url_error: Option<String>,
     issuer: Option<String>,
     client: Option<Arc<dyn HttpFetch>>,
     allow_http: bool,
@@ -54,7 +57,9 @@ struct Settings {
 ///
 /// Nothing is fetched when it is built: the first fetch starts in the background when the
 /// layer is built inside a Tokio runtime (or on the first request), and
-/// [`KeySource::ready`] waits for it. A clone shares the cache.
+/// [`KeySource::ready`] waits for it. A clone shares the cache; configure a source before
+/// cloning it (the builder methods panic on a clone, which would otherwise quietly get a
+/// cache of its own).
 ///
 /// Keys named by the token (`jku`, `x5u`, `x5c`, `jwk` headers) are never fetched or used.
 ///
@@ -78,6 +83,8 @@ pub struct KeySource {
 
 struct Inner {
     settings: Settings,
+    /// Whether a refresh task runs (the fast path of [`KeySource::start`]).
+    running: AtomicBool,
     keys: RwLock<Option<Arc<KeySet>>>,
     status: Mutex<Status>,
     /// Wakes the refresh task (a miss, or the source going away).
@@ -88,7 +95,6 @@ struct Inner {
 
 #[derive(Default)]
 struct Status {
-    started: bool,
     fetching: bool,
     /// When the last attempt started (or a miss reserved the next one).
     last_start: Option<Instant>,
@@ -169,6 +175,8 @@ impl KeySet {
 /// The state of a source, for a failure's log fields.
 pub(crate) struct SourceState {
     pub keys: Option<Arc<KeySet>>,
+    /// A fetch is under way.
+    pub fetching: bool,
     pub last_error: Option<FetchError>,
     /// Seconds until the next fetch attempt (at least 1).
     pub retry_after: u64,
@@ -190,17 +198,13 @@ impl KeySource {
     /// authenticator then accepts this issuer, and only it, for these keys.
     pub fn discover(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
-        let mut source = Self::with_origin(Origin::Discover(issuer.clone()));
-        Arc::get_mut(&mut source.inner)
-            .expect("just built")
-            .settings
-            .issuer = Some(issuer);
-        source
+        Self::with_origin(Origin::Discover(issuer.clone())).edit(|s| s.issuer = Some(issuer))
     }
 
     fn with_origin(origin: Origin) -> Self {
         Self::from_settings(Settings {
             origin,
+            url_error: None,
             issuer: None,
             client: None,
             allow_http: false,
@@ -215,10 +219,12 @@ impl KeySource {
         })
     }
 
-    fn from_settings(settings: Settings) -> Self {
+    fn from_settings(mut settings: Settings) -> Self {
+        settings.check_url();
         Self {
             inner: Arc::new(Inner {
                 settings,
+                running: AtomicBool::new(false),
                 keys: RwLock::new(None),
                 status: Mutex::new(Status::default()),
                 wake: Arc::new(Notify::new()),
@@ -227,11 +233,15 @@ impl KeySource {
         }
     }
 
-    /// A changed copy (a fresh cache: configure a source before it is used).
-    fn edit(self, f: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings = self.inner.settings.clone();
-        f(&mut settings);
-        Self::from_settings(settings)
+    /// Changes the settings of a source that is not shared yet.
+    fn edit(mut self, f: impl FnOnce(&mut Settings)) -> Self {
+        let inner = Arc::get_mut(&mut self.inner).expect(
+            "auth-diagnostics: configure a KeySource before cloning it or using it: a clone \
+             shares its cache, and a changed clone could not",
+        );
+        f(&mut inner.settings);
+        inner.settings.check_url();
+        self
     }
 
     /// Binds a JWK set to the issuer whose tokens it verifies (RFC 8725 §3.8). Needed when
@@ -279,7 +289,7 @@ impl KeySource {
     /// The least time between a fetch and another one caused by an unknown `kid`
     /// (default 30 s): a set fetched less than this ago, for whatever reason, counts as
     /// fresh, so a flood of made-up `kid`s costs the identity provider at most one fetch
-    /// per interval.
+    /// per interval. Zero turns that protection off (for tests).
     pub fn miss_refresh_interval(self, interval: Duration) -> Self {
         self.edit(|s| s.miss_interval = interval)
     }
@@ -307,7 +317,8 @@ impl KeySource {
     }
 
     /// Resolves once a key set has been fetched. Starts the fetching if nothing started
-    /// it yet. Wrap it in a timeout: it waits as long as the source is unreachable.
+    /// it yet. Wrap it in a timeout: it waits as long as the source is unreachable. Call
+    /// it inside a Tokio runtime: the fetching runs there.
     pub async fn ready(&self) {
         self.start();
         let mut attempts = self.inner.attempts.subscribe();
@@ -325,12 +336,10 @@ impl KeySource {
 
     /// What is wrong with the URLs, if anything.
     pub(crate) fn config_error(&self) -> Option<String> {
-        let s = &self.inner.settings;
-        let url = match &s.origin {
-            Origin::Jwks(url) | Origin::Discover(url) => url,
-        };
-        check_url(url, s.allow_http)
-            .err()
+        self.inner
+            .settings
+            .url_error
+            .as_ref()
             .map(|e| format!("KeySource: {e}"))
     }
 
@@ -344,24 +353,32 @@ impl KeySource {
             .clone()
     }
 
-    /// Starts the refresh task, once, if a Tokio runtime is at hand.
+    /// Starts the refresh task if none runs (the first time, or after its runtime went
+    /// away) and a Tokio runtime is at hand.
     pub(crate) fn start(&self) {
+        if self.inner.running.load(Ordering::Acquire) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
         {
             let mut st = self.inner.lock();
-            if st.started {
+            if self.inner.running.swap(true, Ordering::AcqRel) {
                 return;
             }
-            st.started = true;
-            // The first fetch is under way: misses wait for it instead of asking again.
+            // A fetch is under way: misses wait for it instead of asking again.
             st.fetching = true;
             st.last_start = Some(Instant::now());
         }
         let weak = Arc::downgrade(&self.inner);
         let wake = self.inner.wake.clone();
         runtime.spawn(refresh_task(weak, wake));
+    }
+
+    /// How long a request may wait for this source's refresh.
+    pub(crate) fn wait_limit(&self) -> Duration {
+        self.inner.settings.max_wait
     }
 
     /// For a token whose key is not in the cache: asks for a refresh (unless one ran less
@@ -398,6 +415,7 @@ impl KeySource {
         let url = st.jwks_uri.clone().unwrap_or_else(|| self.url().to_owned());
         SourceState {
             keys: self.current_unstarted(),
+            fetching: st.fetching,
             last_error: st.last_error.clone(),
             retry_after,
             url,
@@ -428,10 +446,23 @@ impl std::panic::RefUnwindSafe for KeySource {}
 impl fmt::Debug for KeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = &self.inner.settings;
+        let (kind, url) = match &s.origin {
+            Origin::Jwks(url) => ("jwks", url),
+            Origin::Discover(url) => ("discover", url),
+        };
         f.debug_struct("KeySource")
-            .field("origin", &s.origin)
+            .field(kind, &strip_query(url))
             .field("issuer", &s.issuer)
             .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    fn check_url(&mut self) {
+        let url = match &self.origin {
+            Origin::Jwks(url) | Origin::Discover(url) => url,
+        };
+        self.url_error = check_url(url, self.allow_http).err();
     }
 }
 
@@ -449,13 +480,13 @@ impl Inner {
 
     /// One fetch attempt: keys replaced on success, kept on failure. Returns the time to
     /// the next scheduled attempt.
-    async fn refresh(&self) -> Duration {
+    async fn refresh(self: &Arc<Self>) -> Duration {
         {
             let mut st = self.lock();
             st.fetching = true;
             st.last_start = Some(Instant::now());
         }
-        let result = self.fetch().await;
+        let result = self.fetch_guarded().await;
         let delay = {
             let mut st = self.lock();
             st.fetching = false;
@@ -466,7 +497,7 @@ impl Inner {
                     let kids = set.kids();
                     tracing::debug!(
                         target: "auth_diagnostics::keys",
-                        key_source = st.jwks_uri.as_deref().unwrap_or(self.url()),
+                        key_source = strip_query(st.jwks_uri.as_deref().unwrap_or(self.url())),
                         key_ids = kids.as_str(),
                         skipped = set.skipped.len(),
                         next_refresh_s = ttl.as_secs(),
@@ -493,7 +524,7 @@ impl Inner {
                         .is_some();
                     tracing::error!(
                         target: "auth_diagnostics::keys",
-                        key_source = self.url(),
+                        key_source = strip_query(self.url()),
                         fetch_error = error.message(),
                         fetch_error_kind = ?error.kind(),
                         keys_cached = cached,
@@ -523,8 +554,24 @@ impl Inner {
         }
     }
 
+    /// [`Inner::fetch`], with a panic (an application's `HttpFetch`, say) turned into a
+    /// failed fetch.
+    async fn fetch_guarded(self: &Arc<Self>) -> Result<(KeySet, Duration), FetchError> {
+        let inner = self.clone();
+        match tokio::spawn(async move { inner.fetch().await }).await {
+            Ok(result) => result,
+            Err(e) => Err(FetchError::new(
+                FetchErrorKind::Other,
+                format!("the fetch did not finish: {e}"),
+            )),
+        }
+    }
+
     /// The key set and how long to keep it.
     async fn fetch(&self) -> Result<(KeySet, Duration), FetchError> {
+        if let Some(e) = &self.settings.url_error {
+            return Err(FetchError::new(FetchErrorKind::Untrusted, e.clone()));
+        }
         let jwks_uri = match &self.settings.origin {
             Origin::Jwks(url) => url.clone(),
             Origin::Discover(issuer) => {
@@ -578,9 +625,7 @@ impl Inner {
         let base = issuer.trim_end_matches('/');
         let oidc = format!("{base}/.well-known/openid-configuration");
         let fetched = match self.get(&oidc).await {
-            Err(e) if e.kind() == FetchErrorKind::Status && e.message().contains(" 404") => {
-                self.get(&rfc8414_url(issuer)).await?
-            }
+            Err(e) if e.http_status() == Some(404) => self.get(&rfc8414_url(issuer)).await?,
             other => other?,
         };
         let doc: Value = serde_json::from_slice(&fetched.body).map_err(|e| {
@@ -633,8 +678,8 @@ impl Inner {
             return Err(FetchError::too_large(s.max_bytes).context(&format!("GET {shown}")));
         }
         if fetched.status != http::StatusCode::OK {
-            return Err(FetchError::new(
-                FetchErrorKind::Status,
+            return Err(FetchError::status(
+                fetched.status,
                 format!("GET {shown}: HTTP {}", fetched.status.as_u16()),
             ));
         }
@@ -673,6 +718,9 @@ pub(crate) fn strip_query(url: &str) -> &str {
 }
 
 async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
+    // However the task ends (its source dropped, its runtime shut down), the next request
+    // finds no fetch under way and starts a task again where it runs.
+    let _rearm = Rearm(source.clone());
     loop {
         let Some(inner) = source.upgrade() else {
             return;
@@ -680,6 +728,18 @@ async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
         let delay = inner.refresh().await;
         drop(inner);
         let _ = tokio::time::timeout(delay, wake.notified()).await;
+    }
+}
+
+struct Rearm(Weak<Inner>);
+
+impl Drop for Rearm {
+    fn drop(&mut self) {
+        if let Some(inner) = self.0.upgrade() {
+            inner.lock().fetching = false;
+            inner.running.store(false, Ordering::Release);
+            inner.attempts.send_modify(|n| *n += 1);
+        }
     }
 }
 
