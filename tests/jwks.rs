@@ -616,6 +616,17 @@ async fn a_foreign_issuer_never_causes_a_fetch_and_header_urls_are_never_followe
         .check(&expect("token_signature_invalid").verbose());
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(idp.edit(|s| s.other.clone()), Vec::<String>::new());
+
+    // A key embedded in the header (`jwk`) verifies nothing: the attacker's own key,
+    // naming the set's kid, is still checked against the set's key.
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some("r1".into());
+    header.jwk = Some(serde_json::from_value(RSA2.jwk("r1")).unwrap());
+    header.x5c = Some(vec!["MIIB".into()]);
+    let token = sign(&header, &claims(json!({ "iss": ISS })), &RSA2.encoding());
+    me(&app, &token)
+        .await
+        .check(&expect("token_signature_invalid").verbose());
 }
 
 #[tokio::test]
@@ -1024,4 +1035,34 @@ async fn the_layer_is_ready_when_its_keys_are() {
         .await
         .unwrap();
     assert_eq!(idp.jwks_hits(), 1);
+}
+
+#[tokio::test]
+async fn tls_and_dns_failures_are_named() {
+    // https to a server that speaks plain http: the TLS handshake fails.
+    let idp = Idp::start(vec![RSA.jwk("r1")]).await;
+    let https = idp.jwks_url().replace("http://", "https://");
+    let app = app_for(KeySource::jwks(https).fetch_timeout(Duration::from_secs(2)));
+    let r = me(&app, &RSA.token(Some("r1"), ISS))
+        .await
+        .check(&expect("key_source_unavailable").verbose());
+    let error = r.event.field("fetch_error");
+    assert!(
+        error.contains("(Connect)") && error.contains("corrupt message"),
+        "{error}"
+    );
+
+    // A name that never resolves (RFC 6761 reserves .invalid).
+    let app = app_for(
+        KeySource::jwks("https://keys.example.invalid/jwks").fetch_timeout(Duration::from_secs(3)),
+    );
+    let r = me(&app, &RSA.token(Some("r1"), ISS))
+        .await
+        .check(&expect("key_source_unavailable").verbose());
+    let error = r.event.field("fetch_error");
+    // A machine whose resolver does not answer at all times out instead.
+    assert!(
+        error.contains("dns error") || error.contains("no answer within 3s"),
+        "{error}"
+    );
 }
