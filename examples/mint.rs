@@ -6,7 +6,8 @@
 //! cargo run -q --example mint -- --iss https://evil.example
 //! ```
 //!
-//! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER`, `DEMO_AUDIENCE`, sub `alice`,
+//! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER` (else `DEMO_OIDC_ISSUER`),
+//! `DEMO_AUDIENCE`, sub `alice`,
 //! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`,
 //! `--expires-in SECONDS`, `--secret`, `--no-exp`.
 
@@ -19,10 +20,12 @@ fn main() {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let mut secret = env("DEMO_JWT_SECRET", "demo-hs256-secret");
     let mut claims = Map::new();
-    claims.insert(
-        "iss".into(),
-        env("DEMO_ISSUER", "https://issuer.demo.local").into(),
+    // The demo's issuer: DEMO_ISSUER, else DEMO_OIDC_ISSUER (the demo's default then).
+    let issuer = env(
+        "DEMO_ISSUER",
+        &env("DEMO_OIDC_ISSUER", "https://issuer.demo.local"),
     );
+    claims.insert("iss".into(), issuer.into());
     claims.insert("aud".into(), env("DEMO_AUDIENCE", "demo-api").into());
     claims.insert("sub".into(), "alice".into());
     let now = SystemTime::now()

@@ -412,7 +412,9 @@ impl KeySource {
             .map(|t| t.saturating_duration_since(Instant::now()).as_secs())
             .unwrap_or(1)
             .clamp(1, 60);
-        let url = st.jwks_uri.clone().unwrap_or_else(|| self.url().to_owned());
+        // The configured URL (the set's, or the issuer's): the same in every event; the
+        // fetch error names the URL that failed.
+        let url = self.url().to_owned();
         SourceState {
             keys: self.current_unstarted(),
             fetching: st.fetching,
@@ -463,6 +465,12 @@ impl Settings {
             Origin::Jwks(url) | Origin::Discover(url) => url,
         };
         self.url_error = check_url(url, self.allow_http).err();
+        if cfg!(not(feature = "http-client")) && self.client.is_none() && self.url_error.is_none() {
+            self.url_error = Some(
+                "no HTTP client: enable the `http-client` feature or call KeySource::http_client"
+                    .to_owned(),
+            );
+        }
     }
 }
 
@@ -497,7 +505,8 @@ impl Inner {
                     let kids = set.kids();
                     tracing::debug!(
                         target: "auth_diagnostics::keys",
-                        key_source = strip_query(st.jwks_uri.as_deref().unwrap_or(self.url())),
+                        key_source = strip_query(self.url()),
+                        jwks_uri = st.jwks_uri.as_deref().map(strip_query),
                         key_ids = kids.as_str(),
                         skipped = set.skipped.len(),
                         next_refresh_s = ttl.as_secs(),
