@@ -20,8 +20,8 @@ pub use static_key::StaticKey;
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!(
-    "auth-diagnostics needs a crypto backend for JWT verification: enable the `rust_crypto` \
-     (default) or the `aws_lc_rs` feature"
+    "auth-diagnostics needs a crypto backend for JWT verification: enable the `aws_lc_rs` \
+     (default) or the `rust_crypto` feature"
 );
 
 /// Selects the jsonwebtoken crypto backend this crate's features chose (`aws_lc_rs` when
