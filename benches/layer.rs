@@ -5,16 +5,18 @@
 //! ```
 //!
 //! Groups (compare the lines within a group):
-//! - `success_bearer`: a valid HS256 token. `baseline` is the bare router plus
-//!   `jsonwebtoken::decode` of the same token (what an application does without us);
-//!   `layer` is the router behind `AuthDiagnostics::new().bearer(..)`.
+//! - `success_bearer`: a valid HS256 token, sent again and again. `baseline` is the bare
+//!   router plus `jsonwebtoken::decode` of the same token (what an application does without
+//!   us); `layer` is the router behind `AuthDiagnostics::new().bearer(..)` (a verified-token
+//!   cache hit); `layer_uncached` the same without the cache (every request verified).
 //! - `success_watch`: no credentials needed. `baseline` is the bare router; `layer` is the
 //!   router behind a zero-config `AuthDiagnostics::new()` (request id, snapshot, watching).
 //! - `failure_missing`: no credentials, 401. `baseline` is the bare router answering 401 by
 //!   itself; `layer` renders the challenge, the problem body and the (rate-limited) event.
-//! - `key_source`: a valid RS256 token. `baseline` verifies it with a `StaticKey`; `layer`
-//!   with the same key published in a JWK set (`KeySource`, fetched once through an
-//!   in-memory `HttpFetch`): what the cache lookup costs.
+//! - `key_source`: a valid RS256 token, verified every time (no token cache). `baseline`
+//!   verifies it with a `StaticKey`; `layer` with the same key published in a JWK set
+//!   (`KeySource`, fetched once through an in-memory `HttpFetch`): what the key lookup
+//!   costs. `layer_cached` is the repeated token with the token cache on.
 
 use auth_diagnostics::{
     AuthDiagnostics, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource, StaticKey,
@@ -93,6 +95,19 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let r = rt
                 .block_on(layered.clone().oneshot(request(Some(&bearer))))
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+        })
+    });
+    let uncached = router().layer(
+        AuthDiagnostics::new()
+            .without_token_cache()
+            .bearer(jwt.clone()),
+    );
+    g.bench_function("layer_uncached", |b| {
+        b.iter(|| {
+            let r = rt
+                .block_on(uncached.clone().oneshot(request(Some(&bearer))))
                 .unwrap();
             assert_eq!(r.status(), StatusCode::OK);
         })
@@ -180,27 +195,33 @@ fn key_source(c: &mut Criterion) {
     )
     .with_kid("k1");
     let with_static = router().layer(
-        AuthDiagnostics::new().bearer(
+        AuthDiagnostics::new().without_token_cache().bearer(
             JwtAuthenticator::new(static_key)
                 .issuer("https://issuer.bench")
                 .audience("bench"),
         ),
     );
     let source = KeySource::jwks("https://issuer.bench/jwks").http_client(InMemory(set.into()));
-    let with_source = rt.block_on(async {
+    let (with_source, cached) = rt.block_on(async {
+        let jwt = JwtAuthenticator::from_source(source.clone())
+            .issuer("https://issuer.bench")
+            .audience("bench");
         let app = router().layer(
-            AuthDiagnostics::new().bearer(
-                JwtAuthenticator::from_source(source.clone())
-                    .issuer("https://issuer.bench")
-                    .audience("bench"),
-            ),
+            AuthDiagnostics::new()
+                .without_token_cache()
+                .bearer(jwt.clone()),
         );
+        let cached = router().layer(AuthDiagnostics::new().bearer(jwt));
         source.ready().await;
-        app
+        (app, cached)
     });
 
     let mut g = c.benchmark_group("key_source");
-    for (name, app) in [("baseline", &with_static), ("layer", &with_source)] {
+    for (name, app) in [
+        ("baseline", &with_static),
+        ("layer", &with_source),
+        ("layer_cached", &cached),
+    ] {
         g.bench_function(name, |b| {
             b.iter(|| {
                 let r = rt

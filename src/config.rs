@@ -25,6 +25,10 @@ pub(crate) struct Config {
     pub schemes: Vec<Arc<dyn AuthScheme>>,
     /// The Bearer authenticators, one per issuer (one scheme in `schemes`).
     pub bearer: Vec<crate::authn::jwt::JwtAuthenticator>,
+    /// The verified-token cache's settings (`None`: no cache), and the cache of the
+    /// Bearer scheme built with them.
+    pub token_cache: Option<crate::authn::token_cache::TokenCache>,
+    pub bearer_cache: Option<Arc<crate::authn::token_cache::Cache>>,
     pub account: Option<AccountHook>,
     pub mode: UpstreamMode,
     /// Enforce mode turns the wrapped service's 403 to a request without credentials into

@@ -5,6 +5,7 @@ use crate::authn::basic::BasicAuthenticator;
 use crate::authn::bearer::Bearer;
 use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
+use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
 use crate::authn::verify::{AccountHook, CheckAccount};
 use crate::authn::AuthScheme;
 use crate::config::{Config, UpstreamMode};
@@ -59,6 +60,8 @@ impl AuthDiagnostics {
                 detail: DetailMode::Production,
                 schemes: Vec::new(),
                 bearer: Vec::new(),
+                token_cache: Some(TokenCache::default()),
+                bearer_cache: None,
                 account: None,
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
@@ -109,15 +112,31 @@ impl AuthDiagnostics {
         }
         self.edit(|c| {
             c.bearer.push(jwt);
-            let bearer = Bearer::new(c.bearer.clone())
-                .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
-            bearer.start();
-            let bearer: Arc<dyn AuthScheme> = Arc::new(bearer);
-            match c.schemes.iter().position(|s| s.kind() == Scheme::Bearer) {
-                Some(at) => c.schemes[at] = bearer,
-                None => c.schemes.push(bearer),
-            }
+            rebuild_bearer(c);
         })
+    }
+
+    /// Sets the verified-token cache of the Bearer scheme: a token seen before, verified
+    /// and unexpired, skips its signature check. On by default ([`TokenCache::default`]);
+    /// an entry never outlives the token's `exp`, the TTL, or the keys that verified it.
+    pub fn token_cache(self, cache: TokenCache) -> Self {
+        self.edit(|c| {
+            c.token_cache = Some(cache);
+            rebuild_bearer(c);
+        })
+    }
+
+    /// Verifies every token, seen before or not.
+    pub fn without_token_cache(self) -> Self {
+        self.edit(|c| {
+            c.token_cache = None;
+            rebuild_bearer(c);
+        })
+    }
+
+    /// What the verified-token cache has done (`None` without Bearer or without a cache).
+    pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
+        self.config.bearer_cache.as_ref().map(|c| c.stats())
     }
 
     /// Resolves once every Bearer authenticator's [`KeySource`](crate::KeySource)s have
@@ -257,5 +276,23 @@ impl<S> Layer<S> for AuthDiagnostics {
 
     fn layer(&self, inner: S) -> Self::Service {
         AuthDiagnosticsService::new(inner, self.config.clone())
+    }
+}
+
+/// The Bearer scheme for the configured authenticators, with a fresh cache (entries of
+/// other authenticators must not carry over).
+fn rebuild_bearer(c: &mut Config) {
+    if c.bearer.is_empty() {
+        return;
+    }
+    let cache = c.token_cache.map(|settings| Arc::new(Cache::new(settings)));
+    let bearer = Bearer::new(c.bearer.clone(), cache.clone())
+        .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+    bearer.start();
+    c.bearer_cache = cache;
+    let bearer: Arc<dyn AuthScheme> = Arc::new(bearer);
+    match c.schemes.iter().position(|s| s.kind() == Scheme::Bearer) {
+        Some(at) => c.schemes[at] = bearer,
+        None => c.schemes.push(bearer),
     }
 }

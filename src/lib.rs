@@ -142,6 +142,7 @@ pub use authn::basic::{BasicAuthenticator, BasicCredentials};
 pub use authn::jwt::{JwtAuthenticator, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};
+pub use authn::token_cache::{TokenCache, TokenCacheStats};
 pub use authn::verify::{
     AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify,
 };

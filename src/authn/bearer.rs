@@ -7,6 +7,7 @@
 //! alone says about why the wrapped service refused it.
 
 use super::jwt::{near_issuer, JwtAuthenticator, Step};
+use super::token_cache::{Cache, Verified};
 use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
 use crate::evidence::{hint, is_token68, unverified_time_reason, Evidence};
@@ -25,6 +26,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub(crate) struct Bearer {
     issuers: Vec<Arc<JwtAuthenticator>>,
+    cache: Option<Arc<Cache>>,
 }
 
 impl Bearer {
@@ -33,7 +35,7 @@ impl Bearer {
     /// # Errors
     /// With several, when one names no issuer or two share one: a token could not be
     /// routed to exactly one of them.
-    pub fn new(all: Vec<JwtAuthenticator>) -> Result<Self, String> {
+    pub fn new(all: Vec<JwtAuthenticator>, cache: Option<Arc<Cache>>) -> Result<Self, String> {
         if all.len() > 1 {
             let mut seen: Vec<&str> = Vec::new();
             for jwt in &all {
@@ -58,22 +60,24 @@ impl Bearer {
         }
         Ok(Self {
             issuers: all.into_iter().map(Arc::new).collect(),
+            cache,
         })
     }
 
-    /// The authenticator for the token's unverified `iss`.
-    fn route(&self, jws: &Jws<'_>) -> Result<&Arc<JwtAuthenticator>, AuthFailure> {
+    /// The authenticator for the token's unverified `iss`, and its index.
+    fn route(&self, jws: &Jws<'_>) -> Result<(usize, &Arc<JwtAuthenticator>), AuthFailure> {
         if let [one] = self.issuers.as_slice() {
-            return Ok(one);
+            return Ok((0, one));
         }
         let iss = jws.claims.get("iss");
         let text = iss.and_then(Value::as_str);
-        if let Some(jwt) = self
+        if let Some(found) = self
             .issuers
             .iter()
-            .find(|j| text.is_some_and(|i| j.issuers().iter().any(|e| e == i)))
+            .enumerate()
+            .find(|(_, j)| text.is_some_and(|i| j.issuers().iter().any(|e| e == i)))
         {
-            return Ok(jwt);
+            return Ok(found);
         }
         let expected: Vec<&str> = self
             .issuers
@@ -139,18 +143,37 @@ impl AuthScheme for Bearer {
                     .received(Some("Bearer")),
             )
         };
-        let checked = token(rest).and_then(|t| {
-            let jws = jws::decode(t)?;
-            let jwt = self.route(&jws)?;
-            Ok((t, jwt, jwt.step(jws, now(), true)))
+        let t = match token(rest) {
+            Ok(t) => t,
+            Err(f) => return Some(refuse(f)),
+        };
+        let now = now();
+        if let Some(cache) = &self.cache {
+            if let Some(p) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
+                return Some(Decision::Authenticated(p));
+            }
+        }
+        let checked = jws::decode(t).and_then(|jws| {
+            let (index, jwt) = self.route(&jws)?;
+            // The epoch before verifying: a key set that changes meanwhile makes the
+            // entry stale rather than wrongly fresh.
+            let epoch = jwt.key_epoch();
+            Ok((index, epoch, jwt.step(jws, now, true)))
         });
         Some(match checked {
             Err(f) | Ok((_, _, Step::Done(Err(f)))) => refuse(f),
-            Ok((_, _, Step::Done(Ok(v)))) => Decision::Authenticated(Principal::from_jwt(v.claims)),
-            Ok((t, jwt, Step::Wait(sources))) => {
+            Ok((index, epoch, Step::Done(Ok(v)))) => {
+                let principal = Principal::from_jwt(v.claims);
+                let jwt = &self.issuers[index];
+                remember(self.cache.as_deref(), t, &principal, jwt, index, epoch, now);
+                Decision::Authenticated(principal)
+            }
+            Ok((index, epoch, Step::Wait(sources))) => {
                 // The token's key is not cached: wait (boundedly) for the refresh, then
                 // decide with what the sources hold.
-                let (jwt, token) = (jwt.clone(), t.to_owned());
+                let jwt = self.issuers[index].clone();
+                let cache = self.cache.clone();
+                let token = t.to_owned();
                 let fut = Box::pin(async move {
                     // One deadline for all the sources: the longest wait any of them allows.
                     let limit = sources.iter().map(|s| s.wait_limit()).max();
@@ -159,8 +182,14 @@ impl AuthScheme for Bearer {
                         let _ = tokio::time::timeout_at(deadline, source.refresh_for_miss()).await;
                     }
                     let jws = jws::decode(&token)?;
-                    match jwt.step(jws, now(), false) {
-                        Step::Done(result) => result.map(|v| Principal::from_jwt(v.claims)),
+                    let now = crate::time::now();
+                    match jwt.step(jws, now, false) {
+                        Step::Done(result) => result.map(|v| {
+                            let principal = Principal::from_jwt(v.claims);
+                            let cache = cache.as_deref();
+                            remember(cache, &token, &principal, &jwt, index, epoch, now);
+                            principal
+                        }),
                         Step::Wait(_) => unreachable!("a step that may not wait never waits"),
                     }
                 });
@@ -177,6 +206,35 @@ impl AuthScheme for Bearer {
     fn challenge(&self, c: Challenge, failure: &AuthFailure, detail: DetailMode) -> Challenge {
         challenge(c, failure, detail)
     }
+}
+
+/// Caches a token that passed every check, until its `exp` (and leeway) at most.
+fn remember(
+    cache: Option<&Cache>,
+    token: &str,
+    principal: &Principal,
+    jwt: &JwtAuthenticator,
+    issuer: usize,
+    epoch: u64,
+    now: i64,
+) {
+    let Some(cache) = cache else {
+        return;
+    };
+    let exp = principal
+        .claims()
+        .and_then(|c| c.get("exp"))
+        .and_then(crate::jws::numeric_date);
+    cache.put(
+        Verified {
+            token,
+            principal,
+            issuer,
+            epoch,
+            valid_through: exp.map(|e| jwt.valid_through(e)),
+        },
+        now,
+    );
 }
 
 /// The credentials after `Bearer `: exactly one token68 value.

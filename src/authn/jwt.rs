@@ -191,6 +191,19 @@ impl JwtAuthenticator {
         &self.issuers
     }
 
+    /// Changes whenever the keys it verifies with may have: a verified token cached under
+    /// another epoch is verified again.
+    pub(crate) fn key_epoch(&self) -> u64 {
+        self.sources
+            .iter()
+            .fold(0u64, |sum, s| sum.wrapping_add(s.generation()))
+    }
+
+    /// The last second a token with this `exp` is accepted.
+    pub(crate) fn valid_through(&self, exp: i64) -> i64 {
+        exp.saturating_add(self.leeway).saturating_sub(1)
+    }
+
     /// Adds another key (e.g. the next one during a rotation). Its algorithm joins the
     /// allow-list unless [`JwtAuthenticator::algorithms`] set it explicitly.
     pub fn key(mut self, key: StaticKey) -> Self {

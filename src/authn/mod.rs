@@ -12,6 +12,7 @@ pub(crate) mod jwt;
 pub(crate) mod principal;
 mod reject;
 pub(crate) mod session;
+pub(crate) mod token_cache;
 pub(crate) mod verify;
 
 use crate::challenge::Challenge;

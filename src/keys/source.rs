@@ -14,7 +14,7 @@ use crate::time::now;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
@@ -85,6 +85,9 @@ struct Inner {
     settings: Settings,
     /// Whether a refresh task runs (the fast path of [`KeySource::start`]).
     running: AtomicBool,
+    /// Counts the key sets fetched: a verified token cached under one count is stale
+    /// under the next.
+    generation: AtomicU64,
     keys: RwLock<Option<Arc<KeySet>>>,
     status: Mutex<Status>,
     /// Wakes the refresh task (a miss, or the source going away).
@@ -225,6 +228,7 @@ impl KeySource {
             inner: Arc::new(Inner {
                 settings,
                 running: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
                 keys: RwLock::new(None),
                 status: Mutex::new(Status::default()),
                 wake: Arc::new(Notify::new()),
@@ -376,6 +380,11 @@ impl KeySource {
         runtime.spawn(refresh_task(weak, wake));
     }
 
+    /// How many key sets were fetched: verified tokens cached before a change are stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Acquire)
+    }
+
     /// How long a request may wait for this source's refresh.
     pub(crate) fn wait_limit(&self) -> Duration {
         self.inner.settings.max_wait
@@ -517,6 +526,7 @@ impl Inner {
                     }
                     *self.keys.write().unwrap_or_else(PoisonError::into_inner) =
                         Some(Arc::new(set));
+                    self.generation.fetch_add(1, Ordering::AcqRel);
                     ttl
                 }
                 Err(error) => {
