@@ -149,7 +149,8 @@ impl Challenge {
 
     /// The header value. Sanitization guarantees it is valid; the fallback is unreachable.
     pub fn to_header_value(&self) -> HeaderValue {
-        HeaderValue::from_str(&self.render())
+        // The rendered text becomes the value without a copy.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(self.render()))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"api\""))
     }
 }

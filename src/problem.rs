@@ -42,7 +42,7 @@ impl RenderConfig<'static> {
 #[derive(Serialize)]
 struct Problem<'a> {
     #[serde(rename = "type")]
-    type_: String,
+    type_: &'static str,
     title: &'static str,
     status: u16,
     detail: &'a str,
@@ -88,7 +88,7 @@ impl AuthFailure {
         let f = self.facts();
         let verbose = cfg.detail == DetailMode::Verbose;
         let problem = Problem {
-            type_: client.type_uri(),
+            type_: client.type_uri_str(),
             title: client.title(),
             status: self.reason().status().as_u16(),
             detail: match f.detail() {
@@ -114,7 +114,12 @@ impl AuthFailure {
                 expected_audience: f.expected_aud(),
             }),
         };
-        serde_json::to_vec(&problem).unwrap_or_default()
+        // One allocation for most bodies: a production body is about 300 bytes.
+        let mut body = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut body, &problem) {
+            Ok(()) => body,
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The `WWW-Authenticate` challenges, one per accepted scheme, Basic first.

@@ -115,6 +115,16 @@ macro_rules! reasons {
                 match self { $(Reason::$variant => $code,)+ }
             }
 
+            /// The problem type URI, without an allocation.
+            pub(crate) const fn type_uri_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => concat!(
+                        "https://docs.rs/auth-diagnostics/latest/auth_diagnostics/enum.Reason.html#variant.",
+                        stringify!($variant)
+                    ),)+
+                }
+            }
+
             /// Looks a reason up by its code.
             pub fn from_code(code: &str) -> Option<Reason> {
                 match code { $($code => Some(Reason::$variant),)+ _ => None }
@@ -155,11 +165,6 @@ macro_rules! reasons {
             /// and logged.
             pub const fn hint(self) -> &'static str {
                 match self { $(Reason::$variant => $hint,)+ }
-            }
-
-            /// The Rust variant name, used for the problem `type` anchor.
-            const fn variant_name(self) -> &'static str {
-                match self { $(Reason::$variant => stringify!($variant),)+ }
             }
         }
     };
@@ -594,12 +599,9 @@ impl Reason {
     /// The problem type URI (RFC 9457 `type`): an absolute URI, stable per reason, that
     /// points at this variant's documentation.
     pub fn type_uri(self) -> String {
-        format!("{TYPE_BASE}{}", self.variant_name())
+        self.type_uri_str().to_owned()
     }
 }
-
-const TYPE_BASE: &str =
-    "https://docs.rs/auth-diagnostics/latest/auth_diagnostics/enum.Reason.html#variant.";
 
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
