@@ -77,8 +77,26 @@ async fn the_ttl_bounds_an_entry_whatever_exp_says() {
 }
 
 #[tokio::test]
-async fn failures_are_never_cached() {
-    let (app, layer) = app(AuthDiagnostics::new(), jwt());
+async fn a_failure_that_a_key_set_change_could_undo_is_never_cached() {
+    let keyed = JwtAuthenticator::new(StaticKey::hs256(SECRET).with_kid("k1"))
+        .issuer(ISSUER)
+        .audience(AUDIENCE);
+    let (app, layer) = app(AuthDiagnostics::new(), keyed);
+    let header = jsonwebtoken::Header {
+        kid: Some("k2".into()),
+        ..Default::default()
+    };
+    let unknown = sign(
+        &header,
+        &good_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    );
+    for _ in 0..3 {
+        me(&app, &unknown).await.check(&expect("token_key_unknown"));
+    }
+    let s = layer.token_cache_stats().unwrap();
+    assert_eq!((s.hits, s.entries), (0, 0), "{s:?}");
+    // A forged signature is settled for these keys: remembered.
     let forged = hs256(&good_claims()) + "x";
     for _ in 0..3 {
         me(&app, &forged)
@@ -86,7 +104,7 @@ async fn failures_are_never_cached() {
             .check(&expect("token_signature_invalid"));
     }
     let s = layer.token_cache_stats().unwrap();
-    assert_eq!((s.hits, s.entries), (0, 0), "{s:?}");
+    assert_eq!((s.hits, s.entries), (2, 1), "{s:?}");
 }
 
 #[tokio::test]
@@ -131,4 +149,31 @@ async fn without_the_cache_every_request_is_verified() {
     assert_eq!(me(&app, &token).await.status, 200);
     assert_eq!(me(&app, &token).await.status, 200);
     assert!(layer.token_cache_stats().is_none());
+}
+
+#[tokio::test]
+async fn a_settled_failure_is_remembered_and_one_that_can_change_is_not() {
+    let (app, layer) = app(AuthDiagnostics::new().verbose(), jwt());
+    let expired = hs256(&claims(json!({ "exp": now() - 3600 })));
+    for _ in 0..3 {
+        let r = me(&app, &expired).await.check(
+            &expect("token_expired")
+                .verbose()
+                .token_fields()
+                .field("signature_verified", true),
+        );
+        assert!(r.detail().contains("ago"), "{}", r.detail());
+    }
+    let s = layer.token_cache_stats().unwrap();
+    assert_eq!((s.hits, s.misses, s.entries), (2, 1, 1), "{s:?}");
+
+    // Not yet valid: time will make it valid, so it is verified every time.
+    let early = hs256(&claims(json!({ "nbf": now() + 3600 })));
+    for _ in 0..2 {
+        me(&app, &early)
+            .await
+            .check(&expect("token_not_yet_valid").verbose());
+    }
+    let s = layer.token_cache_stats().unwrap();
+    assert_eq!((s.hits, s.entries), (2, 1), "{s:?}");
 }

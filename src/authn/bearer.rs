@@ -149,8 +149,10 @@ impl AuthScheme for Bearer {
         };
         let now = now();
         if let Some(cache) = &self.cache {
-            if let Some(p) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
-                return Some(Decision::Authenticated(p));
+            match cache.get(t, now, |i| self.issuers[i].key_epoch()) {
+                Some(Ok(p)) => return Some(Decision::Authenticated(p)),
+                Some(Err(f)) => return Some(refuse(f)),
+                None => {}
             }
         }
         let checked = jws::decode(t).and_then(|jws| {
@@ -161,11 +163,24 @@ impl AuthScheme for Bearer {
             Ok((index, epoch, jwt.step(jws, now, true)))
         });
         Some(match checked {
-            Err(f) | Ok((_, _, Step::Done(Err(f)))) => refuse(f),
+            Err(f) => refuse(f),
+            Ok((index, epoch, Step::Done(Err(f)))) => {
+                let jwt = &self.issuers[index];
+                remember(self.cache.as_deref(), t, Err(&f), jwt, index, epoch, now);
+                refuse(f)
+            }
             Ok((index, epoch, Step::Done(Ok(v)))) => {
                 let principal = Principal::from_jwt(v.claims);
                 let jwt = &self.issuers[index];
-                remember(self.cache.as_deref(), t, &principal, jwt, index, epoch, now);
+                remember(
+                    self.cache.as_deref(),
+                    t,
+                    Ok(&principal),
+                    jwt,
+                    index,
+                    epoch,
+                    now,
+                );
                 Decision::Authenticated(principal)
             }
             Ok((index, epoch, Step::Wait(sources))) => {
@@ -183,13 +198,17 @@ impl AuthScheme for Bearer {
                     }
                     let jws = jws::decode(&token)?;
                     let now = crate::time::now();
+                    let cache = cache.as_deref();
                     match jwt.step(jws, now, false) {
-                        Step::Done(result) => result.map(|v| {
+                        Step::Done(Ok(v)) => {
                             let principal = Principal::from_jwt(v.claims);
-                            let cache = cache.as_deref();
-                            remember(cache, &token, &principal, &jwt, index, epoch, now);
-                            principal
-                        }),
+                            remember(cache, &token, Ok(&principal), &jwt, index, epoch, now);
+                            Ok(principal)
+                        }
+                        Step::Done(Err(f)) => {
+                            remember(cache, &token, Err(&f), &jwt, index, epoch, now);
+                            Err(f)
+                        }
                         Step::Wait(_) => unreachable!("a step that may not wait never waits"),
                     }
                 });
@@ -208,11 +227,12 @@ impl AuthScheme for Bearer {
     }
 }
 
-/// Caches a token that passed every check, until its `exp` (and leeway) at most.
+/// Caches what was decided of a token: a success until its `exp` (and leeway) at most, a
+/// failure where it cannot change.
 fn remember(
     cache: Option<&Cache>,
     token: &str,
-    principal: &Principal,
+    outcome: Result<&Principal, &AuthFailure>,
     jwt: &JwtAuthenticator,
     issuer: usize,
     epoch: u64,
@@ -221,14 +241,15 @@ fn remember(
     let Some(cache) = cache else {
         return;
     };
-    let exp = principal
-        .claims()
+    let exp = outcome
+        .ok()
+        .and_then(|p| p.claims())
         .and_then(|c| c.get("exp"))
         .and_then(crate::jws::numeric_date);
     cache.put(
         Verified {
             token,
-            principal,
+            outcome,
             issuer,
             epoch,
             valid_through: exp.map(|e| jwt.valid_through(e)),

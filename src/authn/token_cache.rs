@@ -1,14 +1,20 @@
 //! The verified-token cache: a client sends the same token for many requests, and a
 //! signature check (tens of µs for ES256 and RS256) becomes a hash lookup.
 //!
-//! What keeps it safe: only tokens that passed every check are cached, never a failure; an
-//! entry is found by a keyed hash of the whole token and then compared with it byte for
-//! byte (in constant time), so a collision can only miss; it never outlives the token's
-//! `exp` (plus the leeway the authenticator allows), the configured TTL, or the key set
-//! that verified it (any change to an issuer's published keys empties it for that
-//! issuer); entries and bytes are bounded, the oldest evicted first.
+//! What keeps it safe: a token that passed every check is cached with its principal; a
+//! token that failed is cached with its failure only where the failure cannot change
+//! (expired, a signature that does not verify with these keys, a wrong issuer, audience,
+//! type or claim), never one that can (`token_key_unknown`, `key_source_unavailable`,
+//! `token_not_yet_valid`). An entry is found by a keyed hash of the whole token and then
+//! compared with it byte for byte (in constant time), so a collision can only miss; it
+//! never outlives the token's `exp` (plus the leeway the authenticator allows), the
+//! configured TTL, or the key set that verified it (any change to an issuer's published
+//! keys makes its entries stale); entries and bytes are bounded, the oldest evicted first.
+//! A repeated bad token then costs no more than a repeated good one.
 
 use super::Principal;
+use crate::failure::AuthFailure;
+use crate::reason::Reason;
 use crate::secret::constant_time_eq;
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -81,6 +87,9 @@ pub struct TokenCacheStats {
 
 const SHARDS: usize = 16;
 
+/// How long a failure is remembered, in seconds.
+const FAILURE_TTL: i64 = 10;
+
 /// Bytes an entry is counted for besides its token: the claims (about the token's size
 /// again, decoded) and the bookkeeping.
 const ENTRY_OVERHEAD: usize = 256;
@@ -106,7 +115,7 @@ struct Shard {
 
 struct Entry {
     token: Box<[u8]>,
-    principal: Principal,
+    outcome: Result<Principal, AuthFailure>,
     /// Which authenticator verified it, and its key epoch then.
     issuer: usize,
     epoch: u64,
@@ -116,10 +125,10 @@ struct Entry {
     bytes: usize,
 }
 
-/// A verified token to remember.
+/// A decided token to remember.
 pub(crate) struct Verified<'a> {
     pub token: &'a str,
-    pub principal: &'a Principal,
+    pub outcome: Result<&'a Principal, &'a AuthFailure>,
     pub issuer: usize,
     pub epoch: u64,
     /// The last second the token is still accepted: `exp + leeway - 1`, if it has `exp`.
@@ -144,14 +153,19 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The principal of `token` when it was verified before and nothing has changed since:
-    /// still before its expiry and the TTL, the same keys (`epoch(issuer)`).
-    pub fn get(&self, token: &str, now: i64, epoch: impl Fn(usize) -> u64) -> Option<Principal> {
+    /// What `token` was decided before, when nothing has changed since: still before its
+    /// expiry and the TTL, the same keys (`epoch(issuer)`).
+    pub fn get(
+        &self,
+        token: &str,
+        now: i64,
+        epoch: impl Fn(usize) -> u64,
+    ) -> Option<Result<Principal, AuthFailure>> {
         let hash = self.hasher.hash_one(token.as_bytes());
         let mut shard = self.shard(hash);
         let found = match shard.map.get(&hash) {
             Some(e) if constant_time_eq(&e.token, token.as_bytes()) => {
-                (now < e.until && e.epoch == epoch(e.issuer)).then(|| e.principal.clone())
+                (now < e.until && e.epoch == epoch(e.issuer)).then(|| e.outcome.clone())
             }
             _ => None,
         };
@@ -167,13 +181,20 @@ impl Cache {
         found
     }
 
-    /// Remembers a token that passed every check.
+    /// Remembers a token that passed every check, or failed one for good.
     pub fn put(&self, v: Verified<'_>, now: i64) {
+        if let Err(f) = v.outcome {
+            if !settled(f.reason()) {
+                return;
+            }
+        }
         let ttl = i64::try_from(self.settings.ttl.as_secs()).unwrap_or(i64::MAX);
         let until = now.saturating_add(ttl);
-        let until = match v.valid_through {
-            Some(last) => until.min(last.saturating_add(1)),
-            None => until,
+        let until = match (v.outcome, v.valid_through) {
+            (Ok(_), Some(last)) => until.min(last.saturating_add(1)),
+            (Ok(_), None) => until,
+            // A failure's log detail ("expired 3h ago") stays true to within seconds.
+            (Err(_), _) => until.min(now.saturating_add(FAILURE_TTL)),
         };
         let bytes = v.token.len() * 2 + ENTRY_OVERHEAD;
         let (max_entries, max_bytes) = (
@@ -207,7 +228,7 @@ impl Cache {
             hash,
             Entry {
                 token: v.token.as_bytes().into(),
-                principal: v.principal.clone(),
+                outcome: v.outcome.cloned().map_err(Clone::clone),
                 issuer: v.issuer,
                 epoch: v.epoch,
                 until,
@@ -239,6 +260,25 @@ impl Cache {
     }
 }
 
+/// Whether a token's failure stays the same while the key set does: what the token says
+/// of itself (its signature, type, claims, issuer, audience) and an expiry, which time
+/// never undoes. Not a missing key, an unreachable key source, or a token not valid yet.
+fn settled(reason: Reason) -> bool {
+    matches!(
+        reason,
+        Reason::TokenExpired
+            | Reason::TokenSignatureInvalid
+            | Reason::TokenAlgorithmRejected
+            | Reason::TokenIssuerMismatch
+            | Reason::TokenAudienceMismatch
+            | Reason::TokenTypeRejected
+            | Reason::TokenClaimMissing
+            | Reason::TokenClaimInvalid
+            | Reason::TokenCritUnsupported
+            | Reason::TokenKidMissing
+    )
+}
+
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache")
@@ -257,7 +297,7 @@ mod tests {
         cache.put(
             Verified {
                 token,
-                principal: &p,
+                outcome: Ok(&p),
                 issuer: 0,
                 epoch: 7,
                 valid_through,
