@@ -1,0 +1,856 @@
+//! The layer beside its peers: the same request, the same token, the same key
+//! and the same trivial handler (`|| async { "ok" }`) through each, in one run, so the
+//! lines of a group compare.
+//!
+//! ```text
+//! cargo bench --bench peers --no-run        # build only (CI)
+//! cargo bench --bench peers                 # allocation table, then every group
+//! cargo bench --bench peers -- hs256_valid  # one group (the allocation table still prints)
+//! ```
+//!
+//! Before the groups, an allocation table is printed to stdout: allocations (and bytes) per
+//! request of every line of every group below, counted by this file's `#[global_allocator]`
+//! over 1000 requests after 100 of warm-up, and for this crate's layer the share of those
+//! requests its token cache answered (`AuthDiagnostics::token_cache_stats`): 100% for a
+//! repeated token, 0% for a first-seen one. The request itself is built outside the count
+//! (and outside the timing: every line uses `iter_batched`).
+//!
+//! Lines (each asserts the status it expects, so a misconfigured peer fails the bench
+//! instead of measuring an error path):
+//! - `baseline`: a bare axum 0.8 router whose handler strips `Bearer ` and runs
+//!   `jsonwebtoken::decode` of the token with the same key and validation (issuer, audience,
+//!   `exp`): 200 when it verifies, a bare 401 otherwise (what an app does by itself);
+//! - `auth_diagnostics`: the router behind `AuthDiagnostics::new().bearer(JwtAuthenticator::
+//!   new(StaticKey::new(key, alg).with_kid("k1")).issuer(..).audience(..))`, defaults
+//!   otherwise (token cache and flood control on). In the valid groups it is
+//!   `auth_diagnostics_repeated` (one token, as every other line sends: a cache hit) and
+//!   `auth_diagnostics_first_seen` (a pool of [`FIRST_SEEN_POOL`] distinct tokens, distinct
+//!   `jti`, walked in order: larger than the token cache's default 10 000 entries, so an
+//!   oldest-first cache never holds the token that comes next), beside
+//!   `auth_diagnostics_no_cache` (`.without_token_cache()`, the one token). In the rejection
+//!   groups one bad token is repeated too, and the cache remembers an expired or forged
+//!   token's failure for 10 s: `hs256_expired`, `hs256_bad_signature` and `es256_expired`
+//!   measure that hit, `flood_distinct_bad_tokens` the miss;
+//! - `auth_diagnostics_log_every_failure` (`_logged` groups only): the same with
+//!   `.log_every_failure()`, i.e. flood control off, so every rejection formats its event;
+//! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7) with the key given as PEM text or
+//!   the secret (`JwtAuthorizer::from_secret`/`from_ec_pem_text`/..), the same issuer and
+//!   audience. Its own jsonwebtoken 9 verifies with ring; its default algorithm list for
+//!   the key (e.g. HS256/384/512) is kept;
+//! - `tower_oauth2_resource_server`: tower-oauth2-resource-server 0.12 with a static JWK
+//!   set (`TenantConfiguration::static_builder`, no network), the key's `kid`, the same
+//!   issuer, audience and `exp` checks, and `allowed_algorithms` the one algorithm (HS256
+//!   must be allowed explicitly: it is not in its default list).
+//!
+//! Groups:
+//! - `hs256_valid`, `rs256_valid`, `es256_valid`, `eddsa_valid`: a valid token, 200;
+//! - `hs256_missing`, `hs256_expired`, `hs256_garbage` (`Bearer not-a-jwt`),
+//!   `hs256_bad_signature`, `hs256_wrong_scheme` (`Basic` sent), `es256_expired`,
+//!   `es256_missing`: rejections, 401 everywhere;
+//! - `flood_distinct_bad_tokens`: [`FLOOD_POOL`] distinct bad tokens (garbage and expired,
+//!   alternating) cycled, the layer's flood control on (the default). The token cache
+//!   remembers an expired token's failure for 10 s, so the pool is larger than it keeps:
+//!   every request is a miss;
+//! - each rejection group and the flood group again with the suffix `_logged`: a JSON
+//!   `tracing_subscriber::fmt().json()` subscriber writing to `std::io::sink` is the thread's
+//!   default (jwt-authorizer logs its rejections through `tracing` at INFO, so it pays too;
+//!   tower-oauth2-resource-server logs them through `log` at DEBUG, so nothing is written);
+//! - `config_scaling`: `auth_diagnostics` with a valid HS256 token, first-seen pool, with
+//!   1, 10 and 100 static keys of distinct `kid`s (the token naming the last) and with 1, 10
+//!   and 100 issuers (one `.bearer(..)` per issuer, the token from the last): the cost
+//!   should not grow with the configuration.
+//!
+//! All requests go through `tower::ServiceExt::oneshot` on a current-thread Tokio runtime
+//! (`block_on`). The counting allocator adds an atomic increment to every allocation of
+//! every line alike. Before anything is measured, every line answers two requests with its
+//! status and the JSON subscriber is shown to receive the layer's events; minting the token
+//! pools (16 384 per first-seen line, 32 768 for the flood) takes about half a minute.
+
+use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey, TokenCacheStats};
+use axum::http::{header, Request, StatusCode};
+use axum::routing::get;
+use criterion::{BatchSize, Criterion};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jwt_authorizer::{IntoLayer, JwtAuthorizer, RegisteredClaims};
+use serde_json::{json, Value};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::runtime::Runtime;
+use tower::ServiceExt;
+use tower_oauth2_resource_server::claims::DefaultClaims;
+use tower_oauth2_resource_server::server::OAuth2ResourceServer;
+use tower_oauth2_resource_server::tenant::TenantConfiguration;
+use tower_oauth2_resource_server::validation::ClaimsValidationSpec;
+
+/// Counts every allocation (and its bytes) of the process.
+struct Counting;
+
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+static ALLOCATED_BYTES: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        ALLOCATED_BYTES.fetch_add(new_size, Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const SECRET: &str = "bench-secret";
+const ISS: &str = "https://issuer.bench";
+const AUD: &str = "bench";
+const KID: &str = "k1";
+/// Distinct tokens of a `*_first_seen` line: more than the verified-token cache keeps by
+/// default (10 000), so walking them in order never meets a cached one.
+const FIRST_SEEN_POOL: usize = 16_384;
+/// Distinct bad tokens of `flood_distinct_bad_tokens`, half of them garbage and half
+/// expired: the token cache remembers an expired token's failure for 10 s, so the expired
+/// ones must outnumber its entries too.
+const FLOOD_POOL: usize = 2 * FIRST_SEEN_POOL;
+const ALLOC_WARMUP: usize = 100;
+const ALLOC_REQUESTS: usize = 1000;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn pem(name: &str, half: &str) -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    std::fs::read_to_string(format!("{dir}/tests/keys/{name}_{half}.pem")).unwrap()
+}
+
+/// One algorithm's signing key, verification key and the same key as text for the peers.
+struct Keys {
+    alg: Algorithm,
+    signing: EncodingKey,
+    verifying: DecodingKey,
+    /// The public key's PEM (the secret for HS256), for jwt-authorizer.
+    text: String,
+}
+
+impl Keys {
+    fn new(alg: Algorithm) -> Self {
+        let (signing, verifying, text) = match alg {
+            Algorithm::HS256 => (
+                EncodingKey::from_secret(SECRET.as_bytes()),
+                DecodingKey::from_secret(SECRET.as_bytes()),
+                SECRET.to_owned(),
+            ),
+            Algorithm::RS256 => {
+                let public = pem("rsa", "public");
+                (
+                    EncodingKey::from_rsa_pem(pem("rsa", "private").as_bytes()).unwrap(),
+                    DecodingKey::from_rsa_pem(public.as_bytes()).unwrap(),
+                    public,
+                )
+            }
+            Algorithm::ES256 => {
+                let public = pem("ec256", "public");
+                (
+                    EncodingKey::from_ec_pem(pem("ec256", "private").as_bytes()).unwrap(),
+                    DecodingKey::from_ec_pem(public.as_bytes()).unwrap(),
+                    public,
+                )
+            }
+            Algorithm::EdDSA => {
+                let public = pem("ed25519", "public");
+                (
+                    EncodingKey::from_ed_pem(pem("ed25519", "private").as_bytes()).unwrap(),
+                    DecodingKey::from_ed_pem(public.as_bytes()).unwrap(),
+                    public,
+                )
+            }
+            other => unreachable!("no test key for {other:?}"),
+        };
+        Self {
+            alg,
+            signing,
+            verifying,
+            text,
+        }
+    }
+
+    /// A token with `kid` k1, expiring `expires_in` seconds from now.
+    fn token(&self, expires_in: i64, jti: &str) -> String {
+        mint(&self.signing, self.alg, KID, ISS, expires_in, jti)
+    }
+
+    /// `count` valid tokens of distinct `jti`, minted on both cores.
+    fn pool(&self, count: usize) -> Vec<String> {
+        let half = count / 2;
+        std::thread::scope(|s| {
+            let second = s.spawn(|| {
+                (half..count)
+                    .map(|i| self.token(3600, &format!("first-seen-{i}")))
+                    .collect::<Vec<_>>()
+            });
+            let mut tokens: Vec<String> = (0..half)
+                .map(|i| self.token(3600, &format!("first-seen-{i}")))
+                .collect();
+            tokens.extend(second.join().unwrap());
+            tokens
+        })
+    }
+
+    /// The JWK set tower-oauth2-resource-server is given: this key, kid k1.
+    fn jwk_set(&self) -> String {
+        let mut jwk =
+            serde_json::to_value(Jwk::from_encoding_key(&self.signing, self.alg).unwrap()).unwrap();
+        jwk["kid"] = json!(KID);
+        json!({ "keys": [jwk] }).to_string()
+    }
+
+    fn validation(&self) -> Validation {
+        let mut v = Validation::new(self.alg);
+        v.set_issuer(&[ISS]);
+        v.set_audience(&[AUD]);
+        v
+    }
+}
+
+fn mint(
+    key: &EncodingKey,
+    alg: Algorithm,
+    kid: &str,
+    iss: &str,
+    expires_in: i64,
+    jti: &str,
+) -> String {
+    let now = now();
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    let claims = json!({
+        "iss": iss, "aud": AUD, "sub": "alice", "iat": now, "exp": now + expires_in, "jti": jti,
+    });
+    encode(&header, &claims, key).unwrap()
+}
+
+/// A router of axum 0.8 (the baseline, tower-oauth2-resource-server), one behind this
+/// crate's layer (kept, for its cache statistics), or one of axum 0.7 (jwt-authorizer).
+#[derive(Clone)]
+enum App {
+    Axum08(axum::Router),
+    Layered(axum::Router, AuthDiagnostics),
+    Axum07(axum07::Router),
+}
+
+enum Req {
+    Axum08(Request<axum::body::Body>),
+    Axum07(Request<axum07::body::Body>),
+}
+
+impl App {
+    fn request(&self, authorization: Option<&str>) -> Req {
+        let mut b = Request::get("/me")
+            .header("user-agent", "bench")
+            .header("accept", "application/json");
+        if let Some(a) = authorization {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        match self {
+            App::Axum08(_) | App::Layered(..) => {
+                Req::Axum08(b.body(axum::body::Body::empty()).unwrap())
+            }
+            App::Axum07(_) => Req::Axum07(b.body(axum07::body::Body::empty()).unwrap()),
+        }
+    }
+
+    fn call(&self, rt: &Runtime, req: Req) -> StatusCode {
+        match (self, req) {
+            (App::Axum08(app) | App::Layered(app, _), Req::Axum08(req)) => {
+                rt.block_on(app.clone().oneshot(req)).unwrap().status()
+            }
+            (App::Axum07(app), Req::Axum07(req)) => {
+                rt.block_on(app.clone().oneshot(req)).unwrap().status()
+            }
+            _ => unreachable!("a request for another axum"),
+        }
+    }
+
+    fn cache_stats(&self) -> Option<TokenCacheStats> {
+        match self {
+            App::Layered(_, layer) => layer.token_cache_stats(),
+            _ => None,
+        }
+    }
+}
+
+/// The router behind `layer`.
+fn layered(layer: AuthDiagnostics) -> App {
+    App::Layered(handler08().layer(layer.clone()), layer)
+}
+
+/// What an application does without a layer: decode in the handler, 401 on failure.
+fn baseline(keys: &Keys) -> App {
+    let state = Arc::new((keys.verifying.clone(), keys.validation()));
+    App::Axum08(axum::Router::new().route(
+        "/me",
+        get(move |req: axum::extract::Request| {
+            let state = state.clone();
+            async move {
+                let token = req
+                    .headers()
+                    .get(header::AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("Bearer "));
+                match token.map(|t| decode::<Value>(t, &state.0, &state.1)) {
+                    Some(Ok(_)) => (StatusCode::OK, "ok"),
+                    _ => (StatusCode::UNAUTHORIZED, ""),
+                }
+            }
+        }),
+    ))
+}
+
+fn handler08() -> axum::Router {
+    axum::Router::new().route("/me", get(|| async { "ok" }))
+}
+
+fn jwt(keys: &Keys) -> JwtAuthenticator {
+    JwtAuthenticator::new(StaticKey::new(keys.verifying.clone(), keys.alg).with_kid(KID))
+        .issuer(ISS)
+        .audience(AUD)
+}
+
+async fn jwt_authorizer(keys: &Keys) -> App {
+    let builder = match keys.alg {
+        Algorithm::HS256 => JwtAuthorizer::<RegisteredClaims>::from_secret(&keys.text),
+        Algorithm::RS256 => JwtAuthorizer::from_rsa_pem_text(&keys.text),
+        Algorithm::ES256 => JwtAuthorizer::from_ec_pem_text(&keys.text),
+        Algorithm::EdDSA => JwtAuthorizer::from_ed_pem_text(&keys.text),
+        other => unreachable!("no test key for {other:?}"),
+    };
+    let authorizer = builder
+        .validation(jwt_authorizer::Validation::new().iss(&[ISS]).aud(&[AUD]))
+        .build()
+        .await
+        .unwrap();
+    App::Axum07(
+        axum07::Router::new()
+            .route("/me", axum07::routing::get(|| async { "ok" }))
+            .layer(authorizer.into_layer()),
+    )
+}
+
+async fn tower_oauth2(keys: &Keys) -> App {
+    let tenant = TenantConfiguration::static_builder(keys.jwk_set())
+        .identifier(ISS)
+        .claims_validation(
+            ClaimsValidationSpec::new()
+                .exp(true)
+                .iss(ISS)
+                .aud(&vec![AUD.to_owned()]),
+        )
+        .allowed_algorithms(&[keys.alg])
+        .build()
+        .unwrap();
+    let server = OAuth2ResourceServer::<DefaultClaims>::builder()
+        .add_tenant(tenant)
+        .build()
+        .await
+        .unwrap();
+    App::Axum08(handler08().layer(server.into_layer()))
+}
+
+/// The routers of one key.
+struct Apps {
+    baseline: App,
+    auth_diagnostics: App,
+    auth_diagnostics_no_cache: App,
+    auth_diagnostics_every_failure: App,
+    jwt_authorizer: App,
+    tower_oauth2: App,
+}
+
+impl Apps {
+    fn new(rt: &Runtime, keys: &Keys) -> Self {
+        rt.block_on(async {
+            Self {
+                baseline: baseline(keys),
+                auth_diagnostics: layered(AuthDiagnostics::new().bearer(jwt(keys))),
+                auth_diagnostics_no_cache: layered(
+                    AuthDiagnostics::new()
+                        .bearer(jwt(keys))
+                        .without_token_cache(),
+                ),
+                auth_diagnostics_every_failure: layered(
+                    AuthDiagnostics::new().bearer(jwt(keys)).log_every_failure(),
+                ),
+                jwt_authorizer: jwt_authorizer(keys).await,
+                tower_oauth2: tower_oauth2(keys).await,
+            }
+        })
+    }
+}
+
+/// `Authorization` values (`None`: no header), walked in order by every line that sends
+/// them: the check, the allocation table and the bench, and the lines of a group and its
+/// `_logged` twin, go on from each other, so a token of a pool is not sent again before
+/// the whole pool has been.
+struct Walk {
+    values: Vec<Option<String>>,
+    next: AtomicUsize,
+}
+
+impl Walk {
+    fn new(values: Vec<Option<String>>) -> Arc<Self> {
+        Arc::new(Self {
+            values,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    fn next(&self) -> Option<&str> {
+        let at = self.next.fetch_add(1, Ordering::Relaxed);
+        self.values[at % self.values.len()].as_deref()
+    }
+}
+
+/// One line of a group: a router, the `Authorization` values it is sent (cycled), and the
+/// status it must answer.
+struct Line {
+    name: String,
+    app: App,
+    authorization: Arc<Walk>,
+    expect: StatusCode,
+}
+
+impl Line {
+    fn next_request(&self) -> Req {
+        self.app.request(self.authorization.next())
+    }
+
+    fn send(&self, rt: &Runtime, req: Req, group: &str) {
+        let status = self.app.call(rt, req);
+        assert_eq!(status, self.expect, "{group}/{}", self.name);
+    }
+}
+
+struct Group {
+    name: String,
+    logged: bool,
+    lines: Vec<Line>,
+}
+
+fn line(name: &str, app: &App, authorization: &Arc<Walk>, expect: StatusCode) -> Line {
+    Line {
+        name: name.to_owned(),
+        app: app.clone(),
+        authorization: authorization.clone(),
+        expect,
+    }
+}
+
+fn bearer(token: &str) -> Option<String> {
+    Some(format!("Bearer {token}"))
+}
+
+/// A valid-token group: every line gets the same token but `auth_diagnostics_first_seen`.
+fn valid_group(name: &str, apps: &Apps, keys: &Keys) -> Group {
+    let one = Walk::new(vec![bearer(&keys.token(3600, "one"))]);
+    let pool = Walk::new(
+        keys.pool(FIRST_SEEN_POOL)
+            .iter()
+            .map(|t| bearer(t))
+            .collect(),
+    );
+    let ok = StatusCode::OK;
+    Group {
+        name: name.to_owned(),
+        logged: false,
+        lines: vec![
+            line("baseline", &apps.baseline, &one, ok),
+            line(
+                "auth_diagnostics_repeated",
+                &apps.auth_diagnostics,
+                &one,
+                ok,
+            ),
+            line(
+                "auth_diagnostics_first_seen",
+                &apps.auth_diagnostics,
+                &pool,
+                ok,
+            ),
+            line(
+                "auth_diagnostics_no_cache",
+                &apps.auth_diagnostics_no_cache,
+                &one,
+                ok,
+            ),
+            line("jwt_authorizer", &apps.jwt_authorizer, &one, ok),
+            line("tower_oauth2_resource_server", &apps.tower_oauth2, &one, ok),
+        ],
+    }
+}
+
+/// A rejection group, and its `_logged` twin.
+fn rejection_groups(name: &str, apps: &Apps, authorization: Vec<Option<String>>) -> [Group; 2] {
+    let authorization = Walk::new(authorization);
+    let no = StatusCode::UNAUTHORIZED;
+    let lines = |logged: bool| {
+        let mut lines = vec![
+            line("baseline", &apps.baseline, &authorization, no),
+            line(
+                "auth_diagnostics",
+                &apps.auth_diagnostics,
+                &authorization,
+                no,
+            ),
+        ];
+        if logged {
+            lines.push(line(
+                "auth_diagnostics_log_every_failure",
+                &apps.auth_diagnostics_every_failure,
+                &authorization,
+                no,
+            ));
+        }
+        lines.push(line(
+            "jwt_authorizer",
+            &apps.jwt_authorizer,
+            &authorization,
+            no,
+        ));
+        lines.push(line(
+            "tower_oauth2_resource_server",
+            &apps.tower_oauth2,
+            &authorization,
+            no,
+        ));
+        lines
+    };
+    [
+        Group {
+            name: name.to_owned(),
+            logged: false,
+            lines: lines(false),
+        },
+        Group {
+            name: format!("{name}_logged"),
+            logged: true,
+            lines: lines(true),
+        },
+    ]
+}
+
+/// `config_scaling`: one HS256 layer with `n` keys of distinct kids, and one with `n`
+/// issuers; first-seen tokens naming the last key or issuer.
+fn config_scaling() -> Group {
+    let ok = StatusCode::OK;
+    let mut lines = Vec::new();
+    for n in [1usize, 10, 100] {
+        let secret = |i: usize| format!("{SECRET}-{i}");
+        let mut authenticator: Option<JwtAuthenticator> = None;
+        for i in 0..n {
+            let key = StaticKey::hs256(secret(i)).with_kid(format!("k{i}"));
+            authenticator = Some(match authenticator {
+                None => JwtAuthenticator::new(key).issuer(ISS).audience(AUD),
+                Some(jwt) => jwt.key(key),
+            });
+        }
+        let app = layered(AuthDiagnostics::new().bearer(authenticator.unwrap()));
+        let signing = EncodingKey::from_secret(secret(n - 1).as_bytes());
+        let kid = format!("k{}", n - 1);
+        let pool: Vec<_> = (0..FIRST_SEEN_POOL)
+            .map(|i| {
+                bearer(&mint(
+                    &signing,
+                    Algorithm::HS256,
+                    &kid,
+                    ISS,
+                    3600,
+                    &format!("t{i}"),
+                ))
+            })
+            .collect();
+        lines.push(line(&format!("keys_{n}"), &app, &Walk::new(pool), ok));
+    }
+    for n in [1usize, 10, 100] {
+        let issuer = |i: usize| format!("https://issuer-{i}.bench");
+        let mut layer = AuthDiagnostics::new();
+        for i in 0..n {
+            layer = layer.bearer(
+                JwtAuthenticator::new(StaticKey::hs256(SECRET).with_kid(KID))
+                    .issuer(issuer(i))
+                    .audience(AUD),
+            );
+        }
+        let app = layered(layer);
+        let signing = EncodingKey::from_secret(SECRET.as_bytes());
+        let pool: Vec<_> = (0..FIRST_SEEN_POOL)
+            .map(|i| {
+                bearer(&mint(
+                    &signing,
+                    Algorithm::HS256,
+                    KID,
+                    &issuer(n - 1),
+                    3600,
+                    &format!("t{i}"),
+                ))
+            })
+            .collect();
+        lines.push(line(&format!("issuers_{n}"), &app, &Walk::new(pool), ok));
+    }
+    Group {
+        name: "config_scaling".to_owned(),
+        logged: false,
+        lines,
+    }
+}
+
+fn groups(rt: &Runtime) -> Vec<Group> {
+    let hs = Keys::new(Algorithm::HS256);
+    let rs = Keys::new(Algorithm::RS256);
+    let es = Keys::new(Algorithm::ES256);
+    let ed = Keys::new(Algorithm::EdDSA);
+    let hs_apps = Apps::new(rt, &hs);
+    let rs_apps = Apps::new(rt, &rs);
+    let es_apps = Apps::new(rt, &es);
+    let ed_apps = Apps::new(rt, &ed);
+
+    let mut groups = vec![
+        valid_group("hs256_valid", &hs_apps, &hs),
+        valid_group("rs256_valid", &rs_apps, &rs),
+        valid_group("es256_valid", &es_apps, &es),
+        valid_group("eddsa_valid", &ed_apps, &ed),
+    ];
+    let forged = mint(
+        &EncodingKey::from_secret(b"another-secret"),
+        Algorithm::HS256,
+        KID,
+        ISS,
+        3600,
+        "forged",
+    );
+    let flood: Vec<Option<String>> = (0..FLOOD_POOL)
+        .map(|i| match i % 2 {
+            0 => bearer(&format!("not-a-jwt-{i}")),
+            _ => bearer(&hs.token(-3600, &format!("expired-{i}"))),
+        })
+        .collect();
+    for (name, apps, authorization) in [
+        ("hs256_missing", &hs_apps, vec![None]),
+        (
+            "hs256_expired",
+            &hs_apps,
+            vec![bearer(&hs.token(-3600, "expired"))],
+        ),
+        ("hs256_garbage", &hs_apps, vec![bearer("not-a-jwt")]),
+        ("hs256_bad_signature", &hs_apps, vec![bearer(&forged)]),
+        (
+            "hs256_wrong_scheme",
+            &hs_apps,
+            vec![Some("Basic YWxpY2U6c2VjcmV0".to_owned())],
+        ),
+        (
+            "es256_expired",
+            &es_apps,
+            vec![bearer(&es.token(-3600, "expired"))],
+        ),
+        ("es256_missing", &es_apps, vec![None]),
+        ("flood_distinct_bad_tokens", &hs_apps, flood),
+    ] {
+        groups.extend(rejection_groups(name, apps, authorization));
+    }
+    groups.push(config_scaling());
+    groups
+}
+
+/// The JSON subscriber of the `_logged` groups, writing to `make_writer`.
+fn json_subscriber<W>(make_writer: W) -> impl tracing::Subscriber + Send + Sync
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .with_writer(make_writer)
+        .finish()
+}
+
+/// A writer that counts what it is given.
+struct CountingWriter(Arc<AtomicUsize>);
+
+impl Write for CountingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.fetch_add(buf.len(), Ordering::Relaxed);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Every line answers what it should, and a `_logged` group's subscriber does receive the
+/// layer's events.
+fn check(rt: &Runtime, groups: &[Group]) {
+    for g in groups {
+        for l in &g.lines {
+            for _ in 0..2 {
+                l.send(rt, l.next_request(), &g.name);
+            }
+        }
+    }
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    let subscriber = json_subscriber(move || CountingWriter(counter.clone()));
+    let logged = groups.iter().find(|g| g.logged).unwrap();
+    let every = logged
+        .lines
+        .iter()
+        .find(|l| l.name == "auth_diagnostics_log_every_failure")
+        .unwrap();
+    tracing::subscriber::with_default(subscriber, || {
+        every.send(rt, every.next_request(), &logged.name)
+    });
+    assert!(
+        written.load(Ordering::Relaxed) > 0,
+        "the JSON subscriber received no event"
+    );
+}
+
+/// Allocations and bytes per request of a line, over `ALLOC_REQUESTS` requests, and for
+/// this crate's layer the share of them its token cache answered.
+fn allocations(rt: &Runtime, group: &str, l: &Line) -> (f64, f64, Option<f64>) {
+    for _ in 0..ALLOC_WARMUP {
+        l.send(rt, l.next_request(), group);
+    }
+    let requests: Vec<Req> = (0..ALLOC_REQUESTS).map(|_| l.next_request()).collect();
+    let stats = l.app.cache_stats();
+    let (allocs, bytes) = (
+        ALLOCATIONS.load(Ordering::Relaxed),
+        ALLOCATED_BYTES.load(Ordering::Relaxed),
+    );
+    for req in requests {
+        l.send(rt, req, group);
+    }
+    let n = ALLOC_REQUESTS as f64;
+    let (allocs, bytes) = (
+        (ALLOCATIONS.load(Ordering::Relaxed) - allocs) as f64 / n,
+        (ALLOCATED_BYTES.load(Ordering::Relaxed) - bytes) as f64 / n,
+    );
+    let hits = stats
+        .zip(l.app.cache_stats())
+        .map(|(before, after)| (after.hits - before.hits) as f64 / n);
+    (allocs, bytes, hits)
+}
+
+/// The allocation table: a row per group, a column per line.
+fn allocation_table(rt: &Runtime, groups: &[Group]) {
+    let columns = [
+        ("baseline", "baseline"),
+        ("auth_diagnostics", "auth_diagnostics"),
+        ("auth_diagnostics_repeated", "auth_diagnostics"),
+        ("auth_diagnostics_first_seen", "ad_first_seen"),
+        ("auth_diagnostics_no_cache", "ad_no_cache"),
+        ("auth_diagnostics_log_every_failure", "ad_log_every_failure"),
+        ("jwt_authorizer", "jwt_authorizer"),
+        ("tower_oauth2_resource_server", "tower_oauth2"),
+    ];
+    let mut heads: Vec<&str> = Vec::new();
+    for (_, head) in columns {
+        if !heads.contains(&head) {
+            heads.push(head);
+        }
+    }
+    println!(
+        "\nAllocations per request (bytes allocated per request; for this crate's layer, \
+         the share answered by its token cache), {ALLOC_REQUESTS} requests after \
+         {ALLOC_WARMUP} of warm-up:\n"
+    );
+    print!("| {:<32} |", "group");
+    for head in &heads {
+        print!(" {head:>22} |");
+    }
+    println!();
+    print!("|{}|", "-".repeat(34));
+    for _ in &heads {
+        print!("{}|", "-".repeat(24));
+    }
+    println!();
+    for g in groups.iter().filter(|g| g.name != "config_scaling") {
+        let _guard = g
+            .logged
+            .then(|| tracing::subscriber::set_default(json_subscriber(std::io::sink)));
+        let mut cells = vec![String::from("-"); heads.len()];
+        for l in &g.lines {
+            let (_, head) = columns.iter().find(|(name, _)| *name == l.name).unwrap();
+            let at = heads.iter().position(|h| h == head).unwrap();
+            let (allocs, bytes, hits) = allocations(rt, &g.name, l);
+            cells[at] = match hits {
+                Some(hits) => format!("{allocs:.1} ({bytes:.0} B) {:.0}%", hits * 100.0),
+                None => format!("{allocs:.1} ({bytes:.0} B)"),
+            };
+        }
+        print!("| {:<32} |", g.name);
+        for cell in cells {
+            print!(" {cell:>22} |");
+        }
+        println!();
+    }
+    println!();
+}
+
+fn bench(c: &mut Criterion, rt: &Runtime, groups: &[Group]) {
+    for g in groups {
+        let _guard = g
+            .logged
+            .then(|| tracing::subscriber::set_default(json_subscriber(std::io::sink)));
+        let mut group = c.benchmark_group(&g.name);
+        for l in &g.lines {
+            group.bench_function(&l.name, |b| {
+                b.iter_batched(
+                    || l.next_request(),
+                    |req| l.send(rt, req, &g.name),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        group.finish();
+    }
+}
+
+fn main() {
+    auth_diagnostics::install_crypto_provider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let groups = groups(&rt);
+    check(&rt, &groups);
+    allocation_table(&rt, &groups);
+    let mut c = Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    bench(&mut c, &rt, &groups);
+    c.final_summary();
+}
