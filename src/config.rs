@@ -35,6 +35,9 @@ pub(crate) struct Config {
     /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
     pub correct_anonymous_forbidden: bool,
     pub flood: Arc<FloodControl>,
+    /// The 401 challenges without error attributes (`credentials_missing` and the like):
+    /// the same for every such answer of this configuration, so built once.
+    pub plain_challenges: std::sync::OnceLock<Vec<http::HeaderValue>>,
 }
 
 impl Config {
@@ -43,6 +46,7 @@ impl Config {
             realm: &self.realm,
             detail: self.detail,
             schemes: &self.schemes,
+            plain: Some(&self.plain_challenges),
         }
     }
 }

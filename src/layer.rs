@@ -66,12 +66,16 @@ impl AuthDiagnostics {
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
                 flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
+                plain_challenges: Default::default(),
             }),
         }
     }
 
     fn edit(mut self, f: impl FnOnce(&mut Config)) -> Self {
-        f(Arc::make_mut(&mut self.config));
+        let config = Arc::make_mut(&mut self.config);
+        f(config);
+        // Built from the old configuration: build again when first needed.
+        config.plain_challenges = Default::default();
         self
     }
 

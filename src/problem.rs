@@ -25,6 +25,8 @@ pub(crate) struct RenderConfig<'a> {
     pub realm: &'a str,
     pub detail: DetailMode,
     pub schemes: &'a [Arc<dyn AuthScheme>],
+    /// Where the layer keeps its 401 challenges without error attributes, once built.
+    pub plain: Option<&'a std::sync::OnceLock<Vec<HeaderValue>>>,
 }
 
 impl RenderConfig<'static> {
@@ -34,6 +36,7 @@ impl RenderConfig<'static> {
         realm: DEFAULT_REALM,
         detail: DetailMode::Production,
         schemes: &[],
+        plain: None,
     };
 }
 
@@ -181,8 +184,29 @@ impl AuthFailure {
         if status.is_client_error() {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        for challenge in self.challenges(cfg) {
-            headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
+        let plain = (status == StatusCode::UNAUTHORIZED
+            && self.reason().has_challenge()
+            && bearer::error_of(self).is_none())
+        .then_some(cfg.plain)
+        .flatten();
+        match plain {
+            // Nothing in them depends on the failure: the layer's realm and schemes only.
+            Some(cache) => {
+                let values = cache.get_or_init(|| {
+                    self.challenges(cfg)
+                        .iter()
+                        .map(Challenge::to_header_value)
+                        .collect()
+                });
+                for value in values {
+                    headers.append(WWW_AUTHENTICATE, value.clone());
+                }
+            }
+            None => {
+                for challenge in self.challenges(cfg) {
+                    headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
+                }
+            }
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             let secs = self.facts().retry_after().unwrap_or(30);

@@ -316,7 +316,7 @@ pub(crate) fn challenge(c: Challenge, failure: &AuthFailure, detail: DetailMode)
 /// The RFC 6750 error of a failure: its reason's, or `invalid_token` for a 401 completed
 /// for a request that sent a Bearer token (RFC 6750 §3.1: a request with a token gets an
 /// error code).
-fn error_of(failure: &AuthFailure) -> Option<BearerError> {
+pub(crate) fn error_of(failure: &AuthFailure) -> Option<BearerError> {
     let sent_bearer = failure
         .facts()
         .received_scheme()
