@@ -134,16 +134,6 @@ fn collection_covers_the_failures() {
     }
 }
 
-/// The demo on a free loopback port, in the test configuration (verbose detail).
-async fn serve() -> (String, tokio::task::JoinHandle<()>) {
-    let cfg = demo_config(DetailMode::Verbose);
-    let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = demo::app(&cfg);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), server)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postman_collection_passes_against_the_demo() {
     let Some(interop) = common::node::interop() else {
@@ -151,7 +141,7 @@ async fn postman_collection_passes_against_the_demo() {
     };
     // The router is built first: building its JWT authenticator installs the crypto
     // provider the token helpers sign with.
-    let (base, server) = serve().await;
+    let (base, server) = serve_demo().await;
     let now = now();
     let vars = [
         ("baseUrl", base.clone()),

@@ -30,16 +30,6 @@ fn event_of(rid: &str) -> Captured {
     events[0].clone()
 }
 
-/// The demo on a free loopback port: its base URL and the server task.
-async fn serve() -> (String, tokio::task::JoinHandle<()>) {
-    let cfg = demo_config(DetailMode::Verbose);
-    let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = demo::app(&cfg);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), server)
-}
-
 /// A demo token with `scope`, expiring `exp_in` seconds from now.
 fn token(scope: &str, exp_in: i64) -> String {
     hs256(&claims(json!({ "scope": scope, "exp": now() + exp_in })))
@@ -47,7 +37,7 @@ fn token(scope: &str, exp_in: i64) -> String {
 
 #[tokio::test]
 async fn demo_over_tcp() {
-    let (base, server) = serve().await;
+    let (base, server) = serve_demo().await;
     let client = reqwest::Client::new();
 
     let r = go(client.get(format!("{base}/public"))).await;
@@ -105,7 +95,7 @@ async fn go(request: reqwest::RequestBuilder) -> reqwest::Response {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_over_tcp_is_trustworthy_by_default() {
     capture();
-    let (base, server) = serve().await;
+    let (base, server) = serve_demo().await;
     let client = reqwest::Client::new();
     let jwt = |edits: Value| hs256(&claims(edits));
     let get = |path: &str, rid: &str| {

@@ -8,6 +8,7 @@
 
 use super::jwt::{near_issuer, JwtAuthenticator, Step};
 use super::token_cache::{Cache, Verified};
+use super::verify::AuthFuture;
 use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
 use crate::evidence::{hint, is_token68, unverified_time_reason, Evidence};
@@ -164,54 +165,22 @@ impl AuthScheme for Bearer {
         });
         Some(match checked {
             Err(f) => refuse(f),
-            Ok((index, epoch, Step::Done(Err(f)))) => {
-                let jwt = &self.issuers[index];
-                remember(self.cache.as_deref(), t, Err(&f), jwt, index, epoch, now);
-                refuse(f)
-            }
-            Ok((index, epoch, Step::Done(Ok(v)))) => {
-                let principal = Principal::from_jwt(v.claims);
-                let jwt = &self.issuers[index];
-                remember(
-                    self.cache.as_deref(),
-                    t,
-                    Ok(&principal),
-                    jwt,
+            Ok((index, epoch, Step::Done(result))) => {
+                let cache = self.cache.as_deref();
+                let seen = Seen {
+                    token: t,
                     index,
                     epoch,
-                    now,
-                );
-                Decision::Authenticated(principal)
+                };
+                match seen.settle(cache, &self.issuers[index], result, now) {
+                    Ok(principal) => Decision::Authenticated(principal),
+                    Err(f) => refuse(f),
+                }
             }
             Ok((index, epoch, Step::Wait(sources))) => {
-                // The token's key is not cached: wait (boundedly) for the refresh, then
-                // decide with what the sources hold.
                 let jwt = self.issuers[index].clone();
-                let cache = self.cache.clone();
-                let token = t.to_owned();
-                let fut = Box::pin(async move {
-                    // One deadline for all the sources: the longest wait any of them allows.
-                    let limit = sources.iter().map(|s| s.wait_limit()).max();
-                    let deadline = tokio::time::Instant::now() + limit.unwrap_or_default();
-                    for source in &sources {
-                        let _ = tokio::time::timeout_at(deadline, source.refresh_for_miss()).await;
-                    }
-                    let jws = jws::decode(&token)?;
-                    let now = crate::time::now();
-                    let cache = cache.as_deref();
-                    match jwt.step(jws, now, false) {
-                        Step::Done(Ok(v)) => {
-                            let principal = Principal::from_jwt(v.claims);
-                            remember(cache, &token, Ok(&principal), &jwt, index, epoch, now);
-                            Ok(principal)
-                        }
-                        Step::Done(Err(f)) => {
-                            remember(cache, &token, Err(&f), &jwt, index, epoch, now);
-                            Err(f)
-                        }
-                        Step::Wait(_) => unreachable!("a step that may not wait never waits"),
-                    }
-                });
+                let fut =
+                    after_refresh(jwt, self.cache.clone(), t.to_owned(), index, epoch, sources);
                 Decision::Pending(Pending::new(
                     fut,
                     self,
@@ -227,35 +196,76 @@ impl AuthScheme for Bearer {
     }
 }
 
-/// Caches what was decided of a token: a success until its `exp` (and leeway) at most, a
-/// failure where it cannot change.
-fn remember(
-    cache: Option<&Cache>,
-    token: &str,
-    outcome: Result<&Principal, &AuthFailure>,
-    jwt: &JwtAuthenticator,
-    issuer: usize,
+/// A token the Bearer scheme decided: which authenticator, under which key epoch.
+struct Seen<'a> {
+    token: &'a str,
+    index: usize,
     epoch: u64,
-    now: i64,
-) {
-    let Some(cache) = cache else {
-        return;
-    };
-    let exp = outcome
-        .ok()
-        .and_then(|p| p.claims())
-        .and_then(|c| c.get("exp"))
-        .and_then(crate::jws::numeric_date);
-    cache.put(
-        Verified {
-            token,
-            outcome,
-            issuer,
+}
+
+impl Seen<'_> {
+    /// The principal (or failure) of a verification, remembered by the cache: a success
+    /// until its `exp` (and leeway) at most, a failure where it cannot change.
+    fn settle(
+        &self,
+        cache: Option<&Cache>,
+        jwt: &JwtAuthenticator,
+        result: Result<super::jwt::Verified, AuthFailure>,
+        now: i64,
+    ) -> Result<Principal, AuthFailure> {
+        let result = result.map(|v| Principal::from_jwt(v.claims));
+        if let Some(cache) = cache {
+            let exp = result
+                .as_ref()
+                .ok()
+                .and_then(|p| p.claims())
+                .and_then(|c| c.get("exp"))
+                .and_then(crate::jws::numeric_date);
+            cache.put(
+                Verified {
+                    token: self.token,
+                    outcome: result.as_ref(),
+                    issuer: self.index,
+                    epoch: self.epoch,
+                    valid_through: exp.map(|e| jwt.valid_through(e)),
+                },
+                now,
+            );
+        }
+        result
+    }
+}
+
+/// For a token whose key is not cached: waits (boundedly) for the sources' refresh, then
+/// decides with what they hold.
+fn after_refresh(
+    jwt: Arc<JwtAuthenticator>,
+    cache: Option<Arc<Cache>>,
+    token: String,
+    index: usize,
+    epoch: u64,
+    sources: Vec<crate::keys::KeySource>,
+) -> AuthFuture {
+    Box::pin(async move {
+        // One deadline for all the sources: the longest wait any of them allows.
+        let limit = sources.iter().map(|s| s.wait_limit()).max();
+        let deadline = tokio::time::Instant::now() + limit.unwrap_or_default();
+        for source in &sources {
+            let _ = tokio::time::timeout_at(deadline, source.refresh_for_miss()).await;
+        }
+        let jws = jws::decode(&token)?;
+        let now = crate::time::now();
+        let result = match jwt.step(jws, now, false) {
+            Step::Done(result) => result,
+            Step::Wait(_) => unreachable!("a step that may not wait never waits"),
+        };
+        let seen = Seen {
+            token: &token,
+            index,
             epoch,
-            valid_through: exp.map(|e| jwt.valid_through(e)),
-        },
-        now,
-    );
+        };
+        seen.settle(cache.as_deref(), &jwt, result, now)
+    })
 }
 
 /// The credentials after `Bearer `: exactly one token68 value.

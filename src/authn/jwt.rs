@@ -9,7 +9,10 @@
 
 use crate::failure::{AuthFailure, KeyFacts, TokenFacts};
 use crate::jws::{self, audience_text, numeric_date, Jws};
-use crate::keys::{install_crypto_provider, strip_query, KeySource, Pick, StaticKey};
+use crate::keys::{
+    install_crypto_provider, strip_query, KeySet, KeySource, Pick, RemoteKey, StaticKey,
+    PUBLISHED_ALGORITHMS,
+};
 use crate::reason::Reason;
 use crate::sanitize::cap;
 use crate::time::{ago, now, rfc3339};
@@ -77,20 +80,6 @@ impl From<AuthFailure> for Blocked {
     }
 }
 
-/// The algorithms a [`KeySource`] brings to the allow-list: the asymmetric ones. A
-/// published set never verifies HMAC tokens.
-const SOURCE_ALGORITHMS: [Algorithm; 9] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
-];
-
 impl JwtAuthenticator {
     /// The most clock skew [`JwtAuthenticator::leeway`] accepts: RFC 7519 speaks of "a few
     /// minutes" at most.
@@ -106,10 +95,15 @@ impl JwtAuthenticator {
     /// ([`JwtAuthenticator::audience`]) or explicitly waived
     /// ([`JwtAuthenticator::accept_any_audience`]).
     pub fn new(key: StaticKey) -> Self {
+        Self::without_keys().key(key)
+    }
+
+    /// The defaults, with no key yet.
+    fn without_keys() -> Self {
         install_crypto_provider();
         Self {
-            algorithms: vec![key.alg],
-            keys: vec![key],
+            algorithms: Vec::new(),
+            keys: Vec::new(),
             sources: Vec::new(),
             explicit_algorithms: false,
             issuers: Vec::new(),
@@ -136,27 +130,14 @@ impl JwtAuthenticator {
     /// # let _ = jwt;
     /// ```
     pub fn from_source(source: KeySource) -> Self {
-        install_crypto_provider();
-        Self {
-            algorithms: Vec::new(),
-            keys: Vec::new(),
-            sources: Vec::new(),
-            explicit_algorithms: false,
-            issuers: Vec::new(),
-            audiences: Vec::new(),
-            any_audience: false,
-            leeway: 60,
-            required: vec![Cow::Borrowed("exp")],
-            types: Vec::new(),
-        }
-        .key_source(source)
+        Self::without_keys().key_source(source)
     }
 
     /// Adds the keys `source` publishes, beside the static ones (a demo's shared secret
     /// and a provider's keys, say).
     pub fn key_source(mut self, source: KeySource) -> Self {
         if !self.explicit_algorithms {
-            for alg in SOURCE_ALGORITHMS {
+            for alg in PUBLISHED_ALGORITHMS {
                 if !self.algorithms.contains(&alg) {
                     self.algorithms.push(alg);
                 }
@@ -482,26 +463,13 @@ impl JwtAuthenticator {
         statics.sort_by_key(|k| k.kid.is_none());
         statics.truncate(Self::MAX_STATIC_CANDIDATES);
         let named = kid.is_some() && statics.first().is_some_and(|k| k.kid.is_some());
-        if named || (!statics.is_empty() && !self.sources_serve(alg)) {
+        if named || !self.sources_serve(alg) {
             return self.verify_static(&statics, jws, alg, now);
-        }
-        if !self.sources_serve(alg) {
-            return Err(self.no_key(jws, alg, now).into());
         }
         // Keys an identity provider publishes: the issuer is checked before any fetch, so
         // an attacker's `iss` never makes the layer fetch anything.
-        if let Some(f) = self.issuer_failure(jws.claims.get("iss")).or_else(|| {
-            jws.claims
-                .get("iss")
-                .is_none_or(Value::is_null)
-                .then(|| self.check_presence(&jws.claims))
-                .flatten()
-        }) {
-            let detail = format!(
-                "{}; the issuer's keys were not consulted",
-                f.facts().detail().unwrap_or_default()
-            );
-            return Err(f.detail(detail).into());
+        if let Some(f) = self.foreign_issuer(jws) {
+            return Err(f.into());
         }
         let sources: Vec<&KeySource> = self
             .sources
@@ -511,52 +479,89 @@ impl JwtAuthenticator {
         if sources.is_empty() {
             return self.verify_static(&statics, jws, alg, now);
         }
-        let sets: Vec<_> = sources
-            .iter()
-            .filter_map(|s| s.current().map(|set| (*s, set)))
-            .collect();
-        let verify = |key: &crate::keys::RemoteKey| {
-            if key.verifies(jws.message, jws.signature, alg) {
-                return Ok(());
-            }
-            let f = AuthFailure::new(Reason::TokenSignatureInvalid)
-                .detail(format!("the {alg:?} signature does not verify"));
-            Err(Blocked::Fail(self.with_unverified_notes(f, jws, now)))
+        let found = Candidates {
+            sets: sources
+                .iter()
+                .filter_map(|s| s.current().map(|set| (*s, set)))
+                .collect(),
+            statics,
+            sources,
         };
-        let wait = || {
-            Err(Blocked::Wait(
-                sources.iter().map(|s| (*s).clone()).collect(),
-            ))
+        let decided = match kid {
+            Some(_) => self.published_by_kid(&found, jws, alg, now, may_wait),
+            None => self.published_without_kid(&found, jws, alg, now),
         };
-        if kid.is_some() {
-            // The source's key of that kid; a static key without kid only when no source
-            // has it after a refresh (a rotation must not meet a stale static key first).
-            let mut mismatch = None;
-            for (source, set) in &sets {
-                match set.pick(alg, kid) {
-                    Pick::Key(key) => return verify(key),
-                    Pick::Mismatch(why) => {
-                        mismatch.get_or_insert((*source, why));
-                    }
-                    Pick::Ambiguous(_) | Pick::Missing => {}
-                }
-            }
-            if may_wait && mismatch.is_none() {
-                return wait();
-            }
-            if !statics.is_empty() {
-                return self.verify_static(&statics, jws, alg, now);
-            }
-            if let Some((source, why)) = mismatch {
-                let f = AuthFailure::new(Reason::TokenKeyUnknown)
-                    .detail(why)
-                    .keys(key_facts(source));
-                return Err(self.with_unverified_notes(f, jws, now).into());
-            }
-            return Err(self.key_missing(&sources, jws, alg, now).into());
+        match decided {
+            Some(result) => result,
+            None if may_wait => Err(Blocked::Wait(
+                found.sources.iter().map(|s| (*s).clone()).collect(),
+            )),
+            None => Err(self.key_missing(&found.sources, jws, alg, now).into()),
         }
-        // No kid: only where exactly one key, of all the sources and static keys, fits.
-        let fitting: usize = sets
+    }
+
+    /// `token_issuer_mismatch` (or a missing `iss`) for a token whose issuer this
+    /// authenticator does not accept, noting that no published key was consulted.
+    fn foreign_issuer(&self, jws: &Jws<'_>) -> Option<AuthFailure> {
+        let iss = jws.claims.get("iss");
+        let f = self.issuer_failure(iss).or_else(|| {
+            iss.is_none_or(Value::is_null)
+                .then(|| self.check_presence(&jws.claims))
+                .flatten()
+        })?;
+        let detail = format!(
+            "{}; the issuer's keys were not consulted",
+            f.facts().detail().unwrap_or_default()
+        );
+        Some(f.detail(detail))
+    }
+
+    /// A token with a `kid`: the source's key of that kid; a static key without kid only
+    /// when no source has it after a refresh (a rotation must not meet a stale static key
+    /// first). `None`: the sources lack it (refresh, or it is missing).
+    fn published_by_kid(
+        &self,
+        found: &Candidates<'_>,
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+        may_wait: bool,
+    ) -> Option<Result<(), Blocked>> {
+        let kid = jws.header.kid.as_deref();
+        let mut mismatch = None;
+        for (source, set) in &found.sets {
+            match set.pick(alg, kid) {
+                Pick::Key(key) => return Some(self.verify_published(key, jws, alg, now)),
+                Pick::Mismatch(why) => {
+                    mismatch.get_or_insert((*source, why));
+                }
+                Pick::Ambiguous(_) | Pick::Missing => {}
+            }
+        }
+        if may_wait && mismatch.is_none() {
+            return None;
+        }
+        if !found.statics.is_empty() {
+            return Some(self.verify_static(&found.statics, jws, alg, now));
+        }
+        let (source, why) = mismatch?;
+        let f = AuthFailure::new(Reason::TokenKeyUnknown)
+            .detail(why)
+            .keys(key_facts(source));
+        Some(Err(self.with_unverified_notes(f, jws, now).into()))
+    }
+
+    /// A token without `kid`: only where exactly one key, of all the sources and static
+    /// keys, fits its algorithm. `None`: no key fits (refresh, or it is missing).
+    fn published_without_kid(
+        &self,
+        found: &Candidates<'_>,
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+    ) -> Option<Result<(), Blocked>> {
+        let fitting: usize = found
+            .sets
             .iter()
             .map(|(_, set)| match set.pick(alg, None) {
                 Pick::Key(_) => 1,
@@ -564,30 +569,50 @@ impl JwtAuthenticator {
                 Pick::Mismatch(_) | Pick::Missing => 0,
             })
             .sum();
+        let statics = &found.statics;
         if fitting == 0 && !statics.is_empty() {
-            return self.verify_static(&statics, jws, alg, now);
+            return Some(self.verify_static(statics, jws, alg, now));
         }
         if fitting + statics.len() > 1 {
             let f = AuthFailure::new(Reason::TokenKidMissing).detail(format!(
                 "the token has no kid, and {} keys could verify {alg:?}",
                 fitting + statics.len()
             ));
-            return Err(self.with_unverified_notes(f, jws, now).into());
+            return Some(Err(self.with_unverified_notes(f, jws, now).into()));
         }
-        for (_, set) in &sets {
-            if let Pick::Key(key) = set.pick(alg, None) {
-                return verify(key);
-            }
+        found
+            .sets
+            .iter()
+            .find_map(|(_, set)| match set.pick(alg, None) {
+                Pick::Key(key) => Some(self.verify_published(key, jws, alg, now)),
+                _ => None,
+            })
+    }
+
+    /// One signature check with a published key.
+    fn verify_published(
+        &self,
+        key: &RemoteKey,
+        jws: &Jws<'_>,
+        alg: Algorithm,
+        now: i64,
+    ) -> Result<(), Blocked> {
+        if key.verifies(jws.message, jws.signature, alg) {
+            return Ok(());
         }
-        if may_wait {
-            return wait();
-        }
-        Err(self.key_missing(&sources, jws, alg, now).into())
+        Err(self.forged(jws, alg, now))
+    }
+
+    /// `token_signature_invalid`, with what the unverified claims would also fail.
+    fn forged(&self, jws: &Jws<'_>, alg: Algorithm, now: i64) -> Blocked {
+        let f = AuthFailure::new(Reason::TokenSignatureInvalid)
+            .detail(format!("the {alg:?} signature does not verify"));
+        Blocked::Fail(self.with_unverified_notes(f, jws, now))
     }
 
     /// Whether a key source may hold a key for `alg`.
     fn sources_serve(&self, alg: Algorithm) -> bool {
-        !self.sources.is_empty() && SOURCE_ALGORITHMS.contains(&alg)
+        !self.sources.is_empty() && PUBLISHED_ALGORITHMS.contains(&alg)
     }
 
     /// Checks the static candidates, at most one signature each.
@@ -607,9 +632,7 @@ impl JwtAuthenticator {
         {
             return Ok(());
         }
-        let f = AuthFailure::new(Reason::TokenSignatureInvalid)
-            .detail(format!("the {alg:?} signature does not verify"));
-        Err(self.with_unverified_notes(f, jws, now).into())
+        Err(self.forged(jws, alg, now))
     }
 
     /// After the refresh (or without one): no source holds the token's key. A source
@@ -877,6 +900,14 @@ impl JwtAuthenticator {
         f.expected_iss(also.facts().expected_iss().map(str::to_owned))
             .expected_aud(also.facts().expected_aud().map(str::to_owned))
     }
+}
+
+/// The keys that may verify a token of an accepted issuer: static ones (bound to its kid
+/// first), its issuer's sources, and the sets those hold now.
+struct Candidates<'a> {
+    statics: Vec<&'a StaticKey>,
+    sources: Vec<&'a KeySource>,
+    sets: Vec<(&'a KeySource, std::sync::Arc<KeySet>)>,
 }
 
 /// The log facts of a key source: where, when fetched, which kids, the last error.

@@ -47,14 +47,22 @@ pub(crate) struct ParsedSet {
     pub skipped: Vec<String>,
 }
 
-const RSA_ALGS: [Algorithm; 6] = [
+/// The algorithms a published key may verify: the asymmetric ones, RSA's first. A
+/// published set never verifies HMAC tokens.
+pub(crate) const PUBLISHED_ALGORITHMS: [Algorithm; 9] = [
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
 ];
+
+/// Those of an RSA key.
+const RSA_ALGS: &[Algorithm] = PUBLISHED_ALGORITHMS.split_at(6).0;
 
 /// The smallest RSA modulus accepted (RFC 7518 §3.3: 2048 bits or larger).
 const MIN_RSA_BYTES: usize = 256;

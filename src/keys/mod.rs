@@ -13,9 +13,9 @@ mod source;
 mod static_key;
 
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
-pub(crate) use jwk::RemoteKey;
+pub(crate) use jwk::{RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
-pub(crate) use source::{strip_query, Pick};
+pub(crate) use source::{strip_query, KeySet, Pick};
 pub use static_key::StaticKey;
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]

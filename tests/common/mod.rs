@@ -759,6 +759,17 @@ pub fn session_app(mode: DetailMode) -> axum::Router {
     scheme_app(layer(mode).session(SessionAuthenticator::new("sid", check_session)))
 }
 
+/// The demo (verbose, the test configuration) on a free loopback port: its base URL and
+/// the server task.
+pub async fn serve_demo() -> (String, tokio::task::JoinHandle<()>) {
+    let cfg = demo_config(DetailMode::Verbose);
+    let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = demo::app(&cfg);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}"), server)
+}
+
 /// The demo's router with the test secret, issuer and audience.
 pub fn demo_app(detail: DetailMode) -> axum::Router {
     demo::app(&demo_config(detail))
