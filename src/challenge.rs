@@ -11,6 +11,8 @@ use std::fmt::Write as _;
 const MAX_DESCRIPTION: usize = 256;
 /// Longest `realm` or other quoted-string parameter we send.
 const MAX_QUOTED: usize = 128;
+/// Longest URL or list parameter we send (`resource_metadata`, `acr_values`).
+const MAX_LONG: usize = 2048;
 /// Longest `scope` we send.
 const MAX_SCOPE: usize = 512;
 
@@ -76,6 +78,13 @@ impl Challenge {
             "auth-diagnostics: challenge parameter name {name:?} is not an RFC 9110 token"
         );
         let v = quoted_safe(value, MAX_QUOTED);
+        self.param(name, v)
+    }
+
+    /// A quoted-string parameter that may be long (a URL such as `resource_metadata`, a list
+    /// of `acr_values`), sanitized like `realm` and cut at 2048 characters.
+    pub(crate) fn long_param(self, name: &'static str, value: &str) -> Self {
+        let v = quoted_safe(value, MAX_LONG);
         self.param(name, v)
     }
 

@@ -153,7 +153,7 @@ pub(crate) fn check_url(url: &str, allow_http: bool) -> Result<(), String> {
     }
 }
 
-fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
         || host

@@ -1,0 +1,393 @@
+//! [`ResourceMetadata`]: the OAuth 2.0 Protected Resource Metadata document (RFC 9728)
+//! that tells a client which authorization servers issue tokens for this resource, and
+//! the `resource_metadata` parameter that points 401 and 403 challenges at it.
+
+use crate::keys::check_url;
+use axum::body::Body;
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Response, StatusCode};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// The well-known path segment of RFC 9728 §3.
+const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+/// How long clients and caches may keep the document: it changes with a deployment.
+const CACHE: &str = "public, max-age=3600";
+
+/// An RFC 9728 Protected Resource Metadata document for one resource identifier.
+///
+/// Give it to [`AuthDiagnostics::resource_metadata`](crate::AuthDiagnostics::resource_metadata):
+/// every Bearer and DPoP challenge the layer sends on a 401 or 403 then carries
+/// `resource_metadata="…"` (RFC 9728 §5.1, required by the Model Context Protocol), and
+/// the layer answers `GET` on the document's well-known path itself, without
+/// authentication. Where the layer wraps only some routes (a router merged into another,
+/// `route_layer`), mount [`ResourceMetadata::router`] beside them.
+///
+/// The document is served at the path-inserted URL RFC 9728 §3.1 requires: for the
+/// resource `https://api.example/mcp` it is
+/// `https://api.example/.well-known/oauth-protected-resource/mcp`.
+///
+/// ```
+/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource, ResourceMetadata};
+///
+/// let meta = ResourceMetadata::new("https://api.example/mcp")
+///     .authorization_servers(["https://login.example"])
+///     .scopes_supported(["mcp:tools"]);
+/// assert_eq!(
+///     meta.metadata_url(),
+///     "https://api.example/.well-known/oauth-protected-resource/mcp"
+/// );
+/// let layer = AuthDiagnostics::new()
+///     .bearer(
+///         JwtAuthenticator::from_source(KeySource::discover("https://login.example"))
+///             .audience("https://api.example/mcp"),
+///     )
+///     .resource_metadata(meta)
+///     .require_scope(["mcp:tools"]);
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ResourceMetadata {
+    resource: String,
+    fields: Map<String, Value>,
+    allow_http: bool,
+}
+
+impl ResourceMetadata {
+    /// The document for the resource identifier `resource`: an absolute `https` URL
+    /// without query or fragment (`http` on a loopback host, or after
+    /// [`ResourceMetadata::allow_http`]). It is the `resource` member, byte for byte.
+    /// `bearer_methods_supported` starts as `["header"]`.
+    pub fn new(resource: impl Into<String>) -> Self {
+        let mut fields = Map::new();
+        fields.insert(
+            "bearer_methods_supported".into(),
+            Value::from(vec!["header"]),
+        );
+        Self {
+            resource: resource.into(),
+            fields,
+            allow_http: false,
+        }
+    }
+
+    /// The issuer identifiers of the authorization servers that issue tokens for this
+    /// resource (`authorization_servers`; at least one).
+    pub fn authorization_servers<I, S>(self, servers: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.list("authorization_servers", servers)
+    }
+
+    /// The scopes this resource understands (`scopes_supported`).
+    pub fn scopes_supported<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.list("scopes_supported", scopes)
+    }
+
+    /// How a token may be sent (`bearer_methods_supported`): `header`, `body`, `query`.
+    pub fn bearer_methods_supported<I, S>(self, methods: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.list("bearer_methods_supported", methods)
+    }
+
+    /// A name for people (`resource_name`).
+    pub fn resource_name(self, name: impl Into<String>) -> Self {
+        self.field("resource_name", Value::String(name.into()))
+    }
+
+    /// A page about the resource for developers (`resource_documentation`).
+    pub fn resource_documentation(self, url: impl Into<String>) -> Self {
+        self.field("resource_documentation", Value::String(url.into()))
+    }
+
+    /// Any other member of RFC 9728 §2 (`jwks_uri`, `dpop_signing_alg_values_supported`,
+    /// `dpop_bound_access_tokens_required`, …) or an extension. Members with zero values
+    /// (null, empty strings, arrays and objects) are left out, as §2 requires. Setting
+    /// `resource` to anything but the identifier is a configuration error.
+    pub fn field(mut self, name: impl Into<String>, value: Value) -> Self {
+        self.fields.insert(name.into(), value);
+        self
+    }
+
+    /// Accepts `http` identifiers on any host (a trusted network, a demo). Clients that
+    /// follow RFC 9728 refuse them outside loopback.
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    fn list<I, S>(self, name: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let values: Vec<Value> = values
+            .into_iter()
+            .map(|v| Value::String(v.into()))
+            .collect();
+        self.field(name, Value::Array(values))
+    }
+
+    /// The resource identifier.
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The document's URL: the identifier with `/.well-known/oauth-protected-resource`
+    /// inserted between its host and its path (a path of `/` adds nothing).
+    pub fn metadata_url(&self) -> String {
+        let (origin, path) = split(&self.resource);
+        format!("{origin}{}", well_known(path))
+    }
+
+    /// The path the document is served at, e.g. `/.well-known/oauth-protected-resource/mcp`.
+    pub fn well_known_path(&self) -> String {
+        well_known(split(&self.resource).1)
+    }
+
+    /// The JSON document: `resource` and the other members that have a value.
+    pub fn document(&self) -> Value {
+        let mut doc = Map::new();
+        doc.insert("resource".into(), Value::String(self.resource.clone()));
+        for (name, value) in &self.fields {
+            if !is_zero(value) {
+                doc.insert(name.clone(), value.clone());
+            }
+        }
+        Value::Object(doc)
+    }
+
+    /// What is wrong with this configuration, if anything.
+    pub(crate) fn config_error(&self) -> Option<String> {
+        let fail = |why: String| Some(format!("resource metadata for {:?}: {why}", self.resource));
+        if let Err(why) = check_url(&self.resource, self.allow_http) {
+            return fail(why);
+        }
+        if self.resource.contains('#') || self.resource.contains('?') {
+            return fail(
+                "a resource identifier has no query and no fragment (RFC 9728 §1.2)".into(),
+            );
+        }
+        if let Some(other) = self.fields.get("resource") {
+            return fail(format!(
+                "the document's resource would be {other}, not the identifier its URL is derived from"
+            ));
+        }
+        let strings = |name: &str| -> Vec<&str> {
+            match self.fields.get(name) {
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let servers = strings("authorization_servers");
+        if servers.is_empty() {
+            return fail("name at least one authorization server (MCP requires it)".into());
+        }
+        for server in servers {
+            if let Err(why) = check_url(server, self.allow_http) {
+                return fail(format!("authorization server: {why}"));
+            }
+        }
+        if let Some(bad) = strings("bearer_methods_supported")
+            .into_iter()
+            .find(|m| !["header", "body", "query"].contains(m))
+        {
+            return fail(format!(
+                "bearer method {bad:?} is not header, body or query"
+            ));
+        }
+        if strings("resource_signing_alg_values_supported").contains(&"none") {
+            return fail("resource_signing_alg_values_supported must not list none".into());
+        }
+        if let Some(Value::String(jwks)) = self.fields.get("jwks_uri") {
+            if !jwks.starts_with("https://") {
+                return fail("jwks_uri must use https (RFC 9728 §2)".into());
+            }
+        }
+        None
+    }
+
+    /// A router that serves the document at [`ResourceMetadata::well_known_path`], for
+    /// applications whose [`AuthDiagnostics`](crate::AuthDiagnostics) layer does not see
+    /// that path.
+    ///
+    /// # Panics
+    /// When the configuration is invalid (see [`ResourceMetadata::new`]).
+    pub fn router<S: Clone + Send + Sync + 'static>(&self) -> axum::Router<S> {
+        let served = Served::new(self);
+        let path = self.well_known_path();
+        axum::Router::new().route(
+            &path,
+            axum::routing::any(move |method: Method| {
+                let served = served.clone();
+                async move { served.answer(&method) }
+            }),
+        )
+    }
+}
+
+/// A validated document, rendered once, as the layer serves it.
+#[derive(Clone, Debug)]
+pub(crate) struct Served {
+    pub path: Arc<str>,
+    pub url: Arc<str>,
+    body: Bytes,
+}
+
+impl Served {
+    /// # Panics
+    /// When `meta` is misconfigured.
+    pub fn new(meta: &ResourceMetadata) -> Self {
+        if let Some(error) = meta.config_error() {
+            panic!("auth-diagnostics: {error}");
+        }
+        Self {
+            path: meta.well_known_path().into(),
+            url: meta.metadata_url().into(),
+            body: Bytes::from(meta.document().to_string()),
+        }
+    }
+
+    /// The answer to `method` on the document's path: the document to `GET` and `HEAD`,
+    /// CORS to `OPTIONS` (browser clients read it cross-origin), 405 otherwise.
+    pub fn answer(&self, method: &Method) -> Response<Body> {
+        let mut response = match *method {
+            Method::GET => Response::new(Body::from(self.body.clone())),
+            Method::HEAD => Response::new(Body::empty()),
+            Method::OPTIONS => {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::NO_CONTENT;
+                r
+            }
+            _ => {
+                let mut r = Response::new(Body::empty());
+                *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                r
+            }
+        };
+        let ok = response.status() == StatusCode::OK;
+        let h = response.headers_mut();
+        h.insert(ALLOW, HeaderValue::from_static("GET, HEAD, OPTIONS"));
+        if ok {
+            h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            h.insert(CACHE_CONTROL, HeaderValue::from_static(CACHE));
+        }
+        // Public by definition: any page may read it.
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        if *method == Method::OPTIONS {
+            h.insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static("GET, HEAD, OPTIONS"),
+            );
+            h.insert(
+                "access-control-allow-headers",
+                HeaderValue::from_static("*"),
+            );
+        }
+        response
+    }
+}
+
+/// `scheme://authority` and the path of an identifier that `check_url` accepted.
+fn split(resource: &str) -> (&str, &str) {
+    let after_scheme = resource.find("://").map_or(0, |i| i + 3);
+    match resource[after_scheme..].find('/') {
+        Some(i) => resource.split_at(after_scheme + i),
+        None => (resource, ""),
+    }
+}
+
+/// The well-known path for a resource path: a lone `/` is dropped (RFC 9728 §3.1).
+fn well_known(path: &str) -> String {
+    let path = if path == "/" { "" } else { path };
+    format!("{WELL_KNOWN}{path}")
+}
+
+/// RFC 9728 §2: "Parameters with zero values MUST be omitted".
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_inserted_urls() {
+        let at = |r: &str| ResourceMetadata::new(r).metadata_url();
+        assert_eq!(
+            at("https://h/mcp"),
+            "https://h/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            at("https://h/"),
+            "https://h/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(
+            at("https://h"),
+            "https://h/.well-known/oauth-protected-resource"
+        );
+        assert_eq!(
+            at("https://h:8443/a/b"),
+            "https://h:8443/.well-known/oauth-protected-resource/a/b"
+        );
+    }
+
+    #[test]
+    fn configuration_errors() {
+        let ok = |r: &str| ResourceMetadata::new(r).authorization_servers(["https://as"]);
+        assert!(ok("https://h/mcp").config_error().is_none());
+        assert!(ok("http://127.0.0.1:3000/mcp").config_error().is_none());
+        for bad in [
+            ok("http://h/mcp"),
+            ok("https://h/mcp?x=1"),
+            ok("https://h/mcp#f"),
+            ok("/mcp"),
+            ResourceMetadata::new("https://h/mcp"),
+            ok("https://h/mcp").field("resource", Value::from("https://other/mcp")),
+            ok("https://h/mcp").bearer_methods_supported(["cookie"]),
+            ok("https://h/mcp").field(
+                "resource_signing_alg_values_supported",
+                serde_json::json!(["none"]),
+            ),
+            ok("https://h/mcp").field("jwks_uri", Value::from("http://h/jwks")),
+        ] {
+            assert!(bad.config_error().is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn zero_values_are_omitted() {
+        let doc = ResourceMetadata::new("https://h/mcp")
+            .authorization_servers(["https://as"])
+            .scopes_supported(Vec::<String>::new())
+            .resource_name("")
+            .document();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "resource": "https://h/mcp",
+                "authorization_servers": ["https://as"],
+                "bearer_methods_supported": ["header"],
+            })
+        );
+    }
+}
