@@ -1,9 +1,11 @@
-//! [`RequireScope`]: per-route scope requirements, for `route_layer`; its service and
-//! response future.
+//! Per-route requirements on an authenticated principal, for `route_layer`:
+//! [`RequireScope`] (RFC 6750 scopes, 403) and [`RequireStepUp`] (RFC 9470 step-up, 401);
+//! their service and response future.
 
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
+use crate::step_up::RequireStepUp;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -38,6 +40,8 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[must_use = "a layer does nothing until a route is wrapped with it"]
 pub struct RequireScope {
     scopes: Arc<[String]>,
+    /// The scopes space-separated, as challenges name them.
+    text: Arc<str>,
 }
 
 impl RequireScope {
@@ -47,9 +51,14 @@ impl RequireScope {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self {
-            scopes: scopes.into_iter().map(Into::into).collect(),
-        }
+        let scopes: Arc<[String]> = scopes.into_iter().map(Into::into).collect();
+        let text = scopes.join(" ").into();
+        Self { scopes, text }
+    }
+
+    /// The required scopes, space-separated.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
     }
 
     /// `Ok` when `principal` has every required scope.
@@ -80,7 +89,7 @@ impl RequireScope {
             Some(id) => failure.user(id),
             None => failure,
         };
-        Err(failure.scope(self.scopes.join(" ")).detail(format!(
+        Err(failure.scope(self.text.to_string()).detail(format!(
             "the token lacks scope {}; granted: {}",
             missing.join(" "),
             crate::sanitize::cap(&granted)
@@ -89,24 +98,43 @@ impl RequireScope {
 }
 
 impl<S> Layer<S> for RequireScope {
-    type Service = RequireScopeService<S>;
+    type Service = RequireService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireScopeService {
-            inner,
-            scope: self.clone(),
+        RequireService::new(inner, Rule::Scope(self.clone()))
+    }
+}
+
+/// What a [`RequireService`] checks.
+#[derive(Clone, Debug)]
+pub(crate) enum Rule {
+    Scope(RequireScope),
+    StepUp(RequireStepUp),
+}
+
+impl Rule {
+    fn check(&self, principal: Option<&Principal>) -> Result<(), AuthFailure> {
+        match self {
+            Rule::Scope(r) => r.check(principal),
+            Rule::StepUp(r) => r.check(principal),
         }
     }
 }
 
-/// The service built by [`RequireScope`].
+/// The service built by [`RequireScope`] and [`RequireStepUp`].
 #[derive(Clone, Debug)]
-pub struct RequireScopeService<S> {
+pub struct RequireService<S> {
     inner: S,
-    scope: RequireScope,
+    rule: Rule,
 }
 
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScopeService<S>
+impl<S> RequireService<S> {
+    pub(crate) fn new(inner: S, rule: Rule) -> Self {
+        Self { inner, rule }
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -114,23 +142,23 @@ where
 {
     type Response = Response<Body>;
     type Error = S::Error;
-    type Future = ScopeFuture<S::Future>;
+    type Future = RequireFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        match self.scope.check(req.extensions().get::<Principal>()) {
+        match self.rule.check(req.extensions().get::<Principal>()) {
             Ok(()) => {
                 let clone = self.inner.clone();
                 let mut inner = std::mem::replace(&mut self.inner, clone);
-                ScopeFuture {
+                RequireFuture {
                     fut: Some(inner.call(req)),
                     rejected: None,
                 }
             }
-            Err(failure) => ScopeFuture {
+            Err(failure) => RequireFuture {
                 fut: None,
                 rejected: Some(failure.into_response()),
             },
@@ -139,15 +167,15 @@ where
 }
 
 pin_project! {
-    /// The response future of [`RequireScopeService`].
-    pub struct ScopeFuture<F> {
+    /// The response future of [`RequireService`].
+    pub struct RequireFuture<F> {
         #[pin]
         fut: Option<F>,
         rejected: Option<Response<Body>>,
     }
 }
 
-impl<F, ResBody, E> Future for ScopeFuture<F>
+impl<F, ResBody, E> Future for RequireFuture<F>
 where
     F: Future<Output = Result<Response<ResBody>, E>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -162,7 +190,7 @@ where
         }
         match this.fut.as_pin_mut() {
             Some(fut) => Poll::Ready(Ok(ready!(fut.poll(cx))?.map(Body::new))),
-            None => panic!("ScopeFuture polled after completion"),
+            None => panic!("RequireFuture polled after completion"),
         }
     }
 }
