@@ -99,6 +99,8 @@ const PROXY_HEADERS: &[&str] = &["forwarded", "via", "x-real-ip"];
 pub(crate) struct Evidence<'a> {
     headers: &'a HeaderMap,
     uri: &'a Uri,
+    /// The request's method, where the caller knows it (DPoP proofs name it).
+    pub method: Option<&'a Method>,
     /// The `Authorization` field values (at most two kept: two is already a conflict).
     authorization: [Option<&'a [u8]>; 2],
     pub authorization_count: usize,
@@ -117,6 +119,7 @@ impl<'a> Evidence<'a> {
         let mut scan = Evidence {
             headers,
             uri,
+            method: None,
             authorization: [None; 2],
             authorization_count: 0,
             query: None,
@@ -156,6 +159,10 @@ impl<'a> Evidence<'a> {
 
     pub fn headers(&self) -> &'a HeaderMap {
         self.headers
+    }
+
+    pub fn uri(&self) -> &'a Uri {
+        self.uri
     }
 
     /// The first `Authorization` value, whatever their number.

@@ -20,6 +20,9 @@ struct RawHeader {
     /// `crit`, present (even as `null`) or not; checked in [`decode`].
     #[serde(default, deserialize_with = "present")]
     crit: Option<Value>,
+    /// An embedded public key: a DPoP proof's own (RFC 9449 §4.2); never trusted in an
+    /// access token.
+    jwk: Option<Value>,
 }
 
 /// Keeps a member that is present with the value `null` apart from an absent one.
@@ -33,6 +36,7 @@ pub(crate) struct Header {
     pub kid: Option<String>,
     pub typ: Option<String>,
     pub crit: Vec<String>,
+    pub jwk: Option<Value>,
 }
 
 /// A token taken apart: header, claims, and what the signature covers.
@@ -105,6 +109,7 @@ pub(crate) fn decode(token: &str) -> Result<Jws<'_>, AuthFailure> {
             alg: header.alg,
             kid: header.kid,
             typ: header.typ,
+            jwk: header.jwk,
         },
         claims,
         message: &token[..h.len() + 1 + p.len()],

@@ -47,6 +47,8 @@ pub(crate) fn is_credential_header(name: &HeaderName) -> bool {
     name == AUTHORIZATION
         || name == PROXY_AUTHORIZATION
         || name == COOKIE
+        // A DPoP proof (RFC 9449) is good for one request, but still never printed.
+        || name.as_str() == "dpop"
         || OTHER_HEADERS.contains(&name.as_str())
         || names_a_credential(name.as_str().as_bytes())
 }

@@ -112,7 +112,8 @@ pub(crate) fn parse(body: &[u8], max_keys: usize) -> Result<ParsedSet, FetchErro
     Ok(set)
 }
 
-fn key(jwk: &Map<String, Value>) -> Result<RemoteKey, String> {
+/// A JWK's kind, the algorithms its kind can verify, and its key material.
+fn material(jwk: &Map<String, Value>) -> Result<(&str, Vec<Algorithm>, DecodingKey), String> {
     let text = |name: &str| jwk.get(name).and_then(Value::as_str);
     let kty = text("kty").ok_or("no kty")?;
     if let Some(usage) = jwk.get("use") {
@@ -162,6 +163,12 @@ fn key(jwk: &Map<String, Value>) -> Result<RemoteKey, String> {
         }
     };
     let key = key.map_err(|e| format!("unreadable key material: {e}"))?;
+    Ok((kty, candidates, key))
+}
+
+fn key(jwk: &Map<String, Value>) -> Result<RemoteKey, String> {
+    let text = |name: &str| jwk.get(name).and_then(Value::as_str);
+    let (kty, candidates, key) = material(jwk)?;
     let algs = match jwk.get("alg") {
         // One key, one algorithm (RFC 8725 §3.1): an RSA key that names none is RS256's,
         // the algorithm every provider signs with by default.
@@ -187,6 +194,25 @@ fn key(jwk: &Map<String, Value>) -> Result<RemoteKey, String> {
     Ok(RemoteKey {
         kid: text("kid").map(str::to_owned),
         algs,
+        key,
+    })
+}
+
+/// The key of a JWK sent inside a token (a DPoP proof's `jwk` header) that is to verify
+/// `alg`: its kind must fit `alg`, and so must its own `alg` when it names one. Unlike a
+/// published set, an RSA key that names no `alg` may verify any RSA algorithm: the proof
+/// names one, and the key lives for that proof's signature only.
+pub(crate) fn proof_key(jwk: &Map<String, Value>, alg: Algorithm) -> Result<RemoteKey, String> {
+    let (kty, candidates, key) = material(jwk)?;
+    let named = jwk
+        .get("alg")
+        .map(|a| a.as_str().and_then(|a| Algorithm::from_str(a).ok()));
+    if !candidates.contains(&alg) || named.is_some_and(|n| n != Some(alg)) {
+        return Err(format!("a {} key cannot verify {alg:?}", cap(kty)));
+    }
+    Ok(RemoteKey {
+        kid: None,
+        algs: vec![alg],
         key,
     })
 }

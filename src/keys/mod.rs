@@ -12,8 +12,9 @@ mod jwk;
 mod source;
 mod static_key;
 
+pub(crate) use fetch::check_url;
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
-pub(crate) use jwk::{RemoteKey, PUBLISHED_ALGORITHMS};
+pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
 pub(crate) use source::{strip_query, KeySet, Pick};
 pub use static_key::StaticKey;

@@ -1,0 +1,362 @@
+//! DPoP (RFC 9449): a sender-constrained JWT in `Authorization: DPoP <token>`, with a
+//! `DPoP` proof header signed by the key the token is bound to (`cnf.jkt`).
+//!
+//! This folder owns the scheme: the proof's checks (`proof.rs`), the replay store
+//! (`replay.rs`), server nonces (`nonce.rs`), and here the order of it all, the key
+//! binding and the challenge (`DPoP algs="…"`, `error="invalid_dpop_proof"` for a bad
+//! proof, `invalid_token` for a bad or unbound token, `use_dpop_nonce`).
+
+mod nonce;
+mod proof;
+mod replay;
+
+pub use replay::{MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayStore};
+
+use super::bearer::{self, Bearer, Check};
+use super::jwt::JwtAuthenticator;
+use super::token_cache::Cache;
+use super::{AuthScheme, Decision, Pending, Place, Principal};
+use crate::challenge::Challenge;
+use crate::evidence::Evidence;
+use crate::failure::{AuthFailure, Location};
+use crate::jws::inspect;
+use crate::reason::{BearerRule, DetailMode, Reason};
+use crate::sanitize::{cap, fingerprint};
+use crate::scheme::Scheme;
+use crate::time::now;
+use jsonwebtoken::Algorithm;
+use nonce::Nonces;
+use proof::Rules;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Longest proof age and clock skew a configuration may set.
+const MAX_WINDOW: Duration = Duration::from_secs(300);
+
+/// The DPoP scheme's configuration: which tokens (a [`JwtAuthenticator`]), which proof
+/// algorithms, how fresh a proof must be, the URL clients see, where used proofs are
+/// remembered, and whether the server hands out nonces.
+///
+/// Give it to [`AuthDiagnostics::dpop`](crate::AuthDiagnostics::dpop):
+///
+/// ```
+/// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource};
+///
+/// let tokens = JwtAuthenticator::from_source(KeySource::discover("https://login.example"))
+///     .audience("orders-api");
+/// let layer = AuthDiagnostics::new().dpop(
+///     Dpop::new(tokens)
+///         // Behind a proxy or TLS terminator: the origin clients put in `htu`.
+///         .external_origin("https://api.example"),
+/// );
+/// # let _ = layer;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Dpop {
+    jwt: JwtAuthenticator,
+    algs: Vec<Algorithm>,
+    max_age: Duration,
+    leeway: Duration,
+    origin: Option<String>,
+    replay: Arc<dyn ReplayStore>,
+    nonce: Option<(Option<[u8; 32]>, Duration)>,
+}
+
+impl Dpop {
+    /// DPoP for access tokens that `jwt` verifies (issuer, audience, keys, claims), with
+    /// proofs signed ES256 or PS256, at most 60 s old (plus 30 s of clock skew either
+    /// way), remembered in a [`MemoryReplayStore`], without server nonces.
+    pub fn new(jwt: JwtAuthenticator) -> Self {
+        Self {
+            jwt,
+            algs: vec![Algorithm::ES256, Algorithm::PS256],
+            max_age: Duration::from_secs(60),
+            leeway: Duration::from_secs(30),
+            origin: None,
+            replay: Arc::new(MemoryReplayStore::default()),
+            nonce: None,
+        }
+    }
+
+    /// The proof algorithms accepted, advertised in the challenge's `algs`: asymmetric
+    /// ones only (`ES256`, `ES384`, `PS256`, `PS384`, `PS512`, `RS256`, `RS384`,
+    /// `RS512`, `EdDSA`).
+    pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algs = algs.into_iter().collect();
+        self
+    }
+
+    /// How old a proof's `iat` may be (default 60 s, at most 5 min).
+    pub fn proof_max_age(mut self, age: Duration) -> Self {
+        self.max_age = age;
+        self
+    }
+
+    /// Clock skew allowed on `iat`, both ways (default 30 s, at most 5 min).
+    pub fn proof_leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// The origin (`https://api.example`, `https://api.example:8443`) clients reach this
+    /// service at, for checking `htu` behind a proxy or TLS terminator. Without it the
+    /// request's own scheme (`http` unless the request line says otherwise) and `Host`
+    /// are used; forwarded headers are never trusted for it.
+    pub fn external_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origin = Some(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// Where used proofs are remembered (default: [`MemoryReplayStore::default`]). Several
+    /// replicas need one they share.
+    pub fn replay_store(mut self, store: impl ReplayStore) -> Self {
+        self.replay = Arc::new(store);
+        self
+    }
+
+    /// Requires a server nonce in every proof (RFC 9449 §9): a proof without one, or with
+    /// one older than `lifetime`, gets 401 `use_dpop_nonce` and a fresh nonce in
+    /// `DPoP-Nonce`. Nonces are keyed per process; give replicas one `key` with
+    /// [`Dpop::nonce_key`].
+    pub fn require_nonce(mut self, lifetime: Duration) -> Self {
+        let key = self.nonce.and_then(|(k, _)| k);
+        self.nonce = Some((key, lifetime));
+        self
+    }
+
+    /// The key nonces are made with, so every replica that shares it accepts the others'.
+    pub fn nonce_key(mut self, key: [u8; 32]) -> Self {
+        let lifetime = self.nonce.map_or(Duration::from_secs(300), |(_, l)| l);
+        self.nonce = Some((Some(key), lifetime));
+        self
+    }
+
+    /// What is wrong with this configuration, if anything.
+    pub(crate) fn config_error(&self) -> Option<String> {
+        if let Some(e) = self.jwt.config_error() {
+            return Some(e);
+        }
+        if self.algs.is_empty() {
+            return Some("Dpop accepts no proof algorithm".into());
+        }
+        if let Some(a) = self
+            .algs
+            .iter()
+            .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+        {
+            return Some(format!(
+                "Dpop proofs are signed with a public key; {a:?} is symmetric (RFC 9449 §4.2)"
+            ));
+        }
+        if self.max_age > MAX_WINDOW || self.leeway > MAX_WINDOW {
+            return Some("Dpop proof age and leeway are at most 5 minutes".into());
+        }
+        if let Some(origin) = &self.origin {
+            let uri: Option<http::Uri> = origin.parse().ok();
+            // No user (RFC 9110 §4.2.4), query or fragment either: the request's path is
+            // appended to it as it is.
+            let ok = !origin.contains(['@', '?', '#'])
+                && uri.as_ref().is_some_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https"))
+                        && u.host().is_some()
+                        && matches!(u.path(), "" | "/")
+                });
+            if !ok {
+                return Some(format!(
+                    "Dpop external origin {origin:?} is not scheme://host[:port]"
+                ));
+            }
+        }
+        None
+    }
+
+    /// The scheme for this configuration, with a token cache built from `cache`.
+    pub(crate) fn scheme(&self, cache: Option<Arc<Cache>>) -> Result<DpopScheme, String> {
+        let verifier = Bearer::new(vec![self.jwt.clone()], cache)?;
+        let rules = Rules {
+            algs_text: self
+                .algs
+                .iter()
+                .map(|a| format!("{a:?}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+            algs: self.algs.clone(),
+            max_age: self.max_age.as_secs() as i64,
+            leeway: self.leeway.as_secs() as i64,
+            origin: self.origin.clone(),
+            nonces: self
+                .nonce
+                .map(|(key, lifetime)| Nonces::new(key, lifetime.as_secs() as i64)),
+        };
+        Ok(DpopScheme {
+            verifier,
+            rules: Arc::new(rules),
+            replay: self.replay.clone(),
+        })
+    }
+
+    /// Resolves once the access-token verifier's key sources have a key set.
+    pub(crate) async fn ready(&self) {
+        self.jwt.ready().await;
+    }
+}
+
+/// The DPoP scheme of a layer.
+#[derive(Debug)]
+pub(crate) struct DpopScheme {
+    verifier: Bearer,
+    rules: Arc<Rules>,
+    replay: Arc<dyn ReplayStore>,
+}
+
+impl DpopScheme {
+    /// Starts fetching the access tokens' keys.
+    pub fn start(&self) {
+        self.verifier.start();
+    }
+}
+
+impl AuthScheme for DpopScheme {
+    fn kind(&self) -> Scheme {
+        Scheme::Dpop
+    }
+
+    fn how_to_send(&self) -> String {
+        "`Authorization: DPoP <token>` with a `DPoP: <proof>` header".to_owned()
+    }
+
+    fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {
+        if place != Place::Authorization {
+            return None;
+        }
+        let rest = ev.spoken(Scheme::Dpop)?;
+        let refuse = |f: AuthFailure| {
+            let f = f
+                .location(Location::Authorization)
+                .fingerprint(fingerprint(rest.as_bytes()))
+                .received(Some(Scheme::Dpop.as_str()));
+            let f = match (f.token_facts().is_some(), inspect(rest)) {
+                (false, Some(facts)) => f.token(facts),
+                _ => f,
+            };
+            Decision::Rejected(f)
+        };
+        let t = match bearer::token_for(rest, Scheme::Dpop) {
+            Ok(t) => t,
+            Err(f) => return Some(refuse(f)),
+        };
+        let now = now();
+        let method = ev.method.unwrap_or(&http::Method::GET);
+        let request = (method, ev.uri(), ev.headers());
+        let proof = match proof::header(ev.headers())
+            .and_then(|p| proof::check(p, &self.rules, request, t, now))
+        {
+            Ok(p) => p,
+            Err(f) => return Some(refuse(f)),
+        };
+        let check = self.verifier.check(t);
+        let replay = self.replay.clone();
+        let expires = proof.iat + self.rules.max_age + self.rules.leeway + 1;
+        let token = t.to_owned();
+        let fut = Box::pin(async move {
+            let principal = match check {
+                Check::Done(result) => result?,
+                Check::Later(fut) => fut.await?,
+            };
+            // Past this point the token verified: its facts are facts.
+            let verified = |f: AuthFailure| match inspect(&token) {
+                Some(facts) => f.token(facts).token_verified(true),
+                None => f,
+            };
+            bind(&principal, &proof.jkt).map_err(verified)?;
+            let id = ProofId::new(&proof.jkt, &proof.jti);
+            match replay.insert(id, expires).await {
+                // The store keeps the id until `expires` only. A proof accepted at or
+                // after that (the token's keys or the store were slow) could be accepted
+                // again by a concurrent request, whose insert finds the entry expired.
+                Ok(true) if crate::time::now() < expires => Ok(principal),
+                Ok(true) => Err(verified(
+                    AuthFailure::new(Reason::DpopProofExpired)
+                        .check("iat")
+                        .detail("the DPoP proof expired while the request was being checked"),
+                )),
+                Ok(false) => Err(verified(
+                    AuthFailure::new(Reason::DpopProofReplayed)
+                        .check("jti")
+                        .detail(format!(
+                            "the DPoP proof with jti {} was used before",
+                            cap(&proof.jti)
+                        )),
+                )),
+                Err(e) => Err(verified(
+                    AuthFailure::new(Reason::DpopReplayStoreUnavailable)
+                        .detail(format!("the replay store cannot answer: {e}"))
+                        .retry_after(5),
+                )),
+            }
+        });
+        Some(Decision::Pending(Pending::new(
+            fut,
+            self,
+            Location::Authorization,
+            rest.as_bytes(),
+        )))
+    }
+
+    fn challenge(&self, c: Challenge, failure: &AuthFailure, detail: DetailMode) -> Challenge {
+        let c = match error_of(failure) {
+            Some(code) => bearer::error_params(c, failure, detail, code),
+            None => c,
+        };
+        c.quoted_param("algs", &self.rules.algs_text)
+    }
+}
+
+/// The token's `cnf.jkt` must be the proof key's thumbprint.
+fn bind(principal: &Principal, jkt: &str) -> Result<(), AuthFailure> {
+    match bound_key(principal) {
+        Some(bound) if constant_time_str(bound, jkt) => Ok(()),
+        Some(_) => Err(AuthFailure::new(Reason::DpopKeyMismatch)
+            .check("cnf.jkt")
+            .claim("cnf")
+            .detail("the token's cnf.jkt is not the thumbprint of the DPoP proof's key")),
+        None => Err(AuthFailure::new(Reason::DpopTokenUnbound)
+            .check("cnf.jkt")
+            .claim("cnf")
+            .detail("the token has no cnf.jkt: it is not bound to a DPoP key")),
+    }
+}
+
+fn constant_time_str(a: &str, b: &str) -> bool {
+    crate::secret::constant_time_eq(a.as_bytes(), b.as_bytes())
+}
+
+/// The DPoP key thumbprint a token is bound to (`cnf.jkt`), if any.
+pub(crate) fn bound_key(principal: &Principal) -> Option<&str> {
+    principal
+        .claims()?
+        .get("cnf")?
+        .get("jkt")
+        .and_then(Value::as_str)
+}
+
+/// The error of a DPoP challenge (RFC 9449 §7.1) for a request that spoke DPoP:
+/// `invalid_dpop_proof` for the proof, `use_dpop_nonce` for a missing nonce, and the
+/// token's RFC 6750 error (`invalid_token`, `insufficient_scope`, …) otherwise.
+pub(crate) fn error_of(failure: &AuthFailure) -> Option<&'static str> {
+    let reason = failure.reason();
+    // An ambiguous request (RFC 9449 §7.2) gets `invalid_request` on both schemes.
+    if !bearer::sent(failure, Scheme::Dpop) && reason != Reason::CredentialsConflict {
+        return None;
+    }
+    match reason {
+        Reason::DpopNonceRequired => Some("use_dpop_nonce"),
+        _ if reason.code().starts_with("dpop_proof_") => Some("invalid_dpop_proof"),
+        _ => match reason.bearer_rule() {
+            BearerRule::Always(e) | BearerRule::WithToken(e) => Some(e.as_str()),
+            BearerRule::No => None,
+        },
+    }
+}
