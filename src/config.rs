@@ -29,6 +29,12 @@ pub(crate) struct Config {
     /// Bearer scheme built with them.
     pub token_cache: Option<crate::authn::token_cache::TokenCache>,
     pub bearer_cache: Option<Arc<crate::authn::token_cache::Cache>>,
+    /// The DPoP scheme's configuration (one scheme in `schemes`).
+    pub dpop: Option<crate::authn::dpop::Dpop>,
+    /// The RFC 9728 metadata document: served at its path, named in challenges.
+    pub resource: Option<crate::resource::Served>,
+    /// Scopes every request through the layer needs, named in every 401 challenge.
+    pub required_scope: Option<crate::scope::RequireScope>,
     pub account: Option<AccountHook>,
     pub mode: UpstreamMode,
     /// Enforce mode turns the wrapped service's 403 to a request without credentials into
@@ -41,12 +47,22 @@ pub(crate) struct Config {
 }
 
 impl Config {
+    /// Whether an authenticated `principal` may pass: the scopes every request needs.
+    pub fn admit(&self, principal: &crate::authn::Principal) -> Result<(), crate::AuthFailure> {
+        match &self.required_scope {
+            Some(scope) => scope.check(Some(principal)),
+            None => Ok(()),
+        }
+    }
+
     pub fn render(&self) -> RenderConfig<'_> {
         RenderConfig {
             realm: &self.realm,
             detail: self.detail,
             schemes: &self.schemes,
             plain: Some(&self.plain_challenges),
+            resource_metadata: self.resource.as_ref().map(|r| &*r.url),
+            scope: self.required_scope.as_ref().map(|s| s.text()),
         }
     }
 }

@@ -83,6 +83,9 @@ pub(crate) struct Facts {
     upstream_status: Option<u16>,
     had_credentials: bool,
     keys: Option<Box<KeyFacts>>,
+    acr_values: Option<String>,
+    max_age: Option<u64>,
+    dpop_nonce: Option<String>,
 }
 
 /// What a key source looked like when a token's key was looked up in it (log only).
@@ -165,6 +168,18 @@ impl Facts {
     pub fn keys(&self) -> Option<&KeyFacts> {
         self.keys.as_deref()
     }
+    /// A step-up requirement (RFC 9470): the accepted `acr` values, space-separated.
+    pub fn acr_values(&self) -> Option<&str> {
+        self.acr_values.as_deref()
+    }
+    /// A step-up requirement (RFC 9470): the longest accepted authentication age, seconds.
+    pub fn max_age(&self) -> Option<u64> {
+        self.max_age
+    }
+    /// A fresh DPoP nonce for the answer's `DPoP-Nonce` header (RFC 9449 §9).
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
+    }
 }
 
 /// A refused request: a [`Reason`] plus the facts that explain it.
@@ -229,6 +244,16 @@ impl AuthFailure {
     /// The scopes that were required (for [`Reason::InsufficientScope`]).
     pub fn scope(mut self, scope: impl Into<String>) -> Self {
         self.facts.scope = Some(scope.into());
+        self
+    }
+
+    /// The step-up requirement a token failed (for
+    /// [`Reason::InsufficientUserAuthentication`]): the accepted `acr` values, in order
+    /// of preference, and the longest accepted time since the user authenticated. They
+    /// go into the challenge's `acr_values` and `max_age` (RFC 9470 §3).
+    pub fn step_up(mut self, acr_values: Option<String>, max_age: Option<u64>) -> Self {
+        self.facts.acr_values = acr_values;
+        self.facts.max_age = max_age;
         self
     }
 
@@ -384,6 +409,12 @@ impl AuthFailure {
     /// The key source consulted for the token's key.
     pub(crate) fn keys(mut self, keys: KeyFacts) -> Self {
         self.facts.keys = Some(Box::new(keys));
+        self
+    }
+
+    /// A fresh DPoP nonce the answer hands the client.
+    pub(crate) fn dpop_nonce(mut self, nonce: String) -> Self {
+        self.facts.dpop_nonce = Some(nonce);
         self
     }
 

@@ -62,6 +62,9 @@ impl AuthDiagnostics {
                 bearer: Vec::new(),
                 token_cache: Some(TokenCache::default()),
                 bearer_cache: None,
+                dpop: None,
+                resource: None,
+                required_scope: None,
                 account: None,
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
@@ -127,6 +130,7 @@ impl AuthDiagnostics {
         self.edit(|c| {
             c.token_cache = Some(cache);
             rebuild_bearer(c);
+            rebuild_dpop(c);
         })
     }
 
@@ -135,6 +139,7 @@ impl AuthDiagnostics {
         self.edit(|c| {
             c.token_cache = None;
             rebuild_bearer(c);
+            rebuild_dpop(c);
         })
     }
 
@@ -163,6 +168,61 @@ impl AuthDiagnostics {
         for jwt in &self.config.bearer {
             jwt.ready().await;
         }
+        if let Some(dpop) = &self.config.dpop {
+            dpop.ready().await;
+        }
+    }
+
+    /// Accepts `Authorization: DPoP <token>` with a `DPoP` proof (RFC 9449): a
+    /// sender-constrained token, useless to whoever steals it without its key. On a layer
+    /// that also accepts Bearer, a DPoP-bound token sent as Bearer is refused
+    /// (`token_dpop_bound`), and every 401 carries both challenges.
+    ///
+    /// # Panics
+    /// When `dpop` is misconfigured (see [`Dpop`](crate::Dpop)), or called twice.
+    pub fn dpop(self, dpop: crate::Dpop) -> Self {
+        if let Some(error) = dpop.config_error() {
+            panic!("auth-diagnostics: {error}");
+        }
+        assert!(
+            self.config.dpop.is_none(),
+            "auth-diagnostics: .dpop(..) is called once per layer"
+        );
+        self.edit(|c| {
+            c.dpop = Some(dpop);
+            rebuild_dpop(c);
+        })
+    }
+
+    /// Publishes the RFC 9728 metadata document `meta`: every Bearer and DPoP challenge
+    /// on a 401 or 403 names it in `resource_metadata`, and the layer answers `GET` on its
+    /// well-known path itself, unauthenticated, with `Content-Type: application/json`,
+    /// `Cache-Control: public, max-age=3600` and `Access-Control-Allow-Origin: *`. Where
+    /// requests for that path do not pass through this layer, mount
+    /// [`ResourceMetadata::router`](crate::ResourceMetadata::router).
+    ///
+    /// # Panics
+    /// When `meta` is misconfigured: an identifier that is not an absolute `https` URL
+    /// (`http` on loopback) or has a query or fragment, no authorization server, a
+    /// `resource` field that differs from the identifier, an `http` `jwks_uri`, `none` among
+    /// the signing algorithms, a bearer method other than header, body or query.
+    pub fn resource_metadata(self, meta: crate::ResourceMetadata) -> Self {
+        let served = crate::resource::Served::new(&meta);
+        self.edit(|c| c.resource = Some(served))
+    }
+
+    /// Requires `scopes` of every request this layer authenticates: a principal without
+    /// one of them gets 403 `insufficient_scope` with `scope="…"`, and every 401's Bearer
+    /// and DPoP challenge names them, so a client asks for all of them at once (what the
+    /// Model Context Protocol asks of servers). For scopes of single routes, put
+    /// [`RequireScope`](crate::RequireScope) on them.
+    pub fn require_scope<I, S>(self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let scope = crate::RequireScope::new(scopes);
+        self.edit(|c| c.required_scope = Some(scope))
     }
 
     /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.
@@ -298,5 +358,22 @@ fn rebuild_bearer(c: &mut Config) {
     match c.schemes.iter().position(|s| s.kind() == Scheme::Bearer) {
         Some(at) => c.schemes[at] = bearer,
         None => c.schemes.push(bearer),
+    }
+}
+
+/// The DPoP scheme for the configured [`Dpop`](crate::Dpop), with a fresh cache.
+fn rebuild_dpop(c: &mut Config) {
+    let Some(dpop) = &c.dpop else {
+        return;
+    };
+    let cache = c.token_cache.map(|settings| Arc::new(Cache::new(settings)));
+    let scheme = dpop
+        .scheme(cache)
+        .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+    scheme.start();
+    let scheme: Arc<dyn AuthScheme> = Arc::new(scheme);
+    match c.schemes.iter().position(|s| s.kind() == Scheme::Dpop) {
+        Some(at) => c.schemes[at] = scheme,
+        None => c.schemes.push(scheme),
     }
 }

@@ -38,8 +38,9 @@
 //! # A tour
 //!
 //! - [`AuthDiagnostics`] is the layer. Configure schemes on it
-//!   ([`bearer`](AuthDiagnostics::bearer), [`basic`](AuthDiagnostics::basic),
-//!   [`api_key`](AuthDiagnostics::api_key), [`session`](AuthDiagnostics::session)), an
+//!   ([`bearer`](AuthDiagnostics::bearer), [`dpop`](AuthDiagnostics::dpop),
+//!   [`basic`](AuthDiagnostics::basic), [`api_key`](AuthDiagnostics::api_key),
+//!   [`session`](AuthDiagnostics::session)), an
 //!   [`account_status`](AuthDiagnostics::account_status) hook, the realm, and the detail
 //!   mode: production by default, [`verbose`](AuthDiagnostics::verbose) for development.
 //!   With no scheme it authenticates nothing and watches what the wrapped service answers.
@@ -47,8 +48,17 @@
 //!   allow-list, issuers, audiences, leeway, required claims, `typ`.
 //! - [`BasicAuthenticator`], [`ApiKeyAuthenticator`] and [`SessionAuthenticator`] hand the
 //!   decoded credential to the application's [`Verify`] hook (any async closure).
+//! - [`Dpop`] accepts sender-constrained tokens (RFC 9449): every proof check has its own
+//!   reason, used proofs go to a [`ReplayStore`] ([`MemoryReplayStore`] by default).
 //! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
-//!   `insufficient_scope` with the `scope` the route needs.
+//!   `insufficient_scope` with the `scope` the route needs;
+//!   [`require_scope`](AuthDiagnostics::require_scope) requires them of every request of a
+//!   layer and names them on every 401.
+//! - [`RequireStepUp`] requires a strong or recent enough login per route (RFC 9470),
+//!   answering 401 `insufficient_user_authentication` with `acr_values` and `max_age`.
+//! - [`ResourceMetadata`] is the RFC 9728 document that names the authorization servers;
+//!   with [`resource_metadata`](AuthDiagnostics::resource_metadata) the layer serves it and
+//!   points every Bearer and DPoP challenge at it (what MCP servers need).
 //! - [`Principal`], [`Claims`] and [`AuthRequestId`] are extractors for handlers.
 //! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
 //!   and logs it like its own.
@@ -94,7 +104,8 @@
 //! which scheme, and the wording of what is wrong with it), `authn/` (one file per scheme
 //! behind a crate-private trait; `mod.rs` only dispatches), `keys/` (where verification keys
 //! come from), `upstream/` (watching the wrapped service: diagnosis, enforce corrections,
-//! cache privacy), `log.rs` and `flood.rs`. Beside them: `config.rs` holds what a layer is
+//! cache privacy), `log.rs` and `flood.rs`; `scope.rs` and `step_up.rs` hold the per-route
+//! requirements, `resource.rs` the RFC 9728 metadata document. Beside them: `config.rs` holds what a layer is
 //! configured with, so the layer, its service and rendering do not import one another;
 //! `jws.rs` takes a token apart once for both verification and diagnosis; `snapshot.rs`
 //! keeps what the wrapped service's refusals are explained and reproduced from;
@@ -126,12 +137,14 @@ mod log;
 mod problem;
 mod reason;
 mod request_id;
+mod resource;
 mod sanitize;
 mod scheme;
 pub mod scope;
 mod secret;
 pub mod service;
 mod snapshot;
+mod step_up;
 mod time;
 mod upstream;
 
@@ -139,6 +152,7 @@ pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
 #[doc(hidden)]
 pub use authn::basic::decode_basic;
 pub use authn::basic::{BasicAuthenticator, BasicCredentials};
+pub use authn::dpop::{Dpop, MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayStore};
 pub use authn::jwt::{JwtAuthenticator, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};
@@ -157,10 +171,12 @@ pub use keys::{
 pub use layer::AuthDiagnostics;
 pub use reason::{BearerError, DetailMode, Reason, Severity};
 pub use request_id::{AuthRequestId, X_REQUEST_ID};
+pub use resource::ResourceMetadata;
 pub use sanitize::Capped;
 pub use scheme::Scheme;
 pub use scope::RequireScope;
 pub use secret::{constant_time_eq, Secret};
+pub use step_up::RequireStepUp;
 
 /// Re-exported so applications name keys and algorithms without a direct dependency.
 pub use jsonwebtoken::{Algorithm, DecodingKey};

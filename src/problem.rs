@@ -1,7 +1,7 @@
 //! Rendering a failure: status, `WWW-Authenticate` challenges and the RFC 9457
 //! `application/problem+json` body.
 
-use crate::authn::{bearer, AuthScheme, DEFAULT_SCHEME};
+use crate::authn::{bearer, dpop, AuthScheme, DEFAULT_SCHEME};
 use crate::challenge::Challenge;
 use crate::failure::AuthFailure;
 use crate::reason::{DetailMode, Reason};
@@ -27,6 +27,10 @@ pub(crate) struct RenderConfig<'a> {
     pub schemes: &'a [Arc<dyn AuthScheme>],
     /// Where the layer keeps its 401 challenges without error attributes, once built.
     pub plain: Option<&'a std::sync::OnceLock<Vec<HeaderValue>>>,
+    /// The RFC 9728 metadata URL every Bearer and DPoP challenge names.
+    pub resource_metadata: Option<&'a str>,
+    /// The scopes every request needs, named in every 401's Bearer and DPoP challenge.
+    pub scope: Option<&'a str>,
 }
 
 impl RenderConfig<'static> {
@@ -37,6 +41,8 @@ impl RenderConfig<'static> {
         detail: DetailMode::Production,
         schemes: &[],
         plain: None,
+        resource_metadata: None,
+        scope: None,
     };
 }
 
@@ -149,10 +155,15 @@ impl AuthFailure {
                 None => Some(Scheme::Bearer),
                 Some(word) => Scheme::from_word(word),
             };
-            if spoken != Some(Scheme::Bearer) && reason.status() != StatusCode::BAD_REQUEST {
+            let token_scheme = matches!(spoken, Some(Scheme::Bearer | Scheme::Dpop));
+            if !token_scheme && reason.status() != StatusCode::BAD_REQUEST {
                 return Vec::new();
             }
-            schemes.retain(|s| Some(kind(s)) == spoken);
+            // Two credentials in one request: RFC 9449 §7.2 puts the 400 on both token
+            // schemes, since which one the client meant is unclear.
+            let both = reason == Reason::CredentialsConflict && token_scheme;
+            let token = |k: Scheme| matches!(k, Scheme::Bearer | Scheme::Dpop);
+            schemes.retain(|s| Some(kind(s)) == spoken || (both && token(kind(s))));
         }
         let mut seen = Vec::with_capacity(schemes.len());
         let mut out = Vec::with_capacity(schemes.len());
@@ -160,10 +171,11 @@ impl AuthFailure {
             if !seen.contains(&kind(&s)) {
                 seen.push(kind(&s));
                 let base = Challenge::new(kind(&s).as_str()).realm(cfg.realm);
-                out.push(match s {
+                let c = match s {
                     Some(s) => s.challenge(base, self, cfg.detail),
                     None => bearer::challenge(base, self, cfg.detail),
-                });
+                };
+                out.push(token_params(c, reason, cfg));
             }
         }
         out
@@ -186,7 +198,8 @@ impl AuthFailure {
         }
         let plain = (status == StatusCode::UNAUTHORIZED
             && self.reason().has_challenge()
-            && bearer::error_of(self).is_none())
+            && bearer::error_of(self).is_none()
+            && dpop::error_of(self).is_none())
         .then_some(cfg.plain)
         .flatten();
         match plain {
@@ -208,6 +221,16 @@ impl AuthFailure {
                 }
             }
         }
+        if let Some(nonce) = self.facts().dpop_nonce() {
+            if let Ok(v) = HeaderValue::from_str(nonce) {
+                headers.insert("dpop-nonce", v);
+                // A browser client must be able to read both (RFC 9449 §8).
+                headers.insert(
+                    http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                    HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce"),
+                );
+            }
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             let secs = self.facts().retry_after().unwrap_or(30);
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
@@ -216,5 +239,22 @@ impl AuthFailure {
             headers.insert(X_REQUEST_ID, id);
         }
         response
+    }
+}
+
+/// What the layer adds to every Bearer and DPoP challenge: on a 401 the scopes every
+/// request needs (MCP: one challenge, all scopes), and on a 401 or 403 the RFC 9728
+/// metadata URL.
+fn token_params(c: Challenge, reason: Reason, cfg: &RenderConfig<'_>) -> Challenge {
+    if !matches!(c.scheme(), "Bearer" | "DPoP") {
+        return c;
+    }
+    let c = match cfg.scope {
+        Some(scope) if reason.status() == StatusCode::UNAUTHORIZED => c.scope([scope]),
+        _ => c,
+    };
+    match cfg.resource_metadata {
+        Some(url) => c.long_param("resource_metadata", url),
+        None => c,
     }
 }

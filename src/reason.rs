@@ -29,6 +29,9 @@ pub enum BearerError {
     InvalidToken,
     /// `insufficient_scope`: the token lacks the scope the resource needs (403).
     InsufficientScope,
+    /// `insufficient_user_authentication` (RFC 9470): the token is valid, but the login
+    /// behind it is too weak or too old (401, with `acr_values` and/or `max_age`).
+    InsufficientUserAuthentication,
 }
 
 impl BearerError {
@@ -38,6 +41,7 @@ impl BearerError {
             BearerError::InvalidRequest => "invalid_request",
             BearerError::InvalidToken => "invalid_token",
             BearerError::InsufficientScope => "insufficient_scope",
+            BearerError::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 }
@@ -76,7 +80,9 @@ pub(crate) enum BearerRule {
     WithToken(BearerError),
 }
 
-use BearerError::{InsufficientScope, InvalidRequest, InvalidToken};
+use BearerError::{
+    InsufficientScope, InsufficientUserAuthentication, InvalidRequest, InvalidToken,
+};
 use BearerRule::{Always, No, WithToken};
 use Collapse::{Keep, MissingOrInvalid, To};
 use Severity::{Error, Info, Warn};
@@ -384,6 +390,196 @@ reasons! {
         title: "Insufficient scope",
         detail: "The token does not grant the scope this resource requires.",
         hint: "Request a token with the scope listed in WWW-Authenticate.",
+    },
+    /// The token is valid, but the authentication behind it does not meet the route's
+    /// requirement (RFC 9470): its `acr` is not one of those accepted, or its `auth_time`
+    /// is older than the route's `max_age`.
+    InsufficientUserAuthentication = "insufficient_user_authentication" {
+        status: UNAUTHORIZED,
+        bearer: Always(InsufficientUserAuthentication),
+        severity: Warn,
+        collapse: Keep,
+        title: "Stronger or more recent authentication required",
+        detail: "The token is valid, but this resource requires a stronger or more recent login.",
+        hint: "Sign in again with the acr_values and max_age listed in WWW-Authenticate, then retry with the new token.",
+    },
+    /// A DPoP-bound token (`cnf.jkt`) was sent as a Bearer token (RFC 9449 §7.2): without
+    /// its proof it is what a thief would send.
+    TokenDpopBound = "token_dpop_bound" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP-bound token sent as Bearer",
+        detail: "The token is bound to a DPoP key and must be sent with the DPoP scheme and a proof.",
+        hint: "Send `Authorization: DPoP <token>` with a `DPoP` proof header signed by the key the token is bound to.",
+    },
+    /// `Authorization: DPoP` came without a `DPoP` proof header.
+    DpopProofMissing = "dpop_proof_missing" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof missing",
+        detail: "The request uses the DPoP scheme but carries no DPoP proof header.",
+        hint: "Send a `DPoP` header with a fresh proof JWT for this request (RFC 9449 §4).",
+    },
+    /// The `DPoP` header is not one compact JWS with JSON header and claims, or appears
+    /// more than once.
+    DpopProofMalformed = "dpop_proof_malformed" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof malformed",
+        detail: "The DPoP proof is not a single well-formed JWT.",
+        hint: "Send exactly one `DPoP` header holding one compact JWS.",
+    },
+    /// The proof's `typ` is not `dpop+jwt`.
+    DpopProofTypeRejected = "dpop_proof_type_rejected" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof type rejected",
+        detail: "The DPoP proof's typ header is not dpop+jwt.",
+        hint: "Set the proof's `typ` header to `dpop+jwt`.",
+    },
+    /// The proof's `alg` is not one the resource accepts (`none`, HMAC, or outside the
+    /// allow-list advertised in `algs`).
+    DpopProofAlgorithmRejected = "dpop_proof_algorithm_rejected" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof algorithm rejected",
+        detail: "The DPoP proof is signed with an algorithm this resource does not accept.",
+        hint: "Sign the proof with one of the algorithms in the DPoP challenge's `algs`.",
+    },
+    /// The proof's `jwk` header is absent, not a public key of a supported type, does not
+    /// fit `alg`, or carries private key material.
+    DpopProofKeyInvalid = "dpop_proof_key_invalid" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof key invalid",
+        detail: "The DPoP proof's jwk header is not a usable public key.",
+        hint: "Put the public key (never the private one) in the proof's `jwk` header, of a type that fits `alg`.",
+    },
+    /// The proof's signature does not verify with its own `jwk`.
+    DpopProofSignatureInvalid = "dpop_proof_signature_invalid" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof signature invalid",
+        detail: "The DPoP proof's signature does not verify with the key in its header.",
+        hint: "Sign the proof with the private key of the `jwk` in its header.",
+    },
+    /// The proof lacks `jti`, `htm`, `htu`, `iat`, or `ath` (with an access token), or one
+    /// has the wrong type.
+    DpopProofClaimMissing = "dpop_proof_claim_missing" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof claim missing",
+        detail: "The DPoP proof lacks a required claim.",
+        hint: "A proof needs jti, htm, htu and iat, and ath (the token's SHA-256 hash) when it comes with an access token.",
+    },
+    /// The proof's `htm` is not the request's method.
+    DpopProofMethodMismatch = "dpop_proof_method_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof method mismatch",
+        detail: "The DPoP proof was made for another HTTP method.",
+        hint: "Make a new proof per request, with `htm` set to the request's method.",
+    },
+    /// The proof's `htu` is not the request's URL (without query and fragment).
+    DpopProofUrlMismatch = "dpop_proof_url_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof URL mismatch",
+        detail: "The DPoP proof was made for another URL.",
+        hint: "Set `htu` to the request's URL without query and fragment; behind a proxy the server must know its external URL.",
+    },
+    /// The proof's `iat` is outside the accepted window: too old, or in the future.
+    DpopProofExpired = "dpop_proof_expired" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof expired",
+        detail: "The DPoP proof's iat is outside the accepted time window.",
+        hint: "Make a fresh proof for every request; check the client's clock.",
+    },
+    /// The proof's `jti` was seen before: a proof is good for one request.
+    DpopProofReplayed = "dpop_proof_replayed" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof replayed",
+        detail: "This DPoP proof was already used.",
+        hint: "Make a new proof, with a new jti, for every request.",
+    },
+    /// The proof's `ath` is not the hash of the access token it came with.
+    DpopProofAthMismatch = "dpop_proof_ath_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP proof token hash mismatch",
+        detail: "The DPoP proof's ath does not match the access token.",
+        hint: "Set `ath` to base64url(SHA-256(access token)) of the token sent in Authorization.",
+    },
+    /// A token without `cnf.jkt` came with the DPoP scheme: it is not bound to any key.
+    DpopTokenUnbound = "dpop_token_unbound" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token not DPoP-bound",
+        detail: "The token sent with the DPoP scheme is not bound to a DPoP key.",
+        hint: "Request the token with a DPoP proof at the token endpoint so it is bound (cnf.jkt).",
+    },
+    /// The token's `cnf.jkt` is not the thumbprint of the proof's key: proof and token
+    /// belong to different keys.
+    DpopKeyMismatch = "dpop_key_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "DPoP key mismatch",
+        detail: "The DPoP proof is signed by another key than the one the token is bound to.",
+        hint: "Sign proofs with the key the token was issued for.",
+    },
+    /// The resource requires a server nonce in DPoP proofs, and the proof has none or a
+    /// stale one; the answer carries a fresh one in `DPoP-Nonce`.
+    DpopNonceRequired = "dpop_nonce_required" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Info,
+        collapse: Keep,
+        title: "DPoP nonce required",
+        detail: "The DPoP proof must carry the nonce given in the DPoP-Nonce header.",
+        hint: "Retry with a new proof whose `nonce` is the DPoP-Nonce value of this answer.",
+    },
+    /// The replay store could not record the proof (full of unexpired proofs, or
+    /// unreachable): the proof cannot be proven fresh, so the request is not accepted.
+    DpopReplayStoreUnavailable = "dpop_replay_store_unavailable" {
+        status: SERVICE_UNAVAILABLE,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "DPoP replay check unavailable",
+        detail: "The server cannot check DPoP proofs for replay right now; retry later.",
+        hint: "The replay store is full or unreachable; the server operator should check its capacity or connection.",
     },
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
     KeySourceUnavailable = "key_source_unavailable" {

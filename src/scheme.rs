@@ -20,6 +20,8 @@ pub enum Scheme {
     ApiKey,
     /// `Cookie`: this crate's challenge for a session cookie (no scheme is registered).
     Cookie,
+    /// `DPoP` (RFC 9449): a sender-constrained JWT in `Authorization` with a `DPoP` proof.
+    Dpop,
 }
 
 impl Scheme {
@@ -30,6 +32,7 @@ impl Scheme {
             Scheme::Bearer => "Bearer",
             Scheme::ApiKey => "ApiKey",
             Scheme::Cookie => "Cookie",
+            Scheme::Dpop => "DPoP",
         }
     }
 
@@ -40,6 +43,7 @@ impl Scheme {
             Scheme::Bearer,
             Scheme::ApiKey,
             Scheme::Cookie,
+            Scheme::Dpop,
         ]
         .into_iter()
         .find(|s| s.as_str().eq_ignore_ascii_case(word))

@@ -43,6 +43,16 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = AuthRequestId::ensure(req.headers_mut());
+        if let Some(doc) = &self.config.resource {
+            // The metadata document is public (RFC 9728 §3): it tells clients how to
+            // authenticate, so it cannot require it.
+            if req.uri().path() == &*doc.path {
+                let mut response = doc.answer(req.method());
+                let id = request_id.header_value().clone();
+                response.headers_mut().insert(crate::X_REQUEST_ID, id);
+                return ResponseFuture::rejected(response);
+            }
+        }
         let mut watch = Watch::new(self.config.clone(), request_id.clone(), &req);
         req.extensions_mut().insert(request_id);
 
@@ -53,31 +63,43 @@ where
         if watch.preflight || self.config.schemes.is_empty() {
             return ResponseFuture::call(inner, req, watch);
         }
-        let evidence = Evidence::new(req.headers(), req.uri());
+        // Under `Router::nest` the URI is the nested one; credentials and DPoP proofs
+        // speak of the one the client sent.
+        let uri = match req.extensions().get::<axum::extract::OriginalUri>() {
+            Some(original) => &original.0,
+            None => req.uri(),
+        };
+        let mut evidence = Evidence::new(req.headers(), uri);
+        evidence.method = Some(req.method());
         let account = self.config.account.clone();
         match authenticate(&evidence, &self.config.schemes) {
             Decision::Rejected(failure) => ResponseFuture::rejected(watch.reject(failure)),
-            Decision::Authenticated(principal) => match account {
-                None => {
-                    req.extensions_mut().insert(principal);
-                    watch.authenticated = true;
-                    ResponseFuture::call(inner, req, watch)
-                }
-                Some(hook) => ResponseFuture::authenticating(
-                    Box::pin(hook.check(principal)),
-                    inner,
-                    req,
-                    watch,
-                ),
+            Decision::Authenticated(principal) => match self.config.admit(&principal) {
+                Err(failure) => ResponseFuture::rejected(watch.reject(failure)),
+                Ok(()) => match account {
+                    None => {
+                        req.extensions_mut().insert(principal);
+                        watch.authenticated = true;
+                        ResponseFuture::call(inner, req, watch)
+                    }
+                    Some(hook) => ResponseFuture::authenticating(
+                        Box::pin(hook.check(principal)),
+                        inner,
+                        req,
+                        watch,
+                    ),
+                },
             },
             Decision::Pending(mut pending) => {
                 watch.private = pending.private;
                 let scheme = pending.scheme;
+                let config = self.config.clone();
                 let fut = Box::pin(async move {
                     let principal = match (&mut pending.fut).await {
                         Ok(p) => p.with_scheme(scheme),
                         Err(f) => return Err(pending.annotate(f)),
                     };
+                    config.admit(&principal).map_err(|f| pending.annotate(f))?;
                     match account {
                         Some(hook) => hook.check(principal).await.map_err(|f| pending.annotate(f)),
                         None => Ok(principal),

@@ -115,6 +115,48 @@ impl Bearer {
         Err(f.expected_iss(Some(expected)).token(jws.facts()))
     }
 
+    /// Verifies token `t` (already known to be one token68 value): from the cache when it
+    /// was seen, on the spot when its keys are at hand, later when they must be fetched.
+    pub fn check(&self, t: &str) -> Check {
+        let now = now();
+        if let Some(cache) = &self.cache {
+            if let Some(result) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
+                return Check::Done(result);
+            }
+        }
+        let checked = jws::decode(t).and_then(|jws| {
+            let (index, jwt) = self.route(&jws)?;
+            // The epoch before verifying: a key set that changes meanwhile makes the
+            // entry stale rather than wrongly fresh.
+            let epoch = jwt.key_epoch();
+            Ok((index, epoch, jwt.step(jws, now, true)))
+        });
+        match checked {
+            Err(f) => Check::Done(Err(f)),
+            Ok((index, epoch, Step::Done(result))) => {
+                let seen = Seen {
+                    token: t,
+                    index,
+                    epoch,
+                };
+                let jwt = &self.issuers[index];
+                Check::Done(seen.settle(self.cache.as_deref(), jwt, result, now))
+            }
+            Ok((index, epoch, Step::Wait(sources))) => {
+                let jwt = self.issuers[index].clone();
+                let cache = self.cache.clone();
+                Check::Later(after_refresh(
+                    jwt,
+                    cache,
+                    t.to_owned(),
+                    index,
+                    epoch,
+                    sources,
+                ))
+            }
+        }
+    }
+
     /// Starts fetching every issuer's published keys.
     pub fn start(&self) {
         for jwt in &self.issuers {
@@ -148,39 +190,14 @@ impl AuthScheme for Bearer {
             Ok(t) => t,
             Err(f) => return Some(refuse(f)),
         };
-        let now = now();
-        if let Some(cache) = &self.cache {
-            match cache.get(t, now, |i| self.issuers[i].key_epoch()) {
-                Some(Ok(p)) => return Some(Decision::Authenticated(p)),
-                Some(Err(f)) => return Some(refuse(f)),
-                None => {}
-            }
-        }
-        let checked = jws::decode(t).and_then(|jws| {
-            let (index, jwt) = self.route(&jws)?;
-            // The epoch before verifying: a key set that changes meanwhile makes the
-            // entry stale rather than wrongly fresh.
-            let epoch = jwt.key_epoch();
-            Ok((index, epoch, jwt.step(jws, now, true)))
-        });
-        Some(match checked {
-            Err(f) => refuse(f),
-            Ok((index, epoch, Step::Done(result))) => {
-                let cache = self.cache.as_deref();
-                let seen = Seen {
-                    token: t,
-                    index,
-                    epoch,
-                };
-                match seen.settle(cache, &self.issuers[index], result, now) {
-                    Ok(principal) => Decision::Authenticated(principal),
-                    Err(f) => refuse(f),
-                }
-            }
-            Ok((index, epoch, Step::Wait(sources))) => {
-                let jwt = self.issuers[index].clone();
-                let fut =
-                    after_refresh(jwt, self.cache.clone(), t.to_owned(), index, epoch, sources);
+        Some(match self.check(t) {
+            Check::Done(result) => match result.and_then(|p| not_dpop_bound(p, t)) {
+                Ok(principal) => Decision::Authenticated(principal),
+                Err(f) => refuse(f),
+            },
+            Check::Later(fut) => {
+                let t = t.to_owned();
+                let fut = Box::pin(async move { fut.await.and_then(|p| not_dpop_bound(p, &t)) });
                 Decision::Pending(Pending::new(
                     fut,
                     self,
@@ -194,6 +211,27 @@ impl AuthScheme for Bearer {
     fn challenge(&self, c: Challenge, failure: &AuthFailure, detail: DetailMode) -> Challenge {
         challenge(c, failure, detail)
     }
+}
+
+/// A token's verification: decided now, or once its issuer's keys are fetched.
+pub(crate) enum Check {
+    Done(Result<Principal, AuthFailure>),
+    Later(AuthFuture),
+}
+
+/// Refuses a DPoP-bound token (`cnf.jkt`) sent as Bearer (RFC 9449 §7.2): without its
+/// proof it is what a thief would send.
+fn not_dpop_bound(principal: Principal, token: &str) -> Result<Principal, AuthFailure> {
+    if super::dpop::bound_key(&principal).is_none() {
+        return Ok(principal);
+    }
+    let f = AuthFailure::new(Reason::TokenDpopBound)
+        .detail("the token is bound to a DPoP key (cnf.jkt) and was sent as a Bearer token")
+        .claim("cnf");
+    Err(match inspect(token) {
+        Some(facts) => f.token(facts).token_verified(true),
+        None => f,
+    })
 }
 
 /// A token the Bearer scheme decided: which authenticator, under which key epoch.
@@ -270,24 +308,34 @@ fn after_refresh(
 
 /// The credentials after `Bearer `: exactly one token68 value.
 pub(crate) fn token(rest: &str) -> Result<&str, AuthFailure> {
+    token_for(rest, Scheme::Bearer)
+}
+
+/// The token after a token scheme's name (`Bearer`, `DPoP`): exactly one token68 value.
+pub(crate) fn token_for(rest: &str, scheme: Scheme) -> Result<&str, AuthFailure> {
+    let name = scheme.as_str();
     let malformed = |detail: &str| {
         AuthFailure::new(Reason::AuthorizationMalformed)
             .location(Location::Authorization)
             .detail(detail)
-            .expected("Bearer")
-            .received(Some("Bearer"))
+            .expected(name)
+            .received(Some(name))
     };
     if rest.is_empty() {
-        return Err(malformed("`Bearer` is followed by no token"));
+        return Err(malformed(&format!("`{name}` is followed by no token")));
     }
     let fp = || fingerprint(rest.as_bytes());
     if let Some((first, _)) = rest.split_once([' ', '\t']) {
-        let f = if first.eq_ignore_ascii_case("bearer") {
-            malformed("the scheme is doubled: `Bearer Bearer <token>`")
+        let f = if first.eq_ignore_ascii_case(name) {
+            malformed(&format!("the scheme is doubled: `{name} {name} <token>`"))
                 .tag(hint::DOUBLED_PREFIX)
-                .hint("Remove the second `Bearer `: the client or a proxy added the prefix twice.")
+                .hint(format!(
+                    "Remove the second `{name} `: the client or a proxy added the prefix twice."
+                ))
         } else {
-            malformed("the Bearer credentials contain whitespace; a token is one token68 value")
+            malformed(&format!(
+                "the {name} credentials contain whitespace; a token is one token68 value"
+            ))
         };
         return Err(f.fingerprint(fp()));
     }
@@ -305,32 +353,56 @@ pub(crate) fn token(rest: &str) -> Result<&str, AuthFailure> {
 /// Bearer's challenge parameters after `realm` (RFC 6750 §3): `error`, `error_description`
 /// (the client's detail, sanitized) and `scope`, when the failure has an error code.
 pub(crate) fn challenge(c: Challenge, failure: &AuthFailure, detail: DetailMode) -> Challenge {
-    let Some(err) = error_of(failure) else {
+    // The error goes on the challenge of the scheme the client used (RFC 9449 §7.2).
+    if sent(failure, Scheme::Dpop) && failure.reason() != Reason::CredentialsConflict {
         return c;
-    };
-    let description: Cow<'_, str> = match detail {
-        DetailMode::Verbose => failure
-            .facts()
-            .detail()
-            .unwrap_or(failure.reason().detail())
-            .into(),
-        DetailMode::Production => failure.client_reason(detail).detail().into(),
-    };
-    let c = c.error(err.as_str()).error_description(&description);
-    match failure.facts().scope() {
-        Some(scope) => c.scope([scope]),
+    }
+    match error_of(failure) {
+        Some(err) => error_params(c, failure, detail, err.as_str()),
         None => c,
     }
+}
+
+/// Whether the request that failed spoke `scheme` in `Authorization`.
+pub(crate) fn sent(failure: &AuthFailure, scheme: Scheme) -> bool {
+    failure
+        .facts()
+        .received_scheme()
+        .is_some_and(|s| s.eq_ignore_ascii_case(scheme.as_str()))
+}
+
+/// The parameters of a challenge that carries an error, Bearer's and DPoP's alike:
+/// `error`, `error_description` (the client's detail, sanitized), `scope`, and a step-up's
+/// `acr_values` and `max_age` (RFC 9470 §3).
+pub(crate) fn error_params(
+    c: Challenge,
+    failure: &AuthFailure,
+    detail: DetailMode,
+    code: &str,
+) -> Challenge {
+    let facts = failure.facts();
+    let description: Cow<'_, str> = match detail {
+        DetailMode::Verbose => facts.detail().unwrap_or(failure.reason().detail()).into(),
+        DetailMode::Production => failure.client_reason(detail).detail().into(),
+    };
+    let mut c = c.error(code).error_description(&description);
+    if let Some(scope) = facts.scope() {
+        c = c.scope([scope]);
+    }
+    if let Some(acr) = facts.acr_values() {
+        c = c.long_param("acr_values", acr);
+    }
+    if let Some(age) = facts.max_age() {
+        c = c.quoted_param("max_age", &age.to_string());
+    }
+    c
 }
 
 /// The RFC 6750 error of a failure: its reason's, or `invalid_token` for a 401 completed
 /// for a request that sent a Bearer token (RFC 6750 §3.1: a request with a token gets an
 /// error code).
 pub(crate) fn error_of(failure: &AuthFailure) -> Option<BearerError> {
-    let sent_bearer = failure
-        .facts()
-        .received_scheme()
-        .is_some_and(|s| s.eq_ignore_ascii_case("bearer"));
+    let sent_bearer = sent(failure, Scheme::Bearer);
     match failure.reason().bearer_rule() {
         BearerRule::Always(e) => Some(e),
         BearerRule::WithToken(e) if sent_bearer => Some(e),
