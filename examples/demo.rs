@@ -13,8 +13,9 @@
 
 use auth_diagnostics::{
     AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
-    BasicAuthenticator, BasicCredentials, Claims, DetailMode, JwtAuthenticator, KeySource,
-    Principal, Reason, RequireScope, SessionAuthenticator, SessionCookie, StaticKey,
+    BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator, KeySource,
+    Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata, SessionAuthenticator,
+    SessionCookie, StaticKey,
 };
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
@@ -65,7 +66,8 @@ impl DemoConfig {
     }
 }
 
-/// The demo's router, as `main` serves it.
+/// The demo's router, as `main` serves it. `cfg.addr` is the address as bound: the MCP
+/// resource identifier is `http://ADDR/mcp`.
 pub fn app(cfg: &DemoConfig) -> Router {
     // The secret belongs to the demo's issuer (which may differ from DEMO_OIDC_ISSUER's).
     let secret = StaticKey::hs256(&cfg.jwt_secret).with_issuer(&cfg.issuer);
@@ -95,7 +97,34 @@ pub fn app(cfg: &DemoConfig) -> Router {
             "/admin",
             get(admin).route_layer(RequireScope::new(["admin"])),
         )
+        // RFC 9470: a valid token is not enough here; the login must be MFA, and recent.
+        .route(
+            "/stepup",
+            get(hello).route_layer(
+                RequireStepUp::new()
+                    .acr_values(["urn:demo:mfa"])
+                    .max_age(Duration::from_secs(300)),
+            ),
+        )
         .layer(base.clone().bearer(jwt.clone()));
+    // RFC 9728 + MCP: every challenge points at the metadata document, which names the
+    // authorization server; a 401 says which scope to ask for.
+    let meta = ResourceMetadata::new(format!("http://{}/mcp", cfg.addr))
+        .authorization_servers([cfg.issuer.as_str()])
+        .scopes_supported(["mcp:tools"])
+        .resource_name("auth-diagnostics demo MCP resource")
+        // A demo may listen on any address; production identifiers are https.
+        .allow_http();
+    let mcp = Router::new().route("/mcp", get(hello)).layer(
+        base.clone()
+            .bearer(jwt.clone())
+            .resource_metadata(meta.clone())
+            .require_scope(["mcp:tools"]),
+    );
+    // RFC 9449: sender-constrained tokens, each request with its own proof.
+    let dpop = Router::new()
+        .route("/dpop", get(hello))
+        .layer(base.clone().dpop(Dpop::new(jwt.clone())));
     let basic = Router::new().route("/basic", get(hello)).layer(
         base.clone()
             .basic(BasicAuthenticator::new(check_password))
@@ -124,6 +153,9 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(key)
         .merge(session)
         .merge(any)
+        .merge(mcp)
+        .merge(meta.router())
+        .merge(dpop)
         // Outermost, with no scheme: request ids for every route, and it watches (and in
         // enforce mode corrects) what the routes answer by themselves.
         .layer(base)
@@ -262,6 +294,10 @@ async fn main() {
         }
     };
     let addr = listener.local_addr().expect("bound socket has an address");
+    let cfg = DemoConfig {
+        addr: addr.to_string(),
+        ..cfg
+    };
     let app = app(&cfg);
     let started = format!(
         "auth-diagnostics demo listening on http://{addr} (detail: {:?})",

@@ -4,16 +4,27 @@
 //! cargo run -q --example mint -- --sub alice --scope "admin orders"
 //! cargo run -q --example mint -- --expires-in -3600      # expired an hour ago
 //! cargo run -q --example mint -- --iss https://evil.example
+//! cargo run -q --example mint -- --acr urn:demo:mfa --auth-time-ago 60   # for /stepup
+//! cargo run -q --example mint -- --dpop http://127.0.0.1:3000/dpop       # token, then proof
 //! ```
 //!
 //! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER` (else `DEMO_OIDC_ISSUER`),
 //! `DEMO_AUDIENCE`, sub `alice`,
-//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`,
-//! `--expires-in SECONDS`, `--secret`, `--no-exp`.
+//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--acr`,
+//! `--auth-time-ago SECONDS`, `--expires-in SECONDS`, `--secret`, `--no-exp`.
+//!
+//! `--dpop URL` (with `--htm METHOD`, default `GET`) binds the token to the demo client's
+//! DPoP key (`cnf.jkt`) and prints a second line: a fresh DPoP proof for one request of
+//! that method to that URL (RFC 9449). The key is a fixed, public demo key: never use it
+//! for anything else.
 
 use jsonwebtoken::{encode, EncodingKey, Header};
 use serde_json::{json, Map, Value};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+#[path = "common/dpop.rs"]
+mod dpop;
+use dpop::{dpop_jwk, dpop_proof};
 
 fn main() {
     auth_diagnostics::install_crypto_provider();
@@ -34,6 +45,8 @@ fn main() {
         .as_secs() as i64;
     let mut expires_in = 3600;
     let mut with_exp = true;
+    let mut dpop: Option<String> = None;
+    let mut htm = "GET".to_owned();
 
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -56,6 +69,18 @@ fn main() {
                 })
             }
             "--secret" => secret = value,
+            "--acr" => {
+                claims.insert("acr".into(), Value::String(value));
+            }
+            "--auth-time-ago" => {
+                let ago: i64 = value.parse().unwrap_or_else(|_| {
+                    eprintln!("--auth-time-ago takes seconds, e.g. 60");
+                    std::process::exit(2);
+                });
+                claims.insert("auth_time".into(), json!(now - ago));
+            }
+            "--dpop" => dpop = Some(value),
+            "--htm" => htm = value,
             _ => {
                 eprintln!("unknown flag {flag}; see the top of examples/mint.rs");
                 std::process::exit(2);
@@ -66,6 +91,9 @@ fn main() {
     if with_exp {
         claims.insert("exp".into(), json!(now + expires_in));
     }
+    if dpop.is_some() {
+        claims.insert("cnf".into(), json!({ "jkt": dpop_jwk().1 }));
+    }
     let token = encode(
         &Header::default(),
         &Value::Object(claims),
@@ -73,4 +101,7 @@ fn main() {
     )
     .expect("HS256 signing cannot fail");
     println!("{token}");
+    if let Some(htu) = dpop {
+        println!("{}", dpop_proof(&htm, &htu, &token, now));
+    }
 }

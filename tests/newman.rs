@@ -32,6 +32,9 @@ const COVERAGE: &[(&str, u16, Option<&str>)] = &[
     ("/session", 401, Some("session_invalid")),
     ("/session", 401, Some("credentials_missing")),
     ("/any", 401, Some("credentials_missing")),
+    ("/mcp", 401, Some("credentials_missing")),
+    ("/.well-known/oauth-protected-resource/mcp", 200, None),
+    ("/stepup", 401, Some("insufficient_user_authentication")),
 ];
 
 fn collection_path() -> PathBuf {
