@@ -22,6 +22,7 @@
 #[path = "../../examples/demo.rs"]
 pub mod demo;
 pub mod node;
+pub mod provider;
 
 // What every suite names, so a suite's own imports are only what is particular to it.
 pub use auth_diagnostics::{AuthDiagnostics, DetailMode, Reason};
@@ -35,7 +36,7 @@ use auth_diagnostics::{
 };
 use axum::body::Body;
 use base64::Engine as _;
-use http::header::{AUTHORIZATION, COOKIE, WWW_AUTHENTICATE};
+use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt;
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -429,7 +430,8 @@ pub fn assert_clean_event(e: &Captured) {
 /// values, path parameter values.
 fn secrets_of(req: &Request<Body>) -> Vec<String> {
     let mut out = Vec::new();
-    for v in req.headers().get_all(AUTHORIZATION) {
+    let authorization = req.headers().get_all(AUTHORIZATION).iter();
+    for v in authorization.chain(req.headers().get_all(PROXY_AUTHORIZATION)) {
         let text = String::from_utf8_lossy(v.as_bytes()).into_owned();
         let cred = match text.trim().split_once(' ') {
             Some((_, rest)) => rest.trim().to_owned(),
@@ -453,6 +455,17 @@ fn secrets_of(req: &Request<Body>) -> Vec<String> {
                     .trim()
                     .to_owned(),
             );
+        }
+    }
+    // A DPoP proof, and its signature alone (RFC 9449): never logged. Short made-up values
+    // ("x") would match any text, so only proof-sized ones count.
+    for v in req.headers().get_all("dpop") {
+        let proof = String::from_utf8_lossy(v.as_bytes()).into_owned();
+        if proof.len() >= 16 {
+            if let Some(sig) = proof.rsplit('.').next().filter(|s| s.len() >= 16) {
+                out.push(sig.to_owned());
+            }
+            out.push(proof);
         }
     }
     for name in [
@@ -762,9 +775,10 @@ pub fn session_app(mode: DetailMode) -> axum::Router {
 /// The demo (verbose, the test configuration) on a free loopback port: its base URL and
 /// the server task.
 pub async fn serve_demo() -> (String, tokio::task::JoinHandle<()>) {
-    let cfg = demo_config(DetailMode::Verbose);
+    let mut cfg = demo_config(DetailMode::Verbose);
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
+    cfg.addr = addr.to_string();
     let app = demo::app(&cfg);
     let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (format!("http://{addr}"), server)
@@ -792,11 +806,13 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
 // The contract of each reason, and checking a rejection against it
 // =======================================================================================
 
-/// One row of `shared/spec/reasons.md`.
+/// One row of `shared/spec/reasons.md` (and, for the RFC 9449/9470 reasons it does not
+/// list yet, of `shared/spec/standards.md` R-46..R-53).
 #[derive(Debug, Clone, Copy)]
 pub struct Row {
     pub status: u16,
-    /// The Bearer challenge's `error`, or `None` for no error attributes at all.
+    /// The `error` of the challenge of the scheme the client used (Bearer unless the
+    /// expectation says [`Expect::error_on`]), or `None` for no error attributes at all.
     pub error: Option<&'static str>,
     pub level: Level,
     /// What the client sees in production, when it is not the reason itself.
@@ -834,6 +850,30 @@ pub fn row(reason: &str) -> Row {
         | "token_crit_unsupported"
         | "token_claim_invalid" => r(401, invalid_token, Level::WARN),
         "insufficient_scope" => r(403, Some("insufficient_scope"), Level::WARN),
+        // RFC 9470 §3.
+        "insufficient_user_authentication" => {
+            r(401, Some("insufficient_user_authentication"), Level::WARN)
+        }
+        // RFC 9449: a bound token sent as Bearer; binding failures are the
+        // token's; proof defects are invalid_dpop_proof; a nonce is asked
+        // for with use_dpop_nonce; a replay store that cannot answer fails closed.
+        "token_dpop_bound" | "dpop_token_unbound" | "dpop_key_mismatch" => {
+            r(401, invalid_token, Level::WARN)
+        }
+        "dpop_proof_missing"
+        | "dpop_proof_malformed"
+        | "dpop_proof_type_rejected"
+        | "dpop_proof_algorithm_rejected"
+        | "dpop_proof_key_invalid"
+        | "dpop_proof_signature_invalid"
+        | "dpop_proof_claim_missing"
+        | "dpop_proof_method_mismatch"
+        | "dpop_proof_url_mismatch"
+        | "dpop_proof_expired"
+        | "dpop_proof_replayed"
+        | "dpop_proof_ath_mismatch" => r(401, Some("invalid_dpop_proof"), Level::WARN),
+        "dpop_nonce_required" => r(401, Some("use_dpop_nonce"), Level::INFO),
+        "dpop_replay_store_unavailable" => r(503, None, Level::ERROR),
         "key_source_unavailable" | "authenticator_unavailable" => r(503, None, Level::ERROR),
         "basic_malformed" | "session_expired" | "credentials_invalid" => r(401, None, Level::WARN),
         "basic_user_unknown"
@@ -874,6 +914,8 @@ pub struct Expect {
     level: Option<Level>,
     fields: Vec<(&'static str, Option<String>)>,
     present: Vec<&'static str>,
+    /// The scheme whose challenge carries the error: the one the client used.
+    error_on: &'static str,
 }
 
 /// A rejection for `reason`, in production detail, realm `api`, a Bearer challenge.
@@ -889,6 +931,7 @@ pub fn expect(reason: &'static str) -> Expect {
         level: None,
         fields: Vec::new(),
         present: Vec::new(),
+        error_on: "Bearer",
     }
 }
 
@@ -911,6 +954,12 @@ impl Expect {
     /// The status, when it is not the row's.
     pub fn status(mut self, status: u16) -> Self {
         self.status = Some(status);
+        self
+    }
+    /// The error is on this scheme's challenge (`DPoP` for a request that spoke DPoP);
+    /// every other challenge carries none (RFC 9449 §7.2).
+    pub fn error_on(mut self, scheme: &'static str) -> Self {
+        self.error_on = scheme;
         self
     }
     pub fn realm(mut self, realm: &'static str) -> Self {
@@ -999,9 +1048,10 @@ impl Outcome {
 
     #[track_caller]
     fn check_challenges(&self, e: &Expect, row: &Row, client: &str) {
+        let used = [e.error_on];
         let default: &[&str] = match self.status.as_u16() {
-            400 | 401 => &["Bearer"],
-            403 if row.error.is_some() => &["Bearer"],
+            400 | 401 => &used,
+            403 if row.error.is_some() => &used,
             _ => &[],
         };
         let schemes = e.schemes.as_deref().unwrap_or(default);
@@ -1016,7 +1066,7 @@ impl Outcome {
                 "{}: realm in {c:?}",
                 e.reason
             );
-            if !c.scheme.eq_ignore_ascii_case("bearer") {
+            if !c.scheme.eq_ignore_ascii_case(e.error_on) {
                 assert_eq!(c.param("error"), None, "{c:?}");
                 continue;
             }
