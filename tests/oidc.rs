@@ -21,156 +21,21 @@ use common::*;
 use auth_diagnostics::{JwtAuthenticator, KeySource, Principal, RequireScope};
 use axum::routing::get as route_get;
 use axum::{Json, Router};
+use common::provider::{kid_of, peek, Provider, CLIENT};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use std::path::Path;
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
 use tokio::time::{sleep, sleep_until, timeout};
 
 const RS: &str = "urn:demo:rs256";
 const ES: &str = "urn:demo:es256";
 const SHORT: &str = "urn:demo:short";
-const CLIENT: &str = "interop";
 
 /// At most one refresh for an unknown `kid` per this interval. Well longer than a provider
 /// restart takes (0.5 to 1.5 s here, more on a loaded machine), short enough to wait out.
 const MISS_INTERVAL: Duration = Duration::from_secs(4);
 
 // The provider --------------------------------------------------------------------------
-
-/// A running interop/oidc-provider.mjs, killed when dropped.
-struct Provider {
-    child: Child,
-    issuer: String,
-    port: u16,
-    stderr: Arc<Mutex<String>>,
-    http: reqwest::Client,
-}
-
-impl Provider {
-    /// Starts the provider on `port` (0: a free one), or `None` when Node cannot be had
-    /// outside CI.
-    async fn start(port: u16) -> Option<Provider> {
-        let dir = common::node::interop()?;
-        Some(Self::start_in(&dir, port).await)
-    }
-
-    async fn start_in(dir: &Path, port: u16) -> Provider {
-        let mut child = Command::new("node")
-            .args(["oidc-provider.mjs", "--port", &port.to_string()])
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn node interop/oidc-provider.mjs");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = timeout(Duration::from_secs(20), lines.next_line()).await;
-        let line = match line {
-            Ok(Ok(Some(line))) => line,
-            other => {
-                let _ = child.kill().await;
-                panic!(
-                    "the provider printed no start line ({other:?}); stderr: {}",
-                    stderr.lock().unwrap()
-                )
-            }
-        };
-        let started: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("start line {line:?} is not JSON: {e}"));
-        let port = started["port"].as_u64().expect("port") as u16;
-        let issuer = started["issuer"].as_str().expect("issuer").to_owned();
-        assert_eq!(issuer, format!("http://127.0.0.1:{port}"));
-        Provider {
-            child,
-            issuer,
-            port,
-            stderr,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// Stops the provider (and waits until it is gone, so its port is free).
-    async fn stop(&mut self) {
-        self.child.kill().await.expect("kill the provider");
-    }
-
-    /// Stops this provider and starts another on the same port: same issuer, new keys.
-    async fn restart(mut self) -> Provider {
-        self.stop().await;
-        let dir = common::node::interop_dir();
-        let next = Self::start_in(&dir, self.port).await;
-        assert_eq!(next.issuer, self.issuer);
-        next
-    }
-
-    /// An access token for `resource` by the client_credentials grant, with scope `read`.
-    async fn token(&self, resource: &str) -> String {
-        let res = self
-            .http
-            .post(format!("{}/token", self.issuer))
-            .form(&[
-                ("grant_type", "client_credentials"),
-                ("client_id", CLIENT),
-                ("client_secret", "interop-secret"),
-                ("resource", resource),
-                ("scope", "read"),
-            ])
-            .send()
-            .await
-            .expect("token request");
-        let status = res.status();
-        let body: Value = res.json().await.expect("token response is JSON");
-        assert_eq!(
-            status,
-            200,
-            "token request: {body}; stderr: {}",
-            self.stderr.lock().unwrap()
-        );
-        assert_eq!(body["token_type"], "Bearer", "{body}");
-        body["access_token"]
-            .as_str()
-            .expect("access_token")
-            .to_owned()
-    }
-}
-
-/// A JWT's header and claims, unverified.
-fn peek(token: &str) -> (Value, Value) {
-    use base64::Engine as _;
-    let part = |i: usize| -> Value {
-        let seg = token.split('.').nth(i).expect("three segments");
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(seg)
-            .expect("base64url");
-        serde_json::from_slice(&bytes).expect("JSON")
-    };
-    (part(0), part(1))
-}
-
-/// The `kid` in a JWT's header.
-fn kid_of(token: &str) -> String {
-    peek(token).0["kid"].as_str().expect("kid").to_owned()
-}
 
 /// A token that looks like the provider's (at+jwt, RS256, its issuer, audience
 /// `urn:demo:rs256`) but names a key the provider never had.
@@ -277,12 +142,12 @@ async fn provider_tokens_are_accepted() {
     let Some(op) = Provider::start(0).await else {
         return;
     };
-    let source = source(&op.issuer);
+    let source = source(op.issuer());
     loaded(&source).await;
     let app = app(authn(&source, &[RS, ES]));
 
     for (resource, alg) in [(RS, "RS256"), (ES, "ES256")] {
-        let token = op.token(resource).await;
+        let token = op.token(resource, "read").await;
         let (header, claims) = peek(&token);
         assert_eq!(header["typ"], "at+jwt", "{header}");
         assert_eq!(header["alg"], alg, "{header}");
@@ -299,7 +164,7 @@ async fn provider_tokens_are_accepted() {
         ] {
             assert!(claims.get(claim).is_some(), "no {claim} in {claims}");
         }
-        assert_accepted(&call(&app, "/me", &token).await, &op.issuer, resource);
+        assert_accepted(&call(&app, "/me", &token).await, op.issuer(), resource);
 
         // Scope `read` only: /admin is 403 insufficient_scope.
         let out = call(&app, "/admin", &token).await;
@@ -318,11 +183,11 @@ async fn an_expired_provider_token_is_token_expired() {
     let Some(op) = Provider::start(0).await else {
         return;
     };
-    let source = source(&op.issuer);
+    let source = source(op.issuer());
     loaded(&source).await;
     let app = app(authn(&source, &[RS, SHORT]));
 
-    let token = op.token(SHORT).await;
+    let token = op.token(SHORT, "read").await;
     let (_, claims) = peek(&token);
     let exp = claims["exp"].as_i64().unwrap();
     assert_eq!(exp - claims["iat"].as_i64().unwrap(), 1, "{claims}");
@@ -349,11 +214,11 @@ async fn a_token_for_another_resource_is_token_audience_mismatch() {
     let Some(op) = Provider::start(0).await else {
         return;
     };
-    let source = source(&op.issuer);
+    let source = source(op.issuer());
     loaded(&source).await;
     let app = app(authn(&source, &[ES]));
 
-    let out = call(&app, "/me", &op.token(RS).await).await;
+    let out = call(&app, "/me", &op.token(RS, "read").await).await;
     out.check(
         &refused("token_audience_mismatch")
             .field("signature_verified", true)
@@ -361,8 +226,8 @@ async fn a_token_for_another_resource_is_token_audience_mismatch() {
             .field("expected_aud", ES),
     );
     assert_accepted(
-        &call(&app, "/me", &op.token(ES).await).await,
-        &op.issuer,
+        &call(&app, "/me", &op.token(ES, "read").await).await,
+        op.issuer(),
         ES,
     );
 }
@@ -378,17 +243,17 @@ async fn a_restarted_provider_with_new_keys() {
     // The window of the rate limit opens with some fetch after this instant (the first,
     // or the one for the unknown kid below) and before `opened`.
     let before = Instant::now();
-    let source = source(&op.issuer);
+    let source = source(op.issuer());
     loaded(&source).await;
     let app = app(authn(&source, &[RS, ES]));
-    let old = op.token(RS).await;
-    assert_accepted(&call(&app, "/me", &old).await, &op.issuer, RS);
-    let out = call(&app, "/me", &stranger(&op.issuer)).await;
+    let old = op.token(RS, "read").await;
+    assert_accepted(&call(&app, "/me", &old).await, op.issuer(), RS);
+    let out = call(&app, "/me", &stranger(op.issuer())).await;
     out.check(&refused("token_key_unknown").field("kid", "not-a-provider-key"));
     let opened = Instant::now();
 
     let op = op.restart().await;
-    let new = op.token(RS).await;
+    let new = op.token(RS, "read").await;
     assert_ne!(kid_of(&new), kid_of(&old), "a restart makes new keys");
     let elapsed = before.elapsed();
     assert!(
@@ -412,9 +277,9 @@ async fn a_restarted_provider_with_new_keys() {
     // The interval has passed: this unknown kid refreshes the key set, and the request
     // waits for it.
     sleep_until((opened + MISS_INTERVAL + Duration::from_millis(300)).into()).await;
-    assert_accepted(&call(&app, "/me", &new).await, &op.issuer, RS);
-    let es = op.token(ES).await;
-    assert_accepted(&call(&app, "/me", &es).await, &op.issuer, ES);
+    assert_accepted(&call(&app, "/me", &new).await, op.issuer(), RS);
+    let es = op.token(ES, "read").await;
+    assert_accepted(&call(&app, "/me", &es).await, op.issuer(), ES);
 
     // The old keys are gone from the set.
     let out = call(&app, "/me", &old).await;
@@ -438,25 +303,25 @@ async fn cached_keys_outlive_the_provider() {
     let Some(mut op) = Provider::start(0).await else {
         return;
     };
-    let source = source(&op.issuer);
+    let source = source(op.issuer());
     loaded(&source).await;
     let loaded_at = Instant::now();
     let app = app(authn(&source, &[RS, ES]));
-    let rs = op.token(RS).await;
-    let es = op.token(ES).await;
+    let rs = op.token(RS, "read").await;
+    let es = op.token(ES, "read").await;
     op.stop().await;
 
-    assert_accepted(&call(&app, "/me", &rs).await, &op.issuer, RS);
-    assert_accepted(&call(&app, "/me", &es).await, &op.issuer, ES);
+    assert_accepted(&call(&app, "/me", &rs).await, op.issuer(), RS);
+    assert_accepted(&call(&app, "/me", &es).await, op.issuer(), ES);
 
     // Past the miss interval, the unknown kid asks for a refresh, which fails.
     sleep_until((loaded_at + MISS_INTERVAL + Duration::from_millis(300)).into()).await;
-    let out = call(&app, "/me", &stranger(&op.issuer)).await;
+    let out = call(&app, "/me", &stranger(op.issuer())).await;
     let r = out.check(
         &expect("key_source_unavailable")
             .token_fields()
             .field("kid", "not-a-provider-key")
-            .field("key_source", &op.issuer),
+            .field("key_source", op.issuer()),
     );
     assert!(out.header("retry-after").is_some(), "{:?}", out.headers);
     assert!(
@@ -469,8 +334,8 @@ async fn cached_keys_outlive_the_provider() {
         "{}",
         r.event.line()
     );
-    assert_accepted(&call(&app, "/me", &rs).await, &op.issuer, RS);
-    assert_accepted(&call(&app, "/me", &es).await, &op.issuer, ES);
+    assert_accepted(&call(&app, "/me", &rs).await, op.issuer(), RS);
+    assert_accepted(&call(&app, "/me", &es).await, op.issuer(), ES);
 }
 
 /// No key set was ever loaded (nothing listens at the issuer): 503 key_source_unavailable

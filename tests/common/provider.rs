@@ -1,0 +1,200 @@
+//! The interop OpenID provider (interop/oidc-provider.mjs, npm `oidc-provider`) and the
+//! other Node scripts of `interop/`, for the suites that drive them: start the provider on
+//! a port and read its start line, get a client_credentials token from it, run a script
+//! that prints one JSON line, look inside a JWT without verifying it.
+//!
+//! Node comes from [`super::node`]: without it [`Provider::start`] is `None` outside CI.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+
+/// The provider's client (interop/oidc-provider.mjs): `client_credentials` with a secret.
+pub const CLIENT: &str = "interop";
+const CLIENT_SECRET: &str = "interop-secret";
+
+/// A running interop/oidc-provider.mjs, killed when dropped.
+pub struct Provider {
+    child: Child,
+    issuer: String,
+    port: u16,
+    stderr: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+impl Provider {
+    /// Starts the provider on `port` (0: a free one), or `None` when Node cannot be had
+    /// outside CI.
+    pub async fn start(port: u16) -> Option<Provider> {
+        let dir = super::node::interop()?;
+        Some(Self::start_in(&dir, port).await)
+    }
+
+    /// Starts the provider from `dir` (an `interop/` with its packages) on `port`.
+    pub async fn start_in(dir: &Path, port: u16) -> Provider {
+        let mut child = node(dir, "oidc-provider.mjs", &["--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn node interop/oidc-provider.mjs");
+        // Its stderr (start-up warnings, server errors) is kept for a failure's message.
+        let stderr = drain(child.stderr.take().unwrap());
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let line = match timeout(Duration::from_secs(20), lines.next_line()).await {
+            Ok(Ok(Some(line))) => line,
+            other => {
+                let _ = child.kill().await;
+                panic!(
+                    "the provider printed no start line ({other:?}); stderr: {}",
+                    stderr.lock().unwrap()
+                )
+            }
+        };
+        let started: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("start line {line:?} is not JSON: {e}"));
+        let port = started["port"].as_u64().expect("port") as u16;
+        let issuer = started["issuer"].as_str().expect("issuer").to_owned();
+        assert_eq!(issuer, format!("http://127.0.0.1:{port}"));
+        Provider {
+            child,
+            issuer,
+            port,
+            stderr,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The issuer, `http://127.0.0.1:PORT`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the provider (and waits until it is gone, so its port is free).
+    pub async fn stop(&mut self) {
+        self.child.kill().await.expect("kill the provider");
+    }
+
+    /// Stops this provider and starts another on the same port: same issuer, new keys.
+    pub async fn restart(mut self) -> Provider {
+        self.stop().await;
+        let dir = super::node::interop_dir();
+        let next = Self::start_in(&dir, self.port).await;
+        assert_eq!(next.issuer, self.issuer);
+        next
+    }
+
+    /// A Bearer access token for `resource` by the client_credentials grant, asking for
+    /// `scope`.
+    pub async fn token(&self, resource: &str, scope: &str) -> String {
+        let res = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", CLIENT),
+                ("client_secret", CLIENT_SECRET),
+                ("resource", resource),
+                ("scope", scope),
+            ])
+            .send()
+            .await
+            .expect("token request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("token response is JSON");
+        assert_eq!(
+            status,
+            200,
+            "token request: {body}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+        assert_eq!(body["token_type"], "Bearer", "{body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_owned()
+    }
+}
+
+/// `node SCRIPT ARGS` in `dir`, no stdin, killed when dropped.
+fn node(dir: &Path, script: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("node");
+    cmd.arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Collects a child's stderr in the background.
+pub fn drain(mut from: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    let sink = Arc::new(Mutex::new(String::new()));
+    let to = sink.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            to.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    sink
+}
+
+/// Runs `node SCRIPT ARGS` in `dir`, which must succeed within 90 s, and parses the JSON
+/// line it prints last.
+pub async fn node_json(dir: &Path, script: &str, args: &[&str]) -> Value {
+    let run = node(dir, script, args).output();
+    let out = timeout(Duration::from_secs(90), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} finishes within 90 s"))
+        .unwrap_or_else(|e| panic!("run node {script}: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "node {script} failed ({}): {stderr}\n{stdout}",
+        out.status
+    );
+    let line = stdout.trim().lines().last().unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{script} printed no JSON ({e}): {stdout}\n{stderr}"))
+}
+
+/// Segment `i` of a JWT (0: header, 1: claims), decoded, unverified.
+fn segment(token: &str, i: usize) -> Value {
+    use base64::Engine as _;
+    let seg = token.split('.').nth(i).expect("three segments");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(seg)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON")
+}
+
+/// A JWT's header and claims, unverified.
+pub fn peek(token: &str) -> (Value, Value) {
+    (segment(token, 0), segment(token, 1))
+}
+
+/// A JWT's claims, unverified.
+pub fn claims_of(token: &str) -> Value {
+    segment(token, 1)
+}
+
+/// The `kid` in a JWT's header.
+pub fn kid_of(token: &str) -> String {
+    segment(token, 0)["kid"].as_str().expect("kid").to_owned()
+}
