@@ -103,7 +103,9 @@ impl Default for MemoryReplayStore {
 }
 
 impl MemoryReplayStore {
-    /// A store that holds at most `capacity` unexpired proofs.
+    /// A store for about `capacity` unexpired proofs: 16 shards of `capacity / 16`
+    /// (rounded up, at least one) each. A shard whose oldest proof could still be replayed
+    /// refuses new ones when full, so a flood fills one shard's share, not the others'.
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             per_shard: capacity.div_ceil(SHARDS).max(1),
