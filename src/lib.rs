@@ -164,6 +164,8 @@ pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;
+#[doc(hidden)]
+pub use keys::signature_checks;
 pub use keys::{
     install_crypto_provider, FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch,
     KeySource, StaticKey,

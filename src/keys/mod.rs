@@ -19,6 +19,22 @@ pub use source::KeySource;
 pub(crate) use source::{strip_query, KeySet, Pick};
 pub use static_key::StaticKey;
 
+/// Signature checks made by this process: the CPU-amplification tests count them (a token
+/// costs at most one, whatever key set it meets).
+static SIGNATURE_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Counts one signature check.
+pub(crate) fn count_signature_check() {
+    SIGNATURE_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// How many signatures this process has checked (tokens, DPoP proofs), for tests that
+/// assert a bound on the work one request causes.
+#[doc(hidden)]
+pub fn signature_checks() -> u64 {
+    SIGNATURE_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
 compile_error!(
     "auth-diagnostics needs a crypto backend for JWT verification: enable the `aws_lc_rs` \
