@@ -69,7 +69,8 @@ pub(crate) fn cap_to(text: &str, max: usize) -> Capped {
 }
 
 /// Free text for a log field (our own sentences, which may quote capped client values):
-/// only control characters are escaped, so nothing is escaped twice; cut at `max` chars.
+/// only control characters and bidirectional or invisible formatting characters are
+/// escaped, so nothing is escaped twice; cut at `max` chars.
 pub(crate) fn clean_text(text: &str, max: usize) -> Capped {
     let mut out = String::with_capacity(text.len().min(max) + 2);
     for (n, c) in text.chars().enumerate() {
@@ -77,13 +78,22 @@ pub(crate) fn clean_text(text: &str, max: usize) -> Capped {
             out.push('…');
             break;
         }
-        if c.is_control() {
+        if c.is_control() || is_invisible_format(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     Capped(out)
+}
+
+/// Bidirectional controls and invisible formatting characters: text that reorders or hides
+/// what a person reading the log sees ("Trojan Source", CVE-2021-42574).
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+    )
 }
 
 /// The process's random hashing key (fingerprints, generated request ids).
@@ -112,6 +122,12 @@ mod tests {
         assert_eq!(cap(&long).chars().count(), MAX_FIELD + 1);
         let wide = "\u{e9}".repeat(500);
         assert!(cap(&wide).len() <= MAX_FIELD + 3, "{}", cap(&wide).len());
+    }
+
+    #[test]
+    fn free_text_escapes_controls_and_bidi_but_keeps_other_unicode() {
+        let text = clean_text("a\u{202E}b\u{2066}c\u{200B}d\r\né", 100);
+        assert_eq!(text.as_str(), "a\\u{202e}b\\u{2066}c\\u{200b}d\\r\\né");
     }
 
     #[test]
