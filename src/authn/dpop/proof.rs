@@ -292,7 +292,7 @@ fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result
                 "htu",
                 format!(
                     "the DPoP proof's htu is {}, this request's URL {}",
-                    cap(htu),
+                    cap(&shown_url(htu)),
                     cap(ours_text)
                 ),
             );
@@ -305,6 +305,20 @@ fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result
                 f
             })
         }
+    }
+}
+
+/// `htu` as the log may show it: without query and fragment (which may hold codes or
+/// tokens) and without user information.
+fn shown_url(htu: &str) -> String {
+    let bare = htu.split(['?', '#']).next().unwrap_or_default();
+    match bare.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let host = authority.rsplit('@').next().unwrap_or_default();
+            format!("{scheme}://{host}{path}")
+        }
+        None => bare.to_owned(),
     }
 }
 
@@ -459,6 +473,15 @@ mod tests {
             thumbprint(jwk.as_object().unwrap()).unwrap(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn shown_urls_lose_query_fragment_and_user() {
+        assert_eq!(
+            shown_url("https://alice:pw@h/a/b?code=x#frag"),
+            "https://h/a/b"
+        );
+        assert_eq!(shown_url("/relative?q"), "/relative");
     }
 
     #[test]
