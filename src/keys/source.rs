@@ -512,10 +512,13 @@ impl Inner {
                     st.failures = 0;
                     st.last_error = None;
                     let kids = set.kids();
+                    // The document's URLs are the identity provider's text: escaped like
+                    // any other text from outside.
+                    let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(strip_query(u)));
                     tracing::debug!(
                         target: "auth_diagnostics::keys",
                         key_source = strip_query(self.url()),
-                        jwks_uri = st.jwks_uri.as_deref().map(strip_query),
+                        jwks_uri = jwks_uri.as_deref(),
                         key_ids = kids.as_str(),
                         skipped = set.skipped.len(),
                         next_refresh_s = ttl.as_secs(),
@@ -541,13 +544,14 @@ impl Inner {
                         .read()
                         .unwrap_or_else(PoisonError::into_inner)
                         .is_some();
+                    let message = shown(error.message());
                     tracing::error!(
                         target: "auth_diagnostics::keys",
                         key_source = strip_query(self.url()),
-                        fetch_error = error.message(),
+                        fetch_error = message.as_str(),
                         fetch_error_kind = ?error.kind(),
                         keys_cached = cached,
-                        "key set fetch failed: {error}"
+                        "key set fetch failed: {message}"
                     );
                     st.last_error = Some(error);
                     self.backoff(st.failures)
@@ -732,6 +736,12 @@ fn rfc8414_url(issuer: &str) -> String {
 }
 
 /// A URL without its query, for the log.
+/// Text from a key set's documents or errors as a log field shows it: control, bidi and
+/// invisible characters escaped, capped.
+fn shown(text: &str) -> crate::sanitize::Capped {
+    crate::sanitize::clean_text(text, 512)
+}
+
 pub(crate) fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or_default()
 }
