@@ -135,6 +135,12 @@ pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
             "the decoded Basic credentials have no `:` between user and password",
         ));
     };
+    if user.len() > MAX_USER || password.len() > MAX_PASSWORD {
+        return Err(malformed(&format!(
+            "the Basic user-id or password is longer than allowed ({MAX_USER} and \
+             {MAX_PASSWORD} bytes)"
+        )));
+    }
     if user.chars().chain(password.chars()).any(char::is_control) {
         return Err(malformed(
             "the decoded Basic credentials contain control characters",
