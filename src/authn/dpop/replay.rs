@@ -18,7 +18,8 @@ pub type ReplayFuture = Pin<Box<dyn Future<Output = Result<bool, ReplayError>> +
 pub struct ProofId([u8; 32]);
 
 impl ProofId {
-    pub(crate) fn new(jkt: &str, jti: &str) -> Self {
+    /// The id of the proof with key thumbprint `jkt` (RFC 7638) and `jti`.
+    pub fn new(jkt: &str, jti: &str) -> Self {
         let mut h = Sha256::new();
         h.update(jkt.as_bytes());
         h.update([0]);
