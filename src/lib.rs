@@ -130,6 +130,9 @@ mod extract;
 mod failure;
 mod flood;
 pub mod future;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod jws;
 mod keys;
 mod layer;

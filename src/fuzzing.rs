@@ -1,0 +1,1841 @@
+//! Fuzzing entry points: one function per fuzz target in `fuzz/fuzz_targets/`, each
+//! reaching the crate-private code it names and asserting its properties (a panic is a
+//! finding). `tests/fuzz_replay.rs` replays every committed seed and regression through
+//! the same functions on the stable toolchain, so CI proves them on every commit.
+//!
+//! Not an API: hidden from the documentation, and free to change with the fuzz targets.
+//!
+//! Inputs are split into fields at `\n` (or `\0` where the text itself may hold a line
+//! break), and small "selector" bytes count from `'a'` or `'0'`, so seeds stay readable.
+//! Challenges are checked against a second, independent parser the caller passes in
+//! ([`ParseChallenges`]): the fuzz targets and the replay test pass `http-auth`'s, which
+//! is only a dev-dependency of this crate.
+
+use crate::authn::{bearer::Bearer, AuthScheme};
+use crate::challenge::{read_challenges, Challenge};
+use crate::evidence::{CookieLookup, Evidence, MAX_COOKIES, MAX_COOKIE_BYTES};
+use crate::failure::{AuthFailure, Location, TokenFacts};
+use crate::keys::{FetchError, FetchFuture, Fetched, HttpFetch, KeySource};
+use crate::problem::RenderConfig;
+use crate::reason::{DetailMode, Reason};
+use crate::sanitize::MAX_FIELD;
+use crate::{
+    ApiKey, ApiKeyAuthenticator, AuthDiagnostics, BasicAuthenticator, BasicCredentials, Dpop,
+    JwtAuthenticator, Principal, ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey,
+};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// One challenge as an independent parser read it: scheme, and parameters with their
+/// values unquoted, in order. A token68 challenge has no parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedChallenge {
+    /// The auth-scheme.
+    pub scheme: String,
+    /// The auth-params, names as sent, values unescaped.
+    pub params: Vec<(String, String)>,
+}
+
+/// An independent `WWW-Authenticate` parser: every challenge of one field value, or why
+/// the value does not follow RFC 9110 §11.6.1.
+pub type ParseChallenges = fn(&str) -> Result<Vec<ParsedChallenge>, String>;
+
+// ---------------------------------------------------------------------------------------
+// Shared fixtures
+// ---------------------------------------------------------------------------------------
+
+/// The HS256 secret, issuer and audience of every fuzzing layer.
+pub const SECRET: &str = "fuzz-hs256-secret";
+/// The issuer tokens must name.
+pub const ISSUER: &str = "https://issuer.fuzz.example";
+/// The audience tokens must name.
+pub const AUDIENCE: &str = "fuzz-api";
+/// The `Host` and URL DPoP proofs name (`htu`).
+pub const DPOP_HTU: &str = "http://fuzz.example/dpop";
+
+/// The DPoP client key (P-256), public on purpose: the demo key of `examples/common/dpop.rs`.
+const DPOP_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrSgjBYHKveycBQHE
+ASctKFiBOlprw1SJTHRMjus29GuhRANCAARjFMqOapyfrVmPDBt5uhPkSwLCYwy+
+/ZjlgMUJgbQF42ajBAed15B09VF/lzgefiktr5f58kmRx0yCh4gbhCVW
+-----END PRIVATE KEY-----";
+const DPOP_X: &str = "YxTKjmqcn61ZjwwbeboT5EsCwmMMvv2Y5YDFCYG0BeM";
+const DPOP_Y: &str = "ZqMEB53XkHT1UX-XOB5-KS2vl_nySZHHTIKHiBuEJVY";
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    thread_local! {
+        static RT: &'static tokio::runtime::Runtime = Box::leak(Box::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a current-thread runtime"),
+        ));
+    }
+    RT.with(|rt| *rt)
+}
+
+fn now() -> i64 {
+    crate::time::now()
+}
+
+/// The fields of `data` split at `sep`.
+fn fields(data: &[u8], sep: u8) -> Vec<&[u8]> {
+    data.split(|&b| b == sep).collect()
+}
+
+/// `data` as text (lossy: the properties hold for any text).
+fn text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(data)
+}
+
+/// A selector byte counted from `base`, modulo `n`.
+fn pick(byte: u8, base: u8, n: usize) -> usize {
+    usize::from(byte.wrapping_sub(base)) % n
+}
+
+/// An HS256 JWT over `claims` with the fuzzing secret.
+fn hs256(claims: &Value) -> String {
+    crate::install_crypto_provider();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+/// A JWS over raw header and payload bytes, signed with `alg` and `key`.
+fn sign_raw(
+    header: &[u8],
+    payload: &[u8],
+    key: &jsonwebtoken::EncodingKey,
+    alg: jsonwebtoken::Algorithm,
+) -> String {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let signature =
+        jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).expect("signing cannot fail");
+    format!("{message}.{signature}")
+}
+
+fn hs256_key() -> &'static jsonwebtoken::EncodingKey {
+    static KEY: OnceLock<jsonwebtoken::EncodingKey> = OnceLock::new();
+    KEY.get_or_init(|| jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()))
+}
+
+fn dpop_key() -> &'static jsonwebtoken::EncodingKey {
+    static KEY: OnceLock<jsonwebtoken::EncodingKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        crate::install_crypto_provider();
+        jsonwebtoken::EncodingKey::from_ec_pem(DPOP_KEY.as_bytes()).expect("the demo key")
+    })
+}
+
+/// The RFC 7638 thumbprint of the DPoP client key.
+fn dpop_jkt() -> String {
+    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{DPOP_X}","y":"{DPOP_Y}"}}"#);
+    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+}
+
+fn ath(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// A token the fuzzing layers accept until 2100, with scope `read`, bound to `jkt` when
+/// given.
+fn access_token(jkt: Option<&str>) -> String {
+    let mut claims = serde_json::json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "scope": "read",
+        "iat": 1_700_000_000, "exp": 4_102_444_800_i64,
+    });
+    if let Some(jkt) = jkt {
+        claims["cnf"] = serde_json::json!({ "jkt": jkt });
+    }
+    hs256(&claims)
+}
+
+fn authenticator() -> JwtAuthenticator {
+    JwtAuthenticator::new(StaticKey::hs256(SECRET))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+}
+
+/// What a request's answer was: status, headers, body, and the log text it caused.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+    log: String,
+}
+
+/// Sends `request` through `app` on this thread's runtime, capturing every tracing event.
+fn send(app: &Router, request: Request<Body>) -> Answer {
+    let capture = Capture::default();
+    let log = capture.text.clone();
+    let dispatch = tracing::Dispatch::new(capture);
+    let (status, headers, body) = tracing::dispatcher::with_default(&dispatch, || {
+        runtime().block_on(async {
+            let mut svc = app.clone();
+            std::future::poll_fn(|cx| {
+                tower_service::Service::<Request<Body>>::poll_ready(&mut svc, cx)
+            })
+            .await
+            .expect("a router is always ready");
+            let response = tower_service::Service::call(&mut svc, request)
+                .await
+                .expect("a router never fails");
+            let (parts, body) = response.into_parts();
+            let body = axum::body::to_bytes(body, 1 << 20)
+                .await
+                .expect("the body reads");
+            (parts.status, parts.headers, body.to_vec())
+        })
+    });
+    let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
+    if trace() {
+        eprintln!(
+            "fuzzing: {status} {}",
+            String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+        );
+    }
+    Answer {
+        status,
+        headers,
+        body,
+        log,
+    }
+}
+
+/// Whether `AUTH_DIAGNOSTICS_FUZZ_TRACE` is set: then every answer's status and body are
+/// printed, to see what a seed reaches (`cargo test --test fuzz_replay -- --nocapture`).
+fn trace() -> bool {
+    static TRACE: OnceLock<bool> = OnceLock::new();
+    *TRACE.get_or_init(|| std::env::var_os("AUTH_DIAGNOSTICS_FUZZ_TRACE").is_some())
+}
+
+/// A subscriber that writes every event's and span's fields into one string, string
+/// values as they are (so a secret in a field is found byte for byte).
+#[derive(Default)]
+struct Capture {
+    text: Arc<Mutex<String>>,
+    ids: std::sync::atomic::AtomicU64,
+}
+
+struct Collect<'a>(&'a mut String);
+
+impl tracing::field::Visit for Collect<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        assert_log_text(field.name(), value);
+        let _ = write!(self.0, "{}={} ", field.name(), value);
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let shown = format!("{value:?}");
+        assert_log_text(field.name(), &shown);
+        let _ = write!(self.0, "{}={} ", field.name(), shown);
+    }
+}
+
+/// Log field values carry no control character: client text is escaped before it is
+/// logged, so no request can forge a log line.
+fn assert_log_text(name: &str, value: &str) {
+    assert!(
+        !value.chars().any(|c| c.is_control()),
+        "log field {name} holds a control character: {value:?}"
+    );
+}
+
+impl tracing::Subscriber for Capture {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        span.record(&mut Collect(&mut text));
+        let id = self.ids.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tracing::span::Id::from_u64(id + 1)
+    }
+
+    fn record(&self, _: &tracing::span::Id, values: &tracing::span::Record<'_>) {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        values.record(&mut Collect(&mut text));
+    }
+
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut text = self.text.lock().unwrap_or_else(|e| e.into_inner());
+        event.record(&mut Collect(&mut text));
+        text.push('\n');
+    }
+
+    fn enter(&self, _: &tracing::span::Id) {}
+
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+/// Every `WWW-Authenticate` line of `headers` (but those in `foreign`, which the wrapped
+/// service wrote) is visible ASCII, parses with `parse` as exactly one challenge whose
+/// parameter names do not repeat, and reads the same with this crate's parser.
+fn check_challenges(headers: &HeaderMap, parse: ParseChallenges, foreign: &[&[u8]]) -> usize {
+    let mut n = 0;
+    for value in headers.get_all(WWW_AUTHENTICATE) {
+        if foreign.contains(&value.as_bytes()) {
+            continue;
+        }
+        n += 1;
+        let text = value.to_str().unwrap_or_else(|_| {
+            panic!("a challenge is not visible ASCII: {value:?}");
+        });
+        assert!(
+            text.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+            "a challenge holds a control byte: {text:?}"
+        );
+        let theirs =
+            parse(text).unwrap_or_else(|e| panic!("challenge {text:?} does not parse: {e}"));
+        assert_eq!(theirs.len(), 1, "one challenge per field line: {text:?}");
+        let c = &theirs[0];
+        let mut names: Vec<String> = c
+            .params
+            .iter()
+            .map(|(n, _)| n.to_ascii_lowercase())
+            .collect();
+        names.sort();
+        let len = names.len();
+        names.dedup();
+        assert_eq!(len, names.len(), "a parameter repeats in {text:?}");
+        let ours = read_challenges(text)
+            .unwrap_or_else(|| panic!("this crate cannot read its own challenge {text:?}"));
+        assert_eq!(ours.len(), 1, "{text:?}");
+        assert_eq!(ours[0].scheme, c.scheme, "{text:?}");
+        let ours: Vec<(String, String)> = ours[0]
+            .params
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), v.clone()))
+            .collect();
+        assert_eq!(ours, c.params, "the two parsers disagree on {text:?}");
+    }
+    n
+}
+
+/// A problem body: a JSON object whose `status` is the response's, with a known `reason`,
+/// a `type` and a `title`.
+fn check_problem(status: StatusCode, body: &[u8]) -> Value {
+    let problem: Value = serde_json::from_slice(body).unwrap_or_else(|e| {
+        panic!(
+            "the problem body is not JSON ({e}): {:?}",
+            String::from_utf8_lossy(body)
+        )
+    });
+    assert!(problem.is_object(), "{problem}");
+    assert_eq!(
+        problem["status"].as_u64(),
+        Some(u64::from(status.as_u16())),
+        "body status differs from the response's {status}: {problem}"
+    );
+    let reason = problem["reason"].as_str().expect("a reason");
+    assert!(
+        Reason::from_code(reason).is_some(),
+        "unknown reason {reason}"
+    );
+    assert!(problem["type"].is_string() && problem["title"].is_string());
+    problem
+}
+
+/// No secret appears in the answer or the log (see [`leaked`]).
+fn assert_no_leak(answer: &Answer, secrets: &[Vec<u8>], public: &[u8]) {
+    if let Some(secret) = leaked(answer, secrets, public).first() {
+        panic!(
+            "secret {:?} shows: {:?}\n{}\nlog: {}",
+            String::from_utf8_lossy(secret),
+            answer.headers,
+            String::from_utf8_lossy(&answer.body),
+            answer.log
+        );
+    }
+}
+
+/// The secrets that appear in the answer or the log. Secrets shorter than 16 bytes or
+/// with fewer than 8 letters and digits are not looked for (they turn up in fixed texts by
+/// chance), nor those also sent in the clear in `public` (as it is, or as the log's
+/// `repro` line shows it: outside printable ASCII and `'` as `?`).
+fn leaked(answer: &Answer, secrets: &[Vec<u8>], public: &[u8]) -> Vec<Vec<u8>> {
+    let shown: Vec<u8> = String::from_utf8_lossy(public)
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '\'' => c as u8,
+            _ => b'?',
+        })
+        .collect();
+    secrets
+        .iter()
+        .filter(|s| checkable(s) && !contains(public, s) && !contains(&shown, s))
+        .filter(|s| answer_contains(answer, s) || contains(answer.log.as_bytes(), s))
+        .cloned()
+        .collect()
+}
+
+/// `text` with every letter and digit moved one along its alphabet (`a`→`b`, `z`→`a`,
+/// `9`→`0`): the same shape, other bytes.
+fn rotate(text: &[u8]) -> Vec<u8> {
+    text.iter()
+        .map(|&b| match b {
+            b'z' => b'a',
+            b'Z' => b'A',
+            b'9' => b'0',
+            b'a'..=b'y' | b'A'..=b'Y' | b'0'..=b'8' => b + 1,
+            other => other,
+        })
+        .collect()
+}
+
+/// `data` with every `from` replaced by `to` (of the same length).
+fn replace_all(data: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        if data[i..].starts_with(from) {
+            out.extend_from_slice(to);
+            i += from.len();
+        } else {
+            out.push(data[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
+}
+
+// ---------------------------------------------------------------------------------------
+// credentials: one request through a configured layer
+// ---------------------------------------------------------------------------------------
+
+/// Header names a credentials input can set, selected by a byte counted from `'a'`.
+const HEADERS: &[&str] = &[
+    "authorization",                 // a
+    "cookie",                        // b
+    "x-api-key",                     // c
+    "dpop",                          // d
+    "x-auth-token",                  // e
+    "token",                         // f
+    "x-access-token",                // g
+    "api-key",                       // h
+    "x-authorization",               // i
+    "x-forwarded-access-token",      // j
+    "forwarded",                     // k
+    "x-forwarded-for",               // l
+    "via",                           // m
+    "host",                          // n
+    "x-request-id",                  // o
+    "origin",                        // p
+    "access-control-request-method", // q
+    "x-fuzz-status",                 // r
+    "x-fuzz-challenge",              // s
+    "x-fuzz-reason",                 // t
+    "x-id-token",                    // u
+    "x-forwarded-authorization",     // v
+];
+
+/// Headers whose values are credentials: never to be echoed or logged.
+const SECRET_HEADERS: &[&str] = &[
+    "x-api-key",
+    "x-auth-token",
+    "token",
+    "x-access-token",
+    "api-key",
+    "x-authorization",
+    "x-forwarded-access-token",
+    "x-id-token",
+    "x-forwarded-authorization",
+    "dpop",
+];
+
+/// Query names that carry credentials (`evidence.rs`'s list).
+const SECRET_QUERY: &[&str] = &[
+    "access_token",
+    "token",
+    "id_token",
+    "auth_token",
+    "jwt",
+    "api_key",
+    "apikey",
+    "api-key",
+];
+
+/// The wrapped service: 200 `ok`, or what the request's `x-fuzz-*` headers ask: a status
+/// with a challenge of its own, or an [`AuthFailure`] of a reason.
+async fn upstream(headers: HeaderMap) -> Response {
+    if let Some(code) = headers
+        .get("x-fuzz-reason")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Reason::from_code)
+    {
+        return AuthFailure::new(code)
+            .detail("refused by the wrapped service")
+            .into_response();
+    }
+    let status = match headers.get("x-fuzz-status").map(HeaderValue::as_bytes) {
+        Some(b"401") => StatusCode::UNAUTHORIZED,
+        Some(b"403") => StatusCode::FORBIDDEN,
+        _ => StatusCode::OK,
+    };
+    let mut response = (status, "upstream").into_response();
+    if let Some(challenge) = headers.get("x-fuzz-challenge") {
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, challenge.clone());
+    }
+    response
+}
+
+/// Whether the wrapped service answers a refusal of its own (see [`upstream`]).
+fn request_refuses(status: &[HeaderValue]) -> bool {
+    status
+        .first()
+        .is_some_and(|v| v.as_bytes() == b"401" || v.as_bytes() == b"403")
+}
+
+fn router(layer: AuthDiagnostics) -> Router {
+    Router::new()
+        .route("/", any(upstream))
+        .route("/{*rest}", any(upstream))
+        .fallback(upstream)
+        .layer(layer)
+}
+
+async fn verify_basic(c: BasicCredentials) -> crate::AuthResult {
+    match c.user.as_str() {
+        "alice" if c.password.ct_eq("wonderland") => Ok(Principal::new("alice")),
+        "alice" => Err(AuthFailure::new(Reason::BasicPasswordMismatch)),
+        "down" => Err(AuthFailure::unavailable("the user store is down")),
+        _ => Err(AuthFailure::new(Reason::BasicUserUnknown)),
+    }
+}
+
+async fn verify_key(k: ApiKey) -> crate::AuthResult {
+    if k.0.ct_eq("key-0123456789abcdef") {
+        Ok(Principal::new("service").with_scopes(["read"]))
+    } else {
+        Err(AuthFailure::new(Reason::ApiKeyUnknown))
+    }
+}
+
+async fn verify_session(s: SessionCookie) -> crate::AuthResult {
+    if s.0.ct_eq("session-0123456789abcdef") {
+        Ok(Principal::new("alice").with_scopes(["read"]))
+    } else if s.0.ct_eq("expired-0123456789abcdef") {
+        Err(AuthFailure::new(Reason::SessionExpired))
+    } else {
+        Err(AuthFailure::new(Reason::SessionInvalid))
+    }
+}
+
+/// The four layers a credentials input can meet.
+fn credential_apps() -> &'static [Router; 4] {
+    static APPS: OnceLock<[Router; 4]> = OnceLock::new();
+    APPS.get_or_init(|| {
+        let all = || {
+            AuthDiagnostics::new()
+                .bearer(authenticator())
+                .basic(BasicAuthenticator::new(verify_basic))
+                .api_key(ApiKeyAuthenticator::new(verify_key).allow_query("api_key"))
+                .session(SessionAuthenticator::new("sid", verify_session))
+                .log_every_failure()
+        };
+        [
+            router(all().verbose().realm("fuzz")),
+            router(all().require_scope(["read"]).resource_metadata(
+                ResourceMetadata::new("https://fuzz.example/api").authorization_servers([ISSUER]),
+            )),
+            router(AuthDiagnostics::new().verbose().log_every_failure()),
+            router(
+                AuthDiagnostics::new()
+                    .observe()
+                    .log_every_failure()
+                    .dpop(Dpop::new(authenticator()))
+                    .bearer(authenticator()),
+            ),
+        ]
+    })
+}
+
+/// Scans a request made of `data`'s fields through a layer.
+///
+/// Input: a flags byte (from `'0'`: bits 0-1 the layer: verbose Bearer+Basic+ApiKey+Session,
+/// production with a required scope, no scheme in enforce mode, DPoP+Bearer in observe
+/// mode; bits 2-3 the method), then `\n`-separated fields: the path and query, then
+/// headers, each a selector byte (from `'a'`, see `HEADERS`) and the value.
+///
+/// Properties: the status is 200, 400, 401, 403 or 503; a 401 the layer sent has a
+/// challenge; every challenge parses (with `parse` and this crate's reader, alike); a
+/// problem body is JSON with the response's status; no credential appears in the answer
+/// or the log; no log field holds a control character.
+pub fn credentials(data: &[u8], parse: ParseChallenges) {
+    // A secret that shows in the answer is echoed, or equals fixed text by chance: the same
+    // request with the secret's letters and digits moved along tells which.
+    for secret in scan(data, parse) {
+        let other = rotate(&secret);
+        let again = replace_all(data, &secret, &other);
+        let mut answer = None;
+        let found = scan_with(&again, parse, &mut answer);
+        if let (true, Some(answer)) = (found.contains(&other), answer) {
+            panic!(
+                "secret {:?} echoed: {:?}\n{}\nlog: {}",
+                String::from_utf8_lossy(&other),
+                answer.headers,
+                String::from_utf8_lossy(&answer.body),
+                answer.log
+            );
+        }
+    }
+}
+
+/// One credentials request, its properties checked: the secrets that show in the answer.
+fn scan(data: &[u8], parse: ParseChallenges) -> Vec<Vec<u8>> {
+    scan_with(data, parse, &mut None)
+}
+
+fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> Vec<Vec<u8>> {
+    let Some((&flags, rest)) = data.split_first() else {
+        return Vec::new();
+    };
+    let flags = flags.wrapping_sub(b'0');
+    let which = usize::from(flags & 3);
+    let method = [Method::GET, Method::POST, Method::OPTIONS, Method::DELETE]
+        [usize::from(flags >> 2 & 3)]
+    .clone();
+    let mut parts = fields(rest, b'\n').into_iter();
+    let target = parts.next().unwrap_or_default();
+    let uri = Uri::try_from(target)
+        .ok()
+        .filter(|u| u.scheme().is_none() && u.path().starts_with('/'))
+        .unwrap_or_else(|| Uri::from_static("/"));
+    let mut request = Request::builder()
+        .method(method)
+        .uri(uri.clone())
+        .body(Body::empty())
+        .expect("a request");
+    let mut secrets: Vec<Vec<u8>> = Vec::new();
+    let mut public: Vec<u8> = uri.path().as_bytes().to_vec();
+    let mut foreign: Vec<Vec<u8>> = Vec::new();
+    for field in parts {
+        let Some((&sel, value)) = field.split_first() else {
+            continue;
+        };
+        let name = HEADERS[pick(sel, b'a', HEADERS.len())];
+        let Ok(v) = HeaderValue::from_bytes(value) else {
+            continue;
+        };
+        request
+            .headers_mut()
+            .append(HeaderName::from_static(name), v);
+        match name {
+            "authorization" => {
+                let raw = value.trim_ascii();
+                let (word, cred) = match raw.iter().position(|&b| b == b' ' || b == b'\t') {
+                    Some(i) => (&raw[..i], raw[i + 1..].trim_ascii()),
+                    None => (&raw[..0], raw),
+                };
+                secrets.push(cred.to_vec());
+                let known = std::str::from_utf8(word).is_ok_and(crate::evidence::is_known_scheme);
+                if known {
+                    public.extend_from_slice(word);
+                } else {
+                    secrets.push(word.to_vec());
+                }
+                if let Some(password) = std::str::from_utf8(cred)
+                    .ok()
+                    .and_then(|c| crate::decode_basic(c).ok())
+                {
+                    public.extend_from_slice(password.user.as_bytes());
+                    secrets.push(password.password.expose().as_bytes().to_vec());
+                }
+            }
+            "cookie" => {
+                for pair in value.split(|&b| b == b';') {
+                    match pair.iter().position(|&b| b == b'=') {
+                        Some(eq) => {
+                            public.extend_from_slice(&pair[..eq]);
+                            public.push(b' ');
+                            secrets.push(pair[eq + 1..].trim_ascii().to_vec());
+                        }
+                        None => secrets.push(pair.trim_ascii().to_vec()),
+                    }
+                }
+            }
+            n if SECRET_HEADERS.contains(&n) => secrets.push(value.trim_ascii().to_vec()),
+            "x-fuzz-challenge" => {
+                foreign.push(value.to_vec());
+                public.extend_from_slice(value);
+            }
+            _ => public.extend_from_slice(value),
+        }
+        public.push(b'\n');
+    }
+    if let Some(q) = uri.query() {
+        for pair in q.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if SECRET_QUERY.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                secrets.push(value.as_bytes().to_vec());
+            } else {
+                public.extend_from_slice(pair.as_bytes());
+                public.push(b'&');
+            }
+        }
+    }
+    let foreign_status: Vec<HeaderValue> = request
+        .headers()
+        .get_all("x-fuzz-status")
+        .iter()
+        .cloned()
+        .collect();
+    let preflight = crate::evidence::is_preflight(request.method(), request.headers());
+    let app = &credential_apps()[which];
+    let answer = send(app, request);
+    let status = answer.status.as_u16();
+    assert!(
+        matches!(status, 200 | 400 | 401 | 403 | 503),
+        "status {status}: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let foreign: Vec<&[u8]> = foreign.iter().map(Vec::as_slice).collect();
+    let challenges = check_challenges(&answer.headers, parse, &foreign);
+    let problem = answer
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v == "application/problem+json");
+    // Layers 0 and 1 authenticate every request; a refusal is theirs (or a handler's
+    // AuthFailure, which they render).
+    let upstream_refused = request_refuses(&foreign_status);
+    if which < 2 && status != 200 && !upstream_refused {
+        assert!(problem, "a refusal without a problem body: {status}");
+    }
+    if problem {
+        check_problem(answer.status, &answer.body);
+        if answer.status.is_client_error() {
+            assert_eq!(
+                answer
+                    .headers
+                    .get(http::header::CACHE_CONTROL)
+                    .map(HeaderValue::as_bytes),
+                Some(&b"no-store"[..]),
+                "a problem answer without Cache-Control: no-store"
+            );
+        }
+        if status == 503 {
+            assert!(answer.headers.contains_key(http::header::RETRY_AFTER));
+        }
+    }
+    // Observe mode keeps every answer, and a refused CORS preflight is only logged.
+    if status == 401 && which != 3 && !(preflight && upstream_refused) {
+        let all = answer.headers.get_all(WWW_AUTHENTICATE).iter().count();
+        assert!(all > 0, "a 401 without a challenge");
+        if which < 2 && !upstream_refused {
+            assert!(challenges > 0, "a 401 without a challenge of the layer's");
+        }
+    }
+    let found = leaked(&answer, &secrets, &public);
+    *keep = Some(answer);
+    found
+}
+
+// ---------------------------------------------------------------------------------------
+// challenge: building and rendering WWW-Authenticate
+// ---------------------------------------------------------------------------------------
+
+/// Auth-schemes a challenge input can use (a selector byte from `'a'`).
+const SCHEMES: &[&str] = &[
+    "Bearer",
+    "Basic",
+    "DPoP",
+    "ApiKey",
+    "Cookie",
+    "Digest",
+    "x!#$%&'*+-.^_`|~9",
+];
+
+/// Parameter names a quoted parameter can have (a selector byte from `'a'`).
+const PARAM_NAMES: &[&str] = &[
+    "realm",
+    "charset",
+    "algs",
+    "header",
+    "query",
+    "name",
+    "resource_metadata",
+    "acr_values",
+    "max_age",
+    "error",
+    "Realm",
+    "x-custom",
+];
+
+/// Builds a challenge from `data` and reads it back.
+///
+/// Input: a scheme selector byte, then `\0`-separated operations, each an operation byte
+/// (from `'a'`: realm, error, error_description, scope, quoted parameter, long parameter)
+/// and its text (for a parameter: a name selector byte first). Or, with the first byte
+/// `'#'`, any text for this crate's challenge reader alone.
+///
+/// Properties: the rendered value is visible ASCII and the header value is the rendering
+/// byte for byte; `parse` reads exactly one challenge with the same scheme and exactly the
+/// parameters set (first value of a name wins, names compared case-insensitively), each
+/// value sanitized as documented; this crate's reader agrees. For free text: the reader
+/// does not panic, and where both parsers accept it they agree.
+pub fn challenge(data: &[u8], parse: ParseChallenges) {
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
+    if sel == b'#' {
+        let text = text(rest);
+        let ours = read_challenges(&text);
+        if let (Some(ours), Ok(theirs)) = (ours, parse(&text)) {
+            let ours: Vec<ParsedChallenge> = ours
+                .into_iter()
+                .map(|c| ParsedChallenge {
+                    scheme: c.scheme.to_owned(),
+                    params: c
+                        .params
+                        .into_iter()
+                        .map(|(n, v)| (n.to_owned(), v))
+                        .collect(),
+                })
+                .collect();
+            assert_eq!(ours, theirs, "the parsers disagree on {text:?}");
+        }
+        return;
+    }
+    let scheme = SCHEMES[pick(sel, b'a', SCHEMES.len())];
+    let mut c = Challenge::new(scheme);
+    // The model: each parameter's expected value, first one per name.
+    let mut expected: Vec<(&'static str, String)> = Vec::new();
+    let mut add = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value {
+            if !expected.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                expected.push((name, v));
+            }
+        }
+    };
+    for op in fields(rest, 0) {
+        let Some((&kind, arg)) = op.split_first() else {
+            continue;
+        };
+        let arg = text(arg);
+        match pick(kind, b'a', 6) {
+            0 => {
+                add("realm", Some(model_quoted(&arg, 128)));
+                c = c.realm(&arg);
+            }
+            1 => {
+                add("error", Some(model_6750(&arg, 64)));
+                c = c.error(&arg);
+            }
+            2 => {
+                let v = model_6750(&arg, 256);
+                add("error_description", (!v.is_empty()).then_some(v));
+                c = c.error_description(&arg);
+            }
+            3 => {
+                let scopes: Vec<&str> = arg.split('|').collect();
+                add("scope", model_scope(&scopes));
+                c = c.scope(scopes);
+            }
+            4 | 5 => {
+                let Some((name_sel, value)) = arg.split_at_checked(1) else {
+                    continue;
+                };
+                let name = PARAM_NAMES[pick(name_sel.as_bytes()[0], b'a', PARAM_NAMES.len())];
+                if pick(kind, b'a', 6) == 4 {
+                    add(name, Some(model_quoted(value, 128)));
+                    c = c.quoted_param(name, value);
+                } else {
+                    add(name, Some(model_quoted(value, 2048)));
+                    c = c.long_param(name, value);
+                }
+            }
+            _ => unreachable!(),
+        }
+    }
+    let rendered = c.render();
+    assert!(
+        rendered.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+        "not visible ASCII: {rendered:?}"
+    );
+    assert_eq!(c.to_header_value().as_bytes(), rendered.as_bytes());
+    assert_eq!(c.to_string(), rendered);
+    let theirs = parse(&rendered).unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
+    assert_eq!(theirs.len(), 1, "{rendered:?}");
+    assert_eq!(theirs[0].scheme, scheme, "{rendered:?}");
+    let expected: Vec<(String, String)> = expected
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
+    assert_eq!(theirs[0].params, expected, "{rendered:?}");
+    let mut headers = HeaderMap::new();
+    headers.insert(WWW_AUTHENTICATE, c.to_header_value());
+    check_challenges(&headers, parse, &[]);
+}
+
+/// What `realm` and quoted parameters are documented to keep: control characters dropped,
+/// at most `max` characters, others than printable ASCII as `?`.
+fn model_quoted(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .map(|c| if (' '..='~').contains(&c) { c } else { '?' })
+        .collect()
+}
+
+/// RFC 6750 §3 text as documented: trimmed, CR/LF dropped, `"` → `'`, `\` → `/`, others
+/// outside `%x20-7E` → `?`, at most `max` characters.
+fn model_6750(text: &str, max: usize) -> String {
+    let v: String = text
+        .trim()
+        .chars()
+        .filter(|&c| c != '\r' && c != '\n')
+        .take(max)
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect();
+    assert!(
+        v.bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+        "{v:?}"
+    );
+    v
+}
+
+/// `scope` as documented: scope-token characters only, single spaces, at most 512 bytes.
+fn model_scope(scopes: &[&str]) -> Option<String> {
+    let mut out = String::new();
+    for raw in scopes {
+        for tok in raw.split(char::is_whitespace) {
+            let clean: String = tok
+                .chars()
+                .filter(|&c| matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
+                .collect();
+            if clean.is_empty() || out.len() + clean.len() + 1 > 512 {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&clean);
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+// ---------------------------------------------------------------------------------------
+// jwt: the unverified pre-parse, and verification
+// ---------------------------------------------------------------------------------------
+
+/// Takes a token apart without verifying it, then verifies it.
+///
+/// Input: a mode byte, then: `'0'` (and anything else) a token as text; `'1'` a JOSE
+/// header and a payload separated by `\0`, signed HS256 with the fuzzing secret so
+/// verification reaches the claims.
+///
+/// Properties: no panic; `inspect` is `decode`'s facts; facts are capped and escaped
+/// (at most 128 characters and `…`, printable ASCII); the signing input is the first two
+/// segments; verification succeeds only for a token this input signed, whose claims name
+/// the expected issuer and audience and whose `exp` is in the future (60 s leeway).
+pub fn jwt(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let now = 1_800_000_000;
+    let token = match mode {
+        b'1' => {
+            let mut parts = rest.splitn(2, |&b| b == 0);
+            let header = parts.next().unwrap_or_default();
+            let payload = parts.next().unwrap_or_default();
+            sign_raw(header, payload, hs256_key(), jsonwebtoken::Algorithm::HS256)
+        }
+        _ => text(rest).into_owned(),
+    };
+    let decoded = crate::jws::decode(&token);
+    let inspected = crate::jws::inspect(&token);
+    match &decoded {
+        Ok(jws) => {
+            let facts = jws.facts();
+            assert_eq!(Some(&facts), inspected.as_ref());
+            check_facts(&facts);
+            assert!(token.starts_with(jws.message));
+            assert_eq!(token.len(), jws.message.len() + 1 + jws.signature.len());
+            assert!(token.ends_with(jws.signature));
+            assert_eq!(jws.message.matches('.').count(), 1);
+        }
+        Err(f) => {
+            assert!(inspected.is_none());
+            assert_eq!(f.reason(), Reason::TokenMalformed);
+        }
+    }
+    static VERIFIER: OnceLock<JwtAuthenticator> = OnceLock::new();
+    let verifier = VERIFIER.get_or_init(authenticator);
+    match verifier.verify_at(&token, now) {
+        Ok(v) => {
+            let jws = decoded.as_ref().expect("a verified token decodes");
+            let signature = jsonwebtoken::crypto::sign(
+                jws.message.as_bytes(),
+                hs256_key(),
+                jsonwebtoken::Algorithm::HS256,
+            )
+            .expect("signing cannot fail");
+            assert_eq!(
+                jws.signature, signature,
+                "a token verified without the secret's signature"
+            );
+            assert_eq!(v.claims.get("iss").and_then(Value::as_str), Some(ISSUER));
+            let aud = v.claims.get("aud").expect("aud");
+            assert!(
+                aud.as_str() == Some(AUDIENCE)
+                    || aud
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(AUDIENCE))),
+                "{aud}"
+            );
+            let exp = v.claims.get("exp").and_then(crate::jws::numeric_date);
+            assert!(exp.is_some_and(|e| e + 60 > now), "exp {exp:?}");
+            assert!(v.facts.verified);
+            check_facts(&v.facts);
+        }
+        Err(f) => {
+            assert!(f.reason().status().is_client_error(), "{f}");
+            if let Some(facts) = f.token_facts() {
+                check_facts(facts);
+            }
+        }
+    }
+}
+
+fn check_facts(facts: &TokenFacts) {
+    for text in [
+        &facts.alg, &facts.kid, &facts.typ, &facts.iss, &facts.aud, &facts.sub,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let body = text.strip_suffix('…').unwrap_or(text);
+        assert!(body.len() <= MAX_FIELD, "{text:?} is over the cap");
+        assert!(
+            body.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+            "{text:?} is not escaped"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// basic: RFC 7617 decoding
+// ---------------------------------------------------------------------------------------
+
+/// The documented caps of a Basic user-id and password, in bytes.
+const MAX_BASIC_USER: usize = 256;
+const MAX_BASIC_PASSWORD: usize = 1024;
+
+/// Decodes Basic credentials.
+///
+/// Input: a mode byte, then: `'0'` (and anything else) the text after `Basic `; `'1'` a
+/// user and a password separated by `\0`, encoded here first; `'2'` the text after
+/// `Basic `, for the wrapped service's diagnosis.
+///
+/// Properties: no panic; a decoded user has no `:`, neither part a control character, and
+/// encoding them again gives back the same bytes once decoded; any user without `:` and
+/// password without control characters, within the caps (256 and 1024 bytes), round-trips; every
+/// failure is `basic_malformed`.
+pub fn basic(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    match mode {
+        b'1' => {
+            let mut parts = rest.splitn(2, |&b| b == 0);
+            let user = text(parts.next().unwrap_or_default()).into_owned();
+            let password = text(parts.next().unwrap_or_default()).into_owned();
+            let encoded = STANDARD.encode(format!("{user}:{password}"));
+            let ok = !user.contains(':')
+                && !user.chars().chain(password.chars()).any(char::is_control)
+                && user.len() <= MAX_BASIC_USER
+                && password.len() <= MAX_BASIC_PASSWORD;
+            match crate::decode_basic(&encoded) {
+                Ok(c) => {
+                    let joined = format!("{user}:{password}");
+                    let (u, p) = joined.split_once(':').expect("a colon");
+                    assert_eq!(c.user, u);
+                    assert_eq!(c.password.expose(), p);
+                }
+                Err(f) => {
+                    assert!(!ok, "{user:?}:{password:?} did not round-trip: {f}");
+                    assert_eq!(f.reason(), Reason::BasicMalformed);
+                }
+            }
+            if !user.contains(':') {
+                let _ = crate::authn::basic::diagnose(&encoded);
+            }
+        }
+        b'2' => {
+            let text = text(rest);
+            let f = crate::authn::basic::diagnose(&text);
+            assert!(f.reason().status().is_client_error(), "{f}");
+            let _ = crate::authn::basic::wraps_token(&text);
+        }
+        _ => {
+            let text = text(rest);
+            match crate::decode_basic(&text) {
+                Ok(c) => {
+                    assert!(!c.user.contains(':'), "{:?}", c.user);
+                    assert!(c.user.len() <= MAX_BASIC_USER);
+                    assert!(c.password.len() <= MAX_BASIC_PASSWORD);
+                    assert!(!c
+                        .user
+                        .chars()
+                        .chain(c.password.expose().chars())
+                        .any(char::is_control));
+                    let again = STANDARD.encode(format!("{}:{}", c.user, c.password.expose()));
+                    let back = crate::decode_basic(&again).expect("re-encoded credentials decode");
+                    assert_eq!(back.user, c.user);
+                    assert_eq!(back.password.expose(), c.password.expose());
+                }
+                Err(f) => assert_eq!(f.reason(), Reason::BasicMalformed),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// cookie: the evidence scan's cookie lookups
+// ---------------------------------------------------------------------------------------
+
+/// Looks cookies up in `Cookie` fields.
+///
+/// Input: the name to look for, then `\n`-separated `Cookie` field values (a field may
+/// repeat a run: a line `*N…` stands for the rest repeated N times, to reach the caps).
+///
+/// Properties: no panic; over the caps (16 KiB, 256 cookies in all fields) both lookups
+/// say so and read nothing, with the counts; within them a found value is non-empty, has
+/// no surrounding whitespace or quotes, and is a slice of one field; the named lookup
+/// finds exactly the first pair of that name with a non-empty value.
+pub fn cookie(data: &[u8]) {
+    let mut parts = fields(data, b'\n').into_iter();
+    let want = text(parts.next().unwrap_or_default()).into_owned();
+    let mut headers = HeaderMap::new();
+    let mut raw: Vec<Vec<u8>> = Vec::new();
+    for field in parts {
+        let field = match field.strip_prefix(b"*") {
+            Some(run) if !run.is_empty() => {
+                let n = usize::from(run[0] % 64) * 8;
+                run[1..].repeat(n)
+            }
+            _ => field.to_vec(),
+        };
+        if let Ok(v) = HeaderValue::from_bytes(&field) {
+            headers.append(http::header::COOKIE, v);
+            raw.push(field);
+        }
+    }
+    let uri = Uri::from_static("/");
+    let ev = Evidence::new(&headers, &uri);
+    let bytes: usize = raw.iter().map(Vec::len).sum();
+    let count: usize = raw
+        .iter()
+        .map(|f| f.iter().filter(|&&b| b == b';').count() + 1)
+        .sum();
+    let over = bytes > MAX_COOKIE_BYTES || count > MAX_COOKIES;
+    let named = ev.cookie_named(&want);
+    let any = ev.cookie();
+    if over {
+        let expected = CookieLookup::OverCap {
+            bytes,
+            cookies: count,
+        };
+        assert_eq!(named, expected);
+        assert_eq!(any, expected);
+        assert!(any.over_cap_text().is_some());
+        return;
+    }
+    // The model: the first `name=value` pair named `want`, trimmed and unquoted.
+    let model = raw
+        .iter()
+        .flat_map(|f| f.split(|&b| b == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let value = pair[eq + 1..].trim_ascii();
+            let start = value.iter().position(|&b| b != b'"').unwrap_or(value.len());
+            let end = value
+                .iter()
+                .rposition(|&b| b != b'"')
+                .map_or(start, |e| e + 1);
+            let value = &value[start..end.max(start)];
+            (pair[..eq].trim_ascii() == want.as_bytes() && !value.is_empty()).then_some(value)
+        })
+        .next();
+    match named {
+        CookieLookup::Found { name, value } => {
+            assert_eq!(name, want);
+            assert_eq!(Some(value.as_bytes()), model);
+            check_cookie_value(value.as_bytes(), &raw);
+        }
+        CookieLookup::NotUtf8 { value } => {
+            assert!(std::str::from_utf8(value).is_err());
+            assert_eq!(Some(value), model);
+        }
+        CookieLookup::NotFound => assert_eq!(model, None, "{want:?} not found"),
+        CookieLookup::OverCap { .. } => panic!("over the caps, within them"),
+    }
+    match any {
+        CookieLookup::Found { name, value } => {
+            check_cookie_value(value.as_bytes(), &raw);
+            assert!(!name.contains(';'));
+            assert_eq!(ev.cookie().found(), Some((name, value)));
+        }
+        CookieLookup::NotFound => {}
+        other => panic!("the credential lookup answered {other:?}"),
+    }
+    // What a failure says about cookies stays printable.
+    let expected = crate::evidence::Expected {
+        names: "cookie sid".into(),
+        how: None,
+        reads_header: &|_| false,
+    };
+    let f = ev.explain_elsewhere(&expected, true);
+    if let Some(Location::Cookie(name)) = f.facts().location() {
+        assert!(name.chars().all(|c| !c.is_control()), "{name:?}");
+    }
+}
+
+fn check_cookie_value(value: &[u8], raw: &[Vec<u8>]) {
+    assert!(!value.is_empty());
+    // Trimmed, then unquoted: whitespace inside quotes stays.
+    assert!(value.first() != Some(&b'"') && value.last() != Some(&b'"'));
+    assert!(!value.contains(&b';'));
+    assert!(raw.iter().any(|f| contains(f, value)));
+}
+
+// ---------------------------------------------------------------------------------------
+// jwks: JWK sets and discovery documents
+// ---------------------------------------------------------------------------------------
+
+/// A fake identity provider: answers the fetches in turn, and remembers the URLs.
+struct Provider {
+    answers: Mutex<std::collections::VecDeque<Fetched>>,
+    urls: Arc<Mutex<Vec<String>>>,
+}
+
+impl HttpFetch for Provider {
+    fn get<'a>(&'a self, url: &'a str, _max_bytes: usize) -> FetchFuture<'a> {
+        self.urls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(url.to_owned());
+        let answer = self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front();
+        Box::pin(async move {
+            answer.ok_or_else(|| FetchError::new(crate::FetchErrorKind::Connect, "no more answers"))
+        })
+    }
+}
+
+fn fetched(status: StatusCode, body: &[u8]) -> Fetched {
+    Fetched {
+        status,
+        cache_control: Some("max-age=600".into()),
+        body: bytes::Bytes::copy_from_slice(body),
+    }
+}
+
+/// Reads a JWK set, or discovers one through a fake provider.
+///
+/// Input: a mode byte (from `'0'`): bit 0 clear: the rest is a JWK set for `jwk::parse`,
+/// with bits 1-3 its key limit; bit 0 set: discovery of issuer `https://issuer.fuzz.example`
+/// (bit 1: with path `/realms/x`), the OpenID location answering 404 when bit 2 is set,
+/// and the rest a discovery document and a JWK set separated by `\0`.
+///
+/// Properties: no panic; a set over its limit is refused whole; otherwise every key is
+/// either used or skipped with a reason; every usable key verifies at least one published
+/// algorithm and embedded-key checks never accept an algorithm of another kind. Discovery
+/// asks the OpenID location first, RFC 8414's after a 404, and fetches a key set only from
+/// the `jwks_uri` of a JSON document whose `issuer` is the configured one exactly, and only
+/// over `https` (or `http` to a loopback host); keys are cached only when the set parsed
+/// with at least one usable key.
+pub fn jwks(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let mode = mode.wrapping_sub(b'0');
+    if mode & 1 == 0 {
+        // `keys::jwk::parse` is private to `keys`: a JWK set URL's source reaches it.
+        let max_keys = usize::from(mode >> 1 & 7) * 4 + 1;
+        let (state, urls) = fetch_keys(
+            KeySource::jwks("https://keys.fuzz.example/jwks.json").max_keys(max_keys),
+            vec![fetched(StatusCode::OK, rest)],
+        );
+        assert_eq!(urls, ["https://keys.fuzz.example/jwks.json"]);
+        let doc: Option<Value> = serde_json::from_slice(rest).ok();
+        let listed = doc
+            .as_ref()
+            .and_then(|d| d.get("keys"))
+            .and_then(Value::as_array);
+        match &state.keys {
+            Some(set) => {
+                let listed = listed.expect("a parsed set has a keys array");
+                assert!(listed.len() <= max_keys);
+                assert!(!set.keys.is_empty());
+                assert_eq!(set.keys.len() + set.skipped.len(), listed.len());
+                check_key_set(&set.keys, &set.skipped);
+            }
+            None => {
+                let e = state.last_error.as_ref().expect("a failed fetch says why");
+                match listed {
+                    None => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
+                    Some(keys) if keys.len() > max_keys => {
+                        assert_eq!(e.kind(), crate::FetchErrorKind::TooLarge, "{e}");
+                    }
+                    // Every key skipped.
+                    Some(_) => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
+                }
+                assert!(!e.message().chars().any(|c| c == '\r' || c == '\n'), "{e}");
+            }
+        }
+        for jwk in listed.into_iter().flatten().filter_map(Value::as_object) {
+            for alg in crate::keys::PUBLISHED_ALGORITHMS {
+                if let Ok(k) = crate::keys::proof_key(jwk, alg) {
+                    assert!(k.serves(alg));
+                    let kty = jwk.get("kty").and_then(Value::as_str);
+                    let fits = match alg {
+                        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+                            kty == Some("EC")
+                        }
+                        jsonwebtoken::Algorithm::EdDSA => kty == Some("OKP"),
+                        _ => kty == Some("RSA"),
+                    };
+                    assert!(fits, "a {kty:?} key accepted for {alg:?}");
+                }
+            }
+        }
+        return;
+    }
+    let issuer = if mode & 2 == 0 {
+        ISSUER.to_owned()
+    } else {
+        format!("{ISSUER}/realms/x")
+    };
+    let oidc_404 = mode & 4 != 0;
+    let mut parts = rest.splitn(2, |&b| b == 0);
+    let doc = parts.next().unwrap_or_default();
+    let set = parts.next().unwrap_or_default();
+    let mut answers = std::collections::VecDeque::new();
+    if oidc_404 {
+        answers.push_back(fetched(StatusCode::NOT_FOUND, b"not here"));
+    }
+    answers.push_back(fetched(StatusCode::OK, doc));
+    answers.push_back(fetched(StatusCode::OK, set));
+    let (state, urls) = fetch_keys(KeySource::discover(issuer.clone()), answers.into());
+    let _ = &set;
+    let mut expected = vec![format!("{issuer}/.well-known/openid-configuration")];
+    if oidc_404 {
+        expected.push(match mode & 2 {
+            0 => "https://issuer.fuzz.example/.well-known/oauth-authorization-server".to_owned(),
+            _ => "https://issuer.fuzz.example/.well-known/oauth-authorization-server/realms/x"
+                .to_owned(),
+        });
+    }
+    let doc: Option<Value> = serde_json::from_slice(doc).ok();
+    let trusted = doc
+        .as_ref()
+        .filter(|d| d.get("issuer").and_then(Value::as_str) == Some(issuer.as_str()))
+        .and_then(|d| d.get("jwks_uri"))
+        .and_then(Value::as_str)
+        .filter(|u| may_serve_keys(u));
+    if let Some(uri) = trusted {
+        expected.push(uri.to_owned());
+    }
+    assert_eq!(urls, expected, "fetched {urls:?}");
+    match &state.keys {
+        Some(keys) => {
+            assert!(trusted.is_some());
+            assert!(!keys.keys.is_empty());
+            check_key_set(&keys.keys, &keys.skipped);
+            assert!(state.last_error.is_none());
+        }
+        None => {
+            let e = state.last_error.expect("a failed fetch says why");
+            assert!(!e.message().is_empty());
+        }
+    }
+}
+
+/// One fetch by `source` from a fake provider answering `answers` in turn: the source's
+/// state after it, and the URLs fetched.
+fn fetch_keys(source: KeySource, answers: Vec<Fetched>) -> (Fetch, Vec<String>) {
+    let urls = Arc::new(Mutex::new(Vec::new()));
+    let provider = Provider {
+        answers: Mutex::new(answers.into()),
+        urls: urls.clone(),
+    };
+    let source = source.http_client(provider);
+    let state = runtime().block_on(async {
+        source.start();
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+            if !source.state().fetching {
+                break;
+            }
+        }
+        let state = source.state();
+        assert!(!state.fetching, "the fetch did not finish");
+        Fetch {
+            keys: state.keys,
+            last_error: state.last_error,
+        }
+    });
+    let urls = urls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if trace() {
+        eprintln!(
+            "fuzzing: fetched {urls:?}: {} keys, error {:?}",
+            state.keys.as_ref().map_or(0, |k| k.keys.len()),
+            state.last_error.as_ref().map(FetchError::message)
+        );
+    }
+    (state, urls)
+}
+
+/// What a source holds after a fetch.
+struct Fetch {
+    keys: Option<Arc<crate::keys::KeySet>>,
+    last_error: Option<FetchError>,
+}
+
+/// Every usable key verifies a published (asymmetric) algorithm; skip reasons are one
+/// printable line each.
+fn check_key_set(keys: &[crate::keys::RemoteKey], skipped: &[String]) {
+    for key in keys {
+        assert!(
+            crate::keys::PUBLISHED_ALGORITHMS
+                .iter()
+                .any(|&a| key.serves(a)),
+            "{key:?} serves nothing"
+        );
+        assert!(!key.serves(jsonwebtoken::Algorithm::HS256));
+    }
+    for why in skipped {
+        assert!(!why.chars().any(char::is_control), "{why:?}");
+    }
+}
+
+/// `https` with a host, or `http` to a loopback host: where keys may come from.
+fn may_serve_keys(url: &str) -> bool {
+    let Ok(uri) = url.parse::<Uri>() else {
+        return false;
+    };
+    let host = uri.host().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => !host.is_empty(),
+        Some("http") => loopback,
+        _ => false,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// dpop: proofs through a DPoP layer
+// ---------------------------------------------------------------------------------------
+
+/// The DPoP layers: no nonce, and nonces required.
+fn dpop_apps() -> &'static (Router, Router, String) {
+    static APPS: OnceLock<(Router, Router, String)> = OnceLock::new();
+    APPS.get_or_init(|| {
+        let layer = |nonce: bool| {
+            let d = Dpop::new(authenticator())
+                .replay_store(crate::MemoryReplayStore::with_capacity(50_000));
+            let d = if nonce {
+                d.require_nonce(Duration::from_secs(24 * 3600))
+                    .nonce_key([7; 32])
+            } else {
+                d
+            };
+            AuthDiagnostics::new().verbose().log_every_failure().dpop(d)
+        };
+        let plain = router(layer(false));
+        let nonced = router(layer(true));
+        // A nonce of the nonced layer, from its answer to a proof without one.
+        let token = access_token(Some(&dpop_jkt()));
+        let payload = serde_json::json!({
+            "jti": "nonce-probe", "htm": "GET", "htu": DPOP_HTU, "iat": now(), "ath": ath(&token),
+        });
+        let proof = dpop_proof(&default_proof_header(), payload.to_string().as_bytes());
+        let answer = send(
+            &nonced,
+            dpop_request(Method::GET, &token, &[proof.as_bytes()]),
+        );
+        let nonce = answer
+            .headers
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .expect("a nonce")
+            .to_owned();
+        (plain, nonced, nonce)
+    })
+}
+
+fn default_proof_header() -> Vec<u8> {
+    serde_json::json!({
+        "typ": "dpop+jwt", "alg": "ES256",
+        "jwk": { "kty": "EC", "crv": "P-256", "x": DPOP_X, "y": DPOP_Y },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn dpop_proof(header: &[u8], payload: &[u8]) -> String {
+    sign_raw(header, payload, dpop_key(), jsonwebtoken::Algorithm::ES256)
+}
+
+fn dpop_request(method: Method, token: &str, proofs: &[&[u8]]) -> Request<Body> {
+    let mut request = Request::builder()
+        .method(method)
+        .uri("/dpop")
+        .header("host", "fuzz.example")
+        .header("authorization", format!("DPoP {token}"))
+        .body(Body::empty())
+        .expect("a request");
+    for proof in proofs {
+        if let Ok(v) = HeaderValue::from_bytes(proof) {
+            request.headers_mut().append("dpop", v);
+        }
+    }
+    request
+}
+
+/// Replaces the placeholders a DPoP template may hold: `NOW` (the time), `ATH` (the
+/// token's hash), `NONCE` (a nonce of the nonced layer), `HTU`, `JTI` (a fresh id).
+fn fill(template: &[u8], token: &str, nonce: &str) -> Vec<u8> {
+    static JTI: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let text = String::from_utf8_lossy(template);
+    let jti = JTI.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    text.replace("NOW", &now().to_string())
+        .replace("ATH", &ath(token))
+        .replace("NONCE", nonce)
+        .replace("HTU", DPOP_HTU)
+        .replace("JTI", &format!("fuzz-{}-{jti}", std::process::id()))
+        .into_bytes()
+}
+
+/// Sends a DPoP request with a proof made of `data`.
+///
+/// Input: a flags byte (from `'0'`): bits 0-1 the proof: the DPoP header as is; a payload
+/// template signed with the client key under the usual header; a header and a payload
+/// template separated by `\0`, signed; a payload template signed, with an access token
+/// bound to another key. Bit 2: `POST` instead of `GET`. Bit 3: the layer requires
+/// nonces. Bit 4: the request is sent twice. Bit 5: the proof header is sent twice.
+/// Templates may say `NOW`, `ATH`, `NONCE`, `HTU` and `JTI`, replaced before signing.
+///
+/// Properties: the status is 200, 400, 401 or 503; a request is accepted only with one
+/// proof, signed by the key its token is bound to, of `typ` `dpop+jwt`, for its method,
+/// URL and token (`ath`), made within the accepted window, with the layer's nonce where
+/// one is required; a proof is accepted once; every challenge parses; the body is a
+/// problem body with the response's status; the token never appears in the answer or log.
+pub fn dpop(data: &[u8], parse: ParseChallenges) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let flags = flags.wrapping_sub(b'0');
+    let (plain, nonced, nonce) = dpop_apps();
+    let nonce_layer = flags & 8 != 0;
+    let app = if nonce_layer { nonced } else { plain };
+    let method = if flags & 4 != 0 {
+        Method::POST
+    } else {
+        Method::GET
+    };
+    let bound = flags & 3 != 3;
+    let token = if bound {
+        access_token(Some(&dpop_jkt()))
+    } else {
+        access_token(Some("not-the-thumbprint-of-the-proof-key"))
+    };
+    let proof = match flags & 3 {
+        0 => rest.to_vec(),
+        2 => {
+            let mut parts = rest.splitn(2, |&b| b == 0);
+            let header = fill(parts.next().unwrap_or_default(), &token, nonce);
+            let payload = fill(parts.next().unwrap_or_default(), &token, nonce);
+            dpop_proof(&header, &payload).into_bytes()
+        }
+        _ => {
+            let payload = fill(rest, &token, nonce);
+            dpop_proof(&default_proof_header(), &payload).into_bytes()
+        }
+    };
+    let twice_header = flags & 32 != 0;
+    let proofs: Vec<&[u8]> = if twice_header {
+        vec![&proof, &proof]
+    } else {
+        vec![&proof]
+    };
+    let sends = if flags & 16 != 0 { 2 } else { 1 };
+    let mut accepted = 0;
+    for _ in 0..sends {
+        let answer = send(app, dpop_request(method.clone(), &token, &proofs));
+        let status = answer.status.as_u16();
+        assert!(
+            matches!(status, 200 | 400 | 401 | 503),
+            "status {status}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        check_challenges(&answer.headers, parse, &[]);
+        if status == 200 {
+            accepted += 1;
+            assert!(!twice_header, "accepted with two DPoP headers");
+            assert!(bound, "accepted a proof for a token bound to another key");
+            let proof = std::str::from_utf8(&proof).expect("an accepted proof is text");
+            let jws = crate::jws::decode(proof.trim()).expect("an accepted proof is a JWS");
+            assert!(jws
+                .header
+                .typ
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")
+                    || t.eq_ignore_ascii_case("application/dpop+jwt")));
+            let jwk = jws.header.jwk.as_ref().expect("a jwk");
+            assert_eq!(jwk["x"], DPOP_X);
+            assert_eq!(jwk["y"], DPOP_Y);
+            let claims = &jws.claims;
+            assert_eq!(claims["htm"], method.as_str());
+            assert_eq!(claims["ath"], ath(&token).as_str());
+            let iat = claims
+                .get("iat")
+                .and_then(crate::jws::numeric_date)
+                .expect("an iat");
+            let now = now();
+            assert!(iat >= now - 60 - 30 - 5 && iat <= now + 30 + 5, "iat {iat}");
+            if nonce_layer {
+                assert_eq!(claims["nonce"], nonce.as_str());
+            }
+        } else {
+            assert_eq!(
+                answer.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+                Some(&b"application/problem+json"[..])
+            );
+            check_problem(answer.status, &answer.body);
+            if status == 401 {
+                assert!(answer.headers.contains_key(WWW_AUTHENTICATE));
+            }
+        }
+        assert_no_leak(&answer, &[token.clone().into_bytes()], &proof);
+    }
+    assert!(accepted <= 1, "one proof accepted twice");
+}
+
+// ---------------------------------------------------------------------------------------
+// problem: rendering every reason
+// ---------------------------------------------------------------------------------------
+
+/// The schemes a rendering can be configured with.
+fn render_schemes(cookie: &str) -> Vec<Arc<dyn AuthScheme>> {
+    static FIXED: OnceLock<Vec<Arc<dyn AuthScheme>>> = OnceLock::new();
+    let fixed = FIXED.get_or_init(|| {
+        let bearer = Bearer::new(vec![authenticator()], None).expect("a bearer scheme");
+        let dpop = Dpop::new(authenticator())
+            .scheme(None)
+            .expect("a DPoP scheme");
+        vec![
+            Arc::new(bearer) as Arc<dyn AuthScheme>,
+            Arc::new(BasicAuthenticator::new(verify_basic)),
+            Arc::new(ApiKeyAuthenticator::new(verify_key).allow_query("api_key")),
+            Arc::new(dpop),
+        ]
+    });
+    let mut all = fixed.clone();
+    all.push(Arc::new(SessionAuthenticator::new(cookie, verify_session)));
+    all
+}
+
+/// Renders a failure of every reason with the facts `data` gives, in both detail modes.
+///
+/// Input: a flags byte (bits select the schemes: Bearer, Basic, ApiKey, DPoP, Cookie; bit
+/// 5 a resource metadata URL; bit 6 a required scope; bit 7 a request id), then
+/// `\0`-separated texts: detail, hint, scope, check, user, received scheme, claim,
+/// expected issuer, expected audience, acr_values, DPoP nonce, realm, metadata URL,
+/// required scope, request id, cookie name, location name.
+///
+/// Properties: the status is the reason's; the body is JSON with that `status` and a
+/// known `reason`; a 401 whose reason has a challenge carries one, and every challenge
+/// parses alike with `parse` and this crate's reader; production answers show neither
+/// the detail, the hint nor the user, and no answer shows the user; `RenderConfig::DEFAULT`
+/// renders alike.
+pub fn problem(data: &[u8], parse: ParseChallenges) {
+    let Some((&flags, rest)) = data.split_first() else {
+        return;
+    };
+    let t: Vec<String> = fields(rest, 0)
+        .into_iter()
+        .map(|f| text(f).into_owned())
+        .chain(std::iter::repeat(String::new()))
+        .take(17)
+        .collect();
+    let opt = |i: usize| (!t[i].is_empty()).then(|| t[i].clone());
+    let all = render_schemes(&t[15]);
+    let schemes: Vec<Arc<dyn AuthScheme>> = all
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| flags & (1 << i) != 0)
+        .map(|(_, s)| s)
+        .collect();
+    let request_id = (flags & 128 != 0).then(|| t[14].as_str());
+    let location = match flags % 4 {
+        0 => Location::Authorization,
+        1 => Location::Query(t[16].clone().into()),
+        2 => Location::Header(t[16].clone().into()),
+        _ => Location::Cookie(t[16].clone().into()),
+    };
+    for &reason in Reason::ALL {
+        // `plain` has every fact but those an answer must not show (the detail and hint in
+        // production, the user always): what `full` shows beyond it is a leak.
+        let mut plain = AuthFailure::new(reason)
+            .location(location.clone())
+            .received(opt(5).as_deref())
+            .expected_iss(opt(7))
+            .expected_aud(opt(8))
+            .retry_after(u64::from(flags))
+            .step_up(opt(9), Some(u64::from(flags)))
+            .token(TokenFacts {
+                exp: Some(i64::from(flags) * 1_000_000),
+                ..TokenFacts::default()
+            })
+            .had_credentials(flags & 1 != 0);
+        for (i, set) in [2usize, 3, 6, 10].into_iter().zip(0..) {
+            let Some(v) = opt(i) else { continue };
+            plain = match set {
+                0 => plain.scope(v),
+                1 => plain.check(v),
+                2 => plain.claim(v),
+                _ => plain.dpop_nonce(v),
+            };
+        }
+        let mut full = plain.clone();
+        for (i, set) in [0usize, 1, 4].into_iter().zip(0..) {
+            let Some(v) = opt(i) else { continue };
+            full = match set {
+                0 => full.detail(v),
+                1 => full.hint(v),
+                _ => full.user(&v),
+            };
+        }
+        for detail in [DetailMode::Production, DetailMode::Verbose] {
+            let cfg = RenderConfig {
+                realm: &t[11],
+                detail,
+                schemes: &schemes,
+                plain: None,
+                resource_metadata: (flags & 32 != 0).then_some(t[12].as_str()),
+                scope: (flags & 64 != 0).then_some(t[13].as_str()),
+            };
+            let shown = check_rendered(&full, full.render(&cfg, request_id), parse, detail);
+            let hidden: &[usize] = match detail {
+                DetailMode::Production => &[0, 1, 4],
+                DetailMode::Verbose => &[4],
+            };
+            let mut base = None;
+            for &i in hidden {
+                let secret = t[i].as_bytes();
+                if !checkable(secret) {
+                    continue;
+                }
+                let base = base.get_or_insert_with(|| {
+                    check_rendered(&plain, plain.render(&cfg, request_id), parse, detail)
+                });
+                if !answer_contains(base, secret) {
+                    assert!(
+                        !answer_contains(&shown, secret),
+                        "{} shows hidden text {:?} ({detail:?}): {:?} {}",
+                        reason.code(),
+                        t[i],
+                        shown.headers,
+                        String::from_utf8_lossy(&shown.body)
+                    );
+                }
+            }
+        }
+        let _ = check_rendered(
+            &full,
+            full.render(&RenderConfig::DEFAULT, None),
+            parse,
+            DetailMode::Production,
+        );
+    }
+}
+
+/// Whether a secret is worth looking for: 16 bytes or more, 8 of them letters or digits
+/// (shorter ones turn up in fixed texts by chance).
+fn checkable(secret: &[u8]) -> bool {
+    secret.len() >= 16 && secret.iter().filter(|b| b.is_ascii_alphanumeric()).count() >= 8
+}
+
+/// Whether `text` appears in the body or a header value of `answer`.
+fn answer_contains(answer: &Answer, text: &[u8]) -> bool {
+    contains(&answer.body, text)
+        || answer
+            .headers
+            .values()
+            .any(|v| contains(v.as_bytes(), text))
+}
+
+fn check_rendered(
+    f: &AuthFailure,
+    response: Response,
+    parse: ParseChallenges,
+    detail: DetailMode,
+) -> Answer {
+    let (parts, body) = response.into_parts();
+    assert_eq!(parts.status, f.reason().status());
+    let body = runtime()
+        .block_on(axum::body::to_bytes(body, 1 << 20))
+        .expect("the body reads");
+    let problem = check_problem(parts.status, &body);
+    assert_eq!(
+        parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        Some(&b"application/problem+json"[..])
+    );
+    let n = check_challenges(&parts.headers, parse, &[]);
+    if parts.status == StatusCode::UNAUTHORIZED && f.reason().has_challenge() {
+        assert!(n > 0, "{} without a challenge", f.reason().code());
+    }
+    if detail == DetailMode::Production {
+        assert!(problem.get("hint").is_none(), "{problem}");
+    }
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.to_vec(),
+        log: String::new(),
+    }
+}
