@@ -209,7 +209,10 @@ fn send(app: &Router, request: Request<Body>) -> Answer {
     if trace() {
         eprintln!(
             "fuzzing: {status} {}",
-            String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .collect::<String>()
         );
     }
     Answer {
