@@ -707,8 +707,11 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
         public.push(b'\n');
     }
     if let Some(q) = uri.query() {
+        // The URL as the log's `repro` line shows it: names kept, values replaced.
+        let mut masked = format!("\n{}?", uri.path());
         for pair in q.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let _ = write!(masked, "{name}=<value>&");
             if SECRET_QUERY.iter().any(|n| n.eq_ignore_ascii_case(name)) {
                 secrets.push(value.as_bytes().to_vec());
             } else {
@@ -716,6 +719,7 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
                 public.push(b'&');
             }
         }
+        public.extend_from_slice(masked.as_bytes());
     }
     let foreign_status: Vec<HeaderValue> = request
         .headers()
