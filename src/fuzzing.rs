@@ -600,7 +600,8 @@ fn credential_apps() -> &'static [Router; 4] {
 /// mode; bits 2-3 the method), then `\n`-separated fields: the path and query, then
 /// headers, each a selector byte (from `'a'`, see `HEADERS`) and the value.
 ///
-/// Properties: the status is 200, 400, 401, 403 or 503; a 401 the layer sent has a
+/// Properties: the status is 200, 400, 401, 403 or 503 (or the metadata document's 204 and
+/// 405); a 401 the layer sent has a
 /// challenge; every challenge parses (with `parse` and this crate's reader, alike); a
 /// problem body is JSON with the response's status; no credential appears in the answer
 /// or the log; no log field holds a control character.
@@ -731,8 +732,10 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
     let app = &credential_apps()[which];
     let answer = send(app, request);
     let status = answer.status.as_u16();
+    // Layer 1 serves its RFC 9728 document: 204 to `OPTIONS`, 405 to methods but `GET`/`HEAD`.
+    let metadata = which == 1 && uri.path() == "/.well-known/oauth-protected-resource/api";
     assert!(
-        matches!(status, 200 | 400 | 401 | 403 | 503),
+        matches!(status, 200 | 400 | 401 | 403 | 503) || (metadata && matches!(status, 204 | 405)),
         "status {status}: {}",
         String::from_utf8_lossy(&answer.body)
     );
@@ -745,7 +748,7 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
     // Layers 0 and 1 authenticate every request; a refusal is theirs (or a handler's
     // AuthFailure, which they render).
     let upstream_refused = request_refuses(&foreign_status);
-    if which < 2 && status != 200 && !upstream_refused {
+    if which < 2 && status != 200 && !upstream_refused && !metadata {
         assert!(problem, "a refusal without a problem body: {status}");
     }
     if problem {
