@@ -99,6 +99,52 @@ pub(crate) fn check(
             format!("the DPoP proof is not a compact JWS: {what}"),
         )
     })?;
+    let jwk = signed_by_own_key(&jws, rules)?;
+    let claims = &jws.claims;
+    let jti = text(claims, "jti")?;
+    if jti.is_empty() || jti.len() > MAX_JTI {
+        return Err(missing("jti", "is empty or longer than 256 characters"));
+    }
+    let (htm, htu) = (text(claims, "htm")?, text(claims, "htu")?);
+    let iat = match claims.get("iat") {
+        None => return Err(missing("iat", "is missing")),
+        Some(v) => numeric_date(v).ok_or_else(|| missing("iat", "is not a number"))?,
+    };
+    let (method, uri, headers) = request;
+    if htm != method.as_str() {
+        return Err(fail(
+            Reason::DpopProofMethodMismatch,
+            "htm",
+            format!(
+                "the DPoP proof's htm is {}, the request's method {method}",
+                cap(htm)
+            ),
+        ));
+    }
+    check_url(htu, rules, uri, headers)?;
+    check_time(iat, rules, now)?;
+    check_nonce(claims, rules, now)?;
+    let ath = text(claims, "ath")?;
+    if ath != token_hash(token) {
+        return Err(fail(
+            Reason::DpopProofAthMismatch,
+            "ath",
+            "the DPoP proof's ath is not the SHA-256 hash of the access token it came with".into(),
+        ));
+    }
+    Ok(Proof {
+        jkt: thumbprint(jwk).expect("proof_key accepted its kind"),
+        jti: jti.to_owned(),
+        iat,
+    })
+}
+
+/// The header checks, in §4.3's order: `typ`, an allowed `alg`, no `crit`, a public `jwk`
+/// that fits `alg`, and the signature by that key. Returns the key.
+fn signed_by_own_key<'j>(
+    jws: &'j jws::Jws<'_>,
+    rules: &Rules,
+) -> Result<&'j Map<String, Value>, AuthFailure> {
     let h = &jws.header;
     // RFC 7515 §4.1.9: `dpop+jwt` is short for `application/dpop+jwt`; both name one
     // media type, compared case-insensitively.
@@ -162,29 +208,11 @@ pub(crate) fn check(
             "the DPoP proof's signature does not verify with its own jwk".into(),
         ));
     }
-    let claims = &jws.claims;
-    let jti = text(claims, "jti")?;
-    if jti.is_empty() || jti.len() > MAX_JTI {
-        return Err(missing("jti", "is empty or longer than 256 characters"));
-    }
-    let (htm, htu) = (text(claims, "htm")?, text(claims, "htu")?);
-    let iat = match claims.get("iat") {
-        None => return Err(missing("iat", "is missing")),
-        Some(v) => numeric_date(v).ok_or_else(|| missing("iat", "is not a number"))?,
-    };
-    let (method, uri, headers) = request;
-    if htm != method.as_str() {
-        return Err(fail(
-            Reason::DpopProofMethodMismatch,
-            "htm",
-            format!(
-                "the DPoP proof's htm is {}, the request's method {method}",
-                cap(htm)
-            ),
-        ));
-    }
-    check_url(htu, rules, uri, headers)?;
-    check_time(iat, rules, now)?;
+    Ok(jwk)
+}
+
+/// The server nonce, when the scheme requires one: missing or stale gets a fresh one.
+fn check_nonce(claims: &Map<String, Value>, rules: &Rules, now: i64) -> Result<(), AuthFailure> {
     if let Some(nonces) = &rules.nonces {
         let nonce = claims.get("nonce").and_then(Value::as_str);
         if !nonce.is_some_and(|n| nonces.valid(n, now)) {
@@ -201,19 +229,7 @@ pub(crate) fn check(
             .dpop_nonce(nonces.issue(now)));
         }
     }
-    let ath = text(claims, "ath")?;
-    if ath != token_hash(token) {
-        return Err(fail(
-            Reason::DpopProofAthMismatch,
-            "ath",
-            "the DPoP proof's ath is not the SHA-256 hash of the access token it came with".into(),
-        ));
-    }
-    Ok(Proof {
-        jkt: thumbprint(jwk).expect("proof_key accepted its kind"),
-        jti: jti.to_owned(),
-        iat,
-    })
+    Ok(())
 }
 
 /// The proof's `jwk`: a JSON object without private key material.
