@@ -1,11 +1,11 @@
 //! Per-route requirements on an authenticated principal, for `route_layer`:
-//! [`RequireScope`] (RFC 6750 scopes, 403) and [`RequireStepUp`] (RFC 9470 step-up, 401);
+//! [`RequireScope`] (RFC 6750 scopes, 403) and [`RequireStepUp`](crate::RequireStepUp)
+//! (RFC 9470 step-up, 401);
 //! their service and response future.
 
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
-use crate::step_up::RequireStepUp;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use bytes::Bytes;
@@ -101,27 +101,37 @@ impl<S> Layer<S> for RequireScope {
     type Service = RequireService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireService::new(inner, Rule::Scope(self.clone()))
+        let scope = self.clone();
+        RequireService::new(inner, Rule::new(move |p| scope.check(p)))
     }
 }
 
-/// What a [`RequireService`] checks.
-#[derive(Clone, Debug)]
-pub(crate) enum Rule {
-    Scope(RequireScope),
-    StepUp(RequireStepUp),
-}
+type Check = dyn Fn(Option<&Principal>) -> Result<(), AuthFailure> + Send + Sync;
+
+/// What a [`RequireService`] checks: a requirement's `check`, shared by its clones.
+#[derive(Clone)]
+pub(crate) struct Rule(Arc<Check>);
 
 impl Rule {
+    pub(crate) fn new(
+        check: impl Fn(Option<&Principal>) -> Result<(), AuthFailure> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(check))
+    }
+
     fn check(&self, principal: Option<&Principal>) -> Result<(), AuthFailure> {
-        match self {
-            Rule::Scope(r) => r.check(principal),
-            Rule::StepUp(r) => r.check(principal),
-        }
+        (self.0)(principal)
     }
 }
 
-/// The service built by [`RequireScope`] and [`RequireStepUp`].
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rule")
+    }
+}
+
+/// The service built by [`RequireScope`] and
+/// [`RequireStepUp`](crate::RequireStepUp).
 #[derive(Clone, Debug)]
 pub struct RequireService<S> {
     inner: S,

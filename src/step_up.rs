@@ -143,6 +143,7 @@ impl<S> Layer<S> for RequireStepUp {
     type Service = RequireService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RequireService::new(inner, Rule::StepUp(self.clone()))
+        let rule = self.clone();
+        RequireService::new(inner, Rule::new(move |p| rule.check(p)))
     }
 }
