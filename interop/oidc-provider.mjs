@@ -6,7 +6,8 @@
 //   node interop/oidc-provider.mjs --port N     (0: any free port)
 //
 // Once listening it prints one JSON line, {"issuer":"http://127.0.0.1:PORT","port":PORT},
-// and runs until SIGTERM or SIGINT. Nothing else goes to stdout.
+// and runs until SIGTERM or SIGINT. Nothing else goes to stdout. Each start-up step is
+// named on stderr first, so a start that hangs shows where.
 //
 // Client: client_id "interop", secret "interop-secret" (client_secret_post or
 // client_secret_basic), grant client_credentials only, scopes "read admin mcp:tools".
@@ -32,7 +33,11 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 
-import Provider, { errors } from 'oidc-provider';
+/** Names a start-up step on stderr. */
+const step = (what) => process.stderr.write(`oidc-provider.mjs: ${what}\n`);
+
+step('loading oidc-provider');
+const { default: Provider, errors } = await import('oidc-provider');
 
 const { values } = parseArgs({ options: { port: { type: 'string', default: '0' } } });
 const port = Number(values.port);
@@ -48,6 +53,7 @@ function signingKey(type, options, alg) {
   return { ...jwk, kid: `${alg.toLowerCase()}-${randomBytes(8).toString('hex')}`, alg, use: 'sig' };
 }
 
+step('generating keys');
 const keys = [
   signingKey('rsa', { modulusLength: 2048 }, 'RS256'),
   signingKey('ec', { namedCurve: 'P-256' }, 'ES256'),
@@ -76,6 +82,7 @@ function resourceServer(resource) {
 }
 
 // The issuer carries the port, so the provider is built once the server listens.
+step('listening');
 const server = createServer();
 await new Promise((resolve, reject) => {
   server.once('error', reject);
@@ -84,6 +91,7 @@ await new Promise((resolve, reject) => {
 const bound = server.address().port;
 const issuer = `http://127.0.0.1:${bound}`;
 
+step(`configuring ${issuer}`);
 const provider = new Provider(issuer, {
   clients: [{
     client_id: 'interop',

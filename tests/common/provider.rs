@@ -18,6 +18,9 @@ use tokio::time::timeout;
 pub const CLIENT: &str = "interop";
 const CLIENT_SECRET: &str = "interop-secret";
 
+/// How long a start may take: about a second here, far more on a loaded CI machine.
+const START_WAIT: Duration = Duration::from_secs(60);
+
 /// A running interop/oidc-provider.mjs, killed when dropped.
 pub struct Provider {
     child: Child,
@@ -36,23 +39,42 @@ impl Provider {
     }
 
     /// Starts the provider from `dir` (an `interop/` with its packages) on `port`.
+    ///
+    /// One start at a time in a test binary (its tests run side by side on few cores). A
+    /// provider that prints no start line within [`START_WAIT`] is killed and started once
+    /// more; the second failure panics with both attempts' stderr, where the script names
+    /// each start-up step.
     pub async fn start_in(dir: &Path, port: u16) -> Provider {
+        static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one_at_a_time = STARTING.lock().await;
+        let first = match Self::try_start(dir, port).await {
+            Ok(provider) => return provider,
+            Err(why) => why,
+        };
+        match Self::try_start(dir, port).await {
+            Ok(provider) => provider,
+            Err(again) => panic!("the provider did not start, twice:\n1. {first}\n2. {again}"),
+        }
+    }
+
+    async fn try_start(dir: &Path, port: u16) -> Result<Provider, String> {
         let mut child = node(dir, "oidc-provider.mjs", &["--port", &port.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn node interop/oidc-provider.mjs");
-        // Its stderr (start-up warnings, server errors) is kept for a failure's message.
+        // Its stderr (start-up steps and warnings, server errors) is kept for a failure's
+        // message.
         let stderr = drain(child.stderr.take().unwrap());
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = match timeout(Duration::from_secs(20), lines.next_line()).await {
+        let line = match timeout(START_WAIT, lines.next_line()).await {
             Ok(Ok(Some(line))) => line,
             other => {
                 let _ = child.kill().await;
-                panic!(
-                    "the provider printed no start line ({other:?}); stderr: {}",
+                return Err(format!(
+                    "no start line ({other:?}); stderr: {}",
                     stderr.lock().unwrap()
-                )
+                ));
             }
         };
         let started: Value = serde_json::from_str(&line)
@@ -60,13 +82,13 @@ impl Provider {
         let port = started["port"].as_u64().expect("port") as u16;
         let issuer = started["issuer"].as_str().expect("issuer").to_owned();
         assert_eq!(issuer, format!("http://127.0.0.1:{port}"));
-        Provider {
+        Ok(Provider {
             child,
             issuer,
             port,
             stderr,
             http: reqwest::Client::new(),
-        }
+        })
     }
 
     /// The issuer, `http://127.0.0.1:PORT`.
