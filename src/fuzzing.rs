@@ -630,6 +630,8 @@ fn scan(data: &[u8], parse: ParseChallenges) -> Vec<Vec<u8>> {
     scan_with(data, parse, &mut None)
 }
 
+/// One credentials request through the layer its flags select, its properties checked: the
+/// secrets that show in the answer, which is left in `keep`.
 fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> Vec<Vec<u8>> {
     let Some((&flags, rest)) = data.split_first() else {
         return Vec::new();
@@ -639,20 +641,51 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
     let method = [Method::GET, Method::POST, Method::OPTIONS, Method::DELETE]
         [usize::from(flags >> 2 & 3)]
     .clone();
+    let sent = credentials_request(method, rest);
+    let setting = Setting::of(which, &sent.request);
+    let answer = send(&credential_apps()[which], sent.request);
+    check_credentials_status(&answer, &setting);
+    let foreign: Vec<&[u8]> = sent.foreign.iter().map(Vec::as_slice).collect();
+    let challenges = check_challenges(&answer.headers, parse, &foreign);
+    check_refusal_body(&answer, &setting);
+    check_unauthorized(&answer, &setting, challenges);
+    let found = leaked(&answer, &sent.secrets, &sent.public);
+    *keep = Some(answer);
+    found
+}
+
+/// A credentials request, and what its answer may show and must not.
+struct Sent {
+    request: Request<Body>,
+    /// The credentials it carries: none may show in the answer or the log.
+    secrets: Vec<Vec<u8>>,
+    /// The text it carries in the clear: a secret also found here is not looked for.
+    public: Vec<u8>,
+    /// The challenges it asks the wrapped service for: not checked as the layer's.
+    foreign: Vec<Vec<u8>>,
+}
+
+/// The request a credentials input's fields make: the path and query, then one header
+/// per field (a selector byte and the value); a target or value the request cannot hold
+/// is left out.
+fn credentials_request(method: Method, rest: &[u8]) -> Sent {
     let mut parts = fields(rest, b'\n').into_iter();
     let target = parts.next().unwrap_or_default();
     let uri = Uri::try_from(target)
         .ok()
         .filter(|u| u.scheme().is_none() && u.path().starts_with('/'))
         .unwrap_or_else(|| Uri::from_static("/"));
-    let mut request = Request::builder()
+    let request = Request::builder()
         .method(method)
         .uri(uri.clone())
         .body(Body::empty())
         .expect("a request");
-    let mut secrets: Vec<Vec<u8>> = Vec::new();
-    let mut public: Vec<u8> = uri.path().as_bytes().to_vec();
-    let mut foreign: Vec<Vec<u8>> = Vec::new();
+    let mut sent = Sent {
+        request,
+        secrets: Vec::new(),
+        public: uri.path().as_bytes().to_vec(),
+        foreign: Vec::new(),
+    };
     for field in parts {
         let Some((&sel, value)) = field.split_first() else {
             continue;
@@ -661,94 +694,146 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
         let Ok(v) = HeaderValue::from_bytes(value) else {
             continue;
         };
-        request
+        sent.request
             .headers_mut()
             .append(HeaderName::from_static(name), v);
-        match name {
-            "authorization" => {
-                let raw = value.trim_ascii();
-                let (word, cred) = match raw.iter().position(|&b| b == b' ' || b == b'\t') {
-                    Some(i) => (&raw[..i], raw[i + 1..].trim_ascii()),
-                    None => (&raw[..0], raw),
-                };
-                secrets.push(cred.to_vec());
-                let known = std::str::from_utf8(word).is_ok_and(crate::evidence::is_known_scheme);
-                if known {
-                    public.extend_from_slice(word);
-                } else {
-                    secrets.push(word.to_vec());
-                }
-                if let Some(password) = std::str::from_utf8(cred)
-                    .ok()
-                    .and_then(|c| crate::decode_basic(c).ok())
-                {
-                    public.extend_from_slice(password.user.as_bytes());
-                    secrets.push(password.password.expose().as_bytes().to_vec());
-                }
-            }
-            "cookie" => {
-                for pair in value.split(|&b| b == b';') {
-                    match pair.iter().position(|&b| b == b'=') {
-                        Some(eq) => {
-                            public.extend_from_slice(&pair[..eq]);
-                            public.push(b' ');
-                            secrets.push(pair[eq + 1..].trim_ascii().to_vec());
-                        }
-                        None => secrets.push(pair.trim_ascii().to_vec()),
-                    }
-                }
-            }
-            n if SECRET_HEADERS.contains(&n) => secrets.push(value.trim_ascii().to_vec()),
-            "x-fuzz-challenge" => {
-                foreign.push(value.to_vec());
-                public.extend_from_slice(value);
-            }
-            _ => public.extend_from_slice(value),
-        }
-        public.push(b'\n');
+        sent.header(name, value);
     }
     if let Some(q) = uri.query() {
-        // The URL as the log's `repro` line shows it: names kept, values replaced.
-        let mut masked = format!("\n{}?", uri.path());
+        sent.query(uri.path(), q);
+    }
+    sent
+}
+
+impl Sent {
+    /// Sorts the value of header `name` into secrets and public text.
+    fn header(&mut self, name: &str, value: &[u8]) {
+        match name {
+            "authorization" => self.authorization(value),
+            "cookie" => self.cookie(value),
+            n if SECRET_HEADERS.contains(&n) => self.secrets.push(value.trim_ascii().to_vec()),
+            "x-fuzz-challenge" => {
+                self.foreign.push(value.to_vec());
+                self.public.extend_from_slice(value);
+            }
+            _ => self.public.extend_from_slice(value),
+        }
+        self.public.push(b'\n');
+    }
+
+    /// An `Authorization` value: the credentials are secret, and so is the scheme word
+    /// unless it is a known one; of Basic credentials the user is public, the password
+    /// secret.
+    fn authorization(&mut self, value: &[u8]) {
+        let raw = value.trim_ascii();
+        let (word, cred) = match raw.iter().position(|&b| b == b' ' || b == b'\t') {
+            Some(i) => (&raw[..i], raw[i + 1..].trim_ascii()),
+            None => (&raw[..0], raw),
+        };
+        self.secrets.push(cred.to_vec());
+        let known = std::str::from_utf8(word).is_ok_and(crate::evidence::is_known_scheme);
+        if known {
+            self.public.extend_from_slice(word);
+        } else {
+            self.secrets.push(word.to_vec());
+        }
+        if let Some(password) = std::str::from_utf8(cred)
+            .ok()
+            .and_then(|c| crate::decode_basic(c).ok())
+        {
+            self.public.extend_from_slice(password.user.as_bytes());
+            self.secrets
+                .push(password.password.expose().as_bytes().to_vec());
+        }
+    }
+
+    /// A `Cookie` value: every cookie's name is public, its value secret.
+    fn cookie(&mut self, value: &[u8]) {
+        for pair in value.split(|&b| b == b';') {
+            match pair.iter().position(|&b| b == b'=') {
+                Some(eq) => {
+                    self.public.extend_from_slice(&pair[..eq]);
+                    self.public.push(b' ');
+                    self.secrets.push(pair[eq + 1..].trim_ascii().to_vec());
+                }
+                None => self.secrets.push(pair.trim_ascii().to_vec()),
+            }
+        }
+    }
+
+    /// The query `q` of `path`: credential values are secret, other pairs public, and so is
+    /// the URL as the log's `repro` line shows it (names kept, values replaced).
+    fn query(&mut self, path: &str, q: &str) {
+        let mut masked = format!("\n{path}?");
         for pair in q.split('&') {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
             let _ = write!(masked, "{name}=<value>&");
             if SECRET_QUERY.iter().any(|n| n.eq_ignore_ascii_case(name)) {
-                secrets.push(value.as_bytes().to_vec());
+                self.secrets.push(value.as_bytes().to_vec());
             } else {
-                public.extend_from_slice(pair.as_bytes());
-                public.push(b'&');
+                self.public.extend_from_slice(pair.as_bytes());
+                self.public.push(b'&');
             }
         }
-        public.extend_from_slice(masked.as_bytes());
+        self.public.extend_from_slice(masked.as_bytes());
     }
-    let foreign_status: Vec<HeaderValue> = request
-        .headers()
-        .get_all("x-fuzz-status")
-        .iter()
-        .cloned()
-        .collect();
-    let preflight = crate::evidence::is_preflight(request.method(), request.headers());
-    let app = &credential_apps()[which];
-    let answer = send(app, request);
+}
+
+/// What a credentials answer is judged by beyond itself: the layer, and what the request
+/// asked for.
+struct Setting {
+    /// The layer: an index into [`credential_apps`].
+    which: usize,
+    /// Whether the request asks layer 1 for its RFC 9728 document.
+    metadata: bool,
+    /// Whether the request is a CORS preflight.
+    preflight: bool,
+    /// Whether the request asks the wrapped service to refuse it (see [`upstream`]).
+    upstream_refused: bool,
+}
+
+impl Setting {
+    fn of(which: usize, request: &Request<Body>) -> Self {
+        let foreign_status: Vec<HeaderValue> = request
+            .headers()
+            .get_all("x-fuzz-status")
+            .iter()
+            .cloned()
+            .collect();
+        Setting {
+            which,
+            metadata: which == 1
+                && request.uri().path() == "/.well-known/oauth-protected-resource/api",
+            preflight: crate::evidence::is_preflight(request.method(), request.headers()),
+            upstream_refused: request_refuses(&foreign_status),
+        }
+    }
+}
+
+/// The status is 200, 400, 401, 403 or 503, or the metadata document's.
+fn check_credentials_status(answer: &Answer, setting: &Setting) {
     let status = answer.status.as_u16();
     // Layer 1 serves its RFC 9728 document: 204 to `OPTIONS`, 405 to methods but `GET`/`HEAD`.
-    let metadata = which == 1 && uri.path() == "/.well-known/oauth-protected-resource/api";
     assert!(
-        matches!(status, 200 | 400 | 401 | 403 | 503) || (metadata && matches!(status, 204 | 405)),
+        matches!(status, 200 | 400 | 401 | 403 | 503)
+            || (setting.metadata && matches!(status, 204 | 405)),
         "status {status}: {}",
         String::from_utf8_lossy(&answer.body)
     );
-    let foreign: Vec<&[u8]> = foreign.iter().map(Vec::as_slice).collect();
-    let challenges = check_challenges(&answer.headers, parse, &foreign);
+}
+
+/// A refusal of the authenticating layers is a problem body, and a problem body is JSON
+/// with the answer's status, `Cache-Control: no-store` on a client error and `Retry-After`
+/// on a 503.
+fn check_refusal_body(answer: &Answer, setting: &Setting) {
+    let status = answer.status.as_u16();
     let problem = answer
         .headers
         .get(CONTENT_TYPE)
         .is_some_and(|v| v == "application/problem+json");
     // Layers 0 and 1 authenticate every request; a refusal is theirs (or a handler's
     // AuthFailure, which they render).
-    let upstream_refused = request_refuses(&foreign_status);
-    if which < 2 && status != 200 && !upstream_refused && !metadata {
+    if setting.which < 2 && status != 200 && !setting.upstream_refused && !setting.metadata {
         assert!(problem, "a refusal without a problem body: {status}");
     }
     if problem {
@@ -767,17 +852,20 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
             assert!(answer.headers.contains_key(http::header::RETRY_AFTER));
         }
     }
+}
+
+/// A 401 has a challenge, and one of the layer's (of the `challenges` it wrote) when an
+/// authenticating layer refused.
+fn check_unauthorized(answer: &Answer, setting: &Setting, challenges: usize) {
+    let status = answer.status.as_u16();
     // Observe mode keeps every answer, and a refused CORS preflight is only logged.
-    if status == 401 && which != 3 && !(preflight && upstream_refused) {
+    if status == 401 && setting.which != 3 && !(setting.preflight && setting.upstream_refused) {
         let all = answer.headers.get_all(WWW_AUTHENTICATE).iter().count();
         assert!(all > 0, "a 401 without a challenge");
-        if which < 2 && !upstream_refused {
+        if setting.which < 2 && !setting.upstream_refused {
             assert!(challenges > 0, "a 401 without a challenge of the layer's");
         }
     }
-    let found = leaked(&answer, &secrets, &public);
-    *keep = Some(answer);
-    found
 }
 
 // ---------------------------------------------------------------------------------------
@@ -828,28 +916,61 @@ pub fn challenge(data: &[u8], parse: ParseChallenges) {
         return;
     };
     if sel == b'#' {
-        let text = text(rest);
-        let ours = read_challenges(&text);
-        if let (Some(ours), Ok(theirs)) = (ours, parse(&text)) {
-            let ours: Vec<ParsedChallenge> = ours
-                .into_iter()
-                .map(|c| ParsedChallenge {
-                    scheme: c.scheme.to_owned(),
-                    params: c
-                        .params
-                        .into_iter()
-                        .map(|(n, v)| (n.to_owned(), v))
-                        .collect(),
-                })
-                .collect();
-            assert_eq!(ours, theirs, "the parsers disagree on {text:?}");
-        }
+        compare_readers(&text(rest), parse);
         return;
     }
     let scheme = SCHEMES[pick(sel, b'a', SCHEMES.len())];
+    let (c, expected) = build_challenge(scheme, rest);
+    check_built_challenge(&c, scheme, expected, parse);
+}
+
+/// Free text: this crate's reader does not panic, and where both parsers accept the text
+/// they agree.
+fn compare_readers(text: &str, parse: ParseChallenges) {
+    let ours = read_challenges(text);
+    if let (Some(ours), Ok(theirs)) = (ours, parse(text)) {
+        let ours: Vec<ParsedChallenge> = ours
+            .into_iter()
+            .map(|c| ParsedChallenge {
+                scheme: c.scheme.to_owned(),
+                params: c
+                    .params
+                    .into_iter()
+                    .map(|(n, v)| (n.to_owned(), v))
+                    .collect(),
+            })
+            .collect();
+        assert_eq!(ours, theirs, "the parsers disagree on {text:?}");
+    }
+}
+
+/// The challenge of `scheme` that the `\0`-separated operations `ops` build, and the model
+/// of it: each parameter's expected value, first one per name, in order.
+fn build_challenge(scheme: &'static str, ops: &[u8]) -> (Challenge, Vec<(String, String)>) {
     let mut c = Challenge::new(scheme);
-    // The model: each parameter's expected value, first one per name.
     let mut expected: Vec<(&'static str, String)> = Vec::new();
+    for op in fields(ops, 0) {
+        let Some((&kind, arg)) = op.split_first() else {
+            continue;
+        };
+        c = apply_op(c, kind, &text(arg), &mut expected);
+    }
+    let expected = expected
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v))
+        .collect();
+    (c, expected)
+}
+
+/// Applies one operation to `c` (`kind` from `'a'`: realm, error, error_description,
+/// scope, quoted parameter, long parameter), and adds the value it sets to the model
+/// `expected` unless a parameter of that name is there already.
+fn apply_op(
+    c: Challenge,
+    kind: u8,
+    arg: &str,
+    expected: &mut Vec<(&'static str, String)>,
+) -> Challenge {
     let mut add = |name: &'static str, value: Option<String>| {
         if let Some(v) = value {
             if !expected.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
@@ -857,46 +978,51 @@ pub fn challenge(data: &[u8], parse: ParseChallenges) {
             }
         }
     };
-    for op in fields(rest, 0) {
-        let Some((&kind, arg)) = op.split_first() else {
-            continue;
-        };
-        let arg = text(arg);
-        match pick(kind, b'a', 6) {
-            0 => {
-                add("realm", Some(model_quoted(&arg, 128)));
-                c = c.realm(&arg);
-            }
-            1 => {
-                add("error", Some(model_6750(&arg, 64)));
-                c = c.error(&arg);
-            }
-            2 => {
-                let v = model_6750(&arg, 256);
-                add("error_description", (!v.is_empty()).then_some(v));
-                c = c.error_description(&arg);
-            }
-            3 => {
-                let scopes: Vec<&str> = arg.split('|').collect();
-                add("scope", model_scope(&scopes));
-                c = c.scope(scopes);
-            }
-            4 | 5 => {
-                let Some((name_sel, value)) = arg.split_at_checked(1) else {
-                    continue;
-                };
-                let name = PARAM_NAMES[pick(name_sel.as_bytes()[0], b'a', PARAM_NAMES.len())];
-                if pick(kind, b'a', 6) == 4 {
-                    add(name, Some(model_quoted(value, 128)));
-                    c = c.quoted_param(name, value);
-                } else {
-                    add(name, Some(model_quoted(value, 2048)));
-                    c = c.long_param(name, value);
-                }
-            }
-            _ => unreachable!(),
+    match pick(kind, b'a', 6) {
+        0 => {
+            add("realm", Some(model_quoted(arg, 128)));
+            c.realm(arg)
         }
+        1 => {
+            add("error", Some(model_6750(arg, 64)));
+            c.error(arg)
+        }
+        2 => {
+            let v = model_6750(arg, 256);
+            add("error_description", (!v.is_empty()).then_some(v));
+            c.error_description(arg)
+        }
+        3 => {
+            let scopes: Vec<&str> = arg.split('|').collect();
+            add("scope", model_scope(&scopes));
+            c.scope(scopes)
+        }
+        4 | 5 => {
+            let Some((name_sel, value)) = arg.split_at_checked(1) else {
+                return c;
+            };
+            let name = PARAM_NAMES[pick(name_sel.as_bytes()[0], b'a', PARAM_NAMES.len())];
+            if pick(kind, b'a', 6) == 4 {
+                add(name, Some(model_quoted(value, 128)));
+                c.quoted_param(name, value)
+            } else {
+                add(name, Some(model_quoted(value, 2048)));
+                c.long_param(name, value)
+            }
+        }
+        _ => unreachable!(),
     }
+}
+
+/// The rendering of `c` is visible ASCII and its header value byte for byte; `parse` reads
+/// exactly one challenge of `scheme` with exactly the `expected` parameters; this crate's
+/// reader agrees.
+fn check_built_challenge(
+    c: &Challenge,
+    scheme: &str,
+    expected: Vec<(String, String)>,
+    parse: ParseChallenges,
+) {
     let rendered = c.render();
     assert!(
         rendered.bytes().all(|b| (0x20..=0x7e).contains(&b)),
@@ -907,10 +1033,6 @@ pub fn challenge(data: &[u8], parse: ParseChallenges) {
     let theirs = parse(&rendered).unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
     assert_eq!(theirs.len(), 1, "{rendered:?}");
     assert_eq!(theirs[0].scheme, scheme, "{rendered:?}");
-    let expected: Vec<(String, String)> = expected
-        .into_iter()
-        .map(|(n, v)| (n.to_owned(), v))
-        .collect();
     assert_eq!(theirs[0].params, expected, "{rendered:?}");
     let mut headers = HeaderMap::new();
     headers.insert(WWW_AUTHENTICATE, c.to_header_value());
@@ -1166,9 +1288,25 @@ pub fn basic(data: &[u8]) {
 pub fn cookie(data: &[u8]) {
     let mut parts = fields(data, b'\n').into_iter();
     let want = text(parts.next().unwrap_or_default()).into_owned();
+    let (headers, raw) = cookie_fields(parts);
+    let uri = Uri::from_static("/");
+    let ev = Evidence::new(&headers, &uri);
+    let named = ev.cookie_named(&want);
+    let any = ev.cookie();
+    if check_over_cap(&raw, named, any) {
+        return;
+    }
+    check_named_cookie(named, &want, cookie_model(&raw, &want), &raw);
+    check_any_cookie(any, &ev, &raw);
+    check_cookie_location(&ev);
+}
+
+/// The `Cookie` fields the input's lines give (a line `*N…` stands for the rest repeated
+/// N times), as a header map and as bytes; a line no field value can hold is left out.
+fn cookie_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (HeaderMap, Vec<Vec<u8>>) {
     let mut headers = HeaderMap::new();
     let mut raw: Vec<Vec<u8>> = Vec::new();
-    for field in parts {
+    for field in lines {
         let field = match field.strip_prefix(b"*") {
             Some(run) if !run.is_empty() => {
                 let n = usize::from(run[0] % 64) * 8;
@@ -1181,16 +1319,18 @@ pub fn cookie(data: &[u8]) {
             raw.push(field);
         }
     }
-    let uri = Uri::from_static("/");
-    let ev = Evidence::new(&headers, &uri);
+    (headers, raw)
+}
+
+/// Over the caps (16 KiB, 256 cookies in all fields) both lookups say so, with the counts,
+/// and read nothing: whether the fields are over.
+fn check_over_cap(raw: &[Vec<u8>], named: CookieLookup<'_>, any: CookieLookup<'_>) -> bool {
     let bytes: usize = raw.iter().map(Vec::len).sum();
     let count: usize = raw
         .iter()
         .map(|f| f.iter().filter(|&&b| b == b';').count() + 1)
         .sum();
     let over = bytes > MAX_COOKIE_BYTES || count > MAX_COOKIES;
-    let named = ev.cookie_named(&want);
-    let any = ev.cookie();
     if over {
         let expected = CookieLookup::OverCap {
             bytes,
@@ -1199,11 +1339,14 @@ pub fn cookie(data: &[u8]) {
         assert_eq!(named, expected);
         assert_eq!(any, expected);
         assert!(any.over_cap_text().is_some());
-        return;
     }
-    // The model: the first `name=value` pair named `want`, trimmed and unquoted.
-    let model = raw
-        .iter()
+    over
+}
+
+/// The model of the named lookup: the first `name=value` pair named `want` with a
+/// non-empty value, trimmed and unquoted.
+fn cookie_model<'a>(raw: &'a [Vec<u8>], want: &str) -> Option<&'a [u8]> {
+    raw.iter()
         .flat_map(|f| f.split(|&b| b == b';'))
         .filter_map(|pair| {
             let pair = pair.trim_ascii();
@@ -1217,12 +1360,17 @@ pub fn cookie(data: &[u8]) {
             let value = &value[start..end.max(start)];
             (pair[..eq].trim_ascii() == want.as_bytes() && !value.is_empty()).then_some(value)
         })
-        .next();
+        .next()
+}
+
+/// The lookup of the cookie named `want` finds what the `model` says, a value read from
+/// one of the fields.
+fn check_named_cookie(named: CookieLookup<'_>, want: &str, model: Option<&[u8]>, raw: &[Vec<u8>]) {
     match named {
         CookieLookup::Found { name, value } => {
             assert_eq!(name, want);
             assert_eq!(Some(value.as_bytes()), model);
-            check_cookie_value(value.as_bytes(), &raw);
+            check_cookie_value(value.as_bytes(), raw);
         }
         CookieLookup::NotUtf8 { value } => {
             assert!(std::str::from_utf8(value).is_err());
@@ -1231,16 +1379,24 @@ pub fn cookie(data: &[u8]) {
         CookieLookup::NotFound => assert_eq!(model, None, "{want:?} not found"),
         CookieLookup::OverCap { .. } => panic!("over the caps, within them"),
     }
+}
+
+/// The credential lookup finds a value read from one of the fields, under a name without
+/// `;`, and finds the same again; it is never `NotUtf8`.
+fn check_any_cookie(any: CookieLookup<'_>, ev: &Evidence<'_>, raw: &[Vec<u8>]) {
     match any {
         CookieLookup::Found { name, value } => {
-            check_cookie_value(value.as_bytes(), &raw);
+            check_cookie_value(value.as_bytes(), raw);
             assert!(!name.contains(';'));
             assert_eq!(ev.cookie().found(), Some((name, value)));
         }
         CookieLookup::NotFound => {}
         other => panic!("the credential lookup answered {other:?}"),
     }
-    // What a failure says about cookies stays printable.
+}
+
+/// What a failure says about cookies stays printable.
+fn check_cookie_location(ev: &Evidence<'_>) {
     let expected = crate::evidence::Expected {
         names: "cookie sid".into(),
         how: None,
@@ -1315,57 +1471,83 @@ pub fn jwks(data: &[u8]) {
     };
     let mode = mode.wrapping_sub(b'0');
     if mode & 1 == 0 {
-        // `keys::jwk::parse` is private to `keys`: a JWK set URL's source reaches it.
-        let max_keys = usize::from(mode >> 1 & 7) * 4 + 1;
-        let (state, urls) = fetch_keys(
-            KeySource::jwks("https://keys.fuzz.example/jwks.json").max_keys(max_keys),
-            vec![fetched(StatusCode::OK, rest)],
-        );
-        assert_eq!(urls, ["https://keys.fuzz.example/jwks.json"]);
-        let doc: Option<Value> = serde_json::from_slice(rest).ok();
-        let listed = doc
-            .as_ref()
-            .and_then(|d| d.get("keys"))
-            .and_then(Value::as_array);
-        match &state.keys {
-            Some(set) => {
-                let listed = listed.expect("a parsed set has a keys array");
-                assert!(listed.len() <= max_keys);
-                assert!(!set.keys.is_empty());
-                assert_eq!(set.keys.len() + set.skipped.len(), listed.len());
-                check_key_set(&set.keys, &set.skipped);
-            }
-            None => {
-                let e = state.last_error.as_ref().expect("a failed fetch says why");
-                match listed {
-                    None => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
-                    Some(keys) if keys.len() > max_keys => {
-                        assert_eq!(e.kind(), crate::FetchErrorKind::TooLarge, "{e}");
-                    }
-                    // Every key skipped.
-                    Some(_) => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
-                }
-                assert!(!e.message().chars().any(|c| c == '\r' || c == '\n'), "{e}");
-            }
-        }
-        for jwk in listed.into_iter().flatten().filter_map(Value::as_object) {
-            for alg in crate::keys::PUBLISHED_ALGORITHMS {
-                if let Ok(k) = crate::keys::proof_key(jwk, alg) {
-                    assert!(k.serves(alg));
-                    let kty = jwk.get("kty").and_then(Value::as_str);
-                    let fits = match alg {
-                        jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
-                            kty == Some("EC")
-                        }
-                        jsonwebtoken::Algorithm::EdDSA => kty == Some("OKP"),
-                        _ => kty == Some("RSA"),
-                    };
-                    assert!(fits, "a {kty:?} key accepted for {alg:?}");
-                }
-            }
-        }
-        return;
+        jwk_set(mode, rest);
+    } else {
+        discovery(mode, rest);
     }
+}
+
+/// Reads the JWK set `set` with the key limit bits 1-3 of `mode` give, and checks what
+/// came of it and of every listed key.
+fn jwk_set(mode: u8, set: &[u8]) {
+    // `keys::jwk::parse` is private to `keys`: a JWK set URL's source reaches it.
+    let max_keys = usize::from(mode >> 1 & 7) * 4 + 1;
+    let (state, urls) = fetch_keys(
+        KeySource::jwks("https://keys.fuzz.example/jwks.json").max_keys(max_keys),
+        vec![fetched(StatusCode::OK, set)],
+    );
+    assert_eq!(urls, ["https://keys.fuzz.example/jwks.json"]);
+    let doc: Option<Value> = serde_json::from_slice(set).ok();
+    let listed = doc
+        .as_ref()
+        .and_then(|d| d.get("keys"))
+        .and_then(Value::as_array)
+        .map(Vec::as_slice);
+    check_set_outcome(&state, listed, max_keys);
+    check_proof_keys(listed);
+}
+
+/// A set of at most `max_keys` with a usable key is kept, every `listed` key used or
+/// skipped; otherwise the source says why: not a set, over the limit, or no usable key.
+fn check_set_outcome(state: &Fetch, listed: Option<&[Value]>, max_keys: usize) {
+    match &state.keys {
+        Some(set) => {
+            let listed = listed.expect("a parsed set has a keys array");
+            assert!(listed.len() <= max_keys);
+            assert!(!set.keys.is_empty());
+            assert_eq!(set.keys.len() + set.skipped.len(), listed.len());
+            check_key_set(&set.keys, &set.skipped);
+        }
+        None => {
+            let e = state.last_error.as_ref().expect("a failed fetch says why");
+            match listed {
+                None => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
+                Some(keys) if keys.len() > max_keys => {
+                    assert_eq!(e.kind(), crate::FetchErrorKind::TooLarge, "{e}");
+                }
+                // Every key skipped.
+                Some(_) => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
+            }
+            assert!(!e.message().chars().any(|c| c == '\r' || c == '\n'), "{e}");
+        }
+    }
+}
+
+/// The embedded-key check (of DPoP proofs) accepts a listed key only for an algorithm of
+/// its kind, and the key it makes serves that algorithm.
+fn check_proof_keys(listed: Option<&[Value]>) {
+    for jwk in listed.into_iter().flatten().filter_map(Value::as_object) {
+        for alg in crate::keys::PUBLISHED_ALGORITHMS {
+            if let Ok(k) = crate::keys::proof_key(jwk, alg) {
+                assert!(k.serves(alg));
+                let kty = jwk.get("kty").and_then(Value::as_str);
+                let fits = match alg {
+                    jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
+                        kty == Some("EC")
+                    }
+                    jsonwebtoken::Algorithm::EdDSA => kty == Some("OKP"),
+                    _ => kty == Some("RSA"),
+                };
+                assert!(fits, "a {kty:?} key accepted for {alg:?}");
+            }
+        }
+    }
+}
+
+/// Discovers the keys of the issuer `mode` names (bit 1: with path `/realms/x`) through a
+/// fake provider answering 404 at the OpenID location when bit 2 is set, then `rest`'s
+/// discovery document and JWK set (separated by `\0`).
+fn discovery(mode: u8, rest: &[u8]) {
     let issuer = if mode & 2 == 0 {
         ISSUER.to_owned()
     } else {
@@ -1375,33 +1557,55 @@ pub fn jwks(data: &[u8]) {
     let mut parts = rest.splitn(2, |&b| b == 0);
     let doc = parts.next().unwrap_or_default();
     let set = parts.next().unwrap_or_default();
-    let mut answers = std::collections::VecDeque::new();
+    let answers = discovery_answers(oidc_404, doc, set);
+    let (state, urls) = fetch_keys(KeySource::discover(issuer.clone()), answers);
+    let doc: Option<Value> = serde_json::from_slice(doc).ok();
+    let trusted = trusted_jwks_uri(doc.as_ref(), &issuer);
+    let expected = discovery_urls(mode, &issuer, trusted);
+    assert_eq!(urls, expected, "fetched {urls:?}");
+    check_discovered(state, trusted);
+}
+
+/// The fake provider's answers in turn: a 404 when `oidc_404`, the document, the set.
+fn discovery_answers(oidc_404: bool, doc: &[u8], set: &[u8]) -> Vec<Fetched> {
+    let mut answers = Vec::new();
     if oidc_404 {
-        answers.push_back(fetched(StatusCode::NOT_FOUND, b"not here"));
+        answers.push(fetched(StatusCode::NOT_FOUND, b"not here"));
     }
-    answers.push_back(fetched(StatusCode::OK, doc));
-    answers.push_back(fetched(StatusCode::OK, set));
-    let (state, urls) = fetch_keys(KeySource::discover(issuer.clone()), answers.into());
-    let _ = &set;
+    answers.push(fetched(StatusCode::OK, doc));
+    answers.push(fetched(StatusCode::OK, set));
+    answers
+}
+
+/// The `jwks_uri` of a JSON document whose `issuer` is `issuer` exactly, where keys may
+/// come from: the only place keys may be fetched.
+fn trusted_jwks_uri<'a>(doc: Option<&'a Value>, issuer: &str) -> Option<&'a str> {
+    doc.filter(|d| d.get("issuer").and_then(Value::as_str) == Some(issuer))
+        .and_then(|d| d.get("jwks_uri"))
+        .and_then(Value::as_str)
+        .filter(|u| may_serve_keys(u))
+}
+
+/// The URLs discovery must fetch, in order: the OpenID location, RFC 8414's after a 404
+/// (bit 2 of `mode`), then the `trusted` key set location.
+fn discovery_urls(mode: u8, issuer: &str, trusted: Option<&str>) -> Vec<String> {
     let mut expected = vec![format!("{issuer}/.well-known/openid-configuration")];
-    if oidc_404 {
+    if mode & 4 != 0 {
         expected.push(match mode & 2 {
             0 => "https://issuer.fuzz.example/.well-known/oauth-authorization-server".to_owned(),
             _ => "https://issuer.fuzz.example/.well-known/oauth-authorization-server/realms/x"
                 .to_owned(),
         });
     }
-    let doc: Option<Value> = serde_json::from_slice(doc).ok();
-    let trusted = doc
-        .as_ref()
-        .filter(|d| d.get("issuer").and_then(Value::as_str) == Some(issuer.as_str()))
-        .and_then(|d| d.get("jwks_uri"))
-        .and_then(Value::as_str)
-        .filter(|u| may_serve_keys(u));
     if let Some(uri) = trusted {
         expected.push(uri.to_owned());
     }
-    assert_eq!(urls, expected, "fetched {urls:?}");
+    expected
+}
+
+/// Keys are kept only from a `trusted` location, with at least one usable key and no
+/// error; otherwise the source says why.
+fn check_discovered(state: Fetch, trusted: Option<&str>) {
     match &state.keys {
         Some(keys) => {
             assert!(trusted.is_some());
@@ -1594,91 +1798,144 @@ pub fn dpop(data: &[u8], parse: ParseChallenges) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let flags = flags.wrapping_sub(b'0');
+    let flags = DpopFlags::read(flags.wrapping_sub(b'0'));
     let (plain, nonced, nonce) = dpop_apps();
-    let nonce_layer = flags & 8 != 0;
-    let app = if nonce_layer { nonced } else { plain };
-    let method = if flags & 4 != 0 {
-        Method::POST
-    } else {
-        Method::GET
-    };
-    let bound = flags & 3 != 3;
-    let token = if bound {
+    let app = if flags.nonce_layer { nonced } else { plain };
+    let token = if flags.bound() {
         access_token(Some(&dpop_jkt()))
     } else {
         access_token(Some("not-the-thumbprint-of-the-proof-key"))
     };
-    let proof = match flags & 3 {
-        0 => rest.to_vec(),
-        2 => {
-            let mut parts = rest.splitn(2, |&b| b == 0);
-            let header = fill(parts.next().unwrap_or_default(), &token, nonce);
-            let payload = fill(parts.next().unwrap_or_default(), &token, nonce);
-            dpop_proof(&header, &payload).into_bytes()
-        }
-        _ => {
-            let payload = fill(rest, &token, nonce);
-            dpop_proof(&default_proof_header(), &payload).into_bytes()
-        }
-    };
-    let twice_header = flags & 32 != 0;
-    let proofs: Vec<&[u8]> = if twice_header {
+    let proof = input_proof(flags.proof, rest, &token, nonce);
+    let proofs: Vec<&[u8]> = if flags.twice_header {
         vec![&proof, &proof]
     } else {
         vec![&proof]
     };
-    let sends = if flags & 16 != 0 { 2 } else { 1 };
     let mut accepted = 0;
-    for _ in 0..sends {
-        let answer = send(app, dpop_request(method.clone(), &token, &proofs));
-        let status = answer.status.as_u16();
-        assert!(
-            matches!(status, 200 | 400 | 401 | 503),
-            "status {status}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+    for _ in 0..flags.sends {
+        let answer = send(app, dpop_request(flags.method.clone(), &token, &proofs));
+        check_dpop_status(&answer);
         check_challenges(&answer.headers, parse, &[]);
-        if status == 200 {
+        if answer.status == StatusCode::OK {
             accepted += 1;
-            assert!(!twice_header, "accepted with two DPoP headers");
-            assert!(bound, "accepted a proof for a token bound to another key");
-            let proof = std::str::from_utf8(&proof).expect("an accepted proof is text");
-            let jws = crate::jws::decode(proof.trim()).expect("an accepted proof is a JWS");
-            assert!(jws
-                .header
-                .typ
-                .as_deref()
-                .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")
-                    || t.eq_ignore_ascii_case("application/dpop+jwt")));
-            let jwk = jws.header.jwk.as_ref().expect("a jwk");
-            assert_eq!(jwk["x"], DPOP_X);
-            assert_eq!(jwk["y"], DPOP_Y);
-            let claims = &jws.claims;
-            assert_eq!(claims["htm"], method.as_str());
-            assert_eq!(claims["ath"], ath(&token).as_str());
-            let iat = claims
-                .get("iat")
-                .and_then(crate::jws::numeric_date)
-                .expect("an iat");
-            let now = now();
-            assert!(iat >= now - 60 - 30 - 5 && iat <= now + 30 + 5, "iat {iat}");
-            if nonce_layer {
-                assert_eq!(claims["nonce"], nonce.as_str());
-            }
+            check_accepted_proof(&flags, &proof, &token, nonce);
         } else {
-            assert_eq!(
-                answer.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
-                Some(&b"application/problem+json"[..])
-            );
-            check_problem(answer.status, &answer.body);
-            if status == 401 {
-                assert!(answer.headers.contains_key(WWW_AUTHENTICATE));
-            }
+            check_dpop_refusal(&answer);
         }
         assert_no_leak(&answer, &[token.clone().into_bytes()], &proof);
     }
     assert!(accepted <= 1, "one proof accepted twice");
+}
+
+/// What the flags byte of a DPoP input asks for (see [`dpop`]).
+struct DpopFlags {
+    /// Bits 0-1: how the proof is made.
+    proof: u8,
+    /// Bit 2: `POST` instead of `GET`.
+    method: Method,
+    /// Bit 3: the layer requires nonces.
+    nonce_layer: bool,
+    /// Bit 4: the request is sent twice.
+    sends: usize,
+    /// Bit 5: the proof header is sent twice.
+    twice_header: bool,
+}
+
+impl DpopFlags {
+    fn read(flags: u8) -> Self {
+        DpopFlags {
+            proof: flags & 3,
+            method: if flags & 4 != 0 {
+                Method::POST
+            } else {
+                Method::GET
+            },
+            nonce_layer: flags & 8 != 0,
+            sends: if flags & 16 != 0 { 2 } else { 1 },
+            twice_header: flags & 32 != 0,
+        }
+    }
+
+    /// Whether the access token is bound to the proof's key: all but the last proof mode.
+    fn bound(&self) -> bool {
+        self.proof != 3
+    }
+}
+
+/// The proof `mode` makes of `rest`: the DPoP header as is; a payload template signed
+/// with the client key under the usual header; a header and a payload template separated
+/// by `\0`, signed; a payload template signed (for a token bound to another key).
+fn input_proof(mode: u8, rest: &[u8], token: &str, nonce: &str) -> Vec<u8> {
+    match mode {
+        0 => rest.to_vec(),
+        2 => {
+            let mut parts = rest.splitn(2, |&b| b == 0);
+            let header = fill(parts.next().unwrap_or_default(), token, nonce);
+            let payload = fill(parts.next().unwrap_or_default(), token, nonce);
+            dpop_proof(&header, &payload).into_bytes()
+        }
+        _ => {
+            let payload = fill(rest, token, nonce);
+            dpop_proof(&default_proof_header(), &payload).into_bytes()
+        }
+    }
+}
+
+/// The status is 200, 400, 401 or 503.
+fn check_dpop_status(answer: &Answer) {
+    let status = answer.status.as_u16();
+    assert!(
+        matches!(status, 200 | 400 | 401 | 503),
+        "status {status}: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+}
+
+/// An accepted request had one proof, signed by the key its token is bound to, of `typ`
+/// `dpop+jwt`, for its method and token (`ath`), made within the accepted window, with the
+/// layer's nonce where one is required.
+fn check_accepted_proof(flags: &DpopFlags, proof: &[u8], token: &str, nonce: &str) {
+    assert!(!flags.twice_header, "accepted with two DPoP headers");
+    assert!(
+        flags.bound(),
+        "accepted a proof for a token bound to another key"
+    );
+    let proof = std::str::from_utf8(proof).expect("an accepted proof is text");
+    let jws = crate::jws::decode(proof.trim()).expect("an accepted proof is a JWS");
+    assert!(jws
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")
+            || t.eq_ignore_ascii_case("application/dpop+jwt")));
+    let jwk = jws.header.jwk.as_ref().expect("a jwk");
+    assert_eq!(jwk["x"], DPOP_X);
+    assert_eq!(jwk["y"], DPOP_Y);
+    let claims = &jws.claims;
+    assert_eq!(claims["htm"], flags.method.as_str());
+    assert_eq!(claims["ath"], ath(token).as_str());
+    let iat = claims
+        .get("iat")
+        .and_then(crate::jws::numeric_date)
+        .expect("an iat");
+    let now = now();
+    assert!(iat >= now - 60 - 30 - 5 && iat <= now + 30 + 5, "iat {iat}");
+    if flags.nonce_layer {
+        assert_eq!(claims["nonce"], nonce);
+    }
+}
+
+/// A refusal is a problem body with the answer's status, and a 401 has a challenge.
+fn check_dpop_refusal(answer: &Answer) {
+    assert_eq!(
+        answer.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        Some(&b"application/problem+json"[..])
+    );
+    check_problem(answer.status, &answer.body);
+    if answer.status.as_u16() == 401 {
+        assert!(answer.headers.contains_key(WWW_AUTHENTICATE));
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1722,98 +1979,160 @@ pub fn problem(data: &[u8], parse: ParseChallenges) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
-    let t: Vec<String> = fields(rest, 0)
-        .into_iter()
-        .map(|f| text(f).into_owned())
-        .chain(std::iter::repeat(String::new()))
-        .take(17)
-        .collect();
-    let opt = |i: usize| (!t[i].is_empty()).then(|| t[i].clone());
-    let all = render_schemes(&t[15]);
-    let schemes: Vec<Arc<dyn AuthScheme>> = all
-        .into_iter()
-        .enumerate()
-        .filter(|(i, _)| flags & (1 << i) != 0)
-        .map(|(_, s)| s)
-        .collect();
-    let request_id = (flags & 128 != 0).then(|| t[14].as_str());
-    let location = match flags % 4 {
-        0 => Location::Authorization,
-        1 => Location::Query(t[16].clone().into()),
-        2 => Location::Header(t[16].clone().into()),
-        _ => Location::Cookie(t[16].clone().into()),
-    };
+    let input = ProblemInput::read(flags, rest);
     for &reason in Reason::ALL {
-        // Facts 0 (detail), 1 (hint) and 4 (user) are the ones an answer must not show
-        // (the user never, the others in production). `failure(Some(i))` lacks fact `i`:
-        // what the full failure's answer shows beyond it is fact `i` leaking.
-        let failure = |without: Option<usize>| {
-            let mut f = AuthFailure::new(reason)
-                .location(location.clone())
-                .received(opt(5).as_deref())
-                .expected_iss(opt(7))
-                .expected_aud(opt(8))
-                .retry_after(u64::from(flags))
-                .step_up(opt(9), Some(u64::from(flags)))
-                .token(TokenFacts {
-                    exp: Some(i64::from(flags) * 1_000_000),
-                    ..TokenFacts::default()
-                })
-                .had_credentials(flags & 1 != 0);
-            for i in [0usize, 1, 2, 3, 4, 6, 10] {
-                let Some(v) = opt(i).filter(|_| without != Some(i)) else {
-                    continue;
-                };
-                f = match i {
-                    0 => f.detail(v),
-                    1 => f.hint(v),
-                    2 => f.scope(v),
-                    3 => f.check(v),
-                    4 => f.user(&v),
-                    6 => f.claim(v),
-                    _ => f.dpop_nonce(v),
-                };
-            }
-            f
+        check_reason(&input, reason, parse);
+    }
+}
+
+/// A problem input: the flags byte, the texts (see [`problem`]), and the schemes and the
+/// location they select.
+struct ProblemInput {
+    flags: u8,
+    /// The 17 texts, the missing ones empty.
+    texts: Vec<String>,
+    schemes: Vec<Arc<dyn AuthScheme>>,
+    location: Location,
+}
+
+impl ProblemInput {
+    fn read(flags: u8, rest: &[u8]) -> Self {
+        let texts: Vec<String> = fields(rest, 0)
+            .into_iter()
+            .map(|f| text(f).into_owned())
+            .chain(std::iter::repeat(String::new()))
+            .take(17)
+            .collect();
+        let schemes = render_schemes(&texts[15])
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| flags & (1 << i) != 0)
+            .map(|(_, s)| s)
+            .collect();
+        let location = match flags % 4 {
+            0 => Location::Authorization,
+            1 => Location::Query(texts[16].clone().into()),
+            2 => Location::Header(texts[16].clone().into()),
+            _ => Location::Cookie(texts[16].clone().into()),
         };
-        let full = failure(None);
-        for detail in [DetailMode::Production, DetailMode::Verbose] {
-            let cfg = RenderConfig {
-                realm: &t[11],
-                detail,
-                schemes: &schemes,
-                plain: None,
-                resource_metadata: (flags & 32 != 0).then_some(t[12].as_str()),
-                scope: (flags & 64 != 0).then_some(t[13].as_str()),
-            };
-            let shown = check_rendered(&full, full.render(&cfg, request_id), parse, detail);
-            let hidden: &[usize] = match detail {
-                DetailMode::Production => &[0, 1, 4],
-                DetailMode::Verbose => &[4],
-            };
-            for &i in hidden {
-                let secret = t[i].as_bytes();
-                if !checkable(secret) || !answer_contains(&shown, secret) {
-                    continue;
-                }
-                let without = failure(Some(i));
-                let base =
-                    check_rendered(&without, without.render(&cfg, request_id), parse, detail);
-                assert!(
-                    answer_contains(&base, secret),
-                    "{} shows hidden text {:?} ({detail:?}): {:?} {}",
-                    reason.code(),
-                    t[i],
-                    shown.headers,
-                    String::from_utf8_lossy(&shown.body)
-                );
-            }
+        ProblemInput {
+            flags,
+            texts,
+            schemes,
+            location,
         }
-        let _ = check_rendered(
-            &full,
-            full.render(&RenderConfig::DEFAULT, None),
+    }
+
+    /// Text `i`, unless it is empty.
+    fn opt(&self, i: usize) -> Option<String> {
+        (!self.texts[i].is_empty()).then(|| self.texts[i].clone())
+    }
+
+    /// The request id, where bit 7 asks for one.
+    fn request_id(&self) -> Option<&str> {
+        (self.flags & 128 != 0).then(|| self.texts[14].as_str())
+    }
+
+    /// The configuration rendering in `detail`: the realm, the selected schemes, and the
+    /// metadata URL and required scope where bits 5 and 6 ask for them.
+    fn config(&self, detail: DetailMode) -> RenderConfig<'_> {
+        RenderConfig {
+            realm: &self.texts[11],
+            detail,
+            schemes: &self.schemes,
+            plain: None,
+            resource_metadata: (self.flags & 32 != 0).then_some(self.texts[12].as_str()),
+            scope: (self.flags & 64 != 0).then_some(self.texts[13].as_str()),
+        }
+    }
+
+    /// A failure of `reason` with every fact the input gives, but fact `without`.
+    ///
+    /// Facts 0 (detail), 1 (hint) and 4 (user) are the ones an answer must not show (the
+    /// user never, the others in production). `failure(Some(i))` lacks fact `i`: what the
+    /// full failure's answer shows beyond it is fact `i` leaking.
+    fn failure(&self, reason: Reason, without: Option<usize>) -> AuthFailure {
+        let mut f = AuthFailure::new(reason)
+            .location(self.location.clone())
+            .received(self.opt(5).as_deref())
+            .expected_iss(self.opt(7))
+            .expected_aud(self.opt(8))
+            .retry_after(u64::from(self.flags))
+            .step_up(self.opt(9), Some(u64::from(self.flags)))
+            .token(TokenFacts {
+                exp: Some(i64::from(self.flags) * 1_000_000),
+                ..TokenFacts::default()
+            })
+            .had_credentials(self.flags & 1 != 0);
+        for i in [0usize, 1, 2, 3, 4, 6, 10] {
+            let Some(v) = self.opt(i).filter(|_| without != Some(i)) else {
+                continue;
+            };
+            f = match i {
+                0 => f.detail(v),
+                1 => f.hint(v),
+                2 => f.scope(v),
+                3 => f.check(v),
+                4 => f.user(&v),
+                6 => f.claim(v),
+                _ => f.dpop_nonce(v),
+            };
+        }
+        f
+    }
+}
+
+/// Renders the full failure of `reason` in both detail modes and with
+/// `RenderConfig::DEFAULT`, every property checked.
+fn check_reason(input: &ProblemInput, reason: Reason, parse: ParseChallenges) {
+    let full = input.failure(reason, None);
+    for detail in [DetailMode::Production, DetailMode::Verbose] {
+        let cfg = input.config(detail);
+        let shown = check_rendered(&full, full.render(&cfg, input.request_id()), parse, detail);
+        check_hidden(input, reason, &cfg, &shown, parse);
+    }
+    let _ = check_rendered(
+        &full,
+        full.render(&RenderConfig::DEFAULT, None),
+        parse,
+        DetailMode::Production,
+    );
+}
+
+/// A text the detail mode of `cfg` hides (detail, hint and user in production, the user
+/// in verbose) that the answer `shown` holds is there without that fact too: fixed text,
+/// not the fact shown.
+fn check_hidden(
+    input: &ProblemInput,
+    reason: Reason,
+    cfg: &RenderConfig<'_>,
+    shown: &Answer,
+    parse: ParseChallenges,
+) {
+    let detail = cfg.detail;
+    let hidden: &[usize] = match detail {
+        DetailMode::Production => &[0, 1, 4],
+        DetailMode::Verbose => &[4],
+    };
+    for &i in hidden {
+        let secret = input.texts[i].as_bytes();
+        if !checkable(secret) || !answer_contains(shown, secret) {
+            continue;
+        }
+        let without = input.failure(reason, Some(i));
+        let base = check_rendered(
+            &without,
+            without.render(cfg, input.request_id()),
             parse,
-            DetailMode::Production,
+            detail,
+        );
+        assert!(
+            answer_contains(&base, secret),
+            "{} shows hidden text {:?} ({detail:?}): {:?} {}",
+            reason.code(),
+            input.texts[i],
+            shown.headers,
+            String::from_utf8_lossy(&shown.body)
         );
     }
 }
