@@ -88,11 +88,16 @@ pub(crate) fn clean_text(text: &str, max: usize) -> Capped {
 }
 
 /// Bidirectional controls and invisible formatting characters: text that reorders or hides
-/// what a person reading the log sees ("Trojan Source", CVE-2021-42574).
-fn is_invisible_format(c: char) -> bool {
+/// what a person reading the log sees ("Trojan Source", CVE-2021-42574); and the Unicode
+/// line and paragraph separators, which some viewers break a line at.
+pub(crate) fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
-        '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
     )
 }
 
@@ -126,8 +131,11 @@ mod tests {
 
     #[test]
     fn free_text_escapes_controls_and_bidi_but_keeps_other_unicode() {
-        let text = clean_text("a\u{202E}b\u{2066}c\u{200B}d\r\né", 100);
-        assert_eq!(text.as_str(), "a\\u{202e}b\\u{2066}c\\u{200b}d\\r\\né");
+        let text = clean_text("a\u{202E}b\u{2066}c\u{200B}d\r\né\u{2028}f", 100);
+        assert_eq!(
+            text.as_str(),
+            "a\\u{202e}b\\u{2066}c\\u{200b}d\\r\\né\\u{2028}f"
+        );
     }
 
     #[test]
