@@ -41,6 +41,11 @@ pub(crate) struct Config {
     /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
     pub correct_anonymous_forbidden: bool,
     pub flood: Arc<FloodControl>,
+    pub on_failure: Option<crate::hooks::Hook<dyn crate::hooks::OnFailure>>,
+    pub on_success: Option<crate::hooks::Hook<dyn crate::hooks::OnSuccess>>,
+    /// Record the principal's id as `enduser.id` on the request span (personal data: off
+    /// unless the application turns it on).
+    pub enduser_id: bool,
     /// The 401 challenges without error attributes (`credentials_missing` and the like):
     /// the same for every such answer of this configuration, so built once.
     pub plain_challenges: std::sync::OnceLock<Vec<http::HeaderValue>>,

@@ -86,6 +86,8 @@ pub(crate) struct Facts {
     acr_values: Option<String>,
     max_age: Option<u64>,
     dpop_nonce: Option<String>,
+    /// The status the layer answered with, once it has.
+    answered: Option<http::StatusCode>,
 }
 
 /// What a key source looked like when a token's key was looked up in it (log only).
@@ -277,6 +279,48 @@ impl AuthFailure {
     /// The specific detail, if any.
     pub fn detail_text(&self) -> Option<&str> {
         self.facts.detail.as_deref()
+    }
+
+    /// The status of the answer: the one the layer sent, once a layer has handled the
+    /// failure (a kept or corrected answer of the wrapped service included), else the
+    /// reason's own.
+    pub fn status(&self) -> http::StatusCode {
+        self.facts.answered.unwrap_or(self.reason.status())
+    }
+
+    /// The user name the client claimed (Basic), capped and escaped. Not verified: an
+    /// attacker chooses it, so key lockout counters by it with care.
+    pub fn claimed_user(&self) -> Option<&str> {
+        self.facts.user.as_deref()
+    }
+
+    /// A keyed hash prefix of the credential the client sent, the `fingerprint` of the log
+    /// event: equal for equal credentials within one process, useless to recover them.
+    pub fn credential_fingerprint(&self) -> Option<&str> {
+        self.facts.fingerprint.as_deref()
+    }
+
+    /// The scheme the client spoke, as a label: `bearer`, `dpop`, `basic`, `api_key`,
+    /// `cookie`, `other` for any other scheme word or an `Authorization` value without one,
+    /// `none` when no credential was found. A credential without a scheme word is named by
+    /// where it was: a cookie is `cookie`, another header `api_key`, an `access_token`
+    /// query parameter `bearer` (RFC 6750 §2.3).
+    pub fn scheme_received(&self) -> &'static str {
+        let f = &self.facts;
+        match (f.received_scheme.as_deref(), &f.location) {
+            (Some(word), _) => crate::metrics::received_label(Some(word)),
+            (None, Some(Location::Cookie(_))) => "cookie",
+            (None, Some(Location::Header(_))) => "api_key",
+            (None, Some(Location::Query(_))) => "bearer",
+            (None, Some(Location::Authorization)) => "other",
+            (None, None) if f.had_credentials => "other",
+            (None, None) => "none",
+        }
+    }
+
+    pub(crate) fn answered(mut self, status: http::StatusCode) -> Self {
+        self.facts.answered = Some(status);
+        self
     }
 
     /// The reason the client sees in `mode` (collapsed in production where the precise

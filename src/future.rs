@@ -105,11 +105,10 @@ where
                 } => {
                     let outcome = ready!(fut.as_mut().poll(cx));
                     let mut watch = watch.take().expect("polled after completion");
-                    let mut req = req.take().expect("polled after completion");
+                    let req = req.take().expect("polled after completion");
                     match outcome {
                         Ok(principal) => {
-                            watch.authenticated = true;
-                            req.extensions_mut().insert(principal);
+                            let req = watch.admitted(principal, req);
                             let mut inner = inner.take().expect("polled after completion");
                             State::Inner {
                                 fut: inner.call(req),

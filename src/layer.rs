@@ -69,6 +69,9 @@ impl AuthDiagnostics {
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
                 flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
+                on_failure: None,
+                on_success: None,
+                enduser_id: false,
                 plain_challenges: Default::default(),
             }),
         }
@@ -329,6 +332,28 @@ impl AuthDiagnostics {
         self.config.flood.flush();
     }
 
+    /// Calls `hook` for every failure this layer answers, corrects or diagnoses, with the
+    /// typed [`AuthFailure`](crate::AuthFailure) and the request's head, before flood
+    /// control decides whether the failure is logged: every failure, however many. The
+    /// hook cannot change the answer. See [`OnFailure`](crate::OnFailure).
+    pub fn on_failure(self, hook: impl crate::OnFailure) -> Self {
+        self.edit(|c| c.on_failure = Some(crate::hooks::Hook(Arc::new(hook))))
+    }
+
+    /// Calls `hook` for every request this layer authenticates, with the principal, before
+    /// the wrapped service is called. See [`OnSuccess`](crate::OnSuccess).
+    pub fn on_success(self, hook: impl crate::OnSuccess) -> Self {
+        self.edit(|c| c.on_success = Some(crate::hooks::Hook(Arc::new(hook))))
+    }
+
+    /// Records the authenticated principal's id ([`Principal::id`](crate::Principal::id))
+    /// as `enduser.id` on the request span, where the span declares that field (see the
+    /// crate docs, "Traces"). Off by default: a user id is personal data, and traces are
+    /// often kept longer and seen by more people than logs.
+    pub fn record_enduser_id(self) -> Self {
+        self.edit(|c| c.enduser_id = true)
+    }
+
     /// Sets the detail mode explicitly: what the client sees of a failure.
     pub fn detail_mode(self, mode: DetailMode) -> Self {
         self.edit(|c| c.detail = mode)
@@ -339,6 +364,7 @@ impl<S> Layer<S> for AuthDiagnostics {
     type Service = AuthDiagnosticsService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
+        crate::metrics::describe_metrics();
         AuthDiagnosticsService::new(inner, self.config.clone())
     }
 }
@@ -349,7 +375,9 @@ fn rebuild_bearer(c: &mut Config) {
     if c.bearer.is_empty() {
         return;
     }
-    let cache = c.token_cache.map(|settings| Arc::new(Cache::new(settings)));
+    let cache = c
+        .token_cache
+        .map(|settings| Arc::new(Cache::new(settings, "bearer")));
     let bearer = Bearer::new(c.bearer.clone(), cache.clone())
         .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
     bearer.start();
@@ -366,7 +394,9 @@ fn rebuild_dpop(c: &mut Config) {
     let Some(dpop) = &c.dpop else {
         return;
     };
-    let cache = c.token_cache.map(|settings| Arc::new(Cache::new(settings)));
+    let cache = c
+        .token_cache
+        .map(|settings| Arc::new(Cache::new(settings, "dpop")));
     let scheme = dpop
         .scheme(cache)
         .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));

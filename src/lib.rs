@@ -95,6 +95,49 @@
 //! than 10 of its reason were logged in the last 10 s, or a second has passed since the
 //! last one, and reports the rest as one "suppressed N" event; its memory is one bucket per reason, whatever clients send.
 //!
+//! # Metrics, traces, hooks
+//!
+//! - **Metrics** (feature `metrics`, default) go through the [`metrics`](https://docs.rs/metrics)
+//!   facade: `auth_diagnostics_failures_total{reason, scheme, status}`,
+//!   `auth_diagnostics_successes_total{scheme}`, upstream corrections, key fetches, token
+//!   cache lookups and evictions, flood-control suppressions, and a histogram of signature
+//!   check time per algorithm family. Every label value comes from a closed set or from the
+//!   configuration, never from the request. The README's "Metrics" table lists them;
+//!   [`describe_metrics`] registers their descriptions.
+//! - **Traces**: a failure records `auth.reason`, `auth.scheme` and `auth.status` on the
+//!   current span, a success `auth.scheme` (and `enduser.id` after
+//!   [`record_enduser_id`](AuthDiagnostics::record_enduser_id)), where the span declared
+//!   them:
+//!
+//! ```
+//! use auth_diagnostics::AuthDiagnostics;
+//! use axum::{body::Body, http::Request, routing::get, Router};
+//! use tower_http::trace::TraceLayer;
+//! use tracing::field::Empty;
+//!
+//! let app: Router = Router::new()
+//!     .route("/me", get(|| async { "me" }))
+//!     .layer(AuthDiagnostics::new())
+//!     .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<Body>| {
+//!         tracing::info_span!(
+//!             "request",
+//!             method = %req.method(),
+//!             path = req.uri().path(),
+//!             auth.reason = Empty,
+//!             auth.scheme = Empty,
+//!             auth.status = Empty,
+//!             enduser.id = Empty,
+//!         )
+//!     }));
+//! ```
+//!
+//! - **Hooks**: [`on_failure`](AuthDiagnostics::on_failure) hears every failure before
+//!   flood control, with the typed [`AuthFailure`] and the request's head;
+//!   [`on_success`](AuthDiagnostics::on_success) every authenticated request. They cannot
+//!   change the answer.
+//! - **Terminal logs**: `OneLine` (feature `log-format`) writes a failure on one line,
+//!   reason code and fix first.
+//!
 //! # Where things are
 //!
 //! The source follows tower-http's split by role: `layer.rs` (the builder), `service.rs`
@@ -104,7 +147,9 @@
 //! which scheme, and the wording of what is wrong with it), `authn/` (one file per scheme
 //! behind a crate-private trait; `mod.rs` only dispatches), `keys/` (where verification keys
 //! come from), `upstream/` (watching the wrapped service: diagnosis, enforce corrections,
-//! cache privacy), `log.rs` and `flood.rs`; `scope.rs` and `step_up.rs` hold the per-route
+//! cache privacy), `log.rs` and `flood.rs`, `log_format.rs` (the terminal format),
+//! `metrics.rs` (every metric's name and labels) and `hooks.rs` (the hooks and the span
+//! fields); `scope.rs` and `step_up.rs` hold the per-route
 //! requirements, `resource.rs` the RFC 9728 metadata document. Beside them: `config.rs` holds what a layer is
 //! configured with, so the layer, its service and rendering do not import one another;
 //! `jws.rs` takes a token apart once for both verification and diagnosis; `snapshot.rs`
@@ -133,10 +178,14 @@ pub mod future;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod hooks;
 mod jws;
 mod keys;
 mod layer;
 mod log;
+#[cfg(feature = "log-format")]
+mod log_format;
+mod metrics;
 mod problem;
 mod reason;
 mod request_id;
@@ -167,6 +216,7 @@ pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;
+pub use hooks::{OnFailure, OnSuccess};
 #[doc(hidden)]
 pub use keys::signature_checks;
 pub use keys::{
@@ -174,6 +224,9 @@ pub use keys::{
     KeySource, StaticKey,
 };
 pub use layer::AuthDiagnostics;
+#[cfg(feature = "log-format")]
+pub use log_format::OneLine;
+pub use metrics::describe_metrics;
 pub use reason::{BearerError, DetailMode, Reason, Severity};
 pub use request_id::{AuthRequestId, X_REQUEST_ID};
 pub use resource::ResourceMetadata;

@@ -96,7 +96,10 @@ pub(crate) fn emit(
     flood: &Arc<FloodControl>,
 ) {
     match flood.admit(failure.reason(), Instant::now()) {
-        Admit::Suppress => return,
+        Admit::Suppress => {
+            crate::metrics::log_suppressed(failure.reason());
+            return;
+        }
         Admit::Log { suppressed: 0 } => {}
         Admit::Log { suppressed } => summary(failure.reason(), suppressed),
     }

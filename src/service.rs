@@ -78,8 +78,7 @@ where
                 Err(failure) => ResponseFuture::rejected(watch.reject(failure)),
                 Ok(()) => match account {
                     None => {
-                        req.extensions_mut().insert(principal);
-                        watch.authenticated = true;
+                        let req = watch.admitted(principal, req);
                         ResponseFuture::call(inner, req, watch)
                     }
                     Some(hook) => ResponseFuture::authenticating(

@@ -10,7 +10,7 @@
 use crate::failure::{AuthFailure, KeyFacts, TokenFacts};
 use crate::jws::{self, audience_text, numeric_date, Jws};
 use crate::keys::{
-    install_crypto_provider, strip_query, KeySet, KeySource, Pick, RemoteKey, StaticKey,
+    install_crypto_provider, shown_source, KeySet, KeySource, Pick, RemoteKey, StaticKey,
     PUBLISHED_ALGORITHMS,
 };
 use crate::reason::Reason;
@@ -914,7 +914,7 @@ struct Candidates<'a> {
 fn key_facts(source: &KeySource) -> KeyFacts {
     let state = source.state();
     KeyFacts {
-        source: strip_query(&state.url).to_owned(),
+        source: shown_source(&state.url),
         fetched_at: state.keys.as_ref().map(|k| k.fetched_at),
         kids: state.keys.as_ref().map(|k| k.kids()),
         fetch_error: state.last_error.map(|e| e.message().to_owned()),

@@ -102,6 +102,8 @@ pub(crate) struct Cache {
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
+    /// The `scheme` label of this cache's metrics.
+    scheme: &'static str,
 }
 
 #[derive(Default)]
@@ -136,8 +138,10 @@ pub(crate) struct Verified<'a> {
 }
 
 impl Cache {
-    pub fn new(settings: TokenCache) -> Self {
+    /// A cache for the scheme whose metrics label is `scheme`.
+    pub fn new(settings: TokenCache, scheme: &'static str) -> Self {
         Self {
+            scheme,
             settings,
             hasher: Default::default(),
             shards: Default::default(),
@@ -169,6 +173,7 @@ impl Cache {
             }
             _ => None,
         };
+        crate::metrics::token_cache_lookup(self.scheme, found.is_some());
         if found.is_some() {
             self.hits.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -210,6 +215,7 @@ impl Cache {
         if let Some(old) = shard.map.remove(&hash) {
             shard.bytes -= old.bytes;
         }
+        let mut evicted = 0;
         while shard.map.len() >= max_entries || shard.bytes + bytes > max_bytes {
             let Some((h, seq)) = shard.order.pop_front() else {
                 break;
@@ -217,8 +223,12 @@ impl Cache {
             if shard.map.get(&h).is_some_and(|e| e.seq == seq) {
                 let e = shard.map.remove(&h).expect("just seen");
                 shard.bytes -= e.bytes;
-                self.evictions.fetch_add(1, Ordering::Relaxed);
+                evicted += 1;
             }
+        }
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+            crate::metrics::token_cache_evictions(self.scheme, evicted);
         }
         shard.seq += 1;
         let seq = shard.seq;
@@ -308,7 +318,7 @@ mod tests {
 
     #[test]
     fn expiry_ttl_and_epoch_end_an_entry() {
-        let cache = Cache::new(TokenCache::new().ttl(Duration::from_secs(60)));
+        let cache = Cache::new(TokenCache::new().ttl(Duration::from_secs(60)), "bearer");
         put(&cache, "a.b.c", 1000, Some(1010));
         assert!(cache.get("a.b.c", 1010, |_| 7).is_some());
         assert!(
@@ -330,7 +340,7 @@ mod tests {
 
     #[test]
     fn entries_and_bytes_are_bounded() {
-        let cache = Cache::new(TokenCache::new().max_entries(64));
+        let cache = Cache::new(TokenCache::new().max_entries(64), "bearer");
         for i in 0..10_000 {
             put(&cache, &format!("token-{i}"), 0, None);
         }
@@ -340,7 +350,7 @@ mod tests {
         // The newest survive.
         assert!(cache.get("token-9999", 1, |_| 7).is_some());
 
-        let cache = Cache::new(TokenCache::new().max_bytes(16 * 4096));
+        let cache = Cache::new(TokenCache::new().max_bytes(16 * 4096), "bearer");
         let big = "x".repeat(1500);
         for i in 0..1000 {
             put(&cache, &format!("{big}{i}"), 0, None);

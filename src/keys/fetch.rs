@@ -61,6 +61,22 @@ pub enum FetchErrorKind {
     Other,
 }
 
+impl FetchErrorKind {
+    /// Its `result` label in metrics: `timeout`, `connect`, `status`, `too_large`,
+    /// `document`, `untrusted`, `other`.
+    pub fn label(self) -> &'static str {
+        match self {
+            FetchErrorKind::Timeout => "timeout",
+            FetchErrorKind::Connect => "connect",
+            FetchErrorKind::Status => "status",
+            FetchErrorKind::TooLarge => "too_large",
+            FetchErrorKind::Document => "document",
+            FetchErrorKind::Untrusted => "untrusted",
+            FetchErrorKind::Other => "other",
+        }
+    }
+}
+
 impl FetchError {
     /// An error of `kind`, explained by `message`.
     pub fn new(kind: FetchErrorKind, message: impl Into<String>) -> Self {

@@ -509,6 +509,7 @@ impl Inner {
             st.fetching = false;
             let delay = match result {
                 Ok((set, ttl)) => {
+                    crate::metrics::key_fetch(&shown_source(self.url()), "ok");
                     st.failures = 0;
                     st.last_error = None;
                     let kids = set.kids();
@@ -517,7 +518,7 @@ impl Inner {
                     let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(strip_query(u)));
                     tracing::debug!(
                         target: "auth_diagnostics::keys",
-                        key_source = strip_query(self.url()),
+                        key_source = shown_source(self.url()).as_str(),
                         jwks_uri = jwks_uri.as_deref(),
                         key_ids = kids.as_str(),
                         skipped = set.skipped.len(),
@@ -533,6 +534,7 @@ impl Inner {
                     ttl
                 }
                 Err(error) => {
+                    crate::metrics::key_fetch(&shown_source(self.url()), error.kind().label());
                     st.failures = st.failures.saturating_add(1);
                     if st.jwks_uri.is_some() && matches!(self.settings.origin, Origin::Discover(_))
                     {
@@ -547,7 +549,7 @@ impl Inner {
                     let message = shown(error.message());
                     tracing::error!(
                         target: "auth_diagnostics::keys",
-                        key_source = strip_query(self.url()),
+                        key_source = shown_source(self.url()).as_str(),
                         fetch_error = message.as_str(),
                         fetch_error_kind = ?error.kind(),
                         keys_cached = cached,
@@ -746,6 +748,20 @@ pub(crate) fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or_default()
 }
 
+/// A key source's URL as the log and the metrics show it: without its query, fragment
+/// and user-info (`https://user:secret@host/…` is `https://host/…`).
+pub(crate) fn shown_source(url: &str) -> String {
+    let url = strip_query(url);
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
     // However the task ends (its source dropped, its runtime shut down), the next request
     // finds no fetch under way and starts a task again where it runs.
@@ -775,6 +791,30 @@ impl Drop for Rearm {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_sources_lose_query_and_user_info() {
+        for (url, shown) in [
+            (
+                "https://idp.example/jwks?key=s3cret#x",
+                "https://idp.example/jwks",
+            ),
+            (
+                "https://user:pw@idp.example/jwks",
+                "https://idp.example/jwks",
+            ),
+            (
+                "https://user:p@ss@idp.example:8443",
+                "https://idp.example:8443",
+            ),
+            (
+                "https://idp.example/a@b/jwks",
+                "https://idp.example/a@b/jwks",
+            ),
+        ] {
+            assert_eq!(shown_source(url), shown, "{url}");
+        }
+    }
 
     #[test]
     fn rfc8414_location() {

@@ -27,7 +27,7 @@ impl Watch {
                     status.as_u16()
                 ))
                 .upstream_status(status.as_u16());
-            self.log(&f, status);
+            self.log(f, status);
             return response;
         }
         let seen = self
@@ -58,12 +58,18 @@ impl Watch {
             }
             _ => self.config.mode == UpstreamMode::Observe,
         };
+        if violation != Reason::UpstreamTokenRefused {
+            // A 401 with an error is the application refusing a token: a correct answer,
+            // not one to correct.
+            crate::metrics::upstream_correction(violation, !kept);
+        }
         if kept {
-            self.log(&f, status);
+            self.log(f, status);
             return response;
         }
         let corrected = self.correct(response, &f);
-        self.log(&f, corrected.status());
+        let status = corrected.status();
+        self.log(f, status);
         corrected
     }
 
@@ -102,9 +108,9 @@ impl Watch {
                     "the application answered 403 to a request that carries credentials (or a \
                      header or cookie that may be one): its call",
                 );
-            self.log(&f, status);
+            self.log(f, status);
         } else {
-            self.log(&seen, status);
+            self.log(seen, status);
         }
     }
 

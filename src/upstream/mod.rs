@@ -11,6 +11,7 @@ mod cache;
 mod correct;
 mod diagnose;
 
+use crate::authn::Principal;
 use crate::config::Config;
 use crate::evidence::{is_preflight, Evidence};
 use crate::failure::AuthFailure;
@@ -19,6 +20,7 @@ use crate::reason::Reason;
 use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::snapshot::Snapshot;
 use axum::body::Body;
+use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::sync::Arc;
 
@@ -41,12 +43,19 @@ pub(crate) struct Watch {
     pub private: bool,
     /// The request's headers, kept for diagnosing a refusal by the wrapped service.
     snapshot: Box<Snapshot>,
+    /// The request's head for the failure hook, when there is one.
+    head: Option<Box<Parts>>,
 }
 
 impl Watch {
     pub fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
+        let head = config
+            .on_failure
+            .as_ref()
+            .map(|_| Box::new(crate::hooks::head_of(req)));
         Self {
             config,
+            head,
             request_id,
             method: req.method().clone(),
             uri: req.uri().clone(),
@@ -58,10 +67,27 @@ impl Watch {
         }
     }
 
+    /// `principal` is who sent `req`: count it, record it on the span, tell the success
+    /// hook, and hand it to the wrapped service.
+    pub fn admitted<B>(&mut self, principal: Principal, req: Request<B>) -> Request<B> {
+        self.authenticated = true;
+        let scheme = principal
+            .scheme()
+            .map_or("none", crate::metrics::scheme_label);
+        crate::metrics::success(scheme);
+        crate::hooks::span::success(scheme, &principal, self.config.enduser_id);
+        let mut req = match &self.config.on_success {
+            Some(hook) => crate::hooks::with_head(req, |head| hook.0.on_success(&principal, head)),
+            None => req,
+        };
+        req.extensions_mut().insert(principal);
+        req
+    }
+
     /// Renders and logs `failure` with this layer's configuration.
     pub fn reject(&self, failure: AuthFailure) -> Response<Body> {
         let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
-        self.log(&failure, response.status());
+        self.log(failure, response.status());
         response.extensions_mut().insert(Handled);
         response
     }
@@ -139,7 +165,16 @@ impl Watch {
         }
     }
 
-    fn log(&self, failure: &AuthFailure, status: StatusCode) {
+    /// Every failure passes here once: counted, recorded on the request span, handed to
+    /// the failure hook, then logged unless flood control holds it back.
+    fn log(&self, failure: AuthFailure, status: StatusCode) {
+        let failure = failure.answered(status);
+        let scheme = failure.scheme_received();
+        crate::metrics::failure(failure.reason(), scheme, status);
+        crate::hooks::span::failure(failure.reason().code(), scheme, status.as_u16());
+        if let (Some(hook), Some(head)) = (&self.config.on_failure, &self.head) {
+            hook.0.on_failure(&failure, head);
+        }
         let info = RequestInfo {
             request_id: self.request_id.as_str(),
             method: &self.method,
@@ -147,7 +182,7 @@ impl Watch {
             snapshot: &self.snapshot,
         };
         emit(
-            failure,
+            &failure,
             &info,
             status,
             self.config.detail,

@@ -1,0 +1,187 @@
+//! The layer's metrics, through the [`metrics`](https://docs.rs/metrics) facade (feature
+//! `metrics`, on by default). Without an installed recorder every call here is a no-op.
+//!
+//! Every label value comes from a closed set ([`Reason`] codes, scheme names, status codes,
+//! algorithm families, fetch outcomes) or from the configuration (a key source's URL): never
+//! from the request, so no client can create a series. Names follow the Prometheus
+//! conventions (`snake_case`, base units in the name, `_total` on counters) which the
+//! OpenTelemetry Prometheus bridge keeps as they are.
+// Without the feature the names and labels are still defined (and documented), unused.
+#![cfg_attr(not(feature = "metrics"), allow(dead_code))]
+
+use crate::reason::Reason;
+use crate::scheme::Scheme;
+use http::StatusCode;
+use jsonwebtoken::Algorithm;
+use std::time::Duration;
+
+/// Failures the layer answered or diagnosed, counted before flood control.
+pub(crate) const FAILURES: &str = "auth_diagnostics_failures_total";
+/// Requests a scheme authenticated.
+pub(crate) const SUCCESSES: &str = "auth_diagnostics_successes_total";
+/// The wrapped service's answers that break the contract, corrected or kept.
+pub(crate) const UPSTREAM_CORRECTIONS: &str = "auth_diagnostics_upstream_corrections_total";
+/// Key set fetches (discovery included), by outcome.
+pub(crate) const KEY_FETCHES: &str = "auth_diagnostics_key_fetches_total";
+/// Verified-token cache lookups, hit or miss.
+pub(crate) const TOKEN_CACHE_LOOKUPS: &str = "auth_diagnostics_token_cache_lookups_total";
+/// Verified-token cache entries evicted to stay within bounds.
+pub(crate) const TOKEN_CACHE_EVICTIONS: &str = "auth_diagnostics_token_cache_evictions_total";
+/// Failure events flood control held back from the log.
+pub(crate) const LOG_SUPPRESSED: &str = "auth_diagnostics_log_suppressed_total";
+/// Time of one signature check, by algorithm family.
+pub(crate) const VERIFICATION_DURATION: &str = "auth_diagnostics_verification_duration_seconds";
+
+/// The `scheme` label of a scheme.
+pub(crate) fn scheme_label(scheme: Scheme) -> &'static str {
+    match scheme {
+        Scheme::Basic => "basic",
+        Scheme::Bearer => "bearer",
+        Scheme::ApiKey => "api_key",
+        Scheme::Cookie => "cookie",
+        Scheme::Dpop => "dpop",
+    }
+}
+
+/// The `scheme` label of what a client sent: a scheme the layer speaks, `other` for any
+/// other word, `none` without credentials.
+pub(crate) fn received_label(received: Option<&str>) -> &'static str {
+    match received {
+        None => "none",
+        Some(word) => Scheme::from_word(word).map_or("other", scheme_label),
+    }
+}
+
+/// The `family` label of an algorithm.
+pub(crate) fn family(alg: Algorithm) -> &'static str {
+    use Algorithm::*;
+    match alg {
+        HS256 | HS384 | HS512 => "hmac",
+        RS256 | RS384 | RS512 => "rsa",
+        PS256 | PS384 | PS512 => "rsa_pss",
+        ES256 | ES384 => "ecdsa",
+        EdDSA => "eddsa",
+        // A newer jsonwebtoken's algorithm: still one label, never the request's text.
+        _ => "other",
+    }
+}
+
+#[cfg(feature = "metrics")]
+mod record {
+    use super::*;
+    use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+
+    pub fn failure(reason: Reason, scheme: &'static str, status: StatusCode) {
+        counter!(FAILURES, "reason" => reason.code(), "scheme" => scheme, "status" => status_label(status))
+            .increment(1);
+    }
+
+    pub fn success(scheme: &'static str) {
+        counter!(SUCCESSES, "scheme" => scheme).increment(1);
+    }
+
+    pub fn upstream_correction(reason: Reason, corrected: bool) {
+        let action = if corrected { "corrected" } else { "kept" };
+        counter!(UPSTREAM_CORRECTIONS, "reason" => reason.code(), "action" => action).increment(1);
+    }
+
+    pub fn key_fetch(source: &str, result: &'static str) {
+        counter!(KEY_FETCHES, "source" => source.to_owned(), "result" => result).increment(1);
+    }
+
+    pub fn token_cache_lookup(scheme: &'static str, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
+    }
+
+    pub fn token_cache_evictions(scheme: &'static str, n: u64) {
+        counter!(TOKEN_CACHE_EVICTIONS, "scheme" => scheme).increment(n);
+    }
+
+    pub fn log_suppressed(reason: Reason) {
+        counter!(LOG_SUPPRESSED, "reason" => reason.code()).increment(1);
+    }
+
+    pub fn verification(alg: Algorithm, took: Duration) {
+        histogram!(VERIFICATION_DURATION, "family" => family(alg)).record(took.as_secs_f64());
+    }
+
+    pub fn describe() {
+        describe_counter!(
+            FAILURES,
+            Unit::Count,
+            "Authentication failures the layer answered or diagnosed, by reason code, scheme the client used and status answered"
+        );
+        describe_counter!(SUCCESSES, Unit::Count, "Requests authenticated, by scheme");
+        describe_counter!(
+            UPSTREAM_CORRECTIONS,
+            Unit::Count,
+            "401/403 answers of the wrapped service that break the contract, corrected or kept"
+        );
+        describe_counter!(
+            KEY_FETCHES,
+            Unit::Count,
+            "Key set fetches, by key source and result (ok or the error kind)"
+        );
+        describe_counter!(
+            TOKEN_CACHE_LOOKUPS,
+            Unit::Count,
+            "Verified-token cache lookups, by scheme and result (hit or miss)"
+        );
+        describe_counter!(
+            TOKEN_CACHE_EVICTIONS,
+            Unit::Count,
+            "Verified-token cache entries evicted to stay within the cache's bounds"
+        );
+        describe_counter!(
+            LOG_SUPPRESSED,
+            Unit::Count,
+            "Failure events flood control held back from the log, by reason code"
+        );
+        describe_histogram!(
+            VERIFICATION_DURATION,
+            Unit::Seconds,
+            "Time of one signature check (a token's or a DPoP proof's), by algorithm family"
+        );
+    }
+
+    /// Status codes as label values, without formatting the usual ones on every request.
+    /// Any other comes from the layer or the wrapped service, never from the client, and
+    /// there are at most 900 of them.
+    fn status_label(status: StatusCode) -> metrics::SharedString {
+        match status.as_u16() {
+            400 => "400".into(),
+            401 => "401".into(),
+            403 => "403".into(),
+            503 => "503".into(),
+            other => other.to_string().into(),
+        }
+    }
+}
+
+#[cfg(not(feature = "metrics"))]
+mod record {
+    use super::*;
+
+    pub fn failure(_: Reason, _: &'static str, _: StatusCode) {}
+    pub fn success(_: &'static str) {}
+    pub fn upstream_correction(_: Reason, _: bool) {}
+    pub fn key_fetch(_: &str, _: &'static str) {}
+    pub fn token_cache_lookup(_: &'static str, _: bool) {}
+    pub fn token_cache_evictions(_: &'static str, _: u64) {}
+    pub fn log_suppressed(_: Reason) {}
+    pub fn verification(_: Algorithm, _: Duration) {}
+    pub fn describe() {}
+}
+
+pub(crate) use record::*;
+
+/// Registers the description and unit of every metric of this crate with the installed
+/// recorder (the Prometheus exporter prints them as `# HELP` and `# TYPE` lines).
+///
+/// Wrapping a service with [`AuthDiagnostics`](crate::AuthDiagnostics) does this; call it
+/// yourself when the recorder is installed after the layers are built. A no-op without the
+/// `metrics` feature.
+pub fn describe_metrics() {
+    describe();
+}
