@@ -6,23 +6,27 @@
 //! curl -i localhost:3000/me -H "Authorization: Bearer $TOKEN"
 //! ```
 //!
-//! Environment: `DEMO_ADDR` (127.0.0.1:3000), `DEMO_LOG_FORMAT` (`pretty` or `json`),
-//! `DEMO_DETAIL` (`verbose` or `production`), `DEMO_JWT_SECRET`, `DEMO_ISSUER`,
-//! `DEMO_AUDIENCE`, `DEMO_JWKS_URL` (a JWK set whose RS256, ES256 and EdDSA keys verify
-//! tokens too), `DEMO_OIDC_ISSUER` (keys through that issuer's discovery document).
+//! Environment: `DEMO_ADDR` (127.0.0.1:3000), `DEMO_LOG_FORMAT` (`pretty`, one line per
+//! event that leads with the reason code and the fix, or `json`), `DEMO_DETAIL` (`verbose`
+//! or `production`), `DEMO_JWT_SECRET`, `DEMO_ISSUER`, `DEMO_AUDIENCE`, `DEMO_JWKS_URL` (a
+//! JWK set whose RS256, ES256 and EdDSA keys verify tokens too), `DEMO_OIDC_ISSUER` (keys
+//! through that issuer's discovery document), `DEMO_METRICS` (`1`: the layer's metrics in
+//! the Prometheus text format at `GET /metrics`).
 
 use auth_diagnostics::{
     AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
     BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator, KeySource,
-    Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata, SessionAuthenticator,
-    SessionCookie, StaticKey,
+    OneLine, Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata,
+    SessionAuthenticator, SessionCookie, StaticKey,
 };
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The demo's settings, read from `DEMO_*` variables.
@@ -38,6 +42,8 @@ pub struct DemoConfig {
     pub jwks_url: Option<String>,
     /// An issuer whose discovery document names the JWK set.
     pub oidc_issuer: Option<String>,
+    /// Serve the layer's metrics at `GET /metrics` (Prometheus text format).
+    pub metrics: bool,
 }
 
 impl DemoConfig {
@@ -62,6 +68,8 @@ impl DemoConfig {
             audience: var("DEMO_AUDIENCE", "demo-api"),
             jwks_url: set("DEMO_JWKS_URL"),
             oidc_issuer,
+            metrics: set("DEMO_METRICS")
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -90,6 +98,9 @@ pub fn app(cfg: &DemoConfig) -> Router {
         // The demo's 403s to anonymous requests always mean "who are you?" (/legacy-forbidden).
         .correct_forbidden_without_credentials();
 
+    // Each scheme's layer wraps its routes only (`route_layer`): with `layer` it would wrap
+    // the router's fallback too, and the last one merged would answer every unknown path
+    // with its challenge instead of 404.
     let bearer = Router::new()
         .route("/me", get(me))
         .route("/orders", get(orders))
@@ -106,7 +117,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
                     .max_age(Duration::from_secs(300)),
             ),
         )
-        .layer(base.clone().bearer(jwt.clone()));
+        .route_layer(base.clone().bearer(jwt.clone()));
     // RFC 9728 + MCP: every challenge points at the metadata document, which names the
     // authorization server; a 401 says which scope to ask for.
     let meta = ResourceMetadata::new(format!("http://{}/mcp", cfg.addr))
@@ -115,7 +126,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .resource_name("auth-diagnostics demo MCP resource")
         // A demo may listen on any address; production identifiers are https.
         .allow_http();
-    let mcp = Router::new().route("/mcp", get(hello)).layer(
+    let mcp = Router::new().route("/mcp", get(hello)).route_layer(
         base.clone()
             .bearer(jwt.clone())
             .resource_metadata(meta.clone())
@@ -124,30 +135,41 @@ pub fn app(cfg: &DemoConfig) -> Router {
     // RFC 9449: sender-constrained tokens, each request with its own proof.
     let dpop = Router::new()
         .route("/dpop", get(hello))
-        .layer(base.clone().dpop(Dpop::new(jwt.clone())));
-    let basic = Router::new().route("/basic", get(hello)).layer(
+        .route_layer(base.clone().dpop(Dpop::new(jwt.clone())));
+    let basic = Router::new().route("/basic", get(hello)).route_layer(
         base.clone()
             .basic(BasicAuthenticator::new(check_password))
             .account_status(account),
     );
     let key = Router::new()
         .route("/key", get(hello))
-        .layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
-    let session = Router::new().route("/session", get(hello)).layer(
+        .route_layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
+    let session = Router::new().route("/session", get(hello)).route_layer(
         base.clone()
             .session(SessionAuthenticator::new("demo_session", check_session)),
     );
-    let any = Router::new().route("/any", get(hello)).layer(
+    let any = Router::new().route("/any", get(hello)).route_layer(
         base.clone()
             .bearer(jwt)
             .basic(BasicAuthenticator::new(check_password))
             .account_status(account),
     );
 
+    // Scraped without credentials, like /public; there only when DEMO_METRICS asks for it.
+    let mut metrics = Router::new();
+    if cfg.metrics {
+        let handle = prometheus();
+        metrics = metrics.route(
+            "/metrics",
+            get(move || async move { ([(CONTENT_TYPE, PROMETHEUS_TEXT)], handle.render()) }),
+        );
+    }
+
     Router::new()
         .route("/public", get(|| async { Json(json!({ "public": true })) }))
         .route("/legacy", get(legacy))
         .route("/legacy-forbidden", get(legacy_forbidden))
+        .merge(metrics)
         .merge(bearer)
         .merge(basic)
         .merge(key)
@@ -159,6 +181,40 @@ pub fn app(cfg: &DemoConfig) -> Router {
         // Outermost, with no scheme: request ids for every route, and it watches (and in
         // enforce mode corrects) what the routes answer by themselves.
         .layer(base)
+}
+
+/// The content type of the Prometheus text exposition format.
+const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The process's Prometheus recorder, installed on first use: a `metrics` recorder is
+/// global, and the tests build the app several times in one process.
+fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        // Buckets (seconds) make the verification time a histogram rather than a summary.
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("auth_diagnostics_verification_duration_seconds".into()),
+                &[
+                    0.00001, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
+                ],
+            )
+            .expect("the bucket list is not empty")
+            .install_recorder()
+            .expect("no other metrics recorder is installed");
+        auth_diagnostics::describe_metrics();
+        // Without the exporter's own HTTP listener nothing drains the histograms between
+        // scrapes: do it here, so samples do not pile up when nobody scrapes.
+        let upkeep = handle.clone();
+        std::thread::Builder::new()
+            .name("metrics-upkeep".into())
+            .spawn(move || loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            })
+            .expect("spawn the metrics upkeep thread");
+        handle
+    })
 }
 
 async fn me(principal: Principal, Claims(claims): Claims<Value>) -> Json<Value> {
@@ -277,7 +333,7 @@ fn init_logs(json: bool) {
     if json {
         builder.json().flatten_event(true).init();
     } else {
-        builder.pretty().init();
+        builder.event_format(OneLine::default()).init();
     }
 }
 

@@ -799,6 +799,7 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         audience: AUDIENCE.into(),
         jwks_url: None,
         oidc_issuer: None,
+        metrics: false,
     }
 }
 
