@@ -11,23 +11,33 @@
 //! or `production`), `DEMO_JWT_SECRET`, `DEMO_ISSUER`, `DEMO_AUDIENCE`, `DEMO_JWKS_URL` (a
 //! JWK set whose RS256, ES256 and EdDSA keys verify tokens too), `DEMO_OIDC_ISSUER` (keys
 //! through that issuer's discovery document), `DEMO_METRICS` (`1`: the layer's metrics in
-//! the Prometheus text format at `GET /metrics`).
+//! the Prometheus text format at `GET /metrics`), `DEMO_APP_ADDR` (a second listener whose
+//! page `/app`, on another origin, calls the demo from a browser; the demo's CORS allows
+//! that origin and its `localhost` spelling).
+//!
+//! ```text
+//! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
+//! # then open http://127.0.0.1:3001/app, and http://127.0.0.1:3000/session
+//! ```
 
 use auth_diagnostics::{
-    AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
-    BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator, KeySource,
-    OneLine, Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata,
+    AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthRequestId,
+    AuthResult, BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator,
+    KeySource, OneLine, Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata,
     SessionAuthenticator, SessionCookie, StaticKey,
 };
+use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
 use std::sync::OnceLock;
 use std::time::Duration;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The demo's settings, read from `DEMO_*` variables.
 #[derive(Debug, Clone)]
@@ -44,6 +54,9 @@ pub struct DemoConfig {
     pub oidc_issuer: Option<String>,
     /// Serve the layer's metrics at `GET /metrics` (Prometheus text format).
     pub metrics: bool,
+    /// The address of the browser page (`/app`, [`page`]), as bound: its origin, and its
+    /// `localhost` spelling, may call the demo cross-origin (CORS, with credentials).
+    pub app_addr: Option<String>,
 }
 
 impl DemoConfig {
@@ -70,6 +83,7 @@ impl DemoConfig {
             oidc_issuer,
             metrics: set("DEMO_METRICS")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
+            app_addr: set("DEMO_APP_ADDR"),
         }
     }
 }
@@ -144,10 +158,18 @@ pub fn app(cfg: &DemoConfig) -> Router {
     let key = Router::new()
         .route("/key", get(hello))
         .route_layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
-    let session = Router::new().route("/session", get(hello)).route_layer(
-        base.clone()
-            .session(SessionAuthenticator::new("demo_session", check_session)),
-    );
+    // A page navigation that fails goes to the login page (303); fetch and other clients
+    // keep the 401. A POST the cookie authenticated must come from this origin (CSRF).
+    let session =
+        Router::new()
+            .route("/session", get(hello).post(session_post))
+            .route_layer(base.clone().session(
+                SessionAuthenticator::new("demo_session", check_session).login_url("/login"),
+            ));
+    // No credentials at all: the handler runs anonymously. Bad credentials: 401 as on /me.
+    let maybe = Router::new()
+        .route("/maybe", get(maybe))
+        .route_layer(base.clone().bearer(jwt.clone()).optional());
     let any = Router::new().route("/any", get(hello)).route_layer(
         base.clone()
             .bearer(jwt)
@@ -165,8 +187,9 @@ pub fn app(cfg: &DemoConfig) -> Router {
         );
     }
 
-    Router::new()
+    let router = Router::new()
         .route("/public", get(|| async { Json(json!({ "public": true })) }))
+        .route("/login", get(login_page))
         .route("/legacy", get(legacy))
         .route("/legacy-forbidden", get(legacy_forbidden))
         .merge(metrics)
@@ -174,14 +197,232 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(basic)
         .merge(key)
         .merge(session)
+        .merge(maybe)
         .merge(any)
         .merge(mcp)
         .merge(meta.router())
         .merge(dpop)
-        // Outermost, with no scheme: request ids for every route, and it watches (and in
-        // enforce mode corrects) what the routes answer by themselves.
-        .layer(base)
+        // With no scheme: request ids for every route, and it watches (and in enforce mode
+        // corrects) what the routes answer by themselves.
+        .layer(base);
+    match &cfg.app_addr {
+        // CORS outside every auth layer: a preflight never meets authentication, and every
+        // answer, rejections and corrected ones included, carries the CORS headers.
+        Some(app_addr) => router
+            .layer(cors(app_addr))
+            // The CORS layer answers preflights itself: they get a request id here.
+            .layer(middleware::from_fn(request_id_on_preflight)),
+        None => router,
+    }
 }
+
+/// The router of the second listener (`DEMO_APP_ADDR`): `GET /app`, a page on another
+/// origin whose script calls the demo (`http://ADDR`, as bound) with `fetch`, and whose form
+/// posts to the demo's `/session` (a forged cross-site request, which the demo refuses).
+pub fn page(cfg: &DemoConfig) -> Router {
+    let html = APP_PAGE.replace("{{DEMO}}", &html_escape(&demo_url(&cfg.addr)));
+    Router::new().route("/app", get(move || async move { Html(html) }))
+}
+
+/// The demo's URL for a browser: an unspecified address (`0.0.0.0`, `[::]`) becomes the
+/// loopback one.
+fn demo_url(addr: &str) -> String {
+    match addr.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => {
+            let ip: std::net::IpAddr = if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            };
+            format!("http://{}", std::net::SocketAddr::new(ip, a.port()))
+        }
+        _ => format!("http://{addr}"),
+    }
+}
+
+/// The origins of the page at `app_addr`: `http://APP_ADDR`, and for a loopback (or
+/// unspecified) address its other spellings, `http://localhost:PORT` and
+/// `http://127.0.0.1:PORT`.
+pub fn page_origins(app_addr: &str) -> Vec<String> {
+    let mut origins = vec![format!("http://{app_addr}")];
+    if let Some((host, port)) = app_addr.rsplit_once(':') {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified());
+        if loopback {
+            for other in [
+                format!("http://localhost:{port}"),
+                format!("http://127.0.0.1:{port}"),
+            ] {
+                if !origins.iter().any(|o| o.eq_ignore_ascii_case(&other)) {
+                    origins.push(other);
+                }
+            }
+        }
+    }
+    origins
+}
+
+/// CORS for the page's origins: with credentials (cookies), GET and POST, the request
+/// headers of the demo's schemes, and the response headers a client needs to read a
+/// rejection (the challenge, the request id, a DPoP nonce).
+fn cors(app_addr: &str) -> CorsLayer {
+    let origins = page_origins(app_addr)
+        .into_iter()
+        .filter_map(|o| HeaderValue::from_str(&o.to_ascii_lowercase()).ok());
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            AUTHORIZATION,
+            CONTENT_TYPE,
+            HeaderName::from_static("dpop"),
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([
+            WWW_AUTHENTICATE,
+            HeaderName::from_static("x-request-id"),
+            HeaderName::from_static("dpop-nonce"),
+        ])
+}
+
+/// Gives a response that has no `x-request-id` (a preflight the CORS layer answered) the
+/// request's own id when it is sane, a fresh one otherwise: the layer's rule.
+async fn request_id_on_preflight(mut req: Request, next: Next) -> Response {
+    let id = AuthRequestId::ensure(req.headers_mut());
+    let mut response = next.run(req).await;
+    response
+        .headers_mut()
+        .entry("x-request-id")
+        .or_insert_with(|| id.header_value().clone());
+    response
+}
+
+/// `&`, `<`, `>`, `"` and `'` as character references, for text put into HTML.
+fn html_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The login page of the session routes. The demo has one session, `s-valid` (alice): the
+/// button sets that cookie and goes back to `return_to`, which it checks is a path of this
+/// site first (never `//host` or `/\host`, which browsers read as another host).
+const LOGIN_PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in · auth-diagnostics demo</title>
+</head>
+<body>
+<h1>Sign in</h1>
+<p>A page navigation to a session route without a valid session lands here, with
+<code>return_to</code> the page it asked for; <code>fetch</code> and other clients get the
+401 with its challenge instead.</p>
+<p>The demo's session store knows one session: <code>demo_session=s-valid</code>, user alice.</p>
+<p><button id="sign-in" type="button">Sign in as alice</button> and go back to
+<code id="return-to">/session</code>.</p>
+<script>
+const asked = new URLSearchParams(location.search).get("return_to") || "/session";
+const back = /^\/(?![\/\\])/.test(asked) ? asked : "/session";
+document.getElementById("return-to").textContent = back;
+document.getElementById("sign-in").addEventListener("click", () => {
+  document.cookie = "demo_session=s-valid; path=/; SameSite=Lax";
+  location.assign(back);
+});
+</script>
+</body>
+</html>
+"#;
+
+/// The page of the second listener; `{{DEMO}}` is the demo's URL (HTML-escaped).
+const APP_PAGE: &str = r#"<!doctype html>
+<html lang="en" data-demo="{{DEMO}}">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Another origin · auth-diagnostics demo</title>
+</head>
+<body>
+<h1>Another origin calling the demo</h1>
+<p>This page calls the demo at <code>{{DEMO}}</code> with <code>fetch</code>. The demo's CORS
+allows this origin, so a rejection is readable here, status, <code>WWW-Authenticate</code> and
+problem body, rather than a bare "CORS error".</p>
+<table>
+<thead><tr><th>request</th><th>status</th><th>WWW-Authenticate</th><th>body</th></tr></thead>
+<tbody id="results"></tbody>
+</table>
+<h2>A forged form post</h2>
+<p>This form posts to the demo's <code>/session</code> from this origin. With a session cookie
+for the demo, the browser sends it along when this page is the same site (127.0.0.1 on
+another port); the demo refuses the post: 403 <code>cross_site_request</code>.</p>
+<form id="forged" method="post" action="{{DEMO}}/session">
+<input type="hidden" name="note" value="forged">
+<button type="submit">POST /session from this origin</button>
+</form>
+<script>
+const DEMO = document.documentElement.dataset.demo;
+
+// One cross-origin request: what a script on this page can read of the answer.
+async function probe(path, headers = {}) {
+  try {
+    const r = await fetch(DEMO + path, { headers, credentials: "include" });
+    const text = await r.text();
+    let body = null;
+    try { body = JSON.parse(text); } catch { body = text; }
+    return {
+      status: r.status,
+      www_authenticate: r.headers.get("www-authenticate"),
+      request_id: r.headers.get("x-request-id"),
+      content_type: r.headers.get("content-type"),
+      body,
+      error: null,
+    };
+  } catch (e) {
+    return { status: null, error: String(e) };
+  }
+}
+window.probe = probe;
+
+window.checks = (async () => {
+  const rows = [
+    ["GET /me", "/me", {}],
+    ["GET /maybe", "/maybe", {}],
+    ["GET /maybe with a bad token", "/maybe", { authorization: "Bearer not-a-token" }],
+  ];
+  const out = {};
+  for (const [name, path, headers] of rows) {
+    const r = await probe(path, headers);
+    out[name] = r;
+    const tr = document.createElement("tr");
+    const shown = r.error ?? (typeof r.body === "string" ? r.body : JSON.stringify(r.body));
+    for (const cell of [name, r.status ?? "failed", r.www_authenticate ?? "", shown]) {
+      const td = document.createElement("td");
+      td.textContent = String(cell);
+      tr.append(td);
+    }
+    document.getElementById("results").append(tr);
+  }
+  return out;
+})();
+</script>
+</body>
+</html>
+"#;
 
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -280,6 +521,23 @@ async fn hello(principal: Principal) -> Json<Value> {
     Json(json!({ "id": principal.id(), "scheme": principal.scheme() }))
 }
 
+/// Reached only with a valid session, from this origin (the layer checks `Origin`).
+async fn session_post(principal: Principal) -> Json<Value> {
+    Json(json!({ "id": principal.id(), "scheme": principal.scheme(), "updated": true }))
+}
+
+/// Anonymous when the request carried no credentials at all.
+async fn maybe(principal: Option<Principal>) -> Json<Value> {
+    match principal {
+        Some(p) => Json(json!({ "sub": p.id(), "scheme": p.scheme() })),
+        None => Json(json!({ "anonymous": true })),
+    }
+}
+
+async fn login_page() -> Html<&'static str> {
+    Html(LOGIN_PAGE)
+}
+
 /// The demo's user store. A real one compares password hashes (argon2, bcrypt) and, for
 /// an unknown user, still checks one dummy hash so both failures take the same time.
 async fn check_password(c: BasicCredentials) -> AuthResult {
@@ -350,23 +608,54 @@ async fn main() {
         }
     };
     let addr = listener.local_addr().expect("bound socket has an address");
+    // The page's listener, bound first: the CORS origins are its address as bound.
+    let mut page_listener = None;
+    let mut app_addr = None;
+    if let Some(want) = &cfg.app_addr {
+        match tokio::net::TcpListener::bind(want).await {
+            Ok(l) => {
+                app_addr = Some(l.local_addr().expect("bound socket").to_string());
+                page_listener = Some(l);
+            }
+            Err(e) => {
+                eprintln!("cannot listen on {want} (DEMO_APP_ADDR): {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let cfg = DemoConfig {
         addr: addr.to_string(),
+        app_addr,
         ..cfg
     };
     let app = app(&cfg);
-    let started = format!(
-        "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
-        cfg.detail
+    if let (Some(l), Some(at)) = (page_listener, &cfg.app_addr) {
+        let page = page(&cfg);
+        tokio::spawn(async move { axum::serve(l, page).await.expect("page server error") });
+        // Before the start-up line: once that is out, both listeners accept connections.
+        announce(
+            &cfg,
+            &format!("cross-origin page at http://{at}/app (DEMO_APP_ADDR)"),
+        );
+    }
+    announce(
+        &cfg,
+        &format!(
+            "auth-diagnostics demo listening on http://{addr} (detail: {:?})",
+            cfg.detail
+        ),
     );
+    axum::serve(listener, app).await.expect("server error");
+}
+
+/// A start-up line on stdout: a JSON object in JSON mode, like every other line there.
+fn announce(cfg: &DemoConfig, line: &str) {
     if cfg.json_logs {
-        // Every stdout line is a JSON object in this mode, the start-up line too.
         println!(
             "{}",
-            json!({ "level": "INFO", "target": "demo", "message": started })
+            json!({ "level": "INFO", "target": "demo", "message": line })
         );
     } else {
-        println!("{started}");
+        println!("{line}");
     }
-    axum::serve(listener, app).await.expect("server error");
 }

@@ -46,17 +46,53 @@ pub(crate) struct Config {
     /// Record the principal's id as `enduser.id` on the request span (personal data: off
     /// unless the application turns it on).
     pub enduser_id: bool,
+    /// A request without any credential passes anonymously.
+    pub optional: bool,
+    /// The session scheme's browser settings: login redirects, the origin check.
+    pub session_pages: Option<crate::browser::SessionPages>,
+    /// Set once the wrapped service was seen adding CORS headers (logged once).
+    pub cors_inside: Arc<std::sync::atomic::AtomicBool>,
     /// The 401 challenges without error attributes (`credentials_missing` and the like):
     /// the same for every such answer of this configuration, so built once.
     pub plain_challenges: std::sync::OnceLock<Vec<http::HeaderValue>>,
 }
 
 impl Config {
-    /// Whether an authenticated `principal` may pass: the scopes every request needs.
-    pub fn admit(&self, principal: &crate::authn::Principal) -> Result<(), crate::AuthFailure> {
+    /// Whether an authenticated `principal` may pass: for a session cookie, the request's
+    /// origin check (`forged`, worked out before authentication); then the scopes every
+    /// request needs. Both before the account hook: a forged request never reaches it.
+    pub fn admit(
+        &self,
+        principal: &crate::authn::Principal,
+        forged: Option<&crate::AuthFailure>,
+    ) -> Result<(), crate::AuthFailure> {
+        if let (Some(f), Some(crate::Scheme::Cookie)) = (forged, principal.scheme()) {
+            return Err(f.clone());
+        }
         match &self.required_scope {
             Some(scope) => scope.check(Some(principal)),
             None => Ok(()),
+        }
+    }
+
+    /// With optional authentication, whether `failure` lets the request through as a
+    /// guest: nothing credential-like at all, or only what a web page carries for other
+    /// reasons (a cookie this layer does not read, a `?token=` that may be a page cursor).
+    /// A credential in a place a client puts one on purpose (`Authorization`, an API key
+    /// header, `?access_token=`) never does: it is refused, not downgraded.
+    pub fn passes_anonymously(&self, failure: &crate::AuthFailure) -> bool {
+        use crate::failure::Location;
+        if !self.optional {
+            return false;
+        }
+        match failure.reason() {
+            crate::Reason::CredentialsMissing => true,
+            crate::Reason::CredentialsWrongLocation => match failure.facts().location() {
+                Some(Location::Cookie(_)) => true,
+                Some(Location::Query(name)) => name != "access_token",
+                _ => false,
+            },
+            _ => false,
         }
     }
 

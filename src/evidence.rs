@@ -36,6 +36,8 @@ pub(crate) mod hint {
     pub const BASIC_WRAPPED_TOKEN: &str = "basic_wrapped_token";
     /// The `Cookie` header is over the caps and was not read.
     pub const COOKIE_OVER_CAP: &str = "cookie_header_over_cap";
+    /// The wrapped service adds CORS headers: CORS sits inside the auth layer.
+    pub const CORS_INSIDE_AUTH: &str = "cors_inside_auth";
 }
 
 /// Longest `Authorization` value we parse; anything longer is malformed. It leaves room

@@ -7,7 +7,7 @@ use crate::problem::RenderConfig;
 use crate::reason::Reason;
 use crate::request_id::AuthRequestId;
 use crate::sanitize::cap;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -39,6 +39,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             .get::<Principal>()
             .cloned()
             .ok_or_else(unauthenticated)
+    }
+}
+
+/// `Option<Principal>`: `None` for a request an [optional](crate::AuthDiagnostics::optional)
+/// layer let through without credentials (or one no layer authenticated).
+impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Principal>().cloned())
     }
 }
 

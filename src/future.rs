@@ -116,10 +116,13 @@ where
                             }
                         }
                         Err(failure) => {
-                            // An account refusal comes after the credentials verified.
+                            // An account refusal or a forged request's comes after the
+                            // credentials verified.
                             watch.authenticated = matches!(
                                 failure.reason(),
-                                Reason::AccountDisabled | Reason::AccountLocked
+                                Reason::AccountDisabled
+                                    | Reason::AccountLocked
+                                    | Reason::CrossSiteRequest
                             );
                             State::Rejected {
                                 response: Some(watch.reject(watch.enrich(failure))),

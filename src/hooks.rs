@@ -132,6 +132,13 @@ pub(crate) mod span {
         span.record("auth.status", status);
     }
 
+    pub fn anonymous() {
+        let span = Span::current();
+        if !span.is_disabled() {
+            span.record("auth.scheme", "none");
+        }
+    }
+
     pub fn success(scheme: &str, principal: &Principal, enduser_id: bool) {
         let span = Span::current();
         if span.is_disabled() {

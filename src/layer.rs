@@ -72,6 +72,9 @@ impl AuthDiagnostics {
                 on_failure: None,
                 on_success: None,
                 enduser_id: false,
+                optional: false,
+                session_pages: None,
+                cors_inside: Default::default(),
                 plain_challenges: Default::default(),
             }),
         }
@@ -238,9 +241,69 @@ impl AuthDiagnostics {
         self.scheme(key)
     }
 
-    /// Accepts a session cookie, verified by the application.
+    /// Accepts a session cookie, verified by the application; unsafe requests it
+    /// authenticates must come from this site's own origin, and page navigations that fail
+    /// go to its [`login_url`](SessionAuthenticator::login_url) when it has one.
+    ///
+    /// # Panics
+    /// When the login URL is neither a path of this site nor an absolute `http(s)` URL (or
+    /// has a fragment), when a trusted origin is not `http(s)://host[:port]` (`null`
+    /// included), or when the layer has a session scheme already (one per layer: their
+    /// origin checks and login pages would mix).
     pub fn session(self, session: SessionAuthenticator) -> Self {
-        self.scheme(session)
+        assert!(
+            self.config.session_pages.is_none(),
+            "auth-diagnostics: .session(..) is called once per layer"
+        );
+        let mut pages = session.pages().clone();
+        if let Some(error) = pages
+            .login_url
+            .as_deref()
+            .and_then(crate::browser::login_url_error)
+        {
+            panic!("auth-diagnostics: {error}");
+        }
+        pages.trusted_origins = pages
+            .trusted_origins
+            .iter()
+            .map(|o| crate::browser::trusted_origin(o))
+            .collect::<Result<_, _>>()
+            .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+        self.edit(|c| c.session_pages = Some(pages)).scheme(session)
+    }
+
+    /// Optional authentication: a request without any credential reaches the wrapped
+    /// service anonymously (no [`Principal`](crate::Principal); handlers take
+    /// `Option<Principal>`), logged at DEBUG only. A request *with* credentials is
+    /// authenticated as always, and refused when they fail: bad credentials are never
+    /// downgraded to anonymous, or a stolen-then-expired or forged token would still get
+    /// the guest's view, and a typo would hide behind it.
+    ///
+    /// "Without any credential" means no `Authorization`, no API key header and no
+    /// `access_token` query parameter; cookies this layer does not read and other query
+    /// parameters that look like tokens (`?token=page2`, a site's own `session` cookie)
+    /// are what web pages carry anyway, and pass too. Scopes required with
+    /// [`require_scope`](Self::require_scope) apply to authenticated requests only. For
+    /// some routes only, put the layer on them with `route_layer`.
+    ///
+    /// ```
+    /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, Principal, StaticKey};
+    /// use axum::{routing::get, Router};
+    ///
+    /// async fn feed(who: Option<Principal>) -> String {
+    ///     match who {
+    ///         Some(p) => format!("feed for {}", p.id().unwrap_or("?")),
+    ///         None => "the public feed".into(),
+    ///     }
+    /// }
+    ///
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
+    /// let app: Router = Router::new()
+    ///     .route("/feed", get(feed))
+    ///     .layer(AuthDiagnostics::new().bearer(jwt).optional());
+    /// ```
+    pub fn optional(self) -> Self {
+        self.edit(|c| c.optional = true)
     }
 
     /// Asks `hook` about the account of every principal whose credentials verified, with

@@ -59,7 +59,8 @@
 //! - [`ResourceMetadata`] is the RFC 9728 document that names the authorization servers;
 //!   with [`resource_metadata`](AuthDiagnostics::resource_metadata) the layer serves it and
 //!   points every Bearer and DPoP challenge at it (what MCP servers need).
-//! - [`Principal`], [`Claims`] and [`AuthRequestId`] are extractors for handlers.
+//! - [`Principal`] (and `Option<Principal>`), [`Claims`] and [`AuthRequestId`] are
+//!   extractors for handlers.
 //! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
 //!   and logs it like its own.
 //! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
@@ -94,6 +95,59 @@
 //! wrapped service that breaks the contract. Flood control ([`LogRate`]) logs an event when fewer
 //! than 10 of its reason were logged in the last 10 s, or a second has passed since the
 //! last one, and reports the rest as one "suppressed N" event; its memory is one bucket per reason, whatever clients send.
+//!
+//! # Browsers
+//!
+//! - **CORS outside, authentication inside.** Put tower-http's `CorsLayer` *after*
+//!   `AuthDiagnostics` (the last `.layer` is the outermost), so its headers reach the
+//!   layer's 401s too; the layer exposes `WWW-Authenticate` and `X-Request-Id` on every 401
+//!   and 403, so a page on an allowed origin reads the challenge and the problem body
+//!   instead of a "CORS error". When the wrapped service adds CORS headers itself (CORS
+//!   inside), the layer says so once at WARN (hint `cors_inside_auth`).
+//!
+//! ```
+//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+//! use axum::{body::Body, http::{HeaderValue, Method, Request}, routing::get, Router};
+//! use tower::ServiceExt;
+//! use tower_http::cors::CorsLayer;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
+//! let app = Router::new()
+//!     .route("/me", get(|| async { "me" }))
+//!     .layer(AuthDiagnostics::new().bearer(jwt))
+//!     .layer(
+//!         CorsLayer::new()
+//!             .allow_origin(HeaderValue::from_static("https://app.example"))
+//!             .allow_methods([Method::GET]),
+//!     );
+//! let response = app
+//!     .oneshot(
+//!         Request::get("/me")
+//!             .header("origin", "https://app.example")
+//!             .body(Body::empty())
+//!             .unwrap(),
+//!     )
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 401);
+//! let headers = response.headers();
+//! assert_eq!(headers["access-control-allow-origin"], "https://app.example");
+//! assert_eq!(headers["access-control-expose-headers"], "WWW-Authenticate, X-Request-Id");
+//! # }
+//! ```
+//!
+//! - **Optional authentication**: [`optional`](AuthDiagnostics::optional) lets requests
+//!   without any credential through anonymously (`Option<Principal>`); bad credentials are
+//!   still refused, never downgraded to anonymous.
+//! - **Pages and APIs**: a session scheme with a
+//!   [`login_url`](SessionAuthenticator::login_url) sends a failing page navigation to the
+//!   login page (`303`, `return_to` a path of this site), while `fetch` and API clients get
+//!   the 401.
+//! - **CSRF**: an unsafe request a session cookie authenticated must come from this site's
+//!   own origin (or a [trusted](SessionAuthenticator::trusted_origins) one): otherwise 403
+//!   `cross_site_request`.
 //!
 //! # Metrics, traces, hooks
 //!
@@ -147,7 +201,8 @@
 //! which scheme, and the wording of what is wrong with it), `authn/` (one file per scheme
 //! behind a crate-private trait; `mod.rs` only dispatches), `keys/` (where verification keys
 //! come from), `upstream/` (watching the wrapped service: diagnosis, enforce corrections,
-//! cache privacy), `log.rs` and `flood.rs`, `log_format.rs` (the terminal format),
+//! cache privacy), `browser.rs` (login redirects for pages, the origin check of cookie
+//! sessions), `log.rs` and `flood.rs`, `log_format.rs` (the terminal format),
 //! `metrics.rs` (every metric's name and labels) and `hooks.rs` (the hooks and the span
 //! fields); `scope.rs` and `step_up.rs` hold the per-route
 //! requirements, `resource.rs` the RFC 9728 metadata document. Beside them: `config.rs` holds what a layer is
@@ -168,6 +223,7 @@
 #![forbid(unsafe_code)]
 
 mod authn;
+mod browser;
 mod challenge;
 mod config;
 mod evidence;

@@ -221,15 +221,21 @@ impl AuthFailure {
                 }
             }
         }
+        // A browser script on another origin reads only the headers a response exposes:
+        // without this a CORS-allowed 401 shows its status but not its challenge.
+        let mut expose = "WWW-Authenticate, X-Request-Id";
         if let Some(nonce) = self.facts().dpop_nonce() {
             if let Ok(v) = HeaderValue::from_str(nonce) {
                 headers.insert("dpop-nonce", v);
                 // A browser client must be able to read both (RFC 9449 §8).
-                headers.insert(
-                    http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
-                    HeaderValue::from_static("WWW-Authenticate, DPoP-Nonce"),
-                );
+                expose = "WWW-Authenticate, X-Request-Id, DPoP-Nonce";
             }
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            headers.insert(
+                http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static(expose),
+            );
         }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             let secs = self.facts().retry_after().unwrap_or(30);

@@ -702,6 +702,18 @@ reasons! {
         detail: "The account is locked.",
         hint: "Contact an administrator.",
     },
+    /// An unsafe request (POST, PUT, DELETE, …) authenticated by a session cookie came
+    /// from another origin: `Origin` (or `Sec-Fetch-Site`) says a page elsewhere sent it,
+    /// the shape of a cross-site request forgery (RFC 6750 §5.3, R-23).
+    CrossSiteRequest = "cross_site_request" {
+        status: FORBIDDEN,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Cross-site request refused",
+        detail: "An unsafe request authenticated by a session cookie came from another origin.",
+        hint: "Send it from this site's own pages. To accept another origin of yours, list it with SessionAuthenticator::trusted_origins.",
+    },
     /// A role or policy check failed.
     Forbidden = "forbidden" {
         status: FORBIDDEN,

@@ -33,9 +33,11 @@ impl AuthRequestId {
         &self.0
     }
 
-    /// Takes the request's id or makes one, and writes it back into `headers` so the
-    /// wrapped service sees the same id.
-    pub(crate) fn ensure(headers: &mut HeaderMap) -> AuthRequestId {
+    /// Takes the request's id (one `x-request-id` of 1 to 128 visible ASCII characters) or
+    /// makes one (32 hex characters), and writes it back into `headers` so what comes after
+    /// sees the same id. For middleware outside the layer that answers requests itself (a
+    /// CORS preflight, say) and wants them to carry an id too.
+    pub fn ensure(headers: &mut HeaderMap) -> AuthRequestId {
         if let Some(v) = headers.get(&X_REQUEST_ID) {
             let b = v.as_bytes();
             if headers.get_all(&X_REQUEST_ID).iter().count() == 1

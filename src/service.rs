@@ -1,8 +1,10 @@
 //! [`AuthDiagnosticsService`]: authenticate the request, then call the wrapped service.
 
-use crate::authn::{authenticate, Decision};
+use crate::authn::verify::AuthFuture;
+use crate::authn::{authenticate, Decision, Pending};
 use crate::config::Config;
 use crate::evidence::Evidence;
+use crate::failure::AuthFailure;
 use crate::future::ResponseFuture;
 use crate::request_id::AuthRequestId;
 use crate::upstream::Watch;
@@ -69,43 +71,70 @@ where
             Some(original) => &original.0,
             None => req.uri(),
         };
+        // Only a session cookie's requests need it, but it reads the request: now.
+        let forged = self
+            .config
+            .session_pages
+            .as_ref()
+            .and_then(|p| p.cross_site(req.method(), req.headers(), uri));
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
         let account = self.config.account.clone();
         match authenticate(&evidence, &self.config.schemes) {
+            Decision::Rejected(failure) if self.config.passes_anonymously(&failure) => {
+                watch.anonymous(&failure);
+                ResponseFuture::call(inner, req, watch)
+            }
             Decision::Rejected(failure) => ResponseFuture::rejected(watch.reject(failure)),
-            Decision::Authenticated(principal) => match self.config.admit(&principal) {
-                Err(failure) => ResponseFuture::rejected(watch.reject(failure)),
-                Ok(()) => match account {
-                    None => {
-                        let req = watch.admitted(principal, req);
-                        ResponseFuture::call(inner, req, watch)
-                    }
-                    Some(hook) => ResponseFuture::authenticating(
-                        Box::pin(hook.check(principal)),
-                        inner,
-                        req,
-                        watch,
-                    ),
-                },
-            },
-            Decision::Pending(mut pending) => {
+            Decision::Authenticated(principal) => {
+                match self.config.admit(&principal, forged.as_ref()) {
+                    Err(failure) => ResponseFuture::rejected(watch.reject(failure)),
+                    Ok(()) => match account {
+                        None => {
+                            let req = watch.admitted(principal, req);
+                            ResponseFuture::call(inner, req, watch)
+                        }
+                        Some(hook) => ResponseFuture::authenticating(
+                            Box::pin(hook.check(principal)),
+                            inner,
+                            req,
+                            watch,
+                        ),
+                    },
+                }
+            }
+            Decision::Pending(pending) => {
                 watch.private = pending.private;
-                let scheme = pending.scheme;
-                let config = self.config.clone();
-                let fut = Box::pin(async move {
-                    let principal = match (&mut pending.fut).await {
-                        Ok(p) => p.with_scheme(scheme),
-                        Err(f) => return Err(pending.annotate(f)),
-                    };
-                    config.admit(&principal).map_err(|f| pending.annotate(f))?;
-                    match account {
-                        Some(hook) => hook.check(principal).await.map_err(|f| pending.annotate(f)),
-                        None => Ok(principal),
-                    }
-                });
+                let fut = decide_later(pending, self.config.clone(), forged);
                 ResponseFuture::authenticating(fut, inner, req, watch)
             }
         }
     }
+}
+
+/// The application's verifier decides: then what [`Config::admit`] checks, then the
+/// account hook, each failure annotated with where the credential was.
+fn decide_later(
+    mut pending: Pending,
+    config: Arc<Config>,
+    forged: Option<AuthFailure>,
+) -> AuthFuture {
+    let scheme = pending.scheme;
+    Box::pin(async move {
+        let principal = match (&mut pending.fut).await {
+            Ok(p) => p.with_scheme(scheme),
+            Err(f) => return Err(pending.annotate(f)),
+        };
+        config
+            .admit(&principal, forged.as_ref())
+            .map_err(|f| pending.annotate(f))?;
+        match &config.account {
+            Some(hook) => hook
+                .clone()
+                .check(principal)
+                .await
+                .map_err(|f| pending.annotate(f)),
+            None => Ok(principal),
+        }
+    })
 }

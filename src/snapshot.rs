@@ -55,7 +55,7 @@ pub(crate) fn is_credential_header(name: &HeaderName) -> bool {
 
 /// Whether a (lower-case) header name contains one of the credential words. One pass over
 /// the name: this runs for every header of every request.
-fn names_a_credential(name: &[u8]) -> bool {
+pub(crate) fn names_a_credential(name: &[u8]) -> bool {
     (0..name.len()).any(|i| {
         let rest = &name[i..];
         match rest[0] {

@@ -1080,7 +1080,7 @@ fn nonce_asked(out: &Outcome, mode: DetailMode) -> String {
     assert_eq!(nonces.len(), 1, "exactly one DPoP-Nonce: {:?}", out.headers);
     assert_eq!(out.header("cache-control"), Some("no-store"));
     let exposed = out.header("access-control-expose-headers");
-    assert_eq!(exposed, Some("WWW-Authenticate, DPoP-Nonce"));
+    assert_eq!(exposed, Some("WWW-Authenticate, X-Request-Id, DPoP-Nonce"));
     // nonce = 1*NQCHAR (%x21 / %x23-5B / %x5D-7E).
     let nqchar = |b: u8| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b);
     let nonce = nonces[0];

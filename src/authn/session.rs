@@ -2,6 +2,7 @@
 
 use super::{named, AuthScheme, Decision, Pending, Place};
 use crate::authn::verify::{AuthFuture, Verify};
+use crate::browser::SessionPages;
 use crate::challenge::Challenge;
 use crate::evidence::{hint, CookieLookup, Evidence};
 use crate::failure::{AuthFailure, Location};
@@ -31,6 +32,7 @@ pub struct SessionCookie(pub Secret);
 pub struct SessionAuthenticator {
     cookie: String,
     verify: Arc<dyn Verify<SessionCookie>>,
+    pages: SessionPages,
 }
 
 impl SessionAuthenticator {
@@ -40,7 +42,65 @@ impl SessionAuthenticator {
         Self {
             cookie: cookie.into(),
             verify: Arc::new(verify),
+            pages: SessionPages {
+                origin_check: true,
+                ..SessionPages::default()
+            },
         }
+    }
+
+    /// Sends a page navigation that fails authentication to `url` (`303 See Other`), with
+    /// `return_to` the path the browser asked for (percent-encoded, always a path of this
+    /// site). A navigation is a request with `Sec-Fetch-Mode: navigate`, or, from a browser
+    /// without Fetch Metadata, one whose `Accept` prefers `text/html` to JSON; `fetch`,
+    /// XHR and other clients keep the 401 with its challenge and problem body. The failure
+    /// is logged either way. Your login page must check `return_to` again before it
+    /// redirects to it.
+    ///
+    /// # Panics
+    /// At start-up ([`AuthDiagnostics::session`](crate::AuthDiagnostics::session)), when
+    /// `url` is neither a path of this site (`/login`) nor an absolute `http(s)` URL, or
+    /// has spaces or control characters.
+    #[must_use]
+    pub fn login_url(mut self, url: impl Into<String>) -> Self {
+        self.pages.login_url = Some(url.into().into());
+        self
+    }
+
+    /// Origins besides the request's own (`https://app.example`) whose pages may send
+    /// unsafe requests (POST, PUT, PATCH, DELETE, …) with this session cookie.
+    ///
+    /// By default an unsafe request the session cookie authenticated must carry an
+    /// `Origin` equal to its own (`Host`), or, without `Origin`, `Sec-Fetch-Site:
+    /// same-origin`; otherwise it is refused with 403 `cross_site_request` (a cross-site
+    /// request forgery, RFC 6750 §5.3). Same-origin, not same-site: a sibling subdomain or
+    /// another port may be someone else's application. Clients that send neither header
+    /// (not browsers) pass. `null` is never an origin to trust: every sandboxed page sends
+    /// it.
+    #[must_use]
+    pub fn trusted_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        // Checked (and normalised) when the layer takes the scheme.
+        self.pages
+            .trusted_origins
+            .extend(origins.into_iter().map(Into::into));
+        self
+    }
+
+    /// Turns the origin check off: only for an application that checks a CSRF token on
+    /// every unsafe request itself.
+    #[must_use]
+    pub fn without_origin_check(mut self) -> Self {
+        self.pages.origin_check = false;
+        self
+    }
+
+    /// The browser settings, for the layer.
+    pub(crate) fn pages(&self) -> &SessionPages {
+        &self.pages
     }
 
     fn start(&self, cookie: SessionCookie) -> AuthFuture {

@@ -10,8 +10,8 @@ use crate::reason::Reason;
 use crate::sanitize::cap;
 use axum::body::Body;
 use http::header::{
-    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, ETAG,
-    WWW_AUTHENTICATE,
+    ACCESS_CONTROL_EXPOSE_HEADERS, CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_RANGE,
+    CONTENT_TYPE, ETAG, WWW_AUTHENTICATE,
 };
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
@@ -127,6 +127,12 @@ impl Watch {
         parts.headers.remove(WWW_AUTHENTICATE);
         for challenge in rparts.headers.get_all(WWW_AUTHENTICATE) {
             parts.headers.append(WWW_AUTHENTICATE, challenge.clone());
+        }
+        if let Some(expose) = rparts.headers.get(ACCESS_CONTROL_EXPOSE_HEADERS) {
+            parts
+                .headers
+                .entry(ACCESS_CONTROL_EXPOSE_HEADERS)
+                .or_insert_with(|| expose.clone());
         }
         // The corrected answer is the layer's: never cacheable, whatever the app said.
         parts

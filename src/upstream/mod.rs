@@ -20,6 +20,7 @@ use crate::reason::Reason;
 use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::snapshot::Snapshot;
 use axum::body::Body;
+use http::header::ACCESS_CONTROL_ALLOW_ORIGIN;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
 use std::sync::Arc;
@@ -45,6 +46,11 @@ pub(crate) struct Watch {
     snapshot: Box<Snapshot>,
     /// The request's head for the failure hook, when there is one.
     head: Option<Box<Parts>>,
+    /// For a session layer with a login page: the URL the browser asked for, when the
+    /// request is a page navigation (a failure then redirects to the login page).
+    navigation: Option<Uri>,
+    /// The request came with an `Origin` (cross-origin, or a same-origin POST).
+    with_origin: bool,
 }
 
 impl Watch {
@@ -53,7 +59,20 @@ impl Watch {
             .on_failure
             .as_ref()
             .map(|_| Box::new(crate::hooks::head_of(req)));
+        let login = config
+            .session_pages
+            .as_ref()
+            .and_then(|p| p.login_url.as_ref());
+        let navigation =
+            (login.is_some() && crate::browser::is_navigation(req.headers())).then(|| {
+                match req.extensions().get::<axum::extract::OriginalUri>() {
+                    Some(original) => original.0.clone(),
+                    None => req.uri().clone(),
+                }
+            });
         Self {
+            navigation,
+            with_origin: req.headers().contains_key(http::header::ORIGIN),
             config,
             head,
             request_id,
@@ -84,8 +103,36 @@ impl Watch {
         req
     }
 
-    /// Renders and logs `failure` with this layer's configuration.
+    /// Optional authentication let a request without credentials through: DEBUG only (it
+    /// is ordinary traffic), with what was seen (`seen`: `credentials_missing`, or a cookie
+    /// or query parameter this layer does not read), and the span says so.
+    pub fn anonymous(&self, seen: &AuthFailure) {
+        crate::hooks::span::anonymous();
+        tracing::debug!(
+            target: "auth_diagnostics",
+            seen = seen.reason().code(),
+            location = seen.facts().location().map(tracing::field::display),
+            request_id = self.request_id.as_str(),
+            method = self.method.as_str(),
+            path = crate::sanitize::cap_to(&crate::snapshot::loggable_path(self.uri.path()), 256).as_str(),
+            "anonymous: no credentials, and authentication is optional here"
+        );
+    }
+
+    /// Renders and logs `failure` with this layer's configuration; a page navigation that
+    /// a session layer with a login page refuses with 401 goes to that page instead.
     pub fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        if let (Some(uri), Some(pages)) = (&self.navigation, &self.config.session_pages) {
+            if let (Some(login), StatusCode::UNAUTHORIZED) = (&pages.login_url, failure.status()) {
+                let mut response = crate::browser::login_redirect(login, uri);
+                response
+                    .headers_mut()
+                    .insert(X_REQUEST_ID, self.request_id.header_value().clone());
+                self.log(failure, response.status());
+                response.extensions_mut().insert(Handled);
+                return response;
+            }
+        }
         let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
         self.log(failure, response.status());
         response.extensions_mut().insert(Handled);
@@ -102,6 +149,9 @@ impl Watch {
             // this layer's configuration and log it like our own.
             return self.reject(self.enrich(failure));
         }
+        if self.with_origin && response.headers().contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
+            self.cors_inside();
+        }
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             // Diagnosed and logged here: an enclosing layer must not do it again.
@@ -116,6 +166,29 @@ impl Watch {
             cache::make_private(headers);
         }
         response
+    }
+
+    /// The wrapped service answered a cross-origin request with CORS headers: they are
+    /// added inside this layer, so its own rejections go out without them and a browser
+    /// shows "CORS error" instead of the 401. Said once per layer, at WARN.
+    fn cors_inside(&self) {
+        if self.config.schemes.is_empty()
+            || self
+                .config
+                .cors_inside
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        tracing::warn!(
+            target: "auth_diagnostics",
+            hints = crate::evidence::hint::CORS_INSIDE_AUTH,
+            request_id = self.request_id.as_str(),
+            "the wrapped service adds CORS headers itself (Access-Control-Allow-Origin): this \
+             layer's 401 and 403 answers do not pass through it, so browsers on other origins \
+             cannot read them and report a CORS error. Put tower-http's CorsLayer outside \
+             AuthDiagnostics (add it after it with .layer)"
+        );
     }
 
     /// Adds what the request shows to a failure an inner handler returned: where the

@@ -800,6 +800,7 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         jwks_url: None,
         oidc_issuer: None,
         metrics: false,
+        app_addr: None,
     }
 }
 
@@ -885,7 +886,9 @@ pub fn row(reason: &str) -> Row {
             collapses_to: Some("credentials_invalid"),
             ..r(401, None, Level::WARN)
         },
-        "account_disabled" | "account_locked" | "forbidden" => r(403, None, Level::WARN),
+        "account_disabled" | "account_locked" | "forbidden" | "cross_site_request" => {
+            r(403, None, Level::WARN)
+        }
         "upstream_challenge_missing" => r(401, None, Level::ERROR),
         "upstream_unauthorized_after_authentication" => Row {
             collapses_to: Some("forbidden"),

@@ -47,6 +47,8 @@ fn setup() -> Result<PathBuf, String> {
         let out = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
             .current_dir(&dir)
+            // playwright-core drives the system's Chromium; it never downloads one.
+            .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
             .output()
             .map_err(|e| format!("npm ci: {e}"))?;
         if !out.status.success() {
@@ -72,6 +74,15 @@ fn works(cmd: &str, args: &[&str]) -> bool {
 
 /// Debian's Node and npm, when this machine can install packages.
 fn install_node() -> Result<(), String> {
+    if apt_install(&["nodejs", "npm"]) {
+        Ok(())
+    } else {
+        Err("node and npm are missing and could not be installed with apt-get".into())
+    }
+}
+
+/// `apt-get update` and `apt-get install -y PACKAGES`, as root or through `sudo -n`.
+fn apt_install(packages: &[&str]) -> bool {
     let sudo: &[&str] = if works("id", &["-u"])
         && Command::new("id")
             .arg("-u")
@@ -90,11 +101,46 @@ fn install_node() -> Result<(), String> {
             .status()
             .is_ok_and(|s| s.success())
     };
-    if run(&["apt-get", "update", "-qq"])
-        && run(&["apt-get", "install", "-y", "-qq", "nodejs", "npm"])
-    {
-        Ok(())
-    } else {
-        Err("node and npm are missing and could not be installed with apt-get".into())
+    let install: Vec<&str> = ["apt-get", "install", "-y", "-qq"]
+        .iter()
+        .chain(packages)
+        .copied()
+        .collect();
+    run(&["apt-get", "update", "-qq"]) && run(&install)
+}
+
+/// Debian's `chromium`, for the browser suite (driven by playwright-core, which downloads
+/// no browser of its own): its path, installed with apt-get when missing (once per
+/// process), or `None` with the reason printed when it cannot be had outside CI.
+pub fn chromium() -> Option<PathBuf> {
+    static READY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match READY.get_or_init(find_or_install_chromium) {
+        Ok(path) => Some(path.clone()),
+        Err(why) if in_ci() => panic!("browser suite cannot run in CI: {why}"),
+        Err(why) => {
+            eprintln!("skipping browser test: {why}");
+            None
+        }
     }
+}
+
+fn find_or_install_chromium() -> Result<PathBuf, String> {
+    if let Some(path) = find_chromium() {
+        return Ok(path);
+    }
+    if !apt_install(&["chromium"]) {
+        return Err("chromium is missing and could not be installed with apt-get".into());
+    }
+    find_chromium().ok_or_else(|| "apt-get installed chromium, but it does not run".into())
+}
+
+/// `/usr/bin/chromium`, or `chromium` on `PATH`, when it runs.
+fn find_chromium() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join("chromium"));
+    std::iter::once(PathBuf::from("/usr/bin/chromium"))
+        .chain(on_path)
+        .find(|p| p.is_file() && works(&p.to_string_lossy(), &["--version"]))
 }

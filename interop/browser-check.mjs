@@ -1,0 +1,162 @@
+// The demo in a real browser: headless Chromium (the system's, never a download) driven by
+// playwright-core. tests/browser.rs serves the demo on one loopback origin and its page
+// (`/app`, DEMO_APP_ADDR) on another, runs this script and asserts on the one JSON line it
+// prints last. The script only drives and reports.
+//
+//   node browser-check.mjs --demo http://127.0.0.1:P1 --app http://127.0.0.1:P2 \
+//     --other http://127.0.0.1:P3 --token JWT [--chromium /usr/bin/chromium]
+//
+// --app is an origin the demo's CORS allows; --other serves the same page from an origin
+// it does not (a control: there the fetches must fail). --token is a valid token for /me.
+
+import { chromium } from 'playwright-core';
+
+function parseArgs(argv) {
+  const out = {};
+  for (let i = 0; i < argv.length; i += 2) {
+    if (!argv[i].startsWith('--') || argv[i + 1] === undefined) {
+      throw new Error(`bad arguments: ${argv.join(' ')}`);
+    }
+    out[argv[i].slice(2)] = argv[i + 1];
+  }
+  for (const need of ['demo', 'app', 'other', 'token']) {
+    if (!out[need]) throw new Error(`--${need} is required`);
+  }
+  return out;
+}
+
+const args = parseArgs(process.argv.slice(2));
+const demo = args.demo.replace(/\/$/, '');
+const app = args.app.replace(/\/$/, '');
+const other = args.other.replace(/\/$/, '');
+const executablePath = args.chromium || '/usr/bin/chromium';
+
+// A loaded CI machine can take tens of seconds to start a browser.
+const LAUNCH_TIMEOUT = 120_000;
+const STEP_TIMEOUT = 60_000;
+
+const step = (name) => process.stderr.write(`browser-check: ${name}\n`);
+
+/// The request chain that ended in `response`, first request first: url, status, Location.
+async function chain(response) {
+  const hops = [];
+  for (let r = response.request(); r; r = r.redirectedFrom()) {
+    const res = await r.response();
+    hops.unshift({
+      url: r.url(),
+      method: r.method(),
+      status: res ? res.status() : null,
+      location: res ? (res.headers().location ?? null) : null,
+    });
+  }
+  return hops;
+}
+
+const bodyText = (page) => page.evaluate(() => document.body.innerText);
+
+async function run(browser) {
+  const out = { chromium: browser.version() };
+  const context = await browser.newContext();
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  context.setDefaultNavigationTimeout(STEP_TIMEOUT);
+  const page = await context.newPage();
+  const probe = (path, headers = {}) =>
+    page.evaluate(([p, h]) => window.probe(p, h), [path, headers]);
+
+  // 1. Cross-origin fetches from the page's origin, which the demo's CORS allows.
+  step('cross-origin fetches');
+  await page.goto(`${app}/app`);
+  out.app_title = await page.title();
+  out.cross_origin = {
+    me_no_token: await probe('/me'),
+    me_valid: await probe('/me', { authorization: `Bearer ${args.token}` }),
+    maybe_anonymous: await probe('/maybe'),
+    maybe_valid: await probe('/maybe', { authorization: `Bearer ${args.token}` }),
+    maybe_bad_token: await probe('/maybe', { authorization: 'Bearer not-a-token' }),
+    session_no_cookie: await probe('/session'),
+  };
+  // The page's own table (what a person opening /app sees), filled by the same probes.
+  out.page_checks = await page.evaluate(() => window.checks);
+
+  // The control: the same page from an origin the demo does not allow.
+  step('the control origin');
+  await page.goto(`${other}/app`);
+  out.other_origin = { me_no_token: await probe('/me') };
+
+  // 2. A page navigation to a session route without a cookie.
+  step('navigation without a session');
+  const nav = await page.goto(`${demo}/session`);
+  out.navigation = {
+    hops: await chain(nav),
+    status: nav.status(),
+    url: page.url(),
+    title: await page.title(),
+    heading: await page.textContent('h1'),
+  };
+
+  // 3. With the session cookie, set for the demo's origin through the context.
+  await context.addCookies([{ name: 'demo_session', value: 's-valid', url: demo }]);
+
+  step('navigation with a session');
+  const ok = await page.goto(`${demo}/session`);
+  out.navigation_with_cookie = {
+    hops: await chain(ok),
+    status: ok.status(),
+    url: page.url(),
+    body: await bodyText(page),
+  };
+
+  // A same-origin POST: fetch from the demo's own login page.
+  step('same-origin POST');
+  await page.goto(`${demo}/login`);
+  const sent = page.waitForRequest((r) => r.url() === `${demo}/session` && r.method() === 'POST');
+  out.same_origin_post = await page.evaluate(async () => {
+    const r = await fetch('/session', { method: 'POST' });
+    return { status: r.status, body: await r.text() };
+  });
+  const sameHeaders = await (await sent).allHeaders();
+  out.same_origin_post.origin_sent = sameHeaders.origin ?? null;
+  out.same_origin_post.sec_fetch_site = sameHeaders['sec-fetch-site'] ?? null;
+
+  // A form on the page's origin that posts to the demo: a forged cross-site request. The
+  // page is 127.0.0.1 on another port, the same site, so the cookie goes along.
+  step('forged form POST from the other origin');
+  await page.goto(`${app}/app`);
+  const [forged] = await Promise.all([
+    page.waitForResponse((r) => r.url() === `${demo}/session` && r.request().method() === 'POST'),
+    page.click('#forged button'),
+  ]);
+  await page.waitForURL(`${demo}/session`);
+  await page.waitForLoadState();
+  const forgedHeaders = await forged.request().allHeaders();
+  out.cross_site_post = {
+    status: forged.status(),
+    content_type: forged.headers()['content-type'] ?? null,
+    origin_sent: forgedHeaders.origin ?? null,
+    sec_fetch_site: forgedHeaders['sec-fetch-site'] ?? null,
+    sec_fetch_mode: forgedHeaders['sec-fetch-mode'] ?? null,
+    cookie_sent: /(^|;\s*)demo_session=/.test(forgedHeaders.cookie ?? ''),
+    url: page.url(),
+    text: await bodyText(page),
+  };
+
+  await context.close();
+  return out;
+}
+
+let browser;
+try {
+  step(`launching ${executablePath}`);
+  browser = await chromium.launch({
+    executablePath,
+    args: ['--no-sandbox', '--disable-dev-shm-usage'],
+    timeout: LAUNCH_TIMEOUT,
+  });
+  const out = await run(browser);
+  console.log(JSON.stringify(out));
+} catch (e) {
+  console.error(e && e.stack ? e.stack : e);
+  process.exitCode = 1;
+} finally {
+  if (browser) await browser.close().catch(() => {});
+}
