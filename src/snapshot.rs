@@ -23,6 +23,10 @@ const SAFE: &[&str] = &[
     "content-length",
     "user-agent",
     "origin",
+    // Fetch Metadata: decides login redirects and the origin check of cookie sessions.
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-dest",
     "x-request-id",
     "forwarded",
     "via",

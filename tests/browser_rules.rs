@@ -426,6 +426,12 @@ async fn navigation_without_a_session_goes_to_the_login_page() {
     assert_eq!(e.level, Level::INFO);
     assert_eq!(e.field("method"), "GET");
     assert_eq!(e.field("path"), "/session");
+    // The repro line shows why it was a navigation.
+    assert!(
+        e.field("repro").contains("-H 'sec-fetch-mode: navigate'"),
+        "{}",
+        e.field("repro")
+    );
 
     // The request id the client sent is the one on the redirect and in the log.
     let out = send(
