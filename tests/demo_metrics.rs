@@ -18,12 +18,7 @@ use tokio::task::JoinHandle;
 async fn serve(metrics: bool) -> (String, JoinHandle<()>) {
     let mut cfg = demo_config(DetailMode::Verbose);
     cfg.metrics = metrics;
-    let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    cfg.addr = addr.to_string();
-    let app = demo::app(&cfg);
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (format!("http://{addr}"), server)
+    serve_demo_with(cfg).await
 }
 
 /// A fresh random word, so a value found in the exposition can only have come from here.

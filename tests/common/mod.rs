@@ -775,7 +775,12 @@ pub fn session_app(mode: DetailMode) -> axum::Router {
 /// The demo (verbose, the test configuration) on a free loopback port: its base URL and
 /// the server task.
 pub async fn serve_demo() -> (String, tokio::task::JoinHandle<()>) {
-    let mut cfg = demo_config(DetailMode::Verbose);
+    serve_demo_with(demo_config(DetailMode::Verbose)).await
+}
+
+/// The demo configured by `cfg`, on `cfg.addr` (a free loopback port in the test
+/// configuration): its base URL and the server task.
+pub async fn serve_demo_with(mut cfg: demo::DemoConfig) -> (String, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind(&cfg.addr).await.unwrap();
     let addr = listener.local_addr().unwrap();
     cfg.addr = addr.to_string();
