@@ -180,7 +180,8 @@ fn split_port(authority: &str) -> Option<(String, Option<u16>)> {
 
 /// Whether `origin` is the origin of the request itself: the host of `Host` (or of the
 /// URI's authority, HTTP/2), and its port, or when `Host` names none, the default port of
-/// the origin's scheme; and the scheme too when the request's URI carries one.
+/// the origin's scheme. Not the scheme: behind a proxy that ends TLS the application sees
+/// `http` (even in an HTTP/2 `:scheme`) for pages served over https.
 fn same_origin(origin: &str, headers: &HeaderMap, uri: &Uri) -> bool {
     let Some((scheme, host, port)) = parse_origin(origin) else {
         return false;
@@ -196,20 +197,28 @@ fn same_origin(origin: &str, headers: &HeaderMap, uri: &Uri) -> bool {
         return false;
     };
     let own_port = own_port.unwrap_or(if scheme == "https" { 443 } else { 80 });
-    let scheme_agrees = uri
-        .scheme_str()
-        .is_none_or(|s| s.eq_ignore_ascii_case(&scheme));
-    host == own_host && port == own_port && scheme_agrees
+    host == own_host && port == own_port
 }
 
-/// A trusted origin as configured: `http(s)://host[:port]`, lower case, no trailing slash.
+/// An origin as `scheme://host`, with `:port` only when it is not the scheme's default
+/// (browsers leave default ports out), lower case.
+fn normalized_origin(origin: &str) -> Option<String> {
+    let (scheme, host, port) = parse_origin(origin.trim_end_matches('/'))?;
+    let default = if scheme == "https" { 443 } else { 80 };
+    Some(if port == default {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    })
+}
+
+/// A trusted origin as configured, normalised like the `Origin`s compared with it.
 pub(crate) fn trusted_origin(origin: &str) -> Result<String, String> {
-    let origin = origin.trim_end_matches('/').to_ascii_lowercase();
-    match parse_origin(&origin) {
-        Some(_) => Ok(origin),
+    match normalized_origin(origin) {
+        Some(normalized) => Ok(normalized),
         None => Err(format!(
             "trusted origin {:?} must be http(s)://host[:port] (never \"null\", which any sandboxed page sends)",
-            cap(&origin)
+            cap(origin)
         )),
     }
 }
@@ -237,10 +246,8 @@ impl SessionPages {
         };
         if let Some(origin) = headers.get(ORIGIN) {
             let text = String::from_utf8_lossy(origin.as_bytes());
-            let trusted = self
-                .trusted_origins
-                .iter()
-                .any(|t| t.eq_ignore_ascii_case(text.trim_end_matches('/')));
+            let trusted =
+                normalized_origin(&text).is_some_and(|o| self.trusted_origins.contains(&o));
             if trusted || same_origin(&text, headers, uri) {
                 return None;
             }

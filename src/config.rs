@@ -76,22 +76,30 @@ impl Config {
     }
 
     /// With optional authentication, whether `failure` lets the request through as a
-    /// guest: nothing credential-like at all, or only what a web page carries for other
-    /// reasons (a cookie this layer does not read, a `?token=` that may be a page cursor).
-    /// A credential in a place a client puts one on purpose (`Authorization`, an API key
-    /// header, `?access_token=`) never does: it is refused, not downgraded.
-    pub fn passes_anonymously(&self, failure: &crate::AuthFailure) -> bool {
+    /// guest: nothing credential-like at all, or only what a web page carries anyway (a
+    /// cookie this layer does not read, a `?token=` that may be a page cursor) and nothing
+    /// beside it. A credential a client puts somewhere on purpose (`Authorization`, an API
+    /// key or token header, `?access_token=`, `?api_key=`) is refused, never downgraded.
+    pub fn passes_anonymously(
+        &self,
+        failure: &crate::AuthFailure,
+        headers: &http::HeaderMap,
+        uri: &http::Uri,
+    ) -> bool {
         use crate::failure::Location;
         if !self.optional {
             return false;
         }
         match failure.reason() {
             crate::Reason::CredentialsMissing => true,
-            crate::Reason::CredentialsWrongLocation => match failure.facts().location() {
-                Some(Location::Cookie(_)) => true,
-                Some(Location::Query(name)) => name != "access_token",
-                _ => false,
-            },
+            crate::Reason::CredentialsWrongLocation => {
+                let page_state = match failure.facts().location() {
+                    Some(Location::Cookie(_)) => true,
+                    Some(Location::Query(name)) => name.eq_ignore_ascii_case("token"),
+                    _ => false,
+                };
+                page_state && !crate::evidence::carries_more_than_page_state(headers, uri)
+            }
             _ => false,
         }
     }

@@ -379,6 +379,22 @@ fn find_query(query: &str) -> (Option<(&'static str, &str)>, bool) {
     (first, access_token)
 }
 
+/// Whether a request carries, besides whatever a web page carries anyway (its cookies, a
+/// `?token=` that may be a page cursor), a credential in a header or query parameter known
+/// to hold one: then optional authentication must not let it through as a guest.
+pub(crate) fn carries_more_than_page_state(headers: &HeaderMap, uri: &Uri) -> bool {
+    let header = OTHER_HEADERS.iter().any(|h| headers.contains_key(*h));
+    let query = uri.query().is_some_and(|q| {
+        cut(q, MAX_SCAN).split('&').any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            !value.is_empty()
+                && !name.eq_ignore_ascii_case("token")
+                && QUERY_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name))
+        })
+    });
+    header || query
+}
+
 /// Whether the query has an `access_token` parameter with a value.
 pub(crate) fn query_access_token(uri: &Uri) -> bool {
     uri.query().is_some_and(|q| find_query(q).1)

@@ -81,7 +81,9 @@ where
         evidence.method = Some(req.method());
         let account = self.config.account.clone();
         match authenticate(&evidence, &self.config.schemes) {
-            Decision::Rejected(failure) if self.config.passes_anonymously(&failure) => {
+            Decision::Rejected(failure)
+                if self.config.passes_anonymously(&failure, req.headers(), uri) =>
+            {
                 watch.anonymous(&failure);
                 ResponseFuture::call(inner, req, watch)
             }

@@ -528,12 +528,29 @@ async fn optional_lets_a_pages_own_cookies_and_cursors_through() {
         assert_eq!(out.status, 200, "{label}: {}", out.text());
         assert_eq!(out.json()["id"], Value::Null, "{label}: anonymous");
     }
-    let out = send(
-        optional_bearer(),
-        get("/feed?access_token=abc.def.ghi", &[]),
-    )
-    .await;
-    assert_eq!(out.status, 401, "{}", out.text());
+    // A credential beside the page's own state is refused, wherever it sits.
+    for (label, request) in [
+        ("?access_token=", get("/feed?access_token=abc.def.ghi", &[])),
+        (
+            "a cursor hiding ?access_token=",
+            get("/feed?token=p2&access_token=abc.def.ghi", &[]),
+        ),
+        ("?api_key=", get("/feed?api_key=k-123", &[])),
+        (
+            "a cursor and X-Auth-Token",
+            get("/feed?token=p2", &[("x-auth-token", "bad")]),
+        ),
+        (
+            "a site cookie and X-API-Key",
+            get(
+                "/feed",
+                &[("cookie", "session=abc"), ("x-api-key", "k-123")],
+            ),
+        ),
+    ] {
+        let out = send(optional_bearer(), request).await;
+        assert_eq!(out.status, 401, "{label}: {}", out.text());
+    }
 }
 
 /// Only page navigations are redirected: fetch, XHR, curl and API clients keep the 401.
@@ -862,17 +879,16 @@ async fn origin_scheme_counts_where_it_can_be_known() {
         let out = send(pages(sessions()), req(Method::POST, "/session", &headers)).await;
         assert_eq!(out.status, status, "{host} {origin}: {}", out.text());
     }
-    // A request whose URI names its scheme (absolute form, HTTP/2): that scheme counts.
-    let headers = [
-        ("cookie", cookie.as_str()),
-        ("origin", "http://example.test"),
-    ];
-    let out = send(
-        pages(sessions()),
-        req(Method::POST, "https://example.test/session", &headers),
-    )
-    .await;
-    assert_eq!(out.status, 403, "{}", out.text());
+    // A URI that names its scheme (absolute form, HTTP/2's `:scheme`) does not count: a
+    // proxy that ends TLS speaks `http` to the application for an https page.
+    for (uri, origin) in [
+        ("http://example.test/session", "https://example.test"),
+        ("https://example.test/session", "http://example.test"),
+    ] {
+        let headers = [("cookie", cookie.as_str()), ("origin", origin)];
+        let out = send(pages(sessions()), req(Method::POST, uri, &headers)).await;
+        assert_eq!(out.status, 200, "{uri} {origin}: {}", out.text());
+    }
 }
 
 /// Builds a layer (which may panic).
@@ -995,6 +1011,7 @@ async fn trusted_origins_pass() {
         "https://app.example",
         "https://app.example/",
         "HTTPS://APP.example/",
+        "https://app.example:443",
     ] {
         let svc = || pages(sessions().trusted_origins([configured, "https://admin.example"]));
         for origin in ["https://app.example", "https://admin.example", SELF_ORIGIN] {

@@ -157,6 +157,14 @@ impl Watch {
             // Diagnosed and logged here: an enclosing layer must not do it again.
             response = self.refusal(response);
             response.extensions_mut().insert(Handled);
+            // A kept refusal is readable by a page on an allowed origin too; what the
+            // application exposes itself stays.
+            response
+                .headers_mut()
+                .entry(http::header::ACCESS_CONTROL_EXPOSE_HEADERS)
+                .or_insert(http::HeaderValue::from_static(
+                    "WWW-Authenticate, X-Request-Id",
+                ));
         }
         let headers = response.headers_mut();
         headers
