@@ -9,6 +9,7 @@
 //! (`common::node`): it skips without them, except in CI, where it must run.
 
 mod common;
+use common::provider::node_json_within;
 use common::*;
 
 use axum::body::Body;
@@ -16,7 +17,6 @@ use http::Request;
 use http_body_util::BodyExt;
 use serde_json::json;
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
@@ -464,28 +464,13 @@ async fn serve_demo_and_page() -> ([String; 3], Vec<JoinHandle<()>>) {
 /// Runs interop/browser-check.mjs, which must succeed within five minutes (a browser start
 /// on a loaded CI machine is slow), and parses the JSON line it prints last.
 async fn browser_check(dir: &Path, chromium: &Path, args: &[&str]) -> Value {
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg("browser-check.mjs")
-        .args(args)
-        .arg("--chromium")
-        .arg(chromium)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
-        .await
-        .expect("browser-check.mjs finishes within five minutes")
-        .expect("run node browser-check.mjs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "browser-check.mjs failed ({}):\n{stderr}\n{stdout}",
-        out.status
-    );
-    let line = stdout.trim().lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("browser-check.mjs printed no JSON ({e}): {stdout}\n{stderr}"))
+    let chromium = chromium.to_str().expect("chromium's path is UTF-8");
+    let args: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--chromium", chromium])
+        .collect();
+    node_json_within(dir, "browser-check.mjs", &args, Duration::from_secs(300)).await
 }
 
 /// A fetch result of the page's `probe`: status, challenge, problem reason.

@@ -179,10 +179,15 @@ pub fn drain(mut from: impl AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<Str
 /// Runs `node SCRIPT ARGS` in `dir`, which must succeed within 90 s, and parses the JSON
 /// line it prints last.
 pub async fn node_json(dir: &Path, script: &str, args: &[&str]) -> Value {
+    node_json_within(dir, script, args, Duration::from_secs(90)).await
+}
+
+/// [`node_json`] with its own time limit.
+pub async fn node_json_within(dir: &Path, script: &str, args: &[&str], limit: Duration) -> Value {
     let run = node(dir, script, args).output();
-    let out = timeout(Duration::from_secs(90), run)
+    let out = timeout(limit, run)
         .await
-        .unwrap_or_else(|_| panic!("{script} finishes within 90 s"))
+        .unwrap_or_else(|_| panic!("{script} finishes within {limit:?}"))
         .unwrap_or_else(|e| panic!("run node {script}: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
