@@ -225,6 +225,9 @@
 mod authn;
 mod browser;
 mod challenge;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 mod config;
 mod evidence;
 mod extract;

@@ -1,0 +1,179 @@
+//! The `auth-diagnostics` command (feature `cli`). Not a library API: the binary in
+//! `src/bin/auth-diagnostics.rs` calls [`main`].
+//!
+//! Exit codes: 0 when nothing is wrong, 1 when problems were found (an expired token, a
+//! server that breaks the standards, a failed verification), 2 for a usage error (bad
+//! arguments, unreadable input).
+
+use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+mod decode;
+mod diff;
+mod explain;
+mod probe;
+
+/// Explains authentication failures from the client's side.
+#[derive(Debug, Parser)]
+#[command(name = "auth-diagnostics", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+/// How results are printed.
+#[derive(Debug, Args, Clone)]
+pub struct OutputArgs {
+    /// Print JSON for programs instead of text for people.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Colour: `auto` (when stdout is a terminal), `always` or `never`.
+    #[arg(long, global = true, default_value = "auto", value_parser = ["auto", "always", "never"])]
+    color: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode a JWT: header, claims, times in UTC and relative; with --key, verify it.
+    Decode(DecodeArgs),
+    /// Explain an HTTP response (curl -i output, a raw response, or a HAR entry).
+    Explain(ExplainArgs),
+    /// Send a small, bounded set of requests to URL and report how its answers follow the standards.
+    Probe(ProbeArgs),
+    /// The differences between two requests that matter for authentication.
+    Diff(DiffArgs),
+}
+
+/// `decode TOKEN`.
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The token, or `-` to read it from stdin.
+    pub token: String,
+    /// Verify with this key: a PEM file, a JWK or JWKS file, a JWKS URL, or an OIDC issuer URL.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Verify with an HMAC secret read from this file (never an argument: `ps` shows arguments).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Verify with an HMAC secret read from this environment variable.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// The issuer the token must name (with --key, --secret-file or --secret-env).
+    #[arg(long)]
+    pub issuer: Option<String>,
+    /// The audience the token must name (with --key, --secret-file or --secret-env).
+    #[arg(long)]
+    pub audience: Option<String>,
+}
+
+/// `explain RESPONSE`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The response: a file with `curl -i` output or a raw HTTP response, a HAR file, or `-` for stdin.
+    pub response: String,
+    /// The request that produced it: a curl command line or a raw HTTP request, in a file.
+    #[arg(long, value_name = "FILE")]
+    pub request: Option<String>,
+    /// Which entry of a HAR file (0-based; default: the last one answered 401 or 403).
+    #[arg(long)]
+    pub entry: Option<usize>,
+}
+
+/// `probe URL`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The protected URL to probe.
+    pub url: String,
+    /// A valid token, read from this environment variable: adds the checks that need one.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+    /// A valid token, read from this file.
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Seconds to wait for each answer.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Most requests per second.
+    #[arg(long, default_value_t = 5)]
+    pub rate: u32,
+}
+
+/// `diff A B`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first request: a file with a curl command line, a raw HTTP request, or a HAR file.
+    pub a: String,
+    /// The second request, in the same forms.
+    pub b: String,
+    /// Which entry of a HAR file A (0-based; default: the first).
+    #[arg(long)]
+    pub entry_a: Option<usize>,
+    /// Which entry of a HAR file B (0-based; default: the first).
+    #[arg(long)]
+    pub entry_b: Option<usize>,
+}
+
+/// Where a subcommand writes, and how.
+pub struct Out {
+    /// JSON instead of text.
+    pub json: bool,
+    /// ANSI colour in text output.
+    pub color: bool,
+}
+
+/// What a subcommand found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Nothing wrong: exit 0.
+    Fine,
+    /// Problems were found and reported: exit 1.
+    Problems,
+}
+
+/// A usage error (exit 2): bad arguments, unreadable or unparseable input.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl<T: std::fmt::Display> From<T> for UsageError {
+    fn from(e: T) -> Self {
+        Self(e.to_string())
+    }
+}
+
+/// Runs the command line and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let color = match cli.output.color.as_str() {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let out = Out {
+        json: cli.output.json,
+        color,
+    };
+    let result = match &cli.command {
+        Command::Decode(args) => decode::run(args, &out),
+        Command::Explain(args) => explain::run(args, &out),
+        Command::Probe(args) => probe::run(args, &out),
+        Command::Diff(args) => diff::run(args, &out),
+    };
+    match result {
+        Ok(Outcome::Fine) => ExitCode::SUCCESS,
+        Ok(Outcome::Problems) => ExitCode::from(1),
+        Err(UsageError(why)) => {
+            eprintln!("auth-diagnostics: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
