@@ -13,7 +13,9 @@
 //! through that issuer's discovery document), `DEMO_METRICS` (`1`: the layer's metrics in
 //! the Prometheus text format at `GET /metrics`), `DEMO_APP_ADDR` (a second listener whose
 //! page `/app`, on another origin, calls the demo from a browser; the demo's CORS allows
-//! that origin and its `localhost` spelling).
+//! that origin and its `localhost` spelling), `DEMO_REDIS_URL` (DPoP replays and last
+//! known good key sets shared through that Redis, so several demo processes behave as one),
+//! `DEMO_FINGERPRINT_KEY` (log fingerprints keyed by it: equal in every process given it).
 //!
 //! ```text
 //! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
@@ -23,8 +25,8 @@
 use auth_diagnostics::{
     AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthRequestId,
     AuthResult, BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator,
-    KeySource, OneLine, Principal, Reason, RequireScope, RequireStepUp, ResourceMetadata,
-    SessionAuthenticator, SessionCookie, StaticKey,
+    KeySource, OneLine, Principal, Reason, RedisStore, RequireScope, RequireStepUp,
+    ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey,
 };
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -57,6 +59,11 @@ pub struct DemoConfig {
     /// The address of the browser page (`/app`, [`page`]), as bound: its origin, and its
     /// `localhost` spelling, may call the demo cross-origin (CORS, with credentials).
     pub app_addr: Option<String>,
+    /// A Redis that several demo processes share: DPoP replays and last known good key
+    /// sets.
+    pub redis_url: Option<String>,
+    /// Text the log fingerprints' key is derived from: equal text, equal fingerprints.
+    pub fingerprint_key: Option<String>,
 }
 
 impl DemoConfig {
@@ -84,6 +91,8 @@ impl DemoConfig {
             metrics: set("DEMO_METRICS")
                 .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true")),
             app_addr: set("DEMO_APP_ADDR"),
+            redis_url: set("DEMO_REDIS_URL"),
+            fingerprint_key: set("DEMO_FINGERPRINT_KEY"),
         }
     }
 }
@@ -100,17 +109,36 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .leeway(Duration::from_secs(30));
     // An identity provider's keys beside the secret: fetched in the background, refreshed
     // on rotation; the issuer and audience stay the demo's.
+    // With DEMO_REDIS_URL, several demo processes are one service: DPoP proofs are used
+    // once across all of them, and one that starts while the identity provider is down
+    // serves with the key set another one fetched.
+    let redis = cfg
+        .redis_url
+        .as_deref()
+        .map(|url| RedisStore::open(url).unwrap_or_else(|e| panic!("DEMO_REDIS_URL: {e}")));
+    let shared = |source: KeySource| match &redis {
+        Some(redis) => source.shared_store(redis.clone()),
+        None => source,
+    };
     if let Some(url) = &cfg.jwks_url {
-        jwt = jwt.key_source(KeySource::jwks(url));
+        jwt = jwt.key_source(shared(KeySource::jwks(url)));
     }
     if let Some(issuer) = &cfg.oidc_issuer {
-        jwt = jwt.key_source(KeySource::discover(issuer));
+        jwt = jwt.key_source(shared(KeySource::discover(issuer)));
     }
-    let base = AuthDiagnostics::new()
+    let mut dpop = Dpop::new(jwt.clone());
+    if let Some(redis) = &redis {
+        dpop = dpop.replay_store(redis.clone());
+    }
+    let mut base = AuthDiagnostics::new()
         .realm("demo")
         .detail_mode(cfg.detail)
         // The demo's 403s to anonymous requests always mean "who are you?" (/legacy-forbidden).
         .correct_forbidden_without_credentials();
+    if let Some(text) = &cfg.fingerprint_key {
+        use sha2::{Digest, Sha256};
+        base = base.fingerprint_key(Sha256::digest(format!("demo fingerprints: {text}")));
+    }
 
     // Each scheme's layer wraps its routes only (`route_layer`): with `layer` it would wrap
     // the router's fallback too, and the last one merged would answer every unknown path
@@ -149,7 +177,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
     // RFC 9449: sender-constrained tokens, each request with its own proof.
     let dpop = Router::new()
         .route("/dpop", get(hello))
-        .route_layer(base.clone().dpop(Dpop::new(jwt.clone())));
+        .route_layer(base.clone().dpop(dpop));
     let basic = Router::new().route("/basic", get(hello)).route_layer(
         base.clone()
             .basic(BasicAuthenticator::new(check_password))
@@ -636,6 +664,15 @@ async fn main() {
         announce(
             &cfg,
             &format!("cross-origin page at http://{at}/app (DEMO_APP_ADDR)"),
+        );
+    }
+    if let Some(url) = &cfg.redis_url {
+        let shown = RedisStore::open(url)
+            .map(|r| format!("{r:?}"))
+            .unwrap_or_default();
+        announce(
+            &cfg,
+            &format!("DPoP replays and key sets shared through {shown}"),
         );
     }
     announce(

@@ -421,6 +421,25 @@ impl AuthDiagnostics {
     pub fn detail_mode(self, mode: DetailMode) -> Self {
         self.edit(|c| c.detail = mode)
     }
+
+    /// Keys the credential fingerprints in the log (`fingerprint`, `<unverified user
+    /// fp:…>`) with `key`, so one credential has one fingerprint on every replica that is
+    /// given the same key, and across restarts. Without it the key is random per process.
+    ///
+    /// The key is the process's, not this layer's: fingerprints belong to the log. A
+    /// keyed fingerprint is an HMAC-SHA256 prefix (48 bits): without the key, the log
+    /// does not help anyone test guesses of a credential. Keep the key as secret as the
+    /// logs are sensitive, and give it at least 16 random bytes.
+    ///
+    /// # Panics
+    /// When `key` is shorter than 16 bytes, or a different key was set before in this
+    /// process.
+    pub fn fingerprint_key(self, key: impl AsRef<[u8]>) -> Self {
+        if let Err(why) = crate::sanitize::set_fingerprint_key(key.as_ref()) {
+            panic!("auth-diagnostics: AuthDiagnostics::fingerprint_key: {why}");
+        }
+        self
+    }
 }
 
 impl<S> Layer<S> for AuthDiagnostics {

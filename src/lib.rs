@@ -247,6 +247,8 @@ mod log_format;
 mod metrics;
 mod problem;
 mod reason;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod request_id;
 mod resource;
 mod sanitize;
@@ -280,13 +282,15 @@ pub use hooks::{OnFailure, OnSuccess};
 pub use keys::signature_checks;
 pub use keys::{
     install_crypto_provider, FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch,
-    KeySource, StaticKey,
+    KeySetStore, KeySource, MemoryKeySetStore, StaticKey, StoreError, StoreFuture, StoredKeySet,
 };
 pub use layer::AuthDiagnostics;
 #[cfg(feature = "log-format")]
 pub use log_format::OneLine;
 pub use metrics::describe_metrics;
 pub use reason::{BearerError, DetailMode, Reason, Severity};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 pub use request_id::{AuthRequestId, X_REQUEST_ID};
 pub use resource::ResourceMetadata;
 pub use sanitize::Capped;

@@ -107,10 +107,39 @@ pub(crate) fn process_hasher() -> &'static RandomState {
     KEY.get_or_init(RandomState::new)
 }
 
+/// The configured fingerprint key (SHA-256 of what the application gave), if any.
+static FINGERPRINT_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Sets the process's fingerprint key: at least 16 bytes, once (the same key again is
+/// fine).
+pub(crate) fn set_fingerprint_key(key: &[u8]) -> Result<(), &'static str> {
+    use sha2::{Digest, Sha256};
+    if key.len() < 16 {
+        return Err("the key must have at least 16 bytes");
+    }
+    let key: [u8; 32] = Sha256::digest(key).into();
+    match *FINGERPRINT_KEY.get_or_init(|| key) == key {
+        true => Ok(()),
+        false => Err(
+            "a different key was set before in this process: fingerprints are the \
+                      process's, so every layer must be given the same key",
+        ),
+    }
+}
+
 /// A short keyed fingerprint of a credential, so one credential can be followed across
-/// log lines without the log holding anything that helps guess it. The key is random per
-/// process: fingerprints are comparable within one process's logs.
+/// log lines without the log holding anything that helps guess it. With a configured key
+/// ([`AuthDiagnostics::fingerprint_key`](crate::AuthDiagnostics::fingerprint_key)) it is
+/// an HMAC-SHA256 prefix, equal on every replica given that key; otherwise the key is
+/// random per process and fingerprints compare within one process's logs.
 pub(crate) fn fingerprint(secret: &[u8]) -> String {
+    if let Some(key) = FINGERPRINT_KEY.get() {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
+        mac.update(secret);
+        let tag = mac.finalize().into_bytes();
+        return tag[..6].iter().map(|b| format!("{b:02x}")).collect();
+    }
     let mut h = process_hasher().build_hasher();
     h.write(secret);
     format!("{:012x}", h.finish() >> 16)

@@ -11,6 +11,7 @@ mod fetch;
 mod jwk;
 mod source;
 mod static_key;
+mod store;
 
 pub(crate) use fetch::check_url;
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
@@ -18,6 +19,7 @@ pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
 pub(crate) use source::{shown_source, KeySet, Pick};
 pub use static_key::StaticKey;
+pub use store::{KeySetStore, MemoryKeySetStore, StoreError, StoreFuture, StoredKeySet};
 
 /// Signature checks made by this process: the CPU-amplification tests count them (a token
 /// costs at most one, whatever key set it meets).

@@ -9,8 +9,10 @@
 
 use super::fetch::{check_url, max_age, FetchError, FetchErrorKind, Fetched, HttpFetch};
 use super::jwk::{self, RemoteKey};
+use super::store::{public_part, source_name, KeySetStore, StoredKeySet};
 use crate::sanitize::cap;
 use crate::time::now;
+use bytes::Bytes;
 use jsonwebtoken::Algorithm;
 use serde_json::Value;
 use std::fmt;
@@ -44,6 +46,10 @@ struct Settings {
     max_wait: Duration,
     max_bytes: usize,
     max_keys: usize,
+    /// Where the last known good set is shared with other replicas.
+    store: Option<Arc<dyn KeySetStore>>,
+    /// The oldest shared set loaded.
+    max_shared_age: Duration,
 }
 
 /// Keys published by an identity provider: a JWK set URL ([`KeySource::jwks`]) or an
@@ -219,6 +225,8 @@ impl KeySource {
             max_wait: Duration::from_secs(2),
             max_bytes: 256 * 1024,
             max_keys: 64,
+            store: None,
+            max_shared_age: Duration::from_secs(24 * 3600),
         })
     }
 
@@ -318,6 +326,24 @@ impl KeySource {
     /// keys stay in use.
     pub fn max_keys(self, keys: usize) -> Self {
         self.edit(|s| s.max_keys = keys)
+    }
+
+    /// Shares the last known good key set with other replicas through `store` (a
+    /// `RedisStore` with the feature `redis`, say). A replica with no keys
+    /// reads the stored set before it asks the provider, and uses it until its own fetch
+    /// succeeds; after a failed fetch it takes a newer set a sibling stored; every
+    /// successful fetch is stored with its time. A stored set older than
+    /// [`KeySource::max_shared_age`] is not used. The store holds public key members only,
+    /// under the SHA-256 of the source's URL.
+    pub fn shared_store(self, store: impl KeySetStore) -> Self {
+        let store: Arc<dyn KeySetStore> = Arc::new(store);
+        self.edit(|s| s.store = Some(store))
+    }
+
+    /// The oldest shared key set a replica loads (default 24 hours, the longest refresh
+    /// interval): keys that old may have been rotated away, or revoked.
+    pub fn max_shared_age(self, age: Duration) -> Self {
+        self.edit(|s| s.max_shared_age = age)
     }
 
     /// Resolves once a key set has been fetched. Starts the fetching if nothing started
@@ -503,7 +529,25 @@ impl Inner {
             st.fetching = true;
             st.last_start = Some(Instant::now());
         }
-        let result = self.fetch_guarded().await;
+        if self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_none()
+        {
+            self.load_shared().await;
+        }
+        let (result, fresh) = match self.fetch_guarded().await {
+            Ok((set, ttl, body)) => {
+                let fresh = (body, set.fetched_at);
+                (Ok((set, ttl)), Some(fresh))
+            }
+            Err(e) => {
+                // A sibling may have fetched since: its set is newer than ours.
+                self.load_shared().await;
+                (Err(e), None)
+            }
+        };
         let delay = {
             let mut st = self.lock();
             st.fetching = false;
@@ -563,6 +607,9 @@ impl Inner {
             delay
         };
         self.attempts.send_modify(|n| *n += 1);
+        if let Some((body, fetched_at)) = fresh {
+            self.save_shared(&body, fetched_at).await;
+        }
         delay
     }
 
@@ -581,7 +628,7 @@ impl Inner {
 
     /// [`Inner::fetch`], with a panic (an application's `HttpFetch`, say) turned into a
     /// failed fetch.
-    async fn fetch_guarded(self: &Arc<Self>) -> Result<(KeySet, Duration), FetchError> {
+    async fn fetch_guarded(self: &Arc<Self>) -> Result<(KeySet, Duration, Bytes), FetchError> {
         let inner = self.clone();
         match tokio::spawn(async move { inner.fetch().await }).await {
             Ok(result) => result,
@@ -592,8 +639,8 @@ impl Inner {
         }
     }
 
-    /// The key set and how long to keep it.
-    async fn fetch(&self) -> Result<(KeySet, Duration), FetchError> {
+    /// The key set, how long to keep it, and the set's document.
+    async fn fetch(&self) -> Result<(KeySet, Duration, Bytes), FetchError> {
         if let Some(e) = &self.settings.url_error {
             return Err(FetchError::new(FetchErrorKind::Untrusted, e.clone()));
         }
@@ -641,6 +688,7 @@ impl Inner {
                 skipped: set.skipped,
             },
             ttl,
+            fetched.body,
         ))
     }
 
@@ -735,6 +783,93 @@ fn rfc8414_url(issuer: &str) -> String {
         true => format!("{scheme}://{host}/.well-known/oauth-authorization-server"),
         false => format!("{scheme}://{host}/.well-known/oauth-authorization-server/{path}"),
     }
+}
+
+impl Inner {
+    /// Takes the shared store's key set when it is newer than the cached one and not older
+    /// than `max_shared_age`. Store failures are logged and change nothing.
+    async fn load_shared(&self) {
+        let Some(store) = &self.settings.store else {
+            return;
+        };
+        let source = shown_source(self.url());
+        let loading = store.load(&source_name(self.url()));
+        let stored = match tokio::time::timeout(self.settings.fetch_timeout, loading).await {
+            Ok(Ok(Some(stored))) => stored,
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => return shared_store_failed(&source, "load", &e.to_string()),
+            Err(_) => return shared_store_failed(&source, "load", "no answer in time"),
+        };
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        if cached.is_some_and(|c| c.fetched_at >= stored.fetched_at) {
+            return;
+        }
+        let age = (now() - stored.fetched_at).max(0);
+        let max_age = self.settings.max_shared_age.as_secs();
+        if age.unsigned_abs() > max_age {
+            tracing::warn!(
+                target: "auth_diagnostics::keys",
+                key_source = source.as_str(),
+                shared_age_s = age,
+                max_shared_age_s = max_age,
+                "the shared key set is too old to use: {age} s, at most {max_age} s"
+            );
+            return;
+        }
+        let set = match jwk::parse(stored.jwks.as_bytes(), self.settings.max_keys) {
+            Ok(set) if !set.keys.is_empty() => set,
+            _ => return shared_store_failed(&source, "load", "the stored set holds no usable key"),
+        };
+        let set = KeySet {
+            keys: set.keys,
+            fetched_at: stored.fetched_at,
+            skipped: set.skipped,
+        };
+        tracing::info!(
+            target: "auth_diagnostics::keys",
+            key_source = source.as_str(),
+            key_ids = set.kids().as_str(),
+            shared_age_s = age,
+            "key set loaded from the shared store, fetched {age} s ago by a replica"
+        );
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        // Requests waiting for keys may go on with these.
+        self.attempts.send_modify(|n| *n += 1);
+    }
+
+    /// Stores a freshly fetched set's public part for other replicas.
+    async fn save_shared(&self, body: &[u8], fetched_at: i64) {
+        let (Some(store), Some(jwks)) = (&self.settings.store, public_part(body)) else {
+            return;
+        };
+        let set = StoredKeySet { jwks, fetched_at };
+        let ttl = self.settings.max_shared_age.as_secs().max(1);
+        let saving = store.save(&source_name(self.url()), set, ttl);
+        let source = shown_source(self.url());
+        match tokio::time::timeout(self.settings.fetch_timeout, saving).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => shared_store_failed(&source, "save", &e.to_string()),
+            Err(_) => shared_store_failed(&source, "save", "no answer in time"),
+        }
+    }
+}
+
+/// A shared key set store that failed: a WARN, since the provider and the cached keys
+/// still serve.
+fn shared_store_failed(source: &str, op: &'static str, why: &str) {
+    let why = shown(why);
+    tracing::warn!(
+        target: "auth_diagnostics::keys",
+        key_source = source,
+        store_op = op,
+        store_error = why.as_str(),
+        "the shared key set store failed to {op}: {why}; using the cached keys and the identity provider"
+    );
 }
 
 /// A URL without its query, for the log.

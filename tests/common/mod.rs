@@ -806,6 +806,8 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         oidc_issuer: None,
         metrics: false,
         app_addr: None,
+        redis_url: None,
+        fingerprint_key: None,
     }
 }
 

@@ -45,24 +45,8 @@ impl fmt::Debug for ProofId {
 }
 
 /// A store that cannot tell whether a proof was used: the request is refused with 503
-/// `dpop_replay_store_unavailable` (fail closed).
-#[derive(Debug, Clone)]
-pub struct ReplayError(String);
-
-impl ReplayError {
-    /// An error that says why, for the log.
-    pub fn new(why: impl Into<String>) -> Self {
-        Self(why.into())
-    }
-}
-
-impl fmt::Display for ReplayError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ReplayError {}
+/// `dpop_replay_store_unavailable` (fail closed). The error type of every shared store.
+pub type ReplayError = crate::keys::StoreError;
 
 /// Remembers used DPoP proofs, so each is accepted once.
 ///

@@ -1,0 +1,189 @@
+//! [`RedisStore`] (feature `redis`): DPoP replay protection and last-known-good key sets
+//! shared by several replicas through one Redis.
+
+use crate::authn::dpop::{ProofId, ReplayFuture, ReplayStore};
+use crate::keys::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+/// One Redis shared by every replica: give it to
+/// [`Dpop::replay_store`](crate::Dpop::replay_store) and to
+/// [`KeySource::shared_store`](crate::KeySource::shared_store). Clones share one
+/// connection.
+///
+/// ```no_run
+/// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource, RedisStore};
+///
+/// let redis = RedisStore::open("redis://redis.internal:6379").expect("a redis:// URL");
+/// let keys = KeySource::discover("https://login.example").shared_store(redis.clone());
+/// let tokens = JwtAuthenticator::from_source(keys).audience("orders-api");
+/// let layer = AuthDiagnostics::new()
+///     .dpop(Dpop::new(tokens).replay_store(redis))
+///     // Equal fingerprints on every replica (read the key from your secret store).
+///     .fingerprint_key(std::env::var("LOG_FINGERPRINT_KEY").expect("a key"));
+/// # let _ = layer;
+/// ```
+///
+/// - A used proof is one key, `{prefix}dpop:{hex}`, set with `SET … NX EX` (atomic: of
+///   two replicas that see one proof, one wins) and expiring when the proof could no
+///   longer be accepted anyway. It holds a hash of the proof's key and `jti`, nothing
+///   from the client.
+/// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: the set's
+///   public members and when it was fetched, expiring after the source's
+///   [`max_shared_age`](crate::KeySource::max_shared_age).
+///
+/// The connection is made on first use and re-made after a loss. Each command has a time
+/// limit (default 1 s). When Redis cannot answer, replay checks fail closed (503
+/// `dpop_replay_store_unavailable`, `Retry-After`), and key sources go on with the keys
+/// in memory and the identity provider.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: redis::Client,
+    connection: OnceCell<ConnectionManager>,
+    prefix: String,
+    timeout: Duration,
+    /// The server's address for `Debug`, without user-info.
+    shown: String,
+}
+
+impl RedisStore {
+    /// A store at `url` (`redis://[user:password@]host[:port][/db]`, or `rediss://` for
+    /// TLS), with keys under `auth-diagnostics:`. Nothing connects until first use.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url).map_err(|e| StoreError::new(e.to_string()))?;
+        let info = client.get_connection_info();
+        Ok(Self {
+            inner: Arc::new(Inner {
+                client: client.clone(),
+                connection: OnceCell::new(),
+                prefix: "auth-diagnostics:".to_owned(),
+                timeout: Duration::from_secs(1),
+                shown: format!("{:?}", info.addr()),
+            }),
+        })
+    }
+
+    /// Puts every key under `prefix` instead of `auth-diagnostics:` (several services on
+    /// one Redis, say). Call it before cloning the store.
+    ///
+    /// # Panics
+    /// On a clone.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.inner_mut().prefix = prefix.into();
+        self
+    }
+
+    /// The most a command (and a connection attempt) may take (default 1 s). Requests
+    /// that check a DPoP proof wait that long at most when Redis does not answer.
+    ///
+    /// # Panics
+    /// On a clone.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.inner_mut().timeout = timeout;
+        self
+    }
+
+    fn inner_mut(&mut self) -> &mut Inner {
+        Arc::get_mut(&mut self.inner)
+            .expect("auth-diagnostics: configure a RedisStore before cloning it")
+    }
+
+    /// Runs `cmd` within the time limit, connecting first if needed.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
+        let inner = &self.inner;
+        let run = async {
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(inner.timeout))
+                .set_response_timeout(Some(inner.timeout))
+                .set_number_of_retries(1);
+            let manager = inner
+                .connection
+                .get_or_try_init(|| {
+                    ConnectionManager::new_with_config(inner.client.clone(), config)
+                })
+                .await?;
+            cmd.query_async::<T>(&mut manager.clone()).await
+        };
+        match tokio::time::timeout(inner.timeout, run).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(StoreError::new(format!("redis at {}: {e}", inner.shown))),
+            Err(_) => Err(StoreError::new(format!(
+                "redis at {} did not answer within {:?}",
+                inner.shown, inner.timeout
+            ))),
+        }
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("addr", &self.inner.shown)
+            .field("prefix", &self.inner.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplayStore for RedisStore {
+    fn insert(&self, id: ProofId, expires_at: i64) -> ReplayFuture {
+        let store = self.clone();
+        Box::pin(async move {
+            let ttl = (expires_at - crate::time::now()).max(1);
+            let mut cmd = redis::cmd("SET");
+            let key = format!("{}dpop:{}", store.inner.prefix, id.to_hex());
+            cmd.arg(key).arg(1).arg("NX").arg("EX").arg(ttl);
+            // `OK` when it was set, nil when the key was there.
+            let set: Option<String> = store.query(cmd).await?;
+            Ok(set.is_some())
+        })
+    }
+}
+
+/// A stored key set's value: its time and the set, as JSON.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Value {
+    fetched_at: i64,
+    jwks: String,
+}
+
+impl KeySetStore for RedisStore {
+    fn load(&self, source: &str) -> StoreFuture<Option<StoredKeySet>> {
+        let store = self.clone();
+        let key = format!("{}jwks:{source}", self.inner.prefix);
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(&key);
+            let Some(text) = store.query::<Option<String>>(cmd).await? else {
+                return Ok(None);
+            };
+            let value: Value = serde_json::from_str(&text)
+                .map_err(|e| StoreError::new(format!("the stored key set is not ours: {e}")))?;
+            Ok(Some(StoredKeySet {
+                jwks: value.jwks,
+                fetched_at: value.fetched_at,
+            }))
+        })
+    }
+
+    fn save(&self, source: &str, set: StoredKeySet, ttl: u64) -> StoreFuture<()> {
+        let store = self.clone();
+        let key = format!("{}jwks:{source}", self.inner.prefix);
+        Box::pin(async move {
+            let value = Value {
+                fetched_at: set.fetched_at,
+                jwks: set.jwks,
+            };
+            let text = serde_json::to_string(&value).map_err(|e| StoreError::new(e.to_string()))?;
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(text).arg("EX").arg(ttl.max(1));
+            store.query::<()>(cmd).await
+        })
+    }
+}
