@@ -85,22 +85,42 @@ pub struct ExplainArgs {
 
 /// `probe URL`.
 #[derive(Debug, Args)]
+#[command(after_help = PROBE_HELP)]
 pub struct ProbeArgs {
-    /// The protected URL to probe.
+    /// The protected URL to probe (http or https; no credentials in it).
     pub url: String,
     /// A valid token, read from this environment variable: adds the checks that need one.
-    #[arg(long, value_name = "VAR")]
+    #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
     pub token_env: Option<String>,
     /// A valid token, read from this file.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
-    /// Seconds to wait for each answer.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for each answer (1-300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
-    /// Most requests per second.
-    #[arg(long, default_value_t = 5)]
+    /// Most requests per second (1-100).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rate: u32,
+    /// Exit 1 on warnings too (SHOULDs, and this crate's own contract such as no-store).
+    #[arg(long)]
+    pub strict: bool,
 }
+
+/// The request set of `probe`, for `--help`.
+const PROBE_HELP: &str = "\
+Requests (GET, no cookies, redirects never followed, at most 64 KiB of each body read):
+  no_credentials           nothing that authenticates
+  wrong_scheme             Authorization: Basic cHJvYmU6cHJvYmU= (probe:probe)
+  malformed_authorization  Authorization: Bearer a b
+  bare_token               Authorization: eyJhbGciOiJub25lIn0.eyJzdWIiOiJwcm9iZSJ9.
+  valid_token              with a token: Authorization: Bearer <token>
+  token_in_query           with a token: URL?access_token=<token>
+  header_and_query         with a token: both
+  metadata                 the resource_metadata document the first 401 names, if any
+
+Each check cites its rule in standards.md (R-NN). Exit 0: no check failed; 1: a check
+failed (or, with --strict, warned), or the server cannot be reached; 2: usage error.
+The token is never printed.";
 
 /// `diff A B`.
 #[derive(Debug, Args)]
