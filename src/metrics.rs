@@ -23,6 +23,8 @@ pub(crate) const SUCCESSES: &str = "auth_diagnostics_successes_total";
 pub(crate) const UPSTREAM_CORRECTIONS: &str = "auth_diagnostics_upstream_corrections_total";
 /// Key set fetches (discovery included), by outcome.
 pub(crate) const KEY_FETCHES: &str = "auth_diagnostics_key_fetches_total";
+/// Shared key set store operations (several replicas), by source, op and result.
+pub(crate) const SHARED_KEY_SETS: &str = "auth_diagnostics_shared_key_sets_total";
 /// Verified-token cache lookups, hit or miss.
 pub(crate) const TOKEN_CACHE_LOOKUPS: &str = "auth_diagnostics_token_cache_lookups_total";
 /// Verified-token cache entries evicted to stay within bounds.
@@ -89,6 +91,11 @@ mod record {
         counter!(KEY_FETCHES, "source" => source.to_owned(), "result" => result).increment(1);
     }
 
+    pub fn shared_key_set(source: &str, op: &'static str, result: &'static str) {
+        counter!(SHARED_KEY_SETS, "source" => source.to_owned(), "op" => op, "result" => result)
+            .increment(1);
+    }
+
     pub fn token_cache_lookup(scheme: &'static str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
@@ -122,6 +129,11 @@ mod record {
             KEY_FETCHES,
             Unit::Count,
             "Key set fetches, by key source and result (ok or the error kind)"
+        );
+        describe_counter!(
+            SHARED_KEY_SETS,
+            Unit::Count,
+            "Shared key set store operations, by key source, op (load or save) and result (ok, absent, too_old, unusable, error)"
         );
         describe_counter!(
             TOKEN_CACHE_LOOKUPS,
@@ -167,6 +179,7 @@ mod record {
     pub fn success(_: &'static str) {}
     pub fn upstream_correction(_: Reason, _: bool) {}
     pub fn key_fetch(_: &str, _: &'static str) {}
+    pub fn shared_key_set(_: &str, _: &'static str, _: &'static str) {}
     pub fn token_cache_lookup(_: &'static str, _: bool) {}
     pub fn token_cache_evictions(_: &'static str, _: u64) {}
     pub fn log_suppressed(_: Reason) {}

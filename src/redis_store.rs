@@ -49,7 +49,7 @@ struct Inner {
     connection: OnceCell<ConnectionManager>,
     prefix: String,
     timeout: Duration,
-    /// The server's address for `Debug`, without user-info.
+    /// The URL for `Debug` and errors, without user-info.
     shown: String,
 }
 
@@ -58,14 +58,13 @@ impl RedisStore {
     /// TLS), with keys under `auth-diagnostics:`. Nothing connects until first use.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let client = redis::Client::open(url).map_err(|e| StoreError::new(e.to_string()))?;
-        let info = client.get_connection_info();
         Ok(Self {
             inner: Arc::new(Inner {
                 client: client.clone(),
                 connection: OnceCell::new(),
                 prefix: "auth-diagnostics:".to_owned(),
                 timeout: Duration::from_secs(1),
-                shown: format!("{:?}", info.addr()),
+                shown: crate::keys::shown_source(url),
             }),
         })
     }
@@ -125,7 +124,7 @@ impl RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
-            .field("addr", &self.inner.shown)
+            .field("url", &self.inner.shown)
             .field("prefix", &self.inner.prefix)
             .finish_non_exhaustive()
     }

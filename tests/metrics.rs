@@ -46,6 +46,7 @@ const FAILURES: &str = "auth_diagnostics_failures_total";
 const SUCCESSES: &str = "auth_diagnostics_successes_total";
 const CORRECTIONS: &str = "auth_diagnostics_upstream_corrections_total";
 const KEY_FETCHES: &str = "auth_diagnostics_key_fetches_total";
+const SHARED_KEY_SETS: &str = "auth_diagnostics_shared_key_sets_total";
 const CACHE_LOOKUPS: &str = "auth_diagnostics_token_cache_lookups_total";
 const CACHE_EVICTIONS: &str = "auth_diagnostics_token_cache_evictions_total";
 const LOG_SUPPRESSED: &str = "auth_diagnostics_log_suppressed_total";
@@ -273,6 +274,7 @@ fn wrapping_a_service_describes_every_series_with_its_unit() {
             SUCCESSES,
             CORRECTIONS,
             KEY_FETCHES,
+            SHARED_KEY_SETS,
             CACHE_LOOKUPS,
             CACHE_EVICTIONS,
             LOG_SUPPRESSED,
@@ -282,7 +284,7 @@ fn wrapping_a_service_describes_every_series_with_its_unit() {
         }
         metrics::histogram!(VERIFICATION).record(0.001);
         let described = m.take().described;
-        assert_eq!(described.len(), 8, "{described:#?}");
+        assert_eq!(described.len(), 9, "{described:#?}");
         for (name, (unit, description)) in &described {
             let want = if name == VERIFICATION {
                 Unit::Seconds

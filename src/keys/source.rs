@@ -794,35 +794,60 @@ impl Inner {
         };
         let source = shown_source(self.url());
         let loading = store.load(&source_name(self.url()));
-        let stored = match tokio::time::timeout(self.settings.fetch_timeout, loading).await {
-            Ok(Ok(Some(stored))) => stored,
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => return shared_store_failed(&source, "load", &e.to_string()),
-            Err(_) => return shared_store_failed(&source, "load", "no answer in time"),
+        let outcome = match tokio::time::timeout(self.settings.fetch_timeout, loading).await {
+            Ok(Ok(Some(stored))) => self.take_shared(stored, &source),
+            Ok(Ok(None)) => Err(("absent", None)),
+            Ok(Err(e)) => Err(("error", Some(e.to_string()))),
+            Err(_) => Err(("error", Some("no answer in time".to_owned()))),
         };
+        let result = match outcome {
+            Ok(()) => "ok",
+            Err((result, why)) => {
+                if let Some(why) = why {
+                    shared_store_failed(&source, "load", &why);
+                }
+                result
+            }
+        };
+        crate::metrics::shared_key_set(&source, "load", result);
+    }
+
+    /// Uses `stored` unless the cached set is as new, or it is too old or unusable: then
+    /// the metric's result, and what to log.
+    fn take_shared(
+        &self,
+        stored: StoredKeySet,
+        source: &str,
+    ) -> Result<(), (&'static str, Option<String>)> {
         let cached = self
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         if cached.is_some_and(|c| c.fetched_at >= stored.fetched_at) {
-            return;
+            // Ours, or older than ours.
+            return Ok(());
         }
         let age = (now() - stored.fetched_at).max(0);
         let max_age = self.settings.max_shared_age.as_secs();
         if age.unsigned_abs() > max_age {
             tracing::warn!(
                 target: "auth_diagnostics::keys",
-                key_source = source.as_str(),
+                key_source = source,
                 shared_age_s = age,
                 max_shared_age_s = max_age,
                 "the shared key set is too old to use: {age} s, at most {max_age} s"
             );
-            return;
+            return Err(("too_old", None));
         }
         let set = match jwk::parse(stored.jwks.as_bytes(), self.settings.max_keys) {
             Ok(set) if !set.keys.is_empty() => set,
-            _ => return shared_store_failed(&source, "load", "the stored set holds no usable key"),
+            _ => {
+                return Err((
+                    "unusable",
+                    Some("the stored set holds no usable key".into()),
+                ))
+            }
         };
         let set = KeySet {
             keys: set.keys,
@@ -831,7 +856,7 @@ impl Inner {
         };
         tracing::info!(
             target: "auth_diagnostics::keys",
-            key_source = source.as_str(),
+            key_source = source,
             key_ids = set.kids().as_str(),
             shared_age_s = age,
             "key set loaded from the shared store, fetched {age} s ago by a replica"
@@ -840,6 +865,7 @@ impl Inner {
         self.generation.fetch_add(1, Ordering::AcqRel);
         // Requests waiting for keys may go on with these.
         self.attempts.send_modify(|n| *n += 1);
+        Ok(())
     }
 
     /// Stores a freshly fetched set's public part for other replicas.
@@ -851,11 +877,16 @@ impl Inner {
         let ttl = self.settings.max_shared_age.as_secs().max(1);
         let saving = store.save(&source_name(self.url()), set, ttl);
         let source = shown_source(self.url());
-        match tokio::time::timeout(self.settings.fetch_timeout, saving).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => shared_store_failed(&source, "save", &e.to_string()),
-            Err(_) => shared_store_failed(&source, "save", "no answer in time"),
+        let failed = match tokio::time::timeout(self.settings.fetch_timeout, saving).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(_) => Some("no answer in time".to_owned()),
+        };
+        if let Some(why) = &failed {
+            shared_store_failed(&source, "save", why);
         }
+        let result = if failed.is_some() { "error" } else { "ok" };
+        crate::metrics::shared_key_set(&source, "save", result);
     }
 }
 
@@ -872,13 +903,13 @@ fn shared_store_failed(source: &str, op: &'static str, why: &str) {
     );
 }
 
-/// A URL without its query, for the log.
 /// Text from a key set's documents or errors as a log field shows it: control, bidi and
 /// invisible characters escaped, capped.
 fn shown(text: &str) -> crate::sanitize::Capped {
     crate::sanitize::clean_text(text, 512)
 }
 
+/// A URL without its query, for the log.
 pub(crate) fn strip_query(url: &str) -> &str {
     url.split(['?', '#']).next().unwrap_or_default()
 }
