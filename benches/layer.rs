@@ -27,9 +27,16 @@
 //!   facade's calls are no-ops); `_prometheus` the same with metrics-exporter-prometheus's
 //!   recorder; `_hooks` with an `on_success` and an `on_failure` hook (a copy of the
 //!   request's head per request).
+//! - `replicas`: what sharing state costs. `dpop_memory` is `dpop/layer` (the in-memory
+//!   replay store); `dpop_redis` the same with a `RedisStore` on a loopback `redis-server`
+//!   (started for the run when one is on the PATH, else `REDIS_URL`; skipped without
+//!   either). `fingerprint_random` is a 401 for a token with a bad signature (one
+//!   fingerprint per request) with the per-process key; `fingerprint_keyed` the same after
+//!   `.fingerprint_key(..)` (HMAC-SHA256).
 
 use auth_diagnostics::{
-    AuthDiagnostics, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource, StaticKey,
+    AuthDiagnostics, Dpop, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource,
+    RedisStore, StaticKey,
 };
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -248,10 +255,29 @@ fn key_source(c: &mut Criterion) {
 #[path = "../examples/common/dpop.rs"]
 mod demo_dpop;
 
-fn dpop(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
+/// A DPoP-bound token, its authenticator, and a function that makes a request with a
+/// fresh proof.
+struct DpopSetup {
+    token: String,
+    jwk: Value,
+    jwt: JwtAuthenticator,
+    now: i64,
+}
+
+const DPOP_HTU: &str = "http://bench.local/me";
+
+impl DpopSetup {
+    fn request(&self) -> Request<Body> {
+        let proof = demo_dpop::dpop_proof("GET", DPOP_HTU, &self.token, self.now);
+        let mut r = request(Some(&format!("DPoP {}", self.token)));
+        r.headers_mut().insert("dpop", proof.parse().unwrap());
+        r.headers_mut()
+            .insert("host", "bench.local".parse().unwrap());
+        r
+    }
+}
+
+fn dpop_setup() -> DpopSetup {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -270,34 +296,39 @@ fn dpop(c: &mut Criterion) {
     let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET))
         .issuer("https://issuer.bench")
         .audience("bench");
-    let htu = "http://bench.local/me";
-    let dpop_request = |proof: String| {
-        let mut r = request(Some(&format!("DPoP {token}")));
-        r.headers_mut().insert("dpop", proof.parse().unwrap());
-        r.headers_mut()
-            .insert("host", "bench.local".parse().unwrap());
-        r
-    };
-    let proof = || demo_dpop::dpop_proof("GET", htu, &token, now);
+    DpopSetup {
+        token,
+        jwk,
+        jwt,
+        now,
+    }
+}
 
+fn dpop(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let setup = dpop_setup();
+    let (token, jwt) = (&setup.token, setup.jwt.clone());
     let mut g = c.benchmark_group("dpop");
     let bare = router();
     let token_key = DecodingKey::from_secret(SECRET);
     let mut token_rules = Validation::default();
     token_rules.set_issuer(&["https://issuer.bench"]);
     token_rules.set_audience(&["bench"]);
-    let proof_key = DecodingKey::from_jwk(&serde_json::from_value::<Jwk>(jwk).unwrap()).unwrap();
+    let proof_key =
+        DecodingKey::from_jwk(&serde_json::from_value::<Jwk>(setup.jwk.clone()).unwrap()).unwrap();
     let mut proof_rules = Validation::new(Algorithm::ES256);
     proof_rules.required_spec_claims.clear();
     proof_rules.validate_exp = false;
     proof_rules.validate_aud = false;
     g.bench_function("baseline", |b| {
         b.iter_batched(
-            || dpop_request(proof()),
+            || setup.request(),
             |req| {
                 let p = req.headers()["dpop"].to_str().unwrap();
                 black_box(decode::<Value>(p, &proof_key, &proof_rules).unwrap());
-                black_box(decode::<Value>(&token, &token_key, &token_rules).unwrap());
+                black_box(decode::<Value>(token, &token_key, &token_rules).unwrap());
                 let r = rt.block_on(bare.clone().oneshot(req)).unwrap();
                 assert_eq!(r.status(), StatusCode::OK);
             },
@@ -318,7 +349,7 @@ fn dpop(c: &mut Criterion) {
     let layered = router().layer(AuthDiagnostics::new().dpop(auth_diagnostics::Dpop::new(jwt)));
     g.bench_function("layer", |b| {
         b.iter_batched(
-            || dpop_request(proof()),
+            || setup.request(),
             |req| {
                 let r = rt.block_on(layered.clone().oneshot(req)).unwrap();
                 assert_eq!(r.status(), StatusCode::OK);
@@ -383,11 +414,109 @@ fn telemetry(c: &mut Criterion) {
     );
 }
 
+/// A `redis-server` for the run (killed when dropped), or `REDIS_URL`.
+struct BenchRedis {
+    url: String,
+    child: Option<std::process::Child>,
+}
+
+impl Drop for BenchRedis {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn bench_redis() -> Option<BenchRedis> {
+    if let Ok(url) = std::env::var("REDIS_URL") {
+        return Some(BenchRedis { url, child: None });
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = BenchRedis {
+        url: format!("redis://127.0.0.1:{port}"),
+        child: Some(child),
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(redis);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}
+
+fn replicas(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let setup = dpop_setup();
+    let mut g = c.benchmark_group("replicas");
+    let call = |app: &Router, req: Request<Body>, status: StatusCode| {
+        let r = rt.block_on(app.clone().oneshot(req)).unwrap();
+        assert_eq!(r.status(), status);
+    };
+    let memory = router().layer(AuthDiagnostics::new().dpop(Dpop::new(setup.jwt.clone())));
+    g.bench_function("dpop_memory", |b| {
+        b.iter_batched(
+            || setup.request(),
+            |req| call(&memory, req, StatusCode::OK),
+            BatchSize::SmallInput,
+        )
+    });
+    match bench_redis() {
+        Some(redis) => {
+            let store = RedisStore::open(&redis.url).unwrap();
+            let shared = router().layer(
+                AuthDiagnostics::new().dpop(Dpop::new(setup.jwt.clone()).replay_store(store)),
+            );
+            g.bench_function("dpop_redis", |b| {
+                b.iter_batched(
+                    || setup.request(),
+                    |req| call(&shared, req, StatusCode::OK),
+                    BatchSize::SmallInput,
+                )
+            });
+        }
+        None => {
+            eprintln!("replicas/dpop_redis skipped: no redis-server on the PATH and no REDIS_URL")
+        }
+    }
+    let forged = format!("Bearer {}x", token());
+    let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET))
+        .issuer("https://issuer.bench")
+        .audience("bench");
+    let layer = AuthDiagnostics::new().bearer(jwt).log_every_failure();
+    let plain = router().layer(layer.clone());
+    let bad = || request(Some(&forged));
+    g.bench_function("fingerprint_random", |b| {
+        b.iter(|| call(&plain, bad(), StatusCode::UNAUTHORIZED))
+    });
+    // The key is the process's: from here on every fingerprint is keyed.
+    let keyed = router().layer(layer.fingerprint_key([7u8; 32]));
+    g.bench_function("fingerprint_keyed", |b| {
+        b.iter(|| call(&keyed, bad(), StatusCode::UNAUTHORIZED))
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = layer;
     config = Criterion::default()
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = benches, key_source, dpop, telemetry
+    targets = benches, key_source, dpop, telemetry, replicas
 }
 criterion_main!(layer);
