@@ -89,6 +89,11 @@ impl RedisStore {
         self
     }
 
+    /// The store's URL without user-info (for a start-up line).
+    pub fn url(&self) -> &str {
+        &self.inner.shown
+    }
+
     fn inner_mut(&mut self) -> &mut Inner {
         Arc::get_mut(&mut self.inner)
             .expect("auth-diagnostics: configure a RedisStore before cloning it")
