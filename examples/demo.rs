@@ -668,11 +668,11 @@ async fn main() {
     }
     if let Some(url) = &cfg.redis_url {
         let shown = RedisStore::open(url)
-            .map(|r| format!("{r:?}"))
+            .map(|r| r.url().to_owned())
             .unwrap_or_default();
         announce(
             &cfg,
-            &format!("DPoP replays and key sets shared through {shown}"),
+            &format!("DPoP replays and key sets shared through Redis at {shown}"),
         );
     }
     announce(
