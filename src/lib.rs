@@ -50,6 +50,11 @@
 //!   decoded credential to the application's [`Verify`] hook (any async closure).
 //! - [`Dpop`] accepts sender-constrained tokens (RFC 9449): every proof check has its own
 //!   reason, used proofs go to a [`ReplayStore`] ([`MemoryReplayStore`] by default).
+//! - Several replicas share state through `RedisStore` (feature `redis`): DPoP replays,
+//!   and the last known good key set of each [`KeySource`]
+//!   ([`shared_store`](KeySource::shared_store), a [`KeySetStore`]);
+//!   [`fingerprint_key`](AuthDiagnostics::fingerprint_key) makes log fingerprints equal
+//!   across them.
 //! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
 //!   `insufficient_scope` with the `scope` the route needs;
 //!   [`require_scope`](AuthDiagnostics::require_scope) requires them of every request of a
@@ -84,7 +89,8 @@
 //!
 //! Fields: `reason`, `client_reason`, `status`, `request_id`, `method`, `path` (never the
 //! query), `scheme_expected`, `scheme_received`, `location`, `fingerprint` (a keyed hash
-//! prefix of the credential, comparable within one process), and for tokens `alg`, `kid`,
+//! prefix of the credential, comparable within one process, or across processes given one
+//! [`fingerprint_key`](AuthDiagnostics::fingerprint_key)), and for tokens `alg`, `kid`,
 //! `typ`, `iss`, `aud`, `sub`, `exp` with `signature_verified` telling whether the token's
 //! signature checked out (when `false`, they are only what the client claims); plus
 //! `expected_iss`, `expected_aud`, `claim`, `scope`, `check`, `user`, `hint`, `hints` (stable
