@@ -1,9 +1,531 @@
-//! `auth-diagnostics decode`.
+//! `auth-diagnostics decode`: a JWT's header and claims, its times in UTC and relative,
+//! and, with a key or secret, the exact reason the crate's verifier gives.
+//!
+//! The token never leaves the machine: with a JWK set URL or an issuer URL only the keys
+//! (and the discovery document) are fetched. The signature is never printed.
+//!
+//! `--json` prints one object:
+//! - `header`: the JOSE header (object); `claims`: the payload (object);
+//! - `typ`: header `typ` or null; `scopes`: the `scope`/`scp` claim as an array;
+//!   `cnf`: the `cnf` claim or null;
+//! - `times`: for each of `exp`, `nbf`, `iat` present, `{epoch, utc, relative, state}`
+//!   where `state` is `expired`/`valid`/`not_yet_valid`/`issued`/`issued_in_future`;
+//! - `expired`, `not_yet_valid`: booleans at the time of the run (no leeway);
+//! - `fingerprint`: `sha256:` and 8 hex digits of the token, to tell tokens apart;
+//! - `verification`: null without a key, else `{verified, reason, title, detail, hint,
+//!   key}` (`reason` a crate reason code, null when verified);
+//! - `ok`: whether the exit code is 0.
 
+use super::input::{fingerprint, paint, print_json, read_text};
 use super::{DecodeArgs, Out, Outcome, UsageError};
+use crate::time::{human_duration, now, rfc3339};
+use crate::{JwtAuthenticator, KeySource, Reason, StaticKey};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::{json, Map, Value};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A token taken apart, nothing verified.
+pub(crate) struct Decoded {
+    /// The JOSE header.
+    pub header: Map<String, Value>,
+    /// The claims.
+    pub claims: Map<String, Value>,
+}
+
+/// Takes a compact JWS apart: three base64url segments, header and payload JSON objects.
+/// The error says in plain words what is wrong.
+pub(crate) fn decode_unverified(token: &str) -> Result<Decoded, String> {
+    let parts: Vec<&str> = token.split('.').collect();
+    match parts.len() {
+        3 => {}
+        5 => {
+            return Err(
+                "this is a JWE (an encrypted token, five segments): only the party \
+                        holding its decryption key can read it"
+                    .into(),
+            )
+        }
+        n => {
+            return Err(format!(
+                "not a JWT: a JWT is three base64url segments separated by dots, this has {n} \
+                 segment{}",
+                if n == 1 { "" } else { "s" }
+            ))
+        }
+    }
+    let segment = |i: usize, name: &str| -> Result<Map<String, Value>, String> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(parts[i].trim_end_matches('='))
+            .map_err(|_| format!("the {name} segment is not base64url"))?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(map),
+            Ok(_) => Err(format!("the {name} is JSON but not an object")),
+            Err(_) => Err(format!("the {name} segment is not JSON")),
+        }
+    };
+    Ok(Decoded {
+        header: segment(0, "header")?,
+        claims: segment(1, "payload")?,
+    })
+}
+
+/// The token from the argument or stdin, without a pasted `Authorization: Bearer ` prefix.
+fn read_token(arg: &str) -> Result<String, UsageError> {
+    let raw = if arg == "-" {
+        read_text("-")?
+    } else {
+        arg.to_owned()
+    };
+    let mut t = raw.trim();
+    for prefix in ["authorization:", "bearer ", "dpop "] {
+        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+            t = t[prefix.len()..].trim();
+        }
+    }
+    if t.is_empty() {
+        return Err(UsageError("no token given".into()));
+    }
+    if t.len() > crate::jws::MAX_TOKEN * 4 {
+        return Err(UsageError("the token is too long to be a JWT".into()));
+    }
+    Ok(t.to_owned())
+}
 
 /// Runs `decode`.
 pub(crate) fn run(args: &DecodeArgs, out: &Out) -> Result<Outcome, UsageError> {
-    let _ = (args, out);
-    Err(UsageError("not built yet".into()))
+    let token = read_token(&args.token)?;
+    let decoded = decode_unverified(&token).map_err(UsageError)?;
+    let now = now();
+    let times = times(&decoded.claims, now);
+    let expired = times.iter().any(|t| t.state == "expired");
+    let not_yet = times.iter().any(|t| t.state == "not_yet_valid");
+    let verification = verify(args, &token, &decoded)?;
+    let verified_ok = verification.as_ref().is_none_or(|v| v.reason.is_none());
+    let ok = !expired && !not_yet && verified_ok;
+    let report = Report {
+        decoded: &decoded,
+        times,
+        verification,
+        fingerprint: fingerprint(&token),
+        now,
+    };
+    if out.json {
+        print_json(&report.json(ok));
+    } else {
+        report.print(out.color);
+    }
+    Ok(if ok { Outcome::Fine } else { Outcome::Problems })
+}
+
+/// One of `exp`, `nbf`, `iat`, read against now.
+struct Time {
+    name: &'static str,
+    epoch: i64,
+    state: &'static str,
+    relative: String,
+}
+
+fn times(claims: &Map<String, Value>, now: i64) -> Vec<Time> {
+    let mut out = Vec::new();
+    for name in ["exp", "nbf", "iat"] {
+        let Some(epoch) = claims.get(name).and_then(crate::jws::numeric_date) else {
+            continue;
+        };
+        let past = human_duration(now.saturating_sub(epoch).max(0) as u64);
+        let future = human_duration(epoch.saturating_sub(now).max(0) as u64);
+        let (state, relative) = match name {
+            "exp" if epoch <= now => ("expired", format!("expired {past} ago")),
+            "exp" => ("valid", format!("valid for {future}")),
+            "nbf" if epoch > now => ("not_yet_valid", format!("not valid for another {future}")),
+            "nbf" => ("valid", format!("valid since {past} ago")),
+            _ if epoch > now => (
+                "issued_in_future",
+                format!("issued {future} in the future (clock skew?)"),
+            ),
+            _ => ("issued", format!("issued {past} ago")),
+        };
+        out.push(Time {
+            name,
+            epoch,
+            state,
+            relative,
+        });
+    }
+    out
+}
+
+/// The scopes a token carries: `scope` (space-separated) or `scp` (array or string).
+pub(crate) fn scopes(claims: &Map<String, Value>) -> Vec<String> {
+    match claims.get("scope").or_else(|| claims.get("scp")) {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// What verification said.
+struct Verification {
+    /// `None` when the token verified.
+    reason: Option<Reason>,
+    detail: Option<String>,
+    key: String,
+}
+
+/// Verifies with `--key`, `--secret-file` or `--secret-env`, when one is given.
+fn verify(
+    args: &DecodeArgs,
+    token: &str,
+    decoded: &Decoded,
+) -> Result<Option<Verification>, UsageError> {
+    let given = [
+        args.key.is_some(),
+        args.secret_file.is_some(),
+        args.secret_env.is_some(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        0 => {
+            if args.issuer.is_some() || args.audience.is_some() {
+                return Err(UsageError(
+                    "--issuer and --audience need --key, --secret-file or --secret-env".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        1 => {}
+        _ => {
+            return Err(UsageError(
+                "give one of --key, --secret-file and --secret-env".into(),
+            ))
+        }
+    }
+    let token_alg = decoded.header.get("alg").and_then(Value::as_str);
+    let token_alg = token_alg.and_then(|a| Algorithm::from_str(a).ok());
+    let (jwt, key) = authenticator(args, token_alg, decoded)?;
+    let mut jwt = match &args.audience {
+        Some(aud) => jwt.audience(aud.clone()),
+        None => jwt.accept_any_audience(),
+    };
+    if let Some(iss) = &args.issuer {
+        jwt = jwt.issuer(iss.clone());
+    }
+    wait_for_keys(&jwt)?;
+    Ok(Some(match jwt.verify(token) {
+        Ok(_) => Verification {
+            reason: None,
+            detail: None,
+            key,
+        },
+        Err(f) => Verification {
+            reason: Some(f.reason()),
+            detail: f.detail_text().map(str::to_owned),
+            key,
+        },
+    }))
+}
+
+/// Fetches the keys of a key source (at most 10 s); static keys need nothing.
+fn wait_for_keys(jwt: &JwtAuthenticator) -> Result<(), UsageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(async {
+        let _ = tokio::time::timeout(Duration::from_secs(10), jwt.ready()).await;
+    });
+    Ok(())
+}
+
+/// The authenticator for the key the user named, and a description of that key.
+fn authenticator(
+    args: &DecodeArgs,
+    token_alg: Option<Algorithm>,
+    decoded: &Decoded,
+) -> Result<(JwtAuthenticator, String), UsageError> {
+    if let Some(secret) = read_secret(args)? {
+        let alg = pick_alg(HMAC, token_alg);
+        let key = StaticKey::new(DecodingKey::from_secret(secret.as_bytes()), alg);
+        return Ok((JwtAuthenticator::new(key), format!("HMAC secret ({alg:?})")));
+    }
+    let spec = args.key.as_deref().unwrap_or_default();
+    if spec.starts_with("https://") || spec.starts_with("http://") {
+        return Ok(remote(spec, args, decoded));
+    }
+    let text = read_text(spec)?;
+    let keys = if text.contains("-----BEGIN") {
+        vec![pem_key(&text, token_alg)?]
+    } else {
+        jwk_keys(&text, token_alg)?
+    };
+    let mut iter = keys.into_iter();
+    let first = iter
+        .next()
+        .ok_or_else(|| UsageError(format!("{spec}: no usable key")))?;
+    let jwt = iter.fold(JwtAuthenticator::new(first), JwtAuthenticator::key);
+    Ok((jwt, format!("key file {spec}")))
+}
+
+/// A JWK set URL (a path naming `jwks` or ending `.json`) or an issuer to discover.
+fn remote(spec: &str, args: &DecodeArgs, decoded: &Decoded) -> (JwtAuthenticator, String) {
+    let looks_jwks = spec.contains("jwks") || spec.ends_with(".json") || spec.contains("/certs");
+    if looks_jwks {
+        let source = KeySource::jwks(spec).allow_http();
+        let mut jwt = JwtAuthenticator::from_source(source);
+        if args.issuer.is_none() {
+            // The keys belong to whichever issuer the user means; without --issuer, the
+            // token's own `iss` (so only the signature decides).
+            let iss = decoded.claims.get("iss").and_then(Value::as_str);
+            jwt = jwt.issuer(iss.unwrap_or("(the token names no issuer)"));
+        }
+        return (jwt, format!("JWK set {spec}"));
+    }
+    let issuer = spec
+        .trim_end_matches("/.well-known/openid-configuration")
+        .to_owned();
+    let source = KeySource::discover(issuer.clone()).allow_http();
+    (
+        JwtAuthenticator::from_source(source),
+        format!("issuer {issuer} (discovery)"),
+    )
+}
+
+/// The HMAC secret from `--secret-file` (trailing newline dropped) or `--secret-env`.
+fn read_secret(args: &DecodeArgs) -> Result<Option<String>, UsageError> {
+    if let Some(path) = &args.secret_file {
+        let text = read_text(&path.to_string_lossy())?;
+        return Ok(Some(text.trim_end_matches(['\r', '\n']).to_owned()));
+    }
+    if let Some(var) = &args.secret_env {
+        let value = std::env::var(var)
+            .map_err(|_| UsageError(format!("environment variable {var} is not set")))?;
+        if value.is_empty() {
+            return Err(UsageError(format!("environment variable {var} is empty")));
+        }
+        return Ok(Some(value));
+    }
+    Ok(None)
+}
+
+const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
+const RSA: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+];
+const EC: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
+const ED: &[Algorithm] = &[Algorithm::EdDSA];
+
+/// The token's algorithm when the key can verify it, else the key's first: a key never
+/// verifies another family's algorithm (the verifier then names `token_algorithm_rejected`).
+fn pick_alg(family: &[Algorithm], token_alg: Option<Algorithm>) -> Algorithm {
+    token_alg
+        .filter(|a| family.contains(a))
+        .unwrap_or(family[0])
+}
+
+fn pem_key(text: &str, token_alg: Option<Algorithm>) -> Result<StaticKey, UsageError> {
+    let b = text.as_bytes();
+    let (key, family) = if let Ok(k) = DecodingKey::from_rsa_pem(b) {
+        (k, RSA)
+    } else if let Ok(k) = DecodingKey::from_ec_pem(b) {
+        (k, EC)
+    } else if let Ok(k) = DecodingKey::from_ed_pem(b) {
+        (k, ED)
+    } else {
+        return Err(UsageError(
+            "the PEM file holds no RSA, EC or Ed25519 public key (a certificate or a private \
+             key is not read: give the public key)"
+                .into(),
+        ));
+    };
+    Ok(StaticKey::new(key, pick_alg(family, token_alg)))
+}
+
+/// The keys of a JWK or JWK set file; keys this verifier cannot read are skipped.
+fn jwk_keys(text: &str, token_alg: Option<Algorithm>) -> Result<Vec<StaticKey>, UsageError> {
+    let doc: Value = serde_json::from_str(text)
+        .map_err(|e| UsageError(format!("the key file is neither PEM nor JSON: {e}")))?;
+    let list = match doc.get("keys") {
+        Some(Value::Array(keys)) => keys.clone(),
+        _ => vec![doc],
+    };
+    let mut out = Vec::new();
+    for v in list {
+        let Ok(jwk) = serde_json::from_value::<Jwk>(v.clone()) else {
+            continue;
+        };
+        let Ok(key) = DecodingKey::from_jwk(&jwk) else {
+            continue;
+        };
+        let family = match v.get("kty").and_then(Value::as_str) {
+            Some("RSA") => RSA,
+            Some("EC") if v.get("crv").and_then(Value::as_str) == Some("P-384") => &EC[1..],
+            Some("EC") => &EC[..1],
+            Some("OKP") => ED,
+            _ => HMAC,
+        };
+        let declared = v.get("alg").and_then(Value::as_str);
+        let alg = declared
+            .and_then(|a| Algorithm::from_str(a).ok())
+            .unwrap_or_else(|| pick_alg(family, token_alg));
+        let mut key = StaticKey::new(key, alg);
+        if let Some(kid) = v.get("kid").and_then(Value::as_str) {
+            key = key.with_kid(kid);
+        }
+        out.push(key);
+    }
+    if out.is_empty() {
+        return Err(UsageError("the key file holds no usable JWK".into()));
+    }
+    Ok(out)
+}
+
+/// Everything `decode` shows.
+struct Report<'a> {
+    decoded: &'a Decoded,
+    times: Vec<Time>,
+    verification: Option<Verification>,
+    fingerprint: String,
+    now: i64,
+}
+
+impl Report<'_> {
+    fn json(&self, ok: bool) -> Value {
+        let c = &self.decoded.claims;
+        let times: Map<String, Value> = self
+            .times
+            .iter()
+            .map(|t| {
+                let v = json!({"epoch": t.epoch, "utc": rfc3339(t.epoch),
+                    "relative": t.relative, "state": t.state});
+                (t.name.to_owned(), v)
+            })
+            .collect();
+        let verification = self.verification.as_ref().map(|v| {
+            json!({
+                "verified": v.reason.is_none(),
+                "reason": v.reason.map(Reason::code),
+                "title": v.reason.map(Reason::title),
+                "detail": v.detail,
+                "hint": v.reason.map(Reason::hint),
+                "key": v.key,
+            })
+        });
+        json!({
+            "header": self.decoded.header,
+            "claims": c,
+            "typ": self.decoded.header.get("typ"),
+            "scopes": scopes(c),
+            "cnf": c.get("cnf"),
+            "times": times,
+            "expired": self.times.iter().any(|t| t.state == "expired"),
+            "not_yet_valid": self.times.iter().any(|t| t.state == "not_yet_valid"),
+            "fingerprint": self.fingerprint,
+            "verification": verification,
+            "ok": ok,
+        })
+    }
+
+    fn print(&self, color: bool) {
+        let bold = |t: &str| paint(color, "1", t);
+        let pretty = |m: &Map<String, Value>| {
+            serde_json::to_string_pretty(m)
+                .unwrap_or_default()
+                .replace('\n', "\n  ")
+        };
+        println!("{}  ({})", bold("Header"), self.fingerprint);
+        println!("  {}", pretty(&self.decoded.header));
+        println!("{}", bold("Claims"));
+        println!("  {}", pretty(&self.decoded.claims));
+        self.print_facts(color);
+        self.print_times(color);
+        self.print_verification(color);
+    }
+
+    fn print_facts(&self, color: bool) {
+        let c = &self.decoded.claims;
+        let typ = self.decoded.header.get("typ").and_then(Value::as_str);
+        println!(
+            "{}  {}",
+            paint(color, "1", "Type"),
+            typ.unwrap_or("(no typ header: a plain JWT)")
+        );
+        let scopes = scopes(c);
+        if !scopes.is_empty() {
+            println!("{}  {}", paint(color, "1", "Scopes"), scopes.join(" "));
+        }
+        if let Some(cnf) = c.get("cnf") {
+            let bound = if cnf.get("jkt").is_some() {
+                "bound to a DPoP key (cnf.jkt): send it with a DPoP proof, scheme DPoP"
+            } else if cnf.get("x5t#S256").is_some() {
+                "bound to a client certificate (cnf.x5t#S256): send it over mutual TLS"
+            } else {
+                "bound to a key (cnf)"
+            };
+            println!("{}  {bound}", paint(color, "1", "Binding"));
+        }
+    }
+
+    fn print_times(&self, color: bool) {
+        if self.times.is_empty() {
+            println!(
+                "{}  none (no exp: the token never expires)",
+                paint(color, "1", "Times")
+            );
+            return;
+        }
+        println!(
+            "{}  (now {})",
+            paint(color, "1", "Times"),
+            rfc3339(self.now)
+        );
+        for t in &self.times {
+            let code = match t.state {
+                "expired" | "not_yet_valid" | "issued_in_future" => "31",
+                _ => "32",
+            };
+            let rel = paint(color, code, &t.relative);
+            println!("  {}  {}  {rel}", t.name, rfc3339(t.epoch));
+        }
+    }
+
+    fn print_verification(&self, color: bool) {
+        let Some(v) = &self.verification else {
+            println!(
+                "{}",
+                paint(
+                    color,
+                    "2",
+                    "Not verified (give --key, --secret-file or --secret-env to check the signature)"
+                )
+            );
+            return;
+        };
+        match v.reason {
+            None => println!("{}  with {}", paint(color, "32", "Verified"), v.key),
+            Some(r) => {
+                let head = format!("Verification failed: {}", r.code());
+                println!(
+                    "{}  ({}, with {})",
+                    paint(color, "31", &head),
+                    r.title(),
+                    v.key
+                );
+                if let Some(d) = &v.detail {
+                    println!("  {d}");
+                }
+                println!("  Fix: {}", r.hint());
+            }
+        }
+    }
 }

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod decode;
 mod diff;
 mod explain;
+mod input;
 mod probe;
 
 /// Explains authentication failures from the client's side.
