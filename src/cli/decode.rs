@@ -82,7 +82,9 @@ fn read_token(arg: &str) -> Result<String, UsageError> {
     };
     let mut t = raw.trim();
     for prefix in ["authorization:", "bearer ", "dpop "] {
-        if t.len() >= prefix.len() && t[..prefix.len()].eq_ignore_ascii_case(prefix) {
+        if t.get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        {
             t = t[prefix.len()..].trim();
         }
     }

@@ -164,10 +164,10 @@ impl Credential {
         let now = now();
         let date = |n: &str| d.claims.get(n).and_then(crate::jws::numeric_date);
         if let Some(exp) = date("exp").filter(|e| *e <= now) {
-            let ago = human_duration((now - exp) as u64);
+            let ago = human_duration(now.saturating_sub(exp).max(0) as u64);
             self.token_state = Some(format!("expired {ago} ago"));
         } else if let Some(nbf) = date("nbf").filter(|n| *n > now) {
-            let wait = human_duration((nbf - now) as u64);
+            let wait = human_duration(nbf.saturating_sub(now).max(0) as u64);
             self.token_state = Some(format!("is not valid for another {wait}"));
         }
         self.jwt = Some((d.header, d.claims));

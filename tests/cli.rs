@@ -1,0 +1,708 @@
+//! `auth-diagnostics decode`, `explain` and `diff`: the real binary, as a user runs it.
+//! What a person sees (text, exit code) and what a program reads (`--json` fields); no
+//! token, secret, password or cookie value ever printed; bad input exits 2, never panics.
+
+use jsonwebtoken::{encode, EncodingKey, Header};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SECRET: &str = "cli-test-secret-7f3e";
+const ISSUER: &str = "https://issuer.cli.test";
+
+/// What the command printed, and its exit code.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+
+    #[track_caller]
+    fn never_shows(&self, secret: &str) {
+        assert!(
+            !self.stdout.contains(secret),
+            "stdout shows a secret: {}",
+            self.stdout
+        );
+        assert!(
+            !self.stderr.contains(secret),
+            "stderr shows a secret: {}",
+            self.stderr
+        );
+    }
+}
+
+/// Runs the binary with `args`, `env` and `stdin`; colour off (stdout is a pipe anyway).
+fn run_with(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_auth-diagnostics"));
+    cmd.args(args)
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("the binary runs");
+    let mut input = child.stdin.take().unwrap();
+    let _ = input.write_all(stdin);
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let run = Run {
+        code: out.status.code().expect("exited, not killed"),
+        stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!run.stderr.contains("panicked"), "panic: {}", run.stderr);
+    assert!(
+        !run.stdout.contains('\x1b'),
+        "colour on a pipe: {}",
+        run.stdout
+    );
+    run
+}
+
+fn run(args: &[&str]) -> Run {
+    run_with(args, &[], b"")
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/cli/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A file in a fresh temporary directory.
+fn temp(name: &str, bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("ad-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path: PathBuf = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// An HS256 token with `claims` over sensible defaults.
+fn mint(secret: &str, claims: Value) -> String {
+    let mut all = json!({"iss": ISSUER, "aud": "cli-api", "sub": "alice", "iat": now(),
+                         "exp": now() + 3600});
+    for (k, v) in claims.as_object().unwrap() {
+        all[k] = v.clone();
+    }
+    let header = Header {
+        typ: Some("at+jwt".into()),
+        ..Header::default()
+    };
+    encode(&header, &all, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+}
+
+fn signature(token: &str) -> &str {
+    token.rsplit('.').next().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// decode
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn decode_expired_token_says_how_long_ago_and_exits_1() {
+    let token = mint(SECRET, json!({"exp": now() - (3 * 3600 + 2 * 60 + 5)}));
+    let r = run(&["decode", &token]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("expired 3h 2m ago"), "{}", r.stdout);
+    assert!(r.stdout.contains("\"sub\": \"alice\""), "{}", r.stdout);
+    assert!(r.stdout.contains("at+jwt"));
+    assert!(r.stdout.contains("Not verified"));
+    // The token and its signature are never printed, only the decoded parts.
+    r.never_shows(&token);
+    r.never_shows(signature(&token));
+}
+
+#[test]
+fn decode_json_has_times_scopes_type_and_binding() {
+    let token = mint(
+        SECRET,
+        json!({"exp": now() + 54 * 60 + 30, "scope": "orders:read admin",
+               "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}),
+    );
+    let r = run(&["decode", "--json", &token]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = r.json();
+    let rel = v["times"]["exp"]["relative"].as_str().unwrap();
+    assert!(rel.starts_with("valid for 54m"), "{rel}");
+    assert_eq!(v["times"]["exp"]["state"], "valid");
+    assert!(v["times"]["exp"]["utc"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(v["times"]["iat"]["state"], "issued");
+    assert_eq!(v["scopes"], json!(["orders:read", "admin"]));
+    assert_eq!(v["typ"], "at+jwt");
+    assert_eq!(v["header"]["alg"], "HS256");
+    assert_eq!(v["claims"]["sub"], "alice");
+    assert!(v["cnf"]["jkt"].is_string());
+    assert_eq!(
+        (v["expired"].clone(), v["ok"].clone()),
+        (json!(false), json!(true))
+    );
+    assert!(v["verification"].is_null());
+    assert!(v["fingerprint"].as_str().unwrap().starts_with("sha256:"));
+    r.never_shows(signature(&token));
+}
+
+#[test]
+fn decode_not_yet_valid_exits_1() {
+    let token = mint(SECRET, json!({"nbf": now() + 7230}));
+    let r = run(&["decode", "--json", &token]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["not_yet_valid"], true);
+    assert!(r.json()["times"]["nbf"]["relative"]
+        .as_str()
+        .unwrap()
+        .starts_with("not valid for another 2h 0m"));
+}
+
+/// `decode --json --secret-env S TOKEN [more]` with S set to `secret`.
+fn verify(token: &str, secret: &str, more: &[&str]) -> Run {
+    let mut args = vec!["decode", "--json", "--secret-env", "AD_TEST_SECRET"];
+    args.extend_from_slice(more);
+    args.push(token);
+    let r = run_with(&args, &[("AD_TEST_SECRET", secret)], b"");
+    r.never_shows(secret);
+    r.never_shows(signature(token));
+    r
+}
+
+#[test]
+fn decode_verifies_with_a_secret_and_names_the_crate_reason() {
+    let good = mint(SECRET, json!({}));
+    let r = verify(
+        &good,
+        SECRET,
+        &["--issuer", ISSUER, "--audience", "cli-api"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(r.json()["verification"]["verified"], true);
+    assert!(r.json()["verification"]["reason"].is_null());
+
+    let expired = mint(SECRET, json!({"exp": now() - 3600}));
+    let r = verify(&expired, SECRET, &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["verification"]["reason"], "token_expired");
+    assert!(r.json()["verification"]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("fresh token"));
+
+    let r = verify(&good, "another-secret-entirely", &[]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.json()["verification"]["reason"],
+        "token_signature_invalid"
+    );
+
+    let r = verify(&good, SECRET, &["--issuer", "https://elsewhere.test"]);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["verification"]["reason"], "token_issuer_mismatch");
+
+    let r = verify(&good, SECRET, &["--audience", "other-api"]);
+    assert_eq!(
+        r.json()["verification"]["reason"],
+        "token_audience_mismatch"
+    );
+}
+
+#[test]
+fn decode_text_names_the_failure_and_the_fix() {
+    let expired = mint(SECRET, json!({"exp": now() - 600}));
+    let r = run_with(
+        &["decode", "--secret-env", "AD_TEST_SECRET", &expired],
+        &[("AD_TEST_SECRET", SECRET)],
+        b"",
+    );
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("Verification failed: token_expired"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Fix: "));
+    r.never_shows(SECRET);
+}
+
+#[test]
+fn decode_reads_the_secret_from_a_file_and_the_token_from_stdin() {
+    let file = temp("secret.txt", format!("{SECRET}\n").as_bytes());
+    let token = mint(SECRET, json!({}));
+    let stdin = format!("Authorization: Bearer {token}\n");
+    let r = run_with(
+        &["decode", "--json", "--secret-file", &file, "-"],
+        &[],
+        stdin.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verification"]["verified"], true);
+    r.never_shows(SECRET);
+}
+
+#[test]
+fn decode_verifies_with_a_pem_public_key() {
+    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
+    let claims = json!({"iss": ISSUER, "aud": "cli-api", "exp": now() + 600});
+    let header = Header::new(jsonwebtoken::Algorithm::RS256);
+    let token = encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap();
+    let public = format!("{dir}/rsa_public.pem");
+    let r = run(&["decode", "--json", "--key", &public, &token]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verification"]["verified"], true);
+    // Another family's key: the algorithm is refused, not a bad signature.
+    let ec = format!("{dir}/ec256_public.pem");
+    let r = run(&["decode", "--json", "--key", &ec, &token]);
+    assert_eq!(
+        r.json()["verification"]["reason"],
+        "token_algorithm_rejected"
+    );
+}
+
+#[test]
+fn decode_refuses_what_is_not_a_jwt_with_exit_2() {
+    let r = run(&["decode", "not-a-token"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not a JWT"), "{}", r.stderr);
+    let r = run(&["decode", "eyJ!!!.eyJ.sig"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not base64url"), "{}", r.stderr);
+    let r = run(&["decode", "a.b.c.d.e"]);
+    assert!(r.stderr.contains("JWE"), "{}", r.stderr);
+    let r = run_with(&["decode", "-"], &[], b"\xff\xfe\x00garbage");
+    assert_eq!(r.code, 2);
+    let r = run_with(&["decode", "-"], &[], b"");
+    assert_eq!(r.code, 2);
+    let r = run(&[
+        "decode",
+        "--secret-env",
+        "AD_UNSET_VARIABLE_X",
+        &mint(SECRET, json!({})),
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("not set"));
+}
+
+// ---------------------------------------------------------------------------------------
+// explain
+// ---------------------------------------------------------------------------------------
+
+fn ids(v: &Value) -> Vec<String> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn explain_an_expired_token_from_the_demo() {
+    let r = run(&["explain", &fixture("demo_me_expired.txt")]);
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stdout.contains("HTTP/1.1 401 Unauthorized"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Reason: token_expired"));
+    assert!(r.stdout.contains("a Bearer token"));
+    assert!(r.stdout.contains("Obtain a fresh token"));
+    assert!(r.stdout.contains("No standards violation found"));
+    let v = run(&["explain", "--json", &fixture("demo_me_expired.txt")]).json();
+    assert_eq!(v["status"], 401);
+    assert_eq!(v["reason"], "token_expired");
+    assert_eq!(v["reason_known"], true);
+    assert_eq!(v["challenges"][0]["scheme"], "Bearer");
+    assert_eq!(v["challenges"][0]["params"]["error"], "invalid_token");
+    assert_eq!(v["problem"]["status"], 401);
+    assert!(ids(&v).is_empty(), "{v}");
+    assert_eq!(v["ok"], false);
+}
+
+#[test]
+fn explain_with_the_request_says_what_was_sent_without_the_token() {
+    let req = std::fs::read_to_string(fixture("demo_me_expired.request.curl")).unwrap();
+    let token = req
+        .split("Bearer ")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let r = run(&[
+        "explain",
+        &fixture("demo_me_expired.txt"),
+        "--request",
+        &fixture("demo_me_expired.request.curl"),
+    ]);
+    assert!(
+        r.stdout.contains("Authorization: Bearer (sha256:"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("expired"));
+    r.never_shows(token);
+    let v = run(&[
+        "explain",
+        "--json",
+        &fixture("demo_me_expired.txt"),
+        "--request",
+        &fixture("demo_me_expired.request.curl"),
+    ])
+    .json();
+    assert_eq!(v["request"]["credentials"][0]["scheme"], "Bearer");
+    assert_eq!(v["request"]["path"], "/me");
+}
+
+#[test]
+fn explain_demo_scope_and_basic_answers() {
+    let v = run(&[
+        "explain",
+        "--json",
+        &fixture("demo_admin_insufficient_scope.txt"),
+    ])
+    .json();
+    assert_eq!(v["status"], 403);
+    assert_eq!(v["reason"], "insufficient_scope");
+    assert_eq!(v["challenges"][0]["params"]["scope"], "admin");
+    assert!(ids(&v).is_empty(), "{v}");
+    let v = run(&[
+        "explain",
+        "--json",
+        &fixture("demo_basic_wrong_password.txt"),
+    ])
+    .json();
+    assert_eq!(v["status"], 401);
+    assert!(ids(&v).is_empty(), "{v}");
+    assert!(
+        v["server_wants"]
+            .to_string()
+            .contains("user name and password"),
+        "{v}"
+    );
+}
+
+#[test]
+fn explain_flags_a_401_without_challenge() {
+    let r = run(&["explain", "--json", &fixture("broken_401_no_challenge.txt")]);
+    assert_eq!(r.code, 1);
+    let v = r.json();
+    let found = ids(&v);
+    for id in [
+        "challenge_missing",
+        "no_store_missing",
+        "problem_content_type",
+    ] {
+        assert!(found.contains(&id.to_owned()), "{id}: {found:?}");
+    }
+    let missing = &v["findings"][0];
+    assert_eq!(missing["severity"], "error");
+    assert!(missing["rule"].as_str().unwrap().contains("RFC 9110"));
+    let text = run(&["explain", &fixture("broken_401_no_challenge.txt")]).stdout;
+    assert!(text.contains("violation [challenge_missing]"), "{text}");
+}
+
+#[test]
+fn explain_flags_a_403_to_a_request_without_credentials() {
+    let resp = fixture("broken_403_no_credentials.txt");
+    let with = run(&[
+        "explain",
+        "--json",
+        &resp,
+        "--request",
+        &fixture("request_no_credentials.http"),
+    ]);
+    assert_eq!(ids(&with.json()), ["forbidden_without_credentials"]);
+    assert!(with.json()["fix"]
+        .as_str()
+        .unwrap()
+        .contains("no credentials"));
+    // Without the request nobody knows what was sent: nothing to flag but the failure.
+    let without = run(&["explain", "--json", &resp]);
+    assert!(ids(&without.json()).is_empty());
+    assert_eq!(without.code, 1);
+    // The demo keeps 403 for a request that carried a cookie: that is the app's call.
+    let kept = run(&[
+        "explain",
+        "--json",
+        &fixture("demo_legacy_forbidden_cookie.txt"),
+        "--request",
+        &fixture("demo_legacy_forbidden_cookie.request.curl"),
+    ]);
+    assert!(!ids(&kept.json()).contains(&"forbidden_without_credentials".to_owned()));
+}
+
+#[test]
+fn explain_flags_malformed_challenges_and_mismatched_errors() {
+    let v = run(&[
+        "explain",
+        "--json",
+        &fixture("broken_malformed_challenge.txt"),
+    ])
+    .json();
+    assert_eq!(ids(&v), ["challenge_malformed"]);
+    assert!(v["challenges"].as_array().unwrap().is_empty());
+    let r = run(&["explain", "--json", &fixture("broken_bearer_mismatch.txt")]);
+    let v = r.json();
+    assert_eq!(v["version"], "HTTP/2");
+    let found = ids(&v);
+    assert!(
+        found.contains(&"bearer_error_status_mismatch".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"problem_status_mismatch".to_owned()),
+        "{found:?}"
+    );
+    let text = run(&["explain", &fixture("broken_bearer_mismatch.txt")]).stdout;
+    assert!(text.contains("goes with status 403, not 401"), "{text}");
+}
+
+#[test]
+fn explain_takes_the_last_of_several_responses() {
+    let v = run(&["explain", "--json", &fixture("multi_response.txt")]).json();
+    assert_eq!(v["status"], 401);
+    assert_eq!(v["earlier_statuses"], json!([100, 302]));
+    assert_eq!(v["challenges"][0]["scheme"], "Basic");
+    assert!(ids(&v).is_empty(), "{v}");
+}
+
+#[test]
+fn explain_reads_har_entries() {
+    let har = fixture("capture.har");
+    let v = run(&["explain", "--json", &har]).json();
+    assert_eq!(v["status"], 401, "the last rejected entry by default");
+    assert_eq!(v["reason"], "token_expired");
+    assert_eq!(v["request"]["credentials"][0]["kind"], "authorization");
+    let ok = run(&["explain", "--json", &har, "--entry", "0"]);
+    assert_eq!(ok.code, 0, "{}", ok.stdout);
+    assert_eq!(ok.json()["ok"], true);
+    let missing = run(&["explain", &har, "--entry", "7"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("no entry 7"));
+}
+
+#[test]
+fn explain_a_success_exits_0() {
+    let r = run(&["explain", &fixture("demo_public_ok.txt")]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("200 OK"));
+}
+
+#[test]
+fn explain_lf_only_input_from_stdin() {
+    let resp = b"HTTP/1.1 401 Unauthorized\nWWW-Authenticate: Bearer realm=\"api\"\nCache-Control: no-store\n\n";
+    let r = run_with(&["explain", "--json", "-"], &[], resp);
+    assert_eq!(r.code, 1);
+    assert_eq!(r.json()["challenges"][0]["params"]["realm"], "api");
+    assert!(ids(&r.json()).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// diff
+// ---------------------------------------------------------------------------------------
+
+fn fields(v: &Value) -> Vec<String> {
+    v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["field"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every token and cookie value in a fixture: none may be printed.
+fn secrets_of(file: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(fixture(file)).unwrap();
+    let mut out: Vec<String> = text
+        .split(|c: char| c == '"' || c == '=' || c == '&' || c.is_whitespace())
+        .filter(|w| w.starts_with("eyJ"))
+        .map(str::to_owned)
+        .collect();
+    out.extend(["abc123", "zzz999"].map(String::from));
+    out
+}
+
+#[test]
+fn diff_header_token_against_query_token_with_other_claims() {
+    let (a, b) = (fixture("diff_a_header.curl"), fixture("diff_b_query.curl"));
+    let r = run(&["diff", &a, &b]);
+    assert_eq!(r.code, 1);
+    assert!(r
+        .stdout
+        .contains("Differences that matter for authentication"));
+    for s in secrets_of("diff_a_header.curl")
+        .iter()
+        .chain(&secrets_of("diff_b_query.curl"))
+    {
+        r.never_shows(s);
+    }
+    let v = run(&["diff", "--json", &a, &b]).json();
+    let f = fields(&v);
+    for want in [
+        "auth_scheme",
+        "credential_location",
+        "claim.iss",
+        "claim.aud",
+        "claim.sub",
+        "claim.scope",
+        "claim.exp",
+        "cookies",
+        "cookie.session",
+    ] {
+        assert!(f.contains(&want.to_owned()), "{want}: {f:?}");
+    }
+    assert!(!f.contains(&"host".to_owned()));
+    assert_eq!(v["b"]["credentials"][0]["name"], "?access_token");
+    assert_eq!(v["ok"], false);
+    let session = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["field"] == "cookie.session")
+        .unwrap();
+    assert!(session["a"].as_str().unwrap().starts_with("sha256:"));
+}
+
+#[test]
+fn diff_spots_a_proxy() {
+    let v = run(&[
+        "diff",
+        "--json",
+        &fixture("diff_a_header.curl"),
+        &fixture("diff_c_proxy.curl"),
+    ]);
+    assert_eq!(v.code, 1);
+    assert_eq!(fields(&v.json()), ["proxy"]);
+    assert!(v.json()["differences"][0]["b"]
+        .as_str()
+        .unwrap()
+        .contains("X-Forwarded-Host"));
+}
+
+#[test]
+fn diff_of_the_same_request_in_two_forms_exits_0() {
+    let r = run(&[
+        "diff",
+        &fixture("diff_a_header.curl"),
+        &fixture("diff_d_raw.http"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("No difference that matters"));
+    let same = temp(
+        "bearer-opt.curl",
+        b"curl --oauth2-bearer tok-123 https://h.example/x",
+    );
+    let header = temp(
+        "bearer-h.curl",
+        b"curl -H 'Authorization: Bearer tok-123' https://h.example/x",
+    );
+    let r = run(&["diff", &same, &header]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    r.never_shows("tok-123");
+}
+
+#[test]
+fn diff_basic_credentials_shows_users_not_passwords() {
+    let a = temp(
+        "basic-a.curl",
+        b"curl -u alice:pw-one-secret https://h.example/x",
+    );
+    let b = temp(
+        "basic-b.curl",
+        b"curl --user alice:pw-two-secret -X POST https://h.example/x",
+    );
+    let r = run(&["diff", "--json", &a, &b]);
+    assert_eq!(r.code, 1);
+    let f = fields(&r.json());
+    assert!(f.contains(&"credential Authorization".to_owned()), "{f:?}");
+    assert!(f.contains(&"method".to_owned()));
+    assert!(!f.contains(&"basic_user".to_owned()));
+    r.never_shows("pw-one-secret");
+    r.never_shows("pw-two-secret");
+}
+
+#[test]
+fn diff_compares_har_entries() {
+    let har = fixture("capture.har");
+    let v = run(&["diff", "--json", &har, &har, "--entry-b", "1"]).json();
+    let f = fields(&v);
+    assert!(
+        f.contains(&"path".to_owned()) && f.contains(&"auth_scheme".to_owned()),
+        "{f:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// bad input
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn bad_input_exits_2_without_a_panic() {
+    let garbage = temp("garbage.txt", b"\x00\x01 this is not HTTP at all \xff\xfe");
+    let empty = temp("empty.txt", b"");
+    let big = temp("big.txt", &vec![b'a'; 10 * 1024 * 1024 + 10]);
+    let json_junk = temp("junk.har", b"{\"log\": 3}");
+    let unclosed = temp("unclosed.curl", b"curl 'https://h.example/x");
+    let no_url = temp("nourl.curl", b"curl -H 'X: y'");
+    for args in [
+        vec!["explain", garbage.as_str()],
+        vec!["explain", empty.as_str()],
+        vec!["explain", big.as_str()],
+        vec!["explain", json_junk.as_str()],
+        vec!["explain", "/nonexistent/file"],
+        vec!["diff", garbage.as_str(), garbage.as_str()],
+        vec!["diff", unclosed.as_str(), no_url.as_str()],
+        vec!["diff", no_url.as_str(), no_url.as_str()],
+        vec!["diff", big.as_str(), empty.as_str()],
+        vec!["decode", "--key", garbage.as_str(), "a.b.c"],
+    ] {
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{args:?}: {} {}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.starts_with("auth-diagnostics: "),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    let r = run(&["explain", &big]);
+    assert!(r.stderr.contains("MiB"), "{}", r.stderr);
+}
+
+#[test]
+fn extreme_claims_do_not_panic() {
+    let token = mint(
+        SECRET,
+        json!({"exp": i64::MIN, "nbf": 1e300, "iat": "yesterday"}),
+    );
+    let r = run(&["decode", "--json", &token]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert_eq!(r.json()["expired"], true);
+    let a = temp(
+        "extreme.curl",
+        format!("curl -H 'Authorization: Bearer {token}' h.example").as_bytes(),
+    );
+    let r = run(&["diff", &a, &a]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    r.never_shows(&token);
+}
