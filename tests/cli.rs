@@ -706,3 +706,82 @@ fn extreme_claims_do_not_panic() {
     assert_eq!(r.code, 0, "{}", r.stdout);
     r.never_shows(&token);
 }
+
+/// An RS256 token signed by `tests/keys/rsa_private.pem`, kid `cli-test-rsa`.
+fn rsa_token() -> String {
+    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
+    let claims = json!({"iss": ISSUER, "aud": "cli-api", "exp": now() + 600});
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("cli-test-rsa".into());
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_rsa_pem(&private).unwrap(),
+    )
+    .unwrap()
+}
+
+/// Serves `body` as JSON to every connection on a loopback port; the requests it got are
+/// sent to the returned channel (first line and headers).
+fn serve_json(body: String) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push_str(&line);
+                line.clear();
+            }
+            let _ = tx.send(head);
+            let mut s = stream;
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn decode_verifies_with_a_jwks_file_and_a_jwks_url_without_sending_the_token() {
+    let token = rsa_token();
+    let jwks = fixture("rsa_jwks.json");
+    let r = run(&["decode", "--json", "--key", &jwks, &token]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verification"]["verified"], true);
+
+    let (base, seen) = serve_json(std::fs::read_to_string(&jwks).unwrap());
+    let url = format!("{base}/jwks.json");
+    let r = run(&[
+        "decode", "--json", "--key", &url, "--issuer", ISSUER, &token,
+    ]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verification"]["verified"], true);
+    let requests: Vec<String> = seen.try_iter().collect();
+    assert!(!requests.is_empty());
+    for req in &requests {
+        assert!(req.starts_with("GET /jwks.json "), "{req}");
+        assert!(
+            !req.contains(signature(&token)),
+            "the token was sent: {req}"
+        );
+    }
+    let r = run(&[
+        "decode",
+        "--json",
+        "--key",
+        &url,
+        "--issuer",
+        "https://other.test",
+        &token,
+    ]);
+    assert_eq!(r.json()["verification"]["reason"], "token_issuer_mismatch");
+}
