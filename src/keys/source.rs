@@ -552,56 +552,8 @@ impl Inner {
             let mut st = self.lock();
             st.fetching = false;
             let delay = match result {
-                Ok((set, ttl)) => {
-                    crate::metrics::key_fetch(&shown_source(self.url()), "ok");
-                    st.failures = 0;
-                    st.last_error = None;
-                    let kids = set.kids();
-                    // The document's URLs are the identity provider's text: escaped like
-                    // any other text from outside.
-                    let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(strip_query(u)));
-                    tracing::debug!(
-                        target: "auth_diagnostics::keys",
-                        key_source = shown_source(self.url()).as_str(),
-                        jwks_uri = jwks_uri.as_deref(),
-                        key_ids = kids.as_str(),
-                        skipped = set.skipped.len(),
-                        next_refresh_s = ttl.as_secs(),
-                        "key set fetched"
-                    );
-                    for why in &set.skipped {
-                        tracing::debug!(target: "auth_diagnostics::keys", "key set: skipped {why}");
-                    }
-                    *self.keys.write().unwrap_or_else(PoisonError::into_inner) =
-                        Some(Arc::new(set));
-                    self.generation.fetch_add(1, Ordering::AcqRel);
-                    ttl
-                }
-                Err(error) => {
-                    crate::metrics::key_fetch(&shown_source(self.url()), error.kind().label());
-                    st.failures = st.failures.saturating_add(1);
-                    if st.jwks_uri.is_some() && matches!(self.settings.origin, Origin::Discover(_))
-                    {
-                        // Ask the issuer again next time: the set may have moved.
-                        st.jwks_uri = None;
-                    }
-                    let cached = self
-                        .keys
-                        .read()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .is_some();
-                    let message = shown(error.message());
-                    tracing::error!(
-                        target: "auth_diagnostics::keys",
-                        key_source = shown_source(self.url()).as_str(),
-                        fetch_error = message.as_str(),
-                        fetch_error_kind = ?error.kind(),
-                        keys_cached = cached,
-                        "key set fetch failed: {message}"
-                    );
-                    st.last_error = Some(error);
-                    self.backoff(st.failures)
-                }
+                Ok((set, ttl)) => self.fetched(&mut st, set, ttl),
+                Err(error) => self.failed(&mut st, error),
             };
             st.next_attempt = Some(Instant::now() + delay);
             delay
@@ -611,6 +563,59 @@ impl Inner {
             self.save_shared(&body, fetched_at).await;
         }
         delay
+    }
+
+    /// A fetch that succeeded: its keys replace the cached ones. Returns the time to the
+    /// next refresh.
+    fn fetched(&self, st: &mut Status, set: KeySet, ttl: Duration) -> Duration {
+        crate::metrics::key_fetch(&shown_source(self.url()), "ok");
+        st.failures = 0;
+        st.last_error = None;
+        let kids = set.kids();
+        // The document's URLs are the identity provider's text: escaped like any other
+        // text from outside.
+        let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(strip_query(u)));
+        tracing::debug!(
+            target: "auth_diagnostics::keys",
+            key_source = shown_source(self.url()).as_str(),
+            jwks_uri = jwks_uri.as_deref(),
+            key_ids = kids.as_str(),
+            skipped = set.skipped.len(),
+            next_refresh_s = ttl.as_secs(),
+            "key set fetched"
+        );
+        for why in &set.skipped {
+            tracing::debug!(target: "auth_diagnostics::keys", "key set: skipped {why}");
+        }
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        ttl
+    }
+
+    /// A fetch that failed: the cached keys stay. Returns the time to the next attempt.
+    fn failed(&self, st: &mut Status, error: FetchError) -> Duration {
+        crate::metrics::key_fetch(&shown_source(self.url()), error.kind().label());
+        st.failures = st.failures.saturating_add(1);
+        if st.jwks_uri.is_some() && matches!(self.settings.origin, Origin::Discover(_)) {
+            // Ask the issuer again next time: the set may have moved.
+            st.jwks_uri = None;
+        }
+        let cached = self
+            .keys
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        let message = shown(error.message());
+        tracing::error!(
+            target: "auth_diagnostics::keys",
+            key_source = shown_source(self.url()).as_str(),
+            fetch_error = message.as_str(),
+            fetch_error_kind = ?error.kind(),
+            keys_cached = cached,
+            "key set fetch failed: {message}"
+        );
+        st.last_error = Some(error);
+        self.backoff(st.failures)
     }
 
     /// After `failures` failed attempts in a row: 1 s, 2 s, 4 s … up to the least refresh
