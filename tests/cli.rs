@@ -785,3 +785,44 @@ fn decode_verifies_with_a_jwks_file_and_a_jwks_url_without_sending_the_token() {
     ]);
     assert_eq!(r.json()["verification"]["reason"], "token_issuer_mismatch");
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let token = mint(SECRET, json!({ "sub": "alice", "exp": now() + 60 }));
+    for _ in 0..3 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_auth-diagnostics"))
+            .args(["decode", &token, "--json"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes (`… | head -c0`).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        // 141 as a shell reports SIGPIPE; 0 when it wrote before the pipe closed.
+        assert!(
+            matches!(out.status.code(), Some(141 | 0)),
+            "{:?}",
+            out.status
+        );
+    }
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let help = run(&["--help"]);
+    assert_eq!(help.code, 0);
+    for text in [
+        "decode",
+        "explain",
+        "probe",
+        "diff",
+        "Exit codes: 0",
+        "1 problems",
+        "2 usage",
+    ] {
+        assert!(help.stdout.contains(text), "{text}: {}", help.stdout);
+    }
+}

@@ -18,7 +18,15 @@ mod probe;
 
 /// Explains authentication failures from the client's side.
 #[derive(Debug, Parser)]
-#[command(name = "auth-diagnostics", version, about, long_about = None)]
+#[command(
+    name = "auth-diagnostics",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 nothing wrong; 1 problems found (an expired or refused token, a \
+                  server that breaks the standards, an unreachable server, requests that \
+                  differ); 2 usage error (bad arguments, unreadable input)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -167,6 +175,7 @@ impl<T: std::fmt::Display> From<T> for UsageError {
 
 /// Runs the command line and returns its exit code.
 pub fn main() -> ExitCode {
+    quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -197,4 +206,23 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Exit code when stdout was closed under us (`… | head`): what a shell reports for a
+/// program ended by SIGPIPE.
+const CLOSED_STDOUT: i32 = 141;
+
+/// A reader that stops reading (`auth-diagnostics probe URL | head`) ends the command
+/// quietly, as it ends other Unix tools, instead of with a panic and a backtrace.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let closed = info.payload_as_str().is_some_and(|m| {
+            m.starts_with("failed printing to stdout") && m.contains("Broken pipe")
+        });
+        if closed {
+            std::process::exit(CLOSED_STDOUT);
+        }
+        default(info)
+    }));
 }
