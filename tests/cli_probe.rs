@@ -173,7 +173,12 @@ async fn broken(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (mut status, mut error) = conforming(&uri, &headers);
+    // `ignores-query` follows OAuth 2.1: a token in the query is not looked at.
+    let seen: Uri = match case.as_str() {
+        "ignores-query" => uri.path().parse().unwrap(),
+        _ => uri.clone(),
+    };
+    let (mut status, mut error) = conforming(&seen, &headers);
     let anonymous = headers.get("authorization").is_none() && uri.query().is_none();
     match case.as_str() {
         "forbidden" if anonymous => status = 403,
@@ -316,6 +321,15 @@ async fn every_breakage_is_reported() {
         .contains(&"no_credentials.cache_control".to_owned()));
     let run = probe(&["--json", "--strict", &url], Some(TOKEN)).await;
     assert_eq!(run.code, 1, "{}", run.stdout);
+
+    // A server that ignores query tokens (OAuth 2.1) accepts the header's token when both
+    // are sent: RFC 6750's 400 is a SHOULD, so a warning, not a failure.
+    let run = probe(&["--json", &format!("{base}/ignores-query")], Some(TOKEN)).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.ids("warning_checks"),
+        vec!["header_and_query.status".to_owned()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
