@@ -826,3 +826,29 @@ fn help_documents_the_exit_codes() {
         assert!(help.stdout.contains(text), "{text}: {}", help.stdout);
     }
 }
+
+#[test]
+fn explain_names_the_fix_for_the_demo_answers_without_a_token_and_with_one_in_the_query() {
+    let none = run(&["explain", &fixture("demo_me_no_token.txt"), "--json"]);
+    assert_eq!(none.code, 1, "{}", none.stdout);
+    let json = none.json();
+    assert_eq!(json["reason"], "credentials_missing");
+    assert_eq!(json["findings"], json!([]), "the demo breaks no standard");
+    let wants = json["server_wants"].to_string();
+    assert!(wants.contains("Authorization: Bearer <token>"), "{wants}");
+    assert!(json["fix"].as_str().unwrap().contains("proxy"), "{json}");
+
+    let query = run(&["explain", &fixture("demo_me_query_token.txt")]);
+    assert_eq!(query.code, 1);
+    assert!(
+        query.stdout.contains("credentials_wrong_location"),
+        "{}",
+        query.stdout
+    );
+    assert!(query.stdout.contains("into the header"), "{}", query.stdout);
+    assert!(
+        query.stdout.contains("No standards violation found"),
+        "{}",
+        query.stdout
+    );
+}
