@@ -23,6 +23,7 @@
 pub mod demo;
 pub mod node;
 pub mod provider;
+pub mod redis;
 
 // What every suite names, so a suite's own imports are only what is particular to it.
 pub use auth_diagnostics::{AuthDiagnostics, DetailMode, Reason};
