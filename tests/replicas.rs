@@ -622,9 +622,21 @@ fn demo_binary() -> PathBuf {
             let exe = std::env::current_exe().unwrap();
             let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
             let target_dir = profile_dir.parent().unwrap();
+            // The profile whose output directory this binary is in (`test` for debug).
+            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+                Some("debug") | None => "test",
+                Some(other) => other,
+            };
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = Command::new(cargo)
-                .args(["build", "--quiet", "--example", "demo", "--profile", "test"])
+                .args([
+                    "build",
+                    "--quiet",
+                    "--example",
+                    "demo",
+                    "--profile",
+                    profile,
+                ])
                 .env("CARGO_TARGET_DIR", target_dir)
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .output()
