@@ -31,8 +31,8 @@ use tokio::sync::OnceCell;
 ///   two replicas that see one proof, one wins) and expiring when the proof could no
 ///   longer be accepted anyway. It holds a hash of the proof's key and `jti`, nothing
 ///   from the client.
-/// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: the set's
-///   public members and when it was fetched, expiring after the source's
+/// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: JSON with the
+///   set's public members (`jwks`) and when it was fetched (`fetched_at_ms`), expiring after the source's
 ///   [`max_shared_age`](crate::KeySource::max_shared_age).
 ///
 /// The connection is made on first use and re-made after a loss. Each command has a time
@@ -153,7 +153,7 @@ impl ReplayStore for RedisStore {
 /// A stored key set's value: its time and the set, as JSON.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Value {
-    fetched_at: i64,
+    fetched_at_ms: i64,
     jwks: String,
 }
 
@@ -171,7 +171,7 @@ impl KeySetStore for RedisStore {
                 .map_err(|e| StoreError::new(format!("the stored key set is not ours: {e}")))?;
             Ok(Some(StoredKeySet {
                 jwks: value.jwks,
-                fetched_at: value.fetched_at,
+                fetched_at_ms: value.fetched_at_ms,
             }))
         })
     }
@@ -181,7 +181,7 @@ impl KeySetStore for RedisStore {
         let key = format!("{}jwks:{source}", self.inner.prefix);
         Box::pin(async move {
             let value = Value {
-                fetched_at: set.fetched_at,
+                fetched_at_ms: set.fetched_at_ms,
                 jwks: set.jwks,
             };
             let text = serde_json::to_string(&value).map_err(|e| StoreError::new(e.to_string()))?;

@@ -9,6 +9,13 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Seconds since the epoch as RFC 3339 UTC, e.g. `2026-11-27T03:35:00Z`.
 pub(crate) fn rfc3339(secs: i64) -> String {
     let days = secs.div_euclid(86_400);

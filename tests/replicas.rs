@@ -473,7 +473,7 @@ async fn a_replica_started_while_the_idp_is_down_serves_with_the_set_another_sto
     let a = keys_replica(source_of(&idp).shared_store(store_of(&redis)));
     assert_eq!(me(&a, &token).await.ok()["sub"], "alice");
     let stored = stored_set(&redis, &idp.url()).await;
-    let fetched_at = stored["fetched_at"].as_i64().unwrap();
+    let fetched_at = stored["fetched_at_ms"].as_i64().unwrap() / 1000;
     assert!((now() - 10..=now()).contains(&fetched_at), "{stored}");
     let set: Value = serde_json::from_str(stored["jwks"].as_str().unwrap()).unwrap();
     let kids: Vec<&str> = set["keys"]
@@ -546,7 +546,7 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
 
     // The stored set is made two minutes old (as if the provider had been down since).
     let mut stored = stored_set(&redis, &idp.url()).await;
-    stored["fetched_at"] = json!(now() - 120);
+    stored["fetched_at_ms"] = json!((now() - 120) * 1000);
     let key = jwks_key(&idp.url());
     assert_eq!(
         redis.command(&["SET", &key, &stored.to_string()]),
@@ -1026,11 +1026,9 @@ async fn after_a_failed_fetch_a_replica_takes_the_newer_set_a_sibling_stored() {
     newer_set_after_a_failed_fetch(Duration::from_millis(1100)).await;
 }
 
-/// Fails today: a sibling's set fetched in the same second as the replica's own is not
-/// taken, however newer (`fetched_at` is whole seconds and `take_shared` keeps the cached
-/// set when `cached.fetched_at >= stored.fetched_at`). Remove the `ignore` once fixed.
+/// Fetch times are compared in milliseconds: a sibling's set fetched within the same
+/// second as the replica's own is taken too.
 #[tokio::test]
-#[ignore = "src/keys/source.rs compares fetch times in whole seconds"]
 async fn a_newer_set_stored_within_the_same_second_is_taken_too() {
     // Start at the beginning of a second: both fetches fall within it.
     let ms = std::time::SystemTime::now()

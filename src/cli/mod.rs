@@ -217,7 +217,12 @@ const CLOSED_STDOUT: i32 = 141;
 fn quiet_on_closed_stdout() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let closed = info.payload_as_str().is_some_and(|m| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied());
+        let closed = message.is_some_and(|m| {
             m.starts_with("failed printing to stdout") && m.contains("Broken pipe")
         });
         if closed {

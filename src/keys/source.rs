@@ -118,6 +118,8 @@ pub(crate) struct KeySet {
     pub keys: Vec<RemoteKey>,
     /// Seconds since the epoch.
     pub fetched_at: i64,
+    /// The same in milliseconds: which of two sets shared by replicas is newer.
+    pub fetched_at_ms: i64,
     pub skipped: Vec<String>,
 }
 
@@ -529,22 +531,25 @@ impl Inner {
             st.fetching = true;
             st.last_start = Some(Instant::now());
         }
-        if self
+        let empty = self
             .keys
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .is_none()
-        {
+            .is_none();
+        if empty {
             self.load_shared().await;
         }
         let (result, fresh) = match self.fetch_guarded().await {
             Ok((set, ttl, body)) => {
-                let fresh = (body, set.fetched_at);
+                let fresh = (body, set.fetched_at_ms);
                 (Ok((set, ttl)), Some(fresh))
             }
             Err(e) => {
-                // A sibling may have fetched since: its set is newer than ours.
-                self.load_shared().await;
+                // A sibling may have fetched since: its set is newer than ours. (Just
+                // looked at when the cache was empty.)
+                if !empty {
+                    self.load_shared().await;
+                }
                 (Err(e), None)
             }
         };
@@ -559,8 +564,8 @@ impl Inner {
             delay
         };
         self.attempts.send_modify(|n| *n += 1);
-        if let Some((body, fetched_at)) = fresh {
-            self.save_shared(&body, fetched_at).await;
+        if let Some((body, fetched_at_ms)) = fresh {
+            self.save_shared(&body, fetched_at_ms).await;
         }
         delay
     }
@@ -690,6 +695,7 @@ impl Inner {
             KeySet {
                 keys: set.keys,
                 fetched_at: now(),
+                fetched_at_ms: crate::time::now_ms(),
                 skipped: set.skipped,
             },
             ttl,
@@ -829,11 +835,11 @@ impl Inner {
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        if cached.is_some_and(|c| c.fetched_at >= stored.fetched_at) {
+        if cached.is_some_and(|c| c.fetched_at_ms >= stored.fetched_at_ms) {
             // Ours, or older than ours.
             return Ok(());
         }
-        let age = (now() - stored.fetched_at).max(0);
+        let age = (crate::time::now_ms() - stored.fetched_at_ms).max(0) / 1000;
         let max_age = self.settings.max_shared_age.as_secs();
         if age.unsigned_abs() > max_age {
             tracing::warn!(
@@ -856,7 +862,8 @@ impl Inner {
         };
         let set = KeySet {
             keys: set.keys,
-            fetched_at: stored.fetched_at,
+            fetched_at: stored.fetched_at_ms.div_euclid(1000),
+            fetched_at_ms: stored.fetched_at_ms,
             skipped: set.skipped,
         };
         tracing::info!(
@@ -874,11 +881,14 @@ impl Inner {
     }
 
     /// Stores a freshly fetched set's public part for other replicas.
-    async fn save_shared(&self, body: &[u8], fetched_at: i64) {
+    async fn save_shared(&self, body: &[u8], fetched_at_ms: i64) {
         let (Some(store), Some(jwks)) = (&self.settings.store, public_part(body)) else {
             return;
         };
-        let set = StoredKeySet { jwks, fetched_at };
+        let set = StoredKeySet {
+            jwks,
+            fetched_at_ms,
+        };
         let ttl = self.settings.max_shared_age.as_secs().max(1);
         let saving = store.save(&source_name(self.url()), set, ttl);
         let source = shown_source(self.url());

@@ -41,8 +41,9 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 pub struct StoredKeySet {
     /// The JWK set, as JSON (`{"keys":[…]}`), without private or symmetric key members.
     pub jwks: String,
-    /// When a replica fetched it from the provider, in seconds since the epoch.
-    pub fetched_at: i64,
+    /// When a replica fetched it from the provider, in milliseconds since the epoch (two
+    /// replicas may fetch within one second).
+    pub fetched_at_ms: i64,
 }
 
 /// Keeps the last key set fetched from each source, for other replicas.
@@ -152,7 +153,7 @@ mod tests {
         let store = MemoryKeySetStore::new();
         let set = StoredKeySet {
             jwks: "{}".into(),
-            fetched_at: 1,
+            fetched_at_ms: 1,
         };
         for i in 0..MEMORY_SOURCES {
             store.save(&i.to_string(), set.clone(), 60).await.unwrap();
