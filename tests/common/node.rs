@@ -82,7 +82,7 @@ fn install_node() -> Result<(), String> {
 }
 
 /// `apt-get update` and `apt-get install -y PACKAGES`, as root or through `sudo -n`.
-fn apt_install(packages: &[&str]) -> bool {
+pub fn apt_install(packages: &[&str]) -> bool {
     let sudo: &[&str] = if works("id", &["-u"])
         && Command::new("id")
             .arg("-u")

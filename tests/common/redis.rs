@@ -330,7 +330,7 @@ fn find_or_install() -> Result<PathBuf, String> {
     if let Some(path) = find() {
         return Ok(path);
     }
-    if !apt_install(&["redis-server"]) {
+    if !super::node::apt_install(&["redis-server"]) {
         return Err("redis-server is missing and could not be installed with apt-get".into());
     }
     find().ok_or_else(|| "apt-get installed redis-server, but it does not run".into())
@@ -351,28 +351,4 @@ fn find() -> Option<PathBuf> {
                     .output()
                     .is_ok_and(|o| o.status.success())
         })
-}
-
-/// `apt-get update` and `apt-get install -y PACKAGES`, as root or through `sudo -n`: the
-/// same steps as the interop suites' installer in `node.rs`.
-fn apt_install(packages: &[&str]) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.status.success() && o.stdout.starts_with(b"0\n"));
-    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
-    let run = |args: &[&str]| {
-        let all: Vec<&str> = sudo.iter().chain(args).copied().collect();
-        Command::new(all[0])
-            .args(&all[1..])
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    let install: Vec<&str> = ["apt-get", "install", "-y", "-qq"]
-        .iter()
-        .chain(packages)
-        .copied()
-        .collect();
-    run(&["apt-get", "update", "-qq"]) && run(&install)
 }
