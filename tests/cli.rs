@@ -581,7 +581,7 @@ fn diff_header_token_against_query_token_with_other_claims() {
         .iter()
         .find(|d| d["field"] == "cookie.session")
         .unwrap();
-    assert!(session["a"].as_str().unwrap().starts_with("sha256:"));
+    assert!(session["a"].as_str().unwrap().starts_with("hmac:"));
 }
 
 #[test]
@@ -851,4 +851,144 @@ fn explain_names_the_fix_for_the_demo_answers_without_a_token_and_with_one_in_th
         "{}",
         query.stdout
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// fingerprints and hostile text
+// ---------------------------------------------------------------------------------------
+
+/// The first 8 hex digits of the unkeyed SHA-256 of `value`: what an offline attacker
+/// could brute-force.
+fn unkeyed(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(value.as_bytes());
+    d.iter().take(4).map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn fingerprints_are_keyed_per_run_and_not_the_plain_sha256() {
+    use base64::Engine as _;
+    let basic = base64::engine::general_purpose::STANDARD.encode("alice:pw-one-secret");
+    let a = temp(
+        "fp-a.curl",
+        b"curl -u alice:pw-one-secret -b 'sid=c00kie' -H 'X-Api-Key: k3y' https://h.example/x",
+    );
+    let b = temp(
+        "fp-b.curl",
+        b"curl -u alice:pw-one-secret -b 'sid=c00kie' -H 'X-Api-Key: k3y' https://h.example/x",
+    );
+    let r = run(&["diff", "--json", &a, &b]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = r.json();
+    let fp = |side: &str, i: usize| {
+        v[side]["credentials"][i]["fingerprint"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    for i in 0..3 {
+        assert_eq!(fp("a", i), fp("b", i), "equal within one run");
+        assert!(fp("a", i).starts_with("hmac:"), "{}", fp("a", i));
+    }
+    assert!(v["fingerprint_note"]
+        .as_str()
+        .unwrap()
+        .contains("differ between runs"));
+    for plain in [basic.as_str(), "c00kie", "k3y"] {
+        assert!(
+            !r.stdout.contains(&unkeyed(plain)),
+            "unkeyed hash of {plain} printed"
+        );
+    }
+    let text = run(&["diff", &a, &b]);
+    assert!(
+        text.stdout.contains("differ between runs"),
+        "{}",
+        text.stdout
+    );
+    assert!(!text.stdout.contains(&unkeyed(&basic)), "{}", text.stdout);
+    let again = run(&["diff", "--json", &a, &b]).json();
+    assert_ne!(
+        again["a"]["credentials"][0]["fingerprint"], v["a"]["credentials"][0]["fingerprint"],
+        "another run, another key"
+    );
+}
+
+/// Escape sequences and a bidi override, as a hostile token or capture would carry them.
+const HOSTILE: &str = "x\u{1b}[2Jy\u{1b}]0;title\u{7}z\u{202e}";
+
+#[track_caller]
+fn no_raw_escapes(r: &Run, what: &str) {
+    for c in ['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}'] {
+        assert!(!r.stdout.contains(c), "{what}: raw {c:?} in {}", r.stdout);
+    }
+    assert!(!r.stderr.contains('\u{1b}'), "{what}: {}", r.stderr);
+}
+
+/// A token whose header `typ` and claims `iss`, `scope` and `sub` carry [`HOSTILE`].
+fn hostile_token() -> String {
+    let h = HOSTILE.to_owned();
+    let header = Header {
+        typ: Some(h.clone()),
+        ..Header::default()
+    };
+    let claims = json!({"iss": h, "aud": h, "sub": h, "scope": format!("read {h}"),
+                        "exp": now() + 600});
+    encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn escape_sequences_from_input_never_reach_the_terminal() {
+    let token = hostile_token();
+    for json in [false, true] {
+        let mut args = vec!["decode", &token];
+        if json {
+            args.insert(1, "--json");
+        }
+        let r = run(&args);
+        no_raw_escapes(&r, "decode");
+        if json {
+            assert!(
+                r.json()["typ"].as_str().unwrap().contains('\u{202e}'),
+                "same meaning"
+            );
+        }
+    }
+    let a = temp(
+        "hostile-a.curl",
+        format!("curl -H 'Authorization: Bearer {token}' https://h.example/x").as_bytes(),
+    );
+    let b = temp(
+        "hostile-b.curl",
+        b"curl -H 'Authorization: Bearer abc' https://h.example/x",
+    );
+    for args in [vec!["diff", &a, &b], vec!["diff", "--json", &a, &b]] {
+        let r = run(&args);
+        no_raw_escapes(&r, "diff");
+        if args.contains(&"--json") {
+            r.json();
+        }
+    }
+    let har = json!({"log": {"entries": [{
+        "request": {"method": format!("GET{HOSTILE}"), "url": format!("https://h{HOSTILE}.example/p{HOSTILE}"),
+                    "headers": [{"name": "Authorization", "value": format!("Bearer {token}")}]},
+        "response": {"status": 401, "httpVersion": format!("HTTP/1.1{HOSTILE}"),
+                     "headers": [{"name": "WWW-Authenticate", "value": "Bearer realm=\"x\""},
+                                 {"name": "Content-Type", "value": format!("text/plain{HOSTILE}")}],
+                     "content": {"text": format!("{{\"type\":\"about:blank\",\"title\":\"t\",\"detail\":\"{HOSTILE}\"}}")}}
+    }]}});
+    let har = serde_json::to_string(&har).unwrap();
+    let har = temp("hostile.har", har.as_bytes());
+    for args in [vec!["explain", &har], vec!["explain", "--json", &har]] {
+        let r = run(&args);
+        no_raw_escapes(&r, "explain");
+        if args.contains(&"--json") {
+            r.json();
+        }
+    }
 }

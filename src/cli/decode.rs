@@ -11,12 +11,14 @@
 //! - `times`: for each of `exp`, `nbf`, `iat` present, `{epoch, utc, relative, state}`
 //!   where `state` is `expired`/`valid`/`not_yet_valid`/`issued`/`issued_in_future`;
 //! - `expired`, `not_yet_valid`: booleans at the time of the run (no leeway);
-//! - `fingerprint`: `sha256:` and 8 hex digits of the token, to tell tokens apart;
+//! - `fingerprint`: `hmac:` and 8 hex digits of the token under a key drawn for this run,
+//!   to tell tokens apart within one run (they differ between runs); `fingerprint_note`
+//!   says so;
 //! - `verification`: null without a key, else `{verified, reason, title, detail, hint,
 //!   key}` (`reason` a crate reason code, null when verified);
 //! - `ok`: whether the exit code is 0.
 
-use super::input::{fingerprint, paint, print_json, read_text};
+use super::input::{fingerprint, paint, print_json, read_text, FINGERPRINT_NOTE};
 use super::{DecodeArgs, Out, Outcome, UsageError};
 use crate::time::{human_duration, now, rfc3339};
 use crate::{JwtAuthenticator, KeySource, Reason, StaticKey};
@@ -433,6 +435,7 @@ impl Report<'_> {
             "expired": self.times.iter().any(|t| t.state == "expired"),
             "not_yet_valid": self.times.iter().any(|t| t.state == "not_yet_valid"),
             "fingerprint": self.fingerprint,
+            "fingerprint_note": FINGERPRINT_NOTE,
             "verification": verification,
             "ok": ok,
         })
@@ -445,10 +448,14 @@ impl Report<'_> {
                 .unwrap_or_default()
                 .replace('\n', "\n  ")
         };
-        println!("{}  ({})", bold("Header"), self.fingerprint);
-        println!("  {}", pretty(&self.decoded.header));
-        println!("{}", bold("Claims"));
-        println!("  {}", pretty(&self.decoded.claims));
+        outln!(
+            "{}  ({}; {FINGERPRINT_NOTE})",
+            bold("Header"),
+            self.fingerprint
+        );
+        outln!("  {}", pretty(&self.decoded.header));
+        outln!("{}", bold("Claims"));
+        outln!("  {}", pretty(&self.decoded.claims));
         self.print_facts(color);
         self.print_times(color);
         self.print_verification(color);
@@ -457,14 +464,14 @@ impl Report<'_> {
     fn print_facts(&self, color: bool) {
         let c = &self.decoded.claims;
         let typ = self.decoded.header.get("typ").and_then(Value::as_str);
-        println!(
+        outln!(
             "{}  {}",
             paint(color, "1", "Type"),
             typ.unwrap_or("(no typ header: a plain JWT)")
         );
         let scopes = scopes(c);
         if !scopes.is_empty() {
-            println!("{}  {}", paint(color, "1", "Scopes"), scopes.join(" "));
+            outln!("{}  {}", paint(color, "1", "Scopes"), scopes.join(" "));
         }
         if let Some(cnf) = c.get("cnf") {
             let bound = if cnf.get("jkt").is_some() {
@@ -474,19 +481,19 @@ impl Report<'_> {
             } else {
                 "bound to a key (cnf)"
             };
-            println!("{}  {bound}", paint(color, "1", "Binding"));
+            outln!("{}  {bound}", paint(color, "1", "Binding"));
         }
     }
 
     fn print_times(&self, color: bool) {
         if self.times.is_empty() {
-            println!(
+            outln!(
                 "{}  none (no exp: the token never expires)",
                 paint(color, "1", "Times")
             );
             return;
         }
-        println!(
+        outln!(
             "{}  (now {})",
             paint(color, "1", "Times"),
             rfc3339(self.now)
@@ -497,13 +504,13 @@ impl Report<'_> {
                 _ => "32",
             };
             let rel = paint(color, code, &t.relative);
-            println!("  {}  {}  {rel}", t.name, rfc3339(t.epoch));
+            outln!("  {}  {}  {rel}", t.name, rfc3339(t.epoch));
         }
     }
 
     fn print_verification(&self, color: bool) {
         let Some(v) = &self.verification else {
-            println!(
+            outln!(
                 "{}",
                 paint(
                     color,
@@ -514,19 +521,19 @@ impl Report<'_> {
             return;
         };
         match v.reason {
-            None => println!("{}  with {}", paint(color, "32", "Verified"), v.key),
+            None => outln!("{}  with {}", paint(color, "32", "Verified"), v.key),
             Some(r) => {
                 let head = format!("Verification failed: {}", r.code());
-                println!(
+                outln!(
                     "{}  ({}, with {})",
                     paint(color, "31", &head),
                     r.title(),
                     v.key
                 );
                 if let Some(d) = &v.detail {
-                    println!("  {d}");
+                    outln!("  {d}");
                 }
-                println!("  Fix: {}", r.hint());
+                outln!("  Fix: {}", r.hint());
             }
         }
     }

@@ -2,7 +2,9 @@
 //! authentication ("works in Postman, fails in my app").
 //!
 //! Secrets are never printed: a token, password, API key or cookie value is shown as a
-//! short hash (`sha256:` and 8 hex digits) or as "same"/"different". A token's claims
+//! short hash (`hmac:` and 8 hex digits, HMAC-SHA256 under a key drawn at random for this
+//! run: equal values hash equal within the run, hashes differ between runs and cannot be
+//! brute-forced offline) or as "same"/"different". A token's claims
 //! (decoded without verification) are compared and shown, as `decode` shows them.
 //!
 //! `--json` prints one object:
@@ -14,10 +16,13 @@
 //!   `claim.alg`, `cookies`, `cookie.<name>`, `proxy`, `dpop_proof`;
 //! - `same`: the fields compared and found equal;
 //! - `notes`: things worth knowing about how the inputs were read;
+//! - `fingerprint_note`: that hashes are keyed for this run only;
 //! - `ok`: true when no difference was found (exit 0).
 
 use super::decode::{decode_unverified, scopes};
-use super::input::{fingerprint, paint, parse_request, print_json, read_text, Request};
+use super::input::{
+    fingerprint, paint, parse_request, print_json, read_text, Request, FINGERPRINT_NOTE,
+};
 use super::{DiffArgs, Out, Outcome, UsageError};
 use crate::time::{human_duration, now};
 use base64::Engine as _;
@@ -282,6 +287,7 @@ pub(crate) fn run(args: &DiffArgs, out: &Out) -> Result<Outcome, UsageError> {
                 "field": x.field, "a": x.a, "b": x.b, "why": x.why})).collect::<Vec<_>>(),
             "same": d.same,
             "notes": notes,
+            "fingerprint_note": FINGERPRINT_NOTE,
             "ok": d.differences.is_empty(),
         });
         print_json(&v);
@@ -520,7 +526,7 @@ fn print_text(
         } else {
             format!("{}://", r.target.scheme)
         };
-        println!(
+        outln!(
             "{} {} {scheme}{}{}",
             paint(color, "1", label),
             r.method,
@@ -528,26 +534,26 @@ fn print_text(
             r.target.path
         );
         if creds.is_empty() {
-            println!("  no credentials");
+            outln!("  no credentials");
         }
         for c in creds {
-            println!("  {}", c.describe());
+            outln!("  {}", c.describe());
         }
     }
     if d.differences.is_empty() {
-        println!(
+        outln!(
             "{}",
             paint(color, "32", "No difference that matters for authentication")
         );
     } else {
-        println!(
+        outln!(
             "{}",
             paint(color, "1", "Differences that matter for authentication")
         );
     }
     for x in &d.differences {
-        println!("  {}", paint(color, "33", &x.field));
-        println!(
+        outln!("  {}", paint(color, "33", &x.field));
+        outln!(
             "    A: {}\n    B: {}\n    {}",
             x.a,
             x.b,
@@ -555,9 +561,10 @@ fn print_text(
         );
     }
     if !d.same.is_empty() {
-        println!("{} {}", paint(color, "2", "Same:"), d.same.join(", "));
+        outln!("{} {}", paint(color, "2", "Same:"), d.same.join(", "));
     }
     for n in notes {
-        println!("{} {n}", paint(color, "2", "Note:"));
+        outln!("{} {n}", paint(color, "2", "Note:"));
     }
+    outln!("{} {FINGERPRINT_NOTE}", paint(color, "2", "Note:"));
 }

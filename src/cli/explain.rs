@@ -9,7 +9,8 @@
 //! - `problem`: the RFC 9457 body (object) or null; `reason`: its `reason` member or null;
 //!   `reason_known`: whether that code is one of this crate's reasons;
 //! - `server_wants`: sentences; `request`: null, or `{method, host, path, credentials}`
-//!   where each credential is `{kind, name, scheme, fingerprint}` (never a value);
+//!   where each credential is `{kind, name, scheme, fingerprint}` (never a value; the
+//!   fingerprint is keyed for this run only: hashes differ between runs);
 //! - `fix`: the most likely fix (string or null);
 //! - `findings`: `[{id, severity, rule, message}]`, `severity` `error` or `warning`; ids:
 //!   `challenge_missing`, `challenge_malformed`, `forbidden_without_credentials`,
@@ -517,20 +518,20 @@ impl Analysis {
         if !self.earlier.is_empty() {
             head.push_str(&format!(" (after {:?})", self.earlier));
         }
-        println!("{}", paint(color, code, &head));
+        outln!("{}", paint(color, code, &head));
         if let Some(p) = &self.problem {
             self.print_problem(p, color);
         }
-        println!("{}", b("The server wants"));
+        outln!("{}", b("The server wants"));
         if self.wants.is_empty() {
-            println!("  (no challenge)");
+            outln!("  (no challenge)");
         }
         for w in &self.wants {
-            println!("  - {w}");
+            outln!("  - {w}");
         }
         self.print_request(color);
         if let Some(fix) = &self.fix {
-            println!("{}\n  {fix}", b("Most likely fix"));
+            outln!("{}\n  {fix}", b("Most likely fix"));
         }
         self.print_findings(color);
     }
@@ -543,18 +544,18 @@ impl Analysis {
             } else {
                 " (not a code this tool knows)"
             };
-            println!("{} {reason}{known}", paint(color, "1", "Reason:"));
+            outln!("{} {reason}{known}", paint(color, "1", "Reason:"));
         }
         for key in ["title", "detail", "hint"] {
             if let Some(v) = field(key) {
-                println!("  {key}: {}", shown(v).trim_matches('`'));
+                outln!("  {key}: {}", shown(v).trim_matches('`'));
             }
         }
     }
 
     fn print_request(&self, color: bool) {
         let Some((r, creds)) = &self.request else {
-            println!(
+            outln!(
                 "{}",
                 paint(
                     color,
@@ -564,7 +565,7 @@ impl Analysis {
             );
             return;
         };
-        println!(
+        outln!(
             "{} {} {}{}",
             paint(color, "1", "The request sent"),
             r.method,
@@ -572,26 +573,29 @@ impl Analysis {
             r.target.path
         );
         if creds.is_empty() {
-            println!("  - no credentials at all");
+            outln!("  - no credentials at all");
         }
         for c in creds {
-            println!("  - {}", c.describe());
+            outln!("  - {}", c.describe());
+        }
+        if !creds.is_empty() {
+            outln!("  ({})", super::input::FINGERPRINT_NOTE);
         }
     }
 
     fn print_findings(&self, color: bool) {
         if self.findings.is_empty() {
-            println!("{}", paint(color, "32", "No standards violation found"));
+            outln!("{}", paint(color, "32", "No standards violation found"));
             return;
         }
-        println!("{}", paint(color, "1", "Standards"));
+        outln!("{}", paint(color, "1", "Standards"));
         for f in &self.findings {
             let tag = if f.severity == "error" {
                 paint(color, "31", "violation")
             } else {
                 paint(color, "33", "warning")
             };
-            println!("  {tag} [{}] {} ({})", f.id, f.message, f.rule);
+            outln!("  {tag} [{}] {} ({})", f.id, f.message, f.rule);
         }
     }
 }

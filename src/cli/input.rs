@@ -651,14 +651,41 @@ fn har_response(v: &Value) -> Option<Response> {
     })
 }
 
-/// A short, stable fingerprint of a secret: the first 8 hex digits of its SHA-256, so two
-/// values can be told apart without showing either.
+/// A short fingerprint of a secret, so two values can be told apart without showing
+/// either: `hmac:` and the first 8 hex digits of HMAC-SHA256 under a key drawn at random
+/// for this run. Equal within one run; they differ between runs, so a printed hash can be
+/// neither compared with another run's nor brute-forced offline (an unkeyed hash of a
+/// password or API key could).
 pub(crate) fn fingerprint(secret: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(secret.as_bytes());
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(run_key()).expect("any key length");
+    mac.update(secret.as_bytes());
+    let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("hmac:{hex}")
 }
+
+/// The random key of this run's fingerprints.
+fn run_key() -> &'static [u8; 32] {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let mut key = [0u8; 32];
+        if getrandom::getrandom(&mut key).is_err() {
+            // No system randomness: the std hasher's random keys, four times over.
+            use std::hash::{BuildHasher, Hasher};
+            for (i, chunk) in key.chunks_mut(8).enumerate() {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_usize(i);
+                chunk.copy_from_slice(&h.finish().to_le_bytes());
+            }
+        }
+        key
+    })
+}
+
+/// What every output that shows fingerprints says about them.
+pub(crate) const FINGERPRINT_NOTE: &str =
+    "hashes are keyed for this run only: they differ between runs";
 
 /// `text` in ANSI colour `code` (`1` bold, `31` red, `32` green, `33` yellow, `2` dim)
 /// when colour is on, as it is otherwise.
@@ -672,10 +699,7 @@ pub(crate) fn paint(color: bool, code: &str, text: &str) -> String {
 
 /// Prints `value` as pretty JSON on stdout (the `--json` output of every subcommand).
 pub(crate) fn print_json(value: &Value) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into())
-    );
+    super::term::emit_json(&serde_json::to_string_pretty(value).unwrap_or_else(|_| "{}".into()));
 }
 
 #[cfg(test)]

@@ -10,11 +10,19 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// `println!` through [`term::emit`]: every line printed is made safe for a terminal.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::term::emit(&format!($($arg)*))
+    };
+}
+
 mod decode;
 mod diff;
 mod explain;
 mod input;
 mod probe;
+mod term;
 
 /// Explains authentication failures from the client's side.
 #[derive(Debug, Parser)]
@@ -188,6 +196,7 @@ pub fn main() -> ExitCode {
         "never" => false,
         _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
     };
+    term::set_color(color);
     let out = Out {
         json: cli.output.json,
         color,
@@ -202,7 +211,7 @@ pub fn main() -> ExitCode {
         Ok(Outcome::Fine) => ExitCode::SUCCESS,
         Ok(Outcome::Problems) => ExitCode::from(1),
         Err(UsageError(why)) => {
-            eprintln!("auth-diagnostics: {why}");
+            eprintln!("auth-diagnostics: {}", term::safe_text(&why, false));
             ExitCode::from(2)
         }
     }

@@ -209,12 +209,12 @@ impl Report {
 
 /// Prints the report to stdout, as JSON or a table, scrubbed of `token`.
 pub(crate) fn print(report: &Report, out: &Out, token: Option<&str>) {
-    let text = if out.json {
-        serde_json::to_string_pretty(report).unwrap_or_default()
+    if out.json {
+        let text = serde_json::to_string_pretty(report).unwrap_or_default();
+        crate::cli::term::emit_json(&scrub(&text, token));
     } else {
-        table(report, out.color)
-    };
-    println!("{}", scrub(&text, token));
+        crate::cli::term::emit(&scrub(&table(report, out.color), token));
+    }
 }
 
 /// `text` with every occurrence of `token`, raw or URL-encoded, replaced by `<token>`.
