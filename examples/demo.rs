@@ -116,8 +116,14 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .redis_url
         .as_deref()
         .map(|url| RedisStore::open(url).unwrap_or_else(|e| panic!("DEMO_REDIS_URL: {e}")));
+    // Stored key sets carry a MAC: the demo's processes share the JWT secret, so the key
+    // is derived from it.
+    let share_key = {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(format!("demo shared key sets: {}", cfg.jwt_secret))
+    };
     let shared = |source: KeySource| match &redis {
-        Some(redis) => source.shared_store(redis.clone()),
+        Some(redis) => source.shared_store(redis.clone(), share_key),
         None => source,
     };
     if let Some(url) = &cfg.jwks_url {

@@ -18,7 +18,9 @@ use tokio::sync::OnceCell;
 /// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource, RedisStore};
 ///
 /// let redis = RedisStore::open("redis://redis.internal:6379").expect("a redis:// URL");
-/// let keys = KeySource::discover("https://login.example").shared_store(redis.clone());
+/// // Stored key sets are MACed with this key: the same on every replica, kept secret.
+/// let share_key = std::env::var("KEY_SET_SHARE_KEY").expect("a key");
+/// let keys = KeySource::discover("https://login.example").shared_store(redis.clone(), share_key);
 /// let tokens = JwtAuthenticator::from_source(keys).audience("orders-api");
 /// let layer = AuthDiagnostics::new()
 ///     .dpop(Dpop::new(tokens).replay_store(redis))
@@ -32,7 +34,8 @@ use tokio::sync::OnceCell;
 ///   longer be accepted anyway. It holds a hash of the proof's key and `jti`, nothing
 ///   from the client.
 /// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: JSON with the
-///   set's public members (`jwks`) and when it was fetched (`fetched_at_ms`), expiring after the source's
+///   set's public members (`jwks`), when it was fetched (`fetched_at_ms`) and its MAC;
+///   a save never replaces a newer set (a compare-and-set script), expiring after the source's
 ///   [`max_shared_age`](crate::KeySource::max_shared_age).
 ///
 /// The connection is made on first use and re-made after a loss. Each command has a time
@@ -155,7 +158,23 @@ impl ReplayStore for RedisStore {
 struct Value {
     fetched_at_ms: i64,
     jwks: String,
+    mac: String,
 }
+
+/// `SET` unless the stored value has a later `fetched_at_ms`: KEYS[1], ARGV value, its
+/// `fetched_at_ms`, the expiry in seconds. A value that is not ours is replaced.
+const SAVE_IF_NEWER: &str = r#"
+local had = redis.call('GET', KEYS[1])
+if had then
+  local ok, value = pcall(cjson.decode, had)
+  if ok and type(value) == 'table' and tonumber(value.fetched_at_ms)
+     and tonumber(value.fetched_at_ms) > tonumber(ARGV[2]) then
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"#;
 
 impl KeySetStore for RedisStore {
     fn load(&self, source: &str) -> StoreFuture<Option<StoredKeySet>> {
@@ -172,6 +191,7 @@ impl KeySetStore for RedisStore {
             Ok(Some(StoredKeySet {
                 jwks: value.jwks,
                 fetched_at_ms: value.fetched_at_ms,
+                mac: value.mac,
             }))
         })
     }
@@ -180,14 +200,17 @@ impl KeySetStore for RedisStore {
         let store = self.clone();
         let key = format!("{}jwks:{source}", self.inner.prefix);
         Box::pin(async move {
+            let value_time = set.fetched_at_ms;
             let value = Value {
                 fetched_at_ms: set.fetched_at_ms,
                 jwks: set.jwks,
+                mac: set.mac,
             };
             let text = serde_json::to_string(&value).map_err(|e| StoreError::new(e.to_string()))?;
-            let mut cmd = redis::cmd("SET");
-            cmd.arg(key).arg(text).arg("EX").arg(ttl.max(1));
-            store.query::<()>(cmd).await
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(SAVE_IF_NEWER).arg(1).arg(key).arg(text);
+            cmd.arg(value_time).arg(ttl.max(1));
+            store.query::<i64>(cmd).await.map(drop)
         })
     }
 }

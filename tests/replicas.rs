@@ -340,6 +340,28 @@ fn jwks_key(url: &str) -> String {
     format!("auth-diagnostics:jwks:{hex}")
 }
 
+/// The key the replicas' stored key sets are MACed with.
+const SHARE_KEY: &str = "replicas share this key-set key";
+
+/// `stored` with its `mac` made again for `url`'s source, as a replica with
+/// [`SHARE_KEY`] makes it (HMAC-SHA256 keyed with SHA-256 of the key, over the source's
+/// name, the time and the set, each prefixed with its length): for tests that edit a
+/// stored set. Computed here on its own, from the documented construction.
+fn reseal(stored: &mut Value, url: &str) {
+    use hmac::{Hmac, Mac};
+    let key = Sha256::digest(SHARE_KEY.as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    let name = jwks_key(url).rsplit(':').next().unwrap().to_owned();
+    let time = stored["fetched_at_ms"].as_i64().unwrap().to_be_bytes();
+    let jwks = stored["jwks"].as_str().unwrap().to_owned();
+    for part in [name.as_bytes(), &time, jwks.as_bytes()] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let tag = mac.finalize().into_bytes();
+    stored["mac"] = json!(tag.iter().map(|b| format!("{b:02x}")).collect::<String>());
+}
+
 /// The stored key set of `url`, once a replica saved it (within 3 s).
 async fn stored_set(redis: &Redis, url: &str) -> Value {
     let key = jwks_key(url);
@@ -470,7 +492,7 @@ async fn a_replica_started_while_the_idp_is_down_serves_with_the_set_another_sto
     let token = rsa_token("rsa", "r1");
 
     // A fetches from the provider and stores the set.
-    let a = keys_replica(source_of(&idp).shared_store(store_of(&redis)));
+    let a = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
     assert_eq!(me(&a, &token).await.ok()["sub"], "alice");
     let stored = stored_set(&redis, &idp.url()).await;
     let fetched_at = stored["fetched_at_ms"].as_i64().unwrap() / 1000;
@@ -495,7 +517,7 @@ async fn a_replica_started_while_the_idp_is_down_serves_with_the_set_another_sto
     // The provider goes down; B starts, with a source of its own for the same URL.
     idp.down();
     let hits = idp.hits();
-    let source_b = source_of(&idp).shared_store(store_of(&redis));
+    let source_b = source_of(&idp).shared_store(store_of(&redis), SHARE_KEY);
     let b = keys_replica(source_b.clone());
     ready(&source_b).await;
     let loaded = key_event(
@@ -536,17 +558,92 @@ async fn a_replica_started_while_the_idp_is_down_serves_with_the_set_another_sto
 }
 
 #[tokio::test]
+async fn a_set_planted_in_redis_without_the_key_or_dated_ahead_is_refused() {
+    let redis = redis_or_skip!();
+    let (capture, _guard) = Capture::install();
+    let idp = Idp::start(vec![rsa_jwk("rsa", "r1")]).await;
+    let a = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
+    assert_eq!(me(&a, &rsa_token("rsa", "r1")).await.status, 200);
+    let stored = stored_set(&redis, &idp.url()).await;
+    let key = jwks_key(&idp.url());
+    idp.down();
+
+    // Whoever can write to Redis plants their own key, dated far ahead so that it looks
+    // newest, with a MAC made without the replicas' key.
+    let evil = json!({ "keys": [rsa_jwk("rsa2", "evil")] }).to_string();
+    let mut planted = stored.clone();
+    planted["jwks"] = json!(evil);
+    planted["fetched_at_ms"] = json!((now() + 10_000_000) * 1000);
+    let set = |value: &Value| {
+        let done = redis.command(&["SET", &key, &value.to_string()]);
+        assert_eq!(done, Resp::Simple("OK".into()));
+    };
+    set(&planted);
+    let b = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
+    let out = me(&b, &rsa_token("rsa2", "evil")).await;
+    out.check(&expect("key_source_unavailable").verbose());
+    let refused = key_events(
+        &capture,
+        Level::WARN,
+        "the shared key set store failed to load",
+    )
+    .await;
+    assert!(
+        refused[0]
+            .field("store_error")
+            .contains("MAC does not verify"),
+        "{}",
+        refused[0].line()
+    );
+
+    // A set with a good MAC but dated more than a minute ahead (a replica whose clock
+    // runs fast) is not taken either: it would count as newest for hours.
+    let mut ahead = stored.clone();
+    ahead["fetched_at_ms"] = json!((now() + 3600) * 1000);
+    reseal(&mut ahead, &idp.url());
+    set(&ahead);
+    let c = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
+    out_is_unavailable(&me(&c, &rsa_token("rsa", "r1")).await);
+    let refused = key_events_n(
+        &capture,
+        Level::WARN,
+        "the shared key set store failed to load",
+        2,
+    )
+    .await;
+    assert!(
+        refused
+            .iter()
+            .any(|e| e.field("store_error").contains("ahead of this clock")),
+        "{:#?}",
+        refused
+    );
+
+    // The same set, resealed with its true time, serves: the MAC was all that was wrong.
+    let mut good = stored;
+    reseal(&mut good, &idp.url());
+    set(&good);
+    let d = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
+    assert_eq!(me(&d, &rsa_token("rsa", "r1")).await.status, 200);
+}
+
+fn out_is_unavailable(out: &Outcome) {
+    out.check(&expect("key_source_unavailable").verbose());
+}
+
+#[tokio::test]
 async fn a_shared_set_older_than_max_shared_age_is_not_used() {
     let redis = redis_or_skip!();
     let (capture, _guard) = Capture::install();
     let idp = Idp::start(vec![rsa_jwk("rsa", "r1")]).await;
     let token = rsa_token("rsa", "r1");
-    let a = keys_replica(source_of(&idp).shared_store(store_of(&redis)));
+    let a = keys_replica(source_of(&idp).shared_store(store_of(&redis), SHARE_KEY));
     assert_eq!(me(&a, &token).await.status, 200);
 
     // The stored set is made two minutes old (as if the provider had been down since).
     let mut stored = stored_set(&redis, &idp.url()).await;
     stored["fetched_at_ms"] = json!((now() - 120) * 1000);
+    reseal(&mut stored, &idp.url());
     let key = jwks_key(&idp.url());
     assert_eq!(
         redis.command(&["SET", &key, &stored.to_string()]),
@@ -556,7 +653,7 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
 
     // A replica that accepts sets a minute old at most: not this one.
     let source = source_of(&idp)
-        .shared_store(store_of(&redis))
+        .shared_store(store_of(&redis), SHARE_KEY)
         .max_shared_age(Duration::from_secs(60));
     let b = keys_replica(source);
     let out = me(&b, &token).await;
@@ -580,7 +677,7 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
     assert!(loaded.is_empty(), "{loaded:#?}");
 
     // With the default bound (24 h) the same entry serves: the age made the difference.
-    let source = source_of(&idp).shared_store(store_of(&redis));
+    let source = source_of(&idp).shared_store(store_of(&redis), SHARE_KEY);
     let c = keys_replica(source.clone());
     ready(&source).await;
     assert_eq!(me(&c, &token).await.ok()["sub"], "alice");
@@ -593,7 +690,7 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
     let idp = Idp::start(vec![rsa_jwk("rsa", "r1")]).await;
     let short = || {
         source_of(&idp)
-            .shared_store(store_of(&redis))
+            .shared_store(store_of(&redis), SHARE_KEY)
             .max_shared_age(Duration::from_secs(1))
     };
     let d = keys_replica(short());
@@ -886,7 +983,7 @@ async fn when_redis_stops_proofs_fail_closed_keys_go_on_and_it_recovers() {
     let store = store_of(&redis);
     let dpop = dpop_replica(Some(store.clone()));
     let idp = Idp::start(vec![rsa_jwk("rsa", "r1")]).await;
-    let source = source_of(&idp).shared_store(store);
+    let source = source_of(&idp).shared_store(store, SHARE_KEY);
     let keyed = keys_replica(source.clone());
     let c = Client::new();
     accepted(&send_dpop(&dpop, c.get(&c.me_proof())).await);
@@ -937,7 +1034,7 @@ async fn when_redis_stops_proofs_fail_closed_keys_go_on_and_it_recovers() {
     );
 
     // A new replica, while Redis is down and the provider up, fetches and serves.
-    let fresh = source_of(&idp).shared_store(store_of(&redis));
+    let fresh = source_of(&idp).shared_store(store_of(&redis), SHARE_KEY);
     let d = keys_replica(fresh.clone());
     ready(&fresh).await;
     assert_eq!(status_of(&d, &rsa_token("rsa2", "r2")).await, 200);
@@ -1045,8 +1142,8 @@ async fn newer_set_after_a_failed_fetch(gap: Duration) {
     let redis = redis_or_skip!();
     let idp = Idp::start(vec![rsa_jwk("rsa", "r1")]).await;
     let (source_a, source_b) = (
-        source_of(&idp).shared_store(store_of(&redis)),
-        source_of(&idp).shared_store(store_of(&redis)),
+        source_of(&idp).shared_store(store_of(&redis), SHARE_KEY),
+        source_of(&idp).shared_store(store_of(&redis), SHARE_KEY),
     );
     let (a, b) = (keys_replica(source_a), keys_replica(source_b.clone()));
     ready(&source_b).await;
@@ -1066,4 +1163,33 @@ async fn newer_set_after_a_failed_fetch(gap: Duration) {
     // Now B cannot reach the provider: its refresh fails, and it takes A's set.
     idp.down();
     assert_eq!(me(&b, &r2).await.ok()["sub"], "alice");
+}
+
+#[tokio::test]
+async fn a_slow_save_of_an_older_set_never_replaces_a_newer_one() {
+    use auth_diagnostics::{KeySetStore, StoredKeySet};
+    let redis = redis_or_skip!();
+    let store = store_of(&redis);
+    let set = |ms: i64| StoredKeySet {
+        jwks: format!(r#"{{"keys":[],"at":{ms}}}"#),
+        fetched_at_ms: ms,
+        mac: "00".repeat(32),
+    };
+    store.save("s", set(2_000), 60).await.unwrap();
+    store.save("s", set(1_000), 60).await.unwrap();
+    assert_eq!(store.load("s").await.unwrap(), Some(set(2_000)));
+    store.save("s", set(3_000), 60).await.unwrap();
+    assert_eq!(store.load("s").await.unwrap(), Some(set(3_000)));
+    // Whatever is there and is not a stored set of ours is replaced.
+    let key = "auth-diagnostics:jwks:t";
+    assert_eq!(
+        redis.command(&["SET", key, "not json"]),
+        Resp::Simple("OK".into())
+    );
+    store.save("t", set(1), 60).await.unwrap();
+    assert_eq!(store.load("t").await.unwrap(), Some(set(1)));
+    assert!(
+        (1..=60).contains(&redis.ttl(key)),
+        "expires with the save's ttl"
+    );
 }

@@ -9,7 +9,7 @@
 
 use super::fetch::{check_url, max_age, FetchError, FetchErrorKind, Fetched, HttpFetch};
 use super::jwk::{self, RemoteKey};
-use super::store::{public_part, source_name, KeySetStore, StoredKeySet};
+use super::store::KeySetStore;
 use crate::sanitize::cap;
 use crate::time::now;
 use bytes::Bytes;
@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
+
+mod shared;
 
 /// Where a source's keys come from.
 #[derive(Clone, Debug)]
@@ -47,7 +49,8 @@ struct Settings {
     max_bytes: usize,
     max_keys: usize,
     /// Where the last known good set is shared with other replicas.
-    store: Option<Arc<dyn KeySetStore>>,
+    /// Where the last known good set is shared, and the key its MACs are made with.
+    store: Option<(Arc<dyn KeySetStore>, Arc<[u8; 32]>)>,
     /// The oldest shared set loaded.
     max_shared_age: Duration,
 }
@@ -335,11 +338,26 @@ impl KeySource {
     /// reads the stored set before it asks the provider, and uses it until its own fetch
     /// succeeds; after a failed fetch it takes a newer set a sibling stored; every
     /// successful fetch is stored with its time. A stored set older than
-    /// [`KeySource::max_shared_age`] is not used. The store holds public key members only,
-    /// under the SHA-256 of the source's URL.
-    pub fn shared_store(self, store: impl KeySetStore) -> Self {
+    /// [`KeySource::max_shared_age`], or dated more than a minute ahead of this clock, is
+    /// not used. The store holds public key members only, under the SHA-256 of the
+    /// source's URL.
+    ///
+    /// A key set decides which tokens verify, so each stored set carries an HMAC-SHA256
+    /// made with `key` (at least 16 bytes, the same on every replica, kept like a
+    /// signing secret): a set written by anything without the key (whoever can write to
+    /// the store) is refused and logged.
+    ///
+    /// # Panics
+    /// When `key` is shorter than 16 bytes.
+    pub fn shared_store(self, store: impl KeySetStore, key: impl AsRef<[u8]>) -> Self {
+        let key = key.as_ref();
+        assert!(
+            key.len() >= 16,
+            "auth-diagnostics: KeySource::shared_store needs a key of at least 16 bytes"
+        );
+        let key: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key).into();
         let store: Arc<dyn KeySetStore> = Arc::new(store);
-        self.edit(|s| s.store = Some(store))
+        self.edit(|s| s.store = Some((store, Arc::new(key))))
     }
 
     /// The oldest shared key set a replica loads (default 24 hours, the longest refresh
@@ -794,128 +812,6 @@ fn rfc8414_url(issuer: &str) -> String {
         true => format!("{scheme}://{host}/.well-known/oauth-authorization-server"),
         false => format!("{scheme}://{host}/.well-known/oauth-authorization-server/{path}"),
     }
-}
-
-impl Inner {
-    /// Takes the shared store's key set when it is newer than the cached one and not older
-    /// than `max_shared_age`. Store failures are logged and change nothing.
-    async fn load_shared(&self) {
-        let Some(store) = &self.settings.store else {
-            return;
-        };
-        let source = shown_source(self.url());
-        let loading = store.load(&source_name(self.url()));
-        let outcome = match tokio::time::timeout(self.settings.fetch_timeout, loading).await {
-            Ok(Ok(Some(stored))) => self.take_shared(stored, &source),
-            Ok(Ok(None)) => Err(("absent", None)),
-            Ok(Err(e)) => Err(("error", Some(e.to_string()))),
-            Err(_) => Err(("error", Some("no answer in time".to_owned()))),
-        };
-        let result = match outcome {
-            Ok(()) => "ok",
-            Err((result, why)) => {
-                if let Some(why) = why {
-                    shared_store_failed(&source, "load", &why);
-                }
-                result
-            }
-        };
-        crate::metrics::shared_key_set(&source, "load", result);
-    }
-
-    /// Uses `stored` unless the cached set is as new, or it is too old or unusable: then
-    /// the metric's result, and what to log.
-    fn take_shared(
-        &self,
-        stored: StoredKeySet,
-        source: &str,
-    ) -> Result<(), (&'static str, Option<String>)> {
-        let cached = self
-            .keys
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        if cached.is_some_and(|c| c.fetched_at_ms >= stored.fetched_at_ms) {
-            // Ours, or older than ours.
-            return Ok(());
-        }
-        let age = (crate::time::now_ms() - stored.fetched_at_ms).max(0) / 1000;
-        let max_age = self.settings.max_shared_age.as_secs();
-        if age.unsigned_abs() > max_age {
-            tracing::warn!(
-                target: "auth_diagnostics::keys",
-                key_source = source,
-                shared_age_s = age,
-                max_shared_age_s = max_age,
-                "the shared key set is too old to use: {age} s, at most {max_age} s"
-            );
-            return Err(("too_old", None));
-        }
-        let set = match jwk::parse(stored.jwks.as_bytes(), self.settings.max_keys) {
-            Ok(set) if !set.keys.is_empty() => set,
-            _ => {
-                return Err((
-                    "unusable",
-                    Some("the stored set holds no usable key".into()),
-                ))
-            }
-        };
-        let set = KeySet {
-            keys: set.keys,
-            fetched_at: stored.fetched_at_ms.div_euclid(1000),
-            fetched_at_ms: stored.fetched_at_ms,
-            skipped: set.skipped,
-        };
-        tracing::info!(
-            target: "auth_diagnostics::keys",
-            key_source = source,
-            key_ids = set.kids().as_str(),
-            shared_age_s = age,
-            "key set loaded from the shared store, fetched {age} s ago by a replica"
-        );
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(set));
-        self.generation.fetch_add(1, Ordering::AcqRel);
-        // Requests waiting for keys may go on with these.
-        self.attempts.send_modify(|n| *n += 1);
-        Ok(())
-    }
-
-    /// Stores a freshly fetched set's public part for other replicas.
-    async fn save_shared(&self, body: &[u8], fetched_at_ms: i64) {
-        let (Some(store), Some(jwks)) = (&self.settings.store, public_part(body)) else {
-            return;
-        };
-        let set = StoredKeySet {
-            jwks,
-            fetched_at_ms,
-        };
-        let ttl = self.settings.max_shared_age.as_secs().max(1);
-        let saving = store.save(&source_name(self.url()), set, ttl);
-        let source = shown_source(self.url());
-        let failed = match tokio::time::timeout(self.settings.fetch_timeout, saving).await {
-            Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some("no answer in time".to_owned()),
-        };
-        if let Some(why) = &failed {
-            shared_store_failed(&source, "save", why);
-        }
-        let result = if failed.is_some() { "error" } else { "ok" };
-        crate::metrics::shared_key_set(&source, "save", result);
-    }
-}
-
-/// A shared key set store that failed: a WARN, since the provider and the cached keys
-/// still serve.
-fn shared_store_failed(source: &str, op: &'static str, why: &str) {
-    let why = shown(why);
-    tracing::warn!(
-        target: "auth_diagnostics::keys",
-        key_source = source,
-        store_op = op,
-        store_error = why.as_str(),
-        "the shared key set store failed to {op}: {why}; using the cached keys and the identity provider"
-    );
 }
 
 /// Text from a key set's documents or errors as a log field shows it: control, bidi and

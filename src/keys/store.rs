@@ -5,6 +5,8 @@
 //! own. With a shared store it reads the set its siblings fetched, before (not instead of)
 //! asking the provider, and uses it until its own fetch succeeds.
 
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
@@ -35,8 +37,8 @@ impl std::error::Error for StoreError {}
 /// What the methods of [`KeySetStore`] return.
 pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
 
-/// A key set as stored: the JWK set document (public members only) and when it was
-/// fetched from the identity provider.
+/// A key set as stored: the JWK set document (public members only), when it was fetched
+/// from the identity provider, and the MAC that shows a replica stored it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredKeySet {
     /// The JWK set, as JSON (`{"keys":[…]}`), without private or symmetric key members.
@@ -44,6 +46,9 @@ pub struct StoredKeySet {
     /// When a replica fetched it from the provider, in milliseconds since the epoch (two
     /// replicas may fetch within one second).
     pub fetched_at_ms: i64,
+    /// HMAC-SHA256 (hex) over the source's name, `fetched_at_ms` and `jwks`, with the
+    /// shared-store key of [`KeySource::shared_store`](crate::KeySource::shared_store).
+    pub mac: String,
 }
 
 /// Keeps the last key set fetched from each source, for other replicas.
@@ -53,7 +58,8 @@ pub struct StoredKeySet {
 pub trait KeySetStore: Send + Sync + fmt::Debug + 'static {
     /// The set stored for `source`, if any.
     fn load(&self, source: &str) -> StoreFuture<Option<StoredKeySet>>;
-    /// Stores `set` for `source`, replacing what was there. It may be dropped after `ttl`
+    /// Stores `set` for `source`, unless the set there has a later `fetched_at_ms` (a slow
+    /// save of an older set must not replace a newer one). It may be dropped after `ttl`
     /// seconds: nobody loads a set older than that.
     fn save(&self, source: &str, set: StoredKeySet, ttl: u64) -> StoreFuture<()>;
 }
@@ -88,7 +94,12 @@ impl KeySetStore for MemoryKeySetStore {
     fn save(&self, source: &str, set: StoredKeySet, _ttl: u64) -> StoreFuture<()> {
         let saved = match self.sets.lock() {
             Ok(mut sets) if sets.len() < MEMORY_SOURCES || sets.contains_key(source) => {
-                sets.insert(source.to_owned(), set);
+                let newer = sets
+                    .get(source)
+                    .is_some_and(|had| had.fetched_at_ms > set.fetched_at_ms);
+                if !newer {
+                    sets.insert(source.to_owned(), set);
+                }
                 Ok(())
             }
             Ok(_) => Err(StoreError::new(format!(
@@ -116,6 +127,53 @@ pub(crate) fn public_part(body: &[u8]) -> Option<String> {
     }
     let keys = std::mem::take(keys);
     serde_json::to_string(&serde_json::json!({ "keys": keys })).ok()
+}
+
+/// The MAC of a stored set: HMAC-SHA256 over the source's name, the fetch time and the
+/// set, each length-prefixed.
+fn mac(key: &[u8; 32], source: &str, fetched_at_ms: i64, jwks: &str) -> Hmac<Sha256> {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    for part in [
+        source.as_bytes(),
+        &fetched_at_ms.to_be_bytes(),
+        jwks.as_bytes(),
+    ] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    mac
+}
+
+/// A set ready to store, with its MAC.
+pub(crate) fn seal(key: &[u8; 32], source: &str, jwks: String, fetched_at_ms: i64) -> StoredKeySet {
+    let tag = mac(key, source, fetched_at_ms, &jwks)
+        .finalize()
+        .into_bytes();
+    StoredKeySet {
+        jwks,
+        fetched_at_ms,
+        mac: tag.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// Whether a stored set carries the MAC `key` makes (compared in constant time).
+pub(crate) fn unseal(key: &[u8; 32], source: &str, set: &StoredKeySet) -> bool {
+    let Some(tag) = from_hex(&set.mac) else {
+        return false;
+    };
+    mac(key, source, set.fetched_at_ms, &set.jwks)
+        .verify_slice(&tag)
+        .is_ok()
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() != 64 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// The name a source is stored under: hex SHA-256 of its configured URL.
@@ -148,19 +206,45 @@ mod tests {
         assert_eq!(source_name("https://idp/jwks").len(), 64);
     }
 
+    #[test]
+    fn a_mac_binds_key_source_time_and_set() {
+        let set = seal(&[7; 32], "src", r#"{"keys":[]}"#.into(), 1000);
+        assert!(unseal(&[7; 32], "src", &set));
+        assert!(!unseal(&[8; 32], "src", &set), "another key");
+        assert!(!unseal(&[7; 32], "other", &set), "another source");
+        let later = StoredKeySet {
+            fetched_at_ms: 2000,
+            ..set.clone()
+        };
+        assert!(!unseal(&[7; 32], "src", &later), "another time");
+        let planted = StoredKeySet {
+            jwks: r#"{"keys":[{}]}"#.into(),
+            ..set.clone()
+        };
+        assert!(!unseal(&[7; 32], "src", &planted), "another set");
+        let garbled = StoredKeySet {
+            mac: "zz".repeat(32),
+            ..set
+        };
+        assert!(!unseal(&[7; 32], "src", &garbled));
+    }
+
     #[tokio::test]
     async fn memory_store_is_bounded() {
         let store = MemoryKeySetStore::new();
-        let set = StoredKeySet {
-            jwks: "{}".into(),
-            fetched_at_ms: 1,
-        };
+        let set = seal(&[1; 32], "s", "{}".into(), 5);
+        let older = seal(&[1; 32], "s", "{}".into(), 4);
         for i in 0..MEMORY_SOURCES {
             store.save(&i.to_string(), set.clone(), 60).await.unwrap();
         }
         assert!(store.save("one more", set.clone(), 60).await.is_err());
         store.save("0", set.clone(), 60).await.unwrap();
-        assert_eq!(store.load("0").await.unwrap(), Some(set));
+        store.save("0", older, 60).await.unwrap();
+        assert_eq!(
+            store.load("0").await.unwrap(),
+            Some(set),
+            "the newer one stays"
+        );
         assert_eq!(store.load("none").await.unwrap(), None);
     }
 }
