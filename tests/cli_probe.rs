@@ -1,6 +1,9 @@
-//! `auth-diagnostics probe`: the real binary against the demo (every check passes) and
-//! against a deliberately broken server, one breakage per route (each is reported by its
-//! check id); usage errors exit 2; the token never appears in any output.
+//! `auth-diagnostics probe`: the real binary against the demo (every check passes, on its
+//! Bearer routes and on those that take Basic, an API key, a cookie or DPoP) and against a
+//! deliberately broken server, one breakage per route (each is reported by its check id: a
+//! broken MUST fails, a missed SHOULD warns); the token goes into a URL only with
+//! `--query-token`; a metadata document on another origin is not fetched; usage errors
+//! exit 2; the token never appears in any output.
 
 mod common;
 use common::*;
@@ -76,7 +79,7 @@ async fn probe(args: &[&str], token: Option<&str>) -> Run {
     run
 }
 
-/// Asserts a `--json` run found nothing wrong.
+/// Asserts a `--json` run found nothing wrong, having sent `requests` requests.
 #[track_caller]
 fn assert_clean(run: &Run, requests: u64) {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
@@ -87,7 +90,8 @@ fn assert_clean(run: &Run, requests: u64) {
     assert_eq!(summary["warnings"], 0, "{summary}");
     assert_eq!(summary["requests"], requests, "{summary}");
     for exchange in report["requests"].as_array().unwrap() {
-        assert!(exchange["status"].is_u64(), "{exchange}");
+        let not_sent = exchange["checks"][0]["id"] == "sent";
+        assert!(exchange["status"].is_u64() || not_sent, "{exchange}");
         for check in exchange["checks"].as_array().unwrap() {
             let rule = check["rule"].as_str().unwrap_or_default();
             assert!(rule.starts_with("R-") || rule == "reasons.md", "{check}");
@@ -103,11 +107,15 @@ async fn the_demo_passes_every_check() {
 
     assert_clean(&probe(&["--json", &me], None).await, 4);
     let token = hs256(&good_claims());
-    assert_clean(&probe(&["--json", &me], Some(&token)).await, 7);
+    assert_clean(&probe(&["--json", &me], Some(&token)).await, 5);
+    assert_clean(
+        &probe(&["--json", "--query-token", &me], Some(&token)).await,
+        7,
+    );
 
     // /mcp advertises its metadata document: fetched and checked too.
     let token = hs256(&claims(json!({ "scope": "mcp:tools" })));
-    let run = probe(&["--json", &mcp], Some(&token)).await;
+    let run = probe(&["--json", "--query-token", &mcp], Some(&token)).await;
     assert_clean(&run, 8);
     let report = run.json();
     let meta = &report["requests"][7];
@@ -128,7 +136,7 @@ async fn the_demo_passes_every_check() {
     );
 
     // The table for people says the same.
-    let run = probe(&[&mcp], Some(&token)).await;
+    let run = probe(&["--query-token", &mcp], Some(&token)).await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert!(
         run.stdout.contains("PASS") && !run.stdout.contains("FAIL"),
@@ -143,6 +151,61 @@ async fn the_demo_passes_every_check() {
     server.abort();
 }
 
+/// The routes that take no Bearer token answer `Bearer a b` and a bare token with their
+/// own challenge and no error: right, so nothing fails (a wrong diagnosis of a conforming
+/// server is a bug).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_of_other_schemes_pass() {
+    let (base, server) = serve_demo().await;
+    let token = hs256(&good_claims());
+    for route in ["basic", "key", "session", "dpop"] {
+        let url = format!("{base}/{route}");
+        for token in [None, Some(token.as_str())] {
+            let run = probe(&["--json", &url], token).await;
+            assert_eq!(run.code, 0, "/{route}: {}{}", run.stdout, run.stderr);
+            assert_eq!(run.ids("failed_checks"), Vec::<String>::new(), "/{route}");
+            let table = probe(&[&url], token).await;
+            assert!(!table.stdout.contains("FAIL"), "/{route}: {}", table.stdout);
+        }
+    }
+    server.abort();
+}
+
+/// A token the resource refuses (expired; without the scope a route needs) is a correct
+/// answer, not a broken server: a note that says why, and the checks that need an
+/// accepted token are not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_is_a_note_not_a_failure() {
+    let (base, server) = serve_demo().await;
+    let expired = hs256(&claims(json!({ "exp": 1_000_000_000 })));
+    let me = format!("{base}/me");
+    let run = probe(&["--json", "--query-token", &me], Some(&expired)).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = run.json();
+    let valid = &report["requests"][4];
+    assert_eq!(valid["name"], "valid_token");
+    assert_eq!(valid["checks"][0]["verdict"], "skip", "{valid}");
+    let detail = valid["checks"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("the token was refused") && detail.contains("invalid_token"),
+        "{detail}"
+    );
+    assert_eq!(
+        report["summary"]["requests"], 5,
+        "the query checks are not sent"
+    );
+    assert_eq!(report["requests"][5]["checks"][0]["verdict"], "skip");
+
+    let run = probe(
+        &["--json", &format!("{base}/admin")],
+        Some(&hs256(&good_claims())),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.ids("failed_checks").is_empty());
+    server.abort();
+}
+
 // A broken server ------------------------------------------------------------------------
 
 /// The broken server's state: the address of a second server (another origin) and how
@@ -151,6 +214,8 @@ async fn the_demo_passes_every_check() {
 struct Broken {
     elsewhere: String,
     stolen: Arc<AtomicUsize>,
+    /// Requests that carried `access_token` in the query.
+    in_query: Arc<AtomicUsize>,
 }
 
 /// What a conforming Bearer resource server answers: status and the challenge's `error`.
@@ -178,6 +243,9 @@ async fn broken(
         "ignores-query" => uri.path().parse().unwrap(),
         _ => uri.clone(),
     };
+    if uri.query().is_some_and(|q| q.contains("access_token")) {
+        st.in_query.fetch_add(1, Ordering::SeqCst);
+    }
     let (mut status, mut error) = conforming(&seen, &headers);
     let anonymous = headers.get("authorization").is_none() && uri.query().is_none();
     match case.as_str() {
@@ -201,7 +269,12 @@ async fn broken(
         Some(e) => format!("Bearer realm=\"t\", error=\"{e}\""),
         None => "Bearer realm=\"t\"".to_owned(),
     };
-    if case.ends_with("meta") {
+    if case == "far-meta" {
+        let far = &st.elsewhere;
+        challenge.push_str(&format!(
+            ", resource_metadata=\"{far}/.well-known/oauth-protected-resource/{case}\""
+        ));
+    } else if case.ends_with("meta") {
         challenge.push_str(&format!(
             ", resource_metadata=\"http://{host}/.well-known/oauth-protected-resource/{case}\""
         ));
@@ -256,6 +329,7 @@ async fn serve_broken() -> (String, Broken) {
     let st = Broken {
         elsewhere: format!("http://localhost:{}", other.local_addr().unwrap().port()),
         stolen,
+        in_query: Arc::new(AtomicUsize::new(0)),
     };
     tokio::spawn(async move { axum::serve(other, other_app).await.unwrap() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -275,28 +349,28 @@ async fn serve_broken() -> (String, Broken) {
 async fn every_breakage_is_reported() {
     let (base, st) = serve_broken().await;
     // The conforming routes: no false alarm.
+    let q = "--query-token";
     assert_clean(
-        &probe(&["--json", &format!("{base}/good")], Some(TOKEN)).await,
+        &probe(&["--json", q, &format!("{base}/good")], Some(TOKEN)).await,
         7,
     );
     assert_clean(
-        &probe(&["--json", &format!("{base}/good-meta")], Some(TOKEN)).await,
+        &probe(&["--json", q, &format!("{base}/good-meta")], Some(TOKEN)).await,
         8,
     );
 
+    // Broken MUSTs (and server faults) fail.
     let cases = [
         ("no-challenge", "no_credentials.challenge_present"),
-        ("forbidden", "no_credentials.status"),
         ("bad-syntax", "no_credentials.challenge_syntax"),
         ("crash", "malformed_authorization.status"),
         ("open", "no_credentials.status"),
-        ("wrong-error", "no_credentials.no_error"),
         ("wrong-problem", "no_credentials.problem_status"),
         ("redirect", "no_credentials.redirect"),
         ("meta", "metadata.resource"),
     ];
     for (case, id) in cases {
-        let run = probe(&["--json", &format!("{base}/{case}")], Some(TOKEN)).await;
+        let run = probe(&["--json", q, &format!("{base}/{case}")], Some(TOKEN)).await;
         assert_eq!(run.code, 1, "{case}: {}{}", run.stdout, run.stderr);
         let failed = run.ids("failed_checks");
         assert!(
@@ -311,24 +385,100 @@ async fn every_breakage_is_reported() {
         "a redirect was followed"
     );
 
-    // A missing no-store is this crate's contract, not the standards': a warning, which
-    // --strict turns into exit 1.
-    let url = format!("{base}/no-cache");
-    let run = probe(&["--json", &url], Some(TOKEN)).await;
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    assert!(run
-        .ids("warning_checks")
-        .contains(&"no_credentials.cache_control".to_owned()));
-    let run = probe(&["--json", "--strict", &url], Some(TOKEN)).await;
-    assert_eq!(run.code, 1, "{}", run.stdout);
+    // Missed SHOULDs warn (RFC 9110 §11.4's 401, RFC 6750 §3.1's no error without
+    // credentials), and so does this crate's own contract (no-store); --strict makes
+    // each exit 1.
+    let warned = [
+        ("forbidden", "no_credentials.status"),
+        ("wrong-error", "no_credentials.no_error"),
+        ("no-cache", "no_credentials.cache_control"),
+    ];
+    for (case, id) in warned {
+        let url = format!("{base}/{case}");
+        let run = probe(&["--json", &url], Some(TOKEN)).await;
+        assert_eq!(run.code, 0, "{case}: {}", run.stdout);
+        assert!(
+            run.ids("failed_checks").is_empty(),
+            "{case}: {}",
+            run.stdout
+        );
+        assert!(
+            run.ids("warning_checks").contains(&id.to_owned()),
+            "{case}: {id} not in {:?}",
+            run.ids("warning_checks")
+        );
+        let run = probe(&["--json", "--strict", &url], Some(TOKEN)).await;
+        assert_eq!(run.code, 1, "{case}: {}", run.stdout);
+    }
 
     // A server that ignores query tokens (OAuth 2.1) accepts the header's token when both
     // are sent: RFC 6750's 400 is a SHOULD, so a warning, not a failure.
-    let run = probe(&["--json", &format!("{base}/ignores-query")], Some(TOKEN)).await;
+    let run = probe(
+        &["--json", q, &format!("{base}/ignores-query")],
+        Some(TOKEN),
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stdout);
     assert_eq!(
         run.ids("warning_checks"),
         vec!["header_and_query.status".to_owned()]
+    );
+}
+
+/// Without `--query-token` the token never goes into a URL: the two query requests are
+/// listed as skipped, and the server sees no `access_token`; with it, they are sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_goes_into_a_url_only_with_query_token() {
+    let (base, st) = serve_broken().await;
+    let url = format!("{base}/good");
+    let run = probe(&["--json", &url], Some(TOKEN)).await;
+    assert_clean(&run, 5);
+    assert_eq!(
+        st.in_query.load(Ordering::SeqCst),
+        0,
+        "a token in the query was sent"
+    );
+    let report = run.json();
+    for (i, name) in [(5, "token_in_query"), (6, "header_and_query")] {
+        let e = &report["requests"][i];
+        assert_eq!(e["name"], name);
+        assert_eq!(e["status"], Value::Null);
+        assert_eq!(e["checks"][0]["verdict"], "skip");
+        assert!(e["checks"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("--query-token"));
+    }
+    let table = probe(&[&url], Some(TOKEN)).await;
+    assert!(table.stdout.contains("--query-token"), "{}", table.stdout);
+    assert_eq!(st.in_query.load(Ordering::SeqCst), 0);
+
+    assert_clean(
+        &probe(&["--json", "--query-token", &url], Some(TOKEN)).await,
+        7,
+    );
+    assert_eq!(st.in_query.load(Ordering::SeqCst), 2);
+}
+
+/// A `resource_metadata` on another origin is reported with its URL, never fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_on_another_origin_is_not_fetched() {
+    let (base, st) = serve_broken().await;
+    let run = probe(&["--json", &format!("{base}/far-meta")], None).await;
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert_eq!(
+        run.ids("warning_checks"),
+        vec!["metadata.metadata_origin".to_owned()]
+    );
+    let report = run.json();
+    let detail = report["requests"][4]["checks"][0]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(detail.contains(&st.elsewhere), "{detail}");
+    assert_eq!(
+        st.stolen.load(Ordering::SeqCst),
+        0,
+        "another origin was asked"
     );
 }
 
@@ -386,6 +536,19 @@ async fn usage_errors_exit_2() {
     )
     .await;
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_clean(&run, 7);
+    assert_clean(&run, 5);
     assert!(!run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN));
+
+    // A token that is not ASCII, with a multi-byte character across byte 7: a usage
+    // error, never a panic; a token file that never ends: refused quickly.
+    for odd in ["ééééxyz", "Beareré x", "bearer ééé"] {
+        let run = probe(&[ok], Some(odd)).await;
+        assert_eq!(run.code, 2, "{odd}: {}{}", run.stdout, run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+    let started = std::time::Instant::now();
+    let run = probe(&[ok, "--token-file", "/dev/zero"], None).await;
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("64 KiB"), "{}", run.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }

@@ -121,6 +121,10 @@ pub struct ProbeArgs {
     /// Exit 1 on warnings too (SHOULDs, and this crate's own contract such as no-store).
     #[arg(long)]
     pub strict: bool,
+    /// Also send the token in the URL query (`token_in_query`, `header_and_query`): query
+    /// strings end up in access logs and proxies (RFC 6750 §5.3), so this is opt-in.
+    #[arg(long)]
+    pub query_token: bool,
 }
 
 /// The request set of `probe`, for `--help`.
@@ -131,13 +135,18 @@ Requests (GET, no cookies, redirects never followed, at most 64 KiB of each body
   malformed_authorization  Authorization: Bearer a b
   bare_token               Authorization: eyJhbGciOiJub25lIn0.eyJzdWIiOiJwcm9iZSJ9.
   valid_token              with a token: Authorization: Bearer <token>
-  token_in_query           with a token: URL?access_token=<token>
-  header_and_query         with a token: both
-  metadata                 the resource_metadata document the first 401 names, if any
+  token_in_query           with a token and --query-token: URL?access_token=<token>
+  header_and_query         with a token and --query-token: both
+  metadata                 the resource_metadata document the first 401 names, if it is
+                           on the probed URL's origin (elsewhere: a warning, not fetched)
 
-Each check cites its rule in standards.md (R-NN). Exit 0: no check failed; 1: a check
-failed (or, with --strict, warned), or the server cannot be reached; 2: usage error.
-The token is never printed.";
+Without --query-token the token never goes into a URL (access logs, RFC 6750 §5.3): the
+two query requests are listed as skipped. They are skipped too when the server refused
+the token (they need a token this resource accepts).
+
+Each check cites its rule in standards.md (R-NN): a MUST that is not met fails, a SHOULD
+warns. Exit 0: no check failed; 1: a check failed (or, with --strict, warned), or the
+server cannot be reached; 2: usage error. The token is never printed.";
 
 /// `diff A B`.
 #[derive(Debug, Args)]

@@ -10,9 +10,15 @@
 //! | `malformed_authorization` | `Authorization: Bearer a b` |
 //! | `bare_token` | `Authorization: eyJhbGciOiJub25lIn0.eyJzdWIiOiJwcm9iZSJ9.` (no scheme) |
 //! | `valid_token` | with a token: `Authorization: Bearer <token>` |
-//! | `token_in_query` | with a token: `URL?access_token=<token>`, no header |
-//! | `header_and_query` | with a token: both at once |
-//! | `metadata` | when the first 401 advertises `resource_metadata`: that document, no credentials |
+//! | `token_in_query` | with a token and `--query-token`: `URL?access_token=<token>`, no header |
+//! | `header_and_query` | with a token and `--query-token`: both at once |
+//! | `metadata` | when the first 401 advertises `resource_metadata` on the probed URL's origin: that document, no credentials |
+//!
+//! The two query requests put the token where access logs and proxies keep it (RFC 6750
+//! §5.3): they are sent only with `--query-token`, else listed as skipped; they are skipped
+//! too when the server refused the token (`valid_token` not 2xx). A `resource_metadata` on
+//! another origin is reported (a warning) and not fetched: RFC 9728 §3.1 derives it on the
+//! resource's origin, and the probe sends nothing to hosts the user did not name.
 //!
 //! Rules the probe keeps: at most seven requests plus the metadata document; at most
 //! `--rate` requests a second; `--timeout` seconds for each answer; at most [`BODY_CAP`]
@@ -21,9 +27,10 @@
 //! comes from `--token-env` or `--token-file`, is sent only to the URL given, and never
 //! printed (every output is scrubbed of it).
 //!
-//! Verdicts: `pass`, `fail` (the checklist's test would fail), `warn` (a SHOULD beyond the
-//! checklist, or this crate's own contract in `reasons.md`, which other servers need not
-//! keep), `skip` (could not be judged, e.g. a truncated body). Exit status: 0 when no check
+//! Verdicts: `pass`, `fail` (a MUST is broken, or the server fails: a 5xx, a redirect to
+//! another origin), `warn` (a SHOULD that is not met, or this crate's own contract in
+//! `reasons.md`, which other servers need not keep), `skip` (could not be judged: a
+//! truncated body, a token the server refused, a request not sent). Exit status: 0 when no check
 //! fails (and, with `--strict`, none warns); 1 when one does, or when the server cannot be
 //! reached (the first request's connection fails: reported as `unreachable`, nothing more
 //! is sent); 2 for a usage error (bad URL, unreadable or empty token).
@@ -56,7 +63,16 @@ struct Probe {
     authorization: Option<String>,
     /// What the report shows as sent: never the token.
     shown: report::Sent,
+    /// Why it is not sent, if it is not: the rule it would test, and the reason.
+    skip: Option<(&'static str, &'static str)>,
 }
+
+/// Why the query requests are not sent without `--query-token`.
+const NO_QUERY_TOKEN: &str = "not sent: it puts the token in the URL, where access logs and \
+                              proxies keep it (RFC 6750 §5.3); --query-token sends it";
+/// Why the query requests are not sent after the token was refused.
+const TOKEN_REFUSED: &str = "not sent: the token was refused, and this check needs a token \
+                             this resource accepts";
 
 /// A response, its body read up to [`BODY_CAP`].
 pub(crate) struct Answer {
@@ -116,6 +132,9 @@ fn parse_url(text: &str) -> Result<Url, UsageError> {
     Ok(url)
 }
 
+/// The most bytes read from `--token-file`.
+const TOKEN_FILE_CAP: u64 = 64 * 1024;
+
 /// The token from `--token-env` or `--token-file`, trimmed, a leading `Bearer ` dropped.
 fn read_token(args: &ProbeArgs) -> Result<Option<String>, UsageError> {
     let raw = match (&args.token_env, &args.token_file) {
@@ -129,17 +148,16 @@ fn read_token(args: &ProbeArgs) -> Result<Option<String>, UsageError> {
                 "environment variable {var} is not set (or not UTF-8)"
             ))
         })?,
-        (None, Some(file)) => std::fs::read_to_string(file).map_err(|e| {
-            UsageError(format!(
-                "cannot read the token file {}: {e}",
-                file.display()
-            ))
-        })?,
+        (None, Some(file)) => read_token_file(file)?,
         (None, None) => return Ok(None),
     };
     let mut token = raw.trim();
-    if token.len() > 7 && token[..7].eq_ignore_ascii_case("bearer ") {
-        token = token[7..].trim_start();
+    if let Some(rest) = token
+        .get(..7)
+        .filter(|p| p.eq_ignore_ascii_case("bearer "))
+        .and_then(|_| token.get(7..))
+    {
+        token = rest.trim_start();
     }
     if token.is_empty() {
         return Err(UsageError("the token is empty".into()));
@@ -152,13 +170,36 @@ fn read_token(args: &ProbeArgs) -> Result<Option<String>, UsageError> {
     Ok(Some(token.to_owned()))
 }
 
+/// The token file, at most [`TOKEN_FILE_CAP`] bytes of UTF-8.
+fn read_token_file(file: &std::path::Path) -> Result<String, UsageError> {
+    use std::io::Read as _;
+    let cannot = |e: &dyn std::fmt::Display| {
+        UsageError(format!(
+            "cannot read the token file {}: {e}",
+            file.display()
+        ))
+    };
+    if std::fs::metadata(file).map_err(|e| cannot(&e))?.is_dir() {
+        return Err(cannot(&"is a directory"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(TOKEN_FILE_CAP + 1).read_to_end(&mut bytes))
+        .map_err(|e| cannot(&e))?;
+    if bytes.len() as u64 > TOKEN_FILE_CAP {
+        return Err(cannot(&"more than 64 KiB: not a token"));
+    }
+    String::from_utf8(bytes).map_err(|_| cannot(&"not UTF-8 text"))
+}
+
 /// The request set for `url` (see the module documentation).
-fn request_set(url: &Url, token: Option<&str>) -> Vec<Probe> {
+fn request_set(url: &Url, token: Option<&str>, query_token: bool) -> Vec<Probe> {
     let plain = |name, authorization: Option<&str>, shown: Option<&str>| Probe {
         name,
         url: url.clone(),
         authorization: authorization.map(str::to_owned),
         shown: report::Sent::get(url.as_str(), shown),
+        skip: None,
     };
     let mut set = vec![
         plain("no_credentials", None, None),
@@ -175,7 +216,11 @@ fn request_set(url: &Url, token: Option<&str>) -> Vec<Probe> {
     let sep = if url.query().is_some() { '&' } else { '?' };
     let shown_query = format!("{url}{sep}access_token=<token>");
     set.push(plain("valid_token", Some(&header), Some("Bearer <token>")));
-    for (name, authorization) in [("token_in_query", None), ("header_and_query", Some(header))] {
+    let queries = [
+        ("token_in_query", "R-14", None),
+        ("header_and_query", "R-15", Some(header)),
+    ];
+    for (name, rule, authorization) in queries {
         set.push(Probe {
             name,
             url: in_query.clone(),
@@ -184,6 +229,7 @@ fn request_set(url: &Url, token: Option<&str>) -> Vec<Probe> {
                 authorization.as_ref().map(|_| "Bearer <token>"),
             ),
             authorization,
+            skip: (!query_token).then_some((rule, NO_QUERY_TOKEN)),
         });
     }
     set
@@ -207,14 +253,35 @@ async fn probe(
     let mut exchanges = Vec::new();
     let mut unreachable = false;
     let mut metadata_url = None;
-    for (i, p) in request_set(url, token).into_iter().enumerate() {
+    let mut refused = false;
+    for (i, mut p) in request_set(url, token, args.query_token)
+        .into_iter()
+        .enumerate()
+    {
+        if refused && p.skip.is_none() && p.name != "valid_token" {
+            p.skip = Some((
+                if p.name == "token_in_query" {
+                    "R-14"
+                } else {
+                    "R-15"
+                },
+                TOKEN_REFUSED,
+            ));
+        }
+        if let Some((rule, why)) = p.skip {
+            let check = Check::new("sent", Some(rule), Verdict::Skip, why);
+            exchanges.push(report::Exchange::skipped(p.name, p.shown, check));
+            continue;
+        }
         if i > 0 {
             tokio::time::sleep(pause).await;
         }
         let result = send(&client, &p.url, p.authorization.as_deref()).await;
         if let Ok(a) = &result {
-            if p.name == "no_credentials" {
-                metadata_url = checks::resource_metadata(a);
+            match p.name {
+                "no_credentials" => metadata_url = checks::resource_metadata(a),
+                "valid_token" => refused = !(200..300).contains(&a.status),
+                _ => {}
             }
         }
         let first_unreachable = i == 0 && matches!(&result, Err(e) if e.is_connect());
@@ -246,6 +313,19 @@ async fn fetch_metadata(client: &reqwest::Client, url: &Url, meta: &str) -> repo
             return report::Exchange::unsent("metadata", shown, vec![check]);
         }
     };
+    if target.origin() != url.origin() {
+        let check = Check::new(
+            "metadata_origin",
+            Some("R-55"),
+            Verdict::Warn,
+            format!(
+                "resource_metadata is on another origin ({meta}): not fetched; RFC 9728 §3.1 \
+                 derives it on the resource's origin ({})",
+                url.origin().ascii_serialization()
+            ),
+        );
+        return report::Exchange::skipped("metadata", shown, check);
+    }
     let result = send(client, &target, None).await;
     judge("metadata", shown, result, |a| {
         checks::metadata(a, url, &target)

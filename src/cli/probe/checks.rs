@@ -142,7 +142,8 @@ fn status_text(status: u16) -> String {
     format!("{status} {reason}").trim_end().to_owned()
 }
 
-/// `no_credentials`: 401 (R-02) whose Bearer challenge has no error (R-17).
+/// `no_credentials`: 401 (R-02) whose Bearer challenge has no error (R-17). Both are
+/// SHOULDs: a 403 or an `error` warns; a 2xx (not protected?) or a 5xx fails.
 fn no_credentials(a: &Answer) -> Vec<Check> {
     let s = a.status;
     let (v, why) = match s {
@@ -152,8 +153,9 @@ fn no_credentials(a: &Answer) -> Vec<Check> {
             ": hide mode may answer 404 (R-02), or the URL is wrong".into(),
         ),
         403 => (
-            Verdict::Fail,
-            ": missing credentials get 401 with a challenge, not 403".into(),
+            Verdict::Warn,
+            ": missing credentials SHOULD get 401 with a challenge, not 403 (RFC 9110 §11.4)"
+                .into(),
         ),
         200..=299 => (
             Verdict::Fail,
@@ -167,45 +169,64 @@ fn no_credentials(a: &Answer) -> Vec<Check> {
         v,
         format!("{}{why}", status_text(s)),
     );
-    vec![status, no_error(a, "R-17", Verdict::Fail)]
+    vec![status, no_error(a, "R-17", Verdict::Warn)]
 }
 
 /// `wrong_scheme`: an unsupported scheme is no credential: 401 (R-02), no error (R-17).
 fn wrong_scheme(a: &Answer) -> Vec<Check> {
-    let ok = a.status == 401;
-    let why = if ok {
-        ""
-    } else {
-        ": credentials in a scheme this URL does not take get 401"
+    let (v, why) = match a.status {
+        401 => (Verdict::Pass, ""),
+        400 | 403 | 404 => (
+            Verdict::Warn,
+            ": credentials in a scheme this URL does not take SHOULD get 401 (RFC 9110 §11.4)",
+        ),
+        _ => (
+            Verdict::Fail,
+            ": credentials in a scheme this URL does not take get 401",
+        ),
     };
     let status = Check::new(
         "status",
         Some("R-02"),
-        verdict(ok, Verdict::Fail),
+        v,
         format!("{}{why}", status_text(a.status)),
     );
-    vec![status, no_error(a, "R-17", Verdict::Fail)]
+    vec![status, no_error(a, "R-17", Verdict::Warn)]
 }
 
-/// `malformed_authorization`: 400 `invalid_request` or 401 `invalid_token` (R-18).
+/// Whether an answer carries a Bearer challenge: a resource that takes Bearer tokens.
+fn takes_bearer(a: &Answer) -> bool {
+    challenges(a).0.iter().any(Challenge::is_bearer)
+}
+
+/// `malformed_authorization`: 400 `invalid_request` or 401 `invalid_token` (R-18). A
+/// resource whose 401 names no Bearer challenge (Basic, an API key, a cookie, DPoP) takes
+/// `Bearer …` for an unsupported scheme: judged as `wrong_scheme`.
 fn malformed(a: &Answer) -> Vec<Check> {
+    if a.status == 401 && !takes_bearer(a) {
+        return wrong_scheme(a);
+    }
     let want = match a.status {
         400 => Some("invalid_request"),
         401 => Some("invalid_token"),
         _ => None,
     };
-    let why = match a.status {
-        500..=599 => {
-            ": a malformed Authorization is the client's error (400), never a server fault"
-        }
-        200..=299 => ": a malformed Authorization was accepted",
-        _ if want.is_none() => ": expected 400 invalid_request or 401 invalid_token",
-        _ => "",
+    let (v, why) = match a.status {
+        500..=599 => (
+            Verdict::Fail,
+            ": a malformed Authorization is the client's error (400), never a server fault",
+        ),
+        200..=299 => (Verdict::Fail, ": a malformed Authorization was accepted"),
+        _ if want.is_none() => (
+            Verdict::Warn,
+            ": expected 400 invalid_request or 401 invalid_token (RFC 6750 §3.1, SHOULD)",
+        ),
+        _ => (Verdict::Pass, ""),
     };
     let status = Check::new(
         "status",
         Some("R-18"),
-        verdict(want.is_some(), Verdict::Fail),
+        v,
         format!("{}{why}", status_text(a.status)),
     );
     let mut checks = vec![status];
@@ -217,9 +238,9 @@ fn malformed(a: &Answer) -> Vec<Check> {
 fn bare_token(a: &Answer) -> Vec<Check> {
     let (v, why) = match a.status {
         401 => (Verdict::Pass, ""),
-        400 => (
+        400 | 403 | 404 => (
             Verdict::Warn,
-            ": 401 with a challenge tells the client which scheme to use",
+            ": a token without a scheme SHOULD get 401 with a challenge naming the scheme to use",
         ),
         _ => (Verdict::Fail, ": a token without a scheme gets 401"),
     };
@@ -232,21 +253,48 @@ fn bare_token(a: &Answer) -> Vec<Check> {
     vec![status, no_error(a, "R-17", Verdict::Warn)]
 }
 
-/// `valid_token`: the token the user gave is accepted (R-12).
+/// `valid_token`: the token the user gave is accepted (R-12). A refusal (401 for an
+/// expired token, 403 `insufficient_scope`) is a correct answer about that token, not a
+/// standards failure: a note (`skip`) saying why. A 5xx fails.
 fn valid_token(a: &Answer) -> Vec<Check> {
-    let why = match a.status {
-        200..=299 => "",
-        401 => ": the token was refused: check it with `auth-diagnostics decode`",
-        403 => ": the token is valid but not enough here (R-02): it lacks a scope or permission",
-        _ => ": expected 2xx for a valid token",
+    let (v, detail) = match a.status {
+        200..=299 => (Verdict::Pass, status_text(a.status)),
+        500..=599 => (
+            Verdict::Fail,
+            format!("{}: a server error for a token", status_text(a.status)),
+        ),
+        _ => (
+            Verdict::Skip,
+            format!(
+                "the token was refused: {}; the remaining checks need a token this resource \
+                 accepts (`auth-diagnostics decode` shows its claims)",
+                refusal(a)
+            ),
+        ),
     };
-    let ok = (200..300).contains(&a.status);
-    vec![Check::new(
-        "status",
-        Some("R-12"),
-        verdict(ok, Verdict::Fail),
-        format!("{}{why}", status_text(a.status)),
-    )]
+    vec![Check::new("status", Some("R-12"), v, detail)]
+}
+
+/// Why an answer refused a token: the status, the challenge's `error` and description, the
+/// problem body's `reason`.
+fn refusal(a: &Answer) -> String {
+    let mut why = status_text(a.status);
+    let (good, _) = challenges(a);
+    if let Some(c) = good.iter().find(|c| c.param("error").is_some()) {
+        why.push_str(&format!(
+            ", {} error=\"{}\"",
+            c.scheme,
+            c.param("error").unwrap_or("")
+        ));
+        if let Some(d) = c.param("error_description") {
+            why.push_str(&format!(" ({d})"));
+        }
+    }
+    let body: Option<serde_json::Value> = serde_json::from_slice(&a.body).ok();
+    if let Some(reason) = body.as_ref().and_then(|b| b["reason"].as_str()) {
+        why.push_str(&format!(", reason {reason}"));
+    }
+    why
 }
 
 /// `token_in_query`: ignored or refused (R-14); accepted is a warning; never a 5xx.
@@ -334,17 +382,12 @@ fn no_error(a: &Answer, rule: &'static str, otherwise: Verdict) -> Check {
     )
 }
 
-/// The Bearer challenge's `error` is `want`.
+/// The Bearer challenge's `error` is `want` (R-18, a SHOULD: a warning when it is not).
 fn error_code(a: &Answer, want: &str, rule: &'static str) -> Check {
     let (good, _) = challenges(a);
     let Some(bearer) = good.iter().find(|c| c.is_bearer()) else {
         let why = format!("no Bearer challenge states error=\"{want}\"");
-        let v = if a.status == 401 {
-            Verdict::Fail
-        } else {
-            Verdict::Warn
-        };
-        return Check::new("error_code", Some(rule), v, why);
+        return Check::new("error_code", Some(rule), Verdict::Warn, why);
     };
     let got = bearer.param("error");
     let detail = match got {
@@ -354,7 +397,7 @@ fn error_code(a: &Answer, want: &str, rule: &'static str) -> Check {
     Check::new(
         "error_code",
         Some(rule),
-        verdict(got == Some(want), Verdict::Fail),
+        verdict(got == Some(want), Verdict::Warn),
         detail,
     )
 }

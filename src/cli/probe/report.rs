@@ -7,13 +7,16 @@
 //!   - `name`: `no_credentials`, `wrong_scheme`, `malformed_authorization`, `bare_token`,
 //!     `valid_token`, `token_in_query`, `header_and_query` or `metadata`;
 //!   - `sent`: `method`, `url`, `authorization` (`null` when none; the token shows as `<token>`);
-//!   - `status`: the status code, `null` when no answer came;
-//!   - `error`: why no answer came (`null` when one did);
+//!   - `status`: the status code, `null` when no answer came or the request was not sent;
+//!   - `error`: why no answer came (`null` when one did, or the request was not sent);
+//!   - a request not sent (`token_in_query` and `header_and_query` without `--query-token`
+//!     or after the token was refused, `metadata` on another origin) has one check, `sent`
+//!     (`skip`) or `metadata_origin` (`warn`), saying why;
 //!   - `received`: `null`, or `www_authenticate` (every field line), `cache_control`,
 //!     `content_type`, `location` (each `null` when absent), `body_bytes`, `body_truncated`;
 //!   - `checks`: `id`, `rule` (`R-NN`, `reasons.md`, or `null`), `verdict` (`pass`, `fail`,
 //!     `warn`, `skip`), `detail`.
-//! - `summary`: `requests`, `checks`, `passed`, `failed`, `warnings`, `skipped` (counts);
+//! - `summary`: `requests` (sent), `checks`, `passed`, `failed`, `warnings`, `skipped` (counts);
 //!   `failed_checks` and `warning_checks` (`request.check` ids); `unreachable` (the first
 //!   request could not connect); `ok` (nothing failed and the server was reached).
 //!
@@ -137,6 +140,18 @@ impl Exchange {
         }
     }
 
+    /// A request the probe chose not to send, and why (in `check`).
+    pub fn skipped(name: &'static str, sent: Sent, check: Check) -> Self {
+        Self {
+            name,
+            sent,
+            status: None,
+            error: None,
+            received: None,
+            checks: vec![check],
+        }
+    }
+
     /// A request the probe would not send.
     pub fn unsent(name: &'static str, sent: Sent, checks: Vec<Check>) -> Self {
         let error = checks.first().map(|c| c.detail.clone()).unwrap_or_default();
@@ -147,7 +162,7 @@ impl Exchange {
 /// The counts of a report.
 #[derive(Debug, Serialize)]
 pub(crate) struct Summary {
-    /// Exchanges attempted.
+    /// Requests sent (or attempted).
     pub requests: usize,
     /// Checks run.
     pub checks: usize,
@@ -186,8 +201,12 @@ impl Report {
                 .map(|(n, c)| format!("{n}.{}", c.id))
                 .collect::<Vec<_>>()
         };
+        let sent = requests
+            .iter()
+            .filter(|e| e.status.is_some() || e.error.is_some())
+            .count();
         let summary = Summary {
-            requests: requests.len(),
+            requests: sent,
             checks: all().count(),
             passed: count(Verdict::Pass),
             failed: count(Verdict::Fail),
