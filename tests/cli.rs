@@ -154,7 +154,7 @@ fn decode_json_has_times_scopes_type_and_binding() {
         (json!(false), json!(true))
     );
     assert!(v["verification"].is_null());
-    assert!(v["fingerprint"].as_str().unwrap().starts_with("sha256:"));
+    assert!(v["fingerprint"].as_str().unwrap().starts_with("hmac:"));
     r.never_shows(signature(&token));
 }
 
@@ -356,7 +356,7 @@ fn explain_with_the_request_says_what_was_sent_without_the_token() {
         &fixture("demo_me_expired.request.curl"),
     ]);
     assert!(
-        r.stdout.contains("Authorization: Bearer (sha256:"),
+        r.stdout.contains("Authorization: Bearer (hmac:"),
         "{}",
         r.stdout
     );
@@ -991,4 +991,119 @@ fn escape_sequences_from_input_never_reach_the_terminal() {
             r.json();
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// explain: SHOULDs warn, ordinary JSON is no problem document, credentials curl sends
+// ---------------------------------------------------------------------------------------
+
+/// The finding `id` of an `explain --json` report.
+fn finding<'a>(v: &'a Value, id: &str) -> Option<&'a Value> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+}
+
+#[test]
+fn explain_does_not_take_ordinary_json_for_a_problem_document() {
+    // GitHub: application/json, `status` a string.
+    let github = temp(
+        "github.txt",
+        b"HTTP/2 401\r\nwww-authenticate: Bearer realm=\"GitHub\"\r\ncache-control: no-store\r\n\
+          content-type: application/json; charset=utf-8\r\n\r\n\
+          {\"message\":\"Bad credentials\",\"documentation_url\":\"https://docs.github.com/rest\",\"status\":\"401\"}",
+    );
+    // Spring Boot's default error JSON.
+    let spring = temp(
+        "spring.txt",
+        b"HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\n\r\n\
+          {\"timestamp\":\"2024-05-01T10:00:00.000+00:00\",\"status\":403,\"error\":\"Forbidden\",\"path\":\"/api/orders\"}",
+    );
+    // A problem document whose status is not a number: ignored (RFC 9457 §3.1).
+    let stringy = temp(
+        "stringy.txt",
+        b"HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"x\"\r\ncache-control: no-store\r\n\
+          content-type: application/problem+json\r\n\r\n{\"type\":\"about:blank\",\"title\":\"t\",\"status\":\"403\"}",
+    );
+    for file in [&github, &spring, &stringy] {
+        let v = run(&["explain", "--json", file]).json();
+        assert!(ids(&v).is_empty(), "{file}: {:?}", ids(&v));
+    }
+}
+
+#[test]
+fn explain_grades_shoulds_as_warnings_and_cites_accurately() {
+    let r = run(&[
+        "explain",
+        "--json",
+        &fixture("broken_403_no_credentials.txt"),
+        "--request",
+        &fixture("request_no_credentials.http"),
+    ]);
+    let v = r.json();
+    assert_eq!(
+        finding(&v, "forbidden_without_credentials").unwrap()["severity"],
+        "warning"
+    );
+    let v = run(&["explain", "--json", &fixture("broken_bearer_mismatch.txt")]).json();
+    assert_eq!(
+        finding(&v, "bearer_error_status_mismatch").unwrap()["severity"],
+        "warning"
+    );
+    let v = run(&["explain", "--json", &fixture("broken_401_no_challenge.txt")]).json();
+    let no_store = finding(&v, "no_store_missing").unwrap();
+    assert_eq!(no_store["severity"], "warning");
+    let cited = format!("{} {}", no_store["rule"], no_store["message"]);
+    assert!(!cited.contains("9111"), "{cited}");
+    assert!(cited.contains("reasons.md"), "{cited}");
+
+    // A bare `Bearer` challenge breaks RFC 6750 §3's MUST.
+    let bare = temp(
+        "bare-bearer.txt",
+        b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer\r\nCache-Control: no-store\r\n\r\n",
+    );
+    let v = run(&["explain", "--json", &bare]).json();
+    let f = finding(&v, "bearer_without_params").expect("flagged");
+    assert_eq!(f["severity"], "error");
+}
+
+#[test]
+fn explain_counts_client_certificates_and_url_credentials() {
+    let resp = fixture("broken_403_no_credentials.txt");
+    for (name, line) in [
+        (
+            "cert.curl",
+            "curl --cert client.pem:s3cret-pass https://h.example/x",
+        ),
+        ("cert-e.curl", "curl -E client.pem https://h.example/x"),
+        ("userinfo.curl", "curl https://bob:pw-in-url@h.example/x"),
+    ] {
+        let req = temp(name, line.as_bytes());
+        let r = run(&["explain", "--json", &resp, "--request", &req]);
+        let v = r.json();
+        assert!(
+            finding(&v, "forbidden_without_credentials").is_none(),
+            "{name}: {v}"
+        );
+        assert!(
+            !v["request"]["credentials"].as_array().unwrap().is_empty(),
+            "{name}"
+        );
+        r.never_shows("s3cret-pass");
+        r.never_shows("pw-in-url");
+    }
+    // `--negotiate -u :` is Kerberos, not Basic.
+    let req = temp(
+        "negotiate.curl",
+        b"curl --negotiate -u : https://h.example/x",
+    );
+    let v = run(&["explain", "--json", &resp, "--request", &req]).json();
+    let creds = v["request"]["credentials"].as_array().unwrap();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    assert_eq!(creds[0]["scheme"], "Negotiate");
+    let text = run(&["explain", &resp, "--request", &req]).stdout;
+    assert!(!text.contains("Basic"), "{text}");
+    assert!(text.contains("Negotiate"), "{text}");
 }

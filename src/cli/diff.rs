@@ -30,7 +30,8 @@ use serde_json::{json, Map, Value};
 
 /// One credential a request carries, as located; its value is kept only to be hashed.
 pub(crate) struct Credential {
-    /// `authorization`, `proxy_authorization`, `query`, `header` or `cookie`.
+    /// `authorization`, `proxy_authorization`, `query`, `header`, `cookie` or
+    /// `client_certificate` (curl `--cert`: mutual TLS).
     pub kind: &'static str,
     /// Where: `Authorization`, `?access_token`, `X-API-Key`, `cookie demo_session`.
     pub name: String,
@@ -94,6 +95,12 @@ pub(crate) fn credentials(req: &Request) -> Vec<Credential> {
     }
     for (name, value) in cookies(req) {
         out.push(plain("cookie", format!("cookie {name}"), &value));
+    }
+    if req.client_cert.is_some() {
+        // The argument is not shown: `--cert file:passphrase` carries a secret.
+        let mut c = plain("client_certificate", "TLS client certificate".into(), "");
+        c.scheme = Some("mutual TLS (curl --cert)".into());
+        out.push(c);
     }
     out
 }

@@ -12,10 +12,14 @@
 //!   where each credential is `{kind, name, scheme, fingerprint}` (never a value; the
 //!   fingerprint is keyed for this run only: hashes differ between runs);
 //! - `fix`: the most likely fix (string or null);
-//! - `findings`: `[{id, severity, rule, message}]`, `severity` `error` or `warning`; ids:
-//!   `challenge_missing`, `challenge_malformed`, `forbidden_without_credentials`,
-//!   `bearer_error_status_mismatch`, `error_without_credentials`, `basic_realm_missing`,
-//!   `no_store_missing`, `problem_status_mismatch`, `problem_content_type`;
+//! - `findings`: `[{id, severity, rule, message}]`, `severity` `error` (a MUST is broken)
+//!   or `warning` (a SHOULD is not met, or this crate's own contract); ids:
+//!   `challenge_missing`, `challenge_malformed`, `bearer_without_params` (errors),
+//!   `forbidden_without_credentials`, `bearer_error_status_mismatch`,
+//!   `error_without_credentials` (warnings), `basic_realm_missing` (error),
+//!   `no_store_missing` (warning), `problem_status_mismatch` (error: only a body served as
+//!   `application/problem+json` whose `status` is a number), `problem_content_type`
+//!   (warning: a body with RFC 9457's `type` and `title` served as another type);
 //! - `ok`: whether the exit code is 0 (a 1xx–3xx with no finding).
 
 use super::diff::{credentials, Credential};
@@ -232,8 +236,8 @@ fn check_status(a: &mut Analysis, response: &Response) {
     if a.status == 403 && no_creds == Some(true) {
         a.findings.push(Finding {
             id: "forbidden_without_credentials",
-            severity: "error",
-            rule: "RFC 9110 §11.4, §15.5.4",
+            severity: "warning",
+            rule: "RFC 9110 §11.4 (SHOULD)",
             message: "403 to a request that carried no credentials at all: that is 401 with a \
                       challenge (403 means valid credentials that are not enough)"
                 .into(),
@@ -251,8 +255,8 @@ fn check_status(a: &mut Analysis, response: &Response) {
         if let Some(want) = status_for_error(code).filter(|w| *w != a.status) {
             found.push(Finding {
                 id: "bearer_error_status_mismatch",
-                severity: "error",
-                rule: "RFC 6750 §3.1",
+                severity: "warning",
+                rule: "RFC 6750 §3.1 (SHOULD)",
                 message: format!("error=\"{code}\" goes with status {want}, not {}", a.status),
             });
         }
@@ -267,6 +271,19 @@ fn check_status(a: &mut Analysis, response: &Response) {
                 ),
             });
         }
+    }
+    if a.challenges
+        .iter()
+        .any(|c| c.is("Bearer") && c.params.is_empty())
+    {
+        found.push(Finding {
+            id: "bearer_without_params",
+            severity: "error",
+            rule: "RFC 6750 §3 (MUST)",
+            message: "a bare `Bearer` challenge: the scheme must be followed by at least one \
+                      auth-param (realm, say)"
+                .into(),
+        });
     }
     for c in a.challenges.iter().filter(|c| c.is("Basic")) {
         if c.param("realm").is_none() {
@@ -291,21 +308,31 @@ fn check_cache(a: &mut Analysis, response: &Response) {
         a.findings.push(Finding {
             id: "no_store_missing",
             severity: "warning",
-            rule: "RFC 9111 §5.2.2.5 (SHOULD)",
-            message: "401 without Cache-Control: no-store: a cache may keep and replay the \
-                      rejection"
+            rule: "this crate's contract (reasons.md: its 401 and 403 carry no-store)",
+            message: "401 without Cache-Control: no-store: a shared cache may keep the \
+                      rejection and serve it again; no RFC requires no-store on a 401 \
+                      (RFC 6749 §5.1 requires it on token responses), this crate sends it"
                 .into(),
         });
     }
 }
 
+/// RFC 9457: a body served as `application/problem+json` states the response's status
+/// (§3.1.2; a `status` that is not a number is ignored, §3.1); a body that looks like a
+/// problem document (`type` and `title`) served as another type is worth a warning.
+/// Ordinary JSON error bodies (`{"status":"401"}`, Spring Boot's) are not problem
+/// documents.
 fn check_problem(a: &mut Analysis, response: &Response) {
     let Some(p) = &a.problem else {
         return;
     };
-    let is_problem = p.contains_key("type") || p.contains_key("title") || p.contains_key("status");
-    if let Some(status) = p.get("status") {
-        if status.as_u64() != Some(u64::from(a.status)) {
+    let ct = response
+        .header("content-type")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let served_as_problem = ct.trim_start().starts_with("application/problem+json");
+    if let Some(status) = p.get("status").filter(|s| s.is_number()) {
+        if served_as_problem && status.as_u64() != Some(u64::from(a.status)) {
             a.findings.push(Finding {
                 id: "problem_status_mismatch",
                 severity: "error",
@@ -317,17 +344,14 @@ fn check_problem(a: &mut Analysis, response: &Response) {
             });
         }
     }
-    let ct = response
-        .header("content-type")
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    if is_problem && a.status >= 400 && !ct.starts_with("application/problem+json") {
+    let looks_like_problem = p.contains_key("type") && p.contains_key("title");
+    if looks_like_problem && a.status >= 400 && !served_as_problem {
         a.findings.push(Finding {
             id: "problem_content_type",
             severity: "warning",
             rule: "RFC 9457 §3",
             message: format!(
-                "a problem body served as {}: use application/problem+json",
+                "a problem body (type, title) served as {}: use application/problem+json",
                 if ct.is_empty() {
                     "(no Content-Type)"
                 } else {

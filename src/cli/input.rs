@@ -117,6 +117,9 @@ pub(crate) struct Request {
     pub headers: Vec<(String, String)>,
     /// A proxy curl was told to use (`-x`), if any.
     pub proxy: Option<String>,
+    /// The TLS client certificate curl was told to present (`-E`/`--cert`), if any:
+    /// a credential (mutual TLS) that no header shows.
+    pub client_cert: Option<String>,
     /// Things worth saying about how it was read (a cookie file not read, say).
     pub notes: Vec<String>,
 }
@@ -333,8 +336,6 @@ const VALUE_OPTIONS: &[&str] = &[
     "--connect-timeout",
     "--cacert",
     "--capath",
-    "-E",
-    "--cert",
     "--key",
     "--resolve",
     "--connect-to",
@@ -453,6 +454,12 @@ struct CurlState {
     has_data: bool,
     head: bool,
     notes: Vec<String>,
+    /// `-u user:password`.
+    user: Option<String>,
+    /// The scheme `--negotiate`, `--ntlm`, `--digest`, `--anyauth` or `--basic` chose (the
+    /// last one given wins, as in curl).
+    auth: Option<&'static str>,
+    client_cert: Option<String>,
 }
 
 impl CurlState {
@@ -473,6 +480,8 @@ impl CurlState {
                 | "--form"
                 | "--form-string"
                 | "--proxy-header"
+                | "-E"
+                | "--cert"
         ) || opt.starts_with("--data")
     }
 
@@ -495,16 +504,13 @@ impl CurlState {
                         .push((n.trim().to_ascii_lowercase(), String::new()));
                 }
             }
-            "-u" | "--user" => {
-                let v = needs(value)?;
-                if !v.contains(':') {
-                    self.notes
-                        .push("-u without a password: curl would prompt for it".into());
-                }
-                let b64 = base64::engine::general_purpose::STANDARD.encode(v.as_bytes());
-                self.headers
-                    .push(("authorization".into(), format!("Basic {b64}")));
-            }
+            "-u" | "--user" => self.user = Some(needs(value)?),
+            "--basic" => self.auth = Some("Basic"),
+            "--digest" => self.auth = Some("Digest"),
+            "--ntlm" => self.auth = Some("NTLM"),
+            "--negotiate" => self.auth = Some("Negotiate"),
+            "--anyauth" => self.auth = Some("AnyAuth"),
+            "-E" | "--cert" => self.client_cert = Some(needs(value)?),
             "--oauth2-bearer" => {
                 let v = needs(value)?;
                 self.headers
@@ -533,11 +539,12 @@ impl CurlState {
         Ok(())
     }
 
-    fn finish(self) -> Result<Request, UsageError> {
+    fn finish(mut self) -> Result<Request, UsageError> {
         let url = self
             .url
+            .take()
             .ok_or_else(|| UsageError("the curl command line has no URL".into()))?;
-        let method = self.method.unwrap_or_else(|| {
+        let method = self.method.take().unwrap_or_else(|| {
             if self.head {
                 "HEAD".into()
             } else if self.has_data {
@@ -546,14 +553,69 @@ impl CurlState {
                 "GET".into()
             }
         });
+        // curl takes `user:password@` from the URL when -u is not given.
+        let user = self.user.take().or_else(|| url_user(&url));
+        if let Some(user) = user {
+            self.user_credential(&user);
+        }
         Ok(Request {
             method,
             target: Target::parse(&url),
             headers: self.headers,
             proxy: self.proxy,
+            client_cert: self.client_cert,
             notes: self.notes,
         })
     }
+
+    /// The `Authorization` curl sends for `-u user` under the scheme chosen (Basic unless
+    /// `--negotiate`, `--ntlm`, `--digest` or `--anyauth` says otherwise).
+    fn user_credential(&mut self, user: &str) {
+        let scheme = self.auth.unwrap_or("Basic");
+        let value = match scheme {
+            "Basic" => {
+                if !user.contains(':') {
+                    self.notes
+                        .push("-u without a password: curl would prompt for it".into());
+                }
+                let b64 = base64::engine::general_purpose::STANDARD.encode(user.as_bytes());
+                format!("Basic {b64}")
+            }
+            "Negotiate" => {
+                self.notes.push(
+                    "curl --negotiate sends Negotiate (SPNEGO/Kerberos) with a token it makes \
+                     at run time from the Kerberos ticket; -u names no Basic credential"
+                        .into(),
+                );
+                scheme.to_owned()
+            }
+            "AnyAuth" => {
+                self.notes.push(
+                    "curl --anyauth sends no credential first, then the safest scheme the \
+                     server's challenge offers (Negotiate, Digest, NTLM, then Basic)"
+                        .into(),
+                );
+                scheme.to_owned()
+            }
+            _ => {
+                self.notes.push(format!(
+                    "curl --{} answers the server's challenge with {scheme} credentials \
+                     computed from -u (no Basic credential is sent)",
+                    scheme.to_ascii_lowercase()
+                ));
+                scheme.to_owned()
+            }
+        };
+        self.headers.push(("authorization".into(), value));
+    }
+}
+
+/// The `user:password` of an URL's authority, if it has one.
+fn url_user(url: &str) -> Option<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let (user, _) = authority.rsplit_once('@')?;
+    (!user.is_empty()).then(|| user.to_owned())
 }
 
 /// One entry of a HAR file: `entry`, or (when `None`) the last one answered 401 or 403,
