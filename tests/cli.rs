@@ -1107,3 +1107,25 @@ fn explain_counts_client_certificates_and_url_credentials() {
     assert!(!text.contains("Basic"), "{text}");
     assert!(text.contains("Negotiate"), "{text}");
 }
+
+#[test]
+fn diff_of_chrome_bash_and_cmd_copies_of_one_request_exits_0() {
+    let (bash, cmd) = (fixture("chrome_bash.curl"), fixture("chrome_cmd.curl"));
+    let r = run(&["diff", "--json", &bash, &cmd]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let v = r.json();
+    assert_eq!(v["a"]["host"], "api.example.com");
+    assert_eq!(v["a"], v["b"], "one request, read the same");
+    let same = v["same"].as_array().unwrap();
+    for field in ["cookie.session", "cookie.theme", "credential Authorization"] {
+        assert!(same.iter().any(|s| s == field), "{field}: {same:?}");
+    }
+    r.never_shows("tok-chrome-123");
+    let text = run(&["diff", &bash, &cmd]);
+    assert_eq!(text.code, 0);
+    assert!(
+        text.stdout.contains("No difference that matters"),
+        "{}",
+        text.stdout
+    );
+}

@@ -389,14 +389,17 @@ const VALUE_OPTIONS: &[&str] = &[
 /// Short options that take a value (they may be glued: `-HAuthorization: x`).
 const SHORT_VALUE: &str = "HubXdxAeoFwmETcrKUDzYyQ";
 
-/// Parses a curl command line (line continuations `\` newline allowed).
+/// Parses a curl command line: POSIX shell quoting (line continuations `\` newline, bash
+/// `$'…'` as Chrome's "Copy as cURL (bash)" writes it) or Windows cmd quoting (`^"…^"`, `^`
+/// escapes, as Chrome's "Copy as cURL (cmd)" writes it).
 pub(crate) fn parse_curl(text: &str) -> Result<Request, UsageError> {
-    let joined = text
-        .replace("\\\r\n", " ")
-        .replace("\\\n", " ")
-        .replace("^\r\n", " ");
-    let words = shlex::split(joined.trim())
-        .ok_or_else(|| UsageError("the curl command line has an unclosed quote".into()))?;
+    let words = if text.contains("^\"") {
+        cmd_words(text)
+    } else {
+        let joined = text.replace("\\\r\n", " ").replace("\\\n", " ");
+        shlex::split(ansi_c_quotes(joined.trim())?.trim())
+    }
+    .ok_or_else(|| UsageError("the curl command line has an unclosed quote".into()))?;
     let mut curl = CurlState::default();
     let mut words = words.into_iter().skip(1);
     while let Some(word) = words.next() {
@@ -416,6 +419,174 @@ pub(crate) fn parse_curl(text: &str) -> Result<Request, UsageError> {
         curl.apply(&opt, value)?;
     }
     curl.finish()
+}
+
+/// Rewrites bash's `$'…'` strings (outside other quotes) as plain single-quoted strings,
+/// their escapes decoded: `\n \t \r \e \a \b \f \v \\ \' \" \? \xHH \uHHHH \UHHHHHHHH \NNN`.
+fn ansi_c_quotes(text: &str) -> Result<String, UsageError> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        let len = match c {
+            '\\' => rest.chars().nth(1).map_or(1, |n| 1 + n.len_utf8()),
+            '\'' => rest[1..].find('\'').map_or(rest.len(), |i| i + 2),
+            '"' => double_quoted_len(rest),
+            '$' if rest[1..].starts_with('\'') => {
+                let (value, used) = ansi_c_string(&rest[2..])
+                    .ok_or_else(|| UsageError("the curl command line has an unclosed $'".into()))?;
+                out.push('\'');
+                out.push_str(&value.replace('\'', "'\\''"));
+                out.push('\'');
+                rest = &rest[2 + used..];
+                continue;
+            }
+            _ => c.len_utf8(),
+        };
+        out.push_str(&rest[..len]);
+        rest = &rest[len..];
+    }
+    Ok(out)
+}
+
+/// The length of the `"…"` string at the start of `text` (to its end if unclosed).
+fn double_quoted_len(text: &str) -> usize {
+    let mut escaped = false;
+    for (i, c) in text.char_indices().skip(1) {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => return i + 1,
+            _ => {}
+        }
+    }
+    text.len()
+}
+
+/// The value of a `$'…'` body (`text` starts after `$'`) and the bytes used, closing quote
+/// included; `None` when it never closes.
+fn ansi_c_string(text: &str) -> Option<(String, usize)> {
+    let mut bytes = Vec::new();
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '\'' {
+            return Some((String::from_utf8_lossy(&bytes).into_owned(), i + 1));
+        }
+        if c != '\\' {
+            let mut buf = [0; 4];
+            bytes.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            continue;
+        }
+        let (_, e) = chars.next()?;
+        let mut digits = |first: u32, radix: u32, max: usize| {
+            let (mut n, mut count) = (first, 0);
+            while count < max {
+                let Some(d) = chars.peek().and_then(|(_, d)| d.to_digit(radix)) else {
+                    break;
+                };
+                n = n * radix + d;
+                chars.next();
+                count += 1;
+            }
+            (n, count)
+        };
+        let byte = match e {
+            'n' => Some(b'\n'),
+            't' => Some(b'\t'),
+            'r' => Some(b'\r'),
+            'e' | 'E' => Some(0x1b),
+            'a' => Some(7),
+            'b' => Some(8),
+            'f' => Some(12),
+            'v' => Some(11),
+            '\\' | '\'' | '"' | '?' => Some(e as u8),
+            'x' => match digits(0, 16, 2) {
+                (n, 1..) => Some(n as u8),
+                _ => None,
+            },
+            '0'..='7' => Some(digits(e.to_digit(8).unwrap_or(0), 8, 2).0 as u8),
+            _ => None,
+        };
+        let scalar = match e {
+            'u' => Some(digits(0, 16, 4)),
+            'U' => Some(digits(0, 16, 8)),
+            _ => None,
+        };
+        let mut buf = [0; 4];
+        match (byte, scalar) {
+            (Some(b), _) => bytes.push(b),
+            (_, Some((n, 1..))) => {
+                let ch = char::from_u32(n).unwrap_or('\u{fffd}');
+                bytes.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
+            }
+            _ => {
+                bytes.push(b'\\');
+                bytes.extend_from_slice(e.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+    None
+}
+
+/// Splits a command line written for Windows cmd, as Chrome's "Copy as cURL (cmd)" writes
+/// it: first cmd's layer (`^` escapes the next character, so `^"` is a literal quote; `^`
+/// at a line's end continues the line, `^` newline newline is a newline; inside an
+/// unescaped `"…"` a caret is literal), then the C runtime's argument rules (`"` groups,
+/// `\"` is a quote, `\\` a backslash). `None` for an unclosed quote.
+fn cmd_words(text: &str) -> Option<Vec<String>> {
+    let text = text.replace("\r\n", "\n");
+    let mut unescaped = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                unescaped.push(c);
+            }
+            '^' if !quoted => match chars.next() {
+                Some('\n') if chars.peek() == Some(&'\n') => {
+                    chars.next();
+                    unescaped.push('\n');
+                }
+                Some('\n') => unescaped.push(' '),
+                Some(next) => unescaped.push(next),
+                None => {}
+            },
+            _ => unescaped.push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    crt_words(&unescaped)
+}
+
+/// Splits by the C runtime's rules: whitespace between words, `"` groups, `\"` is a quote
+/// and `\\` a backslash (as Chrome writes them). `None` for an unclosed quote.
+fn crt_words(text: &str) -> Option<Vec<String>> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some('"' | '\\')) => {
+                word.get_or_insert_with(String::new)
+                    .push(chars.next().unwrap_or('\\'));
+            }
+            '"' => {
+                quoted = !quoted;
+                word.get_or_insert_with(String::new);
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    if quoted {
+        return None;
+    }
+    words.extend(word);
+    Some(words)
 }
 
 /// `--header=x` → (`--header`, `x`); `-HX` → (`-H`, `X`); `-sSL` → (`-sSL`, none) unless a
@@ -780,6 +951,26 @@ mod tests {
         assert_eq!(r.target.path, "/v1/x");
         assert_eq!(r.target.query[0].0, "access_token");
         assert_eq!(r.all("authorization").count(), 3);
+    }
+
+    #[test]
+    fn browser_quoting() {
+        let bash = parse_curl(
+            "curl 'https://h.example/p' \\\n  -H $'x-a: it\\'s caf\\u00e9 \\\\ {\"a\":1}\\x21\\n' \\\n               -H \"x-b: \\\"q\\\" \" -b $'s=1'",
+        )
+        .unwrap();
+        assert_eq!(bash.header("x-a"), Some("it's café \\ {\"a\":1}!"));
+        assert_eq!(bash.header("x-b"), Some("\"q\""));
+        assert_eq!(bash.header("cookie"), Some("s=1"));
+        let cmd = parse_curl(
+            "curl ^\"https://h.example/p^\" ^\r\n  -H ^\"x-a: it's caf^é ^\\^\\ ^{^\\^\"a^\\^\":1^}^!^\" ^\n               -b ^\"s=1^\"",
+        )
+        .unwrap();
+        assert_eq!(cmd.target.host, "h.example");
+        assert_eq!(cmd.header("x-a"), Some("it's café \\ {\"a\":1}!"));
+        assert_eq!(cmd.header("cookie"), Some("s=1"));
+        assert!(parse_curl("curl ^\"https://h.example/p").is_err());
+        assert!(parse_curl("curl $'https://h.example/p").is_err());
     }
 
     #[test]
