@@ -1129,3 +1129,68 @@ fn diff_of_chrome_bash_and_cmd_copies_of_one_request_exits_0() {
         text.stdout
     );
 }
+
+/// An RS256 token signed by `tests/keys/rsa_private.pem` with `claims`.
+fn rsa_token_with(claims: Value) -> String {
+    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
+    let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some("cli-test-rsa".into());
+    let key = EncodingKey::from_rsa_pem(&private).unwrap();
+    encode(&header, &claims, &key).unwrap()
+}
+
+#[test]
+fn decode_key_urls_are_sniffed_not_guessed_from_their_path() {
+    let jwks = std::fs::read_to_string(fixture("rsa_jwks.json")).unwrap();
+    let (keys_base, seen) = serve_json(jwks);
+    // Okta's `/oauth2/v1/keys`, Azure's `/discovery/v2.0/keys`, Ping's `/pf/JWKS`.
+    for path in ["/oauth2/v1/keys", "/discovery/v2.0/keys", "/pf/JWKS"] {
+        let url = format!("{keys_base}{path}");
+        let r = run(&["decode", "--json", "--key", &url, &rsa_token()]);
+        assert_eq!(r.code, 0, "{path}: {} {}", r.stdout, r.stderr);
+        assert_eq!(r.json()["verification"]["verified"], true, "{path}");
+        let requests: Vec<String> = seen.try_iter().collect();
+        assert_eq!(requests.len(), 1, "fetched once: {requests:?}");
+    }
+    // A token without `iss`, verified by a JWK set and no --issuer: no issuer enforced.
+    let no_iss = rsa_token_with(json!({"aud": "cli-api", "exp": now() + 600}));
+    let r = run(&[
+        "decode",
+        "--json",
+        "--key",
+        &format!("{keys_base}/keys"),
+        &no_iss,
+    ]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    assert_eq!(r.json()["verification"]["verified"], true);
+
+    // A discovery document, at its URL or found from the issuer's.
+    let doc = json!({"issuer": ISSUER, "jwks_uri": format!("{keys_base}/keys")}).to_string();
+    let (issuer_base, _) = serve_json(doc);
+    for key in [
+        format!("{issuer_base}/.well-known/openid-configuration"),
+        issuer_base.clone(),
+    ] {
+        let r = run(&["decode", "--json", "--key", &key, &rsa_token()]);
+        assert_eq!(r.code, 0, "{key}: {} {}", r.stdout, r.stderr);
+        assert_eq!(r.json()["verification"]["verified"], true);
+        let other_iss =
+            rsa_token_with(json!({"iss": "https://other.test", "aud": "x", "exp": now() + 600}));
+        let r = run(&["decode", "--json", "--key", &key, &other_iss]);
+        assert_eq!(
+            r.json()["verification"]["reason"],
+            "token_issuer_mismatch",
+            "a discovery document names its issuer"
+        );
+    }
+    // Neither: both failures said.
+    let (other, _) = serve_json("[1, 2]".into());
+    let r = run(&["decode", "--key", &other, &rsa_token()]);
+    assert_eq!(r.code, 2, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("not a JWK set") && r.stderr.contains("openid-configuration"),
+        "{}",
+        r.stderr
+    );
+}

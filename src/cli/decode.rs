@@ -1,8 +1,11 @@
 //! `auth-diagnostics decode`: a JWT's header and claims, its times in UTC and relative,
 //! and, with a key or secret, the exact reason the crate's verifier gives.
 //!
-//! The token never leaves the machine: with a JWK set URL or an issuer URL only the keys
-//! (and the discovery document) are fetched. The signature is never printed.
+//! The token never leaves the machine: with `--key URL` only that URL (and, for a discovery
+//! document or an issuer, its JWK set) is fetched, and sniffed rather than guessed from its
+//! path: a JWK set (`keys`), a discovery document (`jwks_uri`), else an issuer. Without
+//! `--issuer`, a JWK set enforces no issuer; a discovery document enforces its own. The
+//! signature is never printed.
 //!
 //! `--json` prints one object:
 //! - `header`: the JOSE header (object); `claims`: the payload (object);
@@ -21,7 +24,7 @@
 use super::input::{fingerprint, paint, print_json, read_text, FINGERPRINT_NOTE};
 use super::{DecodeArgs, Out, Outcome, UsageError};
 use crate::time::{human_duration, now, rfc3339};
-use crate::{JwtAuthenticator, KeySource, Reason, StaticKey};
+use crate::{JwtAuthenticator, Reason, StaticKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
@@ -212,7 +215,7 @@ fn verify(
     }
     let token_alg = decoded.header.get("alg").and_then(Value::as_str);
     let token_alg = token_alg.and_then(|a| Algorithm::from_str(a).ok());
-    let (jwt, key) = authenticator(args, token_alg, decoded)?;
+    let (jwt, key) = authenticator(args, token_alg)?;
     let mut jwt = match &args.audience {
         Some(aud) => jwt.audience(aud.clone()),
         None => jwt.accept_any_audience(),
@@ -251,7 +254,6 @@ fn wait_for_keys(jwt: &JwtAuthenticator) -> Result<(), UsageError> {
 fn authenticator(
     args: &DecodeArgs,
     token_alg: Option<Algorithm>,
-    decoded: &Decoded,
 ) -> Result<(JwtAuthenticator, String), UsageError> {
     if let Some(secret) = read_secret(args)? {
         let alg = pick_alg(HMAC, token_alg);
@@ -260,7 +262,7 @@ fn authenticator(
     }
     let spec = args.key.as_deref().unwrap_or_default();
     if spec.starts_with("https://") || spec.starts_with("http://") {
-        return Ok(remote(spec, args, decoded));
+        return remote(spec, args, token_alg);
     }
     let text = read_text(spec)?;
     let keys = if text.contains("-----BEGIN") {
@@ -268,36 +270,133 @@ fn authenticator(
     } else {
         jwk_keys(&text, token_alg)?
     };
+    Ok((with_keys(keys, spec)?, format!("key file {spec}")))
+}
+
+/// An authenticator holding `keys` (from `whence`).
+fn with_keys(keys: Vec<StaticKey>, whence: &str) -> Result<JwtAuthenticator, UsageError> {
     let mut iter = keys.into_iter();
     let first = iter
         .next()
-        .ok_or_else(|| UsageError(format!("{spec}: no usable key")))?;
-    let jwt = iter.fold(JwtAuthenticator::new(first), JwtAuthenticator::key);
-    Ok((jwt, format!("key file {spec}")))
+        .ok_or_else(|| UsageError(format!("{whence}: no usable key")))?;
+    Ok(iter.fold(JwtAuthenticator::new(first), JwtAuthenticator::key))
 }
 
-/// A JWK set URL (a path naming `jwks` or ending `.json`) or an issuer to discover.
-fn remote(spec: &str, args: &DecodeArgs, decoded: &Decoded) -> (JwtAuthenticator, String) {
-    let looks_jwks = spec.contains("jwks") || spec.ends_with(".json") || spec.contains("/certs");
-    if looks_jwks {
-        let source = KeySource::jwks(spec).allow_http();
-        let mut jwt = JwtAuthenticator::from_source(source);
-        if args.issuer.is_none() {
-            // The keys belong to whichever issuer the user means; without --issuer, the
-            // token's own `iss` (so only the signature decides).
-            let iss = decoded.claims.get("iss").and_then(Value::as_str);
-            jwt = jwt.issuer(iss.unwrap_or("(the token names no issuer)"));
+/// The most bytes of a key set or discovery document read.
+const MAX_KEY_DOCUMENT: usize = 1024 * 1024;
+
+/// `--key URL`: fetched once and sniffed, whatever its path looks like (Okta's `/v1/keys`,
+/// Azure's `/discovery/v2.0/keys`, Ping's `/pf/JWKS`): a JSON object with a `keys` array is
+/// a JWK set (no issuer enforced without `--issuer`); one with `jwks_uri` is a discovery
+/// document (its key set fetched, its `issuer` enforced without `--issuer`); anything else
+/// is taken for an issuer, whose `/.well-known/openid-configuration` is fetched.
+fn remote(
+    spec: &str,
+    args: &DecodeArgs,
+    token_alg: Option<Algorithm>,
+) -> Result<(JwtAuthenticator, String), UsageError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    let first = rt.block_on(fetch_json(spec));
+    if let Ok(doc) = &first {
+        if doc.get("keys").is_some_and(Value::is_array) {
+            let keys = jwk_keys(&doc.to_string(), token_alg)?;
+            return Ok((with_keys(keys, spec)?, format!("JWK set {spec}")));
         }
-        return (jwt, format!("JWK set {spec}"));
+        if doc.get("jwks_uri").is_some() {
+            return discovered(&rt, doc, spec, args, token_alg);
+        }
     }
-    let issuer = spec
-        .trim_end_matches("/.well-known/openid-configuration")
-        .to_owned();
-    let source = KeySource::discover(issuer.clone()).allow_http();
-    (
-        JwtAuthenticator::from_source(source),
-        format!("issuer {issuer} (discovery)"),
-    )
+    let issuer = spec.trim_end_matches('/');
+    let config = format!("{issuer}/.well-known/openid-configuration");
+    match rt.block_on(fetch_json(&config)) {
+        Ok(doc) if doc.get("jwks_uri").is_some() => discovered(&rt, &doc, &config, args, token_alg),
+        second => {
+            let why = |r: &Result<Value, String>| match r {
+                Ok(_) => "neither a JWK set (keys) nor a discovery document (jwks_uri)".to_owned(),
+                Err(e) => e.clone(),
+            };
+            Err(UsageError(format!(
+                "--key {spec}: not a JWK set ({}); not an issuer either: {config}: {}",
+                why(&first),
+                why(&second)
+            )))
+        }
+    }
+}
+
+/// The keys a discovery document `doc` (fetched from `url`) points to; its `issuer` is
+/// enforced unless `--issuer` names one.
+fn discovered(
+    rt: &tokio::runtime::Runtime,
+    doc: &Value,
+    url: &str,
+    args: &DecodeArgs,
+    token_alg: Option<Algorithm>,
+) -> Result<(JwtAuthenticator, String), UsageError> {
+    let jwks_uri = doc["jwks_uri"]
+        .as_str()
+        .ok_or_else(|| UsageError(format!("{url}: jwks_uri is not a string")))?;
+    let set = rt
+        .block_on(fetch_json(jwks_uri))
+        .map_err(|e| UsageError(format!("{url} names the JWK set {jwks_uri}: {e}")))?;
+    let keys = jwk_keys(&set.to_string(), token_alg)?;
+    let mut jwt = with_keys(keys, jwks_uri)?;
+    let issuer = doc["issuer"].as_str();
+    if let (None, Some(iss)) = (&args.issuer, issuer) {
+        jwt = jwt.issuer(iss);
+    }
+    let named = issuer.map_or_else(String::new, |i| format!("issuer {i}, "));
+    Ok((jwt, format!("{named}discovery {url}, JWK set {jwks_uri}")))
+}
+
+/// GETs `url` as JSON: 10 s at most, 1 MiB at most, redirects followed only on its host.
+async fn fetch_json(url: &str) -> Result<Value, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default().to_owned();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() >= 5 || attempt.url().host_str() != Some(host.as_str()) {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    });
+    let client = reqwest::Client::builder()
+        .redirect(policy)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut response = client.get(parsed).send().await.map_err(|e| {
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            why = format!("{why}: {s}");
+            source = s.source();
+        }
+        why
+    })?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(format!(
+            "{status}: a redirect to another host, not followed"
+        ));
+    }
+    if !status.is_success() {
+        return Err(format!("answered {status}"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_KEY_DOCUMENT {
+            return Err("more than 1 MiB: not a key set".into());
+        }
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(v) if v.is_object() => Ok(v),
+        _ => Err("not a JSON object".into()),
+    }
 }
 
 /// The HMAC secret from `--secret-file` (trailing newline dropped) or `--secret-env`.
