@@ -32,6 +32,9 @@ enum Origin {
     Discover(String),
 }
 
+/// A shared key set store and the key of its MACs.
+type SharedStore = (Arc<dyn KeySetStore>, Arc<[u8; 32]>);
+
 #[derive(Clone)]
 struct Settings {
     origin: Origin,
@@ -50,7 +53,7 @@ struct Settings {
     max_keys: usize,
     /// Where the last known good set is shared with other replicas.
     /// Where the last known good set is shared, and the key its MACs are made with.
-    store: Option<(Arc<dyn KeySetStore>, Arc<[u8; 32]>)>,
+    store: Option<SharedStore>,
     /// The oldest shared set loaded.
     max_shared_age: Duration,
 }
