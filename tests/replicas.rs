@@ -996,10 +996,7 @@ async fn when_redis_stops_proofs_fail_closed_keys_go_on_and_it_recovers() {
     // DPoP: fail closed, at once, with Retry-After and the reason.
     let started = Instant::now();
     let out = send_dpop(&dpop, c.get(&c.me_proof())).await;
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "bounded wait"
-    );
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded wait");
     let e = expect("dpop_replay_store_unavailable")
         .verbose()
         .schemes(&[])
