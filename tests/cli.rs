@@ -79,7 +79,8 @@ fn fixture(name: &str) -> String {
 
 /// A file in a fresh temporary directory.
 fn temp(name: &str, bytes: &[u8]) -> String {
-    let dir = std::env::temp_dir().join(format!("ad-cli-{}", std::process::id()));
+    // Under target/: gone with `cargo clean`, and each run writes over the last.
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
     std::fs::create_dir_all(&dir).unwrap();
     let path: PathBuf = dir.join(name);
     std::fs::write(&path, bytes).unwrap();

@@ -524,7 +524,7 @@ async fn usage_errors_exit_2() {
     assert_eq!(run.code, 2, "{}", run.stderr);
 
     // A token file: read, used, never printed.
-    let dir = std::env::temp_dir().join(format!("cli-probe-{}", std::process::id()));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-probe");
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("token");
     std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
