@@ -106,16 +106,15 @@ impl RedisStore {
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
         let inner = &self.inner;
         let run = async {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(inner.timeout))
-                .set_response_timeout(Some(inner.timeout))
-                .set_number_of_retries(1);
-            let manager = inner
-                .connection
-                .get_or_try_init(|| {
-                    ConnectionManager::new_with_config(inner.client.clone(), config)
-                })
-                .await?;
+            // Configured once, when the first command connects.
+            let connect = || {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(inner.timeout))
+                    .set_response_timeout(Some(inner.timeout))
+                    .set_number_of_retries(1);
+                ConnectionManager::new_with_config(inner.client.clone(), config)
+            };
+            let manager = inner.connection.get_or_try_init(connect).await?;
             cmd.query_async::<T>(&mut manager.clone()).await
         };
         match tokio::time::timeout(inner.timeout, run).await {
