@@ -189,6 +189,14 @@ pub(crate) struct ReadChallenge<'a> {
 }
 
 impl ReadChallenge<'_> {
+    /// The scheme and the params, owned.
+    #[cfg(any(feature = "cli", feature = "fuzzing"))]
+    pub fn into_owned(self) -> (String, Vec<(String, String)>) {
+        let params = self.params.into_iter();
+        let params = params.map(|(n, v)| (n.to_owned(), v)).collect();
+        (self.scheme.to_owned(), params)
+    }
+
     /// The value of parameter `name` (matched case-insensitively).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params

@@ -931,13 +931,9 @@ fn compare_readers(text: &str, parse: ParseChallenges) {
     if let (Some(ours), Ok(theirs)) = (ours, parse(text)) {
         let ours: Vec<ParsedChallenge> = ours
             .into_iter()
-            .map(|c| ParsedChallenge {
-                scheme: c.scheme.to_owned(),
-                params: c
-                    .params
-                    .into_iter()
-                    .map(|(n, v)| (n.to_owned(), v))
-                    .collect(),
+            .map(|c| {
+                let (scheme, params) = c.into_owned();
+                ParsedChallenge { scheme, params }
             })
             .collect();
         assert_eq!(ours, theirs, "the parsers disagree on {text:?}");

@@ -94,14 +94,8 @@ fn challenges(a: &Answer) -> (Vec<Challenge>, Vec<String>) {
     for line in challenge_lines(a) {
         match read_challenges(&line) {
             Some(read) => good.extend(read.into_iter().map(|c| {
-                Challenge {
-                    scheme: c.scheme.to_owned(),
-                    params: c
-                        .params
-                        .into_iter()
-                        .map(|(n, v)| (n.to_owned(), v))
-                        .collect(),
-                }
+                let (scheme, params) = c.into_owned();
+                Challenge { scheme, params }
             })),
             None => bad.push(line),
         }
