@@ -182,7 +182,7 @@ impl AuthFailure {
     }
 
     /// The complete response: status, `Cache-Control: no-store` on a 4xx, the challenges,
-    /// `Retry-After` on a 503, the problem body and the request id.
+    /// `Retry-After` on a 429 or 503, the problem body and the request id.
     pub(crate) fn render(
         &self,
         cfg: &RenderConfig<'_>,
@@ -237,7 +237,7 @@ impl AuthFailure {
                 HeaderValue::from_static(expose),
             );
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             let secs = self.facts().retry_after().unwrap_or(30);
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
         }

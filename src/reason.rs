@@ -414,6 +414,20 @@ reasons! {
         detail: "The token is bound to a DPoP key and must be sent with the DPoP scheme and a proof.",
         hint: "Send `Authorization: DPoP <token>` with a `DPoP` proof header signed by the key the token is bound to.",
     },
+    /// The token's `cnf` names a confirmation method this route cannot verify: a
+    /// certificate thumbprint (`x5t#S256`, RFC 8705) without a certificate source, a raw
+    /// key (`jwk`, RFC 7800), or members this layer does not know. Without the proof of
+    /// possession the token is what a thief would send, so it is refused, never accepted
+    /// as a plain Bearer token.
+    TokenBindingUnverifiable = "token_binding_unverifiable" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token binding cannot be verified",
+        detail: "The token is bound to a key or certificate by a method this resource cannot verify.",
+        hint: "Send the token the way its binding requires (DPoP, or a client certificate on a route that checks it), or ask the authorization server for an unbound token.",
+    },
     /// `Authorization: DPoP` came without a `DPoP` proof header.
     DpopProofMissing = "dpop_proof_missing" {
         status: UNAUTHORIZED,
@@ -580,6 +594,18 @@ reasons! {
         title: "DPoP replay check unavailable",
         detail: "The server cannot check DPoP proofs for replay right now; retry later.",
         hint: "The replay store is full or unreachable; the server operator should check its capacity or connection.",
+    },
+    /// One DPoP key (`jkt`) holds its whole share of the replay store: it sent more
+    /// distinct proofs within their lifetime than any one client needs. Only that key is
+    /// refused (429 with `Retry-After`); other keys keep working.
+    DpopKeyOverQuota = "dpop_key_over_quota" {
+        status: TOO_MANY_REQUESTS,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Too many DPoP proofs for one key",
+        detail: "This DPoP key sent more proofs than the server remembers for one key; retry later.",
+        hint: "Make one proof per request, and slow down: the key's proofs are accepted again once its older ones expire (Retry-After).",
     },
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
     KeySourceUnavailable = "key_source_unavailable" {
