@@ -31,7 +31,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, RequireScope, StaticKey};
 /// use axum::{routing::get, Router};
 ///
-/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
+/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+///     .issuer("https://issuer.example")
+///     .audience("my-api");
 /// let app: Router = Router::new()
 ///     .route("/admin", get(|| async { "admin" }).route_layer(RequireScope::new(["admin"])))
 ///     .layer(AuthDiagnostics::new().bearer(jwt));

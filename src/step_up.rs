@@ -29,7 +29,9 @@ use tower_layer::Layer;
 /// use axum::{routing::post, Router};
 /// use std::time::Duration;
 ///
-/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("bank-api");
+/// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+///     .issuer("https://issuer.example")
+///     .audience("bank-api");
 /// let app: Router = Router::new()
 ///     .route(
 ///         "/transfer",

@@ -72,9 +72,11 @@ fn asym(name: &str, alg: Algorithm) -> JwtAuthenticator {
     authn(StaticKey::new(dec(name), alg))
 }
 
-/// `accept_any_audience` and nothing else.
+/// `accept_any_issuer`, `accept_any_audience` and nothing else.
 fn minimal() -> JwtAuthenticator {
-    JwtAuthenticator::new(StaticKey::hs256(SECRET)).accept_any_audience()
+    JwtAuthenticator::new(StaticKey::hs256(SECRET))
+        .accept_any_issuer()
+        .accept_any_audience()
 }
 
 fn token(alg: Algorithm, key: &EncodingKey, claims: &Map<String, Value>) -> String {
@@ -383,7 +385,7 @@ fn unnamed_keys_serve_tokens_with_any_kid() {
     assert!(jwt.verify(&new).is_ok());
     // Only named keys: an unknown kid is token_key_unknown.
     let named = JwtAuthenticator::new(StaticKey::hs256("new-secret").with_kid("new"));
-    let named = named.accept_any_audience();
+    let named = named.accept_any_issuer().accept_any_audience();
     fails_at(&named, &old, now(), Reason::TokenKeyUnknown);
 }
 

@@ -24,16 +24,22 @@ use std::time::Duration;
 
 /// Verifies `Authorization: Bearer <JWT>`.
 ///
-/// The audience is required: a token minted for another service must not be accepted here
-/// (RFC 7519 §4.1.3, RFC 8725 §3.9). Configure it with [`JwtAuthenticator::audience`], or
-/// opt out explicitly with [`JwtAuthenticator::accept_any_audience`];
+/// The audience and the issuer are required: a token minted for another service, or by
+/// another issuer, must not be accepted here (RFC 7519 §4.1.3, RFC 8725 §3.8 and §3.9).
+/// Configure them with [`JwtAuthenticator::audience`] and [`JwtAuthenticator::issuer`]
+/// (a discovered [`KeySource`] names its issuer itself), or opt out explicitly with
+/// [`JwtAuthenticator::accept_any_audience`] and [`JwtAuthenticator::accept_any_issuer`];
 /// [`AuthDiagnostics::bearer`](crate::AuthDiagnostics::bearer) panics at start-up on an
 /// authenticator with neither, as axum does for conflicting routes.
 ///
 /// Defaults: only the keys' own algorithms, `exp` required (a token is expired from
 /// `exp + leeway` on), 60 s leeway, `typ` absent, `JWT` or `at+jwt` (other kinds of JWT,
 /// `dpop+jwt`, `logout+jwt`, `secevent+jwt`, `id_token+jwt`, are refused), no critical
-/// header extensions (`crit`), registered claims of their registered JSON types.
+/// header extensions (`crit`), registered claims of their registered JSON types, a
+/// non-empty `sub`, no `auth_time` in the future, no ID-token claims (`at_hash`, `c_hash`:
+/// an ID token is not an access token, RFC 8725 §3.12), and a `cnf` (RFC 7800) whose
+/// confirmation method the route can verify. [`JwtAuthenticator::require_rfc9068`] turns
+/// on the whole RFC 9068 access-token profile.
 ///
 /// ```
 /// use auth_diagnostics::{JwtAuthenticator, StaticKey};
@@ -56,6 +62,7 @@ pub struct JwtAuthenticator {
     issuers: Vec<String>,
     audiences: Vec<String>,
     any_audience: bool,
+    any_issuer: bool,
     leeway: i64,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
@@ -91,9 +98,10 @@ impl JwtAuthenticator {
     pub const MAX_STATIC_CANDIDATES: usize = 3;
 
     /// Verifies tokens signed by `key`. By default: only `key`'s algorithm is accepted,
-    /// `exp` is required, leeway is 60 s, any issuer. An audience must still be configured
-    /// ([`JwtAuthenticator::audience`]) or explicitly waived
-    /// ([`JwtAuthenticator::accept_any_audience`]).
+    /// `exp` is required, leeway is 60 s. An issuer and an audience must still be
+    /// configured ([`JwtAuthenticator::issuer`], [`JwtAuthenticator::audience`]) or
+    /// explicitly waived ([`JwtAuthenticator::accept_any_issuer`],
+    /// [`JwtAuthenticator::accept_any_audience`]).
     pub fn new(key: StaticKey) -> Self {
         Self::without_keys().key(key)
     }
@@ -109,6 +117,7 @@ impl JwtAuthenticator {
             issuers: Vec::new(),
             audiences: Vec::new(),
             any_audience: false,
+            any_issuer: false,
             leeway: 60,
             required: vec![Cow::Borrowed("exp")],
             types: Vec::new(),
@@ -202,10 +211,20 @@ impl JwtAuthenticator {
         self
     }
 
-    /// Accepts tokens whose `iss` equals `issuer` (call again to accept several).
-    /// With at least one issuer set, `iss` is required.
+    /// Accepts tokens whose `iss` equals `issuer` exactly (call again to accept several).
+    /// `iss` is then required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuers.push(issuer.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `iss` says, or without one: an explicit opt-out of
+    /// the issuer check, for static keys that only one issuer holds (a test's own secret,
+    /// say). Without it (and without [`JwtAuthenticator::issuer`] or a discovered
+    /// [`KeySource`]) the authenticator is a configuration error. Key sources still need
+    /// the issuer their keys belong to.
+    pub fn accept_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
         self
     }
 
@@ -261,6 +280,48 @@ impl JwtAuthenticator {
         self.accept_types(["at+jwt"])
     }
 
+    /// The whole RFC 9068 profile of JWT access tokens: `typ` `at+jwt` (§4) and the
+    /// claims `iss`, `exp`, `aud`, `sub`, `client_id`, `iat` and `jti` required (§2.2).
+    /// Only for identity providers that issue RFC 9068 tokens: many type their access
+    /// tokens `JWT` or leave out `client_id` or `jti`, and would be refused; the README's
+    /// per-provider sections say which can use it.
+    ///
+    /// ```
+    /// use auth_diagnostics::{JwtAuthenticator, Reason, StaticKey};
+    /// use jsonwebtoken::{encode, EncodingKey, Header};
+    ///
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("my-api")
+    ///     .require_rfc9068();
+    /// let claims = serde_json::json!({
+    ///     "iss": "https://issuer.example", "aud": "my-api", "sub": "alice",
+    ///     "exp": 4_000_000_000u64, "iat": 1_700_000_000u64, "jti": "j1",
+    /// });
+    /// let key = EncodingKey::from_secret(b"secret");
+    /// // A plain JWT without `typ: at+jwt` and without `client_id`: refused.
+    /// let plain = encode(&Header::default(), &claims, &key).unwrap();
+    /// assert_eq!(jwt.verify(&plain).unwrap_err().reason(), Reason::TokenTypeRejected);
+    /// let mut header = Header::default();
+    /// header.typ = Some("at+jwt".into());
+    /// let typed = encode(&header, &claims, &key).unwrap();
+    /// assert_eq!(jwt.verify(&typed).unwrap_err().reason(), Reason::TokenClaimMissing);
+    /// let mut claims = claims;
+    /// claims["client_id"] = "app".into();
+    /// assert!(jwt.verify(&encode(&header, &claims, &key).unwrap()).is_ok());
+    /// ```
+    pub fn require_rfc9068(self) -> Self {
+        self.require_access_token_type().require_claims([
+            "iss",
+            "exp",
+            "aud",
+            "sub",
+            "client_id",
+            "iat",
+            "jti",
+        ])
+    }
+
     /// Requires header `typ` to be one of `types` (compared case-insensitively, with or
     /// without the `application/` prefix).
     pub fn accept_types<I, S>(mut self, types: I) -> Self
@@ -287,6 +348,20 @@ impl JwtAuthenticator {
         if !self.audiences.is_empty() && self.any_audience {
             return Some(
                 "JwtAuthenticator has both .audience(..) and .accept_any_audience(): choose one"
+                    .to_owned(),
+            );
+        }
+        if self.issuers.is_empty() && !self.any_issuer {
+            return Some(
+                "JwtAuthenticator has no issuer: tokens of any issuer would be accepted \
+                 (RFC 8725 §3.8). Call .issuer(\"<the issuer's iss>\"), or \
+                 .accept_any_issuer() to opt out explicitly"
+                    .to_owned(),
+            );
+        }
+        if !self.issuers.is_empty() && self.any_issuer {
+            return Some(
+                "JwtAuthenticator has both .issuer(..) and .accept_any_issuer(): choose one"
                     .to_owned(),
             );
         }
@@ -743,6 +818,7 @@ impl JwtAuthenticator {
     fn check_claims(&self, jws: &Jws<'_>, now: i64) -> Option<AuthFailure> {
         let claims = &jws.claims;
         self.check_type(jws.header.typ.as_deref())
+            .or_else(|| not_an_id_token(claims))
             .or_else(|| self.check_presence(claims))
             .or_else(|| check_claim_types(claims))
             .or_else(|| self.check_time(claims, now))
@@ -818,12 +894,18 @@ impl JwtAuthenticator {
                 )));
             }
         }
-        let (name, t) = ["nbf", "iat"].into_iter().find_map(|name| {
+        let (name, t) = ["nbf", "iat", "auth_time"].into_iter().find_map(|name| {
             let t = claims.get(name).and_then(numeric_date)?;
             (t > now.saturating_add(self.leeway)).then_some((name, t))
         })?;
+        // A login cannot have happened in the future: such an `auth_time` would satisfy
+        // every `max_age` forever (RFC 9470). The token is invalid, not merely early.
+        let reason = match name {
+            "auth_time" => Reason::TokenClaimInvalid,
+            _ => Reason::TokenNotYetValid,
+        };
         Some(
-            AuthFailure::new(Reason::TokenNotYetValid)
+            AuthFailure::new(reason)
                 .detail(format!(
                     "{name} is {} ({} in the future, leeway {}s): the clocks of issuer and server disagree",
                     rfc3339(t),
@@ -955,9 +1037,28 @@ fn type_name(t: &str) -> &str {
     }
 }
 
+/// `token_type_rejected` for an OpenID Connect ID token sent as an access token: `at_hash`
+/// and `c_hash` (OpenID Connect Core §3.1.3.6, §3.3.2.11) belong to ID tokens only, whose
+/// rules differ (RFC 8725 §3.12). Claims IdPs also put in access tokens (`azp`,
+/// `auth_time`, `nonce`) do not count.
+fn not_an_id_token(claims: &Map<String, Value>) -> Option<AuthFailure> {
+    let claim = ["at_hash", "c_hash"]
+        .into_iter()
+        .find(|c| claims.contains_key(*c))?;
+    Some(
+        AuthFailure::new(Reason::TokenTypeRejected)
+            .detail(format!(
+                "the token carries {claim}, a claim of OpenID Connect ID tokens: an ID token \
+                 is not an access token"
+            ))
+            .claim(claim),
+    )
+}
+
 /// `token_claim_invalid` for a registered claim of the wrong JSON type (RFC 7519 §4.1):
-/// `iss` and `sub` are strings, `aud` a string or an array of strings, `exp`, `nbf` and
-/// `iat` numbers. `null` counts as the wrong type; absence is fine here.
+/// `iss` a string, `sub` a non-empty string, `aud` a string or an array of strings, `exp`,
+/// `nbf` and `iat` numbers, `cnf` (RFC 7800) an object naming at least one confirmation
+/// method, its `jkt` a string. `null` counts as the wrong type; absence is fine here.
 fn check_claim_types(claims: &Map<String, Value>) -> Option<AuthFailure> {
     fn audience(v: &Value) -> bool {
         match v {
@@ -966,15 +1067,27 @@ fn check_claim_types(claims: &Map<String, Value>) -> Option<AuthFailure> {
             _ => false,
         }
     }
+    fn subject(v: &Value) -> bool {
+        v.as_str().is_some_and(|s| !s.is_empty())
+    }
+    fn confirmation(v: &Value) -> bool {
+        v.as_object()
+            .is_some_and(|c| !c.is_empty() && c.get("jkt").is_none_or(Value::is_string))
+    }
     type Rule = (&'static str, fn(&Value) -> bool, &'static str);
     const NUMERIC_DATE: &str = "a NumericDate (a number)";
-    let rules: [Rule; 6] = [
+    let rules: [Rule; 7] = [
         ("iss", Value::is_string, "a string"),
-        ("sub", Value::is_string, "a string"),
+        ("sub", subject, "a non-empty string"),
         ("aud", audience, "a string or an array of strings"),
         ("exp", Value::is_number, NUMERIC_DATE),
         ("nbf", Value::is_number, NUMERIC_DATE),
         ("iat", Value::is_number, NUMERIC_DATE),
+        (
+            "cnf",
+            confirmation,
+            "an object naming a confirmation method (a string jkt)",
+        ),
     ];
     let (name, _, what) = rules
         .into_iter()

@@ -222,6 +222,9 @@ fn verify(
     };
     if let Some(iss) = &args.issuer {
         jwt = jwt.issuer(iss.clone());
+    } else if jwt.issuers().is_empty() {
+        // A key file or JWK set names no issuer: the user did not ask for one either.
+        jwt = jwt.accept_any_issuer();
     }
     wait_for_keys(&jwt)?;
     Ok(Some(match jwt.verify(token) {
