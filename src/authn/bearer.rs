@@ -6,6 +6,7 @@
 //! verifies it, its challenge (`error`, `error_description`, `scope`), and what a token
 //! alone says about why the wrapped service refused it.
 
+use super::cnf;
 use super::jwt::{near_issuer, JwtAuthenticator, Step};
 use super::token_cache::{Cache, Verified};
 use super::verify::AuthFuture;
@@ -191,13 +192,13 @@ impl AuthScheme for Bearer {
             Err(f) => return Some(refuse(f)),
         };
         Some(match self.check(t) {
-            Check::Done(result) => match result.and_then(|p| not_dpop_bound(p, t)) {
+            Check::Done(result) => match result.and_then(|p| unbound(p, t)) {
                 Ok(principal) => Decision::Authenticated(principal),
                 Err(f) => refuse(f),
             },
             Check::Later(fut) => {
                 let t = t.to_owned();
-                let fut = Box::pin(async move { fut.await.and_then(|p| not_dpop_bound(p, &t)) });
+                let fut = Box::pin(async move { fut.await.and_then(|p| unbound(p, &t)) });
                 Decision::Pending(Pending::new(
                     fut,
                     self,
@@ -219,15 +220,18 @@ pub(crate) enum Check {
     Later(AuthFuture),
 }
 
-/// Refuses a DPoP-bound token (`cnf.jkt`) sent as Bearer (RFC 9449 §7.2): without its
-/// proof it is what a thief would send.
-fn not_dpop_bound(principal: Principal, token: &str) -> Result<Principal, AuthFailure> {
-    if super::dpop::bound_key(&principal).is_none() {
-        return Ok(principal);
-    }
-    let f = AuthFailure::new(Reason::TokenDpopBound)
-        .detail("the token is bound to a DPoP key (cnf.jkt) and was sent as a Bearer token")
-        .claim("cnf");
+/// Refuses a bound token sent as Bearer: a DPoP-bound one (`cnf.jkt`, RFC 9449 §7.2), or
+/// one bound by any other confirmation method, which a Bearer route cannot verify.
+/// Without its proof of possession it is what a thief would send.
+fn unbound(principal: Principal, token: &str) -> Result<Principal, AuthFailure> {
+    let cnf = cnf::of(&principal);
+    let f = match (cnf.jkt, cnf.other) {
+        (Some(_), _) => AuthFailure::new(Reason::TokenDpopBound)
+            .detail("the token is bound to a DPoP key (cnf.jkt) and was sent as a Bearer token")
+            .claim("cnf"),
+        (None, Some(member)) => cnf::unverifiable(member),
+        (None, None) => return Ok(principal),
+    };
     Err(match inspect(token) {
         Some(facts) => f.token(facts).token_verified(true),
         None => f,

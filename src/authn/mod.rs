@@ -8,6 +8,7 @@
 pub(crate) mod api_key;
 pub(crate) mod basic;
 pub(crate) mod bearer;
+pub(crate) mod cnf;
 pub(crate) mod dpop;
 pub(crate) mod jwt;
 pub(crate) mod principal;
