@@ -103,7 +103,8 @@ pub(crate) struct Evidence<'a> {
     uri: &'a Uri,
     /// The request's method, where the caller knows it (DPoP proofs name it).
     pub method: Option<&'a Method>,
-    /// The `Authorization` field values (at most two kept: two is already a conflict).
+    /// The non-empty `Authorization` field values (at most two kept: two is already a
+    /// conflict).
     authorization: [Option<&'a [u8]>; 2],
     pub authorization_count: usize,
     /// The first credential-like query parameter: its name and raw value.
@@ -128,7 +129,10 @@ impl<'a> Evidence<'a> {
             access_token: false,
             parsed: None,
         };
-        for value in headers.get_all(AUTHORIZATION) {
+        // An empty field carries no authentication information (RFC 6750 §3.1): it is
+        // no credential, not a malformed one.
+        let values = headers.get_all(AUTHORIZATION).into_iter();
+        for value in values.filter(|v| !v.as_bytes().trim_ascii().is_empty()) {
             if scan.authorization_count < 2 {
                 scan.authorization[scan.authorization_count] = Some(value.as_bytes());
             }
