@@ -56,6 +56,14 @@ impl Challenge {
         }
     }
 
+    /// The value of parameter `name`, as it was given (before quoting).
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The auth-scheme.
     pub fn scheme(&self) -> &'static str {
         self.scheme

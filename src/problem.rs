@@ -56,6 +56,9 @@ struct Problem<'a> {
     status: u16,
     detail: &'a str,
     reason: &'static str,
+    /// The challenge's `error` (RFC 6750 §3.1, RFC 9449 §7.1), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
     #[serde(flatten)]
@@ -91,8 +94,13 @@ struct VerboseTail<'a> {
 }
 
 impl AuthFailure {
-    /// The problem body as JSON bytes.
-    fn problem_body(&self, cfg: &RenderConfig<'_>, request_id: Option<&str>) -> Vec<u8> {
+    /// The problem body as JSON bytes; `error` is the challenge's.
+    fn problem_body(
+        &self,
+        cfg: &RenderConfig<'_>,
+        request_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Vec<u8> {
         let client = self.client_reason(cfg.detail);
         let f = self.facts();
         let verbose = cfg.detail == DetailMode::Verbose;
@@ -105,6 +113,7 @@ impl AuthFailure {
                 _ => client.detail(),
             },
             reason: client.code(),
+            error,
             request_id,
             verbose: verbose.then(|| VerboseFacts {
                 hint: f.hint().unwrap_or(self.reason().hint()),
@@ -188,38 +197,70 @@ impl AuthFailure {
         cfg: &RenderConfig<'_>,
         request_id: Option<&str>,
     ) -> Response<Body> {
-        let status = self.reason().status();
-        let mut response = Response::new(Body::from(self.problem_body(cfg, request_id)));
-        *response.status_mut() = status;
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if status.is_client_error() {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        self.render_with_error(cfg, request_id, None)
+    }
+
+    /// [`render`](Self::render) for an answer whose challenges are the wrapped service's,
+    /// kept as they are: `kept_error` is their `error`, which the body repeats.
+    pub(crate) fn render_with_error(
+        &self,
+        cfg: &RenderConfig<'_>,
+        request_id: Option<&str>,
+        kept_error: Option<&str>,
+    ) -> Response<Body> {
+        match all_scopes(cfg.scope, self.facts().scope()) {
+            Some(scopes) => self
+                .clone()
+                .scope(scopes)
+                .render_as_is(cfg, request_id, kept_error),
+            None => self.render_as_is(cfg, request_id, kept_error),
         }
+    }
+
+    /// [`render`](Self::render) once the failure names every scope the request needs.
+    fn render_as_is(
+        &self,
+        cfg: &RenderConfig<'_>,
+        request_id: Option<&str>,
+        kept_error: Option<&str>,
+    ) -> Response<Body> {
+        let status = self.reason().status();
         let plain = (status == StatusCode::UNAUTHORIZED
             && self.reason().has_challenge()
             && bearer::error_of(self).is_none()
             && dpop::error_of(self).is_none())
         .then_some(cfg.plain)
         .flatten();
-        match plain {
-            // Nothing in them depends on the failure: the layer's realm and schemes only.
-            Some(cache) => {
-                let values = cache.get_or_init(|| {
+        // Nothing in the plain ones depends on the failure: the layer's realm and schemes.
+        let (cached, challenges) = match plain {
+            Some(cache) => (
+                Some(cache.get_or_init(|| {
                     self.challenges(cfg)
                         .iter()
                         .map(Challenge::to_header_value)
                         .collect()
-                });
-                for value in values {
-                    headers.append(WWW_AUTHENTICATE, value.clone());
-                }
-            }
-            None => {
-                for challenge in self.challenges(cfg) {
-                    headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
-                }
-            }
+                })),
+                Vec::new(),
+            ),
+            None => (None, self.challenges(cfg)),
+        };
+        let error = challenges
+            .iter()
+            .find_map(|c| c.get("error"))
+            .or(kept_error);
+        let body = self.problem_body(cfg, request_id, error);
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status.is_client_error() {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        for value in cached.into_iter().flatten() {
+            headers.append(WWW_AUTHENTICATE, value.clone());
+        }
+        for challenge in &challenges {
+            headers.append(WWW_AUTHENTICATE, challenge.to_header_value());
         }
         // A browser script on another origin reads only the headers a response exposes:
         // without this a CORS-allowed 401 shows its status but not its challenge.
@@ -246,6 +287,23 @@ impl AuthFailure {
         }
         response
     }
+}
+
+/// The scopes a request needs when the layer requires some of every request and the
+/// failure names a route's own: the layer's first, then the route's, each once. A client
+/// that asks for only the route's would be refused by the layer next, and loop (MCP's
+/// scope selection takes the challenge's `scope` as the whole set). `None` when there is
+/// nothing to add.
+fn all_scopes(layer: Option<&str>, own: Option<&str>) -> Option<String> {
+    let (layer, own) = (layer?, own?);
+    let mut all: Vec<&str> = layer.split_whitespace().collect();
+    for s in own.split_whitespace() {
+        if !all.contains(&s) {
+            all.push(s);
+        }
+    }
+    let all = all.join(" ");
+    (all != own).then_some(all)
 }
 
 /// What the layer adds to every Bearer and DPoP challenge: on a 401 the scopes every
