@@ -37,10 +37,14 @@ impl Watch {
             .expected(self.expected_names());
         let no_credentials = !self.snapshot.carries_credentials() && !query_access_token(&self.uri);
         let error = refusal_error(response.headers());
-        let Some(violation) = self.violation(&response, no_credentials, error.is_some()) else {
+        let Some(violation) = self.violation(&response, no_credentials, error.as_deref()) else {
             self.log_refusal(seen, status, no_credentials);
             return response;
         };
+        // A 401 saying `insufficient_scope` means 403 (RFC 6750 §3.1): the status is
+        // corrected, the application's challenge (and its `scope`) kept as it is.
+        let keep_challenge = violation == Reason::UpstreamUnauthorizedAfterAuthentication
+            && error.as_deref() == Some(INSUFFICIENT_SCOPE);
         let mut f = correction(violation, seen, self.authenticated, no_credentials, error);
         let kept = match violation {
             Reason::UpstreamTokenRefused => true,
@@ -67,7 +71,7 @@ impl Watch {
             self.log(f, status);
             return response;
         }
-        let corrected = self.correct(response, &f);
+        let corrected = self.correct(response, &f, keep_challenge);
         let status = corrected.status();
         self.log(f, status);
         corrected
@@ -78,15 +82,14 @@ impl Watch {
         &self,
         response: &Response<Body>,
         no_credentials: bool,
-        refused_with_error: bool,
+        error: Option<&str>,
     ) -> Option<Reason> {
         let status = response.status();
         let unauthorized = status == StatusCode::UNAUTHORIZED;
         if unauthorized && self.authenticated {
-            Some(if refused_with_error {
-                Reason::UpstreamTokenRefused
-            } else {
-                Reason::UpstreamUnauthorizedAfterAuthentication
+            Some(match error {
+                Some(INSUFFICIENT_SCOPE) | None => Reason::UpstreamUnauthorizedAfterAuthentication,
+                Some(_) => Reason::UpstreamTokenRefused,
             })
         } else if unauthorized && !response.headers().contains_key(WWW_AUTHENTICATE) {
             Some(Reason::UpstreamChallengeMissing)
@@ -115,16 +118,29 @@ impl Watch {
     }
 
     /// The wrapped service's answer, corrected for `failure`: the right status, the
-    /// challenges a 401 needs, no challenge on a 403. A new status gets the layer's body (a
-    /// problem body's `status` equals the response's); a completed 401 keeps a non-empty
-    /// body of the application's.
-    fn correct(&self, response: Response<Body>, failure: &AuthFailure) -> Response<Body> {
+    /// challenges a 401 needs, no challenge on a 403 unless `keep_challenge` (an
+    /// `insufficient_scope` one). A new status gets the layer's body (a problem body's
+    /// `status` equals the response's); a completed 401 keeps a non-empty body of the
+    /// application's.
+    fn correct(
+        &self,
+        response: Response<Body>,
+        failure: &AuthFailure,
+        keep_challenge: bool,
+    ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
-        let rendered = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+        let kept_error = keep_challenge.then_some(INSUFFICIENT_SCOPE);
+        let rendered = failure.render_with_error(
+            &self.config.render(),
+            Some(self.request_id.as_str()),
+            kept_error,
+        );
         let (rparts, rbody) = rendered.into_parts();
         let status_changed = parts.status != rparts.status;
         parts.status = rparts.status;
-        parts.headers.remove(WWW_AUTHENTICATE);
+        if !keep_challenge {
+            parts.headers.remove(WWW_AUTHENTICATE);
+        }
         for challenge in rparts.headers.get_all(WWW_AUTHENTICATE) {
             parts.headers.append(WWW_AUTHENTICATE, challenge.clone());
         }
@@ -166,9 +182,13 @@ fn correction(
             "the application answered 401 without WWW-Authenticate; the request suggests {}",
             inferred.code()
         ),
-        Reason::UpstreamUnauthorizedAfterAuthentication => {
-            "the application answered 401 to a request this layer authenticated".to_owned()
-        }
+        Reason::UpstreamUnauthorizedAfterAuthentication => match error.as_deref() {
+            Some(INSUFFICIENT_SCOPE) => "the application answered 401 with \
+                error=insufficient_scope to a request this layer authenticated; that error \
+                means 403"
+                .to_owned(),
+            _ => "the application answered 401 to a request this layer authenticated".to_owned(),
+        },
         Reason::UpstreamTokenRefused => format!(
             "the application refused the token this layer verified itself, with error={}; \
              its answer is kept",
@@ -183,6 +203,9 @@ fn correction(
         .had_credentials(!no_credentials)
         .detail(detail)
 }
+
+/// RFC 6750's error for a token that lacks scope: its status is 403.
+const INSUFFICIENT_SCOPE: &str = "insufficient_scope";
 
 /// The `error` a 401's challenges carry, when any does: the application refused the token
 /// itself (`invalid_token`, `insufficient_scope`, RFC 9470's
