@@ -87,6 +87,25 @@ use BearerRule::{Always, No, WithToken};
 use Collapse::{Keep, MissingOrInvalid, To};
 use Severity::{Error, Info, Warn};
 
+/// A status constant's number and phrase, for the documentation of each reason.
+macro_rules! status_text {
+    (BAD_REQUEST) => {
+        "400 Bad Request"
+    };
+    (UNAUTHORIZED) => {
+        "401 Unauthorized"
+    };
+    (FORBIDDEN) => {
+        "403 Forbidden"
+    };
+    (TOO_MANY_REQUESTS) => {
+        "429 Too Many Requests"
+    };
+    (SERVICE_UNAVAILABLE) => {
+        "503 Service Unavailable"
+    };
+}
+
 macro_rules! reasons {
     ($(
         $(#[$doc:meta])*
@@ -104,12 +123,41 @@ macro_rules! reasons {
         ///
         /// Each variant is a stable snake_case code ([`Reason::code`]) that appears in the log
         /// event and in the problem body, and decides the status and the challenge. Codes are
-        /// public API and are never renamed. Each variant's problem type URI is its
-        /// documentation anchor; its title, status and detail are given by the methods below.
+        /// public API and are never renamed.
+        ///
+        /// Each variant is also an RFC 9457 problem type, documented as §4 asks: its type
+        /// URI is the variant's documentation anchor (`…/enum.Reason.html#variant.Name`),
+        /// and the variant's documentation states that URI, its title and its status.
+        ///
+        /// ```
+        /// use auth_diagnostics::Reason;
+        ///
+        /// for &reason in Reason::ALL {
+        ///     let anchor = format!(
+        ///         "https://docs.rs/auth-diagnostics/latest/auth_diagnostics/enum.Reason.html#variant.{reason:?}"
+        ///     );
+        ///     assert_eq!(reason.type_uri(), anchor);
+        ///     assert!(!reason.title().is_empty() && reason.title().len() < 60, "{reason}");
+        ///     assert!([400, 401, 403, 429, 503].contains(&reason.status().as_u16()), "{reason}");
+        ///     assert_eq!(Reason::from_code(reason.code()), Some(reason));
+        /// }
+        /// assert_eq!(Reason::TokenExpired.title(), "Token expired");
+        /// assert_eq!(Reason::TokenExpired.status(), 401);
+        /// ```
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum Reason {
-            $( $(#[$doc])* $variant, )+
+            $(
+                $(#[$doc])*
+                ///
+                #[doc = concat!(
+                    "Problem type `https://docs.rs/auth-diagnostics/latest/auth_diagnostics/enum.Reason.html#variant.",
+                    stringify!($variant),
+                    "`: title \"", $title, "\", status ", status_text!($status),
+                    ", code `", $code, "`."
+                )]
+                $variant,
+            )+
         }
 
         impl Reason {
