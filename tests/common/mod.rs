@@ -858,7 +858,8 @@ pub fn row(reason: &str) -> Row {
         | "token_claim_missing"
         | "token_type_rejected"
         | "token_crit_unsupported"
-        | "token_claim_invalid" => r(401, invalid_token, Level::WARN),
+        | "token_claim_invalid"
+        | "token_binding_unverifiable" => r(401, invalid_token, Level::WARN),
         "insufficient_scope" => r(403, Some("insufficient_scope"), Level::WARN),
         // RFC 9470 §3.
         "insufficient_user_authentication" => {
@@ -884,6 +885,8 @@ pub fn row(reason: &str) -> Row {
         | "dpop_proof_ath_mismatch" => r(401, Some("invalid_dpop_proof"), Level::WARN),
         "dpop_nonce_required" => r(401, Some("use_dpop_nonce"), Level::INFO),
         "dpop_replay_store_unavailable" => r(503, None, Level::ERROR),
+        // One key past its share of the replay store: that key slows down, nobody else.
+        "dpop_key_over_quota" => r(429, None, Level::WARN),
         "key_source_unavailable" | "authenticator_unavailable" => r(503, None, Level::ERROR),
         "basic_malformed" | "session_expired" | "credentials_invalid" => r(401, None, Level::WARN),
         "basic_user_unknown"
@@ -1112,6 +1115,10 @@ impl Outcome {
         let p = self.problem();
         let r = reason_of(client);
         assert_eq!(p["reason"], client, "{}: body reason {p}", e.reason);
+        // the body's `error` is the challenge's, when one carries it.
+        let challenges = self.challenges();
+        let error = challenges.iter().find_map(|c| c.param("error"));
+        assert_eq!(p["error"].as_str(), error, "{}: body error {p}", e.reason);
         assert_eq!(p["type"], r.type_uri(), "{p}");
         assert_eq!(p["title"], r.title(), "{p}");
         if e.verbose {
@@ -1124,7 +1131,7 @@ impl Outcome {
             assert_eq!(p["detail"], r.detail(), "{p}");
             let mut members: Vec<&str> =
                 p.as_object().unwrap().keys().map(String::as_str).collect();
-            members.retain(|m| *m != "required_scope");
+            members.retain(|m| !matches!(*m, "required_scope" | "error"));
             members.sort_unstable();
             assert_eq!(
                 members,
