@@ -25,13 +25,20 @@
 //!
 //! Once bound it prints one line to stdout, `listening on http://ADDR`, and nothing else.
 //!
-//! The one tool, `add`, sums two numbers and names its caller: the token's `sub`, from the
+//! The tool `add` sums two numbers and names its caller: the token's `sub`, from the
 //! [`Principal`] the layer put in the request's extensions, which rmcp hands the tool
-//! as the request's [`http::request::Parts`].
+//! as the request's [`http::request::Parts`]. The tool `admin-action` also needs scope
+//! `mcp:admin`: a small middleware of this example ([`tool_scopes`]) reads the JSON-RPC
+//! call and asks [`RequireScope`]; its 403 names `scope="mcp:tools mcp:admin"`, every scope
+//! the call needs, so a client that asks for exactly that scope gets a token that works.
 
 use auth_diagnostics::{
-    AuthDiagnostics, DetailMode, JwtAuthenticator, KeySource, Principal, ResourceMetadata,
+    AuthDiagnostics, DetailMode, JwtAuthenticator, KeySource, Principal, RequireScope,
+    ResourceMetadata,
 };
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
@@ -46,6 +53,15 @@ use std::sync::Arc;
 
 /// The scope every request to `/mcp` needs.
 pub const SCOPE: &str = "mcp:tools";
+
+/// The tool that needs more than [`SCOPE`].
+pub const ADMIN_TOOL: &str = "admin-action";
+
+/// The scope [`ADMIN_TOOL`] needs on top of [`SCOPE`].
+pub const ADMIN_SCOPE: &str = "mcp:admin";
+
+/// The largest JSON-RPC body read to find the tool a request calls.
+const MAX_BODY: usize = 1024 * 1024;
 
 /// The server's settings: `MCP_*` variables, and the resource once the address is bound.
 #[derive(Debug, Clone)]
@@ -71,7 +87,7 @@ pub struct McpConfig {
 pub fn app(cfg: &McpConfig) -> Router {
     let meta = ResourceMetadata::new(&cfg.resource)
         .authorization_servers([cfg.issuer.as_str()])
-        .scopes_supported([SCOPE])
+        .scopes_supported([SCOPE, ADMIN_SCOPE])
         .resource_name("auth-diagnostics MCP example");
     let jwt =
         JwtAuthenticator::from_source(KeySource::discover(&cfg.issuer)).audience(&cfg.resource);
@@ -97,16 +113,59 @@ pub fn app(cfg: &McpConfig) -> Router {
 
     Router::new()
         .nest_service("/mcp", mcp)
+        // Inside the layer: the principal is known, and the layer renders the refusal.
+        .layer(middleware::from_fn(tool_scopes))
         .layer(auth)
         // Outside the layer: the metadata is public (RFC 9728 §3).
         .merge(meta.router())
 }
 
-/// The MCP server: one tool, `add`.
+/// Per-tool scopes: a `tools/call` of [`ADMIN_TOOL`] needs [`ADMIN_SCOPE`] too. The layer
+/// turns the refusal into its 403, whose challenge names the layer's scope and this one.
+///
+/// A body that is not JSON, or longer than 1 MiB, goes on to rmcp, which answers it.
+pub async fn tool_scopes(req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(_) => return http::StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+    };
+    if calls_tool(&bytes, ADMIN_TOOL) {
+        let principal = parts.extensions.get::<Principal>();
+        if let Err(refusal) = RequireScope::new([ADMIN_SCOPE]).check(principal) {
+            return refusal.into_response();
+        }
+    }
+    next.run(Request::from_parts(parts, bytes.into())).await
+}
+
+/// Whether a JSON-RPC body (one message or a batch) calls tool `name`.
+fn calls_tool(body: &[u8], name: &str) -> bool {
+    let calls =
+        |m: &Value| m["method"] == "tools/call" && m["params"]["name"].as_str() == Some(name);
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Array(batch)) => batch.iter().any(calls),
+        Ok(message) => calls(&message),
+        Err(_) => false,
+    }
+}
+
+/// The MCP server: the tools `add` and `admin-action`.
 #[derive(Debug, Clone, Copy)]
 pub struct Adder;
 
 impl Adder {
+    fn admin_tool() -> Tool {
+        let Value::Object(schema) = json!({ "type": "object", "properties": {} }) else {
+            unreachable!("a JSON object")
+        };
+        Tool::new(
+            ADMIN_TOOL,
+            "An administrative action: needs scope mcp:admin.",
+            Arc::new(schema as JsonObject),
+        )
+    }
+
     fn tool() -> Tool {
         let schema = json!({
             "type": "object",
@@ -139,7 +198,10 @@ impl ServerHandler for Adder {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![Self::tool()]))
+        Ok(ListToolsResult::with_all_items(vec![
+            Self::tool(),
+            Self::admin_tool(),
+        ]))
     }
 
     async fn call_tool(
@@ -147,6 +209,17 @@ impl ServerHandler for Adder {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        // The layer authenticated the request before rmcp saw it.
+        let caller = context
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|parts| parts.extensions.get::<Principal>())
+            .and_then(|p| p.id().map(str::to_owned));
+        if request.name == ADMIN_TOOL {
+            return Ok(
+                CallToolResult::structured(json!({ "done": true, "caller": caller })).into(),
+            );
+        }
         if request.name != "add" {
             return Err(ErrorData::invalid_params(
                 format!("no tool {}", request.name),
@@ -160,12 +233,6 @@ impl ServerHandler for Adder {
             })
         };
         let sum = number("a")? + number("b")?;
-        // The layer authenticated the request before rmcp saw it.
-        let caller = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Principal>())
-            .and_then(|p| p.id().map(str::to_owned));
         Ok(CallToolResult::structured(json!({ "sum": sum, "caller": caller })).into())
     }
 }

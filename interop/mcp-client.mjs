@@ -15,6 +15,11 @@
 //    then the client_credentials grant with `resource` = the metadata's resource and the
 //    challenge's scope), retries with the token, and the client lists the tools and calls
 //    `add` {a: 2, b: 3}.
+// 4. Then it calls `admin-action`, which needs `mcp:admin` on top of `mcp:tools`: the server
+//    answers 403 `insufficient_scope` naming every scope the call needs, the SDK asks for a
+//    token with that scope (its upscoping) and retries. A challenge that named only the
+//    tool's own scope would get a token without `mcp:tools`, refused in turn: the SDK
+//    gives up ("403 after trying upscoping").
 //
 // On success it prints one JSON line (what it found; never the token itself) and exits 0.
 // On any failure it prints the reason to stderr and exits 1.
@@ -118,6 +123,9 @@ async function main() {
     if (result.isError) fail(`add failed: ${JSON.stringify(result.content)}`);
     const tokens = provider.savedTokens ?? fail('the SDK got no token');
     const claims = claimsOf(tokens.access_token);
+    const admin = await client.callTool({ name: 'admin-action', arguments: {} });
+    if (admin.isError) fail(`admin-action failed: ${JSON.stringify(admin.content)}`);
+    const upscoped = provider.savedTokens ?? fail('the SDK got no token');
     process.stdout.write(`${JSON.stringify({
       server: serverUrl.href,
       challenge: {
@@ -143,6 +151,11 @@ async function main() {
       server_info: client.getServerVersion() ?? null,
       tools: tools.map((t) => t.name),
       result: { content: result.content, structured: result.structuredContent ?? null },
+      admin: {
+        structured: admin.structuredContent ?? null,
+        token_scope: upscoped.scope ?? null,
+        token_claims_scope: claimsOf(upscoped.access_token).scope ?? null,
+      },
     })}\n`);
   } finally {
     await client.close();

@@ -10,7 +10,7 @@
 // named on stderr first, so a start that hangs shows where.
 //
 // Client: client_id "interop", secret "interop-secret" (client_secret_post or
-// client_secret_basic), grant client_credentials only, scopes "read admin mcp:tools".
+// client_secret_basic), grant client_credentials only, scopes "read admin mcp:tools mcp:admin".
 // Resources:
 //   urn:demo:rs256  RS256, scope "read admin", tokens live 300 s
 //   urn:demo:es256  ES256, scope "read admin", tokens live 300 s
@@ -18,7 +18,7 @@
 //   urn:demo:api    RS256, scope "read admin mcp:tools", audience "demo-api" (the demo's
 //                   default DEMO_AUDIENCE), tokens live 300 s
 //   http://127.0.0.1:PORT/mcp and http://localhost:PORT/mcp, any PORT (an MCP server's
-//                   resource identifier, RFC 9728): RS256, scope "mcp:tools", audience the
+//                   resource identifier, RFC 9728): RS256, scope "mcp:tools mcp:admin", audience the
 //                   URL itself, tokens live 300 s
 // A token request without `resource` gets urn:demo:rs256; any other resource is
 // invalid_target. A granted scope is the requested one cut to the resource's.
@@ -76,7 +76,7 @@ const MCP_RESOURCE = /^http:\/\/(127\.0\.0\.1|localhost):[0-9]{1,5}\/mcp$/;
 function resourceServer(resource) {
   if (Object.hasOwn(RESOURCES, resource)) return RESOURCES[resource];
   if (typeof resource === 'string' && MCP_RESOURCE.test(resource)) {
-    return { alg: 'RS256', ttl: TTL, scope: 'mcp:tools' };
+    return { alg: 'RS256', ttl: TTL, scope: 'mcp:tools mcp:admin' };
   }
   return undefined;
 }
@@ -109,7 +109,7 @@ const provider = new Provider(issuer, {
   // Only the client_credentials grant is used: no login pages (devInteractions off), no
   // session cookies; the cookie keys only keep the provider from warning about defaults.
   cookies: { keys: [randomBytes(32).toString('base64url')] },
-  scopes: ['openid', 'read', 'admin', 'mcp:tools'],
+  scopes: ['openid', 'read', 'admin', 'mcp:tools', 'mcp:admin'],
   ttl: { ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL },
   features: {
     devInteractions: { enabled: false },

@@ -19,7 +19,7 @@ mod mcp_example;
 use axum::body::Body;
 use axum::Router;
 use common::provider::{claims_of, node_json, Provider};
-use mcp_example::{McpConfig, SCOPE};
+use mcp_example::{McpConfig, ADMIN_SCOPE, ADMIN_TOOL, SCOPE};
 use serde_json::json;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -42,14 +42,21 @@ fn mcp_app(issuer: &str, resource: &str) -> Router {
 
 /// A JSON-RPC `initialize`, what an MCP client sends first.
 fn initialize(token: Option<&str>) -> http::Request<Body> {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": { "name": "tests/mcp.rs", "version": "0" },
-        },
-    });
+    rpc(
+        token,
+        json!({
+            "jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": "tests/mcp.rs", "version": "0" },
+            },
+        }),
+    )
+}
+
+/// A JSON-RPC POST of `body` to `/mcp`.
+fn rpc(token: Option<&str>, body: Value) -> http::Request<Body> {
     let mut req = http::Request::post("/mcp")
         .header("host", AUTHORITY)
         .header("content-type", "application/json")
@@ -104,7 +111,7 @@ async fn the_metadata_document_is_public() {
         json!({
             "resource": RESOURCE,
             "authorization_servers": [NO_ISSUER],
-            "scopes_supported": [SCOPE],
+            "scopes_supported": [SCOPE, ADMIN_SCOPE],
             "bearer_methods_supported": ["header"],
             "resource_name": "auth-diagnostics MCP example",
         })
@@ -135,6 +142,35 @@ async fn a_token_without_mcp_tools_is_403_insufficient_scope() {
     assert_eq!(c.param("scope"), Some(SCOPE), "{c:?}");
     assert_eq!(c.param("resource_metadata"), Some(METADATA_URL), "{c:?}");
     assert_eq!(out.problem()["reason"], "insufficient_scope");
+    assert_eq!(out.event().field("reason"), "insufficient_scope");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_needs_more_scope_names_every_scope_the_call_needs() {
+    let Some(provider) = Provider::start(0).await else {
+        return;
+    };
+    let app = mcp_app(provider.issuer(), RESOURCE);
+    let token = provider.token(RESOURCE, SCOPE).await;
+    assert_eq!(claims_of(&token)["scope"], SCOPE);
+    let call = json!({
+        "jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": { "name": ADMIN_TOOL, "arguments": {} },
+    });
+    let out = timeout(Duration::from_secs(15), send(app, rpc(Some(&token), call)))
+        .await
+        .expect("the layer answers within 15 s");
+    // the layer's scope and the tool's, in that order. A client that asks for
+    // exactly this gets a token both the layer and the tool accept.
+    assert_eq!(out.status, 403, "{}", out.text());
+    let c = out.challenge();
+    assert_eq!(c.param("error"), Some("insufficient_scope"), "{c:?}");
+    assert_eq!(c.param("scope"), Some("mcp:tools mcp:admin"), "{c:?}");
+    assert_eq!(c.param("resource_metadata"), Some(METADATA_URL), "{c:?}");
+    let problem = out.problem();
+    assert_eq!(problem["reason"], "insufficient_scope");
+    assert_eq!(problem["error"], "insufficient_scope");
+    assert_eq!(problem["required_scope"], "mcp:tools mcp:admin");
     assert_eq!(out.event().field("reason"), "insufficient_scope");
 }
 
@@ -197,7 +233,7 @@ async fn the_mcp_sdk_finds_the_authorization_server_and_calls_the_tool() {
     let prm = &found["resource_metadata"];
     assert_eq!(prm["resource"], url, "{found:#}");
     assert_eq!(prm["authorization_servers"], json!([provider.issuer()]));
-    assert_eq!(prm["scopes_supported"], json!([SCOPE]));
+    assert_eq!(prm["scopes_supported"], json!([SCOPE, ADMIN_SCOPE]));
     let authz = &found["authorization_server"];
     assert_eq!(authz["issuer"], provider.issuer(), "{found:#}");
     assert_eq!(authz["discovered_by_sdk"], provider.issuer(), "{found:#}");
@@ -218,8 +254,17 @@ async fn the_mcp_sdk_finds_the_authorization_server_and_calls_the_tool() {
         found["server_info"]["name"], "auth-diagnostics-mcp-example",
         "{found:#}"
     );
-    assert_eq!(found["tools"], json!(["add"]), "{found:#}");
+    assert_eq!(found["tools"], json!(["add", ADMIN_TOOL]), "{found:#}");
     let result = &found["result"]["structured"];
     assert_eq!(result["sum"].as_f64(), Some(5.0), "{found:#}");
     assert_eq!(result["caller"], "interop", "{found:#}");
+
+    // `admin-action`: the SDK met the 403, asked for the scope it named, and the call went
+    // through with a token that has both scopes.
+    let admin = &found["admin"];
+    assert_eq!(admin["structured"]["done"], true, "{found:#}");
+    assert_eq!(
+        admin["token_claims_scope"], "mcp:tools mcp:admin",
+        "{found:#}"
+    );
 }
