@@ -353,8 +353,9 @@ fn html_escape(text: &str) -> String {
 }
 
 /// The login page of the session routes. The demo has one session, `s-valid` (alice): the
-/// button sets that cookie and goes back to `return_to`, which it checks is a path of this
-/// site first (never `//host` or `/\host`, which browsers read as another host).
+/// button sets that cookie and goes back to `return_to`, resolved against this page's
+/// origin as the browser resolves it, and only when the origin stays this one (else `/`):
+/// `//host`, `/\host` and `/<tab>/host` are all another host to a browser.
 const LOGIN_PAGE: &str = r#"<!doctype html>
 <html lang="en">
 <head>
@@ -371,12 +372,20 @@ const LOGIN_PAGE: &str = r#"<!doctype html>
 <p><button id="sign-in" type="button">Sign in as alice</button> and go back to
 <code id="return-to">/session</code>.</p>
 <script>
+// Resolved the way the browser will resolve it (the URL parser drops tabs and line breaks,
+// and reads a backslash as a slash), and followed only when it stays on this origin.
 const asked = new URLSearchParams(location.search).get("return_to") || "/session";
-const back = /^\/(?![\/\\])/.test(asked) ? asked : "/session";
-document.getElementById("return-to").textContent = back;
+let back = new URL("/", location.origin);
+try {
+  const url = new URL(asked, location.origin);
+  if (url.origin === location.origin) back = url;
+} catch (_) {
+  // Not a URL at all: go home.
+}
+document.getElementById("return-to").textContent = back.pathname + back.search + back.hash;
 document.getElementById("sign-in").addEventListener("click", () => {
   document.cookie = "demo_session=s-valid; path=/; SameSite=Lax";
-  location.assign(back);
+  location.assign(back.href);
 });
 </script>
 </body>

@@ -141,7 +141,62 @@ async function run(browser) {
   };
 
   await context.close();
+  out.login_return_to = await loginReturnTo(browser);
   return out;
+}
+
+/// `return_to` values the login page must not follow off the demo's origin: a tab, line
+/// feed or carriage return after the first slash, which the URL parser drops (`/\t/host`
+/// becomes `//host`); `//host`, `/\host` and an absolute URL; then two that stay here
+/// (`/.//host` is a path of the demo, and a page with a query).
+const RETURN_TO = [
+  '%2F%09%2Fevil.example%2F',
+  '%2F%0A%2Fevil.example%2F',
+  '%2F%0D%2Fevil.example%2F',
+  '%2F%09%5C%2Fevil.example%2F',
+  '%2F%2Fevil.example%2F',
+  '%2F%5Cevil.example%2F',
+  'https%3A%2F%2Fevil.example%2F',
+  '%2F.%2F%2Fevil.example%2F',
+  '%2Fsession%3Ftab%3D2',
+];
+
+/// The demo's login page with each `return_to`, then "Sign in": where the page sends the
+/// browser. Requests to any other origin are aborted before they leave the browser (and
+/// recorded), so the page can never reach another host, resolvable or not.
+async function loginReturnTo(browser) {
+  const context = await browser.newContext();
+  context.setDefaultTimeout(STEP_TIMEOUT);
+  const offsite = [];
+  await context.route('**/*', (route) => {
+    const url = route.request().url();
+    if (new URL(url).origin === demo) return route.continue();
+    offsite.push(url);
+    return route.abort('blockedbyclient');
+  });
+  const page = await context.newPage();
+  const results = [];
+  for (const returnTo of RETURN_TO) {
+    step(`login page, return_to=${returnTo}`);
+    await page.goto(`${demo}/login?return_to=${returnTo}`);
+    const shown = await page.textContent('#return-to');
+    const main = page.mainFrame();
+    const next = page.waitForRequest((r) => r.isNavigationRequest() && r.frame() === main);
+    await page.click('#sign-in');
+    const request = await next;
+    const response = await request.response().catch(() => null);
+    await page.waitForLoadState().catch(() => {});
+    results.push({
+      return_to: returnTo,
+      shown,
+      navigated: request.url(),
+      status: response ? response.status() : null,
+      failure: request.failure()?.errorText ?? null,
+      url: page.url(),
+    });
+  }
+  await context.close();
+  return { results, offsite };
 }
 
 let browser;

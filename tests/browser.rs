@@ -625,4 +625,44 @@ async fn headless_chromium_against_the_demo_and_its_page() {
         .unwrap_or_else(|e| panic!("the page shows the problem body ({e}): {forged}"));
     assert_eq!(problem["reason"], "cross_site_request", "{forged}");
     assert_eq!(problem["status"], 403, "{forged}");
+
+    login_page_stays_on_the_demo(&out["login_return_to"], &demo);
+}
+
+/// The login page's "Sign in" with each `return_to` of interop/browser-check.mjs: the
+/// browser goes to a URL of the demo's own origin, never to evil.example (a control
+/// character the URL parser drops, `//host`, `/\host`, an absolute URL all go to `/`),
+/// and no request left for another origin (the script aborts and records any).
+#[track_caller]
+fn login_page_stays_on_the_demo(out: &Value, demo: &str) {
+    let results = out["results"].as_array().expect("results");
+    assert_eq!(results.len(), 9, "{out}");
+    let home = format!("{demo}/");
+    for r in results {
+        let navigated = r["navigated"].as_str().expect("navigated");
+        assert!(navigated.starts_with(&home), "left the demo's origin: {r}");
+        match r["return_to"].as_str().unwrap() {
+            "%2Fsession%3Ftab%3D2" => {
+                assert_eq!(navigated, format!("{demo}/session?tab=2"), "{r}");
+                assert_eq!(
+                    (&r["url"], &r["status"]),
+                    (&json!(navigated), &json!(200)),
+                    "{r}"
+                );
+                assert_eq!(r["shown"], "/session?tab=2", "{r}");
+            }
+            // A path of the demo that only looks like a host.
+            "%2F.%2F%2Fevil.example%2F" => {}
+            // The demo's `/` (a 404, which Chromium shows as its error page).
+            _ => {
+                assert_eq!(navigated, home, "{r}");
+                assert_eq!(r["shown"], "/", "{r}");
+            }
+        }
+    }
+    assert_eq!(
+        out["offsite"],
+        json!([]),
+        "requests to other origins: {out}"
+    );
 }

@@ -641,6 +641,53 @@ async fn return_to_is_always_a_path_of_this_site() {
     }
 }
 
+/// What a browser's URL parser (WHATWG) makes of `target` on a page of this site before
+/// it resolves it: tabs and line breaks removed anywhere, leading and trailing controls and
+/// spaces trimmed, `\` read as `/` (an http(s) base). Whether the result is a path of this
+/// site: it starts with one `/`, not two (`//host` names another host).
+fn browser_stays_here(target: &str) -> bool {
+    let cleaned: String = target
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    let read = cleaned.trim_matches(|c: char| c <= ' ').replace('\\', "/");
+    read.starts_with('/') && !read.starts_with("//")
+}
+
+/// The open redirect a login page falls for when it checks `return_to` for `//` and `/\`
+/// but not for a control character in between (`/<tab>/evil.example/`, which a browser
+/// reads as `//evil.example/`): the layer's own 303 never hands one out. A request path
+/// cannot carry the raw character, only its percent-encoding, which stays encoded.
+#[tokio::test]
+async fn return_to_with_control_characters_stays_a_path_of_this_site() {
+    assert!(!browser_stays_here("/\t/evil.example/"), "the model");
+    assert!(!browser_stays_here("/\t\\/evil.example/"), "the model");
+    for payload in ["%09", "%0A", "%0D", "%09%5C"] {
+        for target in [
+            format!("/{payload}/evil.example/"),
+            format!("/session?next=%2F{payload}%2Fevil.example%2F"),
+            format!("/{payload}%2Fevil.example%2F"),
+        ] {
+            let out = send(with_login(), get(&target, &[NAVIGATE])).await;
+            let location = out.header("location").unwrap_or_default().to_owned();
+            assert!(
+                location.starts_with("/login?return_to=/"),
+                "{target}: Location {location}"
+            );
+            redirected(&out, &location);
+            let back = return_to_of(&location);
+            assert!(
+                browser_stays_here(&back),
+                "{target}: return_to {back:?} leads to another host"
+            );
+            assert!(
+                !back.contains(['\t', '\n', '\r', '\\']),
+                "{target}: {back:?}"
+            );
+        }
+    }
+}
+
 /// A login URL with a query of its own gets `&return_to=`; an absolute one is kept.
 #[tokio::test]
 async fn login_url_with_a_query_or_absolute() {
