@@ -272,7 +272,10 @@ impl AuthFailure {
                 expose = "WWW-Authenticate, X-Request-Id, DPoP-Nonce";
             }
         }
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+        ) {
             headers.insert(
                 http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
                 HeaderValue::from_static(expose),

@@ -1277,8 +1277,8 @@ async fn bare_401() -> Response {
     StatusCode::UNAUTHORIZED.into_response()
 }
 
-/// Every 401 and 403 the layer renders or corrects exposes its challenge and request id
-/// to scripts on other origins; a success does not carry it.
+/// Every 400, 401 and 403 the layer renders or corrects exposes its challenge and request
+/// id to scripts on other origins; a success does not carry it.
 #[tokio::test]
 async fn refusals_expose_the_challenge_and_the_request_id() {
     let auth = bearer(&valid_token());
@@ -1319,6 +1319,22 @@ async fn refusals_expose_the_challenge_and_the_request_id() {
             pages(sessions()),
             with_cookie(Method::POST, &[("origin", EVIL)]),
             403,
+        ),
+        // A 400 carries a challenge too (`invalid_request`): a script must read it.
+        (
+            "authorization_malformed",
+            site(base().bearer(jwt())),
+            get("/feed", &[("authorization", "Bearer a b")]),
+            400,
+        ),
+        (
+            "credentials_conflict",
+            site(base().bearer(jwt())),
+            get(
+                &format!("/feed?access_token={}", valid_token()),
+                &[("authorization", &auth)],
+            ),
+            400,
         ),
         (
             "upstream_challenge_missing",
