@@ -211,7 +211,8 @@ impl AuthDiagnostics {
     /// When `meta` is misconfigured: an identifier that is not an absolute `https` URL
     /// (`http` on loopback) or has a query or fragment, no authorization server, a
     /// `resource` field that differs from the identifier, an `http` `jwks_uri`, `none` among
-    /// the signing algorithms, a bearer method other than header, body or query.
+    /// the signing algorithms, a bearer method other than `header` (the one the layer
+    /// reads).
     pub fn resource_metadata(self, meta: crate::ResourceMetadata) -> Self {
         let served = crate::resource::Served::new(&meta);
         self.edit(|c| c.resource = Some(served))

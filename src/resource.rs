@@ -93,7 +93,11 @@ impl ResourceMetadata {
         self.list("scopes_supported", scopes)
     }
 
-    /// How a token may be sent (`bearer_methods_supported`): `header`, `body`, `query`.
+    /// How a token may be sent (`bearer_methods_supported`). The layer reads a token
+    /// from the `Authorization` header only, so `["header"]` (the default) is the one
+    /// list it accepts besides an empty one (left out of the document); `body` or
+    /// `query` would promise clients a way that only ever gets 401, and is refused when
+    /// the document is given to the layer or its [`router`](Self::router) is built.
     pub fn bearer_methods_supported<I, S>(self, methods: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -200,13 +204,8 @@ impl ResourceMetadata {
                 return fail(format!("authorization server: {why}"));
             }
         }
-        if let Some(bad) = strings("bearer_methods_supported")
-            .into_iter()
-            .find(|m| !["header", "body", "query"].contains(m))
-        {
-            return fail(format!(
-                "bearer method {bad:?} is not header, body or query"
-            ));
+        if let Some(why) = self.unread_bearer_method() {
+            return fail(why);
         }
         if strings("resource_signing_alg_values_supported").contains(&"none") {
             return fail("resource_signing_alg_values_supported must not list none".into());
@@ -217,6 +216,38 @@ impl ResourceMetadata {
             }
         }
         None
+    }
+
+    /// Why `bearer_methods_supported` promises a way of sending a token that the layer
+    /// does not read: it reads the `Authorization` header only (RFC 6750 §2.1), never a
+    /// form body or a query parameter (§2.2, §2.3), so a client that followed the document
+    /// would only get 401s.
+    fn unread_bearer_method(&self) -> Option<String> {
+        let value = self.fields.get("bearer_methods_supported")?;
+        if is_zero(value) {
+            return None;
+        }
+        let methods = match value {
+            Value::Array(a) => a,
+            other => {
+                return Some(format!(
+                    "bearer_methods_supported must be a list of strings, not {}; this layer \
+                     reads [\"header\"] only",
+                    crate::sanitize::cap(&other.to_string())
+                ))
+            }
+        };
+        methods
+            .iter()
+            .find(|m| m.as_str() != Some("header"))
+            .map(|m| {
+                format!(
+                    "bearer_methods_supported lists {}, which this layer does not read: it reads \
+                 tokens from the Authorization header only, so list [\"header\"] (a client \
+                 that sent the token another way would get 401)",
+                    crate::sanitize::cap(&m.to_string())
+                )
+            })
     }
 
     /// A router that serves the document at [`ResourceMetadata::well_known_path`], for
@@ -364,6 +395,7 @@ mod tests {
             ResourceMetadata::new("https://h/mcp"),
             ok("https://h/mcp").field("resource", Value::from("https://other/mcp")),
             ok("https://h/mcp").bearer_methods_supported(["cookie"]),
+            ok("https://h/mcp").bearer_methods_supported(["query"]),
             ok("https://h/mcp").field(
                 "resource_signing_alg_values_supported",
                 serde_json::json!(["none"]),

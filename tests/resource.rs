@@ -229,7 +229,10 @@ fn a_misconfigured_document_is_refused_at_start_up() {
             ResourceMetadata::new("https://api.test/mcp#x").authorization_servers([AS]),
             "fragment",
         ),
-        (meta().bearer_methods_supported(["cookie"]), "bearer method"),
+        (
+            meta().bearer_methods_supported(["cookie"]),
+            "bearer_methods_supported",
+        ),
         (
             meta().field("jwks_uri", json!("http://api.test/jwks")),
             "jwks_uri",
@@ -257,6 +260,47 @@ fn a_misconfigured_document_is_refused_at_start_up() {
             .allow_http(),
     )
     .unwrap();
+}
+
+/// The document promises only what the layer reads: a token in the `Authorization`
+/// header. `query` and `body` (RFC 6750 §2.2, §2.3) are methods it never reads, so a
+/// client that believed the document would get 401s; they are refused when the layer or
+/// the metadata router is built, however they are set.
+#[test]
+fn bearer_methods_the_layer_does_not_read_are_refused_at_start_up() {
+    let build = |m: ResourceMetadata| {
+        std::panic::catch_unwind(|| {
+            let _ = AuthDiagnostics::new().resource_metadata(m);
+        })
+    };
+    for m in [
+        meta().bearer_methods_supported(["query"]),
+        meta().bearer_methods_supported(["body"]),
+        meta().bearer_methods_supported(["header", "query"]),
+        meta().bearer_methods_supported(["header", "body"]),
+        meta().bearer_methods_supported(["Header"]),
+        meta().field("bearer_methods_supported", json!(["header", "query"])),
+        meta().field("bearer_methods_supported", json!("query")),
+        meta().field("bearer_methods_supported", json!(["header", 7])),
+    ] {
+        let message = panic_message(build(m.clone()));
+        assert!(
+            message.contains("bearer_methods_supported") && message.contains("header"),
+            "{m:?}: {message}"
+        );
+        let router = std::panic::catch_unwind(|| {
+            let _: Router = m.router();
+        });
+        assert!(router.is_err(), "the router too: {m:?}");
+    }
+    // What the layer reads, and an empty list (left out of the document), are fine.
+    build(meta()).unwrap();
+    build(meta().bearer_methods_supported(["header"])).unwrap();
+    build(meta().bearer_methods_supported(Vec::<String>::new())).unwrap();
+    assert_eq!(
+        meta().document()["bearer_methods_supported"],
+        json!(["header"])
+    );
 }
 
 // Step-up (RFC 9470) --------------------------------------------------------------------
