@@ -6,7 +6,8 @@ use crate::reason::Reason;
 use crate::upstream::Watch;
 use axum::body::Body;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::header::VARY;
+use http::{HeaderMap, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -23,6 +24,8 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
+        // Optional authentication: the answer depends on the credentials sent.
+        vary_on_credentials: bool,
     }
 }
 
@@ -53,6 +56,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
                 fut: inner.call(req),
                 watch: Some(watch),
             },
+            vary_on_credentials: false,
         }
     }
 
@@ -64,7 +68,14 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
                 req: Some(req),
                 watch: Some(watch),
             },
+            vary_on_credentials: false,
         }
+    }
+
+    /// Answers that say `Vary: Authorization, Cookie` (see [`vary_on_credentials`]).
+    pub(crate) fn varying(mut self, on: bool) -> Self {
+        self.vary_on_credentials = on;
+        self
     }
 
     pub(crate) fn rejected(response: Response<Body>) -> Self {
@@ -72,6 +83,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             state: State::Rejected {
                 response: Some(response),
             },
+            vary_on_credentials: false,
         }
     }
 }
@@ -84,7 +96,27 @@ where
 {
     type Output = Result<Response<Body>, S::Error>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let vary = self.vary_on_credentials;
+        let mut response = ready!(self.poll_state(cx))?;
+        if vary {
+            vary_on_credentials(response.headers_mut());
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+impl<S, B, ResBody> ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<BoxError>,
+{
+    /// The verifier, then the wrapped service, until there is an answer.
+    fn poll_state(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Response<Body>, S::Error>> {
         loop {
             let next = match self.as_mut().project().state.project() {
                 Proj::Rejected { response } => {
@@ -134,4 +166,30 @@ where
             self.as_mut().project().state.set(next);
         }
     }
+}
+
+/// Adds `Authorization` and `Cookie` to `Vary`, the ones it does not name yet, in a field
+/// of their own: the application's values stay as they are, and `Vary: *` (varies on
+/// everything) stays alone. An optional route answers a guest and a signed-in user
+/// differently at one URL, so a cache must key on what tells them apart (RFC 9110 §12.5.5).
+fn vary_on_credentials(headers: &mut HeaderMap) {
+    let (mut authorization, mut cookie) = (false, false);
+    for value in headers.get_all(VARY) {
+        // A value that is not text names nothing a cache understands.
+        let Ok(text) = value.to_str() else { continue };
+        for name in text.split(',').map(str::trim) {
+            if name == "*" {
+                return;
+            }
+            authorization |= name.eq_ignore_ascii_case("authorization");
+            cookie |= name.eq_ignore_ascii_case("cookie");
+        }
+    }
+    let missing = match (authorization, cookie) {
+        (false, false) => "Authorization, Cookie",
+        (false, true) => "Authorization",
+        (true, false) => "Cookie",
+        (true, true) => return,
+    };
+    headers.append(VARY, HeaderValue::from_static(missing));
 }

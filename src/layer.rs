@@ -287,6 +287,10 @@ impl AuthDiagnostics {
     /// [`require_scope`](Self::require_scope) apply to authenticated requests only. For
     /// some routes only, put the layer on them with `route_layer`.
     ///
+    /// Every answer of such a route says `Vary: Authorization, Cookie` (added to the
+    /// application's own `Vary`, unless that is `*`): a guest and a signed-in user get
+    /// different answers at one URL, and a cache must not hand one the other's.
+    ///
     /// ```
     /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, Principal, StaticKey};
     /// use axum::{routing::get, Router};

@@ -55,6 +55,21 @@ where
                 return ResponseFuture::rejected(response);
             }
         }
+        let optional = self.config.optional;
+        self.authenticate(req, request_id).varying(optional)
+    }
+}
+
+impl<S> AuthDiagnosticsService<S> {
+    /// Authenticates `req`, then admits it, and calls the wrapped service or refuses.
+    fn authenticate<ReqBody>(
+        &mut self,
+        mut req: Request<ReqBody>,
+        request_id: AuthRequestId,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
         let mut watch = Watch::new(self.config.clone(), request_id.clone(), &req);
         req.extensions_mut().insert(request_id);
 

@@ -297,6 +297,75 @@ async fn optional_with_a_valid_token_gives_the_principal() {
     assert_eq!(out.ok(), json!({ "id": "alice", "scheme": "Cookie" }));
 }
 
+/// The lower-case tokens of every `Vary` field of `out`.
+fn vary(out: &Outcome) -> Vec<String> {
+    out.header_all("vary")
+        .iter()
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// An optional route answers a guest and a signed-in user differently at one URL: every
+/// answer says `Vary: Authorization, Cookie`, so a cache never serves one the other's
+/// page. The application's own `Vary` values stay, none twice; `Vary: *` stays alone.
+#[tokio::test]
+async fn optional_answers_vary_on_authorization_and_cookie() {
+    use http::header::VARY;
+    let auth = bearer(&valid_token());
+    let both = ["authorization", "cookie"].map(String::from).to_vec();
+    for (what, svc, request) in [
+        ("anonymous", optional_bearer(), get("/feed", &[])),
+        (
+            "a valid token",
+            optional_bearer(),
+            get("/feed", &[("authorization", &auth)]),
+        ),
+        (
+            "a session",
+            site(base().session(sessions()).optional()),
+            get("/session", &[("cookie", &sid(SESS_VALID))]),
+        ),
+        (
+            "a refused token",
+            optional_bearer(),
+            get("/feed", &[("authorization", "Bearer not-a-token")]),
+        ),
+    ] {
+        let out = send(svc, request).await;
+        assert_eq!(vary(&out), both, "{what}: {:?}", out.headers);
+    }
+
+    // The application's own values come first and stay.
+    let own = |value: &'static str| {
+        Router::new()
+            .route(
+                "/v",
+                routing::get(move || async move { ([(VARY, value)], "v") }),
+            )
+            .layer(base().bearer(jwt()).optional())
+    };
+    let out = send(own("Accept-Encoding"), get("/v", &[])).await;
+    assert_eq!(vary(&out), ["accept-encoding", "authorization", "cookie"]);
+    let out = send(
+        own("cookie, Origin"),
+        get("/v", &[("authorization", &auth)]),
+    )
+    .await;
+    assert_eq!(vary(&out), ["cookie", "origin", "authorization"]);
+    let out = send(own("*"), get("/v", &[])).await;
+    assert_eq!(vary(&out), ["*"]);
+
+    // A required layer's answers are not optional ones: nothing added.
+    let out = send(
+        site(base().bearer(jwt())),
+        get("/feed", &[("authorization", &auth)]),
+    )
+    .await;
+    assert_eq!(vary(&out), Vec::<String>::new());
+}
+
 /// Credentials that fail are refused exactly as on a required route: never downgraded to
 /// the anonymous view.
 #[tokio::test]
