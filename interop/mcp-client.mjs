@@ -53,6 +53,16 @@ function claimsOf(jwt) {
 class WatchedProvider extends ClientCredentialsProvider {
   discovered = undefined;
   savedTokens = undefined;
+  /** The transport whose last challenge's scope the next token request asks for. */
+  transport = undefined;
+
+  // The SDK resolves the scope to ask for from the challenge (SEP-835) for interactive
+  // flows, but its client_credentials request sends the provider's configured scope. Ask for
+  // the scope of the challenge the transport last read, as an interactive client would.
+  get clientMetadata() {
+    const scope = this.transport?._scope ?? super.clientMetadata.scope;
+    return { ...super.clientMetadata, scope };
+  }
 
   saveDiscoveryState(state) {
     this.discovered = state;
@@ -115,6 +125,7 @@ async function main() {
     expectedIssuer: issuer,
   });
   const transport = new StreamableHTTPClientTransport(serverUrl, { authProvider: provider });
+  provider.transport = transport;
   const client = new Client({ name: 'auth-diagnostics-interop', version: '1.0.0' });
   await client.connect(transport);
   try {

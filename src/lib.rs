@@ -48,8 +48,9 @@
 //!   allow-list, issuers, audiences, leeway, required claims, `typ`.
 //! - [`BasicAuthenticator`], [`ApiKeyAuthenticator`] and [`SessionAuthenticator`] hand the
 //!   decoded credential to the application's [`Verify`] hook (any async closure).
-//! - [`Dpop`] accepts sender-constrained tokens (RFC 9449): every proof check has its own
-//!   reason, used proofs go to a [`ReplayStore`] ([`MemoryReplayStore`] by default).
+//! - [`Dpop`] accepts sender-constrained tokens (RFC 9449) for the origins you give it:
+//!   every proof check has its own reason, used proofs go to a [`ReplayStore`]
+//!   ([`MemoryReplayStore`] by default), each key held to its share of it.
 //! - Several replicas share state through `RedisStore` (feature `redis`): DPoP replays,
 //!   and the last known good key set of each [`KeySource`]
 //!   ([`shared_store`](KeySource::shared_store), a [`KeySetStore`]);
@@ -77,9 +78,11 @@
 //! ([`AuthDiagnostics::enforce`], the default), corrects only what certainly breaks the
 //! contract: a 401 without a challenge
 //! gets one (`upstream_challenge_missing`), a 401 to a request this layer authenticated
-//! becomes 403 (`upstream_unauthorized_after_authentication`) unless its challenge carries
-//! an `error` (`invalid_token`, a step-up's `insufficient_user_authentication`, …): the
-//! application refused the token itself and the 401 is kept (`upstream_token_refused`). A 403 to a request without any credential becomes 401
+//! becomes 403 (`upstream_unauthorized_after_authentication`; one whose challenge says
+//! `error="insufficient_scope"` keeps that challenge) unless its challenge carries another
+//! `error` (`invalid_token`, a step-up's `insufficient_user_authentication`, …): the
+//! application refused the token itself and the 401 is kept (`upstream_token_refused`).
+//! A 403 to a request without any credential becomes 401
 //! (`upstream_forbidden_without_credentials`) only where the application opted in with
 //! [`AuthDiagnostics::correct_forbidden_without_credentials`]. When the status changes,
 //! the body is the layer's problem body for the new status. [`AuthDiagnostics::observe`]
@@ -119,7 +122,9 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
+//! let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+//!     .issuer("https://issuer.example")
+//!     .audience("my-api");
 //! let app = Router::new()
 //!     .route("/me", get(|| async { "me" }))
 //!     .layer(AuthDiagnostics::new().bearer(jwt))
@@ -271,7 +276,9 @@ pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
 #[doc(hidden)]
 pub use authn::basic::decode_basic;
 pub use authn::basic::{BasicAuthenticator, BasicCredentials};
-pub use authn::dpop::{Dpop, MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayStore};
+pub use authn::dpop::{
+    Dpop, MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayOutcome, ReplayStore,
+};
 pub use authn::jwt::{JwtAuthenticator, Verified};
 pub use authn::principal::Principal;
 pub use authn::session::{SessionAuthenticator, SessionCookie};

@@ -618,13 +618,13 @@ fn refusing_app(challenge: &'static str) -> Router {
 }
 
 /// RFC 6750 §3.1, MCP: an app that refuses a token the layer verified (revoked, say) with
-/// `error="invalid_token"` keeps its 401, so the client refreshes.
+/// `error="invalid_token"` keeps its 401, so the client refreshes. (`insufficient_scope`
+/// means 403: `findings.rs` shows that correction.)
 #[tokio::test]
 async fn an_apps_own_invalid_token_refusal_is_kept() {
     let token = hs256(&good_claims());
     for challenge in [
         r#"Bearer error="invalid_token""#,
-        r#"Bearer realm="app", error="insufficient_scope", scope="x""#,
         r#"DPoP algs="ES256", error="invalid_token""#,
         r#"Basic realm="x", Bearer error=invalid_token"#,
         // RFC 9470 step-up and RFC 9449 nonce: the challenge tells the client what to do.

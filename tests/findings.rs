@@ -384,3 +384,84 @@ async fn the_problem_body_carries_the_challenge_error() {
     .await;
     assert_eq!(out.problem()["error"], "insufficient_scope");
 }
+
+// The findings replayed on the demo over TCP: none is accepted --------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_accepts_none_of_the_token_findings() {
+    let (base, server) = serve_demo().await;
+    let client = reqwest::Client::new();
+    let now = now();
+    let mfa = json!({ "acr": "urn:demo:mfa" });
+    let with = |edits: Value| {
+        let mut c = claims(edits);
+        c.insert("scope".into(), "read admin".into());
+        hs256(&c)
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "/me",
+            with(json!({ "cnf": { "x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2" } })),
+            "token_binding_unverifiable",
+        ),
+        (
+            "/admin",
+            with(
+                json!({ "cnf": { "jwk": { "kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo" } } }),
+            ),
+            "token_binding_unverifiable",
+        ),
+        (
+            "/me",
+            with(json!({ "cnf": { "jkt": 7 } })),
+            "token_claim_invalid",
+        ),
+        (
+            "/me",
+            with(json!({ "at_hash": "77QmUPtjPfzWtF2AnpK9RQ" })),
+            "token_type_rejected",
+        ),
+        (
+            "/admin",
+            with(json!({ "c_hash": "LDktKdoQak3Pk0cnXxCltA" })),
+            "token_type_rejected",
+        ),
+        ("/me", with(json!({ "sub": "" })), "token_claim_invalid"),
+        (
+            "/stepup",
+            with(json!({ "acr": mfa["acr"], "auth_time": now + 86_400 })),
+            "token_claim_invalid",
+        ),
+    ];
+    for (path, token, reason) in cases {
+        let res = client
+            .get(format!("{base}{path}"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "{path} {reason}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["reason"], reason, "{path}: {body}");
+        assert_eq!(body["error"], "invalid_token", "{path}: {body}");
+    }
+    // The same step-up token with a login in the past passes: the route works.
+    let good = with(json!({ "acr": mfa["acr"], "auth_time": now - 60 }));
+    let res = client
+        .get(format!("{base}/stepup"))
+        .header("authorization", format!("Bearer {good}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // An empty Authorization field: 401 without an error, not 400.
+    let res = client
+        .get(format!("{base}/me"))
+        .header("authorization", "")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="demo""#);
+    server.abort();
+}
