@@ -23,6 +23,7 @@
 
 use super::input::{fingerprint, paint, print_json, read_text, FINGERPRINT_NOTE};
 use super::{DecodeArgs, Out, Outcome, UsageError};
+use crate::keys::shown_source;
 use crate::time::{human_duration, now, rfc3339};
 use crate::{JwtAuthenticator, Reason, StaticKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -302,11 +303,13 @@ fn remote(
         .enable_all()
         .build()
         .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
+    // Printed without its password and query, as every key URL is.
+    let shown = shown_source(spec);
     let first = rt.block_on(fetch_json(spec));
     if let Ok(doc) = &first {
         if doc.get("keys").is_some_and(Value::is_array) {
             let keys = jwk_keys(&doc.to_string(), token_alg)?;
-            return Ok((with_keys(keys, spec)?, format!("JWK set {spec}")));
+            return Ok((with_keys(keys, &shown)?, format!("JWK set {shown}")));
         }
         if doc.get("jwks_uri").is_some() {
             return discovered(&rt, doc, spec, args, token_alg);
@@ -322,8 +325,9 @@ fn remote(
                 Err(e) => e.clone(),
             };
             Err(UsageError(format!(
-                "--key {spec}: not a JWK set ({}); not an issuer either: {config}: {}",
+                "--key {shown}: not a JWK set ({}); not an issuer either: {}: {}",
                 why(&first),
+                shown_source(&config),
                 why(&second)
             )))
         }
@@ -339,14 +343,15 @@ fn discovered(
     args: &DecodeArgs,
     token_alg: Option<Algorithm>,
 ) -> Result<(JwtAuthenticator, String), UsageError> {
+    let shown_url = shown_source(url);
     let jwks_uri = doc["jwks_uri"]
         .as_str()
-        .ok_or_else(|| UsageError(format!("{url}: jwks_uri is not a string")))?;
-    let set = rt
-        .block_on(fetch_json(jwks_uri))
-        .map_err(|e| UsageError(format!("{url} names the JWK set {jwks_uri}: {e}")))?;
+        .ok_or_else(|| UsageError(format!("{shown_url}: jwks_uri is not a string")))?;
+    let set = rt.block_on(fetch_json(jwks_uri));
+    let (url, jwks_uri) = (shown_url, shown_source(jwks_uri));
+    let set = set.map_err(|e| UsageError(format!("{url} names the JWK set {jwks_uri}: {e}")))?;
     let keys = jwk_keys(&set.to_string(), token_alg)?;
-    let mut jwt = with_keys(keys, jwks_uri)?;
+    let mut jwt = with_keys(keys, &jwks_uri)?;
     let issuer = doc["issuer"].as_str();
     if let (None, Some(iss)) = (&args.issuer, issuer) {
         jwt = jwt.issuer(iss);
@@ -372,6 +377,8 @@ async fn fetch_json(url: &str) -> Result<Value, String> {
         .build()
         .map_err(|e| e.to_string())?;
     let mut response = client.get(parsed).send().await.map_err(|e| {
+        // reqwest's message quotes the URL, query and all.
+        let e = e.without_url();
         let mut why = e.to_string();
         let mut source = std::error::Error::source(&e);
         while let Some(s) = source {
@@ -390,7 +397,11 @@ async fn fetch_json(url: &str) -> Result<Value, String> {
         return Err(format!("answered {status}"));
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| e.without_url().to_string())?
+    {
         body.extend_from_slice(&chunk);
         if body.len() > MAX_KEY_DOCUMENT {
             return Err("more than 1 MiB: not a key set".into());

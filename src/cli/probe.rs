@@ -108,7 +108,8 @@ pub(crate) fn run(args: &ProbeArgs, out: &Out) -> Result<Outcome, UsageError> {
 
 /// The URL to probe: `http` or `https`, with a host, without credentials or a token in it.
 fn parse_url(text: &str) -> Result<Url, UsageError> {
-    let mut url = Url::parse(text).map_err(|e| UsageError(format!("not a URL: {text}: {e}")))?;
+    let shown = crate::keys::shown_source(text);
+    let mut url = Url::parse(text).map_err(|e| UsageError(format!("not a URL: {shown}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UsageError(format!(
             "only http and https URLs can be probed, not {}",
@@ -116,7 +117,7 @@ fn parse_url(text: &str) -> Result<Url, UsageError> {
         )));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(UsageError(format!("the URL has no host: {text}")));
+        return Err(UsageError(format!("the URL has no host: {shown}")));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(UsageError(

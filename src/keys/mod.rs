@@ -13,11 +13,11 @@ mod source;
 mod static_key;
 mod store;
 
-pub(crate) use fetch::check_url;
+pub(crate) use fetch::{check_url, shown_source};
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
 pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
-pub(crate) use source::{shown_source, KeySet, Pick};
+pub(crate) use source::{KeySet, Pick};
 pub use static_key::StaticKey;
 pub use store::{KeySetStore, MemoryKeySetStore, StoreError, StoreFuture, StoredKeySet};
 

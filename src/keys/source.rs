@@ -7,7 +7,9 @@
 //! while a fetch runs; only one that needs the fetch waits for it, at most
 //! [`KeySource::max_wait`].
 
-use super::fetch::{check_url, max_age, FetchError, FetchErrorKind, Fetched, HttpFetch};
+use super::fetch::{
+    check_url, max_age, shown_source, FetchError, FetchErrorKind, Fetched, HttpFetch,
+};
 use super::jwk::{self, RemoteKey};
 use super::store::KeySetStore;
 use crate::sanitize::cap;
@@ -43,6 +45,8 @@ struct Settings {
     issuer: Option<String>,
     client: Option<Arc<dyn HttpFetch>>,
     allow_http: bool,
+    /// Whether a redirect may lead to another origin.
+    cross_origin: bool,
     min_ttl: Duration,
     max_ttl: Duration,
     default_ttl: Duration,
@@ -63,9 +67,14 @@ struct Settings {
 /// [`JwtAuthenticator::from_source`](crate::JwtAuthenticator::from_source).
 ///
 /// Defaults: `https` only (plain `http` to a loopback host is allowed, for development),
-/// refresh on the set's `Cache-Control: max-age` clamped to 1 minute..24 hours (10 minutes
-/// without one), at most one refresh for an unknown `kid` every 30 s, requests wait at most
-/// 2 s for a refresh they need, 5 s fetch timeout, 256 KiB and 64 keys at most.
+/// redirects only on the origin asked, refresh on the set's `Cache-Control: max-age`
+/// clamped to 1..5 minutes (5 minutes without one: a key the provider removed verifies for
+/// at most 5 minutes more while it answers), at most one refresh for an unknown `kid` every
+/// 30 s, requests wait at most 2 s for a refresh they need, 5 s fetch timeout, 256 KiB and
+/// 64 keys at most.
+///
+/// A URL is shown (logs, problem bodies, metrics, `Debug`, errors) without its query and
+/// with its password masked: `https://user:***@host/jwks`.
 ///
 /// Nothing is fetched when it is built: the first fetch starts in the background when the
 /// layer is built inside a Tokio runtime (or on the first request), and
@@ -197,6 +206,7 @@ pub(crate) struct SourceState {
     pub last_error: Option<FetchError>,
     /// Seconds until the next fetch attempt (at least 1).
     pub retry_after: u64,
+    /// The configured URL, as shown ([`shown_source`]).
     pub url: String,
 }
 
@@ -225,9 +235,10 @@ impl KeySource {
             issuer: None,
             client: None,
             allow_http: false,
+            cross_origin: false,
             min_ttl: Duration::from_secs(60),
-            max_ttl: Duration::from_secs(24 * 3600),
-            default_ttl: Duration::from_secs(600),
+            max_ttl: Duration::from_secs(300),
+            default_ttl: Duration::from_secs(300),
             miss_interval: Duration::from_secs(30),
             fetch_timeout: Duration::from_secs(5),
             max_wait: Duration::from_secs(2),
@@ -284,8 +295,21 @@ impl KeySource {
         self.edit(|s| s.allow_http = true)
     }
 
+    /// Follows a redirect to another origin (scheme, host or port) than the URL asked
+    /// for: a provider that moved its key set to a CDN, say. Off by default: a redirect
+    /// to another origin is refused, since whoever can answer one URL of the provider's
+    /// host with a redirect would otherwise choose the keys. Every hop must still be
+    /// `https` (plain `http` only to a loopback host, or anywhere with
+    /// [`KeySource::allow_http`]), never from `https` back to `http`, at most 3 hops.
+    /// Applies to the default client; an [`HttpFetch`] of your own follows its own rules.
+    pub fn allow_cross_origin_redirects(self) -> Self {
+        self.edit(|s| s.cross_origin = true)
+    }
+
     /// Clamps the set's `Cache-Control: max-age` into `min..=max` to schedule the next
-    /// refresh (defaults 1 minute and 24 hours).
+    /// refresh (defaults 1 and 5 minutes). `max` is the longest a key removed from the set
+    /// keeps verifying while the provider answers: raise it only for a provider that
+    /// revokes keys some other way.
     ///
     /// # Panics
     /// When `min` is zero or more than `max`.
@@ -300,7 +324,7 @@ impl KeySource {
         })
     }
 
-    /// How long keys are kept when the set sends no `max-age` (default 10 minutes; still
+    /// How long keys are kept when the set sends no `max-age` (default 5 minutes; still
     /// clamped by [`KeySource::refresh_bounds`]).
     pub fn default_refresh(self, every: Duration) -> Self {
         self.edit(|s| s.default_ttl = every)
@@ -363,8 +387,9 @@ impl KeySource {
         self.edit(|s| s.store = Some((store, Arc::new(key))))
     }
 
-    /// The oldest shared key set a replica loads (default 24 hours, the longest refresh
-    /// interval): keys that old may have been rotated away, or revoked.
+    /// The oldest shared key set a replica loads (default 24 hours): keys that old may have
+    /// been rotated away, or revoked. A loaded set serves only until the replica's own
+    /// fetch succeeds.
     pub fn max_shared_age(self, age: Duration) -> Self {
         self.edit(|s| s.max_shared_age = age)
     }
@@ -470,9 +495,9 @@ impl KeySource {
             .map(|t| t.saturating_duration_since(Instant::now()).as_secs())
             .unwrap_or(1)
             .clamp(1, 60);
-        // The configured URL (the set's, or the issuer's): the same in every event; the
-        // fetch error names the URL that failed.
-        let url = self.url().to_owned();
+        // The configured URL (the set's, or the issuer's), as it is shown: the same in
+        // every event; the fetch error names the URL that failed.
+        let url = shown_source(self.url());
         SourceState {
             keys: self.current_unstarted(),
             fetching: st.fetching,
@@ -511,8 +536,8 @@ impl fmt::Debug for KeySource {
             Origin::Discover(url) => ("discover", url),
         };
         f.debug_struct("KeySource")
-            .field(kind, &strip_query(url))
-            .field("issuer", &s.issuer)
+            .field(kind, &shown_source(url))
+            .field("issuer", &s.issuer.as_deref().map(shown_source))
             .finish_non_exhaustive()
     }
 }
@@ -600,7 +625,7 @@ impl Inner {
         let kids = set.kids();
         // The document's URLs are the identity provider's text: escaped like any other
         // text from outside.
-        let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(strip_query(u)));
+        let jwks_uri = st.jwks_uri.as_deref().map(|u| shown(&shown_source(u)));
         tracing::debug!(
             target: "auth_diagnostics::keys",
             key_source = shown_source(self.url()).as_str(),
@@ -620,6 +645,12 @@ impl Inner {
 
     /// A fetch that failed: the cached keys stay. Returns the time to the next attempt.
     fn failed(&self, st: &mut Status, error: FetchError) -> Duration {
+        // Whatever produced the message (a client, a panic), no password or query of the
+        // URLs fetched gets through.
+        let mut error = error.redact(self.url());
+        if let Some(jwks_uri) = &st.jwks_uri {
+            error = error.redact(jwks_uri);
+        }
         crate::metrics::key_fetch(&shown_source(self.url()), error.kind().label());
         st.failures = st.failures.saturating_add(1);
         if st.jwks_uri.is_some() && matches!(self.settings.origin, Origin::Discover(_)) {
@@ -691,13 +722,13 @@ impl Inner {
         };
         let fetched = self.get(&jwks_uri).await?;
         let set = jwk::parse(&fetched.body, self.settings.max_keys)
-            .map_err(|e| e.context(&format!("key set {}", strip_query(&jwks_uri))))?;
+            .map_err(|e| e.context(&format!("key set {}", shown_source(&jwks_uri))))?;
         if set.keys.is_empty() {
             return Err(FetchError::new(
                 FetchErrorKind::Document,
                 format!(
                     "key set {} has no key that verifies signatures{}",
-                    strip_query(&jwks_uri),
+                    shown_source(&jwks_uri),
                     match set.skipped.is_empty() {
                         true => String::new(),
                         false => format!(" (skipped: {})", set.skipped.join("; ")),
@@ -727,6 +758,7 @@ impl Inner {
     /// The `jwks_uri` of `issuer`'s discovery document (OpenID Connect's location, then
     /// RFC 8414's), after checking that the document speaks for `issuer`.
     async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let shown_issuer = shown_source(issuer);
         let base = issuer.trim_end_matches('/');
         let oidc = format!("{base}/.well-known/openid-configuration");
         let fetched = match self.get(&oidc).await {
@@ -736,7 +768,7 @@ impl Inner {
         let doc: Value = serde_json::from_slice(&fetched.body).map_err(|e| {
             FetchError::new(
                 FetchErrorKind::Document,
-                format!("the discovery document of {issuer} is not JSON: {e}"),
+                format!("the discovery document of {shown_issuer} is not JSON: {e}"),
             )
         })?;
         let named = doc.get("issuer").and_then(Value::as_str);
@@ -744,8 +776,8 @@ impl Inner {
             return Err(FetchError::new(
                 FetchErrorKind::Untrusted,
                 format!(
-                    "the discovery document names issuer {}, not {issuer} as configured \
-                     (they must be equal, byte for byte)",
+                    "the discovery document names issuer {}, not {shown_issuer} as \
+                     configured (they must be equal, byte for byte)",
                     named.map_or_else(|| "(none)".to_owned(), |n| format!("{:?}", cap(n)))
                 ),
             ));
@@ -753,7 +785,7 @@ impl Inner {
         let Some(jwks_uri) = doc.get("jwks_uri").and_then(Value::as_str) else {
             return Err(FetchError::new(
                 FetchErrorKind::Document,
-                format!("the discovery document of {issuer} has no jwks_uri"),
+                format!("the discovery document of {shown_issuer} has no jwks_uri"),
             ));
         };
         check_url(jwks_uri, self.settings.allow_http)
@@ -766,9 +798,9 @@ impl Inner {
         let s = &self.settings;
         let client = match &s.client {
             Some(c) => c.clone(),
-            None => default_client()?,
+            None => default_client(s.allow_http, s.cross_origin)?,
         };
-        let shown = strip_query(url);
+        let shown = shown_source(url);
         let fetched = tokio::time::timeout(s.fetch_timeout, client.get(url, s.max_bytes))
             .await
             .map_err(|_| {
@@ -778,7 +810,7 @@ impl Inner {
                 )
             })
             .and_then(|r| r)
-            .map_err(|e| e.context(&format!("GET {shown}")))?;
+            .map_err(|e| e.redact(url).context(&format!("GET {shown}")))?;
         if fetched.body.len() > s.max_bytes {
             return Err(FetchError::too_large(s.max_bytes).context(&format!("GET {shown}")));
         }
@@ -792,14 +824,19 @@ impl Inner {
     }
 }
 
+/// The default client for these redirect rules: one per combination, made once.
 #[cfg(feature = "http-client")]
-fn default_client() -> Result<Arc<dyn HttpFetch>, FetchError> {
-    static CLIENT: std::sync::OnceLock<Arc<dyn HttpFetch>> = std::sync::OnceLock::new();
-    Ok(CLIENT.get_or_init(super::fetch::default_client).clone())
+fn default_client(allow_http: bool, cross_origin: bool) -> Result<Arc<dyn HttpFetch>, FetchError> {
+    type Client = std::sync::OnceLock<Arc<dyn HttpFetch>>;
+    static CLIENTS: [Client; 4] = [const { Client::new() }; 4];
+    let slot = &CLIENTS[usize::from(allow_http) * 2 + usize::from(cross_origin)];
+    Ok(slot
+        .get_or_init(|| super::fetch::default_client(allow_http, cross_origin))
+        .clone())
 }
 
 #[cfg(not(feature = "http-client"))]
-fn default_client() -> Result<Arc<dyn HttpFetch>, FetchError> {
+fn default_client(_: bool, _: bool) -> Result<Arc<dyn HttpFetch>, FetchError> {
     Err(FetchError::new(
         FetchErrorKind::Other,
         "no HTTP client: enable the `http-client` feature or call KeySource::http_client",
@@ -821,25 +858,6 @@ fn rfc8414_url(issuer: &str) -> String {
 /// invisible characters escaped, capped.
 fn shown(text: &str) -> crate::sanitize::Capped {
     crate::sanitize::clean_text(text, 512)
-}
-
-/// A URL without its query, for the log.
-pub(crate) fn strip_query(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or_default()
-}
-
-/// A key source's URL as the log and the metrics show it: without its query, fragment
-/// and user-info (`https://user:secret@host/…` is `https://host/…`).
-pub(crate) fn shown_source(url: &str) -> String {
-    let url = strip_query(url);
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
-        None => url.to_owned(),
-    }
 }
 
 async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
@@ -871,30 +889,6 @@ impl Drop for Rearm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn shown_sources_lose_query_and_user_info() {
-        for (url, shown) in [
-            (
-                "https://idp.example/jwks?key=s3cret#x",
-                "https://idp.example/jwks",
-            ),
-            (
-                "https://user:pw@idp.example/jwks",
-                "https://idp.example/jwks",
-            ),
-            (
-                "https://user:p@ss@idp.example:8443",
-                "https://idp.example:8443",
-            ),
-            (
-                "https://idp.example/a@b/jwks",
-                "https://idp.example/a@b/jwks",
-            ),
-        ] {
-            assert_eq!(shown_source(url), shown, "{url}");
-        }
-    }
 
     #[test]
     fn rfc8414_location() {
