@@ -28,6 +28,14 @@ pub struct Fetched {
 /// private CA, a proxy, or a test double. The caller applies the timeout around
 /// [`HttpFetch::get`]; an implementation must stop reading a body longer than
 /// `max_bytes` and answer [`FetchError::too_large`].
+///
+/// Redirects are the implementation's to follow or not. The default client follows a
+/// redirect only to `https` (plain `http` only to a loopback host, or anywhere with
+/// [`KeySource::allow_http`](crate::KeySource::allow_http)), never from `https` to `http`,
+/// on the origin first asked unless
+/// [`KeySource::allow_cross_origin_redirects`](crate::KeySource::allow_cross_origin_redirects),
+/// at most 3 hops; a client of your own should not follow more. Whoever can make a URL of
+/// the provider answer with a redirect otherwise chooses the keys.
 pub trait HttpFetch: Send + Sync + 'static {
     /// GETs `url` with `Accept: application/json`.
     fn get<'a>(&'a self, url: &'a str, max_bytes: usize) -> FetchFuture<'a>;
