@@ -771,7 +771,7 @@ fn misconfigured_sources_fail_at_start_up() {
             }),
         ),
         (
-            "must name the issuer",
+            "has no issuer",
             Box::new(|| {
                 AuthDiagnostics::new().bearer(
                     JwtAuthenticator::from_source(KeySource::jwks("https://idp.example/jwks"))
