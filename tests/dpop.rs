@@ -951,8 +951,13 @@ fn rejections() -> Vec<Row> {
         // The token and its binding.
         row("a token without cnf.jkt")
             .refused(verified, "dpop_token_unbound", "cnf.jkt", BAD_TOKEN).claim("cnf")
-            .each([json!({}), json!({ "cnf": { "x5t#S256": "abc" } })],
-                  |c, cnf| c.with_token(&hs256(&claims(cnf.clone()))))
+            .request(|c| c.with_token(&hs256(&claims(json!({}))))),
+        // A binding this scheme cannot check is no DPoP binding (src/authn/cnf.rs).
+        row("a token bound by another method")
+            .refused(verified, "token_binding_unverifiable", "cnf", BAD_TOKEN).claim("cnf")
+            .request(|c| c.with_token(&hs256(&claims(json!({ "cnf": { "x5t#S256": "abc" } }))))),
+        row("a token whose cnf.jkt is not a string")
+            .refused(verified, "token_claim_invalid", "", BAD_TOKEN).claim("cnf")
             .request(|c| c.with_token(&hs256(&claims(json!({ "cnf": { "jkt": 7 } }))))),
         row("a token bound to another key")
             .refused(verified, "dpop_key_mismatch", "cnf.jkt", BAD_TOKEN).claim("cnf")

@@ -314,8 +314,12 @@ impl AuthScheme for DpopScheme {
     }
 }
 
-/// The token's `cnf.jkt` must be the proof key's thumbprint.
+/// The token's `cnf.jkt` must be the proof key's thumbprint, and its `cnf` name no other
+/// confirmation method (which this scheme cannot verify).
 fn bind(principal: &Principal, jkt: &str) -> Result<(), AuthFailure> {
+    if let Some(member) = super::cnf::of(principal).other {
+        return Err(super::cnf::unverifiable(member));
+    }
     match bound_key(principal) {
         Some(bound) if constant_time_str(bound, jkt) => Ok(()),
         Some(_) => Err(AuthFailure::new(Reason::DpopKeyMismatch)
