@@ -796,7 +796,13 @@ fn rejections() -> Vec<Row> {
         // The DPoP header and the JWS.
         row("two DPoP headers").refused(unverified, "dpop_proof_malformed", "header", BAD_PROOF)
             .request(|c| c.with(&[("dpop", &c.right_proof()), ("dpop", &c.right_proof())]))
-            .says("more than one DPoP header"),
+            .says("more than one DPoP proof"),
+        // RFC 9110 §5.3: two field lines may be folded into one, comma-separated.
+        row("two DPoP proofs folded into one field line")
+            .refused(unverified, "dpop_proof_malformed", "header", BAD_PROOF)
+            .dpop(|c| format!("{}, {}", c.right_proof(), c.right_proof()))
+            .dpop(|c| format!("{},{}", c.right_proof(), c.right_proof()))
+            .says("more than one DPoP proof"),
         // The last two: a JSON array, not an object, as the header; five segments.
         row("a proof that is not a compact JWS")
             .refused(unverified, "dpop_proof_malformed", "jws", BAD_PROOF)

@@ -127,6 +127,9 @@ impl Dpop {
     }
 
     /// The key nonces are made with, so every replica that shares it accepts the others'.
+    ///
+    /// Calling it turns nonces on, as [`Dpop::require_nonce`] does (with a lifetime of
+    /// 5 min unless `require_nonce` gives another).
     pub fn nonce_key(mut self, key: [u8; 32]) -> Self {
         let lifetime = self.nonce.map_or(Duration::from_secs(300), |(_, l)| l);
         self.nonce = Some((Some(key), lifetime));

@@ -72,15 +72,25 @@ pub(crate) fn header(headers: &HeaderMap) -> Result<&str, AuthFailure> {
     };
     let malformed = |d: &str| fail(Reason::DpopProofMalformed, "header", d.into());
     if all.next().is_some() {
-        return Err(malformed("the request has more than one DPoP header"));
+        return Err(malformed(
+            "the request has more than one DPoP proof (more than one DPoP header)",
+        ));
     }
     if first.len() > MAX_PROOF {
         return Err(malformed("the DPoP proof is longer than 8 KiB"));
     }
-    first
+    let value = first
         .to_str()
         .map(str::trim)
-        .map_err(|_| malformed("the DPoP header is not visible ASCII"))
+        .map_err(|_| malformed("the DPoP header is not visible ASCII"))?;
+    // Field lines may be folded into one, comma-separated (RFC 9110 §5.3); a compact JWS
+    // has no comma.
+    if value.split(',').filter(|p| !p.trim().is_empty()).count() > 1 {
+        return Err(malformed(
+            "the request has more than one DPoP proof (comma-separated in one DPoP header)",
+        ));
+    }
+    Ok(value)
 }
 
 /// Checks `proof` for a request of `method` to `uri` with access token `token`.
