@@ -465,3 +465,38 @@ async fn the_demo_accepts_none_of_the_token_findings() {
     assert_eq!(res.headers()["www-authenticate"], r#"Bearer realm="demo""#);
     server.abort();
 }
+
+// Item 4: a discovered issuer's password is never shown --------------------------------
+
+#[tokio::test]
+async fn a_password_in_a_discovered_issuer_is_not_in_issuer_mismatches() {
+    use auth_diagnostics::KeySource;
+    const PASSWORD: &str = "s3cret-issuer-pw";
+    // Nothing listens on port 9: the keys are never needed for a token of another issuer.
+    let issuer = format!("http://alice:{PASSWORD}@127.0.0.1:9");
+    let jwt = JwtAuthenticator::from_source(KeySource::discover(&issuer)).audience(AUDIENCE);
+    for mode in MODES {
+        let pem = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/keys/rsa_private.pem"
+        ))
+        .unwrap();
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap();
+        let c = claims(json!({ "iss": "https://another.example" }));
+        let t = sign(&jsonwebtoken::Header::new(Algorithm::RS256), &c, &key);
+        let app = jwt_app(layer(mode), jwt.clone());
+        let out = send(app, get("/me", &[("authorization", &bearer(&t))])).await;
+        assert_eq!(out.status, 401, "{}", out.text());
+        assert_eq!(out.event().field("reason"), "token_issuer_mismatch");
+        assert!(!out.text().contains(PASSWORD), "{}", out.text());
+        for e in &out.events {
+            assert!(!e.line().contains(PASSWORD), "{}", e.line());
+        }
+        if mode == Verbose {
+            assert_eq!(
+                out.problem()["expected_issuer"],
+                "http://alice:***@127.0.0.1:9"
+            );
+        }
+    }
+}

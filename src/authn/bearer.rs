@@ -7,7 +7,7 @@
 //! alone says about why the wrapped service refused it.
 
 use super::cnf;
-use super::jwt::{near_issuer, JwtAuthenticator, Step};
+use super::jwt::{near_issuer, shown_issuers, JwtAuthenticator, Step};
 use super::token_cache::{Cache, Verified};
 use super::verify::AuthFuture;
 use super::{AuthScheme, Decision, Pending, Place, Principal};
@@ -81,13 +81,13 @@ impl Bearer {
         {
             return Ok(found);
         }
-        let expected: Vec<&str> = self
+        let all: Vec<String> = self
             .issuers
             .iter()
             .flat_map(|j| j.issuers())
-            .map(String::as_str)
+            .cloned()
             .collect();
-        let expected = expected.join(" ");
+        let expected = shown_issuers(&all);
         let f = match (iss, text) {
             (None | Some(Value::Null), _) => AuthFailure::new(Reason::TokenClaimMissing)
                 .detail("the required claim iss is missing, so no issuer's keys apply")
@@ -96,18 +96,12 @@ impl Bearer {
                 .detail("the iss claim is not a string")
                 .claim("iss"),
             (_, Some(i)) => {
-                let accepted: Vec<String> = self
-                    .issuers
-                    .iter()
-                    .flat_map(|j| j.issuers())
-                    .cloned()
-                    .collect();
                 let f = AuthFailure::new(Reason::TokenIssuerMismatch).detail(format!(
                     "iss {}, expected {}; no issuer's keys were consulted",
                     cap(i),
                     cap(&expected)
                 ));
-                match near_issuer(i, &accepted) {
+                match near_issuer(i, &all) {
                     Some(hint) => f.hint(hint),
                     None => f,
                 }

@@ -399,7 +399,8 @@ impl JwtAuthenticator {
                 }
                 Some(i) if !self.issuers.iter().any(|e| e == i) => {
                     return Some(format!(
-                        "a KeySource is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
+                        "a KeySource is bound to issuer {:?}, which is not accepted: add .issuer(..) with it",
+                        shown_source(i)
                     ))
                 }
                 _ => {}
@@ -927,7 +928,7 @@ impl JwtAuthenticator {
             (None, _) => "(absent)".to_owned(),
             (Some(_), None) => "(not a string)".to_owned(),
         };
-        let expected = self.issuers.join(" ");
+        let expected = shown_issuers(&self.issuers);
         let f = AuthFailure::new(Reason::TokenIssuerMismatch)
             .detail(format!("iss {got}, expected {}", cap(&expected)))
             .expected_iss(Some(expected));
@@ -1003,6 +1004,13 @@ fn key_facts(source: &KeySource) -> KeyFacts {
     }
 }
 
+/// The accepted issuers as logs and bodies may show them: a discovered issuer's URL
+/// without a password (`user:***@`), space-separated.
+pub(crate) fn shown_issuers(issuers: &[String]) -> String {
+    let shown: Vec<String> = issuers.iter().map(|i| shown_source(i)).collect();
+    shown.join(" ")
+}
+
 /// A hint when `got` differs from an accepted issuer only by a trailing slash, the most
 /// common way to configure the right issuer wrongly.
 pub(crate) fn near_issuer(got: &str, accepted: &[String]) -> Option<String> {
@@ -1012,7 +1020,7 @@ pub(crate) fn near_issuer(got: &str, accepted: &[String]) -> Option<String> {
     Some(format!(
         "The token's iss and the accepted issuer {} differ only by a trailing slash; issuers \
          are compared exactly (RFC 9068 §4): configure the issuer exactly as the tokens carry it.",
-        cap(near)
+        cap(&shown_source(near))
     ))
 }
 
