@@ -266,6 +266,14 @@ struct DpopSetup {
 
 const DPOP_HTU: &str = "http://bench.local/me";
 
+/// DPoP for [`DPOP_HTU`]. One client sends every proof of a bench, more than a
+/// default share: it gets a whole shard of a store large enough for any bench run (entries
+/// take memory only once made).
+fn bench_dpop(jwt: JwtAuthenticator) -> Dpop {
+    let store = auth_diagnostics::MemoryReplayStore::with_capacity(16_000_000);
+    Dpop::new(jwt).replay_store(store.key_share(usize::MAX))
+}
+
 impl DpopSetup {
     fn request(&self) -> Request<Body> {
         let proof = demo_dpop::dpop_proof("GET", DPOP_HTU, &self.token, self.now);
@@ -346,7 +354,7 @@ fn dpop(c: &mut Criterion) {
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         })
     });
-    let layered = router().layer(AuthDiagnostics::new().dpop(auth_diagnostics::Dpop::new(jwt)));
+    let layered = router().layer(AuthDiagnostics::new().dpop(bench_dpop(jwt)));
     g.bench_function("layer", |b| {
         b.iter_batched(
             || setup.request(),
@@ -470,7 +478,7 @@ fn replicas(c: &mut Criterion) {
         let r = rt.block_on(app.clone().oneshot(req)).unwrap();
         assert_eq!(r.status(), status);
     };
-    let memory = router().layer(AuthDiagnostics::new().dpop(Dpop::new(setup.jwt.clone())));
+    let memory = router().layer(AuthDiagnostics::new().dpop(bench_dpop(setup.jwt.clone())));
     g.bench_function("dpop_memory", |b| {
         b.iter_batched(
             || setup.request(),
@@ -480,9 +488,12 @@ fn replicas(c: &mut Criterion) {
     });
     match bench_redis() {
         Some(redis) => {
-            let store = RedisStore::open(&redis.url).unwrap();
+            // One client sends every proof: its share is the whole store.
+            let store = RedisStore::open(&redis.url)
+                .unwrap()
+                .dpop_key_share(u64::MAX);
             let shared = router().layer(
-                AuthDiagnostics::new().dpop(Dpop::new(setup.jwt.clone()).replay_store(store)),
+                AuthDiagnostics::new().dpop(bench_dpop(setup.jwt.clone()).replay_store(store)),
             );
             g.bench_function("dpop_redis", |b| {
                 b.iter_batched(

@@ -1,7 +1,7 @@
 //! [`RedisStore`] (feature `redis`): DPoP replay protection and last-known-good key sets
 //! shared by several replicas through one Redis.
 
-use crate::authn::dpop::{ProofId, ReplayFuture, ReplayStore};
+use crate::authn::dpop::{ProofId, ReplayFuture, ReplayOutcome, ReplayStore};
 use crate::keys::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::fmt;
@@ -21,7 +21,9 @@ use tokio::sync::OnceCell;
 /// // Stored key sets are MACed with this key: the same on every replica, kept secret.
 /// let share_key = std::env::var("KEY_SET_SHARE_KEY").expect("a key");
 /// let keys = KeySource::discover("https://login.example").shared_store(redis.clone(), share_key);
-/// let tokens = JwtAuthenticator::from_source(keys).audience("orders-api");
+/// let tokens = JwtAuthenticator::from_source(keys)
+///     .issuer("https://login.example")
+///     .audience("orders-api");
 /// let layer = AuthDiagnostics::new()
 ///     .dpop(Dpop::new(tokens).replay_store(redis))
 ///     // Equal fingerprints on every replica (read the key from your secret store).
@@ -29,10 +31,15 @@ use tokio::sync::OnceCell;
 /// # let _ = layer;
 /// ```
 ///
-/// - A used proof is one key, `{prefix}dpop:{hex}`, set with `SET … NX EX` (atomic: of
+/// - A used proof is one key, `{prefix}dpop:{hex}`, set only when absent (atomic: of
 ///   two replicas that see one proof, one wins) and expiring when the proof could no
 ///   longer be accepted anyway. It holds a hash of the proof's key and `jti`, nothing
 ///   from the client.
+/// - Each DPoP key's unexpired proofs are counted in a sorted set, `{prefix}dpop-key:{hex}`
+///   (a hash of the key's thumbprint; members the proofs' hashes, scored by expiry),
+///   expiring with its last proof. A key holding its share
+///   ([`dpop_key_share`](RedisStore::dpop_key_share), default 3 125) is refused on its
+///   own: 429 `dpop_key_over_quota`. One Lua script checks and records both.
 /// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: JSON with the
 ///   set's public members (`jwks`), when it was fetched (`fetched_at_ms`) and its MAC;
 ///   a save never replaces a newer set (a compare-and-set script), expiring after the source's
@@ -52,6 +59,7 @@ struct Inner {
     connection: OnceCell<ConnectionManager>,
     prefix: String,
     timeout: Duration,
+    key_share: u64,
     /// The URL for `Debug` and errors, without user-info.
     shown: String,
 }
@@ -67,6 +75,7 @@ impl RedisStore {
                 connection: OnceCell::new(),
                 prefix: "auth-diagnostics:".to_owned(),
                 timeout: Duration::from_secs(1),
+                key_share: DEFAULT_KEY_SHARE,
                 shown: crate::keys::shown_source(url),
             }),
         })
@@ -89,6 +98,18 @@ impl RedisStore {
     /// On a clone.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.inner_mut().timeout = timeout;
+        self
+    }
+
+    /// The most unexpired DPoP proofs one key (`jkt`) may hold (default 3 125, as
+    /// [`MemoryReplayStore`](crate::MemoryReplayStore)'s default share; at least 1): past
+    /// it that key gets 429 `dpop_key_over_quota` until its oldest proof expires, and one
+    /// client flooding distinct proofs cannot fill Redis.
+    ///
+    /// # Panics
+    /// On a clone.
+    pub fn dpop_key_share(mut self, proofs: u64) -> Self {
+        self.inner_mut().key_share = proofs.max(1);
         self
     }
 
@@ -137,17 +158,53 @@ impl fmt::Debug for RedisStore {
     }
 }
 
+/// The default [`RedisStore::dpop_key_share`].
+const DEFAULT_KEY_SHARE: u64 = 3125;
+
+/// Records a proof unless seen or its key is over its share. KEYS[1] the proof's key,
+/// KEYS[2] its DPoP key's sorted set; ARGV now, expires_at, share, the proof's member.
+/// Answers `{0, 0}` seen, `{1, 0}` new, `{2, seconds}` over the share.
+const RECORD_PROOF: &str = r#"
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {0, 0}
+end
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[3]) then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {2, tonumber(first[2]) - now}
+end
+local ttl = math.max(tonumber(ARGV[2]) - now, 1)
+redis.call('SET', KEYS[1], 1, 'EX', ttl)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+redis.call('EXPIRE', KEYS[2], math.max(tonumber(last[2]) - now, 1))
+return {1, 0}
+"#;
+
 impl ReplayStore for RedisStore {
     fn insert(&self, id: ProofId, expires_at: i64) -> ReplayFuture {
         let store = self.clone();
         Box::pin(async move {
-            let ttl = (expires_at - crate::time::now()).max(1);
-            let mut cmd = redis::cmd("SET");
-            let key = format!("{}dpop:{}", store.inner.prefix, id.to_hex());
-            cmd.arg(key).arg(1).arg("NX").arg("EX").arg(ttl);
-            // `OK` when it was set, nil when the key was there.
-            let set: Option<String> = store.query(cmd).await?;
-            Ok(set.is_some())
+            let prefix = &store.inner.prefix;
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(RECORD_PROOF).arg(2);
+            cmd.arg(format!("{prefix}dpop:{}", id.to_hex()));
+            cmd.arg(format!("{prefix}dpop-key:{}", id.key_hex()));
+            cmd.arg(crate::time::now()).arg(expires_at);
+            cmd.arg(store.inner.key_share).arg(id.to_hex());
+            let answer: Vec<i64> = store.query(cmd).await?;
+            match answer.as_slice() {
+                [0, _] => Ok(ReplayOutcome::Seen),
+                [1, _] => Ok(ReplayOutcome::New),
+                [2, secs] => Ok(ReplayOutcome::KeyOverQuota {
+                    retry_after: (*secs).max(1) as u64,
+                }),
+                other => Err(StoreError::new(format!(
+                    "redis at {} answered {other:?} to the replay check",
+                    store.inner.shown
+                ))),
+            }
         })
     }
 }

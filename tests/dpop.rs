@@ -22,8 +22,8 @@ mod common;
 use common::*;
 
 use auth_diagnostics::{
-    Algorithm, Dpop, MemoryReplayStore, Principal, ProofId, ReplayError, ReplayFuture, ReplayStore,
-    StaticKey,
+    Algorithm, Dpop, MemoryReplayStore, Principal, ProofId, ReplayError, ReplayFuture,
+    ReplayOutcome, ReplayStore, StaticKey,
 };
 use axum::body::Body;
 use axum::routing::get as route_get;
@@ -1208,7 +1208,12 @@ impl ReplayStore for Recording {
         let mut seen = self.0.lock().unwrap();
         let new = !seen.iter().any(|(i, _)| *i == id);
         seen.push((id, expires_at));
-        Box::pin(std::future::ready(Ok(new)))
+        let outcome = if new {
+            ReplayOutcome::New
+        } else {
+            ReplayOutcome::Seen
+        };
+        Box::pin(std::future::ready(Ok(outcome)))
     }
 }
 
@@ -1229,21 +1234,75 @@ fn a_replay_store_that_cannot_answer_fails_closed_with_503() {
 }
 
 #[tokio::test]
-async fn a_full_memory_replay_store_fails_closed_with_503() {
-    let c = Client::new(key(ES256));
-    let store = MemoryReplayStore::with_capacity(1);
+async fn a_memory_replay_store_full_of_many_keys_proofs_fails_closed_with_503() {
+    // Room for two proofs, one per key: two keys fill it, the third is refused.
+    let store = MemoryReplayStore::with_capacity(2).key_share(1);
     let app = dpop_app(Verbose, |d| d.replay_store(store));
-    // One proof per shard at most (16 shards): by the 17th distinct proof it is full.
-    let mut ok = 0;
-    let mut out = send_dpop(app.clone(), c.right()).await;
-    while out.status == 200 && ok < 17 {
-        ok += 1;
-        out = send_dpop(app.clone(), c.right()).await;
-    }
-    assert!((1..=16).contains(&ok), "{ok} accepted");
+    let clients = [key(ES256), other_ec256(), key(PS256)].map(Client::new);
+    accepted(&send_dpop(app.clone(), clients[0].right()).await, "DPoP");
+    // The first key's second proof: that key is over its share, not the store full.
+    let out = send_dpop(app.clone(), clients[0].right()).await;
+    refused(
+        &out,
+        verified("dpop_key_over_quota")
+            .schemes(&[])
+            .field("check", "jti")
+            .verbose(),
+    );
+    accepted(&send_dpop(app.clone(), clients[1].right()).await, "DPoP");
+    let out = send_dpop(app.clone(), clients[2].right()).await;
     let e = on_dpop("dpop_replay_store_unavailable").schemes(&[]);
-    refused(&out, e.verbose());
+    let r = refused(&out, e.verbose());
     assert_eq!(out.header("retry-after"), Some("5"));
+    assert!(
+        r.message().contains("2 unexpired proofs of 2 keys"),
+        "{}",
+        r.message()
+    );
+}
+
+/// Issue 23: one client with one bound token flooding distinct proofs filled the whole
+/// replay store, and every other client got 503 until the proofs expired. A key is held
+/// to its share of the store: past it, that key alone gets 429 with `Retry-After`.
+#[tokio::test]
+async fn one_key_flooding_distinct_proofs_cannot_lock_out_another_key() {
+    let (flooder, other) = (Client::new(key(ES256)), Client::new(other_ec256()));
+    // 640 proofs, 10 per key; the flood sends more than twice that.
+    let store = MemoryReplayStore::with_capacity(640);
+    let app = dpop_app(Verbose, |d| d.replay_store(store));
+    let (mut taken, mut over) = (0, None);
+    for i in 0..1500 {
+        let out = send(app.clone(), flooder.right()).await;
+        match out.status.as_u16() {
+            200 => taken += 1,
+            // The first refusal: the log's flood control may summarise later ones.
+            429 if over.is_none() => over = Some(out),
+            429 => assert!(out.header("retry-after").is_some()),
+            status => panic!("flood proof {i}: {status} {}", out.text()),
+        }
+        if i % 200 == 0 {
+            let fresh = send_dpop(app.clone(), other.right()).await;
+            assert_eq!(
+                fresh.status,
+                200,
+                "after {i} flood proofs: {}",
+                fresh.text()
+            );
+            accepted(&fresh, "DPoP");
+        }
+    }
+    // The default share: a sixty-fourth of the store.
+    assert_eq!(taken, 10, "the flooding key's share");
+    let over = over.expect("the flooding key was refused");
+    let r = refused(
+        &over,
+        verified("dpop_key_over_quota").schemes(&[]).verbose(),
+    );
+    let retry: u64 = over.header("retry-after").unwrap().parse().unwrap();
+    // Its oldest proof expires in at most max age + leeway + 1 s.
+    assert!((1..=91).contains(&retry), "{retry}");
+    assert!(r.detail().contains("share"), "{}", r.detail());
+    assert_eq!(r.event.field("check"), "jti");
 }
 
 #[tokio::test]

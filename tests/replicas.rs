@@ -16,7 +16,10 @@ mod common;
 use common::redis::{Redis, Resp};
 use common::*;
 
-use auth_diagnostics::{Algorithm, Dpop, JwtAuthenticator, KeySource, Principal, RedisStore};
+use auth_diagnostics::{
+    Algorithm, Dpop, JwtAuthenticator, KeySource, Principal, ProofId, RedisStore, ReplayOutcome,
+    ReplayStore,
+};
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -476,6 +479,78 @@ async fn replicas_with_their_own_key_prefix_do_not_share_proofs() {
     assert_eq!(redis.keys("orders:dpop:*").len(), 1);
     assert_eq!(redis.keys("billing:dpop:*").len(), 1);
     assert!(redis.keys("auth-diagnostics:*").is_empty());
+}
+
+/// Issue 23: one key flooding distinct proofs cannot fill Redis. Past its share a key
+/// gets 429 on every replica, counted once across them; other keys are unaffected.
+#[tokio::test]
+async fn one_key_over_its_share_is_refused_alone_on_every_replica() {
+    let redis = redis_or_skip!();
+    let a = dpop_replica(Some(store_of(&redis).dpop_key_share(3)));
+    let b = dpop_replica(Some(store_of(&redis).dpop_key_share(3)));
+    let c = Client::new();
+    for app in [&a, &b, &a] {
+        accepted(&send_dpop(app, c.get(&c.me_proof())).await);
+    }
+    for app in [&b, &a] {
+        let out = send_dpop(app, c.get(&c.me_proof())).await;
+        let e = expect("dpop_key_over_quota")
+            .verbose()
+            .schemes(&[])
+            .field("check", "jti");
+        out.check(&e);
+        let retry: u64 = out.header("retry-after").unwrap().parse().unwrap();
+        assert!(
+            (1..=91).contains(&retry),
+            "until its oldest proof expires: {retry}"
+        );
+    }
+    // What Redis holds: the proofs, and one counting set for the key, all expiring.
+    assert_eq!(redis.keys("auth-diagnostics:dpop:*").len(), 3);
+    let counts = redis.keys("auth-diagnostics:dpop-key:*");
+    assert_eq!(counts.len(), 1, "{counts:?}");
+    assert!((1..=91).contains(&redis.ttl(&counts[0])), "the set expires");
+    // Another key has its own share.
+    let other = ProofId::new("another-key", "j1");
+    let later = now() + 60;
+    assert_eq!(
+        store_of(&redis).insert(other, later).await.unwrap(),
+        ReplayOutcome::New
+    );
+}
+
+/// A proof dated ahead does not pin a key's count: expired proofs that came after it are
+/// swept, and it leaves at its own expiry.
+#[tokio::test]
+async fn a_keys_count_in_redis_forgets_expired_proofs_whatever_their_order() {
+    let redis = redis_or_skip!();
+    let store = store_of(&redis).dpop_key_share(2);
+    let id = |jti: &str| ProofId::new("one-key", jti);
+    let t = now();
+    assert_eq!(
+        store.insert(id("ahead"), t + 500).await.unwrap(),
+        ReplayOutcome::New
+    );
+    // Already expired when recorded: counted until the next check only.
+    assert_eq!(
+        store.insert(id("gone"), t - 5).await.unwrap(),
+        ReplayOutcome::New
+    );
+    assert_eq!(
+        store.insert(id("fresh"), t + 60).await.unwrap(),
+        ReplayOutcome::New
+    );
+    assert_eq!(
+        store.insert(id("fresh"), t + 60).await.unwrap(),
+        ReplayOutcome::Seen
+    );
+    match store.insert(id("one more"), t + 60).await.unwrap() {
+        // The oldest of "ahead" and "fresh" leaves first.
+        ReplayOutcome::KeyOverQuota { retry_after } => {
+            assert!((55..=60).contains(&retry_after), "{retry_after}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------

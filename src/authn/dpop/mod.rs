@@ -10,7 +10,9 @@ mod nonce;
 mod proof;
 mod replay;
 
-pub use replay::{MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayStore};
+pub use replay::{
+    MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayOutcome, ReplayStore,
+};
 
 use super::bearer::{self, Bearer, Check};
 use super::jwt::JwtAuthenticator;
@@ -275,30 +277,10 @@ impl AuthScheme for DpopScheme {
             };
             bind(&principal, &proof.jkt).map_err(verified)?;
             let id = ProofId::new(&proof.jkt, &proof.jti);
-            match replay.insert(id, expires).await {
-                // The store keeps the id until `expires` only. A proof accepted at or
-                // after that (the token's keys or the store were slow) could be accepted
-                // again by a concurrent request, whose insert finds the entry expired.
-                Ok(true) if crate::time::now() < expires => Ok(principal),
-                Ok(true) => Err(verified(
-                    AuthFailure::new(Reason::DpopProofExpired)
-                        .check("iat")
-                        .detail("the DPoP proof expired while the request was being checked"),
-                )),
-                Ok(false) => Err(verified(
-                    AuthFailure::new(Reason::DpopProofReplayed)
-                        .check("jti")
-                        .detail(format!(
-                            "the DPoP proof with jti {} was used before",
-                            cap(&proof.jti)
-                        )),
-                )),
-                Err(e) => Err(verified(
-                    AuthFailure::new(Reason::DpopReplayStoreUnavailable)
-                        .detail(format!("the replay store cannot answer: {e}"))
-                        .retry_after(5),
-                )),
-            }
+            let outcome = replay.insert(id, expires).await;
+            replay_answer(outcome, expires, &proof.jti)
+                .map(|()| principal)
+                .map_err(verified)
         });
         Some(Decision::Pending(Pending::new(
             fut,
@@ -314,6 +296,41 @@ impl AuthScheme for DpopScheme {
             None => c,
         };
         c.quoted_param("algs", &self.rules.algs_text)
+    }
+}
+
+/// What the replay store's answer means for a proof with `jti` that expires at `expires`.
+fn replay_answer(
+    outcome: Result<ReplayOutcome, ReplayError>,
+    expires: i64,
+    jti: &str,
+) -> Result<(), AuthFailure> {
+    match outcome {
+        // The store keeps the id until `expires` only. A proof accepted at or after that
+        // (the token's keys or the store were slow) could be accepted again by a
+        // concurrent request, whose insert finds the entry expired.
+        Ok(ReplayOutcome::New) if crate::time::now() < expires => Ok(()),
+        Ok(ReplayOutcome::New) => Err(AuthFailure::new(Reason::DpopProofExpired)
+            .check("iat")
+            .detail("the DPoP proof expired while the request was being checked")),
+        Ok(ReplayOutcome::KeyOverQuota { retry_after }) => {
+            Err(AuthFailure::new(Reason::DpopKeyOverQuota)
+                .check("jti")
+                .detail(format!(
+                    "this DPoP key holds its whole share of the replay store; its oldest \
+                     proof expires in {retry_after} s"
+                ))
+                .retry_after(retry_after.max(1)))
+        }
+        Ok(ReplayOutcome::Seen) => Err(AuthFailure::new(Reason::DpopProofReplayed)
+            .check("jti")
+            .detail(format!(
+                "the DPoP proof with jti {} was used before",
+                cap(jti)
+            ))),
+        Err(e) => Err(AuthFailure::new(Reason::DpopReplayStoreUnavailable)
+            .detail(format!("the replay store cannot answer: {e}"))
+            .retry_after(5)),
     }
 }
 
