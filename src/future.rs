@@ -26,6 +26,8 @@ pin_project! {
         state: State<S, B>,
         // Optional authentication: the answer depends on the credentials sent.
         vary_on_credentials: bool,
+        // A route marked with HideForbidden: a 403 is answered 404.
+        hide: bool,
     }
 }
 
@@ -57,6 +59,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
                 watch: Some(watch),
             },
             vary_on_credentials: false,
+            hide: false,
         }
     }
 
@@ -69,6 +72,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
                 watch: Some(watch),
             },
             vary_on_credentials: false,
+            hide: false,
         }
     }
 
@@ -78,12 +82,20 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         self
     }
 
+    /// On a route marked with [`HideForbidden`](crate::HideForbidden): refusals of the
+    /// verifier, the account hook and the wrapped service that are 403 are answered 404.
+    pub(crate) fn hiding(mut self, on: bool) -> Self {
+        self.hide = on;
+        self
+    }
+
     pub(crate) fn rejected(response: Response<Body>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
             },
             vary_on_credentials: false,
+            hide: false,
         }
     }
 }
@@ -117,6 +129,7 @@ where
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Response<Body>, S::Error>> {
+        let hide = self.hide;
         loop {
             let next = match self.as_mut().project().state.project() {
                 Proj::Rejected { response } => {
@@ -125,9 +138,12 @@ where
                 Proj::Inner { fut, watch } => {
                     // Never poll a finished inner future again.
                     assert!(watch.is_some(), "ResponseFuture polled after completion");
-                    let response = ready!(fut.poll(cx))?;
+                    let mut response = ready!(fut.poll(cx))?.map(Body::new);
+                    if hide {
+                        crate::hide::hide_unrendered(&mut response);
+                    }
                     let watch = watch.take().expect("checked above");
-                    return Poll::Ready(Ok(watch.response(response.map(Body::new))));
+                    return Poll::Ready(Ok(watch.response(response)));
                 }
                 Proj::Authenticating {
                     fut,
@@ -156,6 +172,10 @@ where
                                     | Reason::AccountLocked
                                     | Reason::CrossSiteRequest
                             );
+                            let failure = match hide {
+                                true => crate::hide::hidden(failure),
+                                false => failure,
+                            };
                             State::Rejected {
                                 response: Some(watch.reject(watch.enrich(failure))),
                             }

@@ -43,6 +43,10 @@ use tower_layer::Layer;
 #[must_use = "a layer does nothing until a router or service is wrapped with it"]
 pub struct AuthDiagnostics {
     config: Arc<Config>,
+    /// Set once Basic over plain http from another host was logged: shared by the
+    /// services this layer builds (axum may build one per request), fresh per
+    /// configuration.
+    said_basic_over_plaintext: Arc<AtomicBool>,
 }
 
 impl Default for AuthDiagnostics {
@@ -77,6 +81,7 @@ impl AuthDiagnostics {
                 cors_inside: Default::default(),
                 plain_challenges: Default::default(),
             }),
+            said_basic_over_plaintext: Arc::default(),
         }
     }
 
@@ -85,6 +90,7 @@ impl AuthDiagnostics {
         f(config);
         // Built from the old configuration: build again when first needed.
         config.plain_challenges = Default::default();
+        self.said_basic_over_plaintext = Arc::default();
         self
     }
 
@@ -452,7 +458,11 @@ impl<S> Layer<S> for AuthDiagnostics {
 
     fn layer(&self, inner: S) -> Self::Service {
         crate::metrics::describe_metrics();
-        AuthDiagnosticsService::new(inner, self.config.clone())
+        AuthDiagnosticsService::new(
+            inner,
+            self.config.clone(),
+            self.said_basic_over_plaintext.clone(),
+        )
     }
 }
 

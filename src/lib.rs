@@ -60,6 +60,8 @@
 //!   `insufficient_scope` with the `scope` the route needs;
 //!   [`require_scope`](AuthDiagnostics::require_scope) requires them of every request of a
 //!   layer and names them on every 401.
+//! - [`HideForbidden`] answers 404 instead of 403 on the routes it is put on, so a
+//!   principal without permission cannot tell that the resource exists.
 //! - [`RequireStepUp`] requires a strong or recent enough login per route (RFC 9470),
 //!   answering 401 `insufficient_user_authentication` with `acr_values` and `max_age`.
 //! - [`ResourceMetadata`] is the RFC 9728 document that names the authorization servers;
@@ -245,6 +247,7 @@ mod extract;
 mod failure;
 mod flood;
 pub mod future;
+pub mod hide;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -290,6 +293,7 @@ pub use challenge::Challenge;
 pub use extract::Claims;
 pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;
+pub use hide::HideForbidden;
 pub use hooks::{OnFailure, OnSuccess};
 #[doc(hidden)]
 pub use keys::signature_checks;

@@ -208,6 +208,10 @@ impl AuthFailure {
         request_id: Option<&str>,
         kept_error: Option<&str>,
     ) -> Response<Body> {
+        // A 403 on a route marked with HideForbidden: the router's own 404.
+        if crate::hide::is_hidden(self) {
+            return crate::hide::not_found(request_id);
+        }
         match all_scopes(cfg.scope, self.facts().scope()) {
             Some(scopes) => self
                 .clone()

@@ -1,5 +1,6 @@
 //! [`AuthDiagnosticsService`]: authenticate the request, then call the wrapped service.
 
+use crate::authn::basic;
 use crate::authn::verify::AuthFuture;
 use crate::authn::{authenticate, Decision, Pending};
 use crate::config::Config;
@@ -7,9 +8,11 @@ use crate::evidence::Evidence;
 use crate::failure::AuthFailure;
 use crate::future::ResponseFuture;
 use crate::request_id::AuthRequestId;
+use crate::scheme::Scheme;
 use crate::upstream::Watch;
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{Request, Response, Uri};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_service::Service;
@@ -21,11 +24,18 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub struct AuthDiagnosticsService<S> {
     inner: S,
     config: Arc<Config>,
+    /// Basic over plain http from another host was logged (once per layer: every
+    /// request after the first would say the same).
+    said_basic_over_plaintext: Arc<AtomicBool>,
 }
 
 impl<S> AuthDiagnosticsService<S> {
-    pub(crate) fn new(inner: S, config: Arc<Config>) -> Self {
-        Self { inner, config }
+    pub(crate) fn new(inner: S, config: Arc<Config>, said: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            config,
+            said_basic_over_plaintext: said,
+        }
     }
 }
 
@@ -56,7 +66,10 @@ where
             }
         }
         let optional = self.config.optional;
-        self.authenticate(req, request_id).varying(optional)
+        let hide = crate::hide::wanted(&req);
+        self.authenticate(req, request_id, hide)
+            .varying(optional)
+            .hiding(hide)
     }
 }
 
@@ -66,6 +79,7 @@ impl<S> AuthDiagnosticsService<S> {
         &mut self,
         mut req: Request<ReqBody>,
         request_id: AuthRequestId,
+        hide: bool,
     ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>> + Clone,
@@ -94,7 +108,13 @@ impl<S> AuthDiagnosticsService<S> {
             .and_then(|p| p.cross_site(req.method(), req.headers(), uri));
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
+        self.basic_over_plaintext(&evidence, uri, &req);
         let account = self.config.account.clone();
+        // On a route marked with HideForbidden a 403 is answered 404.
+        let refuse = |watch: &Watch, f| match hide {
+            true => ResponseFuture::rejected(watch.reject(crate::hide::hidden(f))),
+            false => ResponseFuture::rejected(watch.reject(f)),
+        };
         match authenticate(&evidence, &self.config.schemes) {
             Decision::Rejected(failure)
                 if self.config.passes_anonymously(&failure, req.headers(), uri) =>
@@ -102,10 +122,10 @@ impl<S> AuthDiagnosticsService<S> {
                 watch.anonymous(&failure);
                 ResponseFuture::call(inner, req, watch)
             }
-            Decision::Rejected(failure) => ResponseFuture::rejected(watch.reject(failure)),
+            Decision::Rejected(failure) => refuse(&watch, failure),
             Decision::Authenticated(principal) => {
                 match self.config.admit(&principal, forged.as_ref()) {
-                    Err(failure) => ResponseFuture::rejected(watch.reject(failure)),
+                    Err(failure) => refuse(&watch, failure),
                     Ok(()) => match account {
                         None => {
                             let req = watch.admitted(principal, req);
@@ -126,6 +146,29 @@ impl<S> AuthDiagnosticsService<S> {
                 ResponseFuture::authenticating(fut, inner, req, watch)
             }
         }
+    }
+}
+
+impl<S> AuthDiagnosticsService<S> {
+    /// Basic credentials that came over plain http from another host are logged
+    /// once, with a hint (see [`basic::over_plaintext`] for what counts); the request is
+    /// answered as always.
+    fn basic_over_plaintext<B>(&self, evidence: &Evidence<'_>, uri: &Uri, req: &Request<B>) {
+        let said = &self.said_basic_over_plaintext;
+        if said.load(Ordering::Relaxed)
+            || evidence.spoken(Scheme::Basic).is_none()
+            || !self
+                .config
+                .schemes
+                .iter()
+                .any(|s| s.kind() == Scheme::Basic)
+            || !basic::over_plaintext(uri, req.extensions())
+            || said.swap(true, Ordering::Relaxed)
+        {
+            return;
+        }
+        let id = req.extensions().get::<AuthRequestId>();
+        basic::warn_plaintext(id.map_or("", |id| id.as_str()), req.method(), uri.path());
     }
 }
 

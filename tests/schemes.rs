@@ -274,6 +274,147 @@ async fn basic_user_unknown_and_password_mismatch() {
     }
 }
 
+/// A Basic request with `uri`, `alice`'s password and, when given, the peer address axum's
+/// `ConnectInfo` reports.
+fn basic_from(uri: &str, peer: Option<&str>) -> Request<Body> {
+    let mut req = basic_req(uri, "alice", ALICE_PW);
+    if let Some(peer) = peer {
+        let addr: std::net::SocketAddr = peer.parse().unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(addr));
+    }
+    req
+}
+
+/// The events of `out` with the hint `basic_over_plaintext`.
+fn plaintext_hints(out: &Outcome) -> Vec<&Captured> {
+    out.events
+        .iter()
+        .filter(|e| e.get("hints") == Some("basic_over_plaintext"))
+        .collect()
+}
+
+/// R-26: Basic "SHOULD NOT be used" without HTTPS. A password that arrived over plain
+/// `http` from a peer that is not this machine is logged once per layer, at WARN, with the
+/// hint `basic_over_plaintext` and nothing of the credential; the answer is unchanged.
+/// Plain `http` is known from the request's own URI (HTTP/2's `:scheme`, an absolute-form
+/// target), the peer from axum's `ConnectInfo<SocketAddr>`; `X-Forwarded-Proto` is not
+/// trusted, and where either fact is missing nothing is said.
+#[tokio::test]
+async fn basic_over_plaintext_from_another_host_logs_a_hint() {
+    let app = basic_app(DetailMode::Production);
+    let out = send(
+        app.clone(),
+        basic_from("http://api.example/r", Some("203.0.113.7:50000")),
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    assert_eq!(out.json(), json!({ "id": "alice", "scheme": "Basic" }));
+    let hints = plaintext_hints(&out);
+    assert_eq!(hints.len(), 1, "{:#?}", out.events);
+    let e = hints[0];
+    assert_eq!(e.level, Level::WARN, "{}", e.line());
+    assert_eq!(e.field("request_id"), out.header("x-request-id").unwrap());
+    assert_eq!(e.field("method"), "GET");
+    assert_eq!(e.field("path"), "/r");
+    assert!(e.field("message").contains("https"), "{}", e.line());
+    assert!(!e.line().contains(ALICE_PW) && !e.line().contains("203.0.113.7"));
+
+    // A refused password is answered as always, and the layer said it once already.
+    let wrong = {
+        let mut r = basic_req("http://api.example/r", "alice", "nope");
+        r.extensions_mut().insert(axum::extract::ConnectInfo(
+            "203.0.113.7:50001".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        r
+    };
+    let out = send(app, wrong).await;
+    assert_eq!(out.status, 401);
+    assert!(plaintext_hints(&out).is_empty(), "once: {:#?}", out.events);
+
+    // A fresh layer, a refused password: the hint comes with the failure.
+    let out = send(basic_app(DetailMode::Production), {
+        let mut r = basic_req("http://api.example/r", "alice", "nope");
+        r.extensions_mut().insert(axum::extract::ConnectInfo(
+            "[2001:db8::1]:443".parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        r
+    })
+    .await;
+    assert_eq!(out.status, 401);
+    assert_eq!(plaintext_hints(&out).len(), 1, "{:#?}", out.events);
+}
+
+/// Never a hint on loopback, over https, or where the transport or the peer is unknown.
+#[tokio::test]
+async fn basic_without_a_known_plaintext_remote_peer_logs_no_hint() {
+    for (what, uri, peer, headers) in [
+        (
+            "loopback v4",
+            "http://api.example/r",
+            Some("127.0.0.1:50000"),
+            vec![],
+        ),
+        (
+            "loopback v4, other",
+            "http://api.example/r",
+            Some("127.8.9.10:1"),
+            vec![],
+        ),
+        (
+            "loopback v6",
+            "http://api.example/r",
+            Some("[::1]:50000"),
+            vec![],
+        ),
+        (
+            "v4-mapped loopback",
+            "http://api.example/r",
+            Some("[::ffff:127.0.0.1]:5"),
+            vec![],
+        ),
+        (
+            "https",
+            "https://api.example/r",
+            Some("203.0.113.7:50000"),
+            vec![],
+        ),
+        (
+            "transport unknown (HTTP/1.1 origin-form)",
+            "/r",
+            Some("203.0.113.7:50000"),
+            vec![],
+        ),
+        ("peer unknown", "http://api.example/r", None, vec![]),
+        (
+            "X-Forwarded-Proto is not trusted",
+            "/r",
+            Some("203.0.113.7:50000"),
+            vec![("x-forwarded-proto", "http")],
+        ),
+    ] {
+        let mut req = basic_from(uri, peer);
+        for (k, v) in headers {
+            req.headers_mut().insert(k, hv(v));
+        }
+        let out = send(basic_app(DetailMode::Production), req).await;
+        assert_eq!(out.status, 200, "{what}");
+        assert!(
+            plaintext_hints(&out).is_empty(),
+            "{what}: {:#?}",
+            out.events
+        );
+    }
+    // Other schemes over plain http: not this hint.
+    let mut req = get("http://api.example/r", &[("x-api-key", KEY_GOOD)]);
+    req.extensions_mut().insert(axum::extract::ConnectInfo(
+        "203.0.113.7:50000".parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let out = send(key_app(DetailMode::Production), req).await;
+    assert_eq!(out.status, 200);
+    assert!(plaintext_hints(&out).is_empty(), "{:#?}", out.events);
+}
+
 #[tokio::test]
 async fn same_credential_same_fingerprint() {
     let mut fps = Vec::new();
@@ -1069,4 +1210,153 @@ async fn known_users_are_named_and_empty_passwords_are_not() {
     )
     .await;
     assert_unverified_user(out.event(), "alice");
+}
+
+// ---------------------------------------------------------------------------------------
+// HideForbidden: 404 instead of 403 (R-02)
+// ---------------------------------------------------------------------------------------
+
+/// A router whose marked routes hide their 403s: `/scoped` (RequireScope `admin`),
+/// `/owner` (a handler that refuses everyone but `owner` with `forbidden`), and the same
+/// two unmarked under `/open/…`, all behind `l`.
+fn hidden_app(l: AuthDiagnostics) -> Router {
+    use auth_diagnostics::HideForbidden;
+    use axum::routing::get as route;
+    let owner = || {
+        route(|p: Principal| async move {
+            match p.id() {
+                Some("owner") => Ok("yours"),
+                _ => Err(AuthFailure::new(Reason::Forbidden).check("owner only")),
+            }
+        })
+    };
+    let scoped = || route(|| async { "admin" }).route_layer(RequireScope::new(["admin"]));
+    Router::new()
+        .route("/scoped", scoped().route_layer(HideForbidden::new()))
+        .route("/owner", owner().route_layer(HideForbidden::new()))
+        .route("/open/scoped", scoped())
+        .route("/open/owner", owner())
+        .layer(l)
+}
+
+/// The header names of `out`, sorted, without `content-length` (in-process, axum writes
+/// it on some answers and not on others; on the wire hyper writes it on every one).
+fn header_names(out: &Outcome) -> Vec<String> {
+    let mut names: Vec<String> = out
+        .headers
+        .keys()
+        .map(|k| k.to_string())
+        .filter(|k| k != "content-length")
+        .collect();
+    names.sort();
+    names
+}
+
+/// A hidden refusal: the router's own 404 through the layer (the status, no body, and only
+/// `X-Request-Id`: no content type, no challenge, no `Cache-Control`), and one event that
+/// keeps the real `reason`, says `status=404` and carries the hint `hidden_as_404`.
+#[track_caller]
+fn hidden_404(out: &Outcome, reason: &str) {
+    assert_eq!(
+        out.status,
+        404,
+        "{reason}: {} {:?}",
+        out.text(),
+        out.headers
+    );
+    assert!(out.body.is_empty(), "{reason}: {}", out.text());
+    assert_eq!(
+        header_names(out),
+        ["x-request-id"],
+        "{reason}: {:?}",
+        out.headers
+    );
+    let e = out.event();
+    assert_eq!(e.field("reason"), reason, "{}", e.line());
+    assert_eq!(e.field("status"), "404", "{}", e.line());
+    assert!(
+        e.field("hints").split(',').any(|h| h == "hidden_as_404"),
+        "{}",
+        e.line()
+    );
+}
+
+#[tokio::test]
+async fn hide_forbidden_answers_404_and_logs_the_real_reason() {
+    for mode in MODES {
+        let app = hidden_app(layer(mode).basic(BasicAuthenticator::new(check_password)));
+        let alice = basic("alice", ALICE_PW);
+        // The router's own 404, for a path that does not exist: the same headers.
+        let not_found = send(app.clone(), get("/nowhere", &[("authorization", &alice)])).await;
+        assert_eq!(not_found.status, 404);
+        assert_eq!(header_names(&not_found), ["x-request-id"]);
+        for (path, reason) in [("/scoped", "insufficient_scope"), ("/owner", "forbidden")] {
+            let out = send(app.clone(), get(path, &[("authorization", &alice)])).await;
+            hidden_404(&out, reason);
+            // Unmarked, the same refusal is the usual 403.
+            let open = format!("/open{path}");
+            let out = send(app.clone(), get(&open, &[("authorization", &alice)])).await;
+            assert_eq!(out.status, 403, "{open}");
+            assert_eq!(out.problem()["status"], 403);
+        }
+        // A 401 stays a 401 with its challenge: no credentials, a wrong password.
+        for headers in [vec![], vec![("authorization", basic("alice", "wrong"))]] {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let out = send(app.clone(), get("/scoped", &h)).await;
+            assert_eq!(out.status, 401, "{h:?}");
+            assert_eq!(out.header_all("www-authenticate"), [BASIC]);
+        }
+    }
+}
+
+/// Marking the routes of a `route_layer`-ed layer, outside it: the layer's own 403s
+/// (`account_disabled` from the account hook, `insufficient_scope` of its
+/// `require_scope`) are hidden too.
+#[tokio::test]
+async fn hide_forbidden_around_the_layer_hides_its_own_refusals() {
+    use auth_diagnostics::HideForbidden;
+    use axum::routing::get as route;
+    let base = || layer(DetailMode::Verbose).basic(BasicAuthenticator::new(check_password));
+    for (l, user, reason) in [
+        (base().account_status(account), "dora", "account_disabled"),
+        (
+            base().require_scope(["read"]),
+            "alice",
+            "insufficient_scope",
+        ),
+    ] {
+        let app = |hide: bool| {
+            let r = Router::new()
+                .route("/r", route(|| async { "r" }))
+                .route_layer(l.clone());
+            if hide {
+                r.route_layer(HideForbidden::new())
+            } else {
+                r
+            }
+        };
+        let auth = basic(user, ALICE_PW);
+        let out = send(app(true), get("/r", &[("authorization", &auth)])).await;
+        hidden_404(&out, reason);
+        let out = send(app(false), get("/r", &[("authorization", &auth)])).await;
+        assert_eq!(out.status, 403, "{reason}");
+        let out = send(app(true), get("/r", &[])).await;
+        assert_eq!(out.status, 401, "{reason}");
+    }
+}
+
+/// Without a layer around, a refusal on a marked route is still a plain 404.
+#[tokio::test]
+async fn hide_forbidden_without_a_layer_is_a_plain_404() {
+    use auth_diagnostics::HideForbidden;
+    use tower::ServiceExt;
+    let app: Router = Router::new().route(
+        "/x",
+        axum::routing::get(|| async { Err::<(), _>(AuthFailure::new(Reason::Forbidden)) })
+            .route_layer(HideForbidden::new()),
+    );
+    let res = app.oneshot(get("/x", &[])).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert!(res.headers().get("www-authenticate").is_none());
+    assert!(res.headers().get("content-type").is_none());
 }

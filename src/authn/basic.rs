@@ -36,6 +36,15 @@ pub struct BasicCredentials {
 /// user-id is allowed (RFC 7617) and reaches the hook. Verify password hashes with the
 /// application's own crate (argon2, bcrypt) inside the hook, and for an unknown user still
 /// run one hash check against a dummy hash so the two failures take the same time.
+///
+/// Basic sends the password itself, readable by anyone on the way unless the connection is
+/// encrypted (RFC 7617 §4). When a request shows that it came over plain `http` from
+/// another host, the layer logs it once, at WARN, with the hint `basic_over_plaintext`,
+/// and answers it as always. "Shows" means: its URI has the scheme `http` (HTTP/2's
+/// `:scheme`, or an absolute-form target) and axum's `ConnectInfo<SocketAddr>` (serve with
+/// `into_make_service_with_connect_info`) names a peer that is not a loopback address.
+/// An HTTP/1.1 request names no scheme, and `X-Forwarded-Proto` is whatever the client
+/// says, so without both facts nothing is logged.
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     verify: Arc<dyn Verify<BasicCredentials>>,
@@ -188,4 +197,46 @@ pub(crate) fn diagnose(rest: &str) -> AuthFailure {
             .detail("the application rejected the Basic credentials"),
         Err(f) => f,
     }
+}
+
+/// The `hints` code of the Basic-over-plain-http warning.
+pub(crate) const HINT_PLAINTEXT: &str = "basic_over_plaintext";
+
+/// Whether a request crossed a network in the clear, as far as the request itself can
+/// tell: `uri` (the one the client sent) says `http` (HTTP/2's `:scheme`, or an absolute-form target; an HTTP/1.1
+/// origin-form target names no scheme, and TLS ended by this server or by a proxy in
+/// front looks the same as none), and axum's `ConnectInfo<SocketAddr>` names a peer that
+/// is not this machine. `X-Forwarded-Proto` and `Host` are what the client says, so
+/// neither counts; where either fact is missing the answer is no.
+pub(crate) fn over_plaintext(uri: &http::Uri, extensions: &http::Extensions) -> bool {
+    use axum::extract::ConnectInfo;
+    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return false;
+    }
+    let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() else {
+        return false;
+    };
+    let ip = match peer.ip() {
+        std::net::IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
+        v4 => v4,
+    };
+    !ip.is_loopback()
+}
+
+/// Says, at WARN, that Basic credentials arrived over plain `http` from another host
+/// (RFC 7617 §4: Basic "SHOULD NOT be used" without HTTPS). Nothing of the credential or
+/// the peer is logged; the request is answered as always.
+pub(crate) fn warn_plaintext(request_id: &str, method: &http::Method, path: &str) {
+    tracing::warn!(
+        target: "auth_diagnostics",
+        hints = HINT_PLAINTEXT,
+        request_id,
+        method = method.as_str(),
+        path = crate::sanitize::cap_to(&crate::snapshot::loggable_path(path), 256).as_str(),
+        "Basic credentials arrived over plain http from another host: the password crossed \
+         the network readable by anyone on the way (RFC 7617 §4). Serve this route over https \
+         only. Said once per layer"
+    );
 }
