@@ -15,7 +15,9 @@
 //! page `/app`, on another origin, calls the demo from a browser; the demo's CORS allows
 //! that origin and its `localhost` spelling), `DEMO_REDIS_URL` (DPoP replays and last
 //! known good key sets shared through that Redis, so several demo processes behave as one),
-//! `DEMO_FINGERPRINT_KEY` (log fingerprints keyed by it: equal in every process given it).
+//! `DEMO_FINGERPRINT_KEY` (log fingerprints keyed by it: equal in every process given it),
+//! `DEMO_PUBLIC_ORIGIN` (the origin DPoP proofs must name in `htu`; `http://ADDR` as bound
+//! by default).
 //!
 //! ```text
 //! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
@@ -64,6 +66,9 @@ pub struct DemoConfig {
     pub redis_url: Option<String>,
     /// Text the log fingerprints' key is derived from: equal text, equal fingerprints.
     pub fingerprint_key: Option<String>,
+    /// The origin DPoP proofs must name in `htu` (`DEMO_PUBLIC_ORIGIN`); `None`:
+    /// `http://ADDR` as bound.
+    pub public_origin: Option<String>,
 }
 
 impl DemoConfig {
@@ -93,6 +98,7 @@ impl DemoConfig {
             app_addr: set("DEMO_APP_ADDR"),
             redis_url: set("DEMO_REDIS_URL"),
             fingerprint_key: set("DEMO_FINGERPRINT_KEY"),
+            public_origin: set("DEMO_PUBLIC_ORIGIN"),
         }
     }
 }
@@ -132,7 +138,12 @@ pub fn app(cfg: &DemoConfig) -> Router {
     if let Some(issuer) = &cfg.oidc_issuer {
         jwt = jwt.key_source(shared(KeySource::discover(issuer)));
     }
-    let mut dpop = Dpop::new(jwt.clone());
+    // The origin DPoP proofs name: never what a request's Host says.
+    let origin = match &cfg.public_origin {
+        Some(origin) => origin.clone(),
+        None => format!("http://{}", cfg.addr),
+    };
+    let mut dpop = Dpop::new(jwt.clone()).public_origin(origin);
     if let Some(redis) = &redis {
         dpop = dpop.replay_store(redis.clone());
     }

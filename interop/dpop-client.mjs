@@ -22,6 +22,8 @@
 //   replayed         the proof of `valid` sent again (same jti)
 //   wrong_htm        htm POST on a GET
 //   wrong_htu        htu another path on the same origin
+//   wrong_origin     htu the same path and host over https (the demo answers at http)
+//   wrong_host       htu the same path on another host name
 //   no_ath           a proof without ath
 //   wrong_ath        ath the hash of another token
 //   proof_missing    Authorization: DPoP with no DPoP header
@@ -129,6 +131,13 @@ cases.query_ignored = await get(withQuery.href, dpopAuth(at, await proof(es256))
 cases.replayed = await get(url, dpopAuth(at, validProof));
 cases.wrong_htm = await get(url, dpopAuth(at, await proof(es256, { htm: 'POST' })));
 cases.wrong_htu = await get(url, dpopAuth(at, await proof(es256, { htu: new URL('/elsewhere', url).href })));
+const elsewhere = (origin) => {
+  const u = new URL(url);
+  Object.assign(u, origin);
+  return u.href;
+};
+cases.wrong_origin = await get(url, dpopAuth(at, await proof(es256, { htu: elsewhere({ protocol: 'https:' }) })));
+cases.wrong_host = await get(url, dpopAuth(at, await proof(es256, { htu: elsewhere({ hostname: 'other.test' }) })));
 cases.no_ath = await get(url, dpopAuth(at, await proof(es256, { accessToken: null })));
 cases.wrong_ath = await get(url, dpopAuth(at, await proof(es256, { accessToken: unbound.body.access_token })));
 cases.proof_missing = await get(url, { authorization: `DPoP ${at}` });

@@ -64,6 +64,8 @@ pub const ISSUER: &str = "https://issuer.fuzz.example";
 pub const AUDIENCE: &str = "fuzz-api";
 /// The `Host` and URL DPoP proofs name (`htu`).
 pub const DPOP_HTU: &str = "http://fuzz.example/dpop";
+/// The origin of [`DPOP_HTU`]: the one the DPoP routes answer at.
+const DPOP_ORIGIN: &str = "http://fuzz.example";
 
 /// The DPoP client key (P-256), public on purpose: the demo key of `examples/common/dpop.rs`.
 const DPOP_KEY: &str = "-----BEGIN PRIVATE KEY-----
@@ -586,7 +588,7 @@ fn credential_apps() -> &'static [Router; 4] {
                 AuthDiagnostics::new()
                     .observe()
                     .log_every_failure()
-                    .dpop(Dpop::new(authenticator()))
+                    .dpop(Dpop::new(authenticator()).public_origin(DPOP_ORIGIN))
                     .bearer(authenticator()),
             ),
         ]
@@ -1702,6 +1704,7 @@ fn dpop_apps() -> &'static (Router, Router, String) {
     APPS.get_or_init(|| {
         let layer = |nonce: bool| {
             let d = Dpop::new(authenticator())
+                .public_origin(DPOP_ORIGIN)
                 .replay_store(crate::MemoryReplayStore::with_capacity(50_000));
             let d = if nonce {
                 d.require_nonce(Duration::from_secs(24 * 3600))
@@ -1944,6 +1947,7 @@ fn render_schemes(cookie: &str) -> Vec<Arc<dyn AuthScheme>> {
     let fixed = FIXED.get_or_init(|| {
         let bearer = Bearer::new(vec![authenticator()], None).expect("a bearer scheme");
         let dpop = Dpop::new(authenticator())
+            .public_origin(DPOP_ORIGIN)
             .scheme(None)
             .expect("a DPoP scheme");
         vec![

@@ -24,8 +24,9 @@ use tokio::sync::OnceCell;
 /// let tokens = JwtAuthenticator::from_source(keys)
 ///     .issuer("https://login.example")
 ///     .audience("orders-api");
+/// let dpop = Dpop::new(tokens).public_origin("https://api.example");
 /// let layer = AuthDiagnostics::new()
-///     .dpop(Dpop::new(tokens).replay_store(redis))
+///     .dpop(dpop.replay_store(redis))
 ///     // Equal fingerprints on every replica (read the key from your secret store).
 ///     .fingerprint_key(std::env::var("LOG_FINGERPRINT_KEY").expect("a key"));
 /// # let _ = layer;

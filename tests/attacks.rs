@@ -435,7 +435,7 @@ impl Setup {
             }
         };
         let layer = match self {
-            Setup::Dpop => layer(mode).dpop(Dpop::new(jwt)),
+            Setup::Dpop => layer(mode).dpop(Dpop::new(jwt).public_origin(format!("http://{HOST}"))),
             _ => layer(mode).bearer(jwt),
         };
         (Router::new().route("/me", route_get(me)).layer(layer), idp)

@@ -340,10 +340,20 @@ fn routes() -> Router {
         .route("/other", route_get(hello))
 }
 
-/// [`routes`] behind a DPoP-only layer: the default configuration with the suite's token
-/// verifier, as `edit` changes it.
+/// The suite's DPoP configuration: the default one for [`HOST`] over http, with the
+/// suite's token verifier.
+fn ours() -> Dpop {
+    Dpop::new(jwt()).public_origin(format!("http://{HOST}"))
+}
+
+/// [`routes`] behind a DPoP-only layer: [`ours`], as `edit` changes it.
 fn dpop_app(mode: DetailMode, edit: impl FnOnce(Dpop) -> Dpop) -> Router {
-    routes().layer(layer(mode).dpop(edit(Dpop::new(jwt()))))
+    routes().layer(layer(mode).dpop(edit(ours())))
+}
+
+/// The origin taken from `Host`, for local development only.
+fn host_app(mode: DetailMode) -> Router {
+    routes().layer(layer(mode).dpop(Dpop::new(jwt()).insecure_origin_from_host()))
 }
 
 fn app(mode: DetailMode) -> Router {
@@ -352,7 +362,7 @@ fn app(mode: DetailMode) -> Router {
 
 /// A route that accepts Bearer and DPoP.
 fn both_app(mode: DetailMode) -> Router {
-    routes().layer(layer(mode).bearer(jwt()).dpop(Dpop::new(jwt())))
+    routes().layer(layer(mode).bearer(jwt()).dpop(ours()))
 }
 
 /// Every algorithm the layer can check proofs with.
@@ -362,7 +372,16 @@ fn every_alg(mode: DetailMode) -> Router {
 
 /// Clients prove `https://api.example`, not the URL the request arrived at.
 fn external_app(mode: DetailMode) -> Router {
-    dpop_app(mode, |d| d.external_origin("https://api.example"))
+    let d = Dpop::new(jwt()).public_origin("https://api.example");
+    routes().layer(layer(mode).dpop(d))
+}
+
+/// Two origins; behind the second a proxy strips `/orders`.
+fn two_origins(mode: DetailMode) -> Router {
+    let d = Dpop::new(jwt())
+        .public_origin("https://api.example")
+        .public_origin("https://shop.example:8443/orders/");
+    routes().layer(layer(mode).dpop(d))
 }
 
 /// Nonces required.
@@ -382,7 +401,7 @@ fn admin_app(mode: DetailMode) -> Router {
     let admin = route_get(|| async { "admin" }).route_layer(scoped);
     routes()
         .route("/admin", admin)
-        .layer(layer(mode).dpop(Dpop::new(jwt())))
+        .layer(layer(mode).dpop(ours()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -747,10 +766,28 @@ fn right_proofs_are_accepted_and_the_principal_speaks_dpop() {
         row("a proof for the external origin").on(external_app)
             .claims("htu", strings(["https://api.example/me", "https://API.example:443/me"]))
             .claims("htu", strings(["https://api.example/me?q=1"])),
+        // The configured origin decides, whatever Host or the request line names.
+        row("a proof for this route's origin, whatever Host says")
+            .request(|c| c.with_proof(&[("host", "other.test"), ("authorization", &dpop(&c.token))]))
+            .request(|c| {
+                let headers = [("host", "other.test"), ("authorization", &dpop(&c.token))];
+                let proof = c.right_proof();
+                get("http://other.test/me", &[&headers[..], &[("dpop", &proof)]].concat())
+            }),
         // A trailing slash on the origin is the same origin.
         row("an external origin with a trailing slash")
-            .on(|m| dpop_app(m, |d| d.external_origin("https://api.example/")))
+            .on(|m| routes().layer(layer(m).dpop(Dpop::new(jwt()).public_origin("https://api.example/"))))
             .claims("htu", strings(["https://api.example/me"])),
+        row("a proof for any of the origins, a path prefix after the origin")
+            .on(two_origins)
+            .claims("htu", strings(["https://api.example/me", "https://shop.example:8443/orders/me"])),
+        // For local development, on request: the origin from Host.
+        row("a proof for the origin Host names, where the application asked for that")
+            .on(host_app).request(Client::right)
+            .request(|c| {
+                let p = c.proof().claim("htu", json!("http://other.test/me")).sign();
+                get("/me", &[("host", "other.test"), ("authorization", &dpop(&c.token)), ("dpop", &p)])
+            }),
     ]);
 }
 
@@ -902,14 +939,39 @@ fn rejections() -> Vec<Row> {
             .claims("htu", strings(["/me", "not a url"]))
             .claims("htu", strings(["http://alice@api.test/me", "http://api.test./me"]))
             .says("http://api.test/me"),
-        row("a proof for https where the request came over http")
+        row("a proof for https where the route answers at http")
+            .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
+            .claims("htu", strings(["https://api.test/me"]))
+            .says("http://api.test/me"),
+        row("a proof for https where Host decides and the request came over http")
+            .on(host_app)
             .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
             .claims("htu", strings(["https://api.test/me"]))
             .then(|_, r, _| {
                 let hint = r.event.field("hint");
-                assert!(hint.contains("external_origin"), "{}", r.event.line());
+                assert!(hint.contains("Dpop::public_origin"), "{}", r.event.line());
             }),
-        row("a request without Host")
+        row("a proof for another of the origins' paths, or without the proxy's prefix")
+            .on(two_origins)
+            .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
+            .claims("htu", strings(["https://shop.example:8443/me", "https://api.example/orders/me"]))
+            .claims("htu", strings(["http://api.example/me", "https://shop.example/orders/me"]))
+            .says("one of https://api.example/me, https://shop.example:8443/orders/me"),
+        // A token and proof captured at another server with the same path, replayed here
+        // with that server's name in Host or in the request line: Host is the client's word.
+        row("a proof for another server, replayed with its name in Host or the request line")
+            .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
+            .request(|c| {
+                let p = c.proof().claim("htu", json!("http://other.test/me")).sign();
+                get("/me", &[("host", "other.test"), ("authorization", &dpop(&c.token)), ("dpop", &p)])
+            })
+            .request(|c| {
+                let p = c.proof().claim("htu", json!("http://other.test/me")).sign();
+                let auth = dpop(&c.token);
+                get("http://other.test/me", &[("host", "other.test"), ("authorization", &auth), ("dpop", &p)])
+            })
+            .says("http://api.test/me"),
+        row("a request without Host where Host decides").on(host_app)
             .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
             .request(|c| c.with_proof(&[("authorization", &dpop(&c.token))]))
             .says("no Host"),
@@ -920,13 +982,13 @@ fn rejections() -> Vec<Row> {
                 c.with(&[("x-forwarded-host", "forged.example"), ("x-forwarded-proto", "https"),
                          ("forwarded", "host=forged.example;proto=https"), ("dpop", &p)])
             }),
-        row("the local URL where an external origin is configured").on(external_app)
+        row("the local URL where a public origin is configured").on(external_app)
             .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
             .claims("htu", [json!(htu("/me")), json!("http://api.example/me")])
             .says("https://api.example/me")
             .then(|_, r, _| {
                 let hint = r.event.field("hint");
-                assert!(!hint.contains("Dpop::external_origin"), "configured already: {hint}");
+                assert!(!hint.contains("Dpop::public_origin"), "configured already: {hint}");
             }),
         row("a proof too old").refused(unverified, "dpop_proof_expired", "iat", BAD_PROOF)
             .claims("iat", [json!(t - 600), json!(t - 100)]).says("ago"),
@@ -1370,10 +1432,18 @@ fn a_proof_that_expires_while_it_is_checked_is_not_accepted_twice() {
 // ---------------------------------------------------------------------------------------
 
 #[test]
+fn a_dpop_route_without_its_origin_does_not_start() {
+    let build = || AuthDiagnostics::new().dpop(Dpop::new(jwt()));
+    let text = panic_message(catch_unwind(AssertUnwindSafe(build)));
+    assert!(text.starts_with("auth-diagnostics: "), "{text}");
+    assert!(text.contains("Dpop::public_origin"), "{text}");
+}
+
+#[test]
 fn configuration_errors_panic_at_start_up() {
     // What the panic of an edit of the default configuration says.
     let says = |edit: &dyn Fn(Dpop) -> Dpop| {
-        let build = || AuthDiagnostics::new().dpop(edit(Dpop::new(jwt())));
+        let build = || AuthDiagnostics::new().dpop(edit(ours()));
         let text = panic_message(catch_unwind(AssertUnwindSafe(build)));
         assert!(text.starts_with("auth-diagnostics: "), "{text}");
         text
@@ -1387,25 +1457,24 @@ fn configuration_errors_panic_at_start_up() {
     assert!(says(&|d| d.proof_max_age(Duration::from_secs(301))).contains(five_minutes));
     assert!(says(&|d| d.proof_leeway(Duration::from_secs(3600))).contains(five_minutes));
     for origin in [
-        "https://api.example/path",
         "api.example",
+        "/orders",
         "ftp://api.example",
         "https://user@api.example",
         "https://api.example?x=1",
         "https://api.example#top",
+        "https://api.example/a/../b",
+        "https://api.example/%2e%2e",
     ] {
-        let text = says(&|d| d.external_origin(origin));
-        let said = text.contains("not scheme://host[:port]");
+        // One bad origin among good ones.
+        let text = says(&|d| d.public_origin(origin));
+        let said = text.contains("not scheme://host[:port][/path prefix]");
         assert!(said, "{origin}: {text}");
     }
     let no_audience = || auth_diagnostics::JwtAuthenticator::new(StaticKey::hs256(SECRET));
-    let text = says(&|_| Dpop::new(no_audience()));
+    let text = says(&|_| Dpop::new(no_audience()).public_origin("https://api.example"));
     assert!(text.contains("audience"), "{text}");
-    let twice = || {
-        AuthDiagnostics::new()
-            .dpop(Dpop::new(jwt()))
-            .dpop(Dpop::new(jwt()))
-    };
+    let twice = || AuthDiagnostics::new().dpop(ours()).dpop(ours());
     let text = panic_message(catch_unwind(twice));
     assert!(text.contains("once"), "{text}");
     // The limits themselves are fine.
@@ -1413,8 +1482,9 @@ fn configuration_errors_panic_at_start_up() {
         Dpop::new(jwt())
             .proof_max_age(Duration::from_secs(300))
             .proof_leeway(Duration::from_secs(300))
-            .external_origin("https://api.example:8443"),
+            .public_origin("https://api.example:8443/prefix"),
     );
+    let _ = AuthDiagnostics::new().dpop(Dpop::new(jwt()).insecure_origin_from_host());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1425,15 +1495,49 @@ fn configuration_errors_panic_at_start_up() {
 #[test]
 fn the_demos_dpop_route() {
     run(vec![
-        row("the demo without credentials: one DPoP challenge, algs, no error").on(demo_app)
+        row("the demo without credentials: one DPoP challenge, algs, no error").on(demo)
             .refused(on_dpop, "credentials_missing", "", NO_ERROR).more(|e| e.realm("demo"))
             .request(|_| get("/dpop", &[("host", HOST)])),
-        row("the demo with a proof for another URL").on(demo_app)
+        row("the demo with a proof for another URL").on(demo)
             .refused(unverified, "dpop_proof_url_mismatch", "htu", BAD_PROOF)
             .more(|e| e.realm("demo"))
             .request(|c| dpop_req(Method::GET, "/dpop", &c.token, &c.right_proof())),
     ]);
     let c = Client::new(key(ES256));
-    let out = runtime().block_on(send_dpop(demo_app(Verbose), c.at("/dpop")));
+    let out = runtime().block_on(send_dpop(demo(Verbose), c.at("/dpop")));
+    assert_eq!(out.ok(), json!({ "id": "alice", "scheme": "DPoP" }));
+}
+
+/// The demo with `DEMO_PUBLIC_ORIGIN=http://api.test`.
+fn demo(mode: DetailMode) -> Router {
+    let cfg = common::demo::DemoConfig {
+        public_origin: Some(format!("http://{HOST}")),
+        ..demo_config(mode)
+    };
+    common::demo::app(&cfg)
+}
+
+#[tokio::test]
+async fn the_demo_checks_htu_against_its_own_address_unless_told_its_public_origin() {
+    // demo_config's address is 127.0.0.1:0: without DEMO_PUBLIC_ORIGIN, proofs name that.
+    let c = Client::new(key(ES256));
+    let out = send_dpop(demo_app(Verbose), c.at("/dpop")).await;
+    let r = refused(
+        &out,
+        unverified("dpop_proof_url_mismatch")
+            .realm("demo")
+            .verbose(),
+    );
+    assert!(
+        r.detail().contains("http://127.0.0.1:0/dpop"),
+        "{}",
+        r.detail()
+    );
+    let proof = proof(&c.key, "GET", "/dpop", &c.token)
+        .claim("htu", json!("http://127.0.0.1:0/dpop"))
+        .sign();
+    // Whatever Host says.
+    let req = dpop_req(Method::GET, "/dpop", &c.token, &proof);
+    let out = send_dpop(demo_app(Verbose), req).await;
     assert_eq!(out.ok(), json!({ "id": "alice", "scheme": "DPoP" }));
 }

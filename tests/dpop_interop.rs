@@ -159,6 +159,8 @@ async fn panvas_dpop_client_against_the_demo() {
         ("replayed", "dpop_proof_replayed"),
         ("wrong_htm", "dpop_proof_method_mismatch"),
         ("wrong_htu", "dpop_proof_url_mismatch"),
+        ("wrong_origin", "dpop_proof_url_mismatch"),
+        ("wrong_host", "dpop_proof_url_mismatch"),
         ("wrong_ath", "dpop_proof_ath_mismatch"),
         ("proof_missing", "dpop_proof_missing"),
         ("proof_garbage", "dpop_proof_malformed"),

@@ -138,7 +138,7 @@ impl App {
         let l = layer(mode);
         let l = match on {
             On::Bearer => l.bearer(jwt()),
-            On::Dpop => l.dpop(Dpop::new(jwt())),
+            On::Dpop => l.dpop(Dpop::new(jwt()).public_origin("http://api.test")),
             On::Basic => l.basic(BasicAuthenticator::new(refuse(Reason::BasicUserUnknown))),
             On::Key => l.api_key(ApiKeyAuthenticator::new(refuse(Reason::ApiKeyUnknown))),
             On::Session => l.session(SessionAuthenticator::new(

@@ -382,7 +382,9 @@ async fn dpop_jtis(n: usize, report: &mut Report) {
     let ath = b64url(&Sha256::digest(&token));
     // One key may fill it: its share is the whole store.
     let store = Arc::new(MemoryReplayStore::with_capacity(256).key_share(256));
-    let dpop = Dpop::new(jwt()).algorithms([Algorithm::EdDSA]);
+    let dpop = Dpop::new(jwt())
+        .public_origin("http://api.test")
+        .algorithms([Algorithm::EdDSA]);
     let layer = AuthDiagnostics::new().dpop(dpop.replay_store(Shared(store.clone())));
     let svc = layer.layer(tower::service_fn(ok));
     let mut header = Header::new(Algorithm::EdDSA);

@@ -148,7 +148,7 @@ async fn hello(p: Principal) -> axum::Json<Value> {
 /// `/me` behind a verbose DPoP-only layer with the suite's token verifier; proofs are
 /// remembered in `store`, or in the layer's own memory.
 fn dpop_replica(store: Option<RedisStore>) -> Router {
-    let mut dpop = Dpop::new(jwt());
+    let mut dpop = Dpop::new(jwt()).public_origin(format!("http://{HOST}"));
     if let Some(store) = store {
         dpop = dpop.replay_store(store);
     }
@@ -996,7 +996,12 @@ async fn fingerprints_are_equal_across_processes_given_one_key() {
 async fn two_demo_processes_sharing_redis_use_each_proof_once() {
     let redis = redis_or_skip!();
     let url = redis.url();
-    let env = [("DEMO_REDIS_URL", url.as_str())];
+    // Both behind one public name, as behind a load balancer: the proof names it.
+    let host = "replicas.test";
+    let env = [
+        ("DEMO_REDIS_URL", url.as_str()),
+        ("DEMO_PUBLIC_ORIGIN", "http://replicas.test"),
+    ];
     let (a, b) = (DemoProcess::start(&env), DemoProcess::start(&env));
     assert!(
         a.output().contains("shared through"),
@@ -1004,8 +1009,6 @@ async fn two_demo_processes_sharing_redis_use_each_proof_once() {
         a.output()
     );
 
-    // Both behind one public name, as behind a load balancer: the proof names it.
-    let host = "replicas.test";
     let c = Client::with_claims(|mut claims| {
         claims.insert("iss".into(), json!("https://issuer.demo.local"));
         claims.insert("aud".into(), json!("demo-api"));

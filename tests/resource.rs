@@ -513,7 +513,7 @@ async fn dpop_challenges_name_the_metadata_and_the_scope_too() {
         .layer(
             layer(DetailMode::Production)
                 .bearer(jwt())
-                .dpop(auth_diagnostics::Dpop::new(jwt()))
+                .dpop(auth_diagnostics::Dpop::new(jwt()).public_origin("http://api.test"))
                 .resource_metadata(meta())
                 .require_scope(["mcp:tools"]),
         );

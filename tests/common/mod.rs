@@ -809,6 +809,7 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         app_addr: None,
         redis_url: None,
         fingerprint_key: None,
+        public_origin: None,
     }
 }
 

@@ -28,7 +28,7 @@ use crate::scheme::Scheme;
 use crate::time::now;
 use jsonwebtoken::Algorithm;
 use nonce::Nonces;
-use proof::Rules;
+use proof::{Origins, Rules};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,8 +37,14 @@ use std::time::Duration;
 const MAX_WINDOW: Duration = Duration::from_secs(300);
 
 /// The DPoP scheme's configuration: which tokens (a [`JwtAuthenticator`]), which proof
-/// algorithms, how fresh a proof must be, the URL clients see, where used proofs are
-/// remembered, and whether the server hands out nonces.
+/// algorithms, how fresh a proof must be, the origin clients reach the service at, where
+/// used proofs are remembered, and whether the server hands out nonces.
+///
+/// A proof names the URL it is for (`htu`); a proof made for another server is refused
+/// here. Which origin is ours cannot come from the request (`Host` and the request line
+/// are the client's word), so it is configured: [`Dpop::public_origin`], once per origin.
+/// Without one the layer does not start, unless the application opts in to taking it from
+/// `Host` for local development ([`Dpop::insecure_origin_from_host`]).
 ///
 /// Give it to [`AuthDiagnostics::dpop`](crate::AuthDiagnostics::dpop):
 ///
@@ -46,11 +52,11 @@ const MAX_WINDOW: Duration = Duration::from_secs(300);
 /// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource};
 ///
 /// let tokens = JwtAuthenticator::from_source(KeySource::discover("https://login.example"))
+///     .issuer("https://login.example")
 ///     .audience("orders-api");
 /// let layer = AuthDiagnostics::new().dpop(
-///     Dpop::new(tokens)
-///         // Behind a proxy or TLS terminator: the origin clients put in `htu`.
-///         .external_origin("https://api.example"),
+///     // The origin clients put in `htu`: also behind a proxy or TLS terminator.
+///     Dpop::new(tokens).public_origin("https://api.example"),
 /// );
 /// # let _ = layer;
 /// ```
@@ -61,7 +67,8 @@ pub struct Dpop {
     algs: Vec<Algorithm>,
     max_age: Duration,
     leeway: Duration,
-    origin: Option<String>,
+    origins: Vec<String>,
+    origin_from_host: bool,
     replay: Arc<dyn ReplayStore>,
     nonce: Option<(Option<[u8; 32]>, Duration)>,
 }
@@ -69,14 +76,16 @@ pub struct Dpop {
 impl Dpop {
     /// DPoP for access tokens that `jwt` verifies (issuer, audience, keys, claims), with
     /// proofs signed ES256 or PS256, at most 60 s old (plus 30 s of clock skew either
-    /// way), remembered in a [`MemoryReplayStore`], without server nonces.
+    /// way), remembered in a [`MemoryReplayStore`], without server nonces. It needs the
+    /// origin clients reach it at ([`Dpop::public_origin`]) before a layer takes it.
     pub fn new(jwt: JwtAuthenticator) -> Self {
         Self {
             jwt,
             algs: vec![Algorithm::ES256, Algorithm::PS256],
             max_age: Duration::from_secs(60),
             leeway: Duration::from_secs(30),
-            origin: None,
+            origins: Vec::new(),
+            origin_from_host: false,
             replay: Arc::new(MemoryReplayStore::default()),
             nonce: None,
         }
@@ -102,12 +111,28 @@ impl Dpop {
         self
     }
 
-    /// The origin (`https://api.example`, `https://api.example:8443`) clients reach this
-    /// service at, for checking `htu` behind a proxy or TLS terminator. Without it the
-    /// request's own scheme (`http` unless the request line says otherwise) and `Host`
-    /// are used; forwarded headers are never trusted for it.
-    pub fn external_origin(mut self, origin: impl Into<String>) -> Self {
-        self.origin = Some(origin.into().trim_end_matches('/').to_owned());
+    /// An origin clients reach this service at, as they write it in a proof's `htu`:
+    /// `https://api.example`, `https://api.example:8443`. Call it once per origin the
+    /// service answers for. A proxy that strips a path prefix gives it with the origin:
+    /// `https://example.com/orders` for a service that sees `/items` where clients asked
+    /// for `https://example.com/orders/items`.
+    ///
+    /// A proof for any other origin is refused (`dpop_proof_url_mismatch`), whatever
+    /// `Host`, the request line or a forwarded header says. A service that ends TLS itself,
+    /// or behind a TLS terminator, names its `https://` origin here.
+    pub fn public_origin(mut self, origin: impl Into<String>) -> Self {
+        self.origins
+            .push(origin.into().trim_end_matches('/').to_owned());
+        self
+    }
+
+    /// For local development only: the origin a proof must name is taken from the
+    /// request, its `Host` (or an absolute request line) and scheme (`http` unless the
+    /// request line says otherwise). Both are the client's word: a token and proof
+    /// captured at another server with the same path are accepted when replayed with
+    /// that server's name. Ignored once a [`public_origin`](Dpop::public_origin) is given.
+    pub fn insecure_origin_from_host(mut self) -> Self {
+        self.origin_from_host = true;
         self
     }
 
@@ -158,23 +183,15 @@ impl Dpop {
         if self.max_age > MAX_WINDOW || self.leeway > MAX_WINDOW {
             return Some("Dpop proof age and leeway are at most 5 minutes".into());
         }
-        if let Some(origin) = &self.origin {
-            let uri: Option<http::Uri> = origin.parse().ok();
-            // No user (RFC 9110 §4.2.4), query or fragment either: the request's path is
-            // appended to it as it is.
-            let ok = !origin.contains(['@', '?', '#'])
-                && uri.as_ref().is_some_and(|u| {
-                    matches!(u.scheme_str(), Some("http" | "https"))
-                        && u.host().is_some()
-                        && matches!(u.path(), "" | "/")
-                });
-            if !ok {
-                return Some(format!(
-                    "Dpop external origin {origin:?} is not scheme://host[:port]"
-                ));
-            }
+        if self.origins.is_empty() && !self.origin_from_host {
+            return Some(
+                "Dpop needs the origin clients reach it at, to check each proof's htu: \
+                 Dpop::public_origin(\"https://api.example\") (for local development only: \
+                 Dpop::insecure_origin_from_host())"
+                    .into(),
+            );
         }
-        None
+        self.origins.iter().find_map(|o| origin_error(o))
     }
 
     /// The scheme for this configuration, with a token cache built from `cache`.
@@ -190,7 +207,11 @@ impl Dpop {
             algs: self.algs.clone(),
             max_age: self.max_age.as_secs() as i64,
             leeway: self.leeway.as_secs() as i64,
-            origin: self.origin.clone(),
+            origins: if self.origins.is_empty() {
+                Origins::FromHost
+            } else {
+                Origins::Listed(self.origins.clone())
+            },
             nonces: self
                 .nonce
                 .map(|(key, lifetime)| Nonces::new(key, lifetime.as_secs() as i64)),
@@ -206,6 +227,22 @@ impl Dpop {
     pub(crate) async fn ready(&self) {
         self.jwt.ready().await;
     }
+}
+
+/// Why `origin` is no `scheme://host[:port][/path prefix]`, if it is not.
+fn origin_error(origin: &str) -> Option<String> {
+    let uri: Option<http::Uri> = origin.parse().ok();
+    // No user (RFC 9110 §4.2.4), query or fragment either: the request's path is appended
+    // to it as it is.
+    let ok = !origin.contains(['@', '?', '#', '%'])
+        && uri.as_ref().is_some_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.host().is_some()
+                && (u.path().is_empty() || u.path().starts_with('/'))
+                && !u.path().split('/').any(|s| s == "." || s == "..")
+        });
+    (!ok)
+        .then(|| format!("Dpop public origin {origin:?} is not scheme://host[:port][/path prefix]"))
 }
 
 /// The DPoP scheme of a layer.

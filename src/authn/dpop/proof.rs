@@ -36,9 +36,18 @@ pub(crate) struct Rules {
     /// How old a proof may be, and how far in the future, in seconds.
     pub max_age: i64,
     pub leeway: i64,
-    /// `scheme://host[:port]` clients see, when a proxy stands in front.
-    pub origin: Option<String>,
+    /// Whose URLs a proof may name.
+    pub origins: Origins,
     pub nonces: Option<Nonces>,
+}
+
+/// The origins a proof's `htu` may name.
+#[derive(Debug)]
+pub(crate) enum Origins {
+    /// `scheme://host[:port][/prefix]`, configured: the request's path goes after one.
+    Listed(Vec<String>),
+    /// The request's own `Host` (or absolute request line) and scheme: local development.
+    FromHost,
 }
 
 /// A proof that passed every check that needs no access token verification.
@@ -294,44 +303,50 @@ fn text<'a>(claims: &'a Map<String, Value>, name: &'static str) -> Result<&'a st
 /// scheme and host compared case-insensitively and default ports dropped (RFC 3986 §6).
 fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result<(), AuthFailure> {
     let proof = normalize(htu.split(['?', '#']).next().unwrap_or_default());
-    let origin = match &rules.origin {
-        Some(o) => Some(o.clone()),
-        None => {
+    let ours: Vec<String> = match &rules.origins {
+        Origins::Listed(origins) => origins
+            .iter()
+            .filter_map(|o| normalize(&format!("{o}{}", uri.path())))
+            .collect(),
+        Origins::FromHost => {
             let host = uri
                 .authority()
                 .map(|a| a.as_str())
                 .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()));
-            host.map(|h| format!("{}://{h}", uri.scheme_str().unwrap_or("http")))
+            let origin = host.map(|h| format!("{}://{h}", uri.scheme_str().unwrap_or("http")));
+            origin
+                .and_then(|o| normalize(&format!("{o}{}", uri.path())))
+                .into_iter()
+                .collect()
         }
     };
-    let ours = origin.and_then(|o| normalize(&format!("{o}{}", uri.path())));
-    match (&proof, &ours) {
-        (Some(p), Some(o)) if p == o => Ok(()),
-        _ => {
-            let ours_text = ours.as_deref().unwrap_or("unknown (no Host)");
-            let same_path = proof
-                .as_deref()
-                .zip(ours.as_deref())
-                .is_some_and(|(p, o)| path_of(p) == path_of(o));
-            let f = fail(
-                Reason::DpopProofUrlMismatch,
-                "htu",
-                format!(
-                    "the DPoP proof's htu is {}, this request's URL {}",
-                    cap(&shown_url(htu)),
-                    cap(ours_text)
-                ),
-            );
-            Err(if same_path && rules.origin.is_none() {
-                f.hint(
-                    "Only the scheme or host differs: behind a proxy or TLS terminator, give the \
-                     server its external origin (Dpop::external_origin).",
-                )
-            } else {
-                f
-            })
-        }
+    if proof.as_ref().is_some_and(|p| ours.contains(p)) {
+        return Ok(());
     }
+    let ours_text = match ours.as_slice() {
+        [] => "unknown (no Host)".to_owned(),
+        [one] => cap(one).to_string(),
+        many => format!("one of {}", cap(&many.join(", "))),
+    };
+    let f = fail(
+        Reason::DpopProofUrlMismatch,
+        "htu",
+        format!(
+            "the DPoP proof's htu is {}, this request's URL {ours_text}",
+            cap(&shown_url(htu)),
+        ),
+    );
+    let same_path = proof
+        .as_deref()
+        .zip(ours.first())
+        .is_some_and(|(p, o)| path_of(p) == path_of(o));
+    Err(match rules.origins {
+        Origins::FromHost if same_path => f.hint(
+            "Only the scheme or host differs. This server takes its origin from Host: give it \
+             the origin clients reach it at (Dpop::public_origin).",
+        ),
+        _ => f,
+    })
 }
 
 /// `htu` as the log may show it: without query and fragment (which may hold codes or
