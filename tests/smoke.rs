@@ -96,3 +96,162 @@ async fn calls_the_service_it_polled_ready() {
         }
     }
 }
+
+/// R-10: `Authentication-Info` has "semantics defined by the authentication scheme", and
+/// Bearer, Basic, DPoP, API keys and cookies define none: the layer never sends it, on any
+/// answer it gives or passes through (success, anonymous, 400, 401, 403, 404, 303, 503,
+/// the metadata document, a preflight, a corrected upstream 401).
+#[tokio::test]
+async fn no_answer_carries_authentication_info() {
+    use auth_diagnostics::{
+        AuthFailure, BasicAuthenticator, HideForbidden, ResourceMetadata, SessionAuthenticator,
+    };
+    use axum::routing::get as route;
+    use axum::Router;
+
+    let token = hs256(&good_claims());
+    let expired = hs256(&claims(
+        serde_json::json!({ "iat": now() - 7200, "exp": now() - 3600 }),
+    ));
+    let auth = bearer(&token);
+    let meta =
+        ResourceMetadata::new("https://api.test/mcp").authorization_servers(["https://as.test"]);
+    let down = BasicAuthenticator::new(store_down::<auth_diagnostics::BasicCredentials>);
+    let hidden = Router::new()
+        .route(
+            "/h",
+            route(|| async { Err::<(), _>(AuthFailure::new(Reason::Forbidden)) })
+                .route_layer(HideForbidden::new()),
+        )
+        .layer(AuthDiagnostics::new().bearer(jwt()));
+    let bare = Router::new()
+        .route("/bare", route(|| async { StatusCode::UNAUTHORIZED }))
+        .layer(AuthDiagnostics::new());
+    let session = || {
+        scheme_app(
+            AuthDiagnostics::new()
+                .session(SessionAuthenticator::new("sid", check_session).login_url("/login")),
+        )
+    };
+    let cases: Vec<(&str, Router, http::Request<axum::body::Body>)> = vec![
+        (
+            "missing",
+            bearer_app(AuthDiagnostics::new()),
+            get("/me", &[]),
+        ),
+        (
+            "bearer ok",
+            bearer_app(AuthDiagnostics::new()),
+            get("/me", &[("authorization", &auth)]),
+        ),
+        (
+            "expired",
+            bearer_app(AuthDiagnostics::new()),
+            get("/me", &[("authorization", &bearer(&expired))]),
+        ),
+        (
+            "malformed",
+            bearer_app(AuthDiagnostics::new()),
+            get("/me", &[("authorization", "Bearer a b")]),
+        ),
+        (
+            "no scheme",
+            bearer_app(AuthDiagnostics::new()),
+            get("/me", &[("authorization", &token)]),
+        ),
+        (
+            "insufficient scope",
+            bearer_app(AuthDiagnostics::new()),
+            get("/admin", &[("authorization", &auth)]),
+        ),
+        (
+            "anonymous",
+            bearer_app(AuthDiagnostics::new().optional()),
+            get("/me", &[]),
+        ),
+        (
+            "basic ok",
+            basic_app(DetailMode::Production),
+            get("/r", &[("authorization", &basic("alice", ALICE_PW))]),
+        ),
+        (
+            "basic wrong",
+            basic_app(DetailMode::Verbose),
+            get("/r", &[("authorization", &basic("alice", "x"))]),
+        ),
+        (
+            "basic malformed",
+            basic_app(DetailMode::Verbose),
+            get("/r", &[("authorization", "Basic !!")]),
+        ),
+        (
+            "basic down",
+            scheme_app(AuthDiagnostics::new().basic(down)),
+            get("/r", &[("authorization", &basic("alice", ALICE_PW))]),
+        ),
+        (
+            "key ok",
+            key_app(DetailMode::Production),
+            get("/r", &[("x-api-key", KEY_GOOD)]),
+        ),
+        (
+            "key unknown",
+            key_app(DetailMode::Production),
+            get("/r", &[("x-api-key", KEY_UNKNOWN)]),
+        ),
+        (
+            "handler forbidden",
+            key_app(DetailMode::Production),
+            get("/forbidden", &[("x-api-key", KEY_GOOD)]),
+        ),
+        (
+            "session ok",
+            session(),
+            get("/r", &[("cookie", &format!("sid={SESS_VALID}"))]),
+        ),
+        (
+            "session expired",
+            session(),
+            get("/r", &[("cookie", &format!("sid={SESS_EXPIRED}"))]),
+        ),
+        (
+            "login redirect",
+            session(),
+            get("/r", &[("sec-fetch-mode", "navigate")]),
+        ),
+        (
+            "metadata document",
+            bearer_app(AuthDiagnostics::new().resource_metadata(meta)),
+            get("/.well-known/oauth-protected-resource/mcp", &[]),
+        ),
+        (
+            "preflight",
+            bearer_app(AuthDiagnostics::new()),
+            request(
+                Method::OPTIONS,
+                "/me",
+                vec![
+                    ("origin", hv("https://app.test")),
+                    ("access-control-request-method", hv("GET")),
+                ],
+            ),
+        ),
+        ("hidden 403", hidden, get("/h", &[("authorization", &auth)])),
+        ("corrected upstream 401", bare, get("/bare", &[])),
+    ];
+    let mut statuses = std::collections::BTreeSet::new();
+    for (what, app, req) in cases {
+        let out = send(app, req).await;
+        statuses.insert(out.status.as_u16());
+        assert!(
+            out.headers.get("authentication-info").is_none(),
+            "{what}: {} {:?}",
+            out.status,
+            out.headers
+        );
+    }
+    // The walk covered every kind of answer it names.
+    for status in [200, 303, 400, 401, 403, 404, 503] {
+        assert!(statuses.contains(&status), "no {status} in {statuses:?}");
+    }
+}
