@@ -142,8 +142,13 @@ where
                     if hide {
                         crate::hide::hide_unrendered(&mut response);
                     }
+                    let hidden = crate::hide::carries_hidden(&response);
                     let watch = watch.take().expect("checked above");
-                    return Poll::Ready(Ok(watch.response(response)));
+                    let mut response = watch.response(response);
+                    if hidden {
+                        crate::hide::like_the_routers(&mut response, watch.private);
+                    }
+                    return Poll::Ready(Ok(response));
                 }
                 Proj::Authenticating {
                     fut,
@@ -176,8 +181,12 @@ where
                                 true => crate::hide::hidden(failure),
                                 false => failure,
                             };
+                            let mut response = watch.reject(watch.enrich(failure));
+                            if hide {
+                                crate::hide::like_the_routers(&mut response, watch.private);
+                            }
                             State::Rejected {
-                                response: Some(watch.reject(watch.enrich(failure))),
+                                response: Some(response),
                             }
                         }
                     }

@@ -23,8 +23,12 @@ pub(crate) const HIDDEN: &str = "hidden_as_404";
 /// `account_disabled` or `cross_site_request`).
 ///
 /// The 404 is the router's own: no `WWW-Authenticate`, no body, nothing that says the
-/// resource exists. The log event keeps the real reason, with `status=404` and the hint
-/// `hidden_as_404`. A 401 stays a 401: a client without valid credentials is told to
+/// resource exists; only `X-Request-Id`, and `Cache-Control: private` for a principal of
+/// an API key or a cookie, as on every answer the layer passes for those. For it to match
+/// the 404 of a path that does not exist header for header, put the
+/// [`AuthDiagnostics`](crate::AuthDiagnostics) layer around the whole router (`.layer`),
+/// so that those 404s pass through it too. The log event keeps the real reason, with
+/// `status=404` and the hint `hidden_as_404`. A 401 stays a 401: a client without valid credentials is told to
 /// authenticate (hiding from it would also hide the way to sign in). Off unless put on a
 /// route.
 ///
@@ -130,6 +134,26 @@ pub(crate) fn not_found(request_id: Option<&str>) -> Response<Body> {
         response.headers_mut().insert(crate::X_REQUEST_ID, id);
     }
     response
+}
+
+/// Whether `response` carries a refusal marked hidden, not rendered by a layer yet.
+pub(crate) fn carries_hidden<B>(response: &Response<B>) -> bool {
+    response
+        .extensions()
+        .get::<AuthFailure>()
+        .is_some_and(is_hidden)
+}
+
+/// A hidden 404 for a principal that an API key or a cookie authenticated says
+/// `Cache-Control: private`, as the layer makes every answer to such a request, the
+/// router's own 404 included (shared caches do not key on those credentials).
+pub(crate) fn like_the_routers(response: &mut Response<Body>, private: bool) {
+    if private && response.status() == StatusCode::NOT_FOUND {
+        response
+            .headers_mut()
+            .entry(http::header::CACHE_CONTROL)
+            .or_insert(http::HeaderValue::from_static("private"));
+    }
 }
 
 /// The service built by [`HideForbidden`].

@@ -1309,6 +1309,37 @@ async fn hide_forbidden_answers_404_and_logs_the_real_reason() {
     }
 }
 
+/// With an API key or a session cookie, which shared caches do not key on, the router's
+/// own 404 is `Cache-Control: private`: the hidden one is too, so the two stay alike.
+#[tokio::test]
+async fn hide_forbidden_with_a_key_or_cookie_matches_the_routers_private_404() {
+    let sid = format!("sid={SESS_VALID}");
+    for (l, header) in [
+        (
+            layer(DetailMode::Production).api_key(ApiKeyAuthenticator::new(check_key)),
+            ("x-api-key", KEY_GOOD),
+        ),
+        (
+            layer(DetailMode::Production).session(SessionAuthenticator::new("sid", check_session)),
+            ("cookie", sid.as_str()),
+        ),
+    ] {
+        let app = hidden_app(l);
+        let not_found = send(app.clone(), get("/nowhere", &[header])).await;
+        assert_eq!(not_found.status, 404);
+        for path in ["/scoped", "/owner"] {
+            let out = send(app.clone(), get(path, &[header])).await;
+            assert_eq!(out.status, 404, "{path}: {}", out.text());
+            assert!(out.body.is_empty());
+            assert_eq!(header_names(&out), header_names(&not_found), "{path}");
+            assert_eq!(
+                out.header("cache-control"),
+                not_found.header("cache-control")
+            );
+        }
+    }
+}
+
 /// Marking the routes of a `route_layer`-ed layer, outside it: the layer's own 403s
 /// (`account_disabled` from the account hook, `insufficient_scope` of its
 /// `require_scope`) are hidden too.
