@@ -15,6 +15,7 @@ use crate::reason::DetailMode;
 use crate::scheme::Scheme;
 use crate::service::AuthDiagnosticsService;
 use std::borrow::Cow;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use tower_layer::Layer;
 
