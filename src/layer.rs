@@ -309,7 +309,9 @@ impl AuthDiagnostics {
     ///     }
     /// }
     ///
-    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret")).audience("my-api");
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("my-api");
     /// let app: Router = Router::new()
     ///     .route("/feed", get(feed))
     ///     .layer(AuthDiagnostics::new().bearer(jwt).optional());

@@ -288,6 +288,11 @@ impl AuthFailure {
         if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
             let secs = self.facts().retry_after().unwrap_or(30);
             headers.insert(RETRY_AFTER, HeaderValue::from(secs));
+            // So that a script on another origin can wait as long as it is told to.
+            headers.insert(
+                http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("Retry-After, X-Request-Id"),
+            );
         }
         if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert(X_REQUEST_ID, id);

@@ -352,7 +352,8 @@ async fn an_application_401_with_another_error_is_kept() {
 #[tokio::test]
 async fn the_problem_body_carries_the_challenge_error() {
     let expired = hs256(&claims(json!({ "exp": now() - 3600 })));
-    let cases: [(Vec<(&str, HeaderValue)>, Option<&str>); 4] = [
+    type Headers = Vec<(&'static str, HeaderValue)>;
+    let cases: [(Headers, Option<&str>); 4] = [
         (vec![], None),
         (
             vec![("authorization", hv(bearer(&expired)))],
@@ -499,4 +500,28 @@ async fn a_password_in_a_discovered_issuer_is_not_in_issuer_mismatches() {
             );
         }
     }
+}
+
+// A 429 or 503 tells a script on another origin how long to wait ----------------------
+
+#[tokio::test]
+async fn a_server_fault_exposes_retry_after_to_other_origins() {
+    use auth_diagnostics::AuthFailure;
+    let app = Router::new()
+        .route(
+            "/me",
+            route_get(|| async {
+                Err::<&str, _>(AuthFailure::new(Reason::AuthenticatorUnavailable))
+            }),
+        )
+        .layer(layer(Production).bearer(jwt()));
+    let t = hs256(&good_claims());
+    let out = send(app, get("/me", &[("authorization", &bearer(&t))])).await;
+    assert_eq!(out.status, 503);
+    assert!(out.header("retry-after").is_some());
+    assert_eq!(
+        out.header("access-control-expose-headers"),
+        Some("Retry-After, X-Request-Id")
+    );
+    assert!(out.header("www-authenticate").is_none());
 }

@@ -177,8 +177,11 @@ async fn a_routes_own_scope_failure_names_that_scope_and_the_metadata_url() {
     )
     .await;
     out.check(&expect("insufficient_scope").field("scope", "mcp:admin"));
+    // the challenge names every scope the request needs, the layer's first; the log
+    // keeps the route's own requirement.
     let c = out.challenge();
-    assert_eq!(c.param("scope"), Some("mcp:admin"));
+    assert_eq!(c.param("scope"), Some("mcp:tools mcp:admin"));
+    assert_eq!(out.problem()["required_scope"], "mcp:tools mcp:admin");
     assert_eq!(c.param("resource_metadata"), Some(METADATA));
     let ok = send(
         mcp_app(DetailMode::Production),

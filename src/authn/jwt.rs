@@ -337,6 +337,13 @@ impl JwtAuthenticator {
     /// opt-out, a key bound to an issuer that is not accepted, or several issuers with a
     /// key that belongs to none of them.
     pub(crate) fn config_error(&self) -> Option<String> {
+        self.audience_or_issuer_error()
+            .or_else(|| self.static_keys_error())
+            .or_else(|| self.sources_error())
+    }
+
+    /// Neither an audience nor an issuer may be left open by accident.
+    fn audience_or_issuer_error(&self) -> Option<String> {
         if self.audiences.is_empty() && !self.any_audience {
             return Some(
                 "JwtAuthenticator has no audience: tokens minted for any other service would \
@@ -365,6 +372,11 @@ impl JwtAuthenticator {
                     .to_owned(),
             );
         }
+        None
+    }
+
+    /// Static keys: few enough unnamed ones per algorithm, each bound to an accepted issuer.
+    fn static_keys_error(&self) -> Option<String> {
         if let Some(alg) = self.algorithms.iter().find(|alg| {
             self.keys
                 .iter()
@@ -378,6 +390,29 @@ impl JwtAuthenticator {
                 Self::MAX_STATIC_CANDIDATES
             ));
         }
+        for key in &self.keys {
+            match &key.issuer {
+                Some(i) if !self.issuers.iter().any(|e| e == i) => {
+                    return Some(format!(
+                        "a key is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
+                    ))
+                }
+                None if self.issuers.len() > 1 => {
+                    return Some(format!(
+                        "JwtAuthenticator accepts {} issuers, so every key must name the issuer \
+                         it belongs to (StaticKey::with_issuer): otherwise one issuer's key \
+                         verifies tokens that claim another (RFC 8725 §3.8)",
+                        self.issuers.len()
+                    ))
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// Key sources: each well formed, and bound to an issuer this authenticator accepts.
+    fn sources_error(&self) -> Option<String> {
         for source in &self.sources {
             if let Some(e) = source.config_error() {
                 return Some(e);
@@ -401,24 +436,6 @@ impl JwtAuthenticator {
                     return Some(format!(
                         "a KeySource is bound to issuer {:?}, which is not accepted: add .issuer(..) with it",
                         shown_source(i)
-                    ))
-                }
-                _ => {}
-            }
-        }
-        for key in &self.keys {
-            match &key.issuer {
-                Some(i) if !self.issuers.iter().any(|e| e == i) => {
-                    return Some(format!(
-                        "a key is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
-                    ))
-                }
-                None if self.issuers.len() > 1 => {
-                    return Some(format!(
-                        "JwtAuthenticator accepts {} issuers, so every key must name the issuer \
-                         it belongs to (StaticKey::with_issuer): otherwise one issuer's key \
-                         verifies tokens that claim another (RFC 8725 §3.8)",
-                        self.issuers.len()
                     ))
                 }
                 _ => {}
