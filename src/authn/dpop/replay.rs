@@ -124,9 +124,10 @@ const SHARDS: usize = 16;
 /// The default share of one key: this fraction of the capacity.
 const KEY_SHARE_DIVISOR: usize = 64;
 
-/// The in-memory [`ReplayStore`]: bounded in entries (default 200 000, about 20 MiB when
-/// full) and in time (an entry lives until its proof could no longer be accepted, and is
-/// swept then whatever order it came in).
+/// The in-memory [`ReplayStore`]: bounded in entries (default 200 000, about 30 MiB when
+/// full of as many keys' proofs, less when fewer keys hold them) and in time (an entry
+/// lives until its proof could no longer be accepted, and is swept then, whatever order
+/// it came in).
 ///
 /// Each DPoP key (`jkt`) gets a share of it, by default a sixty-fourth of the capacity
 /// ([`key_share`](Self::key_share)): a key over its share is refused on its own, 429
@@ -167,9 +168,17 @@ struct Shard {
     seen: HashMap<[u8; 16], i64>,
     /// Every entry by expiry, soonest first.
     expiry: BinaryHeap<Reverse<Entry>>,
-    /// Each key's entries' expiries, soonest first: how many it holds, and when the
-    /// first leaves.
-    keys: HashMap<[u8; 16], BinaryHeap<Reverse<i64>>>,
+    /// What each key holds.
+    keys: HashMap<[u8; 16], KeyUse>,
+}
+
+/// A key's entries in a shard: how many, and when the first leaves.
+#[derive(Debug)]
+struct KeyUse {
+    held: usize,
+    /// The soonest expiry among them, or `None` once that one left and the next is not
+    /// looked up yet (only a key over its share needs it).
+    first: Option<i64>,
 }
 
 impl Shard {
@@ -181,14 +190,36 @@ impl Shard {
             }
             self.expiry.pop();
             self.seen.remove(&proof);
-            if let Some(held) = self.keys.get_mut(&key) {
-                // Popped in expiry order overall: this key's soonest is this one.
-                held.pop();
-                if held.is_empty() {
+            if let Some(used) = self.keys.get_mut(&key) {
+                used.held -= 1;
+                if used.held == 0 {
                     self.keys.remove(&key);
+                } else if used.first == Some(expires) {
+                    used.first = None;
                 }
             }
         }
+    }
+
+    /// When `key`'s soonest entry leaves: remembered, or found once among the entries.
+    fn first_expiry(&mut self, key: &[u8; 16], now: i64) -> i64 {
+        let Some(used) = self.keys.get(key) else {
+            return now;
+        };
+        if let Some(first) = used.first {
+            return first;
+        }
+        let first = self
+            .expiry
+            .iter()
+            .filter(|Reverse((_, k, _))| k == key)
+            .map(|Reverse((expires, _, _))| *expires)
+            .min()
+            .unwrap_or(now);
+        if let Some(used) = self.keys.get_mut(key) {
+            used.first = Some(first);
+        }
+        first
     }
 }
 
@@ -261,9 +292,8 @@ impl MemoryReplayStore {
             // It cannot be accepted again: nothing to remember.
             return Ok(ReplayOutcome::New);
         }
-        if let Some(held) = shard.keys.get(&key).filter(|h| h.len() >= self.share()) {
-            let first = held.peek().map_or(now + 1, |Reverse(e)| *e);
-            let retry_after = (first - now).max(1) as u64;
+        if shard.keys.get(&key).is_some_and(|u| u.held >= self.share()) {
+            let retry_after = (shard.first_expiry(&key, now) - now).max(1) as u64;
             return Ok(ReplayOutcome::KeyOverQuota { retry_after });
         }
         if shard.seen.len() >= self.per_shard {
@@ -275,7 +305,12 @@ impl MemoryReplayStore {
         }
         shard.seen.insert(proof, expires_at);
         shard.expiry.push(Reverse((expires_at, key, proof)));
-        shard.keys.entry(key).or_default().push(Reverse(expires_at));
+        let used = shard.keys.entry(key).or_insert(KeyUse {
+            held: 0,
+            first: Some(expires_at),
+        });
+        used.held += 1;
+        used.first = used.first.map(|first| first.min(expires_at));
         Ok(ReplayOutcome::New)
     }
 }
@@ -378,6 +413,23 @@ mod tests {
                 .unwrap(),
             New
         );
+    }
+
+    /// A key over its share is told when its soonest proof leaves, also after the one
+    /// that was soonest left.
+    #[test]
+    fn retry_after_is_when_the_keys_soonest_proof_leaves() {
+        let store = MemoryReplayStore::with_capacity(100).key_share(2);
+        assert_eq!(store.record(id("k", 1), 20, 10).unwrap(), New);
+        assert_eq!(store.record(id("k", 2), 50, 10).unwrap(), New);
+        let over = |retry_after| Ok(KeyOverQuota { retry_after });
+        assert_eq!(store.record(id("k", 3), 90, 11).map_err(drop), over(9));
+        // At 25 the first left; the next to leave is the one at 50, though 60 came in later.
+        assert_eq!(store.record(id("k", 4), 60, 25).unwrap(), New);
+        assert_eq!(store.record(id("k", 5), 90, 26).map_err(drop), over(24));
+        assert_eq!(store.record(id("k", 6), 90, 27).map_err(drop), over(23));
+        assert_eq!(store.record(id("k", 7), 90, 50).unwrap(), New);
+        assert_eq!(store.record(id("k", 8), 90, 50).map_err(drop), over(10));
     }
 
     #[test]
