@@ -247,10 +247,10 @@ mod extract;
 mod failure;
 mod flood;
 pub mod future;
-pub mod hide;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod hide;
 mod hooks;
 mod jws;
 mod keys;
