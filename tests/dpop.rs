@@ -1139,6 +1139,51 @@ async fn both_schemes_an_ambiguous_request_is_invalid_request_on_both() {
     }
 }
 
+/// Behind a proxy that strips `/orders`, the request path is the part after the prefix:
+/// its dot segments are resolved before the prefix is put in front, so a request path
+/// such as `/../admin/x` cannot climb out of the prefix and make a proof captured for
+/// another service behind the same proxy (`https://shop.example:8443/admin/x`) pass.
+#[tokio::test]
+async fn dot_segments_in_the_request_path_cannot_climb_out_of_the_proxys_prefix() {
+    let c = Client::new(key(ES256));
+    let climbs = [
+        "/../admin/x",
+        "/%2E%2E/admin/x",
+        "/%2e./admin/x",
+        "/./../admin/x",
+    ];
+    let climbs = climbs
+        .into_iter()
+        .chain(["/me/../../admin/x", "/../../../admin/x"]);
+    for path in climbs {
+        let p = proof(&c.key, "GET", path, &c.token)
+            .claim("htu", json!("https://shop.example:8443/admin/x"))
+            .sign();
+        let out = send_dpop(
+            two_origins(Verbose),
+            dpop_req(Method::GET, path, &c.token, &p),
+        )
+        .await;
+        let e = unverified("dpop_proof_url_mismatch").field("check", "htu");
+        let r = refused(&out, e.verbose());
+        // Compared with the prefix kept: the request's own URL under /orders.
+        let ours = "https://shop.example:8443/orders/admin/x";
+        assert!(r.detail().contains(ours), "{path}: {}", r.detail());
+    }
+    // A dot segment that stays inside the prefix is resolved as before: the proof for the
+    // URL the client meant passes the DPoP checks (the router then has no such path).
+    let p = proof(&c.key, "GET", "/x", &c.token)
+        .claim("htu", json!("https://shop.example:8443/orders/me"))
+        .sign();
+    let out = send_dpop(
+        two_origins(Verbose),
+        dpop_req(Method::GET, "/x/../me", &c.token, &p),
+    )
+    .await;
+    assert_ne!(out.status, 401, "{}", out.text());
+    assert!(out.header("www-authenticate").is_none());
+}
+
 // ---------------------------------------------------------------------------------------
 // Nonces
 // ---------------------------------------------------------------------------------------

@@ -303,10 +303,13 @@ fn text<'a>(claims: &'a Map<String, Value>, name: &'static str) -> Result<&'a st
 /// scheme and host compared case-insensitively and default ports dropped (RFC 3986 §6).
 fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result<(), AuthFailure> {
     let proof = normalize(htu.split(['?', '#']).next().unwrap_or_default());
+    // Dot segments resolved in the request's path alone, before an origin's path prefix
+    // goes in front: `/../admin` cannot climb out of the prefix a proxy stripped.
+    let path = remove_dot_segments(&normalize_escapes(uri.path()));
     let ours: Vec<String> = match &rules.origins {
         Origins::Listed(origins) => origins
             .iter()
-            .filter_map(|o| normalize(&format!("{o}{}", uri.path())))
+            .filter_map(|o| normalize(&format!("{o}{path}")))
             .collect(),
         Origins::FromHost => {
             let host = uri
@@ -315,7 +318,7 @@ fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result
                 .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()));
             let origin = host.map(|h| format!("{}://{h}", uri.scheme_str().unwrap_or("http")));
             origin
-                .and_then(|o| normalize(&format!("{o}{}", uri.path())))
+                .and_then(|o| normalize(&format!("{o}{path}")))
                 .into_iter()
                 .collect()
         }
