@@ -103,8 +103,8 @@ pub(crate) struct Evidence<'a> {
     uri: &'a Uri,
     /// The request's method, where the caller knows it (DPoP proofs name it).
     pub method: Option<&'a Method>,
-    /// The non-empty `Authorization` field values (at most two kept: two is already a
-    /// conflict).
+    /// The `Authorization` field values (at most two kept: two is already a conflict); a
+    /// lone empty one is none.
     authorization: [Option<&'a [u8]>; 2],
     pub authorization_count: usize,
     /// The first credential-like query parameter: its name and raw value.
@@ -129,14 +129,19 @@ impl<'a> Evidence<'a> {
             access_token: false,
             parsed: None,
         };
-        // An empty field carries no authentication information (RFC 6750 §3.1): it is
-        // no credential, not a malformed one.
-        let values = headers.get_all(AUTHORIZATION).into_iter();
-        for value in values.filter(|v| !v.as_bytes().trim_ascii().is_empty()) {
+        for value in headers.get_all(AUTHORIZATION) {
             if scan.authorization_count < 2 {
                 scan.authorization[scan.authorization_count] = Some(value.as_bytes());
             }
             scan.authorization_count += 1;
+        }
+        // A lone empty field carries no authentication information (RFC 6750 §3.1): no
+        // credential, not a malformed one. Beside another field it is still a second one.
+        if scan.authorization_count == 1
+            && scan.authorization[0].is_some_and(|v| v.trim_ascii().is_empty())
+        {
+            scan.authorization = [None; 2];
+            scan.authorization_count = 0;
         }
         if let Some(q) = uri.query() {
             (scan.query, scan.access_token) = find_query(q);

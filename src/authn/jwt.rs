@@ -52,7 +52,7 @@ use std::time::Duration;
 ///     .leeway(Duration::from_secs(30));
 /// # let _ = jwt;
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[must_use]
 pub struct JwtAuthenticator {
     keys: Vec<StaticKey>,
@@ -66,6 +66,24 @@ pub struct JwtAuthenticator {
     leeway: i64,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
+}
+
+/// Issuers as [`shown_issuers`] shows them: a discovered issuer's URL may carry a password.
+impl std::fmt::Debug for JwtAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuthenticator")
+            .field("keys", &self.keys)
+            .field("sources", &self.sources)
+            .field("algorithms", &self.algorithms)
+            .field("issuers", &shown_issuers(&self.issuers))
+            .field("any_issuer", &self.any_issuer)
+            .field("audiences", &self.audiences)
+            .field("any_audience", &self.any_audience)
+            .field("leeway", &self.leeway)
+            .field("required", &self.required)
+            .field("types", &self.types)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What verification needs before it can decide.
@@ -447,7 +465,9 @@ impl JwtAuthenticator {
     /// Verifies `token` at the current time.
     ///
     /// An authenticator with a configuration error (see the type's documentation) refuses
-    /// every token with `token_audience_mismatch`: it fails closed.
+    /// every token, with `token_audience_mismatch` without an audience,
+    /// `token_issuer_mismatch` without an issuer, `token_key_unknown` otherwise: it fails
+    /// closed.
     pub fn verify(&self, token: &str) -> Result<Verified, AuthFailure> {
         self.verify_at(token, now())
     }
@@ -472,9 +492,15 @@ impl JwtAuthenticator {
     /// `may_wait`).
     pub(crate) fn step(&self, jws: Jws<'_>, now: i64, may_wait: bool) -> Step {
         if let Some(error) = self.config_error() {
-            return Step::Done(Err(
-                AuthFailure::new(Reason::TokenAudienceMismatch).detail(error)
-            ));
+            // Fail closed, under the reason of what is left open.
+            let reason = if self.audiences.is_empty() && !self.any_audience {
+                Reason::TokenAudienceMismatch
+            } else if self.issuers.is_empty() && !self.any_issuer {
+                Reason::TokenIssuerMismatch
+            } else {
+                Reason::TokenKeyUnknown
+            };
+            return Step::Done(Err(AuthFailure::new(reason).detail(error)));
         }
         let mut facts = jws.facts();
         let checked = self
