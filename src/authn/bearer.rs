@@ -52,8 +52,9 @@ impl Bearer {
                 for issuer in jwt.issuers() {
                     if seen.contains(&issuer.as_str()) {
                         return Err(format!(
-                            "issuer {issuer:?} is accepted by two Bearer authenticators; a \
-                             token must go to exactly one"
+                            "issuer {:?} is accepted by two Bearer authenticators; a token \
+                             must go to exactly one",
+                            shown_issuers(std::slice::from_ref(issuer))
                         ));
                     }
                     seen.push(issuer);
