@@ -128,6 +128,20 @@ impl RequireStepUp {
                 format!("the token has no numeric auth_time; this resource requires a login within {max} s"),
             ));
         };
+        // A login in the future is no login: it would satisfy every `max_age` forever.
+        // JWTs are refused for this before (`token_claim_invalid`); this covers principals
+        // built elsewhere, with the most clock skew any authenticator allows.
+        let skew = crate::JwtAuthenticator::MAX_LEEWAY.as_secs() as i64;
+        if at > now.saturating_add(skew) {
+            return Some((
+                "auth_time",
+                format!(
+                    "the token's auth_time {} is {} s in the future; this resource requires a login within {max} s",
+                    rfc3339(at),
+                    at.saturating_sub(now)
+                ),
+            ));
+        }
         let age = now.saturating_sub(at);
         (age > max as i64).then(|| {
             (
@@ -147,5 +161,27 @@ impl<S> Layer<S> for RequireStepUp {
     fn layer(&self, inner: S) -> Self::Service {
         let rule = self.clone();
         RequireService::new(inner, Rule::new(move |p| rule.check(p)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(auth_time: i64) -> Principal {
+        let claims = serde_json::json!({ "sub": "alice", "auth_time": auth_time });
+        Principal::from_jwt(claims.as_object().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn a_login_in_the_future_never_satisfies_max_age() {
+        let rule = RequireStepUp::new().max_age(Duration::from_secs(300));
+        let now = now();
+        assert!(rule.check(Some(&principal(now - 10))).is_ok());
+        // Within the most skew an authenticator allows: as the token's verifier decided.
+        assert!(rule.check(Some(&principal(now + 120))).is_ok());
+        let err = rule.check(Some(&principal(now + 86_400))).unwrap_err();
+        assert_eq!(err.reason(), Reason::InsufficientUserAuthentication);
+        assert!(err.detail_text().unwrap().contains("in the future"));
     }
 }
