@@ -123,7 +123,8 @@ pub fn app(cfg: &McpConfig) -> Router {
 /// Per-tool scopes: a `tools/call` of [`ADMIN_TOOL`] needs [`ADMIN_SCOPE`] too. The layer
 /// turns the refusal into its 403, whose challenge names the layer's scope and this one.
 ///
-/// A body that is not JSON, or longer than 1 MiB, goes on to rmcp, which answers it.
+/// A body that is not JSON goes on to rmcp, which answers it; one longer than 1 MiB is
+/// refused with 413.
 pub async fn tool_scopes(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -210,12 +211,20 @@ impl ServerHandler for Adder {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         // The layer authenticated the request before rmcp saw it.
-        let caller = context
+        let principal = context
             .extensions
             .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Principal>())
-            .and_then(|p| p.id().map(str::to_owned));
+            .and_then(|parts| parts.extensions.get::<Principal>());
+        let caller = principal.and_then(|p| p.id().map(str::to_owned));
         if request.name == ADMIN_TOOL {
+            // `tool_scopes` refused calls without the scope; the tool does not rely on it
+            // having read the call the way rmcp does.
+            if RequireScope::new([ADMIN_SCOPE]).check(principal).is_err() {
+                return Err(ErrorData::invalid_request(
+                    format!("{ADMIN_TOOL} needs scope {ADMIN_SCOPE}"),
+                    None,
+                ));
+            }
             return Ok(
                 CallToolResult::structured(json!({ "done": true, "caller": caller })).into(),
             );
