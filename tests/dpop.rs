@@ -1184,6 +1184,61 @@ async fn dot_segments_in_the_request_path_cannot_climb_out_of_the_proxys_prefix(
     assert!(out.header("www-authenticate").is_none());
 }
 
+/// `insecure_origin_from_host` beside a `public_origin`, in either order: only the
+/// configured origin counts, whatever `Host` says.
+#[tokio::test]
+async fn a_public_origin_beside_the_host_opt_in_is_the_only_origin() {
+    let c = Client::new(key(ES256));
+    let configs: [fn(Dpop) -> Dpop; 2] = [
+        |d| {
+            d.public_origin("https://api.example")
+                .insecure_origin_from_host()
+        },
+        |d| {
+            d.insecure_origin_from_host()
+                .public_origin("https://api.example")
+        },
+    ];
+    for config in configs {
+        let app = || routes().layer(layer(Verbose).dpop(config(Dpop::new(jwt()))));
+        // A proof for the URL Host names: refused, be Host ours or the proof's.
+        for host in [HOST, "other.test", "api.example"] {
+            let p = c
+                .proof()
+                .claim("htu", json!(format!("http://{host}/me")))
+                .sign();
+            let auth = dpop(&c.token);
+            let req = get(
+                "/me",
+                &[("host", host), ("authorization", &auth), ("dpop", &p)],
+            );
+            let out = send_dpop(app(), req).await;
+            let e = unverified("dpop_proof_url_mismatch").field("check", "htu");
+            let r = refused(&out, e.verbose());
+            assert!(
+                r.detail().contains("https://api.example/me"),
+                "{}",
+                r.detail()
+            );
+        }
+        // A proof for the configured origin: accepted, whatever Host says.
+        let p = c
+            .proof()
+            .claim("htu", json!("https://api.example/me"))
+            .sign();
+        let auth = dpop(&c.token);
+        let req = get(
+            "/me",
+            &[
+                ("host", "other.test"),
+                ("authorization", &auth),
+                ("dpop", &p),
+            ],
+        );
+        accepted(&send_dpop(app(), req).await, "DPoP");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Nonces
 // ---------------------------------------------------------------------------------------

@@ -207,10 +207,11 @@ impl Dpop {
             algs: self.algs.clone(),
             max_age: self.max_age.as_secs() as i64,
             leeway: self.leeway.as_secs() as i64,
-            origins: if self.origins.is_empty() {
-                Origins::FromHost
-            } else {
-                Origins::Listed(self.origins.clone())
+            // Host decides only on the application's word, and only without an origin.
+            origins: match (self.origins.is_empty(), self.origin_from_host) {
+                (true, true) => Origins::FromHost,
+                // Without either, no URL is ours (config_error stops such a layer first).
+                _ => Origins::Listed(self.origins.clone()),
             },
             nonces: self
                 .nonce

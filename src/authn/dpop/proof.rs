@@ -327,7 +327,8 @@ fn check_url(htu: &str, rules: &Rules, uri: &Uri, headers: &HeaderMap) -> Result
         return Ok(());
     }
     let ours_text = match ours.as_slice() {
-        [] => "unknown (no Host)".to_owned(),
+        [] if matches!(rules.origins, Origins::FromHost) => "unknown (no Host)".to_owned(),
+        [] => "unknown (no origin is configured: Dpop::public_origin)".to_owned(),
         [one] => cap(one).to_string(),
         many => format!("one of {}", cap(&many.join(", "))),
     };
@@ -526,6 +527,27 @@ mod tests {
             "https://h/a/b"
         );
         assert_eq!(shown_url("/relative?q"), "/relative");
+    }
+
+    /// `Host` decides only where the application opted in: a scheme built without an
+    /// origin and without `insecure_origin_from_host` (which `AuthDiagnostics::dpop`
+    /// refuses to start) matches no URL, whatever `Host` says.
+    #[test]
+    fn without_an_origin_or_the_opt_in_host_is_never_trusted() {
+        use crate::{Dpop, JwtAuthenticator, StaticKey};
+        let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+            .issuer("https://issuer.example")
+            .audience("api");
+        let uri: Uri = "/me".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, "api.test".parse().unwrap());
+        let htu = "http://api.test/me";
+        let unconfigured = Dpop::new(jwt.clone()).scheme(None).unwrap();
+        let err = check_url(htu, &unconfigured.rules, &uri, &headers).unwrap_err();
+        assert_eq!(err.reason(), Reason::DpopProofUrlMismatch);
+        // The opt-in alone lets Host decide.
+        let opted_in = Dpop::new(jwt).insecure_origin_from_host().scheme(None);
+        assert!(check_url(htu, &opted_in.unwrap().rules, &uri, &headers).is_ok());
     }
 
     #[test]
