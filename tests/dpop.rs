@@ -1296,9 +1296,25 @@ async fn replicas_with_one_nonce_key_accept_each_others_nonces() {
     let replica = || dpop_app(Verbose, |d| d.require_nonce(minute).nonce_key(shared));
     let nonce = nonce_asked(&send_dpop(replica(), c.right()).await, Verbose);
     accepted(&with_nonce(&replica(), &c, json!(nonce)).await, "DPoP");
-    // nonce_key alone turns nonces on too (lifetime 5 min), in either order.
+    // Set in the other order, the key is kept.
     let app = dpop_app(Verbose, |d| d.nonce_key(shared).require_nonce(minute));
     accepted(&with_nonce(&app, &c, json!(nonce)).await, "DPoP");
+}
+
+/// `nonce_key` without `require_nonce` turns nonces on: a proof without a nonce is
+/// asked for one (401 `use_dpop_nonce`), and the nonce handed out is accepted.
+#[tokio::test]
+async fn nonce_key_alone_requires_a_nonce() {
+    let c = Client::new(key(ES256));
+    for mode in MODES {
+        let app = dpop_app(mode, |d| d.nonce_key([9u8; 32]));
+        let nonce = nonce_asked(&send_dpop(app.clone(), c.right()).await, mode);
+        accepted(&with_nonce(&app, &c, json!(nonce)).await, "DPoP");
+        // A replica with the same key accepts it too.
+        let replica = dpop_app(mode, |d| d.nonce_key([9u8; 32]));
+        let nonce = nonce_asked(&send_dpop(app.clone(), c.right()).await, mode);
+        accepted(&with_nonce(&replica, &c, json!(nonce)).await, "DPoP");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
