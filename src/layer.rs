@@ -48,6 +48,9 @@ pub struct AuthDiagnostics {
     /// services this layer builds (axum may build one per request), fresh per
     /// configuration.
     said_basic_over_plaintext: Arc<AtomicBool>,
+    /// [`AuthDiagnostics::served_over_tls`]: every request reached this server over TLS,
+    /// so the Basic-over-plain-http hint starts as said and stays unsaid.
+    served_over_tls: bool,
 }
 
 impl Default for AuthDiagnostics {
@@ -83,6 +86,7 @@ impl AuthDiagnostics {
                 plain_challenges: Default::default(),
             }),
             said_basic_over_plaintext: Arc::default(),
+            served_over_tls: false,
         }
     }
 
@@ -91,7 +95,7 @@ impl AuthDiagnostics {
         f(config);
         // Built from the old configuration: build again when first needed.
         config.plain_challenges = Default::default();
-        self.said_basic_over_plaintext = Arc::default();
+        self.said_basic_over_plaintext = Arc::new(AtomicBool::new(self.served_over_tls));
         self
     }
 
@@ -242,6 +246,31 @@ impl AuthDiagnostics {
     /// Accepts `Authorization: Basic …` (RFC 7617), verified by the application.
     pub fn basic(self, basic: BasicAuthenticator) -> Self {
         self.scheme(basic)
+    }
+
+    /// Says that every request reaches this server over TLS, so Basic credentials from
+    /// another host are never hinted about as plain http (hint `basic_over_plaintext`).
+    ///
+    /// Call it when this process ends TLS itself (axum-server with rustls, tokio-rustls):
+    /// an HTTP/1.1 request names no scheme, so the layer cannot tell TLS from none. Behind
+    /// a proxy that ends TLS, have the proxy send `X-Forwarded-Proto: https` (or
+    /// `Forwarded: proto=https`) instead, and leave this off. Nothing else changes.
+    ///
+    /// ```
+    /// use auth_diagnostics::{AuthDiagnostics, AuthFailure, BasicAuthenticator, BasicCredentials};
+    /// use auth_diagnostics::{Principal, Reason};
+    ///
+    /// // This process ends TLS itself (say, axum_server::bind_rustls): tell the layer.
+    /// let basic = BasicAuthenticator::new(|_: BasicCredentials| async move {
+    ///     Err::<Principal, _>(AuthFailure::new(Reason::CredentialsInvalid))
+    /// });
+    /// let layer = AuthDiagnostics::new().basic(basic).served_over_tls();
+    /// assert!(format!("{layer:?}").contains("served_over_tls: true"));
+    /// ```
+    pub fn served_over_tls(mut self) -> Self {
+        self.served_over_tls = true;
+        self.said_basic_over_plaintext = Arc::new(AtomicBool::new(true));
+        self
     }
 
     /// Accepts an API key (default header `X-API-Key`), verified by the application.

@@ -162,7 +162,7 @@ impl<S> AuthDiagnosticsService<S> {
                 .schemes
                 .iter()
                 .any(|s| s.kind() == Scheme::Basic)
-            || !basic::over_plaintext(uri, req.extensions())
+            || !basic::over_plaintext(uri, req.headers(), req.extensions())
             || said.swap(true, Ordering::Relaxed)
         {
             return;

@@ -297,9 +297,10 @@ fn plaintext_hints(out: &Outcome) -> Vec<&Captured> {
 /// R-26: Basic "SHOULD NOT be used" without HTTPS. A password that arrived over plain
 /// `http` from a peer that is not this machine is logged once per layer, at WARN, with the
 /// hint `basic_over_plaintext` and nothing of the credential; the answer is unchanged.
-/// Plain `http` is known from the request's own URI (HTTP/2's `:scheme`, an absolute-form
-/// target), the peer from axum's `ConnectInfo<SocketAddr>`; `X-Forwarded-Proto` is not
-/// trusted, and where either fact is missing nothing is said.
+/// Here plain `http` is certain from the request's own URI (HTTP/2's `:scheme`, an
+/// absolute-form target); the peer comes from axum's `ConnectInfo<SocketAddr>`. The
+/// ordinary HTTP/1.1 case (no scheme) is
+/// `basic_over_http1_from_another_host_not_known_to_be_tls_logs_a_hint`.
 #[tokio::test]
 async fn basic_over_plaintext_from_another_host_logs_a_hint() {
     let app = basic_app(DetailMode::Production);
@@ -345,7 +346,7 @@ async fn basic_over_plaintext_from_another_host_logs_a_hint() {
     assert_eq!(plaintext_hints(&out).len(), 1, "{:#?}", out.events);
 }
 
-/// Never a hint on loopback, over https, or where the transport or the peer is unknown.
+/// Never a hint on loopback, over https, or where the peer is unknown.
 #[tokio::test]
 async fn basic_without_a_known_plaintext_remote_peer_logs_no_hint() {
     for (what, uri, peer, headers) in [
@@ -380,18 +381,25 @@ async fn basic_without_a_known_plaintext_remote_peer_logs_no_hint() {
             vec![],
         ),
         (
-            "transport unknown (HTTP/1.1 origin-form)",
+            "loopback v4, HTTP/1.1 origin-form",
             "/r",
-            Some("203.0.113.7:50000"),
+            Some("127.0.0.1:50000"),
             vec![],
         ),
-        ("peer unknown", "http://api.example/r", None, vec![]),
         (
-            "X-Forwarded-Proto is not trusted",
+            "loopback v6, origin-form",
             "/r",
-            Some("203.0.113.7:50000"),
+            Some("[::1]:50000"),
+            vec![],
+        ),
+        (
+            "loopback, X-Forwarded-Proto: http cannot cause it",
+            "/r",
+            Some("127.0.0.1:50000"),
             vec![("x-forwarded-proto", "http")],
         ),
+        ("peer unknown", "http://api.example/r", None, vec![]),
+        ("peer unknown, origin-form", "/r", None, vec![]),
     ] {
         let mut req = basic_from(uri, peer);
         for (k, v) in headers {
@@ -413,6 +421,226 @@ async fn basic_without_a_known_plaintext_remote_peer_logs_no_hint() {
     let out = send(key_app(DetailMode::Production), req).await;
     assert_eq!(out.status, 200);
     assert!(plaintext_hints(&out).is_empty(), "{:#?}", out.events);
+}
+
+/// R-26 for ordinary traffic: an HTTP/1.1 request (origin-form target, no scheme) from a
+/// peer that is not this machine, with no sign of https in front, is not known to be TLS,
+/// so Basic on it is logged once, at WARN, with the hint `basic_over_plaintext`, the call
+/// that silences it for a server that ends TLS itself, and neither the credential nor the
+/// peer. `X-Forwarded-Proto: http` or a value that is not https changes nothing.
+#[tokio::test]
+async fn basic_over_http1_from_another_host_not_known_to_be_tls_logs_a_hint() {
+    for (what, peer, headers) in [
+        ("no forwarding headers", "203.0.113.7:50000", vec![]),
+        ("v6 peer", "[2001:db8::1]:443", vec![]),
+        ("v4-mapped peer", "[::ffff:203.0.113.7]:5", vec![]),
+        (
+            "X-Forwarded-Proto: http",
+            "203.0.113.7:50000",
+            vec![("x-forwarded-proto", hv("http"))],
+        ),
+        (
+            "https only as a substring",
+            "203.0.113.7:50000",
+            vec![
+                ("x-forwarded-proto", hv("not-https")),
+                ("forwarded", hv("for=192.0.2.1;host=https")),
+                ("x-forwarded-ssl", hv("off")),
+                ("front-end-https", hv("off")),
+            ],
+        ),
+        (
+            "not UTF-8",
+            "203.0.113.7:50000",
+            vec![("x-forwarded-proto", hv(b"https\xff"))],
+        ),
+        (
+            "https only past the first 1024 bytes of a value",
+            "203.0.113.7:50000",
+            vec![(
+                "x-forwarded-proto",
+                hv(format!("{}https", "http, ".repeat(200))),
+            )],
+        ),
+        (
+            "https only past the first 8 field lines",
+            "203.0.113.7:50000",
+            [
+                vec![("x-forwarded-proto", hv("http")); 8],
+                vec![("x-forwarded-proto", hv("https"))],
+            ]
+            .concat(),
+        ),
+    ] {
+        let mut req = basic_from("/r", Some(peer));
+        for (k, v) in headers {
+            req.headers_mut().append(k, v);
+        }
+        let out = send(basic_app(DetailMode::Production), req).await;
+        assert_eq!(out.status, 200, "{what}");
+        assert_eq!(out.json(), json!({ "id": "alice", "scheme": "Basic" }));
+        let hints = plaintext_hints(&out);
+        assert_eq!(hints.len(), 1, "{what}: {:#?}", out.events);
+        let e = hints[0];
+        assert_eq!(e.level, Level::WARN, "{}", e.line());
+        assert_eq!(e.field("request_id"), out.header("x-request-id").unwrap());
+        assert_eq!(e.field("path"), "/r");
+        let message = e.field("message");
+        assert!(message.contains("https"), "{}", e.line());
+        assert!(message.contains("served_over_tls()"), "{}", e.line());
+        assert!(message.contains("X-Forwarded-Proto: https"), "{}", e.line());
+        let host = peer.trim_start_matches("[::ffff:").trim_start_matches('[');
+        let host = &host[..host.rfind(':').unwrap()].trim_end_matches(']');
+        assert!(!e.line().contains(ALICE_PW), "{}", e.line());
+        assert!(!e.line().contains(host), "{what}: {}", e.line());
+        assert_no_secrets(
+            &out.events,
+            &[ALICE_PW.to_owned(), basic("alice", ALICE_PW)],
+        );
+    }
+
+    // Once per layer: a second request, refused, through the same layer says nothing.
+    let app = basic_app(DetailMode::Production);
+    let first = send(app.clone(), basic_from("/r", Some("203.0.113.7:1"))).await;
+    assert_eq!(plaintext_hints(&first).len(), 1, "{:#?}", first.events);
+    let mut wrong = basic_req("/r", "alice", "nope");
+    wrong.extensions_mut().insert(axum::extract::ConnectInfo(
+        "203.0.113.8:2".parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let out = send(app, wrong).await;
+    assert_eq!(out.status, 401);
+    assert!(plaintext_hints(&out).is_empty(), "once: {:#?}", out.events);
+}
+
+/// A sign of https in front (`X-Forwarded-Proto: https`, `Forwarded: proto=https`,
+/// `X-Forwarded-Ssl: on`, `Front-End-Https: on`) silences the hint for a request whose URI
+/// names no scheme; it never silences a URI that says `http`, which is certain.
+#[tokio::test]
+async fn basic_with_a_sign_of_https_in_front_logs_no_hint() {
+    for (k, v) in [
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-proto", "HTTPS"),
+        ("x-forwarded-proto", "https, http"),
+        ("forwarded", "proto=https"),
+        ("forwarded", "for=192.0.2.60;proto=https;by=203.0.113.43"),
+        (
+            "forwarded",
+            "for=\"[2001:db8:cafe::17]:4711\"; Proto=\"https\"",
+        ),
+        (
+            "forwarded",
+            "for=192.0.2.1;proto=http, for=198.51.100.2;proto=https",
+        ),
+        ("x-forwarded-ssl", "on"),
+        ("x-forwarded-ssl", "ON"),
+        ("front-end-https", "on"),
+    ] {
+        let mut req = basic_from("/r", Some("203.0.113.7:50000"));
+        req.headers_mut().append(k, hv(v));
+        let out = send(basic_app(DetailMode::Production), req).await;
+        assert_eq!(out.status, 200, "{k}: {v}");
+        assert!(
+            plaintext_hints(&out).is_empty(),
+            "{k}: {v}: {:#?}",
+            out.events
+        );
+
+        // The URI says http: a header cannot make that TLS.
+        let mut req = basic_from("http://api.example/r", Some("203.0.113.7:50000"));
+        req.headers_mut().append(k, hv(v));
+        let out = send(basic_app(DetailMode::Production), req).await;
+        assert_eq!(out.status, 200, "{k}: {v}");
+        assert_eq!(
+            plaintext_hints(&out).len(),
+            1,
+            "{k}: {v}: {:#?}",
+            out.events
+        );
+    }
+}
+
+/// An application that ends TLS itself (axum-server with rustls, say) says so with
+/// `AuthDiagnostics::served_over_tls()`, called before or after the schemes: then Basic
+/// from another host is never hinted about, whatever the URI says.
+#[tokio::test]
+async fn basic_served_over_tls_logs_no_hint() {
+    let check = || BasicAuthenticator::new(check_password);
+    for (what, layer) in [
+        (
+            "before .basic()",
+            layer(DetailMode::Production)
+                .served_over_tls()
+                .basic(check()),
+        ),
+        (
+            "after .basic()",
+            layer(DetailMode::Production)
+                .basic(check())
+                .served_over_tls(),
+        ),
+    ] {
+        let app = scheme_app(layer);
+        for uri in ["/r", "http://api.example/r"] {
+            let out = send(app.clone(), basic_from(uri, Some("203.0.113.7:50000"))).await;
+            assert_eq!(out.status, 200, "{what} {uri}");
+            assert!(
+                plaintext_hints(&out).is_empty(),
+                "{what} {uri}: {:#?}",
+                out.events
+            );
+        }
+    }
+}
+
+/// Over real TCP with `axum::serve(…, into_make_service_with_connect_info::<SocketAddr>())`
+/// from 127.0.0.1: an ordinary HTTP/1.1 request, a loopback peer, no hint.
+#[tokio::test]
+async fn basic_over_real_tcp_from_loopback_logs_no_hint() {
+    let (capture, _guard) = Capture::install();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // The handler answers with the peer the layer saw in `ConnectInfo`.
+    let peer = |axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<
+        std::net::SocketAddr,
+    >| async move { peer.ip().to_string() };
+    let app = Router::new()
+        .route("/r", axum::routing::get(peer))
+        .layer(layer(DetailMode::Production).basic(BasicAuthenticator::new(check_password)));
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let client = reqwest::Client::new();
+    for password in [ALICE_PW, "nope"] {
+        let res = client
+            .get(format!("http://{addr}/r"))
+            .basic_auth("alice", Some(password))
+            .send()
+            .await
+            .unwrap();
+        if password == ALICE_PW {
+            assert_eq!(res.status().as_u16(), 200);
+            assert_eq!(res.text().await.unwrap(), "127.0.0.1");
+        } else {
+            assert_eq!(res.status().as_u16(), 401);
+        }
+    }
+    server.abort();
+    let events = capture.events();
+    assert!(
+        events.iter().any(|e| e.get("reason").is_some()),
+        "the layer logged the refusal: {events:#?}"
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.get("hints") == Some("basic_over_plaintext")),
+        "{events:#?}"
+    );
 }
 
 #[tokio::test]

@@ -38,13 +38,15 @@ pub struct BasicCredentials {
 /// run one hash check against a dummy hash so the two failures take the same time.
 ///
 /// Basic sends the password itself, readable by anyone on the way unless the connection is
-/// encrypted (RFC 7617 §4). When a request shows that it came over plain `http` from
-/// another host, the layer logs it once, at WARN, with the hint `basic_over_plaintext`,
-/// and answers it as always. "Shows" means: its URI has the scheme `http` (HTTP/2's
-/// `:scheme`, or an absolute-form target) and axum's `ConnectInfo<SocketAddr>` (serve with
-/// `into_make_service_with_connect_info`) names a peer that is not a loopback address.
-/// An HTTP/1.1 request names no scheme, and `X-Forwarded-Proto` is whatever the client
-/// says, so without both facts nothing is logged.
+/// encrypted (RFC 7617 §4). When Basic credentials come from another host over a
+/// connection not known to be TLS, the layer logs it once, at WARN, with the hint
+/// `basic_over_plaintext`, and answers the request as always. "Another host": axum's
+/// `ConnectInfo<SocketAddr>` (serve with `into_make_service_with_connect_info`) names a
+/// peer that is not a loopback address; without it nothing is logged. "Not known to be
+/// TLS": the request URI says `http`, or names no scheme (ordinary HTTP/1.1) and no proxy
+/// in front said https (`X-Forwarded-Proto: https`, `Forwarded: proto=https`,
+/// `X-Forwarded-Ssl: on`, `Front-End-Https: on`). When this server ends TLS itself, call
+/// [`AuthDiagnostics::served_over_tls`](crate::AuthDiagnostics::served_over_tls).
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     verify: Arc<dyn Verify<BasicCredentials>>,
@@ -202,17 +204,20 @@ pub(crate) fn diagnose(rest: &str) -> AuthFailure {
 /// The `hints` code of the Basic-over-plain-http warning.
 pub(crate) const HINT_PLAINTEXT: &str = "basic_over_plaintext";
 
-/// Whether a request crossed a network in the clear, as far as the request itself can
-/// tell: `uri` (the one the client sent) says `http` (HTTP/2's `:scheme`, or an absolute-form target; an HTTP/1.1
-/// origin-form target names no scheme, and TLS ended by this server or by a proxy in
-/// front looks the same as none), and axum's `ConnectInfo<SocketAddr>` names a peer that
-/// is not this machine. `X-Forwarded-Proto` and `Host` are what the client says, so
-/// neither counts; where either fact is missing the answer is no.
-pub(crate) fn over_plaintext(uri: &http::Uri, extensions: &http::Extensions) -> bool {
+/// Whether Basic credentials may have crossed a network in the clear: axum's
+/// `ConnectInfo<SocketAddr>` names a peer that is not this machine (no peer known, no
+/// answer), and the request is not known to be TLS. `uri` (the one the client sent) saying
+/// `http` (HTTP/2's `:scheme`, an absolute-form target) is certain plaintext. An HTTP/1.1
+/// origin-form target names no scheme: then a sign of https from a proxy in front
+/// ([`https_in_front`]) means TLS, and its absence is taken as plaintext. Those headers
+/// only ever silence the hint; TLS ended in this process is said with
+/// `AuthDiagnostics::served_over_tls`, which the layer checks before calling this.
+pub(crate) fn over_plaintext(
+    uri: &http::Uri,
+    headers: &http::HeaderMap,
+    extensions: &http::Extensions,
+) -> bool {
     use axum::extract::ConnectInfo;
-    if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-        return false;
-    }
     let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() else {
         return false;
     };
@@ -222,11 +227,49 @@ pub(crate) fn over_plaintext(uri: &http::Uri, extensions: &http::Extensions) -> 
             .map_or(std::net::IpAddr::V6(v6), std::net::IpAddr::V4),
         v4 => v4,
     };
-    !ip.is_loopback()
+    if ip.is_loopback() {
+        return false;
+    }
+    match uri.scheme() {
+        Some(s) if *s == http::uri::Scheme::HTTP => true,
+        Some(_) => false,
+        None => !https_in_front(headers),
+    }
 }
 
-/// Says, at WARN, that Basic credentials arrived over plain `http` from another host
-/// (RFC 7617 §4: Basic "SHOULD NOT be used" without HTTPS). Nothing of the credential or
+/// How many field lines of each forwarding header are read, and how many bytes of each:
+/// they come from the client, and one https among them is all that is looked for.
+const FORWARDED_LINES: usize = 8;
+const FORWARDED_BYTES: usize = 1024;
+
+/// Whether a proxy in front says the client reached it over https: `X-Forwarded-Proto:
+/// https`, `Forwarded: proto=https` (RFC 7239, in any element), `X-Forwarded-Ssl: on` or
+/// `Front-End-Https: on`, names and values in any case. A client can send these too, so
+/// they are only ever used to say nothing.
+fn https_in_front(headers: &http::HeaderMap) -> bool {
+    let values = |name: &str| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .take(FORWARDED_LINES)
+            .filter_map(|v| v.to_str().ok())
+            .filter(|v| v.len() <= FORWARDED_BYTES)
+    };
+    let https = |v: &str| v.trim().trim_matches('"').eq_ignore_ascii_case("https");
+    let on = |v: &str| v.trim().eq_ignore_ascii_case("on");
+    values("x-forwarded-proto").any(|v| v.split(',').any(https))
+        || values("forwarded").any(|v| {
+            v.split([',', ';']).any(|pair| {
+                pair.split_once('=')
+                    .is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("proto") && https(v))
+            })
+        })
+        || values("x-forwarded-ssl").any(on)
+        || values("front-end-https").any(on)
+}
+
+/// Says, at WARN, that Basic credentials arrived from another host over a connection not
+/// known to be TLS (RFC 7617 §4: Basic "SHOULD NOT be used" without HTTPS). Nothing of the credential or
 /// the peer is logged; the request is answered as always.
 pub(crate) fn warn_plaintext(request_id: &str, method: &http::Method, path: &str) {
     tracing::warn!(
@@ -235,8 +278,11 @@ pub(crate) fn warn_plaintext(request_id: &str, method: &http::Method, path: &str
         request_id,
         method = method.as_str(),
         path = crate::sanitize::cap_to(&crate::snapshot::loggable_path(path), 256).as_str(),
-        "Basic credentials arrived over plain http from another host: the password crossed \
-         the network readable by anyone on the way (RFC 7617 §4). Serve this route over https \
-         only. Said once per layer"
+        "Basic credentials arrived from another host over a connection not known to be TLS \
+         (plain http, or no https in the request URI, X-Forwarded-Proto or Forwarded): the \
+         password may have crossed the network readable by anyone on the way (RFC 7617 §4). \
+         Serve this route over https only. If this server ends TLS itself, call \
+         AuthDiagnostics::served_over_tls(); behind a proxy that ends TLS, have it send \
+         X-Forwarded-Proto: https. Said once per layer"
     );
 }
