@@ -105,7 +105,11 @@ impl RedisStore {
     /// The most unexpired DPoP proofs one key (`jkt`) may hold (default 3 125, as
     /// [`MemoryReplayStore`](crate::MemoryReplayStore)'s default share; at least 1): past
     /// it that key gets 429 `dpop_key_over_quota` until its oldest proof expires, and one
-    /// client flooding distinct proofs cannot fill Redis.
+    /// client flooding distinct proofs cannot fill Redis. The share holds across the
+    /// fleet, and each proof is held for its window (91 s by default), so the default lets
+    /// one key keep up about 34 requests a second over all replicas together (3 125 / 91),
+    /// or send 3 125 at once; raise it for clients that need more. It bounds each key, not
+    /// how many keys: Redis holds up to a share for every key flooding at once.
     ///
     /// # Panics
     /// On a clone.

@@ -1480,6 +1480,10 @@ async fn one_key_flooding_distinct_proofs_cannot_lock_out_another_key() {
     // Its oldest proof expires in at most max age + leeway + 1 s.
     assert!((1..=91).contains(&retry), "{retry}");
     assert!(r.detail().contains("share"), "{}", r.detail());
+    // The log names the settings that raise a key's share.
+    for setting in ["MemoryReplayStore::key_share", "RedisStore::dpop_key_share"] {
+        assert!(r.detail().contains(setting), "{}", r.detail());
+    }
     assert_eq!(r.event.field("check"), "jti");
 }
 

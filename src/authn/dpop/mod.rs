@@ -356,7 +356,8 @@ fn replay_answer(
                 .check("jti")
                 .detail(format!(
                     "this DPoP key holds its whole share of the replay store; its oldest \
-                     proof expires in {retry_after} s"
+                     proof expires in {retry_after} s (each key's share is set by \
+                     MemoryReplayStore::key_share or RedisStore::dpop_key_share)"
                 ))
                 .retry_after(retry_after.max(1)))
         }

@@ -131,9 +131,20 @@ const KEY_SHARE_DIVISOR: usize = 64;
 ///
 /// Each DPoP key (`jkt`) gets a share of it, by default a sixty-fourth of the capacity
 /// ([`key_share`](Self::key_share)): a key over its share is refused on its own, 429
-/// `dpop_key_over_quota`, while other keys keep working. A store full of many keys'
-/// proofs that could still be replayed refuses to guess: 503
-/// `dpop_replay_store_unavailable`.
+/// `dpop_key_over_quota`. A shard full of proofs that could still be replayed refuses to
+/// guess: 503 `dpop_replay_store_unavailable` for every key whose proofs go there.
+///
+/// What one flooding key can and cannot do, with the defaults: the store is 16 shards of
+/// 12 500 proofs, and all of a key's proofs go to one shard, chosen by a hash keyed at
+/// random per store (a client cannot pick it). A key's share, 3 125, is a quarter of its
+/// shard: up to three keys of one shard flooding distinct proofs are each held to their
+/// share, and every other key keeps working. Four keys that land in one shard and each hold their
+/// share fill it, and every other key of that shard (a sixteenth of all keys) gets 503
+/// until their proofs expire (up to 91 s). A client cannot aim at a shard, but one with
+/// tokens bound to about 20 keys has even odds that four share one, and with 64 or more
+/// it can fill all 16. Memory stays bounded either way. With a share of `n` set by
+/// [`key_share`](Self::key_share), `shard room / n` keys (rounded up) fill a shard; a
+/// store under 4 096 proofs is one shard, which 64 keys at the default share fill.
 ///
 /// ```
 /// use auth_diagnostics::{MemoryReplayStore, ProofId, ReplayOutcome, ReplayStore};
@@ -250,10 +261,14 @@ impl MemoryReplayStore {
     }
 
     /// The most unexpired proofs one DPoP key may hold (default: a sixty-fourth of the
-    /// capacity, 3 125 of the default 200 000; at least 1, at most a shard's room). A
-    /// client makes one proof per request and each is held for the proof's window (91 s
-    /// by default), so the default lets one key keep up about 34 requests a second, or
-    /// send 3 125 at once, while 63 keys at their limit still leave room for others.
+    /// capacity, 3 125 of the default 200 000, a quarter of a shard; at least 1, at most
+    /// a shard's room). A client makes one proof per request and each is held for the
+    /// proof's window (91 s by default: 60 s of age, 30 s of leeway, 1 s), so the default
+    /// lets one key keep up about 34 requests a second (3 125 / 91), or send 3 125 at
+    /// once. For more, raise the capacity, which raises the share and the shards' room
+    /// together (`with_capacity(800_000)`: a share of 12 500, about 137 requests a second,
+    /// about 120 MiB when full). A share raised here alone is a larger part of a shard,
+    /// so fewer flooding keys fill one (see [`MemoryReplayStore`]).
     pub fn key_share(mut self, proofs: usize) -> Self {
         self.key_share = proofs;
         self
@@ -276,12 +291,17 @@ impl MemoryReplayStore {
         self.len() == 0
     }
 
+    /// Which shard holds the proofs of the key whose id starts with `key`: a hash keyed at
+    /// random per store, so a client cannot aim its keys at one shard.
+    fn shard_of(&self, key: &[u8; 16]) -> usize {
+        let mut h = self.hasher.build_hasher();
+        h.write(key);
+        (h.finish() % self.shards.len() as u64) as usize
+    }
+
     fn record(&self, id: ProofId, expires_at: i64, now: i64) -> Result<ReplayOutcome, ReplayError> {
         let (key, proof) = (head(id.key()), head(id.as_bytes()));
-        let mut h = self.hasher.build_hasher();
-        h.write(&key);
-        let shard = &self.shards[(h.finish() % self.shards.len() as u64) as usize];
-        let mut shard = shard
+        let mut shard = self.shards[self.shard_of(&key)]
             .lock()
             .map_err(|_| ReplayError::new("a replay store lock was poisoned"))?;
         shard.sweep(now);
@@ -430,6 +450,37 @@ mod tests {
         assert_eq!(store.record(id("k", 6), 90, 27).map_err(drop), over(23));
         assert_eq!(store.record(id("k", 7), 90, 50).unwrap(), New);
         assert_eq!(store.record(id("k", 8), 90, 50).map_err(drop), over(10));
+    }
+
+    /// What the docs say of the default: a key fills at most a quarter of its shard, so
+    /// four keys of one shard at their share make every other key of that shard fail
+    /// closed, while keys of other shards keep working.
+    #[test]
+    fn four_keys_at_their_share_fill_their_shard_and_no_other() {
+        let store = MemoryReplayStore::default();
+        assert_eq!(
+            (store.shards.len(), store.per_shard, store.share()),
+            (16, 12_500, 3125)
+        );
+        let shard = |k: &str| store.shard_of(&head(id(k, 0).key()));
+        let mut same = (0..).map(|i| format!("key-{i}")).filter(|k| shard(k) == 0);
+        let flooders: Vec<String> = same.by_ref().take(4).collect();
+        let victim = same.next().unwrap();
+        let elsewhere = (0..)
+            .map(|i| format!("other-{i}"))
+            .find(|k| shard(k) != 0)
+            .unwrap();
+        for k in &flooders {
+            for n in 0..3125 {
+                assert_eq!(store.record(id(k, n), 100, 10).unwrap(), New, "{k} {n}");
+            }
+            let over = store.record(id(k, "more"), 100, 10).unwrap();
+            assert_eq!(over, KeyOverQuota { retry_after: 90 });
+        }
+        assert!(store.record(id(&victim, 1), 100, 10).is_err(), "503");
+        assert_eq!(store.record(id(&elsewhere, 1), 100, 10).unwrap(), New);
+        // Once the flood expires, the victim gets in.
+        assert_eq!(store.record(id(&victim, 1), 200, 100).unwrap(), New);
     }
 
     #[test]
