@@ -68,7 +68,7 @@ pub struct JwtAuthenticator {
     types: Vec<String>,
 }
 
-/// Issuers as [`shown_issuers`] shows them: a discovered issuer's URL may carry a password.
+// Issuers as `shown_issuers` shows them: a discovered issuer's URL may carry a password.
 impl std::fmt::Debug for JwtAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuthenticator")
