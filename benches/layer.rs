@@ -267,8 +267,8 @@ struct DpopSetup {
 const DPOP_HTU: &str = "http://bench.local/me";
 
 /// DPoP at [`DPOP_HTU`]'s origin. One client sends every proof of a bench, more than a
-/// default share: it gets a whole shard of a store large enough for any bench run (entries
-/// take memory only once made).
+/// default share: its share is the whole of a store large enough for any bench run
+/// (entries take memory only once made).
 fn bench_dpop(jwt: JwtAuthenticator) -> Dpop {
     let store = auth_diagnostics::MemoryReplayStore::with_capacity(16_000_000);
     Dpop::new(jwt)

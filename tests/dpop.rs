@@ -1433,7 +1433,7 @@ async fn a_memory_replay_store_full_of_many_keys_proofs_fails_closed_with_503() 
     let r = refused(&out, e.verbose());
     assert_eq!(out.header("retry-after"), Some("5"));
     assert!(
-        r.message().contains("2 unexpired proofs of 2 keys"),
+        r.message().contains("full: 2 unexpired proofs, its limit"),
         "{}",
         r.message()
     );

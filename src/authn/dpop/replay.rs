@@ -125,26 +125,23 @@ const SHARDS: usize = 16;
 const KEY_SHARE_DIVISOR: usize = 64;
 
 /// The in-memory [`ReplayStore`]: bounded in entries (default 200 000, about 30 MiB when
-/// full of as many keys' proofs, less when fewer keys hold them) and in time (an entry
-/// lives until its proof could no longer be accepted, and is swept then, whatever order
-/// it came in).
+/// full) and in time (an entry lives until its proof could no longer be accepted, and is
+/// swept then, whatever order it came in).
 ///
 /// Each DPoP key (`jkt`) gets a share of it, by default a sixty-fourth of the capacity
 /// ([`key_share`](Self::key_share)): a key over its share is refused on its own, 429
-/// `dpop_key_over_quota`. A shard full of proofs that could still be replayed refuses to
-/// guess: 503 `dpop_replay_store_unavailable` for every key whose proofs go there.
+/// `dpop_key_over_quota`, while every other key keeps working. A store full of proofs
+/// that could still be replayed refuses to guess: 503 `dpop_replay_store_unavailable`.
 ///
-/// What one flooding key can and cannot do, with the defaults: the store is 16 shards of
-/// 12 500 proofs, and all of a key's proofs go to one shard, chosen by a hash keyed at
-/// random per store (a client cannot pick it). A key's share, 3 125, is a quarter of its
-/// shard: up to three keys of one shard flooding distinct proofs are each held to their
-/// share, and every other key keeps working. Four keys that land in one shard and each hold their
-/// share fill it, and every other key of that shard (a sixteenth of all keys) gets 503
-/// until their proofs expire (up to 91 s). A client cannot aim at a shard, but one with
-/// tokens bound to about 20 keys has even odds that four share one, and with 64 or more
-/// it can fill all 16. Memory stays bounded either way. With a share of `n` set by
-/// [`key_share`](Self::key_share), `shard room / n` keys (rounded up) fill a shard; a
-/// store under 4 096 proofs is one shard, which 64 keys at the default share fill.
+/// What flooding keys can and cannot do, with the defaults: proofs are spread over 16
+/// shards by their own id (a hash keyed at random per store), not by their key, so keys
+/// at their share fill every shard alike. Keys flooding distinct proofs are each held to
+/// their share of 3 125 and leave room for the others until together they hold nearly the
+/// whole capacity: about 60 keys at their share (tokens bound to 60 keys) fill a shard,
+/// and then new proofs there get 503 until those expire (up to 91 s). One key keeps up about 34 proofs a second (3 125 over the
+/// 91 s a proof is held); raise the capacity for more (`with_capacity(800_000)`: a share
+/// of 12 500, about 137 a second, about 120 MiB when full). Memory stays bounded either
+/// way.
 ///
 /// ```
 /// use auth_diagnostics::{MemoryReplayStore, ProofId, ReplayOutcome, ReplayStore};
@@ -166,24 +163,44 @@ pub struct MemoryReplayStore {
     per_shard: usize,
     key_share: usize,
     hasher: RandomState,
-    shards: Box<[Mutex<Shard>]>,
+    /// The proofs, spread by the proof's id.
+    shards: Box<[Mutex<Proofs>]>,
+    /// What each key holds, spread by the key's id.
+    keys: Box<[Mutex<Keys>]>,
 }
 
-/// An entry by expiry: `(expires, key, proof)`, the first 16 bytes of each id.
-type Entry = (i64, [u8; 16], [u8; 16]);
-
-/// One lock's part of the store: every proof of a key is in the key's shard.
+/// One lock's part of the proofs: each by the first 16 bytes of its id.
 #[derive(Debug, Default)]
-struct Shard {
+struct Proofs {
     /// Proof → when it expires.
     seen: HashMap<[u8; 16], i64>,
-    /// Every entry by expiry, soonest first.
-    expiry: BinaryHeap<Reverse<Entry>>,
-    /// What each key holds.
-    keys: HashMap<[u8; 16], KeyUse>,
+    /// Every proof by expiry, soonest first.
+    expiry: BinaryHeap<Reverse<(i64, [u8; 16])>>,
 }
 
-/// A key's entries in a shard: how many, and when the first leaves.
+impl Proofs {
+    /// Forgets every proof that expired at `now`.
+    fn sweep(&mut self, now: i64) {
+        while let Some(&Reverse((expires, proof))) = self.expiry.peek() {
+            if expires > now {
+                break;
+            }
+            self.expiry.pop();
+            self.seen.remove(&proof);
+        }
+    }
+}
+
+/// One lock's part of the keys: how many unexpired proofs each holds. Every entry stands
+/// for one recorded proof and leaves when it expires, so this is bounded like the proofs.
+#[derive(Debug, Default)]
+struct Keys {
+    used: HashMap<[u8; 16], KeyUse>,
+    /// One entry per recorded proof, `(expires, key)`, soonest first.
+    expiry: BinaryHeap<Reverse<(i64, [u8; 16])>>,
+}
+
+/// A key's unexpired proofs: how many, and when the first leaves.
 #[derive(Debug)]
 struct KeyUse {
     held: usize,
@@ -192,19 +209,18 @@ struct KeyUse {
     first: Option<i64>,
 }
 
-impl Shard {
-    /// Forgets every entry that expired at `now`.
+impl Keys {
+    /// Forgets every proof that expired at `now`.
     fn sweep(&mut self, now: i64) {
-        while let Some(&Reverse((expires, key, proof))) = self.expiry.peek() {
+        while let Some(&Reverse((expires, key))) = self.expiry.peek() {
             if expires > now {
                 break;
             }
             self.expiry.pop();
-            self.seen.remove(&proof);
-            if let Some(used) = self.keys.get_mut(&key) {
+            if let Some(used) = self.used.get_mut(&key) {
                 used.held -= 1;
                 if used.held == 0 {
-                    self.keys.remove(&key);
+                    self.used.remove(&key);
                 } else if used.first == Some(expires) {
                     used.first = None;
                 }
@@ -212,9 +228,24 @@ impl Shard {
         }
     }
 
-    /// When `key`'s soonest entry leaves: remembered, or found once among the entries.
+    fn held(&self, key: &[u8; 16]) -> usize {
+        self.used.get(key).map_or(0, |u| u.held)
+    }
+
+    /// Counts a proof of `key` until `expires`.
+    fn add(&mut self, key: [u8; 16], expires: i64) {
+        self.expiry.push(Reverse((expires, key)));
+        let used = self.used.entry(key).or_insert(KeyUse {
+            held: 0,
+            first: Some(expires),
+        });
+        used.held += 1;
+        used.first = used.first.map(|first| first.min(expires));
+    }
+
+    /// When `key`'s soonest proof leaves: remembered, or found once among the entries.
     fn first_expiry(&mut self, key: &[u8; 16], now: i64) -> i64 {
-        let Some(used) = self.keys.get(key) else {
+        let Some(used) = self.used.get(key) else {
             return now;
         };
         if let Some(first) = used.first {
@@ -223,11 +254,11 @@ impl Shard {
         let first = self
             .expiry
             .iter()
-            .filter(|Reverse((_, k, _))| k == key)
-            .map(|Reverse((expires, _, _))| *expires)
+            .filter(|Reverse((_, k))| k == key)
+            .map(|Reverse((expires, _))| *expires)
             .min()
             .unwrap_or(now);
-        if let Some(used) = self.keys.get_mut(key) {
+        if let Some(used) = self.used.get_mut(key) {
             used.first = Some(first);
         }
         first
@@ -240,13 +271,18 @@ impl Default for MemoryReplayStore {
     }
 }
 
+/// The first 16 bytes of an id: what the in-memory store keeps.
 fn head(bytes: &[u8; 32]) -> [u8; 16] {
     bytes[..16].try_into().expect("16 of 32 bytes")
 }
 
+fn poisoned<T>(_: T) -> ReplayError {
+    ReplayError::new("a replay store lock was poisoned")
+}
+
 impl MemoryReplayStore {
     /// A store for `capacity` unexpired proofs (at least one). From 4 096 on it is 16
-    /// shards of `capacity / 16` (rounded up), each key's proofs in one shard; a shard
+    /// shards of `capacity / 16` (rounded up), each proof in the shard of its id; a shard
     /// full of proofs that could still be replayed refuses new ones. Each key's share is
     /// a sixty-fourth of `capacity` (rounded up).
     pub fn with_capacity(capacity: usize) -> Self {
@@ -257,25 +293,24 @@ impl MemoryReplayStore {
             key_share: capacity.div_ceil(KEY_SHARE_DIVISOR),
             hasher: RandomState::new(),
             shards: (0..shards).map(|_| Mutex::default()).collect(),
+            keys: (0..shards).map(|_| Mutex::default()).collect(),
         }
     }
 
     /// The most unexpired proofs one DPoP key may hold (default: a sixty-fourth of the
-    /// capacity, 3 125 of the default 200 000, a quarter of a shard; at least 1, at most
-    /// a shard's room). A client makes one proof per request and each is held for the
-    /// proof's window (91 s by default: 60 s of age, 30 s of leeway, 1 s), so the default
-    /// lets one key keep up about 34 requests a second (3 125 / 91), or send 3 125 at
-    /// once. For more, raise the capacity, which raises the share and the shards' room
-    /// together (`with_capacity(800_000)`: a share of 12 500, about 137 requests a second,
-    /// about 120 MiB when full). A share raised here alone is a larger part of a shard,
-    /// so fewer flooding keys fill one (see [`MemoryReplayStore`]).
+    /// capacity, 3 125 of the default 200 000; at least 1, at most the capacity). A client
+    /// makes one proof per request and each is held for the proof's window (91 s by
+    /// default: 60 s of age, 30 s of leeway, 1 s), so the default lets one key keep up
+    /// about 34 requests a second (3 125 / 91), or send 3 125 at once. A larger share
+    /// lets fewer keys fill the store (capacity / share of them); raising the capacity
+    /// raises the default share with it.
     pub fn key_share(mut self, proofs: usize) -> Self {
         self.key_share = proofs;
         self
     }
 
     fn share(&self) -> usize {
-        self.key_share.clamp(1, self.per_shard)
+        self.key_share.clamp(1, self.per_shard * self.shards.len())
     }
 
     /// How many proofs it holds now (expired ones included until swept).
@@ -291,46 +326,47 @@ impl MemoryReplayStore {
         self.len() == 0
     }
 
-    /// Which shard holds the proofs of the key whose id starts with `key`: a hash keyed at
-    /// random per store, so a client cannot aim its keys at one shard.
-    fn shard_of(&self, key: &[u8; 16]) -> usize {
+    /// Which shard (of the proofs, or of the keys) an id goes to: a hash keyed at random
+    /// per store, so a client cannot aim at one shard.
+    fn shard_of(&self, id: &[u8; 16]) -> usize {
         let mut h = self.hasher.build_hasher();
-        h.write(key);
+        h.write(id);
         (h.finish() % self.shards.len() as u64) as usize
     }
 
     fn record(&self, id: ProofId, expires_at: i64, now: i64) -> Result<ReplayOutcome, ReplayError> {
         let (key, proof) = (head(id.key()), head(id.as_bytes()));
-        let mut shard = self.shards[self.shard_of(&key)]
+        // Always the key's lock first, then the proof's: no two calls wait on each other.
+        let mut keys = self.keys[self.shard_of(&key)].lock().map_err(poisoned)?;
+        keys.sweep(now);
+        let mut proofs = self.shards[self.shard_of(&proof)]
             .lock()
-            .map_err(|_| ReplayError::new("a replay store lock was poisoned"))?;
-        shard.sweep(now);
-        if shard.seen.contains_key(&proof) {
+            .map_err(poisoned)?;
+        proofs.sweep(now);
+        if proofs.seen.contains_key(&proof) {
             return Ok(ReplayOutcome::Seen);
         }
         if expires_at <= now {
             // It cannot be accepted again: nothing to remember.
             return Ok(ReplayOutcome::New);
         }
-        if shard.keys.get(&key).is_some_and(|u| u.held >= self.share()) {
-            let retry_after = (shard.first_expiry(&key, now) - now).max(1) as u64;
+        if keys.held(&key) >= self.share() {
+            let retry_after = (keys.first_expiry(&key, now) - now).max(1) as u64;
             return Ok(ReplayOutcome::KeyOverQuota { retry_after });
         }
-        if shard.seen.len() >= self.per_shard {
+        if proofs.seen.len() >= self.per_shard {
+            let place = match self.shards.len() {
+                1 => String::new(),
+                n => format!(" in one of its {n} shards"),
+            };
             return Err(ReplayError::new(format!(
-                "the in-memory replay store holds {} unexpired proofs of {} keys in one shard, its limit",
-                self.per_shard,
-                shard.keys.len()
+                "the in-memory replay store is full: {} unexpired proofs{place}, its limit",
+                self.per_shard
             )));
         }
-        shard.seen.insert(proof, expires_at);
-        shard.expiry.push(Reverse((expires_at, key, proof)));
-        let used = shard.keys.entry(key).or_insert(KeyUse {
-            held: 0,
-            first: Some(expires_at),
-        });
-        used.held += 1;
-        used.first = used.first.map(|first| first.min(expires_at));
+        proofs.seen.insert(proof, expires_at);
+        proofs.expiry.push(Reverse((expires_at, proof)));
+        keys.add(key, expires_at);
         Ok(ReplayOutcome::New)
     }
 }
@@ -452,39 +488,39 @@ mod tests {
         assert_eq!(store.record(id("k", 8), 90, 50).map_err(drop), over(10));
     }
 
-    /// What the docs say of the default: a key fills at most a quarter of its shard, so
-    /// four keys of one shard at their share make every other key of that shard fail
-    /// closed, while keys of other shards keep working.
+    /// What the docs say: keys at their share are spread over every shard, so 48 flooding
+    /// keys (three quarters of the capacity) leave every other key room, and together they
+    /// cannot take more than the capacity: the store then fails closed.
     #[test]
-    fn four_keys_at_their_share_fill_their_shard_and_no_other() {
-        let store = MemoryReplayStore::default();
+    fn flooding_keys_fill_the_store_only_together() {
+        let store = MemoryReplayStore::with_capacity(16_000);
         assert_eq!(
             (store.shards.len(), store.per_shard, store.share()),
-            (16, 12_500, 3125)
+            (16, 1000, 250)
         );
-        let shard = |k: &str| store.shard_of(&head(id(k, 0).key()));
-        let mut same = (0..).map(|i| format!("key-{i}")).filter(|k| shard(k) == 0);
-        let flooders: Vec<String> = same.by_ref().take(4).collect();
-        let victim = same.next().unwrap();
-        let elsewhere = (0..)
-            .map(|i| format!("other-{i}"))
-            .find(|k| shard(k) != 0)
-            .unwrap();
-        for k in &flooders {
-            for n in 0..3125 {
-                assert_eq!(store.record(id(k, n), 100, 10).unwrap(), New, "{k} {n}");
+        let flood = |k: usize| {
+            for n in 0..250 {
+                store.record(id(&format!("flooder-{k}"), n), 100, 10)?;
             }
-            let over = store.record(id(k, "more"), 100, 10).unwrap();
-            assert_eq!(over, KeyOverQuota { retry_after: 90 });
+            Ok::<_, ReplayError>(store.record(id(&format!("flooder-{k}"), "more"), 100, 10)?)
+        };
+        for k in 0..48 {
+            assert_eq!(flood(k).unwrap(), KeyOverQuota { retry_after: 90 }, "{k}");
         }
-        assert!(store.record(id(&victim, 1), 100, 10).is_err(), "503");
-        assert_eq!(store.record(id(&elsewhere, 1), 100, 10).unwrap(), New);
-        // Once the flood expires, the victim gets in.
-        assert_eq!(store.record(id(&victim, 1), 200, 100).unwrap(), New);
+        for victim in 0..100 {
+            let fresh = store.record(id(&format!("victim-{victim}"), 1), 100, 10);
+            assert_eq!(fresh.unwrap(), New, "victim {victim}");
+        }
+        // More keys fill a shard before they could hold more than the capacity.
+        let full = (48..80).find(|&k| flood(k).is_err());
+        assert!(full.is_some_and(|k| k < 64), "{full:?}");
+        assert!(store.len() <= 16_000);
+        // Once the flood expires, room again.
+        assert_eq!(store.record(id("late", 1), 200, 100).unwrap(), New);
     }
 
     #[test]
-    fn a_share_is_at_least_one_and_at_most_a_shard() {
+    fn a_share_is_at_least_one_and_at_most_the_capacity() {
         let store = MemoryReplayStore::with_capacity(10).key_share(0);
         assert_eq!(store.share(), 1);
         assert_eq!(
@@ -493,7 +529,7 @@ mod tests {
         );
         assert_eq!(MemoryReplayStore::default().share(), 3125);
         let big = MemoryReplayStore::default().key_share(1 << 20);
-        assert_eq!(big.share(), 12_500, "one shard's room");
+        assert_eq!(big.share(), 200_000, "the capacity");
     }
 
     /// An entry dated ahead (a proof whose `iat` is ahead by the leeway) stays until its
