@@ -372,6 +372,7 @@ async fn fetch_json(url: &str) -> Result<Value, String> {
         }
     });
     let client = reqwest::Client::builder()
+        .use_preconfigured_tls(crate::keys::tls_config())
         .redirect(policy)
         .timeout(Duration::from_secs(10))
         .build()

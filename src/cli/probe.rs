@@ -243,6 +243,7 @@ async fn probe(
     args: &ProbeArgs,
 ) -> Result<report::Report, UsageError> {
     let client = reqwest::Client::builder()
+        .use_preconfigured_tls(crate::keys::tls_config())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(args.timeout))
         .user_agent(concat!(

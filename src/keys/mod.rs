@@ -13,6 +13,9 @@ mod source;
 mod static_key;
 mod store;
 
+// The command's clients use the same TLS configuration.
+#[cfg(feature = "cli")]
+pub(crate) use fetch::tls_config;
 pub(crate) use fetch::{check_url, shown_source};
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
 pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
