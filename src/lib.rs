@@ -227,11 +227,17 @@
 //!
 //! # Crypto backend
 //!
-//! jsonwebtoken needs one crypto backend. The `aws_lc_rs` feature (default) selects
-//! aws-lc-rs, 5 to 12 times faster than RustCrypto for RS, PS and ES signatures;
-//! `rust_crypto` selects the pure-Rust RustCrypto crates (no C compiler needed). With both
-//! on, aws-lc-rs is used. Disabling both is a compile error. An application that installed its own
-//! `jsonwebtoken::crypto::CryptoProvider` first keeps it.
+//! One crypto stack serves both the signature checks (jsonwebtoken) and the TLS of the
+//! default HTTP client (rustls, feature `http-client`). The `aws_lc_rs` feature (default)
+//! selects aws-lc-rs for both, 5 to 12 times faster than RustCrypto for RS, PS and ES
+//! signatures; a default build compiles no other crypto library (no ring). `rust_crypto`
+//! (`default-features = false, features = ["rust_crypto", "http-client"]`) verifies
+//! signatures with the pure-Rust RustCrypto crates, and the HTTP client's TLS then uses
+//! ring, which builds C and assembly; only without `http-client` is the build free of C.
+//! With both on, aws-lc-rs is used for both. Disabling both is a compile error. An
+//! application that installed its own `jsonwebtoken::crypto::CryptoProvider` first keeps
+//! it; the HTTP client carries its own rustls provider, so a process-wide rustls default
+//! is neither needed nor changed.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
