@@ -72,6 +72,9 @@
 //! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
 //!   and logs it like its own.
 //! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
+//! - `testing` (feature `testing`, for dev-dependencies): `TestIssuer`, an identity
+//!   provider on `127.0.0.1` that mints tokens, rotates and withdraws keys, and fails on
+//!   demand, for your own integration tests.
 //!
 //! # The wrapped service's own answers
 //!
@@ -278,6 +281,8 @@ mod secret;
 pub mod service;
 mod snapshot;
 mod step_up;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod time;
 mod upstream;
 
