@@ -1,7 +1,7 @@
 //! What the layer costs, as ratios against baselines measured in the same run.
 //!
 //! ```text
-//! cargo bench --bench layer
+//! cargo bench -p auth-diagnostics-bench --bench layer
 //! ```
 //!
 //! Groups (compare the lines within a group):
@@ -190,7 +190,7 @@ fn key_source(c: &mut Criterion) {
         .unwrap();
     let pem = |half: &str| {
         let dir = env!("CARGO_MANIFEST_DIR");
-        std::fs::read(format!("{dir}/tests/keys/rsa_{half}.pem")).unwrap()
+        std::fs::read(format!("{dir}/../tests/keys/rsa_{half}.pem")).unwrap()
     };
     let signing = EncodingKey::from_rsa_pem(&pem("private")).unwrap();
     let mut header = Header::new(Algorithm::RS256);
@@ -252,7 +252,7 @@ fn key_source(c: &mut Criterion) {
     g.finish();
 }
 
-#[path = "../examples/common/dpop.rs"]
+#[path = "../../examples/common/dpop.rs"]
 mod demo_dpop;
 
 /// A DPoP-bound token, its authenticator, and a function that makes a request with a

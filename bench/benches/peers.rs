@@ -3,9 +3,9 @@
 //! lines of a group compare.
 //!
 //! ```text
-//! cargo bench --bench peers --no-run        # build only (CI)
-//! cargo bench --bench peers                 # allocation table, then every group
-//! cargo bench --bench peers -- hs256_valid  # one group (the allocation table still prints)
+//! cargo bench -p auth-diagnostics-bench --bench peers --no-run        # build only (CI)
+//! cargo bench -p auth-diagnostics-bench --bench peers                 # allocation table, then every group
+//! cargo bench -p auth-diagnostics-bench --bench peers -- hs256_valid  # one group (the allocation table still prints)
 //! ```
 //!
 //! Before the groups, an allocation table is printed to stdout: allocations (and bytes) per
@@ -143,7 +143,7 @@ fn now() -> i64 {
 
 fn pem(name: &str, half: &str) -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
-    std::fs::read_to_string(format!("{dir}/tests/keys/{name}_{half}.pem")).unwrap()
+    std::fs::read_to_string(format!("{dir}/../tests/keys/{name}_{half}.pem")).unwrap()
 }
 
 /// One algorithm's signing key, verification key and the same key as text for the peers.

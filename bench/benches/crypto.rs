@@ -2,8 +2,8 @@
 //! cost the layer cannot avoid on a first-seen token. Run it once per backend and compare:
 //!
 //! ```text
-//! cargo bench --bench crypto                                            # the default
-//! cargo bench --bench crypto --no-default-features --features rust_crypto,http-client
+//! cargo bench -p auth-diagnostics-bench --bench crypto   # the default
+//! cargo bench -p auth-diagnostics-bench --bench crypto --no-default-features --features rust_crypto
 //! ```
 //!
 //! Each group has one line, `verify`: `jsonwebtoken::crypto::verify` of a real token's
@@ -16,7 +16,7 @@ use std::hint::black_box;
 
 fn pem(name: &str, half: &str) -> Vec<u8> {
     let dir = env!("CARGO_MANIFEST_DIR");
-    std::fs::read(format!("{dir}/tests/keys/{name}_{half}.pem")).unwrap()
+    std::fs::read(format!("{dir}/../tests/keys/{name}_{half}.pem")).unwrap()
 }
 
 fn keys(name: &str) -> (EncodingKey, DecodingKey) {
