@@ -479,6 +479,11 @@ impl JwtAuthenticator {
     /// fetch: a token whose key is not cached is `token_key_unknown`, or
     /// `key_source_unavailable` while no key set could be fetched.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Verified, AuthFailure> {
+        // A layer checked its authenticators once, when it was built; used directly, an
+        // authenticator is checked here.
+        if let Some(error) = self.config_error() {
+            return Err(self.misconfigured(error));
+        }
         match jws::decode(token) {
             Ok(jws) => match self.step(jws, now, false) {
                 Step::Done(result) => result,
@@ -488,20 +493,25 @@ impl JwtAuthenticator {
         }
     }
 
+    /// A configuration error as the failure of every token: closed, under the reason of
+    /// what is left open.
+    fn misconfigured(&self, error: String) -> AuthFailure {
+        let reason = if self.audiences.is_empty() && !self.any_audience {
+            Reason::TokenAudienceMismatch
+        } else if self.issuers.is_empty() && !self.any_issuer {
+            Reason::TokenIssuerMismatch
+        } else {
+            Reason::TokenKeyUnknown
+        };
+        AuthFailure::new(reason).detail(error)
+    }
+
     /// Verifies a decoded token, or says which key sources to refresh first (only when
-    /// `may_wait`).
+    /// `may_wait`). The configuration was checked before: when the layer was built
+    /// ([`AuthDiagnostics::bearer`](crate::AuthDiagnostics::bearer) and
+    /// [`dpop`](crate::AuthDiagnostics::dpop) refuse a bad one), or by
+    /// [`verify_at`](Self::verify_at).
     pub(crate) fn step(&self, jws: Jws<'_>, now: i64, may_wait: bool) -> Step {
-        if let Some(error) = self.config_error() {
-            // Fail closed, under the reason of what is left open.
-            let reason = if self.audiences.is_empty() && !self.any_audience {
-                Reason::TokenAudienceMismatch
-            } else if self.issuers.is_empty() && !self.any_issuer {
-                Reason::TokenIssuerMismatch
-            } else {
-                Reason::TokenKeyUnknown
-            };
-            return Step::Done(Err(AuthFailure::new(reason).detail(error)));
-        }
         let mut facts = jws.facts();
         let checked = self
             .check_header(&jws, now)
