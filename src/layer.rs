@@ -190,6 +190,22 @@ impl AuthDiagnostics {
         }
     }
 
+    /// Whether every key source of its Bearer and DPoP authenticators holds a key set
+    /// now, and why not: a snapshot for a `/readyz` route, without waiting (see
+    /// [`readiness`](crate::readiness)).
+    pub fn readiness(&self) -> crate::readiness::Readiness {
+        let jwts = self
+            .config
+            .bearer
+            .iter()
+            .chain(self.config.dpop.as_ref().map(|d| d.authenticator()));
+        crate::readiness::Readiness {
+            sources: jwts
+                .flat_map(|jwt| jwt.sources().iter().map(|s| s.readiness()))
+                .collect(),
+        }
+    }
+
     /// Accepts `Authorization: DPoP <token>` with a `DPoP` proof (RFC 9449): a
     /// sender-constrained token, useless to whoever steals it without its key. On a layer
     /// that also accepts Bearer, a DPoP-bound token sent as Bearer is refused

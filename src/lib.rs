@@ -269,6 +269,7 @@ mod log;
 mod log_format;
 mod metrics;
 mod problem;
+pub mod readiness;
 mod reason;
 #[cfg(feature = "redis")]
 mod redis_store;

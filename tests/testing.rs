@@ -183,3 +183,63 @@ async fn the_issuer_serves_its_jwk_set_at_jwks_uri_and_stops_when_dropped() {
         refused(503, "key_source_unavailable")
     );
 }
+
+/// `AuthDiagnostics::readiness`: which key sources hold a key set, and why not, for a
+/// `/readyz` route.
+#[tokio::test]
+async fn readiness_names_the_sources_without_keys_and_why() {
+    let idp = TestIssuer::start().await;
+    idp.fail_with(StatusCode::INTERNAL_SERVER_ERROR);
+    let keys = idp.key_source();
+    let layer = AuthDiagnostics::new()
+        .bearer(JwtAuthenticator::from_source(keys.clone()).audience(AUDIENCE));
+    // Not fetched yet, then failing: not ready, with the reason.
+    assert!(!layer.readiness().is_ready());
+    let _ = tokio::time::timeout(Duration::from_millis(500), keys.ready()).await;
+    let r = layer.readiness();
+    assert!(!r.is_ready(), "{r:?}");
+    let missing: Vec<_> = r.missing().collect();
+    assert_eq!(missing.len(), 1);
+    assert!(missing[0].source.starts_with(idp.issuer()), "{missing:?}");
+    assert!(
+        missing[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("500")),
+        "{missing:?}"
+    );
+    assert_eq!(r.to_json()["ready"], false);
+    // The issuer recovers: ready, with the time of the set.
+    idp.recover();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !layer.readiness().is_ready() {
+            keys.ready().await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("ready once the issuer recovers");
+    let r = layer.readiness();
+    assert!(r.sources[0].fetched_at.is_some(), "{r:?}");
+    assert_eq!(r.to_json()["sources"][0]["ready"], true);
+}
+
+#[test]
+fn readiness_never_shows_a_password_and_static_keys_are_ready() {
+    let keys = KeySource::jwks("http://alice:s3cret-pw@127.0.0.1:9/jwks?k=v");
+    let layer = AuthDiagnostics::new().bearer(
+        JwtAuthenticator::from_source(keys)
+            .issuer("https://issuer.example")
+            .audience(AUDIENCE),
+    );
+    let r = layer.readiness();
+    assert_eq!(r.sources[0].source, "http://alice:***@127.0.0.1:9/jwks");
+    assert!(!r.to_json().to_string().contains("s3cret"));
+    let static_only = AuthDiagnostics::new().bearer(
+        JwtAuthenticator::new(auth_diagnostics::StaticKey::hs256("secret"))
+            .issuer("https://issuer.example")
+            .audience(AUDIENCE),
+    );
+    assert!(static_only.readiness().is_ready());
+    assert!(static_only.readiness().sources.is_empty());
+}

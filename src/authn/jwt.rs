@@ -194,6 +194,11 @@ impl JwtAuthenticator {
         }
     }
 
+    /// Its key sources.
+    pub(crate) fn sources(&self) -> &[KeySource] {
+        &self.sources
+    }
+
     /// The issuers it accepts.
     pub(crate) fn issuers(&self) -> &[String] {
         &self.issuers

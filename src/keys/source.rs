@@ -487,6 +487,18 @@ impl KeySource {
         let _ = tokio::time::timeout(self.inner.settings.max_wait, attempts.changed()).await;
     }
 
+    /// Whether it holds a key set, for
+    /// [`AuthDiagnostics::readiness`](crate::AuthDiagnostics::readiness).
+    pub(crate) fn readiness(&self) -> crate::readiness::SourceReadiness {
+        let state = self.state();
+        crate::readiness::SourceReadiness {
+            source: state.url,
+            ready: state.keys.is_some(),
+            fetched_at: state.keys.as_ref().map(|k| k.fetched_at),
+            error: state.last_error.map(|e| e.message().to_owned()),
+        }
+    }
+
     /// The source's state, for a failure's facts.
     pub(crate) fn state(&self) -> SourceState {
         let st = self.inner.lock();

@@ -163,6 +163,11 @@ impl Dpop {
         self
     }
 
+    /// The access tokens' authenticator.
+    pub(crate) fn authenticator(&self) -> &JwtAuthenticator {
+        &self.jwt
+    }
+
     /// What is wrong with this configuration, if anything.
     pub(crate) fn config_error(&self) -> Option<String> {
         if let Some(e) = self.jwt.config_error() {
