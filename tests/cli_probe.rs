@@ -52,16 +52,7 @@ async fn probe(args: &[&str], token: Option<&str>) -> Run {
     if !args.contains(&"--rate") {
         cmd.args(["--rate", "50"]);
     }
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_proxies(&mut cmd);
     if let Some(t) = token {
         cmd.env("PROBE_TOKEN", t)
             .args(["--token-env", "PROBE_TOKEN"]);

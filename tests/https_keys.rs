@@ -171,16 +171,7 @@ async fn the_probe_speaks_tls_on_aws_lc_rs_too() {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_auth-diagnostics"));
     cmd.args(["probe", &format!("https://127.0.0.1:{port}/me")])
         .args(["--timeout", "5", "--rate", "50"]);
-    for var in [
-        "HTTP_PROXY",
-        "http_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "ALL_PROXY",
-        "all_proxy",
-    ] {
-        cmd.env_remove(var);
-    }
+    without_proxies(&mut cmd);
     let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
         .await
         .expect("the probe ends")

@@ -673,6 +673,21 @@ pub fn jwt_app(layer: AuthDiagnostics, jwt: JwtAuthenticator) -> axum::Router {
         .layer(layer.bearer(jwt))
 }
 
+/// The command's environment without proxy variables: its requests go to loopback servers
+/// of the test, never through a proxy the machine happens to name.
+pub fn without_proxies(cmd: &mut tokio::process::Command) {
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        cmd.env_remove(var);
+    }
+}
+
 /// What a panic said (a configuration error's message).
 #[track_caller]
 pub fn panic_message<T>(result: std::thread::Result<T>) -> String {
