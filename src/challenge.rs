@@ -188,24 +188,26 @@ fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(is_tchar)
 }
 
-/// One challenge read from a `WWW-Authenticate` field: its scheme and its auth-params
-/// (names as sent, values unquoted). A token68 challenge has no params.
+/// One challenge read from a `WWW-Authenticate` field by [`Challenge::parse`]: its scheme
+/// and its auth-params (names as sent, values unquoted). A token68 challenge has no params.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ReadChallenge<'a> {
-    pub scheme: &'a str,
-    pub params: Vec<(&'a str, String)>,
+pub struct ParsedChallenge<'a> {
+    scheme: &'a str,
+    params: Vec<(&'a str, String)>,
 }
 
-impl ReadChallenge<'_> {
-    /// The scheme and the params, owned.
-    #[cfg(any(feature = "cli", feature = "fuzzing"))]
-    pub fn into_owned(self) -> (String, Vec<(String, String)>) {
-        let params = self.params.into_iter();
-        let params = params.map(|(n, v)| (n.to_owned(), v)).collect();
-        (self.scheme.to_owned(), params)
+impl<'a> ParsedChallenge<'a> {
+    /// The auth-scheme, as sent (`Bearer`, `basic`, …).
+    pub fn scheme(&self) -> &'a str {
+        self.scheme
     }
 
-    /// The value of parameter `name` (matched case-insensitively).
+    /// The auth-params in the order sent: names as sent, values unquoted.
+    pub fn params(&self) -> &[(&'a str, String)] {
+        &self.params
+    }
+
+    /// The value of parameter `name` (matched case-insensitively), unquoted.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
@@ -214,9 +216,29 @@ impl ReadChallenge<'_> {
     }
 }
 
+impl Challenge {
+    /// Parses a `WWW-Authenticate` value (`#challenge`, RFC 9110 §11.6.1) into its
+    /// challenges; `None` when it does not follow the grammar.
+    ///
+    /// ```
+    /// use auth_diagnostics::Challenge;
+    ///
+    /// let parsed = Challenge::parse(r#"Bearer realm="api", error="invalid_token", Basic realm="a\"b""#)
+    ///     .unwrap();
+    /// assert_eq!(parsed.len(), 2);
+    /// assert_eq!(parsed[0].scheme(), "Bearer");
+    /// assert_eq!(parsed[0].param("ERROR"), Some("invalid_token"));
+    /// assert_eq!(parsed[1].param("realm"), Some(r#"a"b"#));
+    /// assert!(Challenge::parse("Bearer realm=\"unterminated").is_none());
+    /// ```
+    pub fn parse(text: &str) -> Option<Vec<ParsedChallenge<'_>>> {
+        read_challenges(text)
+    }
+}
+
 /// Parses a `WWW-Authenticate` value (`#challenge`, RFC 9110 §11.6.1); `None` when it
 /// does not follow the grammar.
-pub(crate) fn read_challenges(text: &str) -> Option<Vec<ReadChallenge<'_>>> {
+pub(crate) fn read_challenges(text: &str) -> Option<Vec<ParsedChallenge<'_>>> {
     let mut cur = Cursor { text, i: 0 };
     let mut out = Vec::new();
     loop {
@@ -224,7 +246,7 @@ pub(crate) fn read_challenges(text: &str) -> Option<Vec<ReadChallenge<'_>>> {
         if cur.done() {
             return Some(out);
         }
-        let mut challenge = ReadChallenge {
+        let mut challenge = ParsedChallenge {
             scheme: cur.token()?,
             params: Vec::new(),
         };

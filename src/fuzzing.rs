@@ -328,9 +328,9 @@ fn check_challenges(headers: &HeaderMap, parse: ParseChallenges, foreign: &[&[u8
         let ours = read_challenges(text)
             .unwrap_or_else(|| panic!("this crate cannot read its own challenge {text:?}"));
         assert_eq!(ours.len(), 1, "{text:?}");
-        assert_eq!(ours[0].scheme, c.scheme, "{text:?}");
+        assert_eq!(ours[0].scheme(), c.scheme, "{text:?}");
         let ours: Vec<(String, String)> = ours[0]
-            .params
+            .params()
             .iter()
             .map(|(n, v)| ((*n).to_owned(), v.clone()))
             .collect();
@@ -934,8 +934,12 @@ fn compare_readers(text: &str, parse: ParseChallenges) {
         let ours: Vec<ParsedChallenge> = ours
             .into_iter()
             .map(|c| {
-                let (scheme, params) = c.into_owned();
-                ParsedChallenge { scheme, params }
+                let params = c.params().iter();
+                let params = params.map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+                ParsedChallenge {
+                    scheme: c.scheme().to_owned(),
+                    params,
+                }
             })
             .collect();
         assert_eq!(ours, theirs, "the parsers disagree on {text:?}");

@@ -301,7 +301,7 @@ pub use authn::token_cache::{TokenCache, TokenCacheStats};
 pub use authn::verify::{
     AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify,
 };
-pub use challenge::Challenge;
+pub use challenge::{Challenge, ParsedChallenge};
 pub use extract::Claims;
 pub use failure::{AuthFailure, TokenFacts};
 pub use flood::LogRate;

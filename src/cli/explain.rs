@@ -137,10 +137,11 @@ fn read_all_challenges(response: &Response, findings: &mut Vec<Finding>) -> Vec<
         match read_challenges(line) {
             Some(list) if !list.is_empty() => out.extend(list.into_iter().map(|c| {
                 Challenge {
-                    scheme: c.scheme.to_owned(),
+                    scheme: c.scheme().to_owned(),
                     params: c
-                        .params
-                        .into_iter()
+                        .params()
+                        .iter()
+                        .cloned()
                         .map(|(n, v)| (n.to_ascii_lowercase(), v))
                         .collect(),
                 }

@@ -94,8 +94,12 @@ fn challenges(a: &Answer) -> (Vec<Challenge>, Vec<String>) {
     for line in challenge_lines(a) {
         match read_challenges(&line) {
             Some(read) => good.extend(read.into_iter().map(|c| {
-                let (scheme, params) = c.into_owned();
-                Challenge { scheme, params }
+                let params = c.params().iter();
+                let params = params.map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
+                Challenge {
+                    scheme: c.scheme().to_owned(),
+                    params,
+                }
             })),
             None => bad.push(line),
         }
