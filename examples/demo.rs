@@ -24,12 +24,18 @@
 //! # then open http://127.0.0.1:3001/app, and http://127.0.0.1:3000/session
 //! ```
 
-use auth_diagnostics::{
-    AccountStatus, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthRequestId,
-    AuthResult, BasicAuthenticator, BasicCredentials, Claims, DetailMode, Dpop, JwtAuthenticator,
-    KeySource, OneLine, Principal, Reason, RedisStore, RequireScope, RequireStepUp,
-    ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey,
-};
+use auth_diagnostics::api_key::{ApiKey, ApiKeyAuthenticator};
+use auth_diagnostics::authz::{AccountStatus, RequireScope, RequireStepUp, ResourceMetadata};
+use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
+use auth_diagnostics::keys::{KeySource, StaticKey};
+use auth_diagnostics::layer::{AuthRequestId, DetailMode, OneLine};
+use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
+use auth_diagnostics::store::RedisStore;
+use auth_diagnostics::verify::AuthResult;
+use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -497,7 +503,7 @@ fn prometheus() -> &'static PrometheusHandle {
             .expect("the bucket list is not empty")
             .install_recorder()
             .expect("no other metrics recorder is installed");
-        auth_diagnostics::describe_metrics();
+        auth_diagnostics::layer::describe_metrics();
         // Without the exporter's own HTTP listener nothing drains the histograms between
         // scrapes: do it here, so samples do not pile up when nobody scrapes.
         let upkeep = handle.clone();

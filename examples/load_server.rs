@@ -26,9 +26,9 @@
 //! The runtime is Tokio's multi-thread one with a single worker: the script pins the
 //! process to one core.
 
-use auth_diagnostics::{
-    install_crypto_provider, Algorithm, AuthDiagnostics, DecodingKey, JwtAuthenticator, StaticKey,
-};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{install_crypto_provider, Algorithm, DecodingKey, StaticKey};
+use auth_diagnostics::AuthDiagnostics;
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::{encode, EncodingKey, Header};

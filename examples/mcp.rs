@@ -32,10 +32,11 @@
 //! call and asks [`RequireScope`]; its 403 names `scope="mcp:tools mcp:admin"`, every scope
 //! the call needs, so a client that asks for exactly that scope gets a token that works.
 
-use auth_diagnostics::{
-    AuthDiagnostics, DetailMode, JwtAuthenticator, KeySource, Principal, RequireScope,
-    ResourceMetadata,
-};
+use auth_diagnostics::authz::{RequireScope, ResourceMetadata};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::KeySource;
+use auth_diagnostics::layer::DetailMode;
+use auth_diagnostics::{AuthDiagnostics, Principal};
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};

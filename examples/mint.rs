@@ -27,7 +27,7 @@ mod dpop;
 use dpop::{dpop_jwk, dpop_proof};
 
 fn main() {
-    auth_diagnostics::install_crypto_provider();
+    auth_diagnostics::keys::install_crypto_provider();
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let mut secret = env("DEMO_JWT_SECRET", "demo-hs256-secret");
     let mut claims = Map::new();

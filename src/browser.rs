@@ -228,7 +228,7 @@ impl SessionPages {
     /// `Origin` must be this request's own origin or a trusted one; without `Origin`,
     /// `Sec-Fetch-Site` must be `same-origin` or `none` (typed by the user). A client that
     /// sends neither is not a browser, and a forgery needs a browser.
-    pub fn cross_site(
+    pub(crate) fn cross_site(
         &self,
         method: &Method,
         headers: &HeaderMap,

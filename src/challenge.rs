@@ -19,7 +19,7 @@ const MAX_SCOPE: usize = 512;
 /// One challenge: an auth-scheme and its auth-params, rendered as one field line.
 ///
 /// ```
-/// use auth_diagnostics::Challenge;
+/// use auth_diagnostics::failure::Challenge;
 ///
 /// let value = Challenge::new("Bearer")
 ///     .realm("api")
@@ -221,7 +221,7 @@ impl Challenge {
     /// challenges; `None` when it does not follow the grammar.
     ///
     /// ```
-    /// use auth_diagnostics::Challenge;
+    /// use auth_diagnostics::failure::Challenge;
     ///
     /// let parsed = Challenge::parse(r#"Bearer realm="api", error="invalid_token", Basic realm="a\"b""#)
     ///     .unwrap();

@@ -61,12 +61,12 @@ impl Config {
     /// Whether an authenticated `principal` may pass: for a session cookie, the request's
     /// origin check (`forged`, worked out before authentication); then the scopes every
     /// request needs. Both before the account hook: a forged request never reaches it.
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         principal: &crate::authn::Principal,
-        forged: Option<&crate::AuthFailure>,
-    ) -> Result<(), crate::AuthFailure> {
-        if let (Some(f), Some(crate::Scheme::Cookie)) = (forged, principal.scheme()) {
+        forged: Option<&crate::failure::AuthFailure>,
+    ) -> Result<(), crate::failure::AuthFailure> {
+        if let (Some(f), Some(crate::scheme::Scheme::Cookie)) = (forged, principal.scheme()) {
             return Err(f.clone());
         }
         match &self.required_scope {
@@ -80,9 +80,9 @@ impl Config {
     /// cookie this layer does not read, a `?token=` that may be a page cursor) and nothing
     /// beside it. A credential a client puts somewhere on purpose (`Authorization`, an API
     /// key or token header, `?access_token=`, `?api_key=`) is refused, never downgraded.
-    pub fn passes_anonymously(
+    pub(crate) fn passes_anonymously(
         &self,
-        failure: &crate::AuthFailure,
+        failure: &crate::failure::AuthFailure,
         headers: &http::HeaderMap,
         uri: &http::Uri,
     ) -> bool {
@@ -104,7 +104,7 @@ impl Config {
         }
     }
 
-    pub fn render(&self) -> RenderConfig<'_> {
+    pub(crate) fn render(&self) -> RenderConfig<'_> {
         RenderConfig {
             realm: &self.realm,
             detail: self.detail,

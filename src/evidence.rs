@@ -21,23 +21,23 @@ use std::borrow::Cow;
 /// Stable codes for the `hints` log field.
 pub(crate) mod hint {
     /// `Forwarded`/`X-Forwarded-*`/`Via` present and no credentials.
-    pub const PROXY: &str = "proxy_may_have_stripped_authorization";
+    pub(crate) const PROXY: &str = "proxy_may_have_stripped_authorization";
     /// A token in the query string.
-    pub const QUERY: &str = "token_in_query";
+    pub(crate) const QUERY: &str = "token_in_query";
     /// A token in `X-Auth-Token`, `Token`, `X-Access-Token` or a similar header.
-    pub const NONSTANDARD_HEADER: &str = "token_in_nonstandard_header";
+    pub(crate) const NONSTANDARD_HEADER: &str = "token_in_nonstandard_header";
     /// A token in a cookie.
-    pub const COOKIE: &str = "token_in_cookie";
+    pub(crate) const COOKIE: &str = "token_in_cookie";
     /// `Authorization: eyJ…` without `Bearer `.
-    pub const BARE_JWT: &str = "bare_jwt";
+    pub(crate) const BARE_JWT: &str = "bare_jwt";
     /// `Bearer Bearer …`.
-    pub const DOUBLED_PREFIX: &str = "doubled_prefix";
+    pub(crate) const DOUBLED_PREFIX: &str = "doubled_prefix";
     /// A JWT sent with the Basic scheme (as is, or base64-wrapped).
-    pub const BASIC_WRAPPED_TOKEN: &str = "basic_wrapped_token";
+    pub(crate) const BASIC_WRAPPED_TOKEN: &str = "basic_wrapped_token";
     /// The `Cookie` header is over the caps and was not read.
-    pub const COOKIE_OVER_CAP: &str = "cookie_header_over_cap";
+    pub(crate) const COOKIE_OVER_CAP: &str = "cookie_header_over_cap";
     /// The wrapped service adds CORS headers: CORS sits inside the auth layer.
-    pub const CORS_INSIDE_AUTH: &str = "cors_inside_auth";
+    pub(crate) const CORS_INSIDE_AUTH: &str = "cors_inside_auth";
 }
 
 /// Longest `Authorization` value we parse; anything longer is malformed. It leaves room
@@ -118,7 +118,7 @@ pub(crate) struct Evidence<'a> {
 
 impl<'a> Evidence<'a> {
     /// Scans `Authorization` and the query string.
-    pub fn new(headers: &'a HeaderMap, uri: &'a Uri) -> Self {
+    pub(crate) fn new(headers: &'a HeaderMap, uri: &'a Uri) -> Self {
         let mut scan = Evidence {
             headers,
             uri,
@@ -151,7 +151,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// The credentials after the scheme word, when the single `Authorization` speaks `kind`.
-    pub fn spoken(&self, kind: Scheme) -> Option<&'a str> {
+    pub(crate) fn spoken(&self, kind: Scheme) -> Option<&'a str> {
         match self.parsed {
             Some(Parsed::Scheme { scheme, rest }) if Scheme::from_word(scheme) == Some(kind) => {
                 Some(rest)
@@ -161,28 +161,28 @@ impl<'a> Evidence<'a> {
     }
 
     /// The scheme word and credentials of the single `Authorization`, when it has a scheme.
-    pub fn scheme_and_rest(&self) -> Option<(&'a str, &'a str)> {
+    pub(crate) fn scheme_and_rest(&self) -> Option<(&'a str, &'a str)> {
         match self.parsed {
             Some(Parsed::Scheme { scheme, rest }) => Some((scheme, rest)),
             _ => None,
         }
     }
 
-    pub fn headers(&self) -> &'a HeaderMap {
+    pub(crate) fn headers(&self) -> &'a HeaderMap {
         self.headers
     }
 
-    pub fn uri(&self) -> &'a Uri {
+    pub(crate) fn uri(&self) -> &'a Uri {
         self.uri
     }
 
     /// The first `Authorization` value, whatever their number.
-    pub fn first_authorization(&self) -> Option<&'a [u8]> {
+    pub(crate) fn first_authorization(&self) -> Option<&'a [u8]> {
         self.authorization[0]
     }
 
     /// The raw value of query parameter `name` (not percent-decoded), when it has one.
-    pub fn query_param(&self, name: &str) -> Option<&'a str> {
+    pub(crate) fn query_param(&self, name: &str) -> Option<&'a str> {
         self.uri
             .query()?
             .split('&')
@@ -193,7 +193,10 @@ impl<'a> Evidence<'a> {
 
     /// The first credential-like header other than `Authorization` that `skip` (the
     /// headers a configured scheme reads) does not name.
-    pub fn other_header(&self, skip: &dyn Fn(&str) -> bool) -> Option<(&'static str, &'a [u8])> {
+    pub(crate) fn other_header(
+        &self,
+        skip: &dyn Fn(&str) -> bool,
+    ) -> Option<(&'static str, &'a [u8])> {
         OTHER_HEADERS.iter().filter(|n| !skip(n)).find_map(|&name| {
             self.headers
                 .get(name)
@@ -203,19 +206,19 @@ impl<'a> Evidence<'a> {
     }
 
     /// The cookie `name`, as far as the caps allow reading.
-    pub fn cookie_named(&self, name: &str) -> CookieLookup<'a> {
+    pub(crate) fn cookie_named(&self, name: &str) -> CookieLookup<'a> {
         named_cookie(self.headers, name)
     }
 
     /// The first credential-like cookie (a known name, or a JWT-shaped value).
-    pub fn cookie(&self) -> CookieLookup<'a> {
+    pub(crate) fn cookie(&self) -> CookieLookup<'a> {
         find_cookie(self.headers, |name, value| {
             COOKIE_NAMES.iter().any(|n| n.eq_ignore_ascii_case(name)) || looks_like_jwt(value)
         })
     }
 
     /// `Forwarded`, `Via`, `X-Real-IP` or any `X-Forwarded-*` present.
-    pub fn proxied(&self) -> bool {
+    pub(crate) fn proxied(&self) -> bool {
         PROXY_HEADERS.iter().any(|h| self.headers.contains_key(*h))
             || self
                 .headers
@@ -224,7 +227,7 @@ impl<'a> Evidence<'a> {
     }
 
     /// The single `Authorization` value, if exactly one was sent.
-    pub fn authorization(&self) -> Option<&'a [u8]> {
+    pub(crate) fn authorization(&self) -> Option<&'a [u8]> {
         if self.authorization_count == 1 {
             self.authorization[0]
         } else {
@@ -247,7 +250,7 @@ pub(crate) struct Expected<'s> {
 impl<'a> Evidence<'a> {
     /// An `Authorization` value that is not `scheme credentials` at all: one that does not
     /// parse (`authorization_malformed`), or a bare token (`scheme_prefix_missing`).
-    pub fn explain_unparsed(&self) -> Option<AuthFailure> {
+    pub(crate) fn explain_unparsed(&self) -> Option<AuthFailure> {
         let raw = self.authorization()?;
         let f = match self.parsed? {
             Parsed::Scheme { .. } => return None,
@@ -277,7 +280,11 @@ impl<'a> Evidence<'a> {
     /// The request's credential sits where no accepted scheme reads it (the query, another
     /// header, a cookie), or there is none. With `unverified_time`, a token's own
     /// unverified `exp`/`nbf` comes first: the wrapped service may read any place.
-    pub fn explain_elsewhere(&self, expected: &Expected<'_>, unverified_time: bool) -> AuthFailure {
+    pub(crate) fn explain_elsewhere(
+        &self,
+        expected: &Expected<'_>,
+        unverified_time: bool,
+    ) -> AuthFailure {
         let elsewhere = |location: Location, what: String, value: &[u8], tag: &'static str| {
             let text = std::str::from_utf8(value).unwrap_or("");
             let token = unverified_time.then(|| inspect(text)).flatten();
@@ -429,7 +436,7 @@ pub(crate) enum CookieLookup<'a> {
 }
 
 impl<'a> CookieLookup<'a> {
-    pub fn found(self) -> Option<(&'a str, &'a str)> {
+    pub(crate) fn found(self) -> Option<(&'a str, &'a str)> {
         match self {
             CookieLookup::Found { name, value } => Some((name, value)),
             _ => None,
@@ -437,7 +444,7 @@ impl<'a> CookieLookup<'a> {
     }
 
     /// What to tell a person when the header was not read.
-    pub fn over_cap_text(self) -> Option<String> {
+    pub(crate) fn over_cap_text(self) -> Option<String> {
         match self {
             CookieLookup::OverCap { bytes, cookies } => Some(format!(
                 "the Cookie header has {bytes} bytes in {cookies} cookies, over the cap of \

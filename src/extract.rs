@@ -69,7 +69,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthRequestId {
 /// the field).
 ///
 /// ```
-/// use auth_diagnostics::Claims;
+/// use auth_diagnostics::jwt::Claims;
 /// use serde::Deserialize;
 ///
 /// #[derive(Deserialize)]

@@ -1,7 +1,55 @@
-//! [`AuthFailure`]: a rejection as a value that knows its reason and renders itself.
+//! A refusal as a value: [`AuthFailure`], its [`Reason`] and facts, and
+//! the vocabulary of the answer it renders to (the `WWW-Authenticate` [`Challenge`], the
+//! RFC 6750 [`BearerError`], the [`Scheme`]).
+//!
+//! Every refusal the layer makes is an `AuthFailure`, and so is every refusal an
+//! application returns: from a [`Verify`](crate::verify::Verify) hook, or from a handler
+//! (`Result<_, AuthFailure>`). Either way it is answered with the status its reason
+//! carries, a challenge on a 401, an RFC 9457 problem body and `Cache-Control: no-store`,
+//! and logged as one event. The client sees less than the log: in production the body
+//! carries the reason's code, title and hint, never the `detail`.
+//!
+//! ```
+//! use auth_diagnostics::failure::{AuthFailure, Challenge};
+//! use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
+//! use axum::{body::Body, http::Request, routing::get, Router};
+//! use tower::ServiceExt;
+//!
+//! async fn delete_everything() -> Result<&'static str, AuthFailure> {
+//!     Err(AuthFailure::new(Reason::Forbidden).detail("role admin needed; has role viewer"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let app = Router::new()
+//!     .route("/everything", get(delete_everything))
+//!     .layer(AuthDiagnostics::new());
+//! let response = app
+//!     .oneshot(Request::get("/everything").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 403);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+//! let text = String::from_utf8(body.to_vec()).unwrap();
+//! assert!(text.contains(r#""reason":"forbidden""#));
+//! assert!(!text.contains("role viewer"), "the detail is for the log only");
+//!
+//! // Challenges are built and read with the same grammar.
+//! let challenge = Challenge::new("Bearer").realm("api").error("invalid_token");
+//! let parsed = Challenge::parse(&challenge.render()).unwrap();
+//! assert_eq!(parsed[0].param("error"), Some("invalid_token"));
+//! # let _ = Principal::new("unused");
+//! # }
+//! ```
+
+pub use crate::challenge::{Challenge, ParsedChallenge};
+pub use crate::reason::{BearerError, Severity};
+pub use crate::sanitize::Capped;
+pub use crate::scheme::Scheme;
 
 use crate::reason::Reason;
-use crate::sanitize::{cap, Capped};
+use crate::sanitize::cap;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -105,81 +153,81 @@ pub(crate) struct KeyFacts {
 
 impl Facts {
     /// The specific explanation (log; client in verbose mode).
-    pub fn detail(&self) -> Option<&str> {
+    pub(crate) fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
     }
     /// How to fix it, when it differs from the reason's own hint.
-    pub fn hint(&self) -> Option<&str> {
+    pub(crate) fn hint(&self) -> Option<&str> {
         self.hint.as_deref()
     }
     /// What the route accepts, in words (`Bearer`, `X-API-Key header`).
-    pub fn expected_scheme(&self) -> Option<&str> {
+    pub(crate) fn expected_scheme(&self) -> Option<&str> {
         self.expected_scheme.as_deref()
     }
     /// The scheme word the client sent.
-    pub fn received_scheme(&self) -> Option<&str> {
+    pub(crate) fn received_scheme(&self) -> Option<&str> {
         self.received_scheme.as_deref()
     }
-    pub fn location(&self) -> Option<&Location> {
+    pub(crate) fn location(&self) -> Option<&Location> {
         self.location.as_ref()
     }
-    pub fn token(&self) -> Option<&TokenFacts> {
+    pub(crate) fn token(&self) -> Option<&TokenFacts> {
         self.token.as_ref()
     }
-    pub fn expected_iss(&self) -> Option<&str> {
+    pub(crate) fn expected_iss(&self) -> Option<&str> {
         self.expected_iss.as_deref()
     }
-    pub fn expected_aud(&self) -> Option<&str> {
+    pub(crate) fn expected_aud(&self) -> Option<&str> {
         self.expected_aud.as_deref()
     }
-    pub fn claim(&self) -> Option<&str> {
+    pub(crate) fn claim(&self) -> Option<&str> {
         self.claim.as_deref()
     }
-    pub fn scope(&self) -> Option<&str> {
+    pub(crate) fn scope(&self) -> Option<&str> {
         self.scope.as_deref()
     }
-    pub fn check(&self) -> Option<&str> {
+    pub(crate) fn check(&self) -> Option<&str> {
         self.check.as_deref()
     }
-    pub fn fingerprint(&self) -> Option<&str> {
+    pub(crate) fn fingerprint(&self) -> Option<&str> {
         self.fingerprint.as_deref()
     }
-    pub fn user(&self) -> Option<&str> {
+    pub(crate) fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
-    pub fn retry_after(&self) -> Option<u64> {
+    pub(crate) fn retry_after(&self) -> Option<u64> {
         self.retry_after
     }
     /// The reason was inferred from unverified request data.
-    pub fn inferred(&self) -> bool {
+    pub(crate) fn inferred(&self) -> bool {
         self.inferred
     }
     /// Stable codes of what the request shows (`bare_jwt`, `token_in_query`, …).
-    pub fn hints(&self) -> &[&'static str] {
+    pub(crate) fn hints(&self) -> &[&'static str] {
         &self.hints
     }
     /// For an upstream correction: the reason the request itself suggests.
-    pub fn inferred_reason(&self) -> Option<Reason> {
+    pub(crate) fn inferred_reason(&self) -> Option<Reason> {
         self.inferred_reason
     }
     /// For an upstream correction or diagnosis: what the wrapped service answered.
-    pub fn upstream_status(&self) -> Option<u16> {
+    pub(crate) fn upstream_status(&self) -> Option<u16> {
         self.upstream_status
     }
     /// The key source consulted for a token's key.
-    pub fn keys(&self) -> Option<&KeyFacts> {
+    pub(crate) fn keys(&self) -> Option<&KeyFacts> {
         self.keys.as_deref()
     }
     /// A step-up requirement (RFC 9470): the accepted `acr` values, space-separated.
-    pub fn acr_values(&self) -> Option<&str> {
+    pub(crate) fn acr_values(&self) -> Option<&str> {
         self.acr_values.as_deref()
     }
     /// A step-up requirement (RFC 9470): the longest accepted authentication age, seconds.
-    pub fn max_age(&self) -> Option<u64> {
+    pub(crate) fn max_age(&self) -> Option<u64> {
         self.max_age
     }
     /// A fresh DPoP nonce for the answer's `DPoP-Nonce` header (RFC 9449 §9).
-    pub fn dpop_nonce(&self) -> Option<&str> {
+    pub(crate) fn dpop_nonce(&self) -> Option<&str> {
         self.dpop_nonce.as_deref()
     }
 }
@@ -192,7 +240,8 @@ impl Facts {
 /// failures. Without the layer it renders with the defaults (production detail).
 ///
 /// ```
-/// use auth_diagnostics::{AuthFailure, Reason};
+/// use auth_diagnostics::failure::AuthFailure;
+/// use auth_diagnostics::Reason;
 /// use axum::response::IntoResponse;
 ///
 /// async fn delete_everything() -> Result<&'static str, AuthFailure> {

@@ -111,7 +111,7 @@ fn index(reason: Reason) -> usize {
 
 impl FloodControl {
     /// `None` logs every event.
-    pub fn new(rate: Option<LogRate>) -> Self {
+    pub(crate) fn new(rate: Option<LogRate>) -> Self {
         Self {
             rate,
             buckets: Reason::ALL.iter().map(|_| Mutex::default()).collect(),
@@ -120,11 +120,11 @@ impl FloodControl {
     }
 
     /// How many keys the limiter tracks: one per reason, never more.
-    pub fn tracked(&self) -> usize {
+    pub(crate) fn tracked(&self) -> usize {
         self.buckets.len()
     }
 
-    pub fn admit(self: &Arc<Self>, reason: Reason, now: Instant) -> Admit {
+    pub(crate) fn admit(self: &Arc<Self>, reason: Reason, now: Instant) -> Admit {
         let Some(rate) = self.rate else {
             return Admit::Log { suppressed: 0 };
         };
@@ -171,7 +171,7 @@ impl FloodControl {
     }
 
     /// Reports every held-back count now.
-    pub fn flush(&self) {
+    pub(crate) fn flush(&self) {
         for (reason, n) in self.due(Instant::now(), true) {
             summary(reason, n);
         }

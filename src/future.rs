@@ -17,7 +17,7 @@ use tower_service::Service;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pin_project! {
-    /// The response future of [`AuthDiagnosticsService`](crate::service::AuthDiagnosticsService).
+    /// The response future of [`AuthDiagnosticsService`](crate::layer::AuthDiagnosticsService).
     pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
@@ -82,7 +82,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         self
     }
 
-    /// On a route marked with [`HideForbidden`](crate::HideForbidden): refusals of the
+    /// On a route marked with [`HideForbidden`](crate::authz::HideForbidden): refusals of the
     /// verifier, the account hook and the wrapped service that are 403 are answered 404.
     pub(crate) fn hiding(mut self, on: bool) -> Self {
         self.hide = on;

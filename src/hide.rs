@@ -18,7 +18,7 @@ pub(crate) const HIDDEN: &str = "hidden_as_404";
 
 /// Answers 404 instead of 403 on the routes it is put on: every refusal of an
 /// authenticated principal that this crate renders there (`insufficient_scope` of a
-/// [`RequireScope`](crate::RequireScope), a handler's [`AuthFailure`], and, when it wraps
+/// [`RequireScope`](crate::authz::RequireScope), a handler's [`AuthFailure`], and, when it wraps
 /// the [`AuthDiagnostics`](crate::AuthDiagnostics) layer, that layer's own 403s such as
 /// `account_disabled` or `cross_site_request`).
 ///
@@ -33,10 +33,10 @@ pub(crate) const HIDDEN: &str = "hidden_as_404";
 /// route.
 ///
 /// ```
-/// use auth_diagnostics::{
-///     AuthDiagnostics, AuthFailure, BasicAuthenticator, BasicCredentials, HideForbidden,
-///     Principal, Reason,
-/// };
+/// use auth_diagnostics::authz::HideForbidden;
+/// use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+/// use auth_diagnostics::failure::AuthFailure;
+/// use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
 /// use axum::{body::Body, routing::get, Router};
 /// use http::{header, Request, StatusCode};
 /// use tower::ServiceExt;
@@ -131,7 +131,9 @@ pub(crate) fn not_found(request_id: Option<&str>) -> Response<Body> {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NOT_FOUND;
     if let Some(id) = request_id.and_then(|id| http::HeaderValue::from_str(id).ok()) {
-        response.headers_mut().insert(crate::X_REQUEST_ID, id);
+        response
+            .headers_mut()
+            .insert(crate::request_id::X_REQUEST_ID, id);
     }
     response
 }

@@ -23,7 +23,8 @@ use tracing::Span;
 /// not from the headers, when you log.
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, AuthFailure, Reason};
+/// use auth_diagnostics::failure::AuthFailure;
+/// use auth_diagnostics::{AuthDiagnostics, Reason};
 /// use http::request::Parts;
 /// use std::sync::atomic::{AtomicU64, Ordering};
 /// use std::sync::Arc;
@@ -122,7 +123,7 @@ pub(crate) mod span {
     /// Longest principal id recorded.
     const MAX_ID: usize = 256;
 
-    pub fn failure(reason: &str, scheme: &str, status: u16) {
+    pub(crate) fn failure(reason: &str, scheme: &str, status: u16) {
         let span = Span::current();
         if span.is_disabled() {
             return;
@@ -132,14 +133,14 @@ pub(crate) mod span {
         span.record("auth.status", status);
     }
 
-    pub fn anonymous() {
+    pub(crate) fn anonymous() {
         let span = Span::current();
         if !span.is_disabled() {
             span.record("auth.scheme", "none");
         }
     }
 
-    pub fn success(scheme: &str, principal: &Principal, enduser_id: bool) {
+    pub(crate) fn success(scheme: &str, principal: &Principal, enduser_id: bool) {
         let span = Span::current();
         if span.is_disabled() {
             return;

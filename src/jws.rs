@@ -51,7 +51,7 @@ pub(crate) struct Jws<'a> {
 
 impl Jws<'_> {
     /// The header and claim facts, capped for the log, unverified.
-    pub fn facts(&self) -> TokenFacts {
+    pub(crate) fn facts(&self) -> TokenFacts {
         let c = &self.claims;
         let s = |name: &str| c.get(name).and_then(Value::as_str).map(cap);
         TokenFacts {

@@ -1,4 +1,40 @@
-//! [`AuthDiagnostics`]: the layer and its builder.
+//! The layer: [`AuthDiagnostics`] (also at the crate root), its service and response
+//! future, and what it is configured with beyond its schemes — the detail mode, flood
+//! control of the log, hooks, request ids, metrics and readiness.
+//!
+//! - [`DetailMode`]: what the client is told. Production (the default) gives the reason's
+//!   code, title and hint; [`verbose`](AuthDiagnostics::verbose) adds the detail, for
+//!   development.
+//! - [`LogRate`]: flood control of the failure log ([`AuthDiagnostics::log_rate`]).
+//! - [`OnFailure`] and [`OnSuccess`]: hooks that hear every failure (before flood control)
+//!   and every authenticated request; they cannot change the answer.
+//! - [`AuthRequestId`]: the request id (`X-Request-Id`, [`X_REQUEST_ID`]) the layer logs
+//!   and answers with, as an extractor.
+//! - [`describe_metrics`] registers the descriptions of the metrics the layer records
+//!   (feature `metrics`, default); `OneLine` (feature `log-format`) is a one-line terminal
+//!   format for its log.
+//! - [`Readiness`]: whether every key source holds a key set, for a `/readyz` route.
+//!
+//! ```
+//! use auth_diagnostics::layer::{AuthRequestId, X_REQUEST_ID};
+//! use auth_diagnostics::AuthDiagnostics;
+//! use axum::{body::Body, http::Request, routing::get, Router};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let layer = AuthDiagnostics::new().verbose();
+//! let app = Router::new()
+//!     .route("/id", get(|id: AuthRequestId| async move { id.as_str().to_owned() }))
+//!     .layer(layer);
+//! let response = app
+//!     .oneshot(Request::get("/id").header("x-request-id", "req-42").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(response.headers()[X_REQUEST_ID], "req-42");
+//! # }
+//! ```
 
 use crate::authn::api_key::ApiKeyAuthenticator;
 use crate::authn::basic::BasicAuthenticator;
@@ -9,11 +45,19 @@ use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
 use crate::authn::verify::{AccountHook, CheckAccount};
 use crate::authn::AuthScheme;
 use crate::config::{Config, UpstreamMode};
-use crate::flood::{FloodControl, LogRate};
+use crate::flood::FloodControl;
+pub use crate::flood::LogRate;
+pub use crate::future::ResponseFuture;
+pub use crate::hooks::{OnFailure, OnSuccess};
+#[cfg(feature = "log-format")]
+pub use crate::log_format::OneLine;
+pub use crate::metrics::describe_metrics;
 use crate::problem::DEFAULT_REALM;
-use crate::reason::DetailMode;
+pub use crate::readiness::{Readiness, SourceReadiness};
+pub use crate::reason::DetailMode;
+pub use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::scheme::Scheme;
-use crate::service::AuthDiagnosticsService;
+pub use crate::service::AuthDiagnosticsService;
 use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -24,10 +68,12 @@ use tower_layer::Layer;
 /// precise `tracing` event for it.
 ///
 /// With no scheme configured it authenticates nothing and only watches the wrapped
-/// service's answers (and renders and logs any [`AuthFailure`](crate::AuthFailure) it returns).
+/// service's answers (and renders and logs any [`AuthFailure`](crate::failure::AuthFailure) it returns).
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::StaticKey;
+/// use auth_diagnostics::AuthDiagnostics;
 /// use axum::{routing::get, Router};
 ///
 /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
@@ -108,11 +154,13 @@ impl AuthDiagnostics {
     /// Call it once per issuer to accept several, each with its own keys, audiences and
     /// claim rules: a token goes by its unverified `iss` to the one authenticator that
     /// accepts that issuer, and a token of any other issuer is `token_issuer_mismatch`
-    /// before any key is fetched. Starts fetching `jwt`'s [`KeySource`](crate::KeySource)s
+    /// before any key is fetched. Starts fetching `jwt`'s [`KeySource`](crate::keys::KeySource)s
     /// in the background when called inside a Tokio runtime.
     ///
     /// ```
-    /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::KeySource;
+    /// use auth_diagnostics::AuthDiagnostics;
     ///
     /// let staff = JwtAuthenticator::from_source(KeySource::discover("https://staff.example"))
     ///     .audience("orders-api");
@@ -165,7 +213,7 @@ impl AuthDiagnostics {
         self.config.bearer_cache.as_ref().map(|c| c.stats())
     }
 
-    /// Resolves once every Bearer authenticator's [`KeySource`](crate::KeySource)s have
+    /// Resolves once every Bearer authenticator's [`KeySource`](crate::keys::KeySource)s have
     /// a key set (at once without any). Wrap it in a timeout: it waits as long as a source
     /// is unreachable. Call it inside the Tokio runtime that serves the layer.
     ///
@@ -192,14 +240,14 @@ impl AuthDiagnostics {
 
     /// Whether every key source of its Bearer and DPoP authenticators holds a key set
     /// now, and why not: a snapshot for a `/readyz` route, without waiting (see
-    /// [`readiness`](crate::readiness)).
-    pub fn readiness(&self) -> crate::readiness::Readiness {
+    /// [`Readiness`]).
+    pub fn readiness(&self) -> Readiness {
         let jwts = self
             .config
             .bearer
             .iter()
             .chain(self.config.dpop.as_ref().map(|d| d.authenticator()));
-        crate::readiness::Readiness {
+        Readiness {
             sources: jwts
                 .flat_map(|jwt| jwt.sources().iter().map(|s| s.readiness()))
                 .collect(),
@@ -212,8 +260,8 @@ impl AuthDiagnostics {
     /// (`token_dpop_bound`), and every 401 carries both challenges.
     ///
     /// # Panics
-    /// When `dpop` is misconfigured (see [`Dpop`](crate::Dpop)), or called twice.
-    pub fn dpop(self, dpop: crate::Dpop) -> Self {
+    /// When `dpop` is misconfigured (see [`Dpop`](crate::dpop::Dpop)), or called twice.
+    pub fn dpop(self, dpop: crate::authn::dpop::Dpop) -> Self {
         if let Some(error) = dpop.config_error() {
             panic!("auth-diagnostics: {error}");
         }
@@ -232,7 +280,7 @@ impl AuthDiagnostics {
     /// well-known path itself, unauthenticated, with `Content-Type: application/json`,
     /// `Cache-Control: public, max-age=3600` and `Access-Control-Allow-Origin: *`. Where
     /// requests for that path do not pass through this layer, mount
-    /// [`ResourceMetadata::router`](crate::ResourceMetadata::router).
+    /// [`ResourceMetadata::router`](crate::authz::ResourceMetadata::router).
     ///
     /// # Panics
     /// When `meta` is misconfigured: an identifier that is not an absolute `https` URL
@@ -240,7 +288,7 @@ impl AuthDiagnostics {
     /// `resource` field that differs from the identifier, an `http` `jwks_uri`, `none` among
     /// the signing algorithms, a bearer method other than `header` (the one the layer
     /// reads).
-    pub fn resource_metadata(self, meta: crate::ResourceMetadata) -> Self {
+    pub fn resource_metadata(self, meta: crate::resource::ResourceMetadata) -> Self {
         let served = crate::resource::Served::new(&meta);
         self.edit(|c| c.resource = Some(served))
     }
@@ -249,13 +297,13 @@ impl AuthDiagnostics {
     /// one of them gets 403 `insufficient_scope` with `scope="…"`, and every 401's Bearer
     /// and DPoP challenge names them, so a client asks for all of them at once (what the
     /// Model Context Protocol asks of servers). For scopes of single routes, put
-    /// [`RequireScope`](crate::RequireScope) on them.
+    /// [`RequireScope`](crate::authz::RequireScope) on them.
     pub fn require_scope<I, S>(self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let scope = crate::RequireScope::new(scopes);
+        let scope = crate::scope::RequireScope::new(scopes);
         self.edit(|c| c.required_scope = Some(scope))
     }
 
@@ -273,7 +321,9 @@ impl AuthDiagnostics {
     /// `Forwarded: proto=https`) instead, and leave this off. Nothing else changes.
     ///
     /// ```
-    /// use auth_diagnostics::{AuthDiagnostics, AuthFailure, BasicAuthenticator, BasicCredentials};
+    /// use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+    /// use auth_diagnostics::failure::AuthFailure;
+    /// use auth_diagnostics::AuthDiagnostics;
     /// use auth_diagnostics::{Principal, Reason};
     ///
     /// // This process ends TLS itself (say, axum_server::bind_rustls): tell the layer.
@@ -344,7 +394,9 @@ impl AuthDiagnostics {
     /// different answers at one URL, and a cache must not hand one the other's.
     ///
     /// ```
-    /// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, Principal, StaticKey};
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::StaticKey;
+    /// use auth_diagnostics::{AuthDiagnostics, Principal};
     /// use axum::{routing::get, Router};
     ///
     /// async fn feed(who: Option<Principal>) -> String {
@@ -366,13 +418,14 @@ impl AuthDiagnostics {
     }
 
     /// Asks `hook` about the account of every principal whose credentials verified, with
-    /// any scheme: [`AccountStatus::Disabled`](crate::AccountStatus::Disabled) and
-    /// [`AccountStatus::Locked`](crate::AccountStatus::Locked) answer 403
+    /// any scheme: [`AccountStatus::Disabled`](crate::authz::AccountStatus::Disabled) and
+    /// [`AccountStatus::Locked`](crate::authz::AccountStatus::Locked) answer 403
     /// `account_disabled` / `account_locked` (the credentials are fine; the account may
     /// not proceed). A hook that fails answers 503 `authenticator_unavailable`.
     ///
     /// ```
-    /// use auth_diagnostics::{AccountStatus, AuthDiagnostics, Principal};
+    /// use auth_diagnostics::authz::AccountStatus;
+    /// use auth_diagnostics::{AuthDiagnostics, Principal};
     ///
     /// let layer = AuthDiagnostics::new().account_status(|p: &Principal| {
     ///     let disabled = p.id() == Some("mallory");
@@ -455,16 +508,16 @@ impl AuthDiagnostics {
     }
 
     /// Calls `hook` for every failure this layer answers, corrects or diagnoses, with the
-    /// typed [`AuthFailure`](crate::AuthFailure) and the request's head, before flood
+    /// typed [`AuthFailure`](crate::failure::AuthFailure) and the request's head, before flood
     /// control decides whether the failure is logged: every failure, however many. The
-    /// hook cannot change the answer. See [`OnFailure`](crate::OnFailure).
-    pub fn on_failure(self, hook: impl crate::OnFailure) -> Self {
+    /// hook cannot change the answer. See [`OnFailure`].
+    pub fn on_failure(self, hook: impl OnFailure) -> Self {
         self.edit(|c| c.on_failure = Some(crate::hooks::Hook(Arc::new(hook))))
     }
 
     /// Calls `hook` for every request this layer authenticates, with the principal, before
-    /// the wrapped service is called. See [`OnSuccess`](crate::OnSuccess).
-    pub fn on_success(self, hook: impl crate::OnSuccess) -> Self {
+    /// the wrapped service is called. See [`OnSuccess`].
+    pub fn on_success(self, hook: impl OnSuccess) -> Self {
         self.edit(|c| c.on_success = Some(crate::hooks::Hook(Arc::new(hook))))
     }
 
@@ -534,7 +587,7 @@ fn rebuild_bearer(c: &mut Config) {
     }
 }
 
-/// The DPoP scheme for the configured [`Dpop`](crate::Dpop), with a fresh cache.
+/// The DPoP scheme for the configured [`Dpop`](crate::dpop::Dpop), with a fresh cache.
 fn rebuild_dpop(c: &mut Config) {
     let Some(dpop) = &c.dpop else {
         return;

@@ -1,7 +1,9 @@
 //! Authentication failures that are *correct* and *explained*, for Tower and Axum.
 //!
 //! ```
-//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+//! use auth_diagnostics::jwt::JwtAuthenticator;
+//! use auth_diagnostics::keys::StaticKey;
+//! use auth_diagnostics::AuthDiagnostics;
 //! use axum::{body::Body, http::Request, routing::get, Router};
 //! use tower::ServiceExt;
 //!
@@ -37,41 +39,35 @@
 //!
 //! # A tour
 //!
-//! - [`AuthDiagnostics`] is the layer. Configure schemes on it
-//!   ([`bearer`](AuthDiagnostics::bearer), [`dpop`](AuthDiagnostics::dpop),
-//!   [`basic`](AuthDiagnostics::basic), [`api_key`](AuthDiagnostics::api_key),
-//!   [`session`](AuthDiagnostics::session)), an
-//!   [`account_status`](AuthDiagnostics::account_status) hook, the realm, and the detail
-//!   mode: production by default, [`verbose`](AuthDiagnostics::verbose) for development.
-//!   With no scheme it authenticates nothing and watches what the wrapped service answers.
-//! - [`JwtAuthenticator`] verifies Bearer JWTs with static keys ([`StaticKey`]): algorithm
-//!   allow-list, issuers, audiences, leeway, required claims, `typ`.
-//! - [`BasicAuthenticator`], [`ApiKeyAuthenticator`] and [`SessionAuthenticator`] hand the
-//!   decoded credential to the application's [`Verify`] hook (any async closure).
-//! - [`Dpop`] accepts sender-constrained tokens (RFC 9449) for the origins you give it:
-//!   every proof check has its own reason, used proofs go to a [`ReplayStore`]
-//!   ([`MemoryReplayStore`] by default), each key held to its share of it.
-//! - Several replicas share state through `RedisStore` (feature `redis`): DPoP replays,
-//!   and the last known good key set of each [`KeySource`]
-//!   ([`shared_store`](KeySource::shared_store), a [`KeySetStore`]);
-//!   [`fingerprint_key`](AuthDiagnostics::fingerprint_key) makes log fingerprints equal
-//!   across them.
-//! - [`RequireScope`] requires scopes per route (`route_layer`), answering 403
-//!   `insufficient_scope` with the `scope` the route needs;
-//!   [`require_scope`](AuthDiagnostics::require_scope) requires them of every request of a
-//!   layer and names them on every 401.
-//! - [`HideForbidden`] answers 404 instead of 403 on the routes it is put on, so a
-//!   principal without permission cannot tell that the resource exists.
-//! - [`RequireStepUp`] requires a strong or recent enough login per route (RFC 9470),
-//!   answering 401 `insufficient_user_authentication` with `acr_values` and `max_age`.
-//! - [`ResourceMetadata`] is the RFC 9728 document that names the authorization servers;
-//!   with [`resource_metadata`](AuthDiagnostics::resource_metadata) the layer serves it and
-//!   points every Bearer and DPoP challenge at it (what MCP servers need).
-//! - [`Principal`] (and `Option<Principal>`), [`Claims`] and [`AuthRequestId`] are
-//!   extractors for handlers.
-//! - [`AuthFailure`] is a refusal as a value: return it from a handler and the layer renders
-//!   and logs it like its own.
-//! - [`Reason`] is the taxonomy: code, status, Bearer error, title, hint, log level.
+//! Three types are at the root: [`AuthDiagnostics`], the layer; [`Principal`], who a request
+//! was authenticated as (an extractor, also as `Option<Principal>`); and [`Reason`], the
+//! taxonomy of failures (code, status, Bearer error, title, hint, log level). Everything
+//! else is in a module named for what you configure, whose page is its guide:
+//!
+//! - [`jwt`]: [`JwtAuthenticator`](jwt::JwtAuthenticator) verifies Bearer JWTs (algorithm
+//!   allow-list, issuers, audiences, leeway, required claims, `typ`), [`Claims`](jwt::Claims)
+//!   hands their claims to handlers, [`TokenCache`](jwt::TokenCache) remembers verified ones.
+//! - [`keys`]: where verification keys come from — [`StaticKey`](keys::StaticKey)s in code,
+//!   or a [`KeySource`](keys::KeySource) (a JWK set URL, OpenID Connect discovery) fetched in
+//!   the background, or through your own [`HttpFetch`](keys::HttpFetch).
+//! - [`dpop`]: sender-constrained tokens (RFC 9449) for the origins you give
+//!   [`Dpop`](dpop::Dpop), every proof check with its own reason.
+//! - [`basic`], [`api_key`], [`session`]: credentials your application checks itself, with
+//!   a [`Verify`](verify::Verify) hook (any async closure; the [`verify`] module); sessions
+//!   add login redirects for pages and the same-origin check of unsafe requests.
+//! - [`authz`]: scopes and step-up per route ([`RequireScope`](authz::RequireScope),
+//!   [`RequireStepUp`](authz::RequireStepUp)), the account's state
+//!   ([`CheckAccount`](authz::CheckAccount)), 404 instead of 403
+//!   ([`HideForbidden`](authz::HideForbidden)), and the RFC 9728
+//!   [`ResourceMetadata`](authz::ResourceMetadata) MCP servers need.
+//! - [`failure`]: [`AuthFailure`](failure::AuthFailure), a refusal as a value — return it
+//!   from a handler or a hook and the layer renders and logs it like its own — and the
+//!   vocabulary of the answer ([`Challenge`](failure::Challenge), which also parses
+//!   `WWW-Authenticate`).
+//! - [`store`]: state several replicas share — used DPoP proofs and last known good key
+//!   sets, in memory or in Redis (`RedisStore`, feature `redis`).
+//! - [`layer`]: the layer's service and future, the detail mode, flood control of the log,
+//!   hooks, request ids, metrics and readiness.
 //! - `testing` (feature `testing`, for dev-dependencies): `TestIssuer`, an identity
 //!   provider on `127.0.0.1` that mints tokens, rotates and withdraws keys, and fails on
 //!   demand, for your own integration tests.
@@ -120,7 +116,9 @@
 //!   inside), the layer says so once at WARN (hint `cors_inside_auth`).
 //!
 //! ```
-//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey};
+//! use auth_diagnostics::jwt::JwtAuthenticator;
+//! use auth_diagnostics::keys::StaticKey;
+//! use auth_diagnostics::AuthDiagnostics;
 //! use axum::{body::Body, http::{HeaderValue, Method, Request}, routing::get, Router};
 //! use tower::ServiceExt;
 //! use tower_http::cors::CorsLayer;
@@ -208,25 +206,22 @@
 //! - **Terminal logs**: `OneLine` (feature `log-format`) writes a failure on one line,
 //!   reason code and fix first.
 //!
-//! # Where things are
+//! # How it works
 //!
-//! The source follows tower-http's split by role: `layer.rs` (the builder), `service.rs`
-//! and `future.rs` (the [`service`] and [`future`] modules), `reason.rs` (one row per
-//! reason), `failure.rs`, `challenge.rs` (building and parsing `WWW-Authenticate`),
-//! `problem.rs`, `evidence.rs` (one scan of a request: every credential-like thing, where,
-//! which scheme, and the wording of what is wrong with it), `authn/` (one file per scheme
-//! behind a crate-private trait; `mod.rs` only dispatches), `keys/` (where verification keys
-//! come from), `upstream/` (watching the wrapped service: diagnosis, enforce corrections,
-//! cache privacy), `browser.rs` (login redirects for pages, the origin check of cookie
-//! sessions), `log.rs` and `flood.rs`, `log_format.rs` (the terminal format),
-//! `metrics.rs` (every metric's name and labels) and `hooks.rs` (the hooks and the span
-//! fields); `scope.rs` and `step_up.rs` hold the per-route
-//! requirements, `resource.rs` the RFC 9728 metadata document. Beside them: `config.rs` holds what a layer is
-//! configured with, so the layer, its service and rendering do not import one another;
-//! `jws.rs` takes a token apart once for both verification and diagnosis; `snapshot.rs`
-//! keeps what the wrapped service's refusals are explained and reproduced from;
-//! `scheme.rs`, `request_id.rs`, `time.rs` and `sanitize.rs` are the small vocabulary the
-//! rest shares.
+//! A request takes one way through the source, and the answer comes back the same way:
+//!
+//! ```text
+//! layer.rs (AuthDiagnostics, built once; configuration checked here)
+//!   -> service.rs (AuthDiagnosticsService::call)
+//!     -> evidence.rs (one scan: every credential-like thing, where, which scheme)
+//!     -> authn/ (the one scheme that claims it: bearer, dpop/, basic, api_key, session)
+//!       -> jws.rs + keys/ (take the token apart, find the key, check the signature)
+//!     -> config.rs admission (scope, step-up, account state, CSRF)
+//!     -> future.rs (the application's verifier when it decides, then the wrapped service)
+//!       -> upstream/ (only the wrapped service's own 401 and 403 answers)
+//!   <- problem.rs + challenge.rs + log.rs + metrics.rs (status, WWW-Authenticate, RFC 9457
+//!      body, one log event, counters)
+//! ```
 //!
 //! # Crypto backend
 //!
@@ -243,33 +238,28 @@
 //! is neither needed nor changed.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub)]
 
 mod authn;
 mod browser;
 mod challenge;
-#[cfg(feature = "cli")]
-#[doc(hidden)]
-pub mod cli;
 mod config;
 mod evidence;
 mod extract;
-mod failure;
+pub mod failure;
 mod flood;
-pub mod future;
-#[cfg(feature = "fuzzing")]
-#[doc(hidden)]
-pub mod fuzzing;
-pub mod hide;
+mod future;
+mod hide;
 mod hooks;
 mod jws;
-mod keys;
-mod layer;
+pub mod keys;
+pub mod layer;
 mod log;
 #[cfg(feature = "log-format")]
 mod log_format;
 mod metrics;
 mod problem;
-pub mod readiness;
+mod readiness;
 mod reason;
 #[cfg(feature = "redis")]
 mod redis_store;
@@ -277,9 +267,9 @@ mod request_id;
 mod resource;
 mod sanitize;
 mod scheme;
-pub mod scope;
+mod scope;
 mod secret;
-pub mod service;
+mod service;
 mod snapshot;
 mod step_up;
 #[cfg(feature = "testing")]
@@ -287,46 +277,22 @@ pub mod testing;
 mod time;
 mod upstream;
 
-pub use authn::api_key::{ApiKey, ApiKeyAuthenticator};
-#[doc(hidden)]
-pub use authn::basic::decode_basic;
-pub use authn::basic::{BasicAuthenticator, BasicCredentials};
-pub use authn::dpop::{
-    Dpop, MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayOutcome, ReplayStore,
-};
-pub use authn::jwt::{JwtAuthenticator, Verified};
-pub use authn::principal::Principal;
-pub use authn::session::{SessionAuthenticator, SessionCookie};
-pub use authn::token_cache::{TokenCache, TokenCacheStats};
-pub use authn::verify::{
-    AccountStatus, AuthFuture, AuthResult, CheckAccount, StatusFuture, Verify,
-};
-pub use challenge::{Challenge, ParsedChallenge};
-pub use extract::Claims;
-pub use failure::{AuthFailure, TokenFacts};
-pub use flood::LogRate;
-pub use hide::HideForbidden;
-pub use hooks::{OnFailure, OnSuccess};
-#[doc(hidden)]
-pub use keys::signature_checks;
-pub use keys::{
-    install_crypto_provider, FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch,
-    KeySetStore, KeySource, MemoryKeySetStore, StaticKey, StoreError, StoreFuture, StoredKeySet,
-};
-pub use layer::AuthDiagnostics;
-#[cfg(feature = "log-format")]
-pub use log_format::OneLine;
-pub use metrics::describe_metrics;
-pub use reason::{BearerError, DetailMode, Reason, Severity};
-#[cfg(feature = "redis")]
-pub use redis_store::RedisStore;
-pub use request_id::{AuthRequestId, X_REQUEST_ID};
-pub use resource::ResourceMetadata;
-pub use sanitize::Capped;
-pub use scheme::Scheme;
-pub use scope::RequireScope;
-pub use secret::{constant_time_eq, Secret};
-pub use step_up::RequireStepUp;
+pub mod api_key;
+pub mod authz;
+pub mod basic;
+pub mod dpop;
+pub mod jwt;
+pub mod session;
+pub mod store;
+pub mod verify;
 
-/// Re-exported so applications name keys and algorithms without a direct dependency.
-pub use jsonwebtoken::{Algorithm, DecodingKey};
+pub use authn::principal::Principal;
+pub use layer::AuthDiagnostics;
+pub use reason::Reason;
+
+// Transitional: the names the crate root had before its items moved into modules.
+#[doc(hidden)]
+pub use {
+    api_key::*, authz::*, basic::*, dpop::*, failure::*, jwt::*, keys::*, layer::*, session::*,
+    store::*, verify::*,
+};

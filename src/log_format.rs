@@ -24,7 +24,7 @@ use tracing_subscriber::registry::LookupSpan;
 /// logs keep tracing-subscriber's `json()` format: the fields are the same.
 ///
 /// ```
-/// use auth_diagnostics::OneLine;
+/// use auth_diagnostics::layer::OneLine;
 ///
 /// let subscriber = tracing_subscriber::fmt()
 ///     .event_format(OneLine::default())

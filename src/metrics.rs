@@ -73,47 +73,47 @@ mod record {
     use super::*;
     use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
 
-    pub fn failure(reason: Reason, scheme: &'static str, status: StatusCode) {
+    pub(crate) fn failure(reason: Reason, scheme: &'static str, status: StatusCode) {
         counter!(FAILURES, "reason" => reason.code(), "scheme" => scheme, "status" => status_label(status))
             .increment(1);
     }
 
-    pub fn success(scheme: &'static str) {
+    pub(crate) fn success(scheme: &'static str) {
         counter!(SUCCESSES, "scheme" => scheme).increment(1);
     }
 
-    pub fn upstream_correction(reason: Reason, corrected: bool) {
+    pub(crate) fn upstream_correction(reason: Reason, corrected: bool) {
         let action = if corrected { "corrected" } else { "kept" };
         counter!(UPSTREAM_CORRECTIONS, "reason" => reason.code(), "action" => action).increment(1);
     }
 
-    pub fn key_fetch(source: &str, result: &'static str) {
+    pub(crate) fn key_fetch(source: &str, result: &'static str) {
         counter!(KEY_FETCHES, "source" => source.to_owned(), "result" => result).increment(1);
     }
 
-    pub fn shared_key_set(source: &str, op: &'static str, result: &'static str) {
+    pub(crate) fn shared_key_set(source: &str, op: &'static str, result: &'static str) {
         counter!(SHARED_KEY_SETS, "source" => source.to_owned(), "op" => op, "result" => result)
             .increment(1);
     }
 
-    pub fn token_cache_lookup(scheme: &'static str, hit: bool) {
+    pub(crate) fn token_cache_lookup(scheme: &'static str, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
     }
 
-    pub fn token_cache_evictions(scheme: &'static str, n: u64) {
+    pub(crate) fn token_cache_evictions(scheme: &'static str, n: u64) {
         counter!(TOKEN_CACHE_EVICTIONS, "scheme" => scheme).increment(n);
     }
 
-    pub fn log_suppressed(reason: Reason) {
+    pub(crate) fn log_suppressed(reason: Reason) {
         counter!(LOG_SUPPRESSED, "reason" => reason.code()).increment(1);
     }
 
-    pub fn verification(alg: Algorithm, took: Duration) {
+    pub(crate) fn verification(alg: Algorithm, took: Duration) {
         histogram!(VERIFICATION_DURATION, "family" => family(alg)).record(took.as_secs_f64());
     }
 
-    pub fn describe() {
+    pub(crate) fn describe() {
         describe_counter!(
             FAILURES,
             Unit::Count,

@@ -36,7 +36,7 @@ pub(crate) struct RenderConfig<'a> {
 impl RenderConfig<'static> {
     /// The configuration used when no layer is around: production detail, realm `api`,
     /// a Bearer challenge.
-    pub const DEFAULT: RenderConfig<'static> = RenderConfig {
+    pub(crate) const DEFAULT: RenderConfig<'static> = RenderConfig {
         realm: DEFAULT_REALM,
         detail: DetailMode::Production,
         schemes: &[],

@@ -3,12 +3,14 @@
 //!
 //! [`AuthDiagnostics::readiness`](crate::AuthDiagnostics::readiness) takes a snapshot
 //! without waiting (where [`AuthDiagnostics::ready`](crate::AuthDiagnostics::ready) waits):
-//! every [`KeySource`](crate::KeySource) of its Bearer and DPoP authenticators, whether it
+//! every [`KeySource`](crate::keys::KeySource) of its Bearer and DPoP authenticators, whether it
 //! holds a key set, since when, and why its last fetch failed. URLs are shown without
 //! their query and with a password as `user:***@`, so the answer can go to a probe as it is.
 //!
 //! ```
-//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+//! use auth_diagnostics::jwt::JwtAuthenticator;
+//! use auth_diagnostics::keys::KeySource;
+//! use auth_diagnostics::AuthDiagnostics;
 //! use axum::{http::StatusCode, routing::get, Json, Router};
 //!
 //! # #[tokio::main(flavor = "current_thread")]

@@ -10,12 +10,16 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// One Redis shared by every replica: give it to
-/// [`Dpop::replay_store`](crate::Dpop::replay_store) and to
-/// [`KeySource::shared_store`](crate::KeySource::shared_store). Clones share one
+/// [`Dpop::replay_store`](crate::dpop::Dpop::replay_store) and to
+/// [`KeySource::shared_store`](crate::keys::KeySource::shared_store). Clones share one
 /// connection.
 ///
 /// ```no_run
-/// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource, RedisStore};
+/// use auth_diagnostics::dpop::Dpop;
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::KeySource;
+/// use auth_diagnostics::store::RedisStore;
+/// use auth_diagnostics::AuthDiagnostics;
 ///
 /// let redis = RedisStore::open("redis://redis.internal:6379").expect("a redis:// URL");
 /// // Stored key sets are MACed with this key: the same on every replica, kept secret.
@@ -44,7 +48,7 @@ use tokio::sync::OnceCell;
 /// - A key set is one key per source, `{prefix}jwks:{sha256 of the URL}`: JSON with the
 ///   set's public members (`jwks`), when it was fetched (`fetched_at_ms`) and its MAC;
 ///   a save never replaces a newer set (a compare-and-set script), expiring after the source's
-///   [`max_shared_age`](crate::KeySource::max_shared_age).
+///   [`max_shared_age`](crate::keys::KeySource::max_shared_age).
 ///
 /// The connection is made on first use and re-made after a loss. Each command has a time
 /// limit (default 1 s). When Redis cannot answer, replay checks fail closed (503
@@ -103,7 +107,7 @@ impl RedisStore {
     }
 
     /// The most unexpired DPoP proofs one key (`jkt`) may hold (default 3 125, as
-    /// [`MemoryReplayStore`](crate::MemoryReplayStore)'s default share; at least 1): past
+    /// [`MemoryReplayStore`](crate::store::MemoryReplayStore)'s default share; at least 1): past
     /// it that key gets 429 `dpop_key_over_quota` until its oldest proof expires, and one
     /// client flooding distinct proofs cannot fill Redis. The share holds across the
     /// fleet, and each proof is held for its window (91 s by default), so the default lets

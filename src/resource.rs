@@ -30,7 +30,10 @@ const CACHE: &str = "public, max-age=3600";
 /// `https://api.example/.well-known/oauth-protected-resource/mcp`.
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource, ResourceMetadata};
+/// use auth_diagnostics::authz::ResourceMetadata;
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::KeySource;
+/// use auth_diagnostics::AuthDiagnostics;
 ///
 /// let meta = ResourceMetadata::new("https://api.example/mcp")
 ///     .authorization_servers(["https://login.example"])
@@ -280,7 +283,7 @@ pub(crate) struct Served {
 impl Served {
     /// # Panics
     /// When `meta` is misconfigured.
-    pub fn new(meta: &ResourceMetadata) -> Self {
+    pub(crate) fn new(meta: &ResourceMetadata) -> Self {
         if let Some(error) = meta.config_error() {
             panic!("auth-diagnostics: {error}");
         }
@@ -293,7 +296,7 @@ impl Served {
 
     /// The answer to `method` on the document's path: the document to `GET` and `HEAD`,
     /// CORS to `OPTIONS` (browser clients read it cross-origin), 405 otherwise.
-    pub fn answer(&self, method: &Method) -> Response<Body> {
+    pub(crate) fn answer(&self, method: &Method) -> Response<Body> {
         let mut response = match *method {
             Method::GET => Response::new(Body::from(self.body.clone())),
             Method::HEAD => Response::new(Body::empty()),

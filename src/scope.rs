@@ -1,5 +1,5 @@
 //! Per-route requirements on an authenticated principal, for `route_layer`:
-//! [`RequireScope`] (RFC 6750 scopes, 403) and [`RequireStepUp`](crate::RequireStepUp)
+//! [`RequireScope`] (RFC 6750 scopes, 403) and [`RequireStepUp`](crate::authz::RequireStepUp)
 //! (RFC 9470 step-up, 401);
 //! their service and response future.
 
@@ -28,7 +28,10 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// [`AuthDiagnostics`](crate::AuthDiagnostics) layer that authenticates:
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, RequireScope, StaticKey};
+/// use auth_diagnostics::authz::RequireScope;
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::StaticKey;
+/// use auth_diagnostics::AuthDiagnostics;
 /// use axum::{routing::get, Router};
 ///
 /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
@@ -133,7 +136,7 @@ impl std::fmt::Debug for Rule {
 }
 
 /// The service built by [`RequireScope`] and
-/// [`RequireStepUp`](crate::RequireStepUp).
+/// [`RequireStepUp`](crate::authz::RequireStepUp).
 #[derive(Clone, Debug)]
 pub struct RequireService<S> {
     inner: S,

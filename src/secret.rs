@@ -55,7 +55,7 @@ impl fmt::Display for Secret {
 /// hash both sides first when they are.
 ///
 /// ```
-/// use auth_diagnostics::constant_time_eq;
+/// use auth_diagnostics::verify::constant_time_eq;
 /// assert!(constant_time_eq(b"demo-key-123", b"demo-key-123"));
 /// assert!(!constant_time_eq(b"demo-key-123", b"demo-key-124"));
 /// ```

@@ -61,7 +61,9 @@ where
             if req.uri().path() == &*doc.path {
                 let mut response = doc.answer(req.method());
                 let id = request_id.header_value().clone();
-                response.headers_mut().insert(crate::X_REQUEST_ID, id);
+                response
+                    .headers_mut()
+                    .insert(crate::request_id::X_REQUEST_ID, id);
                 return ResponseFuture::rejected(response);
             }
         }

@@ -104,7 +104,7 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    pub fn new(headers: &HeaderMap) -> Self {
+    pub(crate) fn new(headers: &HeaderMap) -> Self {
         let mut s = Snapshot {
             fields: Vec::with_capacity(headers.len().min(KEEP)),
             dropped: 0,
@@ -131,7 +131,7 @@ impl Snapshot {
 
     /// Whether the request carried any header that is or may be a credential (see
     /// [`is_credential_header`]), kept in the snapshot or not.
-    pub fn carries_credentials(&self) -> bool {
+    pub(crate) fn carries_credentials(&self) -> bool {
         self.credentials
     }
 
@@ -140,7 +140,7 @@ impl Snapshot {
     }
 
     /// The kept fields as a header map (built only when a failure needs explaining).
-    pub fn headers(&self) -> HeaderMap {
+    pub(crate) fn headers(&self) -> HeaderMap {
         let mut map = HeaderMap::with_capacity(self.fields.len());
         for (n, v) in self.iter() {
             map.append(n.clone(), v.clone());
@@ -151,7 +151,7 @@ impl Snapshot {
     /// A `curl` command line that repeats the request with every credential replaced by
     /// a placeholder naming its fingerprint, unknown header values and query values
     /// replaced by placeholders, and nothing longer than 2 KiB.
-    pub fn curl(&self, method: &Method, uri: &Uri) -> String {
+    pub(crate) fn curl(&self, method: &Method, uri: &Uri) -> String {
         // Host and port only: never the user-info part (`user:password@`) of an authority.
         let from_uri = uri.host().map(|h| match uri.port_u16() {
             Some(p) => format!("{h}:{p}"),

@@ -25,7 +25,10 @@ use tower_layer::Layer;
 /// `route_layer`, inside an [`AuthDiagnostics`](crate::AuthDiagnostics) layer:
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, RequireStepUp, StaticKey};
+/// use auth_diagnostics::authz::RequireStepUp;
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::StaticKey;
+/// use auth_diagnostics::AuthDiagnostics;
 /// use axum::{routing::post, Router};
 /// use std::time::Duration;
 ///
@@ -131,7 +134,7 @@ impl RequireStepUp {
         // A login in the future is no login: it would satisfy every `max_age` forever.
         // JWTs are refused for this before (`token_claim_invalid`); this covers principals
         // built elsewhere, with the most clock skew any authenticator allows.
-        let skew = crate::JwtAuthenticator::MAX_LEEWAY.as_secs() as i64;
+        let skew = crate::authn::jwt::JwtAuthenticator::MAX_LEEWAY.as_secs() as i64;
         if at > now.saturating_add(skew) {
             return Some((
                 "auth_time",

@@ -25,10 +25,12 @@ use common::*;
 #[path = "../examples/common/dpop.rs"]
 mod demo_client;
 
-use auth_diagnostics::{
-    signature_checks, Algorithm, DecodingKey, Dpop, FetchFuture, Fetched, HttpFetch,
-    JwtAuthenticator, KeySource, Principal, StaticKey,
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{
+    Algorithm, DecodingKey, FetchFuture, Fetched, HttpFetch, KeySource, StaticKey,
 };
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use axum::routing::get as route_get;
 use axum::Router;
@@ -54,6 +56,70 @@ const HOST: &str = "api.test";
 
 /// [`signature_checks`] counts for the whole process: rows that read it run one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Signatures this process has checked (tokens and DPoP proofs): one sample each of the
+/// layer's verification-time histogram, counted by this test's metrics recorder.
+fn signature_checks() -> u64 {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        metrics::set_global_recorder(CountChecks).expect("the only recorder of this test");
+    });
+    CHECKS.load(Ordering::SeqCst)
+}
+
+static CHECKS: AtomicU64 = AtomicU64::new(0);
+
+/// A metrics recorder that counts the samples of the verification-time histogram.
+struct CountChecks;
+
+struct Check;
+
+impl metrics::HistogramFn for Check {
+    fn record(&self, _: f64) {
+        CHECKS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl metrics::Recorder for CountChecks {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        metrics::Counter::noop()
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        if key.name() == "auth_diagnostics_verification_duration_seconds" {
+            metrics::Histogram::from_arc(Arc::new(Check))
+        } else {
+            metrics::Histogram::noop()
+        }
+    }
+}
 
 // ---------------------------------------------------------------------------------------
 // Keys

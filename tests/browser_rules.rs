@@ -9,10 +9,11 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    AccountStatus, ApiKeyAuthenticator, BasicAuthenticator, Principal, RequireScope,
-    SessionAuthenticator,
-};
+use auth_diagnostics::api_key::ApiKeyAuthenticator;
+use auth_diagnostics::authz::{AccountStatus, RequireScope};
+use auth_diagnostics::basic::BasicAuthenticator;
+use auth_diagnostics::session::SessionAuthenticator;
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing;

@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{JwtAuthenticator, StaticKey, TokenCache};
+use auth_diagnostics::jwt::{JwtAuthenticator, TokenCache};
+use auth_diagnostics::keys::StaticKey;
 use serde_json::json;
 use std::time::Duration;
 

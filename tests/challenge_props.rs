@@ -3,7 +3,7 @@
 
 mod common;
 
-use auth_diagnostics::{AuthFailure, Challenge};
+use auth_diagnostics::failure::{AuthFailure, Challenge};
 use axum::routing;
 use axum::Router;
 use common::*;

@@ -5,10 +5,13 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    ApiKeyAuthenticator, AuthFailure, BasicAuthenticator, BasicCredentials, Challenge,
-    JwtAuthenticator, Principal, SessionAuthenticator, StaticKey,
-};
+use auth_diagnostics::api_key::ApiKeyAuthenticator;
+use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+use auth_diagnostics::failure::{AuthFailure, Challenge};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::StaticKey;
+use auth_diagnostics::session::SessionAuthenticator;
+use auth_diagnostics::Principal;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get as route_get;
 use axum::Router;

@@ -21,10 +21,12 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    Algorithm, Dpop, MemoryReplayStore, Principal, ProofId, ReplayError, ReplayFuture,
-    ReplayOutcome, ReplayStore, StaticKey,
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::keys::{Algorithm, StaticKey};
+use auth_diagnostics::store::{
+    MemoryReplayStore, ProofId, ReplayError, ReplayFuture, ReplayOutcome, ReplayStore,
 };
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use axum::routing::get as route_get;
 use axum::Router;
@@ -397,7 +399,7 @@ fn short_max_age(mode: DetailMode) -> Router {
 
 /// `/admin` (scope `admin`) besides [`routes`], DPoP only.
 fn admin_app(mode: DetailMode) -> Router {
-    let scoped = auth_diagnostics::RequireScope::new(["admin"]);
+    let scoped = auth_diagnostics::authz::RequireScope::new(["admin"]);
     let admin = route_get(|| async { "admin" }).route_layer(scoped);
     routes()
         .route("/admin", admin)
@@ -1591,7 +1593,7 @@ fn configuration_errors_panic_at_start_up() {
         let said = text.contains("not scheme://host[:port][/path prefix]");
         assert!(said, "{origin}: {text}");
     }
-    let no_audience = || auth_diagnostics::JwtAuthenticator::new(StaticKey::hs256(SECRET));
+    let no_audience = || auth_diagnostics::jwt::JwtAuthenticator::new(StaticKey::hs256(SECRET));
     let text = says(&|_| Dpop::new(no_audience()).public_origin("https://api.example"));
     assert!(text.contains("audience"), "{text}");
     let twice = || AuthDiagnostics::new().dpop(ours()).dpop(ours());

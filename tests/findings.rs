@@ -8,7 +8,9 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{Algorithm, JwtAuthenticator, RequireScope, RequireStepUp, StaticKey};
+use auth_diagnostics::authz::{RequireScope, RequireStepUp};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{Algorithm, StaticKey};
 use axum::routing::get as route_get;
 use axum::Router;
 use serde_json::json;
@@ -484,7 +486,7 @@ async fn the_demo_accepts_none_of_the_token_findings() {
 
 #[tokio::test]
 async fn a_password_in_a_discovered_issuer_is_not_in_issuer_mismatches() {
-    use auth_diagnostics::KeySource;
+    use auth_diagnostics::keys::KeySource;
     const PASSWORD: &str = "s3cret-issuer-pw";
     // Nothing listens on port 9: the keys are never needed for a token of another issuer.
     let issuer = format!("http://alice:{PASSWORD}@127.0.0.1:9");
@@ -537,7 +539,7 @@ async fn a_password_in_a_discovered_issuer_is_not_in_issuer_mismatches() {
 
 #[tokio::test]
 async fn a_server_fault_exposes_retry_after_to_other_origins() {
-    use auth_diagnostics::AuthFailure;
+    use auth_diagnostics::failure::AuthFailure;
     let app = Router::new()
         .route(
             "/me",

@@ -11,7 +11,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::service::AuthDiagnosticsService;
+use auth_diagnostics::layer::AuthDiagnosticsService;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use http::{Request, Response};

@@ -18,10 +18,14 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    ApiKeyAuthenticator, AuthFailure, AuthFuture, BasicAuthenticator, Dpop, FetchFuture, Fetched,
-    HttpFetch, JwtAuthenticator, KeySource, SessionAuthenticator, StaticKey, Verify,
-};
+use auth_diagnostics::api_key::ApiKeyAuthenticator;
+use auth_diagnostics::basic::BasicAuthenticator;
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{FetchFuture, Fetched, HttpFetch, KeySource, StaticKey};
+use auth_diagnostics::session::SessionAuthenticator;
+use auth_diagnostics::verify::{AuthFuture, Verify};
 use axum::body::Body;
 use axum::Router;
 use http::Request;

@@ -13,7 +13,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::KeySource;
+use auth_diagnostics::keys::KeySource;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, NamedGroup, SignatureScheme};
@@ -161,35 +161,4 @@ async fn the_default_client_speaks_tls_on_aws_lc_rs_and_refuses_an_unknown_issue
     );
     assert!(!ready.is_finished(), "no key set was fetched");
     ready.abort();
-}
-
-/// The command's client (`auth-diagnostics probe`) is built the same way.
-#[cfg(feature = "cli")]
-#[tokio::test]
-async fn the_probe_speaks_tls_on_aws_lc_rs_too() {
-    let (port, seen) = tls_server();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_auth-diagnostics"));
-    cmd.args(["probe", &format!("https://127.0.0.1:{port}/me")])
-        .args(["--timeout", "5", "--rate", "50"]);
-    without_proxies(&mut cmd);
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.output())
-        .await
-        .expect("the probe ends")
-        .unwrap();
-    let seen = seen.await.expect("the server reports");
-    assert!(
-        seen.groups.contains(&NamedGroup::X25519MLKEM768),
-        "{:?}",
-        seen.groups
-    );
-    assert_eq!(
-        seen.end,
-        Err(rustls::Error::AlertReceived(AlertDescription::UnknownCA))
-    );
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(printed.contains("UnknownIssuer"), "{printed}");
 }

@@ -5,7 +5,8 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{Algorithm, JwtAuthenticator, KeySource};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{Algorithm, KeySource};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use jsonwebtoken::jwk::Jwk;
@@ -809,7 +810,7 @@ fn misconfigured_sources_fail_at_start_up() {
 }
 
 fn jwt_without_issuer() -> JwtAuthenticator {
-    JwtAuthenticator::new(auth_diagnostics::StaticKey::hs256("other"))
+    JwtAuthenticator::new(auth_diagnostics::keys::StaticKey::hs256("other"))
         .accept_any_issuer()
         .audience("a")
 }
@@ -861,8 +862,8 @@ async fn the_demo_accepts_the_keys_of_demo_jwks_url_and_demo_oidc_issuer() {
 fn static_and_source(source: KeySource) -> axum::Router {
     let dir = env!("CARGO_MANIFEST_DIR");
     let pem = std::fs::read(format!("{dir}/tests/keys/rsa_public.pem")).unwrap();
-    let key = auth_diagnostics::StaticKey::new(
-        auth_diagnostics::DecodingKey::from_rsa_pem(&pem).unwrap(),
+    let key = auth_diagnostics::keys::StaticKey::new(
+        auth_diagnostics::keys::DecodingKey::from_rsa_pem(&pem).unwrap(),
         Algorithm::RS256,
     );
     let jwt = JwtAuthenticator::new(key)
@@ -963,12 +964,12 @@ struct PanicsOnce {
     calls: std::sync::atomic::AtomicUsize,
 }
 
-impl auth_diagnostics::HttpFetch for PanicsOnce {
-    fn get<'a>(&'a self, _url: &'a str, _max: usize) -> auth_diagnostics::FetchFuture<'a> {
+impl auth_diagnostics::keys::HttpFetch for PanicsOnce {
+    fn get<'a>(&'a self, _url: &'a str, _max: usize) -> auth_diagnostics::keys::FetchFuture<'a> {
         let first = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
         Box::pin(async move {
             assert!(!first, "a client bug");
-            Ok(auth_diagnostics::Fetched {
+            Ok(auth_diagnostics::keys::Fetched {
                 status: StatusCode::OK,
                 cache_control: None,
                 body: self.body.clone().into(),

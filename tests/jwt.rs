@@ -9,9 +9,10 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    Algorithm, AuthFailure, Claims, DecodingKey, JwtAuthenticator, Principal, StaticKey,
-};
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
+use auth_diagnostics::keys::{Algorithm, DecodingKey, StaticKey};
+use auth_diagnostics::Principal;
 use axum::routing::get as route_get;
 use axum::Router;
 use jsonwebtoken::{EncodingKey, Header};

@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::OneLine;
+use auth_diagnostics::layer::OneLine;
 use axum::body::Body;
 use http::Request;
 use jsonwebtoken::{EncodingKey, Header};

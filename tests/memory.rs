@@ -26,9 +26,11 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    Dpop, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource, MemoryReplayStore, ProofId,
-    ReplayFuture, ReplayOutcome, ReplayStore,
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{FetchFuture, Fetched, HttpFetch, KeySource};
+use auth_diagnostics::store::{
+    MemoryReplayStore, ProofId, ReplayFuture, ReplayOutcome, ReplayStore,
 };
 use axum::body::Body;
 use http::{Request, Response};

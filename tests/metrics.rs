@@ -11,10 +11,11 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{
-    AuthFailure, BasicAuthenticator, BasicCredentials, JwtAuthenticator, KeySource, Principal,
-    TokenCache,
-};
+use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::jwt::{JwtAuthenticator, TokenCache};
+use auth_diagnostics::keys::KeySource;
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use axum::response::IntoResponse;
 use axum::routing::get as route_get;

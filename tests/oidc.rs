@@ -18,7 +18,10 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{JwtAuthenticator, KeySource, Principal, RequireScope};
+use auth_diagnostics::authz::RequireScope;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::KeySource;
+use auth_diagnostics::Principal;
 use axum::routing::get as route_get;
 use axum::{Json, Router};
 use common::provider::{kid_of, peek, Provider, CLIENT};

@@ -16,10 +16,11 @@ mod common;
 use common::redis::{Redis, Resp};
 use common::*;
 
-use auth_diagnostics::{
-    Algorithm, Dpop, JwtAuthenticator, KeySource, Principal, ProofId, RedisStore, ReplayOutcome,
-    ReplayStore,
-};
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{Algorithm, KeySource};
+use auth_diagnostics::store::{ProofId, RedisStore, ReplayOutcome, ReplayStore};
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -1243,7 +1244,7 @@ async fn newer_set_after_a_failed_fetch(gap: Duration) {
 
 #[tokio::test]
 async fn a_slow_save_of_an_older_set_never_replaces_a_newer_one() {
-    use auth_diagnostics::{KeySetStore, StoredKeySet};
+    use auth_diagnostics::store::{KeySetStore, StoredKeySet};
     let redis = redis_or_skip!();
     let store = store_of(&redis);
     let set = |ms: i64| StoredKeySet {

@@ -7,7 +7,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::{RequireScope, RequireStepUp, ResourceMetadata};
+use auth_diagnostics::authz::{RequireScope, RequireStepUp, ResourceMetadata};
 use axum::routing::get as route_get;
 use axum::Router;
 use serde_json::json;
@@ -201,7 +201,9 @@ async fn other_schemes_challenges_carry_no_resource_metadata() {
         .layer(
             layer(DetailMode::Production)
                 .bearer(jwt())
-                .basic(auth_diagnostics::BasicAuthenticator::new(check_password))
+                .basic(auth_diagnostics::basic::BasicAuthenticator::new(
+                    check_password,
+                ))
                 .resource_metadata(meta()),
         );
     let out = send(app, get("/any", &[])).await;
@@ -516,7 +518,7 @@ async fn dpop_challenges_name_the_metadata_and_the_scope_too() {
         .layer(
             layer(DetailMode::Production)
                 .bearer(jwt())
-                .dpop(auth_diagnostics::Dpop::new(jwt()).public_origin("http://api.test"))
+                .dpop(auth_diagnostics::dpop::Dpop::new(jwt()).public_origin("http://api.test"))
                 .resource_metadata(meta())
                 .require_scope(["mcp:tools"]),
         );

@@ -51,7 +51,8 @@ async fn works_with_tower_http_request_ids() {
 /// direct path and on the asynchronous verifier path.
 #[tokio::test]
 async fn calls_the_service_it_polled_ready() {
-    use auth_diagnostics::{AuthDiagnostics, BasicAuthenticator, BasicCredentials, Principal};
+    use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+    use auth_diagnostics::{AuthDiagnostics, Principal};
     use axum::body::Body;
     use std::convert::Infallible;
     use std::task::{Context, Poll};
@@ -103,9 +104,10 @@ async fn calls_the_service_it_polled_ready() {
 /// the metadata document, a preflight, a corrected upstream 401).
 #[tokio::test]
 async fn no_answer_carries_authentication_info() {
-    use auth_diagnostics::{
-        AuthFailure, BasicAuthenticator, HideForbidden, ResourceMetadata, SessionAuthenticator,
-    };
+    use auth_diagnostics::authz::{HideForbidden, ResourceMetadata};
+    use auth_diagnostics::basic::BasicAuthenticator;
+    use auth_diagnostics::failure::AuthFailure;
+    use auth_diagnostics::session::SessionAuthenticator;
     use axum::routing::get as route;
     use axum::Router;
 
@@ -116,7 +118,7 @@ async fn no_answer_carries_authentication_info() {
     let auth = bearer(&token);
     let meta =
         ResourceMetadata::new("https://api.test/mcp").authorization_servers(["https://as.test"]);
-    let down = BasicAuthenticator::new(store_down::<auth_diagnostics::BasicCredentials>);
+    let down = BasicAuthenticator::new(store_down::<auth_diagnostics::basic::BasicCredentials>);
     let hidden = Router::new()
         .route(
             "/h",

@@ -2,8 +2,10 @@
 //! protected route behind a discovered key source, and the issuer's tokens, rotations,
 //! withdrawals and failures seen through the answers.
 
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::KeySource;
 use auth_diagnostics::testing::TestIssuer;
-use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+use auth_diagnostics::AuthDiagnostics;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
@@ -236,7 +238,7 @@ fn readiness_never_shows_a_password_and_static_keys_are_ready() {
     assert_eq!(r.sources[0].source, "http://alice:***@127.0.0.1:9/jwks");
     assert!(!r.to_json().to_string().contains("s3cret"));
     let static_only = AuthDiagnostics::new().bearer(
-        JwtAuthenticator::new(auth_diagnostics::StaticKey::hs256("secret"))
+        JwtAuthenticator::new(auth_diagnostics::keys::StaticKey::hs256("secret"))
             .issuer("https://issuer.example")
             .audience(AUDIENCE),
     );

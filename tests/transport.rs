@@ -6,7 +6,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::DetailMode::{Production, Verbose};
+use auth_diagnostics::layer::DetailMode::{Production, Verbose};
 use axum::body::Body;
 use axum::Router;
 use http::Request;

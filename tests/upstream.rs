@@ -12,7 +12,7 @@
 mod common;
 use common::*;
 
-use auth_diagnostics::AuthFailure;
+use auth_diagnostics::failure::AuthFailure;
 use axum::handler::Handler;
 use axum::response::{IntoResponse, Response};
 use axum::routing;

@@ -46,7 +46,7 @@ fn backend() -> &'static str {
 }
 
 fn verify(c: &mut Criterion) {
-    auth_diagnostics::install_crypto_provider();
+    auth_diagnostics::keys::install_crypto_provider();
     let claims = json!({ "sub": "alice", "exp": 4_000_000_000u64 });
     for (alg, name) in [
         (Algorithm::HS256, "hs"),

@@ -34,10 +34,11 @@
 //!   fingerprint per request) with the per-process key; `fingerprint_keyed` the same after
 //!   `.fingerprint_key(..)` (HMAC-SHA256).
 
-use auth_diagnostics::{
-    AuthDiagnostics, Dpop, FetchFuture, Fetched, HttpFetch, JwtAuthenticator, KeySource,
-    RedisStore, StaticKey,
-};
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{FetchFuture, Fetched, HttpFetch, KeySource, StaticKey};
+use auth_diagnostics::store::RedisStore;
+use auth_diagnostics::AuthDiagnostics;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::routing::get;
@@ -270,7 +271,7 @@ const DPOP_HTU: &str = "http://bench.local/me";
 /// default share: its share is the whole of a store large enough for any bench run
 /// (entries take memory only once made).
 fn bench_dpop(jwt: JwtAuthenticator) -> Dpop {
-    let store = auth_diagnostics::MemoryReplayStore::with_capacity(16_000_000);
+    let store = auth_diagnostics::store::MemoryReplayStore::with_capacity(16_000_000);
     Dpop::new(jwt)
         .public_origin("http://bench.local")
         .replay_store(store.key_share(usize::MAX))
@@ -371,7 +372,8 @@ fn dpop(c: &mut Criterion) {
 }
 
 fn telemetry(c: &mut Criterion) {
-    use auth_diagnostics::{AuthFailure, Principal};
+    use auth_diagnostics::failure::AuthFailure;
+    use auth_diagnostics::Principal;
     use axum::http::request::Parts;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Arc;

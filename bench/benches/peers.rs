@@ -66,7 +66,9 @@
 //! status and the JSON subscriber is shown to receive the layer's events; minting the token
 //! pools (16 384 per first-seen line, 32 768 for the flood) takes about half a minute.
 
-use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, StaticKey, TokenCacheStats};
+use auth_diagnostics::jwt::{JwtAuthenticator, TokenCacheStats};
+use auth_diagnostics::keys::StaticKey;
+use auth_diagnostics::AuthDiagnostics;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::get;
 use criterion::{BatchSize, Criterion};
@@ -839,7 +841,7 @@ fn bench(c: &mut Criterion, rt: &Runtime, groups: &[Group]) {
 }
 
 fn main() {
-    auth_diagnostics::install_crypto_provider();
+    auth_diagnostics::keys::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -130,7 +130,7 @@ fn token(rest: &str) -> Result<&str, AuthFailure> {
 /// An empty user-id is allowed (RFC 7617 permits it; some clients send a token as the
 /// password of an empty user): the application's verifier decides.
 #[doc(hidden)]
-pub fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
+pub(crate) fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
     let malformed = |detail: &str| AuthFailure::new(Reason::BasicMalformed).detail(detail);
     if token.len() > (MAX_USER + MAX_PASSWORD + 1).div_ceil(3) * 4 {
         return Err(malformed("the Basic credentials are longer than allowed"));

@@ -37,7 +37,10 @@ impl Bearer {
     /// # Errors
     /// With several, when one names no issuer or two share one: a token could not be
     /// routed to exactly one of them.
-    pub fn new(all: Vec<JwtAuthenticator>, cache: Option<Arc<Cache>>) -> Result<Self, String> {
+    pub(crate) fn new(
+        all: Vec<JwtAuthenticator>,
+        cache: Option<Arc<Cache>>,
+    ) -> Result<Self, String> {
         if all.len() > 1 {
             let mut seen: Vec<&str> = Vec::new();
             for jwt in &all {
@@ -113,7 +116,7 @@ impl Bearer {
 
     /// Verifies token `t` (already known to be one token68 value): from the cache when it
     /// was seen, on the spot when its keys are at hand, later when they must be fetched.
-    pub fn check(&self, t: &str) -> Check {
+    pub(crate) fn check(&self, t: &str) -> Check {
         let now = now();
         if let Some(cache) = &self.cache {
             if let Some(result) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
@@ -154,7 +157,7 @@ impl Bearer {
     }
 
     /// Starts fetching every issuer's published keys.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         for jwt in &self.issuers {
             jwt.start();
         }

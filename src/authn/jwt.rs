@@ -42,7 +42,8 @@ use std::time::Duration;
 /// on the whole RFC 9068 access-token profile.
 ///
 /// ```
-/// use auth_diagnostics::{JwtAuthenticator, StaticKey};
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::StaticKey;
 /// use std::time::Duration;
 ///
 /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
@@ -147,7 +148,8 @@ impl JwtAuthenticator {
     /// accepted, and required. A JWK set URL needs [`JwtAuthenticator::issuer`].
     ///
     /// ```
-    /// use auth_diagnostics::{JwtAuthenticator, KeySource};
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::KeySource;
     ///
     /// let jwt = JwtAuthenticator::from_source(KeySource::jwks(
     ///     "https://login.example.com/.well-known/jwks.json",
@@ -310,7 +312,9 @@ impl JwtAuthenticator {
     /// per-provider sections say which can use it.
     ///
     /// ```
-    /// use auth_diagnostics::{JwtAuthenticator, Reason, StaticKey};
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::StaticKey;
+    /// use auth_diagnostics::Reason;
     /// use jsonwebtoken::{encode, EncodingKey, Header};
     ///
     /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))

@@ -198,7 +198,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub fn new(
+    pub(crate) fn new(
         fut: AuthFuture,
         scheme: &dyn AuthScheme,
         location: Location,
@@ -216,13 +216,13 @@ impl Pending {
     }
 
     /// The user name the credential names (Basic), and whether its password was empty.
-    pub fn user(mut self, user: String, empty_password: bool) -> Self {
+    pub(crate) fn user(mut self, user: String, empty_password: bool) -> Self {
         self.user = Some((user, empty_password));
         self
     }
 
     /// Completes a failure from the verifier with where the credential was and whose.
-    pub fn annotate(&mut self, failure: AuthFailure) -> AuthFailure {
+    pub(crate) fn annotate(&mut self, failure: AuthFailure) -> AuthFailure {
         let mut f = failure
             .location(self.location.clone())
             .fingerprint(std::mem::take(&mut self.fingerprint))

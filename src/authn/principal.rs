@@ -36,7 +36,7 @@ impl Principal {
         }
     }
 
-    /// Grants `scopes` (for [`RequireScope`](crate::RequireScope) on non-JWT schemes).
+    /// Grants `scopes` (for [`RequireScope`](crate::authz::RequireScope) on non-JWT schemes).
     #[must_use]
     pub fn with_scopes<I, S>(mut self, scopes: I) -> Self
     where

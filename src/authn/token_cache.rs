@@ -139,7 +139,7 @@ pub(crate) struct Verified<'a> {
 
 impl Cache {
     /// A cache for the scheme whose metrics label is `scheme`.
-    pub fn new(settings: TokenCache, scheme: &'static str) -> Self {
+    pub(crate) fn new(settings: TokenCache, scheme: &'static str) -> Self {
         Self {
             scheme,
             settings,
@@ -159,7 +159,7 @@ impl Cache {
 
     /// What `token` was decided before, when nothing has changed since: still before its
     /// expiry and the TTL, the same keys (`epoch(issuer)`).
-    pub fn get(
+    pub(crate) fn get(
         &self,
         token: &str,
         now: i64,
@@ -187,7 +187,7 @@ impl Cache {
     }
 
     /// Remembers a token that passed every check, or failed one for good.
-    pub fn put(&self, v: Verified<'_>, now: i64) {
+    pub(crate) fn put(&self, v: Verified<'_>, now: i64) {
         if let Err(f) = v.outcome {
             if !settled(f.reason()) {
                 return;
@@ -253,7 +253,7 @@ impl Cache {
         }
     }
 
-    pub fn stats(&self) -> TokenCacheStats {
+    pub(crate) fn stats(&self) -> TokenCacheStats {
         let (mut entries, mut bytes) = (0, 0);
         for shard in &self.shards {
             let s = shard.lock().unwrap_or_else(PoisonError::into_inner);

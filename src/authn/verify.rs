@@ -22,7 +22,10 @@ pub type AuthFuture = Pin<Box<dyn Future<Output = AuthResult> + Send + 'static>>
 /// itself fails, answer [`AuthFailure::unavailable`]: that is a 503, never a 401.
 ///
 /// ```
-/// use auth_diagnostics::{AuthFailure, BasicCredentials, Principal, Reason, Verify};
+/// use auth_diagnostics::basic::BasicCredentials;
+/// use auth_diagnostics::failure::AuthFailure;
+/// use auth_diagnostics::verify::Verify;
+/// use auth_diagnostics::{Principal, Reason};
 ///
 /// fn store() -> impl Verify<BasicCredentials> {
 ///     |c: BasicCredentials| async move {
@@ -94,7 +97,7 @@ impl std::fmt::Debug for AccountHook {
 impl AccountHook {
     /// Asks the hook about a principal whose credentials verified: 403
     /// `account_disabled` / `account_locked`, or the hook's own failure (a 503).
-    pub async fn check(self, principal: Principal) -> AuthResult {
+    pub(crate) async fn check(self, principal: Principal) -> AuthResult {
         let refuse = |reason: Reason| {
             let f = AuthFailure::new(reason);
             Err(match principal.id() {

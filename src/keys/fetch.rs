@@ -31,9 +31,9 @@ pub struct Fetched {
 ///
 /// Redirects are the implementation's to follow or not. The default client follows a
 /// redirect only to `https` (plain `http` only to a loopback host, or anywhere with
-/// [`KeySource::allow_http`](crate::KeySource::allow_http)), never from `https` to `http`,
+/// [`KeySource::allow_http`](crate::keys::KeySource::allow_http)), never from `https` to `http`,
 /// on the origin first asked unless
-/// [`KeySource::allow_cross_origin_redirects`](crate::KeySource::allow_cross_origin_redirects),
+/// [`KeySource::allow_cross_origin_redirects`](crate::keys::KeySource::allow_cross_origin_redirects),
 /// at most 3 hops; a client of your own should not follow more. Whoever can make a URL of
 /// the provider answer with a redirect otherwise chooses the keys.
 pub trait HttpFetch: Send + Sync + 'static {
@@ -368,7 +368,7 @@ impl Reqwest {
 /// TLS 1.2 and 1.3, HTTP/1.1. Handed to reqwest whole, so no process-wide default provider
 /// is needed, and none the application installed is changed.
 #[cfg(feature = "http-client")]
-pub(crate) fn tls_config() -> rustls::ClientConfig {
+fn tls_config() -> rustls::ClientConfig {
     #[cfg(feature = "aws_lc_rs")]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]

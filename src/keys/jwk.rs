@@ -21,12 +21,12 @@ pub(crate) struct RemoteKey {
 impl RemoteKey {
     /// Whether the key may verify a token of `alg`: its kind agrees, and so does its
     /// own `alg` when it names one.
-    pub fn serves(&self, alg: Algorithm) -> bool {
+    pub(crate) fn serves(&self, alg: Algorithm) -> bool {
         self.algs.contains(&alg)
     }
 
     /// Whether the signature over `message` verifies with this key and `alg`.
-    pub fn verifies(&self, message: &str, signature: &str, alg: Algorithm) -> bool {
+    pub(crate) fn verifies(&self, message: &str, signature: &str, alg: Algorithm) -> bool {
         super::verify_signature(signature, message, &self.key, alg)
     }
 }

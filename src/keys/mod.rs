@@ -11,22 +11,17 @@ mod fetch;
 mod jwk;
 mod source;
 mod static_key;
-mod store;
+pub(crate) mod store;
 
-// The command's clients use the same TLS configuration.
-#[cfg(feature = "cli")]
-pub(crate) use fetch::tls_config;
 pub(crate) use fetch::{check_url, shown_source};
 pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
+/// Re-exported so applications name keys and algorithms without a direct dependency.
+pub use jsonwebtoken::{Algorithm, DecodingKey};
 pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
 pub(crate) use source::{KeySet, Pick};
 pub use static_key::StaticKey;
-pub use store::{KeySetStore, MemoryKeySetStore, StoreError, StoreFuture, StoredKeySet};
-
-/// Signature checks made by this process: the CPU-amplification tests count them (a token
-/// costs at most one, whatever key set it meets).
-static SIGNATURE_CHECKS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+pub(crate) use store::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
 
 /// One signature check: counted, timed for the verification-time histogram.
 pub(crate) fn verify_signature(
@@ -35,18 +30,10 @@ pub(crate) fn verify_signature(
     key: &jsonwebtoken::DecodingKey,
     alg: jsonwebtoken::Algorithm,
 ) -> bool {
-    SIGNATURE_CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let started = std::time::Instant::now();
     let ok = jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false);
     crate::metrics::verification(alg, started.elapsed());
     ok
-}
-
-/// How many signatures this process has checked (tokens, DPoP proofs), for tests that
-/// assert a bound on the work one request causes.
-#[doc(hidden)]
-pub fn signature_checks() -> u64 {
-    SIGNATURE_CHECKS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 #[cfg(not(any(feature = "rust_crypto", feature = "aws_lc_rs")))]
@@ -59,7 +46,7 @@ compile_error!(
 /// on, else `rust_crypto`), so jsonwebtoken never panics on its first use. When the
 /// application installed its own provider first, that one stays.
 ///
-/// [`JwtAuthenticator::new`](crate::JwtAuthenticator::new) calls it. Call it yourself
+/// [`JwtAuthenticator::new`](crate::jwt::JwtAuthenticator::new) calls it. Call it yourself
 /// before signing tokens with jsonwebtoken directly in a build that compiles both backends
 /// in.
 pub fn install_crypto_provider() {

@@ -64,7 +64,7 @@ struct Settings {
 
 /// Keys published by an identity provider: a JWK set URL ([`KeySource::jwks`]) or an
 /// issuer's discovery document ([`KeySource::discover`]). Give it to
-/// [`JwtAuthenticator::from_source`](crate::JwtAuthenticator::from_source).
+/// [`JwtAuthenticator::from_source`](crate::jwt::JwtAuthenticator::from_source).
 ///
 /// Defaults: `https` only (plain `http` to a loopback host is allowed, for development),
 /// redirects only on the origin asked, refresh on the set's `Cache-Control: max-age`
@@ -85,7 +85,9 @@ struct Settings {
 /// Keys named by the token (`jku`, `x5u`, `x5c`, `jwk` headers) are never fetched or used.
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::KeySource;
+/// use auth_diagnostics::AuthDiagnostics;
 ///
 /// # async fn run() {
 /// let keys = KeySource::discover("https://login.example.com/realms/main");
@@ -140,7 +142,7 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     /// The `kid`s it holds, for the log.
-    pub fn kids(&self) -> String {
+    pub(crate) fn kids(&self) -> String {
         let kids: Vec<&str> = self
             .keys
             .iter()
@@ -163,7 +165,7 @@ pub(crate) enum Pick<'a> {
 }
 
 impl KeySet {
-    pub fn pick(&self, alg: Algorithm, kid: Option<&str>) -> Pick<'_> {
+    pub(crate) fn pick(&self, alg: Algorithm, kid: Option<&str>) -> Pick<'_> {
         match kid {
             Some(kid) => {
                 let mut named = self.keys.iter().filter(|k| k.kid.as_deref() == Some(kid));
@@ -190,7 +192,7 @@ impl KeySet {
     }
 
     /// Why the set skipped the key named `kid`, if it did.
-    pub fn skipped(&self, kid: &str) -> Option<&str> {
+    pub(crate) fn skipped(&self, kid: &str) -> Option<&str> {
         let prefix = format!("kid {}: ", cap(kid));
         self.skipped
             .iter()
@@ -213,7 +215,7 @@ pub(crate) struct SourceState {
 impl KeySource {
     /// Keys from the JWK set at `url` (`https`; plain `http` only to a loopback host unless
     /// [`KeySource::allow_http`]). The authenticator must name the issuer these keys
-    /// belong to ([`JwtAuthenticator::issuer`](crate::JwtAuthenticator::issuer)).
+    /// belong to ([`JwtAuthenticator::issuer`](crate::jwt::JwtAuthenticator::issuer)).
     pub fn jwks(url: impl Into<String>) -> Self {
         Self::with_origin(Origin::Jwks(url.into()))
     }

@@ -47,7 +47,7 @@ pub struct StoredKeySet {
     /// replicas may fetch within one second).
     pub fetched_at_ms: i64,
     /// HMAC-SHA256 (hex) over the source's name, `fetched_at_ms` and `jwks`, with the
-    /// shared-store key of [`KeySource::shared_store`](crate::KeySource::shared_store).
+    /// shared-store key of [`KeySource::shared_store`](crate::keys::KeySource::shared_store).
     pub mac: String,
 }
 

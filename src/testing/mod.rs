@@ -15,7 +15,9 @@
 //!
 //! ```
 //! use auth_diagnostics::testing::TestIssuer;
-//! use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+//! use auth_diagnostics::jwt::JwtAuthenticator;
+//! use auth_diagnostics::keys::KeySource;
+//! use auth_diagnostics::AuthDiagnostics;
 //! use axum::{body::Body, http::Request, routing::get, Router};
 //! use tower::ServiceExt;
 //!
@@ -79,7 +81,7 @@
 //! they are public, and **must never be trusted** anywhere but in tests. Build the
 //! `testing` feature into dev-dependencies only.
 
-use crate::KeySource;
+use crate::keys::KeySource;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -54,7 +54,7 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    pub fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
+    pub(crate) fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
         let head = config
             .on_failure
             .as_ref()
@@ -88,7 +88,7 @@ impl Watch {
 
     /// `principal` is who sent `req`: count it, record it on the span, tell the success
     /// hook, and hand it to the wrapped service.
-    pub fn admitted<B>(&mut self, principal: Principal, req: Request<B>) -> Request<B> {
+    pub(crate) fn admitted<B>(&mut self, principal: Principal, req: Request<B>) -> Request<B> {
         self.authenticated = true;
         let scheme = principal
             .scheme()
@@ -106,7 +106,7 @@ impl Watch {
     /// Optional authentication let a request without credentials through: DEBUG only (it
     /// is ordinary traffic), with what was seen (`seen`: `credentials_missing`, or a cookie
     /// or query parameter this layer does not read), and the span says so.
-    pub fn anonymous(&self, seen: &AuthFailure) {
+    pub(crate) fn anonymous(&self, seen: &AuthFailure) {
         crate::hooks::span::anonymous();
         tracing::debug!(
             target: "auth_diagnostics",
@@ -121,7 +121,7 @@ impl Watch {
 
     /// Renders and logs `failure` with this layer's configuration; a page navigation that
     /// a session layer with a login page refuses with 401 goes to that page instead.
-    pub fn reject(&self, failure: AuthFailure) -> Response<Body> {
+    pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
         if let (Some(uri), Some(pages)) = (&self.navigation, &self.config.session_pages) {
             if let (Some(login), StatusCode::UNAUTHORIZED) = (&pages.login_url, failure.status()) {
                 let mut response = crate::browser::login_redirect(login, uri);
@@ -140,7 +140,7 @@ impl Watch {
     }
 
     /// Looks at what the wrapped service answered by itself.
-    pub fn response(&self, mut response: Response<Body>) -> Response<Body> {
+    pub(crate) fn response(&self, mut response: Response<Body>) -> Response<Body> {
         if response.extensions().get::<Handled>().is_some() {
             return response;
         }
@@ -201,7 +201,7 @@ impl Watch {
 
     /// Adds what the request shows to a failure an inner handler returned: where the
     /// credential was, its fingerprint, and the token's facts.
-    pub fn enrich(&self, failure: AuthFailure) -> AuthFailure {
+    pub(crate) fn enrich(&self, failure: AuthFailure) -> AuthFailure {
         let facts = failure.facts();
         if facts.location().is_some() || facts.token().is_some() {
             return failure;

@@ -26,15 +26,21 @@ pub mod provider;
 pub mod redis;
 
 // What every suite names, so a suite's own imports are only what is particular to it.
-pub use auth_diagnostics::{AuthDiagnostics, DetailMode, Reason};
+pub use auth_diagnostics::layer::DetailMode;
+pub use auth_diagnostics::{AuthDiagnostics, Reason};
 pub use http::{HeaderValue, Method, StatusCode};
 pub use serde_json::Value;
 pub use tracing::Level;
 
-use auth_diagnostics::{
-    AccountStatus, ApiKey, ApiKeyAuthenticator, AuthFailure, AuthResult, BasicAuthenticator,
-    BasicCredentials, JwtAuthenticator, Principal, SessionAuthenticator, SessionCookie, StaticKey,
-};
+use auth_diagnostics::api_key::{ApiKey, ApiKeyAuthenticator};
+use auth_diagnostics::authz::AccountStatus;
+use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::StaticKey;
+use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
+use auth_diagnostics::verify::AuthResult;
+use auth_diagnostics::Principal;
 use axum::body::Body;
 use base64::Engine as _;
 use http::header::{AUTHORIZATION, COOKIE, PROXY_AUTHORIZATION, WWW_AUTHENTICATE};
@@ -668,7 +674,8 @@ pub fn jwt_app(layer: AuthDiagnostics, jwt: JwtAuthenticator) -> axum::Router {
         )
         .route(
             "/admin",
-            get(|| async { "admin" }).route_layer(auth_diagnostics::RequireScope::new(["admin"])),
+            get(|| async { "admin" })
+                .route_layer(auth_diagnostics::authz::RequireScope::new(["admin"])),
         )
         .layer(layer.bearer(jwt))
 }

@@ -49,7 +49,10 @@ const MAX_WINDOW: Duration = Duration::from_secs(300);
 /// Give it to [`AuthDiagnostics::dpop`](crate::AuthDiagnostics::dpop):
 ///
 /// ```
-/// use auth_diagnostics::{AuthDiagnostics, Dpop, JwtAuthenticator, KeySource};
+/// use auth_diagnostics::dpop::Dpop;
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::KeySource;
+/// use auth_diagnostics::AuthDiagnostics;
 ///
 /// let tokens = JwtAuthenticator::from_source(KeySource::discover("https://login.example"))
 ///     .issuer("https://login.example")
@@ -261,7 +264,7 @@ pub(crate) struct DpopScheme {
 
 impl DpopScheme {
     /// Starts fetching the access tokens' keys.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.verifier.start();
     }
 }

@@ -27,7 +27,7 @@ impl std::fmt::Debug for Nonces {
 
 impl Nonces {
     /// Nonces good for `lifetime` seconds, keyed by `key` (random per process when `None`).
-    pub fn new(key: Option<[u8; 32]>, lifetime: i64) -> Self {
+    pub(super) fn new(key: Option<[u8; 32]>, lifetime: i64) -> Self {
         let key = key.unwrap_or_else(|| {
             let mut k = [0u8; 32];
             getrandom::getrandom(&mut k).expect("the operating system's random source");
@@ -45,7 +45,7 @@ impl Nonces {
     }
 
     /// A fresh nonce issued at `now`.
-    pub fn issue(&self, now: i64) -> String {
+    pub(super) fn issue(&self, now: i64) -> String {
         let mut raw = [0u8; LEN];
         raw[..8].copy_from_slice(&now.to_be_bytes());
         getrandom::getrandom(&mut raw[8..16]).expect("the operating system's random source");
@@ -55,7 +55,7 @@ impl Nonces {
     }
 
     /// Whether `nonce` is one of ours, issued within its lifetime before `now`.
-    pub fn valid(&self, nonce: &str, now: i64) -> bool {
+    pub(super) fn valid(&self, nonce: &str, now: i64) -> bool {
         let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
             return false;
         };

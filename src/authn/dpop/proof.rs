@@ -534,7 +534,9 @@ mod tests {
     /// refuses to start) matches no URL, whatever `Host` says.
     #[test]
     fn without_an_origin_or_the_opt_in_host_is_never_trusted() {
-        use crate::{Dpop, JwtAuthenticator, StaticKey};
+        use crate::authn::dpop::Dpop;
+        use crate::authn::jwt::JwtAuthenticator;
+        use crate::keys::StaticKey;
         let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
             .issuer("https://issuer.example")
             .audience("api");

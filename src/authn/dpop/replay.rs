@@ -45,7 +45,7 @@ impl ProofId {
     /// The id of the proof with key thumbprint `jkt` (RFC 7638) and `jti`.
     ///
     /// ```
-    /// use auth_diagnostics::ProofId;
+    /// use auth_diagnostics::store::ProofId;
     ///
     /// let (a, b) = (ProofId::new("jkt-1", "j1"), ProofId::new("jkt-1", "j2"));
     /// assert_ne!(a, b);
@@ -144,7 +144,7 @@ const KEY_SHARE_DIVISOR: usize = 64;
 /// way.
 ///
 /// ```
-/// use auth_diagnostics::{MemoryReplayStore, ProofId, ReplayOutcome, ReplayStore};
+/// use auth_diagnostics::store::{MemoryReplayStore, ProofId, ReplayOutcome, ReplayStore};
 ///
 /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
 /// let store = MemoryReplayStore::with_capacity(1000).key_share(2);
