@@ -37,7 +37,8 @@
 //!
 //! // Challenges are built and read with the same grammar.
 //! let challenge = Challenge::new("Bearer").realm("api").error("invalid_token");
-//! let parsed = Challenge::parse(&challenge.render()).unwrap();
+//! let text = challenge.render();
+//! let parsed = Challenge::parse(&text).unwrap();
 //! assert_eq!(parsed[0].param("error"), Some("invalid_token"));
 //! # let _ = Principal::new("unused");
 //! # }

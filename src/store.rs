@@ -31,7 +31,12 @@
 //! let app = Router::new()
 //!     .route("/orders", get(|| async { "orders" }))
 //!     .layer(AuthDiagnostics::new().bearer(jwt));
-//! let token = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiJhIn0.c2ln";
+//! // An RS256 token for this issuer and audience (its signature is never reached).
+//! let token = format!(
+//!     "eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.{}.{}",
+//!     "eyJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwiYXVkIjoib3JkZXJzLWFwaSIsInN1YiI6ImEiLCJleHAiOjQxMDI0NDQ4MDB9",
+//!     "A".repeat(342)
+//! );
 //! let response = app
 //!     .oneshot(
 //!         Request::get("/orders")
