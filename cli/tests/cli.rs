@@ -74,7 +74,7 @@ fn run(args: &[&str]) -> Run {
 }
 
 fn fixture(name: &str) -> String {
-    format!("{}/tests/fixtures/cli/{name}", env!("CARGO_MANIFEST_DIR"))
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A file in a fresh temporary directory.
@@ -256,7 +256,7 @@ fn decode_reads_the_secret_from_a_file_and_the_token_from_stdin() {
 
 #[test]
 fn decode_verifies_with_a_pem_public_key() {
-    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/../tests/keys", env!("CARGO_MANIFEST_DIR"));
     let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
     let claims = json!({"iss": ISSUER, "aud": "cli-api", "exp": now() + 600});
     let header = Header::new(jsonwebtoken::Algorithm::RS256);
@@ -710,7 +710,7 @@ fn extreme_claims_do_not_panic() {
 
 /// An RS256 token signed by `tests/keys/rsa_private.pem`, kid `cli-test-rsa`.
 fn rsa_token() -> String {
-    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/../tests/keys", env!("CARGO_MANIFEST_DIR"));
     let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
     let claims = json!({"iss": ISSUER, "aud": "cli-api", "exp": now() + 600});
     let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
@@ -1133,7 +1133,7 @@ fn diff_of_chrome_bash_and_cmd_copies_of_one_request_exits_0() {
 
 /// An RS256 token signed by `tests/keys/rsa_private.pem` with `claims`.
 fn rsa_token_with(claims: Value) -> String {
-    let dir = format!("{}/tests/keys", env!("CARGO_MANIFEST_DIR"));
+    let dir = format!("{}/../tests/keys", env!("CARGO_MANIFEST_DIR"));
     let private = std::fs::read(format!("{dir}/rsa_private.pem")).unwrap();
     let mut header = Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some("cli-test-rsa".into());

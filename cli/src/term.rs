@@ -36,7 +36,22 @@ pub(crate) fn emit_json(json: &str) {
 
 /// Whether a terminal would act on `c`, or it hides or reorders text.
 fn dangerous(c: char) -> bool {
-    c.is_control() && c != '\n' && c != '\t' || crate::sanitize::is_invisible_format(c)
+    c.is_control() && c != '\n' && c != '\t' || invisible_format(c)
+}
+
+/// Bidirectional controls and invisible formatting characters: text that reorders or hides
+/// what a person reads ("Trojan Source", CVE-2021-42574); and the Unicode line and
+/// paragraph separators, which some terminals break a line at. The set the library's log
+/// escapes.
+fn invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061C}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}'
+            | '\u{FEFF}'
+    )
 }
 
 /// `text` with every dangerous character escaped (`\u{1b}`), except the colour codes

@@ -108,7 +108,7 @@ pub(crate) fn run(args: &ProbeArgs, out: &Out) -> Result<Outcome, UsageError> {
 
 /// The URL to probe: `http` or `https`, with a host, without credentials or a token in it.
 fn parse_url(text: &str) -> Result<Url, UsageError> {
-    let shown = crate::keys::shown_source(text);
+    let shown = crate::text::shown_url(text);
     let mut url = Url::parse(text).map_err(|e| UsageError(format!("not a URL: {shown}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(UsageError(format!(
@@ -243,7 +243,7 @@ async fn probe(
     args: &ProbeArgs,
 ) -> Result<report::Report, UsageError> {
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(crate::keys::tls_config())
+        .use_preconfigured_tls(crate::tls::tls_config())
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(args.timeout))
         .user_agent(concat!(

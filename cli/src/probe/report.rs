@@ -230,9 +230,9 @@ impl Report {
 pub(crate) fn print(report: &Report, out: &Out, token: Option<&str>) {
     if out.json {
         let text = serde_json::to_string_pretty(report).unwrap_or_default();
-        crate::cli::term::emit_json(&scrub(&text, token));
+        crate::term::emit_json(&scrub(&text, token));
     } else {
-        crate::cli::term::emit(&scrub(&table(report, out.color), token));
+        crate::term::emit(&scrub(&table(report, out.color), token));
     }
 }
 

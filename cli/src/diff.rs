@@ -24,7 +24,7 @@ use super::input::{
     fingerprint, paint, parse_request, print_json, read_text, Request, FINGERPRINT_NOTE,
 };
 use super::{DiffArgs, Out, Outcome, UsageError};
-use crate::time::{human_duration, now};
+use crate::text::{human_duration, now};
 use base64::Engine as _;
 use serde_json::{json, Map, Value};
 
@@ -174,7 +174,7 @@ impl Credential {
             return;
         };
         let now = now();
-        let date = |n: &str| d.claims.get(n).and_then(crate::jws::numeric_date);
+        let date = |n: &str| d.claims.get(n).and_then(crate::text::numeric_date);
         if let Some(exp) = date("exp").filter(|e| *e <= now) {
             let ago = human_duration(now.saturating_sub(exp).max(0) as u64);
             self.token_state = Some(format!("expired {ago} ago"));

@@ -2,7 +2,7 @@
 //! `shared/spec/standards.md` it tests (or `reasons.md`, this crate's own contract).
 
 use super::Answer;
-use crate::challenge::read_challenges;
+use auth_diagnostics::Challenge as HeaderChallenge;
 use reqwest::Url;
 use serde::Serialize;
 
@@ -92,7 +92,7 @@ fn challenges(a: &Answer) -> (Vec<Challenge>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for line in challenge_lines(a) {
-        match read_challenges(&line) {
+        match HeaderChallenge::parse(&line) {
             Some(read) => good.extend(read.into_iter().map(|c| {
                 let params = c.params().iter();
                 let params = params.map(|(n, v)| ((*n).to_owned(), v.clone())).collect();

@@ -27,8 +27,8 @@ use super::input::{
     paint, parse_exchange, parse_request, print_json, read_text, Request, Response,
 };
 use super::{ExplainArgs, Out, Outcome, UsageError};
-use crate::challenge::read_challenges;
-use crate::Reason;
+use auth_diagnostics::Challenge as HeaderChallenge;
+use auth_diagnostics::Reason;
 use serde_json::{json, Map, Value};
 
 /// Runs `explain`.
@@ -134,7 +134,7 @@ fn analyse(response: &Response, request: Option<&Request>) -> Analysis {
 fn read_all_challenges(response: &Response, findings: &mut Vec<Finding>) -> Vec<Challenge> {
     let mut out = Vec::new();
     for line in response.all("www-authenticate") {
-        match read_challenges(line) {
+        match HeaderChallenge::parse(line) {
             Some(list) if !list.is_empty() => out.extend(list.into_iter().map(|c| {
                 Challenge {
                     scheme: c.scheme().to_owned(),

@@ -1,5 +1,7 @@
-//! The `auth-diagnostics` command (feature `cli`). Not a library API: the binary in
-//! `src/bin/auth-diagnostics.rs` calls [`main`].
+//! `auth-diagnostics`: the client's side. Decodes a token, explains a 401, probes an API's
+//! authentication answers against the standards, and diffs two requests.
+//!
+//! `cargo install auth-diagnostics-cli`, then `auth-diagnostics --help`.
 //!
 //! Exit codes: 0 when nothing is wrong, 1 when problems were found (an expired token, a
 //! server that breaks the standards, a failed verification), 2 for a usage error (bad
@@ -13,7 +15,7 @@ use std::process::ExitCode;
 /// `println!` through [`term::emit`]: every line printed is made safe for a terminal.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::term::emit(&format!($($arg)*))
+        $crate::term::emit(&format!($($arg)*))
     };
 }
 
@@ -23,6 +25,8 @@ mod explain;
 mod input;
 mod probe;
 mod term;
+mod text;
+mod tls;
 
 /// Explains authentication failures from the client's side.
 #[derive(Debug, Parser)]
@@ -191,7 +195,7 @@ impl<T: std::fmt::Display> From<T> for UsageError {
 }
 
 /// Runs the command line and returns its exit code.
-pub fn main() -> ExitCode {
+fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

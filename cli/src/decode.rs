@@ -23,9 +23,9 @@
 
 use super::input::{fingerprint, paint, print_json, read_text, FINGERPRINT_NOTE};
 use super::{DecodeArgs, Out, Outcome, UsageError};
-use crate::keys::shown_source;
-use crate::time::{human_duration, now, rfc3339};
-use crate::{JwtAuthenticator, Reason, StaticKey};
+use crate::text::shown_url;
+use crate::text::{human_duration, now, rfc3339};
+use auth_diagnostics::{JwtAuthenticator, Reason, StaticKey};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
@@ -79,6 +79,10 @@ pub(crate) fn decode_unverified(token: &str) -> Result<Decoded, String> {
     })
 }
 
+/// The longest token taken (64 KiB): four times the most the layer reads (16 KiB), so a
+/// token the layer refuses as too long still decodes here; anything longer is no JWT.
+const MAX_TOKEN: usize = 64 * 1024;
+
 /// The token from the argument or stdin, without a pasted `Authorization: Bearer ` prefix.
 fn read_token(arg: &str) -> Result<String, UsageError> {
     let raw = if arg == "-" {
@@ -97,7 +101,7 @@ fn read_token(arg: &str) -> Result<String, UsageError> {
     if t.is_empty() {
         return Err(UsageError("no token given".into()));
     }
-    if t.len() > crate::jws::MAX_TOKEN * 4 {
+    if t.len() > MAX_TOKEN {
         return Err(UsageError("the token is too long to be a JWT".into()));
     }
     Ok(t.to_owned())
@@ -140,7 +144,7 @@ struct Time {
 fn times(claims: &Map<String, Value>, now: i64) -> Vec<Time> {
     let mut out = Vec::new();
     for name in ["exp", "nbf", "iat"] {
-        let Some(epoch) = claims.get(name).and_then(crate::jws::numeric_date) else {
+        let Some(epoch) = claims.get(name).and_then(crate::text::numeric_date) else {
             continue;
         };
         let past = human_duration(now.saturating_sub(epoch).max(0) as u64);
@@ -216,14 +220,14 @@ fn verify(
     }
     let token_alg = decoded.header.get("alg").and_then(Value::as_str);
     let token_alg = token_alg.and_then(|a| Algorithm::from_str(a).ok());
-    let (jwt, key) = authenticator(args, token_alg)?;
+    let Keys { jwt, key, issuer } = authenticator(args, token_alg)?;
     let mut jwt = match &args.audience {
         Some(aud) => jwt.audience(aud.clone()),
         None => jwt.accept_any_audience(),
     };
     if let Some(iss) = &args.issuer {
         jwt = jwt.issuer(iss.clone());
-    } else if jwt.issuers().is_empty() {
+    } else if !issuer {
         // A key file or JWK set names no issuer: the user did not ask for one either.
         jwt = jwt.accept_any_issuer();
     }
@@ -254,15 +258,32 @@ fn wait_for_keys(jwt: &JwtAuthenticator) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// The authenticator for the key the user named.
+struct Keys {
+    jwt: JwtAuthenticator,
+    /// A description of the key.
+    key: String,
+    /// Whether `jwt` enforces an issuer (a discovery document's).
+    issuer: bool,
+}
+
+impl Keys {
+    fn new(jwt: JwtAuthenticator, key: String) -> Self {
+        Self {
+            jwt,
+            key,
+            issuer: false,
+        }
+    }
+}
+
 /// The authenticator for the key the user named, and a description of that key.
-fn authenticator(
-    args: &DecodeArgs,
-    token_alg: Option<Algorithm>,
-) -> Result<(JwtAuthenticator, String), UsageError> {
+fn authenticator(args: &DecodeArgs, token_alg: Option<Algorithm>) -> Result<Keys, UsageError> {
     if let Some(secret) = read_secret(args)? {
         let alg = pick_alg(HMAC, token_alg);
         let key = StaticKey::new(DecodingKey::from_secret(secret.as_bytes()), alg);
-        return Ok((JwtAuthenticator::new(key), format!("HMAC secret ({alg:?})")));
+        let jwt = JwtAuthenticator::new(key);
+        return Ok(Keys::new(jwt, format!("HMAC secret ({alg:?})")));
     }
     let spec = args.key.as_deref().unwrap_or_default();
     if spec.starts_with("https://") || spec.starts_with("http://") {
@@ -274,7 +295,10 @@ fn authenticator(
     } else {
         jwk_keys(&text, token_alg)?
     };
-    Ok((with_keys(keys, spec)?, format!("key file {spec}")))
+    Ok(Keys::new(
+        with_keys(keys, spec)?,
+        format!("key file {spec}"),
+    ))
 }
 
 /// An authenticator holding `keys` (from `whence`).
@@ -294,22 +318,21 @@ const MAX_KEY_DOCUMENT: usize = 1024 * 1024;
 /// a JWK set (no issuer enforced without `--issuer`); one with `jwks_uri` is a discovery
 /// document (its key set fetched, its `issuer` enforced without `--issuer`); anything else
 /// is taken for an issuer, whose `/.well-known/openid-configuration` is fetched.
-fn remote(
-    spec: &str,
-    args: &DecodeArgs,
-    token_alg: Option<Algorithm>,
-) -> Result<(JwtAuthenticator, String), UsageError> {
+fn remote(spec: &str, args: &DecodeArgs, token_alg: Option<Algorithm>) -> Result<Keys, UsageError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| UsageError(format!("cannot start the runtime: {e}")))?;
     // Printed without its password and query, as every key URL is.
-    let shown = shown_source(spec);
+    let shown = shown_url(spec);
     let first = rt.block_on(fetch_json(spec));
     if let Ok(doc) = &first {
         if doc.get("keys").is_some_and(Value::is_array) {
             let keys = jwk_keys(&doc.to_string(), token_alg)?;
-            return Ok((with_keys(keys, &shown)?, format!("JWK set {shown}")));
+            return Ok(Keys::new(
+                with_keys(keys, &shown)?,
+                format!("JWK set {shown}"),
+            ));
         }
         if doc.get("jwks_uri").is_some() {
             return discovered(&rt, doc, spec, args, token_alg);
@@ -327,7 +350,7 @@ fn remote(
             Err(UsageError(format!(
                 "--key {shown}: not a JWK set ({}); not an issuer either: {}: {}",
                 why(&first),
-                shown_source(&config),
+                shown_url(&config),
                 why(&second)
             )))
         }
@@ -342,13 +365,13 @@ fn discovered(
     url: &str,
     args: &DecodeArgs,
     token_alg: Option<Algorithm>,
-) -> Result<(JwtAuthenticator, String), UsageError> {
-    let shown_url = shown_source(url);
+) -> Result<Keys, UsageError> {
+    let shown = shown_url(url);
     let jwks_uri = doc["jwks_uri"]
         .as_str()
-        .ok_or_else(|| UsageError(format!("{shown_url}: jwks_uri is not a string")))?;
+        .ok_or_else(|| UsageError(format!("{shown}: jwks_uri is not a string")))?;
     let set = rt.block_on(fetch_json(jwks_uri));
-    let (url, jwks_uri) = (shown_url, shown_source(jwks_uri));
+    let (url, jwks_uri) = (shown, shown_url(jwks_uri));
     let set = set.map_err(|e| UsageError(format!("{url} names the JWK set {jwks_uri}: {e}")))?;
     let keys = jwk_keys(&set.to_string(), token_alg)?;
     let mut jwt = with_keys(keys, &jwks_uri)?;
@@ -357,7 +380,11 @@ fn discovered(
         jwt = jwt.issuer(iss);
     }
     let named = issuer.map_or_else(String::new, |i| format!("issuer {i}, "));
-    Ok((jwt, format!("{named}discovery {url}, JWK set {jwks_uri}")))
+    Ok(Keys {
+        jwt,
+        key: format!("{named}discovery {url}, JWK set {jwks_uri}"),
+        issuer: issuer.is_some(),
+    })
 }
 
 /// GETs `url` as JSON: 10 s at most, 1 MiB at most, redirects followed only on its host.
@@ -372,7 +399,7 @@ async fn fetch_json(url: &str) -> Result<Value, String> {
         }
     });
     let client = reqwest::Client::builder()
-        .use_preconfigured_tls(crate::keys::tls_config())
+        .use_preconfigured_tls(crate::tls::tls_config())
         .redirect(policy)
         .timeout(Duration::from_secs(10))
         .build()

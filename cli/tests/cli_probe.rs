@@ -5,6 +5,8 @@
 //! `--query-token`; a metadata document on another origin is not fetched; usage errors
 //! exit 2; the token never appears in any output.
 
+// The library's test helpers and its demo (`examples/demo.rs`), from the repository root.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 use common::*;
 
