@@ -58,52 +58,6 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// Whether an authenticated `principal` may pass: for a session cookie, the request's
-    /// origin check (`forged`, worked out before authentication); then the scopes every
-    /// request needs. Both before the account hook: a forged request never reaches it.
-    pub(crate) fn admit(
-        &self,
-        principal: &crate::authn::Principal,
-        forged: Option<&crate::failure::AuthFailure>,
-    ) -> Result<(), crate::failure::AuthFailure> {
-        if let (Some(f), Some(crate::scheme::Scheme::Cookie)) = (forged, principal.scheme()) {
-            return Err(f.clone());
-        }
-        match &self.required_scope {
-            Some(scope) => scope.check(Some(principal)),
-            None => Ok(()),
-        }
-    }
-
-    /// With optional authentication, whether `failure` lets the request through as a
-    /// guest: nothing credential-like at all, or only what a web page carries anyway (a
-    /// cookie this layer does not read, a `?token=` that may be a page cursor) and nothing
-    /// beside it. A credential a client puts somewhere on purpose (`Authorization`, an API
-    /// key or token header, `?access_token=`, `?api_key=`) is refused, never downgraded.
-    pub(crate) fn passes_anonymously(
-        &self,
-        failure: &crate::failure::AuthFailure,
-        headers: &http::HeaderMap,
-        uri: &http::Uri,
-    ) -> bool {
-        use crate::failure::Location;
-        if !self.optional {
-            return false;
-        }
-        match failure.reason() {
-            crate::Reason::CredentialsMissing => true,
-            crate::Reason::CredentialsWrongLocation => {
-                let page_state = match failure.facts().location() {
-                    Some(Location::Cookie(_)) => true,
-                    Some(Location::Query(name)) => name.eq_ignore_ascii_case("token"),
-                    _ => false,
-                };
-                page_state && !crate::evidence::carries_more_than_page_state(headers, uri)
-            }
-            _ => false,
-        }
-    }
-
     pub(crate) fn render(&self) -> RenderConfig<'_> {
         RenderConfig {
             realm: &self.realm,

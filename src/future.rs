@@ -1,9 +1,8 @@
 //! [`ResponseFuture`]: the application's verifier (when it has to decide), then the
 //! wrapped service, then a look at what it answered.
 
+use crate::answer::Answer;
 use crate::authn::verify::AuthFuture;
-use crate::reason::Reason;
-use crate::upstream::Watch;
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::VARY;
@@ -42,34 +41,39 @@ pin_project! {
             fut: AuthFuture,
             inner: Option<S>,
             req: Option<Request<B>>,
-            watch: Option<Watch>,
+            answer: Option<Answer>,
         },
         // Waiting for the wrapped service.
-        Inner { #[pin] fut: S::Future, watch: Option<Watch> },
+        Inner { #[pin] fut: S::Future, answer: Option<Answer> },
         // Rejected before the wrapped service was called.
         Rejected { response: Option<Response<Body>> },
     }
 }
 
 impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
-    pub(crate) fn call(mut inner: S, req: Request<B>, watch: Watch) -> Self {
+    pub(crate) fn call(mut inner: S, req: Request<B>, answer: Answer) -> Self {
         Self {
             state: State::Inner {
                 fut: inner.call(req),
-                watch: Some(watch),
+                answer: Some(answer),
             },
             vary_on_credentials: false,
             hide: false,
         }
     }
 
-    pub(crate) fn authenticating(fut: AuthFuture, inner: S, req: Request<B>, watch: Watch) -> Self {
+    pub(crate) fn authenticating(
+        fut: AuthFuture,
+        inner: S,
+        req: Request<B>,
+        answer: Answer,
+    ) -> Self {
         Self {
             state: State::Authenticating {
                 fut,
                 inner: Some(inner),
                 req: Some(req),
-                watch: Some(watch),
+                answer: Some(answer),
             },
             vary_on_credentials: false,
             hide: false,
@@ -135,18 +139,18 @@ where
                 Proj::Rejected { response } => {
                     return Poll::Ready(Ok(response.take().expect("polled after completion")))
                 }
-                Proj::Inner { fut, watch } => {
+                Proj::Inner { fut, answer } => {
                     // Never poll a finished inner future again.
-                    assert!(watch.is_some(), "ResponseFuture polled after completion");
+                    assert!(answer.is_some(), "ResponseFuture polled after completion");
                     let mut response = ready!(fut.poll(cx))?.map(Body::new);
                     if hide {
                         crate::hide::hide_unrendered(&mut response);
                     }
                     let hidden = crate::hide::carries_hidden(&response);
-                    let watch = watch.take().expect("checked above");
-                    let mut response = watch.response(response);
+                    let answer = answer.take().expect("checked above");
+                    let mut response = crate::upstream::response(&answer, response);
                     if hidden {
-                        crate::hide::like_the_routers(&mut response, watch.private);
+                        crate::hide::like_the_routers(&mut response, answer.private);
                     }
                     return Poll::Ready(Ok(response));
                 }
@@ -154,36 +158,30 @@ where
                     fut,
                     inner,
                     req,
-                    watch,
+                    answer,
                 } => {
                     let outcome = ready!(fut.as_mut().poll(cx));
-                    let mut watch = watch.take().expect("polled after completion");
+                    let mut answer = answer.take().expect("polled after completion");
                     let req = req.take().expect("polled after completion");
                     match outcome {
                         Ok(principal) => {
-                            let req = watch.admitted(principal, req);
+                            let req = answer.admitted(principal, req);
                             let mut inner = inner.take().expect("polled after completion");
                             State::Inner {
                                 fut: inner.call(req),
-                                watch: Some(watch),
+                                answer: Some(answer),
                             }
                         }
                         Err(failure) => {
-                            // An account refusal or a forged request's comes after the
-                            // credentials verified.
-                            watch.authenticated = matches!(
-                                failure.reason(),
-                                Reason::AccountDisabled
-                                    | Reason::AccountLocked
-                                    | Reason::CrossSiteRequest
-                            );
+                            answer.authenticated =
+                                crate::admit::after_authentication(failure.reason());
                             let failure = match hide {
                                 true => crate::hide::hidden(failure),
                                 false => failure,
                             };
-                            let mut response = watch.reject(watch.enrich(failure));
+                            let mut response = answer.reject(answer.enrich(failure));
                             if hide {
-                                crate::hide::like_the_routers(&mut response, watch.private);
+                                crate::hide::like_the_routers(&mut response, answer.private);
                             }
                             State::Rejected {
                                 response: Some(response),

@@ -208,19 +208,19 @@
 //!
 //! # How it works
 //!
-//! A request takes one way through the source, and the answer comes back the same way:
+//! A request takes one way through the source; nothing is called back from what it calls:
 //!
 //! ```text
-//! layer.rs (AuthDiagnostics, built once; configuration checked here)
-//!   -> service.rs (AuthDiagnosticsService::call)
-//!     -> evidence.rs (one scan: every credential-like thing, where, which scheme)
-//!     -> authn/ (the one scheme that claims it: bearer, dpop/, basic, api_key, session)
-//!       -> jws.rs + keys/ (take the token apart, find the key, check the signature)
-//!     -> config.rs admission (scope, step-up, account state, CSRF)
-//!     -> future.rs (the application's verifier when it decides, then the wrapped service)
-//!       -> upstream/ (only the wrapped service's own 401 and 403 answers)
-//!   <- problem.rs + challenge.rs + log.rs + metrics.rs (status, WWW-Authenticate, RFC 9457
-//!      body, one log event, counters)
+//! layer.rs      AuthDiagnostics: configuration checked and built once
+//!  service.rs   call(): one request
+//!   evidence.rs   one scan: every credential-like thing, where, which scheme
+//!   authn/        the one scheme that claims it (bearer, dpop/, basic, api_key, session/)
+//!    jws.rs keys/   take the token apart, find the key, check the signature
+//!   admit.rs      CSRF origin check, the layer's scopes, the account hook, guests
+//!   future.rs     the application's verifier when it decides, then the wrapped service
+//!    upstream/      only the wrapped service's own 401 and 403 answers
+//!   answer.rs     every answer leaves here: status, challenge, problem body or login
+//!                 page, one log event, metrics, span, hooks
 //! ```
 //!
 //! # Crypto backend
@@ -240,10 +240,13 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub)]
 
+mod admit;
+mod answer;
 mod authn;
 mod browser;
 mod challenge;
 mod config;
+mod diagnose;
 mod evidence;
 mod extract;
 pub mod failure;

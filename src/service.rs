@@ -1,15 +1,14 @@
 //! [`AuthDiagnosticsService`]: authenticate the request, then call the wrapped service.
 
+use crate::admit::{self, Admission};
+use crate::answer::Answer;
 use crate::authn::basic;
-use crate::authn::verify::AuthFuture;
-use crate::authn::{authenticate, Decision, Pending};
+use crate::authn::{authenticate, Decision};
 use crate::config::Config;
 use crate::evidence::Evidence;
-use crate::failure::AuthFailure;
 use crate::future::ResponseFuture;
 use crate::request_id::AuthRequestId;
 use crate::scheme::Scheme;
-use crate::upstream::Watch;
 use bytes::Bytes;
 use http::{Request, Response, Uri};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -86,15 +85,15 @@ impl<S> AuthDiagnosticsService<S> {
     where
         S: Service<Request<ReqBody>> + Clone,
     {
-        let mut watch = Watch::new(self.config.clone(), request_id.clone(), &req);
+        let mut answer = Answer::new(self.config.clone(), request_id.clone(), &req);
         req.extensions_mut().insert(request_id);
 
         // The service that was polled ready is the one we call; keep a fresh clone.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
 
-        if watch.preflight || self.config.schemes.is_empty() {
-            return ResponseFuture::call(inner, req, watch);
+        if answer.preflight || self.config.schemes.is_empty() {
+            return ResponseFuture::call(inner, req, answer);
         }
         // Under `Router::nest` the URI is the nested one; credentials and DPoP proofs
         // speak of the one the client sent.
@@ -111,41 +110,35 @@ impl<S> AuthDiagnosticsService<S> {
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
         self.basic_over_plaintext(&evidence, uri, &req);
-        let account = self.config.account.clone();
         // On a route marked with HideForbidden a 403 is answered 404.
-        let refuse = |watch: &Watch, f| match hide {
-            true => ResponseFuture::rejected(watch.reject(crate::hide::hidden(f))),
-            false => ResponseFuture::rejected(watch.reject(f)),
+        let refuse = |answer: &Answer, f| match hide {
+            true => ResponseFuture::rejected(answer.reject(crate::hide::hidden(f))),
+            false => ResponseFuture::rejected(answer.reject(f)),
         };
         match authenticate(&evidence, &self.config.schemes) {
             Decision::Rejected(failure)
-                if self.config.passes_anonymously(&failure, req.headers(), uri) =>
+                if admit::passes_anonymously(&self.config, &failure, req.headers(), uri) =>
             {
-                watch.anonymous(&failure);
-                ResponseFuture::call(inner, req, watch)
+                answer.anonymous(&failure);
+                ResponseFuture::call(inner, req, answer)
             }
-            Decision::Rejected(failure) => refuse(&watch, failure),
+            Decision::Rejected(failure) => refuse(&answer, failure),
             Decision::Authenticated(principal) => {
-                match self.config.admit(&principal, forged.as_ref()) {
-                    Err(failure) => refuse(&watch, failure),
-                    Ok(()) => match account {
-                        None => {
-                            let req = watch.admitted(principal, req);
-                            ResponseFuture::call(inner, req, watch)
-                        }
-                        Some(hook) => ResponseFuture::authenticating(
-                            Box::pin(hook.check(principal)),
-                            inner,
-                            req,
-                            watch,
-                        ),
-                    },
+                match admit::decide(&self.config, principal, forged.as_ref()) {
+                    Admission::Refused(failure) => refuse(&answer, failure),
+                    Admission::Admitted(principal) => {
+                        let req = answer.admitted(principal, req);
+                        ResponseFuture::call(inner, req, answer)
+                    }
+                    Admission::Later(fut) => {
+                        ResponseFuture::authenticating(fut, inner, req, answer)
+                    }
                 }
             }
             Decision::Pending(pending) => {
-                watch.private = pending.private;
-                let fut = decide_later(pending, self.config.clone(), forged);
-                ResponseFuture::authenticating(fut, inner, req, watch)
+                answer.private = pending.private;
+                let fut = admit::decide_later(pending, self.config.clone(), forged);
+                ResponseFuture::authenticating(fut, inner, req, answer)
             }
         }
     }
@@ -172,31 +165,4 @@ impl<S> AuthDiagnosticsService<S> {
         let id = req.extensions().get::<AuthRequestId>();
         basic::warn_plaintext(id.map_or("", |id| id.as_str()), req.method(), uri.path());
     }
-}
-
-/// The application's verifier decides: then what [`Config::admit`] checks, then the
-/// account hook, each failure annotated with where the credential was.
-fn decide_later(
-    mut pending: Pending,
-    config: Arc<Config>,
-    forged: Option<AuthFailure>,
-) -> AuthFuture {
-    let scheme = pending.scheme;
-    Box::pin(async move {
-        let principal = match (&mut pending.fut).await {
-            Ok(p) => p.with_scheme(scheme),
-            Err(f) => return Err(pending.annotate(f)),
-        };
-        config
-            .admit(&principal, forged.as_ref())
-            .map_err(|f| pending.annotate(f))?;
-        match &config.account {
-            Some(hook) => hook
-                .clone()
-                .check(principal)
-                .await
-                .map_err(|f| pending.annotate(f)),
-            None => Ok(principal),
-        }
-    })
 }

@@ -15,7 +15,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
-impl Watch {
+impl Watch<'_> {
     /// A 401 or 403 the wrapped service produced: diagnose it, and correct it when it
     /// breaks the contract (in enforce mode).
     pub(super) fn refusal(&self, response: Response<Body>) -> Response<Body> {

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 
 /// The most precise reason the request itself explains, marked inferred. `names` is what
 /// the layer expects, in words.
-pub(super) fn diagnose(ev: &Evidence<'_>, names: Cow<'static, str>) -> AuthFailure {
+pub(crate) fn diagnose(ev: &Evidence<'_>, names: Cow<'static, str>) -> AuthFailure {
     let found = conflict(ev, &[])
         .or_else(|| ev.explain_unparsed())
         .or_else(|| authorization(ev));

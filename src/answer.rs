@@ -1,0 +1,205 @@
+//! The answer to a request, whichever way it goes: who it was admitted as (the success
+//! metric, the span, the success hook) or why it was refused (status, challenge, problem
+//! body or a login page, one log event, the failure metric, the failure hook). The layer's
+//! own refusals, the application's `AuthFailure`s and the corrections of the wrapped
+//! service's answers all leave through [`Answer::reject`] or [`Answer::log`].
+
+use crate::authn::Principal;
+use crate::config::Config;
+use crate::evidence::{is_preflight, Evidence};
+use crate::failure::AuthFailure;
+use crate::log::{emit, RequestInfo};
+use crate::reason::Reason;
+use crate::request_id::{AuthRequestId, X_REQUEST_ID};
+use crate::snapshot::Snapshot;
+use axum::body::Body;
+use http::request::Parts;
+use http::{Method, Request, Response, StatusCode, Uri};
+use std::sync::Arc;
+
+/// Marks a response that a layer already rendered and logged, so that an enclosing layer
+/// (one per sub-router plus one around the app is common) passes it through.
+#[derive(Clone, Copy)]
+pub(crate) struct Handled;
+
+/// What answering a request needs to know about it.
+pub(crate) struct Answer {
+    pub config: Arc<Config>,
+    pub request_id: AuthRequestId,
+    method: Method,
+    pub uri: Uri,
+    /// A CORS preflight, passed through unauthenticated.
+    pub preflight: bool,
+    /// This layer (or an enclosing one) authenticated the request.
+    pub authenticated: bool,
+    /// Authenticated by a credential shared caches do not key on (API key, cookie).
+    pub private: bool,
+    /// The request's headers, kept for diagnosing a refusal by the wrapped service.
+    pub snapshot: Box<Snapshot>,
+    /// The request's head for the failure hook, when there is one.
+    head: Option<Box<Parts>>,
+    /// For a session layer with a login page: the URL the browser asked for, when the
+    /// request is a page navigation (a failure then redirects to the login page).
+    navigation: Option<Uri>,
+    /// The request came with an `Origin` (cross-origin, or a same-origin POST).
+    pub with_origin: bool,
+}
+
+impl Answer {
+    pub(crate) fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
+        let head = config
+            .on_failure
+            .as_ref()
+            .map(|_| Box::new(crate::hooks::head_of(req)));
+        let login = config
+            .session_pages
+            .as_ref()
+            .and_then(|p| p.login_url.as_ref());
+        let navigation =
+            (login.is_some() && crate::browser::is_navigation(req.headers())).then(|| {
+                match req.extensions().get::<axum::extract::OriginalUri>() {
+                    Some(original) => original.0.clone(),
+                    None => req.uri().clone(),
+                }
+            });
+        Self {
+            navigation,
+            with_origin: req.headers().contains_key(http::header::ORIGIN),
+            config,
+            head,
+            request_id,
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            preflight: is_preflight(req.method(), req.headers()),
+            // An enclosing layer may have authenticated the request already.
+            authenticated: req.extensions().get::<crate::authn::Principal>().is_some(),
+            private: false,
+            snapshot: Box::new(Snapshot::new(req.headers())),
+        }
+    }
+
+    /// `principal` is who sent `req`: count it, record it on the span, tell the success
+    /// hook, and hand it to the wrapped service.
+    pub(crate) fn admitted<B>(&mut self, principal: Principal, req: Request<B>) -> Request<B> {
+        self.authenticated = true;
+        let scheme = principal
+            .scheme()
+            .map_or("none", crate::metrics::scheme_label);
+        crate::metrics::success(scheme);
+        crate::hooks::span::success(scheme, &principal, self.config.enduser_id);
+        let mut req = match &self.config.on_success {
+            Some(hook) => crate::hooks::with_head(req, |head| hook.0.on_success(&principal, head)),
+            None => req,
+        };
+        req.extensions_mut().insert(principal);
+        req
+    }
+
+    /// Optional authentication let a request without credentials through: DEBUG only (it
+    /// is ordinary traffic), with what was seen (`seen`: `credentials_missing`, or a cookie
+    /// or query parameter this layer does not read), and the span says so.
+    pub(crate) fn anonymous(&self, seen: &AuthFailure) {
+        crate::hooks::span::anonymous();
+        tracing::debug!(
+            target: "auth_diagnostics",
+            seen = seen.reason().code(),
+            location = seen.facts().location().map(tracing::field::display),
+            request_id = self.request_id.as_str(),
+            method = self.method.as_str(),
+            path = crate::sanitize::cap_to(&crate::snapshot::loggable_path(self.uri.path()), 256).as_str(),
+            "anonymous: no credentials, and authentication is optional here"
+        );
+    }
+
+    /// Renders and logs `failure` with this layer's configuration; a page navigation that
+    /// a session layer with a login page refuses with 401 goes to that page instead.
+    pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        if let (Some(uri), Some(pages)) = (&self.navigation, &self.config.session_pages) {
+            if let (Some(login), StatusCode::UNAUTHORIZED) = (&pages.login_url, failure.status()) {
+                let mut response = crate::browser::login_redirect(login, uri);
+                response
+                    .headers_mut()
+                    .insert(X_REQUEST_ID, self.request_id.header_value().clone());
+                self.log(failure, response.status());
+                response.extensions_mut().insert(Handled);
+                return response;
+            }
+        }
+        let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+        self.log(failure, response.status());
+        response.extensions_mut().insert(Handled);
+        response
+    }
+
+    /// Adds what the request shows to a failure an inner handler returned: where the
+    /// credential was, its fingerprint, and the token's facts.
+    pub(crate) fn enrich(&self, failure: AuthFailure) -> AuthFailure {
+        let facts = failure.facts();
+        if facts.location().is_some() || facts.token().is_some() {
+            return failure;
+        }
+        let seen = self.diagnose();
+        if seen.reason() == Reason::CredentialsMissing {
+            return failure;
+        }
+        let seen = seen.facts();
+        let f = match seen.location() {
+            Some(l) => failure.location(l.clone()),
+            None => failure,
+        };
+        let f = match seen.fingerprint() {
+            Some(fp) => f.fingerprint(fp.to_owned()),
+            None => f,
+        };
+        let f = match seen.token() {
+            Some(t) => f.token(t.clone()).token_verified(self.authenticated),
+            None => f,
+        };
+        let f = f.received(seen.received_scheme());
+        if self.config.schemes.is_empty() {
+            f
+        } else {
+            f.or_expected(|| crate::authn::expected_names(&self.config.schemes))
+        }
+    }
+
+    /// The most precise reason the request itself explains, marked inferred.
+    pub(crate) fn diagnose(&self) -> AuthFailure {
+        let headers = self.snapshot.headers();
+        crate::diagnose::diagnose(&Evidence::new(&headers, &self.uri), self.expected_names())
+    }
+
+    /// What the layer expects, in words: its schemes, or Bearer (the default scheme).
+    pub(crate) fn expected_names(&self) -> std::borrow::Cow<'static, str> {
+        if self.config.schemes.is_empty() {
+            crate::authn::DEFAULT_SCHEME.as_str().into()
+        } else {
+            crate::authn::expected_names(&self.config.schemes)
+        }
+    }
+
+    /// Every failure passes here once: counted, recorded on the request span, handed to
+    /// the failure hook, then logged unless flood control holds it back.
+    pub(crate) fn log(&self, failure: AuthFailure, status: StatusCode) {
+        let failure = failure.answered(status);
+        let scheme = failure.scheme_received();
+        crate::metrics::failure(failure.reason(), scheme, status);
+        crate::hooks::span::failure(failure.reason().code(), scheme, status.as_u16());
+        if let (Some(hook), Some(head)) = (&self.config.on_failure, &self.head) {
+            hook.0.on_failure(&failure, head);
+        }
+        let info = RequestInfo {
+            request_id: self.request_id.as_str(),
+            method: &self.method,
+            uri: &self.uri,
+            snapshot: &self.snapshot,
+        };
+        emit(
+            &failure,
+            &info,
+            status,
+            self.config.detail,
+            &self.config.flood,
+        );
+    }
+}
