@@ -1,3 +1,3 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| auth_diagnostics::fuzzing::jwks(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| auth_diagnostics_fuzz::jwks(data));

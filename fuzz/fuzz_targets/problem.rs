@@ -1,8 +1,3 @@
 #![no_main]
 
-#[path = "../common/http_auth.rs"]
-mod http_auth_parser;
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    auth_diagnostics::fuzzing::problem(data, http_auth_parser::parse)
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| auth_diagnostics_fuzz::problem(data));

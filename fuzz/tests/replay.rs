@@ -1,18 +1,14 @@
 //! Replays every fuzz seed (`fuzz/corpus/<target>/`) and every crash the fuzzers found
-//! (`fuzz/regressions/<target>/`) through `auth_diagnostics::fuzzing`, the functions the
-//! fuzz targets call, so each commit proves them on the stable toolchain. Running the
-//! fuzzers themselves: `fuzz/README.md`.
+//! (`fuzz/regressions/<target>/`) through the functions the fuzz targets call, so each
+//! commit proves them on the stable toolchain (`cargo test` at the root runs it). Running
+//! the fuzzers themselves: `fuzz/README.md`.
 
-#[path = "../fuzz/common/http_auth.rs"]
-mod http_auth_parser;
-
-use auth_diagnostics::fuzzing;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 /// The files of `fuzz/corpus/<target>` and `fuzz/regressions/<target>`, sorted.
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
     for dir in ["corpus", "regressions"] {
         let Ok(entries) = std::fs::read_dir(root.join(dir).join(target)) else {
@@ -48,48 +44,45 @@ fn replay(target: &str, run: impl Fn(&[u8])) {
         files.len(),
         failed.join("\n")
     );
+    eprintln!("{target}: {} inputs replayed", files.len());
 }
 
 #[test]
 fn credentials() {
-    replay("credentials", |d| {
-        fuzzing::credentials(d, http_auth_parser::parse)
-    });
+    replay("credentials", auth_diagnostics_fuzz::credentials);
 }
 
 #[test]
 fn challenge() {
-    replay("challenge", |d| {
-        fuzzing::challenge(d, http_auth_parser::parse)
-    });
+    replay("challenge", auth_diagnostics_fuzz::challenge);
 }
 
 #[test]
 fn jwt() {
-    replay("jwt", fuzzing::jwt);
+    replay("jwt", auth_diagnostics_fuzz::jwt);
 }
 
 #[test]
 fn basic() {
-    replay("basic", fuzzing::basic);
+    replay("basic", auth_diagnostics_fuzz::basic);
 }
 
 #[test]
 fn cookie() {
-    replay("cookie", fuzzing::cookie);
+    replay("cookie", auth_diagnostics_fuzz::cookie);
 }
 
 #[test]
 fn jwks() {
-    replay("jwks", fuzzing::jwks);
+    replay("jwks", auth_diagnostics_fuzz::jwks);
 }
 
 #[test]
 fn dpop() {
-    replay("dpop", |d| fuzzing::dpop(d, http_auth_parser::parse));
+    replay("dpop", auth_diagnostics_fuzz::dpop);
 }
 
 #[test]
 fn problem() {
-    replay("problem", |d| fuzzing::problem(d, http_auth_parser::parse));
+    replay("problem", auth_diagnostics_fuzz::problem);
 }

@@ -1,69 +1,61 @@
-//! Fuzzing entry points: one function per fuzz target in `fuzz/fuzz_targets/`, each
-//! reaching the crate-private code it names and asserting its properties (a panic is a
-//! finding). `tests/fuzz_replay.rs` replays every committed seed and regression through
-//! the same functions on the stable toolchain, so CI proves them on every commit.
+//! The fuzz targets of `auth-diagnostics`: one function per target in `fuzz_targets/`, each
+//! driving the library through its public API and asserting properties a client could
+//! observe (a panic is a finding). `tests/replay.rs` replays every committed seed and
+//! regression through the same functions on the stable toolchain, so `cargo test` at the
+//! root proves them on every commit.
 //!
-//! Not an API: hidden from the documentation, and free to change with the fuzz targets.
+//! Most targets send requests through a configured [`AuthDiagnostics`] layer and judge the
+//! answer and the log as a client and an operator would see them, so a finding is a bug a
+//! client can trigger.
 //!
 //! Inputs are split into fields at `\n` (or `\0` where the text itself may hold a line
 //! break), and small "selector" bytes count from `'a'` or `'0'`, so seeds stay readable.
-//! Challenges are checked against a second, independent parser the caller passes in
-//! ([`ParseChallenges`]): the fuzz targets and the replay test pass `http-auth`'s, which
-//! is only a dev-dependency of this crate.
+//! Challenges are checked against a second, independent parser (`http-auth`'s).
 
-use crate::authn::{bearer::Bearer, AuthScheme};
-use crate::challenge::{read_challenges, Challenge};
-use crate::evidence::{CookieLookup, Evidence, MAX_COOKIES, MAX_COOKIE_BYTES};
-use crate::failure::{AuthFailure, Location, TokenFacts};
-use crate::keys::{FetchError, FetchFuture, Fetched, HttpFetch, KeySource};
-use crate::problem::RenderConfig;
-use crate::reason::{DetailMode, Reason};
-use crate::sanitize::MAX_FIELD;
-use crate::{
-    ApiKey, ApiKeyAuthenticator, AuthDiagnostics, BasicAuthenticator, BasicCredentials, Dpop,
-    JwtAuthenticator, Principal, ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey,
+mod http_auth;
+
+use auth_diagnostics::{
+    install_crypto_provider, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
+    BasicAuthenticator, BasicCredentials, Challenge, Dpop, FetchError, FetchErrorKind, FetchFuture,
+    Fetched, HttpFetch, JwtAuthenticator, KeySource, MemoryReplayStore, Principal, Reason,
+    ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey, TokenFacts,
 };
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use base64::Engine as _;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::future::Future as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// One challenge as an independent parser read it: scheme, and parameters with their
+/// One challenge as the independent parser read it: scheme, and parameters with their
 /// values unquoted, in order. A token68 challenge has no parameters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedChallenge {
-    /// The auth-scheme.
-    pub scheme: String,
-    /// The auth-params, names as sent, values unescaped.
-    pub params: Vec<(String, String)>,
+struct Independent {
+    scheme: String,
+    params: Vec<(String, String)>,
 }
-
-/// An independent `WWW-Authenticate` parser: every challenge of one field value, or why
-/// the value does not follow RFC 9110 §11.6.1.
-pub type ParseChallenges = fn(&str) -> Result<Vec<ParsedChallenge>, String>;
 
 // ---------------------------------------------------------------------------------------
 // Shared fixtures
 // ---------------------------------------------------------------------------------------
 
 /// The HS256 secret, issuer and audience of every fuzzing layer.
-pub const SECRET: &str = "fuzz-hs256-secret";
+const SECRET: &str = "fuzz-hs256-secret";
 /// The issuer tokens must name.
-pub const ISSUER: &str = "https://issuer.fuzz.example";
+const ISSUER: &str = "https://issuer.fuzz.example";
 /// The audience tokens must name.
-pub const AUDIENCE: &str = "fuzz-api";
+const AUDIENCE: &str = "fuzz-api";
 /// The `Host` and URL DPoP proofs name (`htu`).
-pub const DPOP_HTU: &str = "http://fuzz.example/dpop";
+const DPOP_HTU: &str = "http://fuzz.example/dpop";
 /// The origin of [`DPOP_HTU`]: the one the DPoP routes answer at.
 const DPOP_ORIGIN: &str = "http://fuzz.example";
 
@@ -89,7 +81,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 }
 
 fn now() -> i64 {
-    crate::time::now()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// The fields of `data` split at `sep`.
@@ -109,7 +103,7 @@ fn pick(byte: u8, base: u8, n: usize) -> usize {
 
 /// An HS256 JWT over `claims` with the fuzzing secret.
 fn hs256(claims: &Value) -> String {
-    crate::install_crypto_provider();
+    install_crypto_provider();
     jsonwebtoken::encode(
         &jsonwebtoken::Header::default(),
         claims,
@@ -143,7 +137,7 @@ fn hs256_key() -> &'static jsonwebtoken::EncodingKey {
 fn dpop_key() -> &'static jsonwebtoken::EncodingKey {
     static KEY: OnceLock<jsonwebtoken::EncodingKey> = OnceLock::new();
     KEY.get_or_init(|| {
-        crate::install_crypto_provider();
+        install_crypto_provider();
         jsonwebtoken::EncodingKey::from_ec_pem(DPOP_KEY.as_bytes()).expect("the demo key")
     })
 }
@@ -227,7 +221,7 @@ fn send(app: &Router, request: Request<Body>) -> Answer {
 }
 
 /// Whether `AUTH_DIAGNOSTICS_FUZZ_TRACE` is set: then every answer's status and body are
-/// printed, to see what a seed reaches (`cargo test --test fuzz_replay -- --nocapture`).
+/// printed, to see what a seed reaches (`cargo test -p auth-diagnostics-fuzz -- --nocapture`).
 fn trace() -> bool {
     static TRACE: OnceLock<bool> = OnceLock::new();
     *TRACE.get_or_init(|| std::env::var_os("AUTH_DIAGNOSTICS_FUZZ_TRACE").is_some())
@@ -296,9 +290,10 @@ impl tracing::Subscriber for Capture {
 }
 
 /// Every `WWW-Authenticate` line of `headers` (but those in `foreign`, which the wrapped
-/// service wrote) is visible ASCII, parses with `parse` as exactly one challenge whose
-/// parameter names do not repeat, and reads the same with this crate's parser.
-fn check_challenges(headers: &HeaderMap, parse: ParseChallenges, foreign: &[&[u8]]) -> usize {
+/// service wrote) is visible ASCII, parses with the independent parser as exactly one
+/// challenge whose parameter names do not repeat, and reads the same with
+/// [`Challenge::parse`].
+fn check_challenges(headers: &HeaderMap, foreign: &[&[u8]]) -> usize {
     let mut n = 0;
     for value in headers.get_all(WWW_AUTHENTICATE) {
         if foreign.contains(&value.as_bytes()) {
@@ -312,8 +307,8 @@ fn check_challenges(headers: &HeaderMap, parse: ParseChallenges, foreign: &[&[u8
             text.bytes().all(|b| (0x20..=0x7e).contains(&b)),
             "a challenge holds a control byte: {text:?}"
         );
-        let theirs =
-            parse(text).unwrap_or_else(|e| panic!("challenge {text:?} does not parse: {e}"));
+        let theirs = http_auth::parse(text)
+            .unwrap_or_else(|e| panic!("challenge {text:?} does not parse: {e}"));
         assert_eq!(theirs.len(), 1, "one challenge per field line: {text:?}");
         let c = &theirs[0];
         let mut names: Vec<String> = c
@@ -325,8 +320,8 @@ fn check_challenges(headers: &HeaderMap, parse: ParseChallenges, foreign: &[&[u8
         let len = names.len();
         names.dedup();
         assert_eq!(len, names.len(), "a parameter repeats in {text:?}");
-        let ours = read_challenges(text)
-            .unwrap_or_else(|| panic!("this crate cannot read its own challenge {text:?}"));
+        let ours = Challenge::parse(text)
+            .unwrap_or_else(|| panic!("the library cannot read its own challenge {text:?}"));
         assert_eq!(ours.len(), 1, "{text:?}");
         assert_eq!(ours[0].scheme(), c.scheme, "{text:?}");
         let ours: Vec<(String, String)> = ours[0]
@@ -539,7 +534,7 @@ fn router(layer: AuthDiagnostics) -> Router {
         .layer(layer)
 }
 
-async fn verify_basic(c: BasicCredentials) -> crate::AuthResult {
+async fn verify_basic(c: BasicCredentials) -> AuthResult {
     match c.user.as_str() {
         "alice" if c.password.ct_eq("wonderland") => Ok(Principal::new("alice")),
         "alice" => Err(AuthFailure::new(Reason::BasicPasswordMismatch)),
@@ -548,7 +543,7 @@ async fn verify_basic(c: BasicCredentials) -> crate::AuthResult {
     }
 }
 
-async fn verify_key(k: ApiKey) -> crate::AuthResult {
+async fn verify_key(k: ApiKey) -> AuthResult {
     if k.0.ct_eq("key-0123456789abcdef") {
         Ok(Principal::new("service").with_scopes(["read"]))
     } else {
@@ -556,7 +551,7 @@ async fn verify_key(k: ApiKey) -> crate::AuthResult {
     }
 }
 
-async fn verify_session(s: SessionCookie) -> crate::AuthResult {
+async fn verify_session(s: SessionCookie) -> AuthResult {
     if s.0.ct_eq("session-0123456789abcdef") {
         Ok(Principal::new("alice").with_scopes(["read"]))
     } else if s.0.ct_eq("expired-0123456789abcdef") {
@@ -604,17 +599,17 @@ fn credential_apps() -> &'static [Router; 4] {
 ///
 /// Properties: the status is 200, 400, 401, 403 or 503 (or the metadata document's 204 and
 /// 405); a 401 the layer sent has a
-/// challenge; every challenge parses (with `parse` and this crate's reader, alike); a
+/// challenge; every challenge parses (with the independent parser and the library's, alike); a
 /// problem body is JSON with the response's status; no credential appears in the answer
 /// or the log; no log field holds a control character.
-pub fn credentials(data: &[u8], parse: ParseChallenges) {
+pub fn credentials(data: &[u8]) {
     // A secret that shows in the answer is echoed, or equals fixed text by chance: the same
     // request with the secret's letters and digits moved along tells which.
-    for secret in scan(data, parse) {
+    for secret in scan(data) {
         let other = rotate(&secret);
         let again = replace_all(data, &secret, &other);
         let mut answer = None;
-        let found = scan_with(&again, parse, &mut answer);
+        let found = scan_with(&again, &mut answer);
         if let (true, Some(answer)) = (found.contains(&other), answer) {
             panic!(
                 "secret {:?} echoed: {:?}\n{}\nlog: {}",
@@ -628,13 +623,13 @@ pub fn credentials(data: &[u8], parse: ParseChallenges) {
 }
 
 /// One credentials request, its properties checked: the secrets that show in the answer.
-fn scan(data: &[u8], parse: ParseChallenges) -> Vec<Vec<u8>> {
-    scan_with(data, parse, &mut None)
+fn scan(data: &[u8]) -> Vec<Vec<u8>> {
+    scan_with(data, &mut None)
 }
 
 /// One credentials request through the layer its flags select, its properties checked: the
 /// secrets that show in the answer, which is left in `keep`.
-fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> Vec<Vec<u8>> {
+fn scan_with(data: &[u8], keep: &mut Option<Answer>) -> Vec<Vec<u8>> {
     let Some((&flags, rest)) = data.split_first() else {
         return Vec::new();
     };
@@ -648,7 +643,7 @@ fn scan_with(data: &[u8], parse: ParseChallenges, keep: &mut Option<Answer>) -> 
     let answer = send(&credential_apps()[which], sent.request);
     check_credentials_status(&answer, &setting);
     let foreign: Vec<&[u8]> = sent.foreign.iter().map(Vec::as_slice).collect();
-    let challenges = check_challenges(&answer.headers, parse, &foreign);
+    let challenges = check_challenges(&answer.headers, &foreign);
     check_refusal_body(&answer, &setting);
     check_unauthorized(&answer, &setting, challenges);
     let found = leaked(&answer, &sent.secrets, &sent.public);
@@ -733,19 +728,15 @@ impl Sent {
             None => (&raw[..0], raw),
         };
         self.secrets.push(cred.to_vec());
-        let known = std::str::from_utf8(word).is_ok_and(crate::evidence::is_known_scheme);
+        let known = std::str::from_utf8(word).is_ok_and(is_known_scheme);
         if known {
             self.public.extend_from_slice(word);
         } else {
             self.secrets.push(word.to_vec());
         }
-        if let Some(password) = std::str::from_utf8(cred)
-            .ok()
-            .and_then(|c| crate::decode_basic(c).ok())
-        {
-            self.public.extend_from_slice(password.user.as_bytes());
-            self.secrets
-                .push(password.password.expose().as_bytes().to_vec());
+        if let Some(password) = std::str::from_utf8(cred).ok().and_then(decode_basic) {
+            self.public.extend_from_slice(password.0.as_bytes());
+            self.secrets.push(password.1.into_bytes());
         }
     }
 
@@ -806,7 +797,7 @@ impl Setting {
             which,
             metadata: which == 1
                 && request.uri().path() == "/.well-known/oauth-protected-resource/api",
-            preflight: crate::evidence::is_preflight(request.method(), request.headers()),
+            preflight: is_preflight(request.method(), request.headers()),
             upstream_refused: request_refuses(&foreign_status),
         }
     }
@@ -870,6 +861,73 @@ fn check_unauthorized(answer: &Answer, setting: &Setting, challenges: usize) {
     }
 }
 
+/// The `Authorization` schemes the layer names in answers and logs (any other word may be
+/// a secret sent without a scheme): the list in the library's `evidence.rs`.
+const KNOWN_SCHEMES: &[&str] = &[
+    "basic",
+    "bearer",
+    "digest",
+    "negotiate",
+    "ntlm",
+    "hoba",
+    "mutual",
+    "vapid",
+    "scram-sha-1",
+    "scram-sha-256",
+    "aws4-hmac-sha256",
+    "privatetoken",
+    "concealed",
+    "dpop",
+    "gnap",
+    "oauth",
+    "mac",
+    "jwt",
+    "token",
+    "apikey",
+    "api-key",
+    "api_key",
+    "x-api-key",
+    "key",
+    "sharedkey",
+    "ssws",
+    "hawk",
+    "signature",
+    "kerberos",
+    "cookie",
+];
+
+fn is_known_scheme(word: &str) -> bool {
+    KNOWN_SCHEMES.iter().any(|k| k.eq_ignore_ascii_case(word))
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and `Access-Control-Request-Method`.
+fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(http::header::ORIGIN)
+        && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// The documented caps of a Basic user-id and password, in bytes.
+const MAX_BASIC_USER: usize = 256;
+const MAX_BASIC_PASSWORD: usize = 1024;
+
+/// RFC 7617 credentials as the layer documents it decodes them: base64 (padded or not)
+/// of UTF-8 `user:password`, the user without `:`, within the caps, no control character.
+fn decode_basic(token: &str) -> Option<(String, String)> {
+    if token.len() > (MAX_BASIC_USER + MAX_BASIC_PASSWORD + 1).div_ceil(3) * 4 {
+        return None;
+    }
+    let bytes = STANDARD
+        .decode(token)
+        .or_else(|_| STANDARD_NO_PAD.decode(token))
+        .ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (user, password) = text.split_once(':')?;
+    let fits = user.len() <= MAX_BASIC_USER && password.len() <= MAX_BASIC_PASSWORD;
+    let clean = !user.chars().chain(password.chars()).any(char::is_control);
+    (fits && clean).then(|| (user.to_owned(), password.to_owned()))
+}
+
 // ---------------------------------------------------------------------------------------
 // challenge: building and rendering WWW-Authenticate
 // ---------------------------------------------------------------------------------------
@@ -904,39 +962,41 @@ const PARAM_NAMES: &[&str] = &[
 /// Builds a challenge from `data` and reads it back.
 ///
 /// Input: a scheme selector byte, then `\0`-separated operations, each an operation byte
-/// (from `'a'`: realm, error, error_description, scope, quoted parameter, long parameter)
-/// and its text (for a parameter: a name selector byte first). Or, with the first byte
-/// `'#'`, any text for this crate's challenge reader alone.
+/// (from `'a'`: realm, error, error_description, scope, quoted parameter, and `'f'` a
+/// quoted parameter too) and its text (for a parameter: a name selector byte first). Or,
+/// with the first byte `'#'`, any text for the two parsers alone. Long parameters (2048
+/// characters) are built only inside the layer: the `problem` target checks them through
+/// `acr_values`.
 ///
 /// Properties: the rendered value is visible ASCII and the header value is the rendering
-/// byte for byte; `parse` reads exactly one challenge with the same scheme and exactly the
-/// parameters set (first value of a name wins, names compared case-insensitively), each
-/// value sanitized as documented; this crate's reader agrees. For free text: the reader
-/// does not panic, and where both parsers accept it they agree.
-pub fn challenge(data: &[u8], parse: ParseChallenges) {
+/// byte for byte; the independent parser reads exactly one challenge with the same scheme
+/// and exactly the parameters set (first value of a name wins, names compared
+/// case-insensitively), each value sanitized as documented; [`Challenge::parse`] agrees.
+/// For free text: it does not panic, and where both parsers accept it they agree.
+pub fn challenge(data: &[u8]) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
     };
     if sel == b'#' {
-        compare_readers(&text(rest), parse);
+        compare_readers(&text(rest));
         return;
     }
     let scheme = SCHEMES[pick(sel, b'a', SCHEMES.len())];
     let (c, expected) = build_challenge(scheme, rest);
-    check_built_challenge(&c, scheme, expected, parse);
+    check_built_challenge(&c, scheme, expected);
 }
 
-/// Free text: this crate's reader does not panic, and where both parsers accept the text
+/// Free text: [`Challenge::parse`] does not panic, and where both parsers accept the text
 /// they agree.
-fn compare_readers(text: &str, parse: ParseChallenges) {
-    let ours = read_challenges(text);
-    if let (Some(ours), Ok(theirs)) = (ours, parse(text)) {
-        let ours: Vec<ParsedChallenge> = ours
+fn compare_readers(text: &str) {
+    let ours = Challenge::parse(text);
+    if let (Some(ours), Ok(theirs)) = (ours, http_auth::parse(text)) {
+        let ours: Vec<Independent> = ours
             .into_iter()
             .map(|c| {
                 let params = c.params().iter();
                 let params = params.map(|(n, v)| ((*n).to_owned(), v.clone())).collect();
-                ParsedChallenge {
+                Independent {
                     scheme: c.scheme().to_owned(),
                     params,
                 }
@@ -965,7 +1025,7 @@ fn build_challenge(scheme: &'static str, ops: &[u8]) -> (Challenge, Vec<(String,
 }
 
 /// Applies one operation to `c` (`kind` from `'a'`: realm, error, error_description,
-/// scope, quoted parameter, long parameter), and adds the value it sets to the model
+/// scope, quoted parameter twice), and adds the value it sets to the model
 /// `expected` unless a parameter of that name is there already.
 fn apply_op(
     c: Challenge,
@@ -1004,27 +1064,17 @@ fn apply_op(
                 return c;
             };
             let name = PARAM_NAMES[pick(name_sel.as_bytes()[0], b'a', PARAM_NAMES.len())];
-            if pick(kind, b'a', 6) == 4 {
-                add(name, Some(model_quoted(value, 128)));
-                c.quoted_param(name, value)
-            } else {
-                add(name, Some(model_quoted(value, 2048)));
-                c.long_param(name, value)
-            }
+            add(name, Some(model_quoted(value, 128)));
+            c.quoted_param(name, value)
         }
         _ => unreachable!(),
     }
 }
 
-/// The rendering of `c` is visible ASCII and its header value byte for byte; `parse` reads
-/// exactly one challenge of `scheme` with exactly the `expected` parameters; this crate's
-/// reader agrees.
-fn check_built_challenge(
-    c: &Challenge,
-    scheme: &str,
-    expected: Vec<(String, String)>,
-    parse: ParseChallenges,
-) {
+/// The rendering of `c` is visible ASCII and its header value byte for byte; the
+/// independent parser reads exactly one challenge of `scheme` with exactly the `expected` parameters;
+/// [`Challenge::parse`] agrees.
+fn check_built_challenge(c: &Challenge, scheme: &str, expected: Vec<(String, String)>) {
     let rendered = c.render();
     assert!(
         rendered.bytes().all(|b| (0x20..=0x7e).contains(&b)),
@@ -1032,13 +1082,14 @@ fn check_built_challenge(
     );
     assert_eq!(c.to_header_value().as_bytes(), rendered.as_bytes());
     assert_eq!(c.to_string(), rendered);
-    let theirs = parse(&rendered).unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
+    let theirs =
+        http_auth::parse(&rendered).unwrap_or_else(|e| panic!("{rendered:?} does not parse: {e}"));
     assert_eq!(theirs.len(), 1, "{rendered:?}");
     assert_eq!(theirs[0].scheme, scheme, "{rendered:?}");
     assert_eq!(theirs[0].params, expected, "{rendered:?}");
     let mut headers = HeaderMap::new();
     headers.insert(WWW_AUTHENTICATE, c.to_header_value());
-    check_challenges(&headers, parse, &[]);
+    check_challenges(&headers, &[]);
 }
 
 /// What `realm` and quoted parameters are documented to keep: control characters dropped,
@@ -1096,19 +1147,25 @@ fn model_scope(scopes: &[&str]) -> Option<String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// jwt: the unverified pre-parse, and verification
+// jwt: verification of any token
 // ---------------------------------------------------------------------------------------
 
-/// Takes a token apart without verifying it, then verifies it.
+/// The cap of a token fact (`alg`, `kid`, `typ`, `iss`, `aud`, `sub`) in characters, before
+/// the `…` that marks a cut.
+const MAX_FACT: usize = 128;
+
+/// Verifies a token with [`JwtAuthenticator::verify_at`].
 ///
 /// Input: a mode byte, then: `'0'` (and anything else) a token as text; `'1'` a JOSE
 /// header and a payload separated by `\0`, signed HS256 with the fuzzing secret so
 /// verification reaches the claims.
 ///
-/// Properties: no panic; `inspect` is `decode`'s facts; facts are capped and escaped
-/// (at most 128 characters and `…`, printable ASCII); the signing input is the first two
-/// segments; verification succeeds only for a token this input signed, whose claims name
-/// the expected issuer and audience and whose `exp` is in the future (60 s leeway).
+/// Properties: no panic; verification succeeds only for a token of three segments whose
+/// signature is the fuzzing secret's over the first two, whose claims name the expected
+/// issuer and audience and whose `exp` is in the future (60 s leeway); a token that is not
+/// three segments is `token_malformed`; every refusal is a client error; token facts are
+/// capped and escaped (at most 128 characters and `…`, printable ASCII), verified ones
+/// marked so.
 pub fn jwt(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -1123,62 +1180,68 @@ pub fn jwt(data: &[u8]) {
         }
         _ => text(rest).into_owned(),
     };
-    let decoded = crate::jws::decode(&token);
-    let inspected = crate::jws::inspect(&token);
-    match &decoded {
-        Ok(jws) => {
-            let facts = jws.facts();
-            assert_eq!(Some(&facts), inspected.as_ref());
-            check_facts(&facts);
-            assert!(token.starts_with(jws.message));
-            assert_eq!(token.len(), jws.message.len() + 1 + jws.signature.len());
-            assert!(token.ends_with(jws.signature));
-            assert_eq!(jws.message.matches('.').count(), 1);
-        }
-        Err(f) => {
-            assert!(inspected.is_none());
-            assert_eq!(f.reason(), Reason::TokenMalformed);
-        }
-    }
     static VERIFIER: OnceLock<JwtAuthenticator> = OnceLock::new();
     let verifier = VERIFIER.get_or_init(authenticator);
     match verifier.verify_at(&token, now) {
-        Ok(v) => {
-            let jws = decoded.as_ref().expect("a verified token decodes");
-            let signature = jsonwebtoken::crypto::sign(
-                jws.message.as_bytes(),
-                hs256_key(),
-                jsonwebtoken::Algorithm::HS256,
-            )
-            .expect("signing cannot fail");
-            assert_eq!(
-                jws.signature, signature,
-                "a token verified without the secret's signature"
-            );
-            assert_eq!(v.claims.get("iss").and_then(Value::as_str), Some(ISSUER));
-            let aud = v.claims.get("aud").expect("aud");
-            assert!(
-                aud.as_str() == Some(AUDIENCE)
-                    || aud
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(AUDIENCE))),
-                "{aud}"
-            );
-            let exp = v.claims.get("exp").and_then(crate::jws::numeric_date);
-            assert!(
-                exp.is_some_and(|e| e.saturating_add(60) > now),
-                "exp {exp:?}"
-            );
-            assert!(v.facts.verified);
-            check_facts(&v.facts);
-        }
+        Ok(v) => check_verified(&token, &v.claims, &v.facts, now),
         Err(f) => {
             assert!(f.reason().status().is_client_error(), "{f}");
+            if token.trim().matches('.').count() < 2 {
+                assert_eq!(f.reason(), Reason::TokenMalformed, "{token:?}: {f}");
+            }
             if let Some(facts) = f.token_facts() {
                 check_facts(facts);
             }
         }
     }
+}
+
+/// A verified token is three segments signed with the fuzzing secret, for the expected
+/// issuer and audience, not expired at `now`; its facts are capped and marked verified.
+fn check_verified(
+    token: &str,
+    claims: &serde_json::Map<String, Value>,
+    facts: &TokenFacts,
+    now: i64,
+) {
+    let (message, signature) = token.rsplit_once('.').expect("a verified token is a JWS");
+    assert_eq!(
+        message.matches('.').count(),
+        1,
+        "not three segments: {token:?}"
+    );
+    let expected = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        hs256_key(),
+        jsonwebtoken::Algorithm::HS256,
+    )
+    .expect("signing cannot fail");
+    assert_eq!(
+        signature, expected,
+        "a token verified without the secret's signature"
+    );
+    assert_eq!(claims.get("iss").and_then(Value::as_str), Some(ISSUER));
+    let aud = claims.get("aud").expect("aud");
+    assert!(
+        aud.as_str() == Some(AUDIENCE)
+            || aud
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(AUDIENCE))),
+        "{aud}"
+    );
+    let exp = claims.get("exp").and_then(numeric_date);
+    assert!(
+        exp.is_some_and(|e| e.saturating_add(60) > now),
+        "exp {exp:?}"
+    );
+    assert!(facts.verified);
+    check_facts(facts);
+}
+
+/// A NumericDate claim as seconds: an integer, or a finite number cut to one.
+fn numeric_date(v: &Value) -> Option<i64> {
+    v.as_i64()
+        .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
 }
 
 fn check_facts(facts: &TokenFacts) {
@@ -1188,8 +1251,9 @@ fn check_facts(facts: &TokenFacts) {
     .into_iter()
     .flatten()
     {
+        let text: &str = text;
         let body = text.strip_suffix('…').unwrap_or(text);
-        assert!(body.len() <= MAX_FIELD, "{text:?} is over the cap");
+        assert!(body.len() <= MAX_FACT, "{text:?} is over the cap");
         assert!(
             body.bytes().all(|b| (0x20..=0x7e).contains(&b)),
             "{text:?} is not escaped"
@@ -1198,115 +1262,298 @@ fn check_facts(facts: &TokenFacts) {
 }
 
 // ---------------------------------------------------------------------------------------
-// basic: RFC 7617 decoding
+// basic: RFC 7617 credentials through a layer
 // ---------------------------------------------------------------------------------------
 
-/// The documented caps of a Basic user-id and password, in bytes.
-const MAX_BASIC_USER: usize = 256;
-const MAX_BASIC_PASSWORD: usize = 1024;
+thread_local! {
+    /// The credentials the Basic verify hook last received on this thread (the layer runs
+    /// it on this thread's runtime).
+    static BASIC_RECEIVED: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
+}
 
-/// Decodes Basic credentials.
+/// A verify hook that accepts any credentials and records them.
+async fn record_basic(c: BasicCredentials) -> AuthResult {
+    let got = (c.user.clone(), c.password.expose().to_owned());
+    BASIC_RECEIVED.with(|r| *r.borrow_mut() = Some(got));
+    Ok(Principal::new("basic-user"))
+}
+
+/// The Basic layers: one that accepts Basic (verbose), and one with no scheme whose
+/// wrapped service refuses, so the layer diagnoses the credentials it did not check.
+fn basic_apps() -> &'static (Router, Router) {
+    static APPS: OnceLock<(Router, Router)> = OnceLock::new();
+    APPS.get_or_init(|| {
+        let accepts = AuthDiagnostics::new()
+            .verbose()
+            .log_every_failure()
+            .basic(BasicAuthenticator::new(record_basic));
+        let diagnoses = AuthDiagnostics::new().verbose().log_every_failure();
+        (router(accepts), router(diagnoses))
+    })
+}
+
+/// Sends `Authorization: Basic <credentials>` (the wrapped service refusing with a 401 when
+/// `refused`): the answer, and what the verify hook received. `None` when no header value
+/// can hold the text.
+fn send_basic(app: &Router, credentials: &str, refused: bool) -> Option<BasicAnswer> {
+    let value = HeaderValue::from_bytes(format!("Basic {credentials}").as_bytes()).ok()?;
+    let mut request = Request::builder()
+        .uri("/basic")
+        .header(http::header::AUTHORIZATION, value)
+        .body(Body::empty())
+        .expect("a request");
+    if refused {
+        let status = HeaderValue::from_static("401");
+        request.headers_mut().insert("x-fuzz-status", status);
+    }
+    BASIC_RECEIVED.with(|r| r.borrow_mut().take());
+    let answer = send(app, request);
+    let received = BASIC_RECEIVED.with(|r| r.borrow_mut().take());
+    check_challenges(&answer.headers, &[]);
+    Some(BasicAnswer { answer, received })
+}
+
+struct BasicAnswer {
+    answer: Answer,
+    /// What the verify hook received: user and password.
+    received: Option<(String, String)>,
+}
+
+/// Sends Basic credentials through a layer that accepts them, and through one that only
+/// diagnoses them.
 ///
 /// Input: a mode byte, then: `'0'` (and anything else) the text after `Basic `; `'1'` a
 /// user and a password separated by `\0`, encoded here first; `'2'` the text after
-/// `Basic `, for the wrapped service's diagnosis.
+/// `Basic `, for the diagnosis of a wrapped service's refusal.
 ///
-/// Properties: no panic; a decoded user has no `:`, neither part a control character, and
-/// encoding them again gives back the same bytes once decoded; any user without `:` and
-/// password without control characters, within the caps (256 and 1024 bytes), round-trips; every
-/// failure is `basic_malformed`.
+/// Properties: no panic; what the verify hook receives has a user without `:`, neither
+/// part with a control character, within the caps (256 and 1024 bytes), and sent again
+/// encoded the hook receives the same; any user without `:` and password without control
+/// characters within the caps reaches the hook as it was (a password with `:` too);
+/// credentials that decode (RFC 7617, base64 with or without padding) always reach it;
+/// every refusal is `basic_malformed` with a problem body; no password shows in an answer
+/// or the log; a diagnosed refusal is a client error with a valid problem body.
 pub fn basic(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
+    let (accepts, diagnoses) = basic_apps();
     match mode {
         b'1' => {
             let mut parts = rest.splitn(2, |&b| b == 0);
             let user = text(parts.next().unwrap_or_default()).into_owned();
             let password = text(parts.next().unwrap_or_default()).into_owned();
-            let encoded = STANDARD.encode(format!("{user}:{password}"));
+            let joined = format!("{user}:{password}");
+            let encoded = STANDARD.encode(&joined);
             let ok = !user.contains(':')
                 && !user.chars().chain(password.chars()).any(char::is_control)
                 && user.len() <= MAX_BASIC_USER
                 && password.len() <= MAX_BASIC_PASSWORD;
-            match crate::decode_basic(&encoded) {
-                Ok(c) => {
-                    let joined = format!("{user}:{password}");
-                    let (u, p) = joined.split_once(':').expect("a colon");
-                    assert_eq!(c.user, u);
-                    assert_eq!(c.password.expose(), p);
+            let sent = send_basic(accepts, &encoded, false).expect("base64 is a header value");
+            check_basic_leak(&sent.answer, &encoded);
+            match &sent.received {
+                Some((u, p)) => {
+                    let (user, password) = joined.split_once(':').expect("a colon");
+                    assert_eq!((u.as_str(), p.as_str()), (user, password));
+                    assert_eq!(sent.answer.status, StatusCode::OK);
                 }
-                Err(f) => {
-                    assert!(!ok, "{user:?}:{password:?} did not round-trip: {f}");
-                    assert_eq!(f.reason(), Reason::BasicMalformed);
+                None => {
+                    assert!(!ok, "{user:?}:{password:?} did not reach the hook");
+                    check_basic_refusal(&sent.answer);
                 }
             }
             if !user.contains(':') {
-                let _ = crate::authn::basic::diagnose(&encoded);
+                check_diagnosis(diagnoses, &encoded);
             }
         }
-        b'2' => {
-            let text = text(rest);
-            let f = crate::authn::basic::diagnose(&text);
-            assert!(f.reason().status().is_client_error(), "{f}");
-            let _ = crate::authn::basic::wraps_token(&text);
-        }
+        b'2' => check_diagnosis(diagnoses, &text(rest)),
         _ => {
             let text = text(rest);
-            match crate::decode_basic(&text) {
-                Ok(c) => {
-                    assert!(!c.user.contains(':'), "{:?}", c.user);
-                    assert!(c.user.len() <= MAX_BASIC_USER);
-                    assert!(c.password.len() <= MAX_BASIC_PASSWORD);
-                    assert!(!c
-                        .user
-                        .chars()
-                        .chain(c.password.expose().chars())
-                        .any(char::is_control));
-                    let again = STANDARD.encode(format!("{}:{}", c.user, c.password.expose()));
-                    let back = crate::decode_basic(&again).expect("re-encoded credentials decode");
-                    assert_eq!(back.user, c.user);
-                    assert_eq!(back.password.expose(), c.password.expose());
+            let Some(sent) = send_basic(accepts, &text, false) else {
+                return;
+            };
+            check_basic_leak(&sent.answer, &text);
+            match &sent.received {
+                Some((user, password)) => {
+                    check_received(user, password);
+                    let again = STANDARD.encode(format!("{user}:{password}"));
+                    let back = send_basic(accepts, &again, false).expect("base64");
+                    assert_eq!(
+                        back.received.as_ref(),
+                        Some(&(user.clone(), password.clone()))
+                    );
                 }
-                Err(f) => assert_eq!(f.reason(), Reason::BasicMalformed),
+                None => {
+                    let model = decode_basic(&text);
+                    assert!(
+                        model.is_none() || text.trim() != text,
+                        "{text:?} decodes to {model:?} but did not reach the hook"
+                    );
+                    check_basic_refusal(&sent.answer);
+                }
             }
         }
     }
 }
 
+/// What the hook received: a user without `:`, within the caps, no control character.
+fn check_received(user: &str, password: &str) {
+    assert!(!user.contains(':'), "{user:?}");
+    assert!(user.len() <= MAX_BASIC_USER);
+    assert!(password.len() <= MAX_BASIC_PASSWORD);
+    assert!(!user.chars().chain(password.chars()).any(char::is_control));
+}
+
+/// A refusal of Basic credentials the layer reads: `basic_malformed`, with a problem body.
+fn check_basic_refusal(answer: &Answer) {
+    let problem = check_problem(answer.status, &answer.body);
+    assert_eq!(
+        problem["reason"].as_str(),
+        Some(Reason::BasicMalformed.code()),
+        "{problem}"
+    );
+}
+
+/// The password of `credentials` (when they decode) shows neither in the answer nor in
+/// the log; the user may.
+fn check_basic_leak(answer: &Answer, credentials: &str) {
+    if let Some((user, password)) = decode_basic(credentials.trim()) {
+        assert_no_leak(answer, &[password.into_bytes()], user.as_bytes());
+    }
+}
+
+/// A wrapped service's 401 to `Basic <credentials>` on a layer with no scheme: a client
+/// error, its problem body valid, no password shown.
+fn check_diagnosis(app: &Router, credentials: &str) {
+    let Some(sent) = send_basic(app, credentials, true) else {
+        return;
+    };
+    assert!(sent.received.is_none());
+    let answer = &sent.answer;
+    assert!(answer.status.is_client_error(), "{}", answer.status);
+    if answer
+        .headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v == "application/problem+json")
+    {
+        check_problem(answer.status, &answer.body);
+    }
+    check_basic_leak(answer, credentials);
+}
+
 // ---------------------------------------------------------------------------------------
-// cookie: the evidence scan's cookie lookups
+// cookie: session cookies through a layer
 // ---------------------------------------------------------------------------------------
 
-/// Looks cookies up in `Cookie` fields.
+/// The documented caps of the `Cookie` fields the layer reads: bytes and cookies, all
+/// fields together.
+const MAX_COOKIE_BYTES: usize = 16 * 1024;
+const MAX_COOKIES: usize = 256;
+/// The longest session cookie value the layer passes to its verify hook, in bytes.
+const MAX_SESSION: usize = 4096;
+
+thread_local! {
+    /// The session cookie value the verify hook last received on this thread.
+    static SESSION_RECEIVED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// A verify hook that accepts any session and records its value.
+async fn record_session(s: SessionCookie) -> AuthResult {
+    let value = s.0.expose().to_owned();
+    SESSION_RECEIVED.with(|r| *r.borrow_mut() = Some(value));
+    Ok(Principal::new("session-user"))
+}
+
+/// A layer that reads no cookie: Bearer only, verbose.
+fn bearer_app() -> &'static Router {
+    static APP: OnceLock<Router> = OnceLock::new();
+    APP.get_or_init(|| {
+        router(
+            AuthDiagnostics::new()
+                .verbose()
+                .log_every_failure()
+                .bearer(authenticator()),
+        )
+    })
+}
+
+/// Sends `Cookie` fields through a layer with a session cookie, and through one that reads
+/// no cookie.
 ///
-/// Input: the name to look for, then `\n`-separated `Cookie` field values (a field may
-/// repeat a run: a line `*N…` stands for the rest repeated N times, to reach the caps).
+/// Input: the session cookie's name, then `\n`-separated `Cookie` field values (a field
+/// may repeat a run: a line `*N…` stands for the rest repeated N times, to reach the caps).
 ///
-/// Properties: no panic; over the caps (16 KiB, 256 cookies in all fields) both lookups
-/// say so and read nothing, with the counts; within them a found value is non-empty, has
-/// no surrounding whitespace or quotes, and is a slice of one field; the named lookup
-/// finds exactly the first pair of that name with a non-empty value.
+/// Properties: no panic; over the caps (16 KiB, 256 cookies in all fields) nothing reaches
+/// the verify hook and the refusal says so with the counts; within them the hook receives
+/// exactly the first pair of that name with a non-empty value, trimmed and unquoted (a
+/// non-empty value with no surrounding whitespace or quotes, a slice of one field), when it
+/// is UTF-8 and at most 4 KiB, and nothing otherwise; a refusal is a 401 with a parseable
+/// `Cookie` challenge and a problem body; no cookie value shows in an answer or the log,
+/// and nothing the layer writes about the cookies holds a control character.
 pub fn cookie(data: &[u8]) {
     let mut parts = fields(data, b'\n').into_iter();
     let want = text(parts.next().unwrap_or_default()).into_owned();
     let (headers, raw) = cookie_fields(parts);
-    let uri = Uri::from_static("/");
-    let ev = Evidence::new(&headers, &uri);
-    let named = ev.cookie_named(&want);
-    let any = ev.cookie();
-    if check_over_cap(&raw, named, any) {
-        return;
+    let session = SessionAuthenticator::new(want.clone(), record_session);
+    let app = router(
+        AuthDiagnostics::new()
+            .verbose()
+            .log_every_failure()
+            .session(session),
+    );
+    let secrets = cookie_values(&raw);
+    let public = cookie_names(&raw, &want);
+
+    SESSION_RECEIVED.with(|r| r.borrow_mut().take());
+    let answer = send(&app, cookie_request(&headers));
+    let received = SESSION_RECEIVED.with(|r| r.borrow_mut().take());
+    check_challenges(&answer.headers, &[]);
+    assert_no_leak(&answer, &secrets, &public);
+    if let Some((bytes, count)) = over_cap(&raw) {
+        assert_eq!(received, None, "a cookie was read over the caps");
+        let problem = check_cookie_refusal(&answer);
+        let counts = format!("{bytes} bytes in {count} cookies");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(&counts), "{detail:?} lacks {counts:?}");
+    } else {
+        let model = cookie_model(&raw, &want);
+        match model.and_then(|v| std::str::from_utf8(v).ok()) {
+            Some(value) if value.len() <= MAX_SESSION => {
+                assert_eq!(received.as_deref(), Some(value), "cookie {want:?}");
+                check_cookie_value(value.as_bytes(), &raw);
+                assert_eq!(answer.status, StatusCode::OK);
+            }
+            _ => {
+                assert_eq!(received, None, "cookie {want:?}: model {model:?}");
+                check_cookie_refusal(&answer);
+            }
+        }
     }
-    check_named_cookie(named, &want, cookie_model(&raw, &want), &raw);
-    check_any_cookie(any, &ev, &raw);
-    check_cookie_location(&ev);
+
+    // A layer that reads no cookie explains the request from what it holds.
+    let answer = send(bearer_app(), cookie_request(&headers));
+    check_challenges(&answer.headers, &[]);
+    assert_no_leak(&answer, &secrets, &public);
+    check_cookie_refusal(&answer);
+}
+
+fn cookie_request(headers: &[HeaderValue]) -> Request<Body> {
+    let mut request = Request::builder()
+        .uri("/")
+        .body(Body::empty())
+        .expect("a request");
+    for v in headers {
+        request
+            .headers_mut()
+            .append(http::header::COOKIE, v.clone());
+    }
+    request
 }
 
 /// The `Cookie` fields the input's lines give (a line `*N…` stands for the rest repeated
-/// N times), as a header map and as bytes; a line no field value can hold is left out.
-fn cookie_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (HeaderMap, Vec<Vec<u8>>) {
-    let mut headers = HeaderMap::new();
+/// N times), as header values and as bytes; a line no field value can hold is left out.
+fn cookie_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (Vec<HeaderValue>, Vec<Vec<u8>>) {
+    let mut headers = Vec::new();
     let mut raw: Vec<Vec<u8>> = Vec::new();
     for field in lines {
         let field = match field.strip_prefix(b"*") {
@@ -1317,32 +1564,44 @@ fn cookie_fields<'a>(lines: impl Iterator<Item = &'a [u8]>) -> (HeaderMap, Vec<V
             _ => field.to_vec(),
         };
         if let Ok(v) = HeaderValue::from_bytes(&field) {
-            headers.append(http::header::COOKIE, v);
+            headers.push(v);
             raw.push(field);
         }
     }
     (headers, raw)
 }
 
-/// Over the caps (16 KiB, 256 cookies in all fields) both lookups say so, with the counts,
-/// and read nothing: whether the fields are over.
-fn check_over_cap(raw: &[Vec<u8>], named: CookieLookup<'_>, any: CookieLookup<'_>) -> bool {
+/// The bytes and cookies of all fields, when they are over the caps.
+fn over_cap(raw: &[Vec<u8>]) -> Option<(usize, usize)> {
     let bytes: usize = raw.iter().map(Vec::len).sum();
     let count: usize = raw
         .iter()
         .map(|f| f.iter().filter(|&&b| b == b';').count() + 1)
         .sum();
-    let over = bytes > MAX_COOKIE_BYTES || count > MAX_COOKIES;
-    if over {
-        let expected = CookieLookup::OverCap {
-            bytes,
-            cookies: count,
-        };
-        assert_eq!(named, expected);
-        assert_eq!(any, expected);
-        assert!(any.over_cap_text().is_some());
+    (bytes > MAX_COOKIE_BYTES || count > MAX_COOKIES).then_some((bytes, count))
+}
+
+/// Every cookie's value, and every bare pair: what no answer or log may show.
+fn cookie_values(raw: &[Vec<u8>]) -> Vec<Vec<u8>> {
+    raw.iter()
+        .flat_map(|f| f.split(|&b| b == b';'))
+        .map(|pair| match pair.iter().position(|&b| b == b'=') {
+            Some(eq) => pair[eq + 1..].trim_ascii().to_vec(),
+            None => pair.trim_ascii().to_vec(),
+        })
+        .collect()
+}
+
+/// Every cookie's name, and the configured one: text an answer may show.
+fn cookie_names(raw: &[Vec<u8>], want: &str) -> Vec<u8> {
+    let mut public = want.as_bytes().to_vec();
+    for pair in raw.iter().flat_map(|f| f.split(|&b| b == b';')) {
+        if let Some(eq) = pair.iter().position(|&b| b == b'=') {
+            public.push(b'\n');
+            public.extend_from_slice(&pair[..eq]);
+        }
     }
-    over
+    public
 }
 
 /// The model of the named lookup: the first `name=value` pair named `want` with a
@@ -1365,48 +1624,28 @@ fn cookie_model<'a>(raw: &'a [Vec<u8>], want: &str) -> Option<&'a [u8]> {
         .next()
 }
 
-/// The lookup of the cookie named `want` finds what the `model` says, a value read from
-/// one of the fields.
-fn check_named_cookie(named: CookieLookup<'_>, want: &str, model: Option<&[u8]>, raw: &[Vec<u8>]) {
-    match named {
-        CookieLookup::Found { name, value } => {
-            assert_eq!(name, want);
-            assert_eq!(Some(value.as_bytes()), model);
-            check_cookie_value(value.as_bytes(), raw);
-        }
-        CookieLookup::NotUtf8 { value } => {
-            assert!(std::str::from_utf8(value).is_err());
-            assert_eq!(Some(value), model);
-        }
-        CookieLookup::NotFound => assert_eq!(model, None, "{want:?} not found"),
-        CookieLookup::OverCap { .. } => panic!("over the caps, within them"),
-    }
+/// A refusal: a 401 with a challenge and a problem body whose texts hold no control
+/// character.
+fn check_cookie_refusal(answer: &Answer) -> Value {
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert!(answer.headers.contains_key(WWW_AUTHENTICATE));
+    let problem = check_problem(answer.status, &answer.body);
+    check_printable(&problem);
+    problem
 }
 
-/// The credential lookup finds a value read from one of the fields, under a name without
-/// `;`, and finds the same again; it is never `NotUtf8`.
-fn check_any_cookie(any: CookieLookup<'_>, ev: &Evidence<'_>, raw: &[Vec<u8>]) {
-    match any {
-        CookieLookup::Found { name, value } => {
-            check_cookie_value(value.as_bytes(), raw);
-            assert!(!name.contains(';'));
-            assert_eq!(ev.cookie().found(), Some((name, value)));
-        }
-        CookieLookup::NotFound => {}
-        other => panic!("the credential lookup answered {other:?}"),
-    }
-}
-
-/// What a failure says about cookies stays printable.
-fn check_cookie_location(ev: &Evidence<'_>) {
-    let expected = crate::evidence::Expected {
-        names: "cookie sid".into(),
-        how: None,
-        reads_header: &|_| false,
-    };
-    let f = ev.explain_elsewhere(&expected, true);
-    if let Some(Location::Cookie(name)) = f.facts().location() {
-        assert!(name.chars().all(|c| !c.is_control()), "{name:?}");
+/// Every string of a JSON value is free of control characters.
+fn check_printable(value: &Value) {
+    match value {
+        Value::String(s) => assert!(!s.chars().any(char::is_control), "{s:?}"),
+        Value::Array(a) => a.iter().for_each(check_printable),
+        Value::Object(o) => o.values().for_each(check_printable),
+        _ => {}
     }
 }
 
@@ -1440,7 +1679,7 @@ impl HttpFetch for Provider {
             .unwrap_or_else(|e| e.into_inner())
             .pop_front();
         Box::pin(async move {
-            answer.ok_or_else(|| FetchError::new(crate::FetchErrorKind::Connect, "no more answers"))
+            answer.ok_or_else(|| FetchError::new(FetchErrorKind::Connect, "no more answers"))
         })
     }
 }
@@ -1453,20 +1692,19 @@ fn fetched(status: StatusCode, body: &[u8]) -> Fetched {
     }
 }
 
-/// Reads a JWK set, or discovers one through a fake provider.
+/// Reads a JWK set, or discovers one, through a fake provider and a layer's readiness.
 ///
-/// Input: a mode byte (from `'0'`): bit 0 clear: the rest is a JWK set for `jwk::parse`,
+/// Input: a mode byte (from `'0'`): bit 0 clear: the rest is the JWK set at a JWK set URL,
 /// with bits 1-3 its key limit; bit 0 set: discovery of issuer `https://issuer.fuzz.example`
 /// (bit 1: with path `/realms/x`), the OpenID location answering 404 when bit 2 is set,
 /// and the rest a discovery document and a JWK set separated by `\0`.
 ///
-/// Properties: no panic; a set over its limit is refused whole; otherwise every key is
-/// either used or skipped with a reason; every usable key verifies at least one published
-/// algorithm and embedded-key checks never accept an algorithm of another kind. Discovery
-/// asks the OpenID location first, RFC 8414's after a 404, and fetches a key set only from
-/// the `jwks_uri` of a JSON document whose `issuer` is the configured one exactly, and only
-/// over `https` (or `http` to a loopback host); keys are cached only when the set parsed
-/// with at least one usable key.
+/// Properties: no panic; a set over its limit, or not a JSON object with a `keys` array,
+/// is refused whole, and a source without keys says why (one line). Discovery asks the
+/// OpenID location first, RFC 8414's after a 404, and fetches a key set only from the
+/// `jwks_uri` of a JSON document whose `issuer` is the configured one exactly, and only
+/// over `https` (or `http` to a loopback host); a source holds keys only from there, and
+/// then reports no error.
 pub fn jwks(data: &[u8]) {
     let Some((&mode, rest)) = data.split_first() else {
         return;
@@ -1480,12 +1718,12 @@ pub fn jwks(data: &[u8]) {
 }
 
 /// Reads the JWK set `set` with the key limit bits 1-3 of `mode` give, and checks what
-/// came of it and of every listed key.
+/// came of it.
 fn jwk_set(mode: u8, set: &[u8]) {
-    // `keys::jwk::parse` is private to `keys`: a JWK set URL's source reaches it.
     let max_keys = usize::from(mode >> 1 & 7) * 4 + 1;
     let (state, urls) = fetch_keys(
         KeySource::jwks("https://keys.fuzz.example/jwks.json").max_keys(max_keys),
+        ISSUER,
         vec![fetched(StatusCode::OK, set)],
     );
     assert_eq!(urls, ["https://keys.fuzz.example/jwks.json"]);
@@ -1496,53 +1734,24 @@ fn jwk_set(mode: u8, set: &[u8]) {
         .and_then(Value::as_array)
         .map(Vec::as_slice);
     check_set_outcome(&state, listed, max_keys);
-    check_proof_keys(listed);
 }
 
-/// A set of at most `max_keys` with a usable key is kept, every `listed` key used or
-/// skipped; otherwise the source says why: not a set, over the limit, or no usable key.
+/// A set is kept only when it is a `keys` array of at most `max_keys` keys; otherwise the
+/// source says why.
 fn check_set_outcome(state: &Fetch, listed: Option<&[Value]>, max_keys: usize) {
-    match &state.keys {
-        Some(set) => {
-            let listed = listed.expect("a parsed set has a keys array");
-            assert!(listed.len() <= max_keys);
-            assert!(!set.keys.is_empty());
-            assert_eq!(set.keys.len() + set.skipped.len(), listed.len());
-            check_key_set(&set.keys, &set.skipped);
-        }
-        None => {
-            let e = state.last_error.as_ref().expect("a failed fetch says why");
-            match listed {
-                None => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
-                Some(keys) if keys.len() > max_keys => {
-                    assert_eq!(e.kind(), crate::FetchErrorKind::TooLarge, "{e}");
-                }
-                // Every key skipped.
-                Some(_) => assert_eq!(e.kind(), crate::FetchErrorKind::Document, "{e}"),
-            }
-            assert!(!e.message().chars().any(|c| c == '\r' || c == '\n'), "{e}");
-        }
+    if state.ready {
+        let listed = listed.expect("a kept set has a keys array");
+        assert!(listed.len() <= max_keys, "{} keys kept", listed.len());
+        assert!(!listed.is_empty());
+    } else {
+        let e = state
+            .error
+            .as_ref()
+            .expect("a source without keys says why");
+        assert!(!e.is_empty());
     }
-}
-
-/// The embedded-key check (of DPoP proofs) accepts a listed key only for an algorithm of
-/// its kind, and the key it makes serves that algorithm.
-fn check_proof_keys(listed: Option<&[Value]>) {
-    for jwk in listed.into_iter().flatten().filter_map(Value::as_object) {
-        for alg in crate::keys::PUBLISHED_ALGORITHMS {
-            if let Ok(k) = crate::keys::proof_key(jwk, alg) {
-                assert!(k.serves(alg));
-                let kty = jwk.get("kty").and_then(Value::as_str);
-                let fits = match alg {
-                    jsonwebtoken::Algorithm::ES256 | jsonwebtoken::Algorithm::ES384 => {
-                        kty == Some("EC")
-                    }
-                    jsonwebtoken::Algorithm::EdDSA => kty == Some("OKP"),
-                    _ => kty == Some("RSA"),
-                };
-                assert!(fits, "a {kty:?} key accepted for {alg:?}");
-            }
-        }
+    if let Some(e) = &state.error {
+        assert!(!e.chars().any(|c| c == '\r' || c == '\n'), "{e:?}");
     }
 }
 
@@ -1560,12 +1769,12 @@ fn discovery(mode: u8, rest: &[u8]) {
     let doc = parts.next().unwrap_or_default();
     let set = parts.next().unwrap_or_default();
     let answers = discovery_answers(oidc_404, doc, set);
-    let (state, urls) = fetch_keys(KeySource::discover(issuer.clone()), answers);
+    let (state, urls) = fetch_keys(KeySource::discover(issuer.clone()), &issuer, answers);
     let doc: Option<Value> = serde_json::from_slice(doc).ok();
     let trusted = trusted_jwks_uri(doc.as_ref(), &issuer);
     let expected = discovery_urls(mode, &issuer, trusted);
     assert_eq!(urls, expected, "fetched {urls:?}");
-    check_discovered(state, trusted);
+    check_discovered(&state, trusted);
 }
 
 /// The fake provider's answers in turn: a 404 when `oidc_404`, the document, the set.
@@ -1605,78 +1814,78 @@ fn discovery_urls(mode: u8, issuer: &str, trusted: Option<&str>) -> Vec<String> 
     expected
 }
 
-/// Keys are kept only from a `trusted` location, with at least one usable key and no
-/// error; otherwise the source says why.
-fn check_discovered(state: Fetch, trusted: Option<&str>) {
-    match &state.keys {
-        Some(keys) => {
-            assert!(trusted.is_some());
-            assert!(!keys.keys.is_empty());
-            check_key_set(&keys.keys, &keys.skipped);
-            assert!(state.last_error.is_none());
-        }
-        None => {
-            let e = state.last_error.expect("a failed fetch says why");
-            assert!(!e.message().is_empty());
-        }
+/// Keys are kept only from a `trusted` location, and then no error is reported; a source
+/// without keys says why.
+fn check_discovered(state: &Fetch, trusted: Option<&str>) {
+    if state.ready {
+        assert!(trusted.is_some(), "keys kept from an untrusted location");
+        assert_eq!(state.error, None);
+    } else {
+        let e = state
+            .error
+            .as_ref()
+            .expect("a source without keys says why");
+        assert!(!e.is_empty());
     }
 }
 
-/// One fetch by `source` from a fake provider answering `answers` in turn: the source's
-/// state after it, and the URLs fetched.
-fn fetch_keys(source: KeySource, answers: Vec<Fetched>) -> (Fetch, Vec<String>) {
+/// One fetch by `source` from a fake provider answering `answers` in turn, seen through the
+/// readiness of a layer whose Bearer authenticator (for `issuer`) reads it: the source's
+/// state once the fetch ended, and the URLs fetched.
+fn fetch_keys(source: KeySource, issuer: &str, answers: Vec<Fetched>) -> (Fetch, Vec<String>) {
     let urls = Arc::new(Mutex::new(Vec::new()));
     let provider = Provider {
         answers: Mutex::new(answers.into()),
         urls: urls.clone(),
     };
-    let source = source.http_client(provider);
+    let jwt = JwtAuthenticator::from_source(source.http_client(provider))
+        .issuer(issuer)
+        .audience(AUDIENCE);
     let state = runtime().block_on(async {
-        source.start();
-        for _ in 0..1000 {
+        // Building the layer starts the fetch, on this runtime.
+        let layer = AuthDiagnostics::new().bearer(jwt);
+        // Done once the source holds keys or an error and nothing more is fetched.
+        let (mut settled, mut seen) = (0, usize::MAX);
+        for _ in 0..2000 {
             tokio::task::yield_now().await;
-            if !source.state().fetching {
+            let state = Fetch::of(&layer);
+            let n = urls.lock().unwrap_or_else(|e| e.into_inner()).len();
+            let done = (state.ready || state.error.is_some()) && n == seen;
+            settled = if done { settled + 1 } else { 0 };
+            seen = n;
+            if settled > 20 {
                 break;
             }
         }
-        let state = source.state();
-        assert!(!state.fetching, "the fetch did not finish");
-        Fetch {
-            keys: state.keys,
-            last_error: state.last_error,
-        }
+        assert!(settled > 20, "the fetch did not finish");
+        Fetch::of(&layer)
     });
     let urls = urls.lock().unwrap_or_else(|e| e.into_inner()).clone();
     if trace() {
         eprintln!(
-            "fuzzing: fetched {urls:?}: {} keys, error {:?}",
-            state.keys.as_ref().map_or(0, |k| k.keys.len()),
-            state.last_error.as_ref().map(FetchError::message)
+            "fuzzing: fetched {urls:?}: ready {}, error {:?}",
+            state.ready, state.error
         );
     }
     (state, urls)
 }
 
-/// What a source holds after a fetch.
+/// What a source holds after a fetch, as the layer's readiness says it.
 struct Fetch {
-    keys: Option<Arc<crate::keys::KeySet>>,
-    last_error: Option<FetchError>,
+    ready: bool,
+    error: Option<String>,
 }
 
-/// Every usable key verifies a published (asymmetric) algorithm; skip reasons are one
-/// printable line each.
-fn check_key_set(keys: &[crate::keys::RemoteKey], skipped: &[String]) {
-    for key in keys {
-        assert!(
-            crate::keys::PUBLISHED_ALGORITHMS
-                .iter()
-                .any(|&a| key.serves(a)),
-            "{key:?} serves nothing"
-        );
-        assert!(!key.serves(jsonwebtoken::Algorithm::HS256));
-    }
-    for why in skipped {
-        assert!(!why.chars().any(char::is_control), "{why:?}");
+impl Fetch {
+    fn of(layer: &AuthDiagnostics) -> Self {
+        let readiness = layer.readiness();
+        let [source] = readiness.sources.as_slice() else {
+            panic!("one key source: {:?}", readiness.sources.len());
+        };
+        Fetch {
+            ready: source.ready,
+            error: source.error.clone(),
+        }
     }
 }
 
@@ -1709,7 +1918,7 @@ fn dpop_apps() -> &'static (Router, Router, String) {
         let layer = |nonce: bool| {
             let d = Dpop::new(authenticator())
                 .public_origin(DPOP_ORIGIN)
-                .replay_store(crate::MemoryReplayStore::with_capacity(50_000));
+                .replay_store(MemoryReplayStore::with_capacity(50_000));
             let d = if nonce {
                 d.require_nonce(Duration::from_secs(24 * 3600))
                     .nonce_key([7; 32])
@@ -1797,7 +2006,7 @@ fn fill(template: &[u8], token: &str, nonce: &str) -> Vec<u8> {
 /// URL and token (`ath`), made within the accepted window, with the layer's nonce where
 /// one is required; a proof is accepted once; every challenge parses; the body is a
 /// problem body with the response's status; the token never appears in the answer or log.
-pub fn dpop(data: &[u8], parse: ParseChallenges) {
+pub fn dpop(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
@@ -1819,7 +2028,7 @@ pub fn dpop(data: &[u8], parse: ParseChallenges) {
     for _ in 0..flags.sends {
         let answer = send(app, dpop_request(flags.method.clone(), &token, &proofs));
         check_dpop_status(&answer);
-        check_challenges(&answer.headers, parse, &[]);
+        check_challenges(&answer.headers, &[]);
         if answer.status == StatusCode::OK {
             accepted += 1;
             check_accepted_proof(&flags, &proof, &token, nonce);
@@ -1905,23 +2114,22 @@ fn check_accepted_proof(flags: &DpopFlags, proof: &[u8], token: &str, nonce: &st
         "accepted a proof for a token bound to another key"
     );
     let proof = std::str::from_utf8(proof).expect("an accepted proof is text");
-    let jws = crate::jws::decode(proof.trim()).expect("an accepted proof is a JWS");
-    assert!(jws
-        .header
-        .typ
-        .as_deref()
+    let mut segments = proof.trim().split('.');
+    let header = segments.next().and_then(json_segment);
+    let claims = segments.next().and_then(json_segment);
+    let (Some(header), Some(claims)) = (header, claims) else {
+        panic!("an accepted proof is not a JWS: {proof:?}");
+    };
+    assert!(header["typ"]
+        .as_str()
         .is_some_and(|t| t.eq_ignore_ascii_case("dpop+jwt")
             || t.eq_ignore_ascii_case("application/dpop+jwt")));
-    let jwk = jws.header.jwk.as_ref().expect("a jwk");
+    let jwk = &header["jwk"];
     assert_eq!(jwk["x"], DPOP_X);
     assert_eq!(jwk["y"], DPOP_Y);
-    let claims = &jws.claims;
     assert_eq!(claims["htm"], flags.method.as_str());
     assert_eq!(claims["ath"], ath(token).as_str());
-    let iat = claims
-        .get("iat")
-        .and_then(crate::jws::numeric_date)
-        .expect("an iat");
+    let iat = claims.get("iat").and_then(numeric_date).expect("an iat");
     let now = now();
     assert!(iat >= now - 60 - 30 - 5 && iat <= now + 30 + 5, "iat {iat}");
     if flags.nonce_layer {
@@ -1941,62 +2149,81 @@ fn check_dpop_refusal(answer: &Answer) {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// problem: rendering every reason
-// ---------------------------------------------------------------------------------------
-
-/// The schemes a rendering can be configured with.
-fn render_schemes(cookie: &str) -> Vec<Arc<dyn AuthScheme>> {
-    static FIXED: OnceLock<Vec<Arc<dyn AuthScheme>>> = OnceLock::new();
-    let fixed = FIXED.get_or_init(|| {
-        let bearer = Bearer::new(vec![authenticator()], None).expect("a bearer scheme");
-        let dpop = Dpop::new(authenticator())
-            .public_origin(DPOP_ORIGIN)
-            .scheme(None)
-            .expect("a DPoP scheme");
-        vec![
-            Arc::new(bearer) as Arc<dyn AuthScheme>,
-            Arc::new(BasicAuthenticator::new(verify_basic)),
-            Arc::new(ApiKeyAuthenticator::new(verify_key).allow_query("api_key")),
-            Arc::new(dpop),
-        ]
-    });
-    let mut all = fixed.clone();
-    all.push(Arc::new(SessionAuthenticator::new(cookie, verify_session)));
-    all
+/// A JWS segment as JSON: base64url (unpadded, or padded) of a JSON value.
+fn json_segment(segment: &str) -> Option<Value> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(segment))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
-/// Renders a failure of every reason with the facts `data` gives, in both detail modes.
+// ---------------------------------------------------------------------------------------
+// problem: every reason, refused by a handler and answered by a layer
+// ---------------------------------------------------------------------------------------
+
+thread_local! {
+    /// The failure the handler of a problem app answers with next, on this thread.
+    static REFUSAL: RefCell<Option<AuthFailure>> = const { RefCell::new(None) };
+}
+
+/// The handler of a problem app: refuses with the failure set for it.
+async fn refuse() -> Response {
+    match REFUSAL.with(|r| r.borrow_mut().take()) {
+        Some(f) => f.into_response(),
+        None => "no failure set".into_response(),
+    }
+}
+
+async fn verify_any_basic(_: BasicCredentials) -> AuthResult {
+    Ok(Principal::new("alice"))
+}
+
+/// Refuses with a failure of every reason, with the facts `data` gives, from a handler
+/// behind a layer configured as `data` says, in both detail modes; and renders each on its
+/// own (`IntoResponse`, the defaults).
 ///
-/// Input: a flags byte (bits select the schemes: Bearer, Basic, ApiKey, DPoP, Cookie; bit
-/// 5 a resource metadata URL; bit 6 a required scope; bit 7 a request id), then
-/// `\0`-separated texts: detail, hint, scope, check, user, received scheme, claim,
-/// expected issuer, expected audience, acr_values, DPoP nonce, realm, metadata URL,
-/// required scope, request id, cookie name, location name.
+/// Input: a flags byte (bits select the layer's schemes: Bearer, Basic, ApiKey, DPoP,
+/// Cookie; bit 5 a resource metadata document; bit 6 a required scope; bit 7 a request
+/// id), then `\0`-separated texts: detail, hint, scope, check, user, (received scheme,
+/// claim, expected issuer, expected audience: unused), acr_values, (DPoP nonce: unused),
+/// realm, resource path of the metadata, required scope, request id, cookie name,
+/// (location name: unused). The unused texts are facts only the library sets; the
+/// `credentials` and `dpop` targets reach them with real requests.
 ///
-/// Properties: the status is the reason's; the body is JSON with that `status` and a
-/// known `reason`; a 401 whose reason has a challenge carries one, and every challenge
-/// parses alike with `parse` and this crate's reader; production answers show neither
-/// the detail, the hint nor the user, and no answer shows the user; `RenderConfig::DEFAULT`
-/// renders alike.
-pub fn problem(data: &[u8], parse: ParseChallenges) {
+/// Properties: the status is the reason's; the body is a problem body (JSON, that
+/// `status`, a known `reason`, `Content-Type: application/problem+json`); a 401 carries a
+/// challenge, and every challenge parses alike with the
+/// independent parser and [`Challenge::parse`]; the long parameters `acr_values` and
+/// `resource_metadata` are the documented sanitizing of what was set; production answers
+/// show neither the detail, the hint nor the user, and no answer shows the user; a hint
+/// never shows in production.
+pub fn problem(data: &[u8]) {
     let Some((&flags, rest)) = data.split_first() else {
         return;
     };
     let input = ProblemInput::read(flags, rest);
+    let apps = [
+        (input.app(false), Detail::Production),
+        (input.app(true), Detail::Verbose),
+    ];
     for &reason in Reason::ALL {
-        check_reason(&input, reason, parse);
+        check_reason(&input, &apps, reason);
     }
 }
 
-/// A problem input: the flags byte, the texts (see [`problem`]), and the schemes and the
-/// location they select.
+/// The detail mode of a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    Production,
+    Verbose,
+}
+
+/// A problem input: the flags byte and the texts (see [`problem`]).
 struct ProblemInput {
     flags: u8,
     /// The 17 texts, the missing ones empty.
     texts: Vec<String>,
-    schemes: Vec<Arc<dyn AuthScheme>>,
-    location: Location,
 }
 
 impl ProblemInput {
@@ -2007,24 +2234,7 @@ impl ProblemInput {
             .chain(std::iter::repeat(String::new()))
             .take(17)
             .collect();
-        let schemes = render_schemes(&texts[15])
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| flags & (1 << i) != 0)
-            .map(|(_, s)| s)
-            .collect();
-        let location = match flags % 4 {
-            0 => Location::Authorization,
-            1 => Location::Query(texts[16].clone().into()),
-            2 => Location::Header(texts[16].clone().into()),
-            _ => Location::Cookie(texts[16].clone().into()),
-        };
-        ProblemInput {
-            flags,
-            texts,
-            schemes,
-            location,
-        }
+        ProblemInput { flags, texts }
     }
 
     /// Text `i`, unless it is empty.
@@ -2032,22 +2242,79 @@ impl ProblemInput {
         (!self.texts[i].is_empty()).then(|| self.texts[i].clone())
     }
 
-    /// The request id, where bit 7 asks for one.
-    fn request_id(&self) -> Option<&str> {
-        (self.flags & 128 != 0).then(|| self.texts[14].as_str())
+    /// The resource metadata document bit 5 asks for: `https://fuzz.example/` and text 12's
+    /// letters, digits and slashes (a valid identifier, so the layer builds).
+    fn metadata(&self) -> Option<ResourceMetadata> {
+        let path: String = self.texts[12]
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '/')
+            .take(64)
+            .collect();
+        (self.flags & 32 != 0).then(|| {
+            ResourceMetadata::new(format!("https://fuzz.example/{path}"))
+                .authorization_servers([ISSUER])
+        })
     }
 
-    /// The configuration rendering in `detail`: the realm, the selected schemes, and the
-    /// metadata URL and required scope where bits 5 and 6 ask for them.
-    fn config(&self, detail: DetailMode) -> RenderConfig<'_> {
-        RenderConfig {
-            realm: &self.texts[11],
-            detail,
-            schemes: &self.schemes,
-            plain: None,
-            resource_metadata: (self.flags & 32 != 0).then_some(self.texts[12].as_str()),
-            scope: (self.flags & 64 != 0).then_some(self.texts[13].as_str()),
+    /// The layer: optional (so every request reaches the handler), the realm, the selected
+    /// schemes, and the metadata and required scope bits 5 and 6 ask for.
+    fn app(&self, verbose: bool) -> Router {
+        let mut layer = AuthDiagnostics::new()
+            .optional()
+            .log_every_failure()
+            .realm(self.texts[11].clone());
+        if verbose {
+            layer = layer.verbose();
         }
+        if self.flags & 1 != 0 {
+            layer = layer.bearer(authenticator());
+        }
+        if self.flags & 2 != 0 {
+            layer = layer.basic(BasicAuthenticator::new(verify_any_basic));
+        }
+        if self.flags & 4 != 0 {
+            layer = layer.api_key(ApiKeyAuthenticator::new(verify_key).allow_query("api_key"));
+        }
+        if self.flags & 8 != 0 {
+            layer = layer.dpop(Dpop::new(authenticator()).public_origin(DPOP_ORIGIN));
+        }
+        if self.flags & 16 != 0 {
+            let cookie = self.texts[15].clone();
+            layer = layer.session(SessionAuthenticator::new(cookie, verify_session));
+        }
+        if let Some(meta) = self.metadata() {
+            layer = layer.resource_metadata(meta);
+        }
+        if self.flags & 64 != 0 {
+            let scope: String = self.texts[13]
+                .chars()
+                .filter(|&c| matches!(c, '\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e'))
+                .collect();
+            let scope = if scope.is_empty() {
+                "read".into()
+            } else {
+                scope
+            };
+            layer = layer.require_scope([scope]);
+        }
+        Router::new()
+            .route("/", any(refuse))
+            .fallback(refuse)
+            .layer(layer)
+    }
+
+    /// The request: `GET /`, with the request id bit 7 asks for.
+    fn request(&self) -> Request<Body> {
+        let mut request = Request::builder()
+            .uri("/")
+            .body(Body::empty())
+            .expect("a request");
+        if self.flags & 128 != 0 {
+            if let Ok(id) = HeaderValue::from_str(&self.texts[14]) {
+                request.headers_mut().insert("x-request-id", id);
+            }
+        }
+        request
     }
 
     /// A failure of `reason` with every fact the input gives, but fact `without`.
@@ -2056,19 +2323,8 @@ impl ProblemInput {
     /// user never, the others in production). `failure(Some(i))` lacks fact `i`: what the
     /// full failure's answer shows beyond it is fact `i` leaking.
     fn failure(&self, reason: Reason, without: Option<usize>) -> AuthFailure {
-        let mut f = AuthFailure::new(reason)
-            .location(self.location.clone())
-            .received(self.opt(5).as_deref())
-            .expected_iss(self.opt(7))
-            .expected_aud(self.opt(8))
-            .retry_after(u64::from(self.flags))
-            .step_up(self.opt(9), Some(u64::from(self.flags)))
-            .token(TokenFacts {
-                exp: Some(i64::from(self.flags) * 1_000_000),
-                ..TokenFacts::default()
-            })
-            .had_credentials(self.flags & 1 != 0);
-        for i in [0usize, 1, 2, 3, 4, 6, 10] {
+        let mut f = AuthFailure::new(reason).step_up(self.opt(9), Some(u64::from(self.flags)));
+        for i in [0usize, 1, 2, 3, 4] {
             let Some(v) = self.opt(i).filter(|_| without != Some(i)) else {
                 continue;
             };
@@ -2077,59 +2333,71 @@ impl ProblemInput {
                 1 => f.hint(v),
                 2 => f.scope(v),
                 3 => f.check(v),
-                4 => f.user(&v),
-                6 => f.claim(v),
-                _ => f.dpop_nonce(v),
+                _ => f.user(&v),
             };
         }
         f
     }
-}
 
-/// Renders the full failure of `reason` in both detail modes and with
-/// `RenderConfig::DEFAULT`, every property checked.
-fn check_reason(input: &ProblemInput, reason: Reason, parse: ParseChallenges) {
-    let full = input.failure(reason, None);
-    for detail in [DetailMode::Production, DetailMode::Verbose] {
-        let cfg = input.config(detail);
-        let shown = check_rendered(&full, full.render(&cfg, input.request_id()), parse, detail);
-        check_hidden(input, reason, &cfg, &shown, parse);
+    /// The answer of `app` to a request its handler refuses with `failure`.
+    fn answer(&self, app: &Router, failure: AuthFailure) -> Answer {
+        REFUSAL.with(|r| *r.borrow_mut() = Some(failure));
+        send(app, self.request())
     }
-    let _ = check_rendered(
-        &full,
-        full.render(&RenderConfig::DEFAULT, None),
-        parse,
-        DetailMode::Production,
-    );
 }
 
-/// A text the detail mode of `cfg` hides (detail, hint and user in production, the user
-/// in verbose) that the answer `shown` holds is there without that fact too: fixed text,
-/// not the fact shown.
+/// Refuses with the full failure of `reason` behind both layers, and renders it on its
+/// own, every property checked.
+fn check_reason(input: &ProblemInput, apps: &[(Router, Detail)], reason: Reason) {
+    let full = input.failure(reason, None);
+    for (app, detail) in apps {
+        let shown = input.answer(app, full.clone());
+        check_answered(input, reason, &shown, *detail);
+        check_hidden(input, reason, app, *detail, &shown);
+    }
+    let alone = answer_of(full.into_response());
+    check_answered(input, reason, &alone, Detail::Production);
+}
+
+/// The answer of a response rendered on its own: its body is complete, one poll reads it.
+fn answer_of(response: Response) -> Answer {
+    let (parts, body) = response.into_parts();
+    let mut read = std::pin::pin!(axum::body::to_bytes(body, 1 << 20));
+    let std::task::Poll::Ready(body) = read
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    else {
+        panic!("a rendered body is not ready at once");
+    };
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: body.expect("the body reads").to_vec(),
+        log: String::new(),
+    }
+}
+
+/// A text the detail mode hides (detail, hint and user in production, the user in
+/// verbose) that the answer `shown` holds is there without that fact too: fixed text, not
+/// the fact shown.
 fn check_hidden(
     input: &ProblemInput,
     reason: Reason,
-    cfg: &RenderConfig<'_>,
+    app: &Router,
+    detail: Detail,
     shown: &Answer,
-    parse: ParseChallenges,
 ) {
-    let detail = cfg.detail;
     let hidden: &[usize] = match detail {
-        DetailMode::Production => &[0, 1, 4],
-        DetailMode::Verbose => &[4],
+        Detail::Production => &[0, 1, 4],
+        Detail::Verbose => &[4],
     };
     for &i in hidden {
         let secret = input.texts[i].as_bytes();
         if !checkable(secret) || !answer_contains(shown, secret) {
             continue;
         }
-        let without = input.failure(reason, Some(i));
-        let base = check_rendered(
-            &without,
-            without.render(cfg, input.request_id()),
-            parse,
-            detail,
-        );
+        let base = input.answer(app, input.failure(reason, Some(i)));
+        check_answered(input, reason, &base, detail);
         assert!(
             answer_contains(&base, secret),
             "{} shows hidden text {:?} ({detail:?}): {:?} {}",
@@ -2138,6 +2406,53 @@ fn check_hidden(
             shown.headers,
             String::from_utf8_lossy(&shown.body)
         );
+    }
+}
+
+/// The answer to a refusal of `reason`: the reason's status, a problem body, a challenge
+/// on a 401, every challenge parseable alike by both parsers, the
+/// long parameters sanitized as documented, no hint in production.
+fn check_answered(input: &ProblemInput, reason: Reason, answer: &Answer, detail: Detail) {
+    assert_eq!(answer.status, reason.status(), "{}", reason.code());
+    let problem = check_problem(answer.status, &answer.body);
+    assert_eq!(
+        answer.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
+        Some(&b"application/problem+json"[..])
+    );
+    let n = check_challenges(&answer.headers, &[]);
+    // Every 401 carries challenges (`Reason`'s documentation: every 401 and 400, and the
+    // 403 of `insufficient_scope`).
+    if answer.status == StatusCode::UNAUTHORIZED {
+        assert!(n > 0, "{} without a challenge", reason.code());
+    }
+    if detail == Detail::Production {
+        assert!(problem.get("hint").is_none(), "{problem}");
+    }
+    check_long_params(input, answer);
+}
+
+/// `acr_values` and `resource_metadata`, where a challenge carries them, are what was set,
+/// sanitized as documented for long parameters (control characters dropped, at most 2048
+/// characters, others than printable ASCII as `?`).
+fn check_long_params(input: &ProblemInput, answer: &Answer) {
+    let acr = model_quoted(&input.texts[9], 2048);
+    let metadata = input
+        .metadata()
+        .map(|m| model_quoted(&m.metadata_url(), 2048));
+    for value in answer.headers.get_all(WWW_AUTHENTICATE) {
+        let text = value.to_str().expect("visible ASCII");
+        for c in Challenge::parse(text).expect("a challenge") {
+            if let Some(v) = c.param("acr_values") {
+                assert_eq!(v, acr, "acr_values in {text:?}");
+            }
+            if let Some(v) = c.param("resource_metadata") {
+                assert_eq!(
+                    Some(v),
+                    metadata.as_deref(),
+                    "resource_metadata in {text:?}"
+                );
+            }
+        }
     }
 }
 
@@ -2154,41 +2469,4 @@ fn answer_contains(answer: &Answer, text: &[u8]) -> bool {
             .headers
             .values()
             .any(|v| contains(v.as_bytes(), text))
-}
-
-fn check_rendered(
-    f: &AuthFailure,
-    response: Response,
-    parse: ParseChallenges,
-    detail: DetailMode,
-) -> Answer {
-    let (parts, body) = response.into_parts();
-    assert_eq!(parts.status, f.reason().status());
-    // A rendered body is complete: one poll reads it.
-    let mut read = std::pin::pin!(axum::body::to_bytes(body, 1 << 20));
-    let std::task::Poll::Ready(body) = read
-        .as_mut()
-        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
-    else {
-        panic!("a rendered body is not ready at once");
-    };
-    let body = body.expect("the body reads");
-    let problem = check_problem(parts.status, &body);
-    assert_eq!(
-        parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes),
-        Some(&b"application/problem+json"[..])
-    );
-    let n = check_challenges(&parts.headers, parse, &[]);
-    if parts.status == StatusCode::UNAUTHORIZED && f.reason().has_challenge() {
-        assert!(n > 0, "{} without a challenge", f.reason().code());
-    }
-    if detail == DetailMode::Production {
-        assert!(problem.get("hint").is_none(), "{problem}");
-    }
-    Answer {
-        status: parts.status,
-        headers: parts.headers,
-        body: body.to_vec(),
-        log: String::new(),
-    }
 }
