@@ -175,16 +175,16 @@ mod record {
 mod record {
     use super::*;
 
-    pub fn failure(_: Reason, _: &'static str, _: StatusCode) {}
-    pub fn success(_: &'static str) {}
-    pub fn upstream_correction(_: Reason, _: bool) {}
-    pub fn key_fetch(_: &str, _: &'static str) {}
-    pub fn shared_key_set(_: &str, _: &'static str, _: &'static str) {}
-    pub fn token_cache_lookup(_: &'static str, _: bool) {}
-    pub fn token_cache_evictions(_: &'static str, _: u64) {}
-    pub fn log_suppressed(_: Reason) {}
-    pub fn verification(_: Algorithm, _: Duration) {}
-    pub fn describe() {}
+    pub(crate) fn failure(_: Reason, _: &'static str, _: StatusCode) {}
+    pub(crate) fn success(_: &'static str) {}
+    pub(crate) fn upstream_correction(_: Reason, _: bool) {}
+    pub(crate) fn key_fetch(_: &str, _: &'static str) {}
+    pub(crate) fn shared_key_set(_: &str, _: &'static str, _: &'static str) {}
+    pub(crate) fn token_cache_lookup(_: &'static str, _: bool) {}
+    pub(crate) fn token_cache_evictions(_: &'static str, _: u64) {}
+    pub(crate) fn log_suppressed(_: Reason) {}
+    pub(crate) fn verification(_: Algorithm, _: Duration) {}
+    pub(crate) fn describe() {}
 }
 
 pub(crate) use record::*;

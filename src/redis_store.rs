@@ -2,7 +2,7 @@
 //! shared by several replicas through one Redis.
 
 use crate::authn::dpop::{ProofId, ReplayFuture, ReplayOutcome, ReplayStore};
-use crate::keys::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
+use crate::keys::store::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::fmt;
 use std::sync::Arc;

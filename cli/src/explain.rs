@@ -27,7 +27,7 @@ use super::input::{
     paint, parse_exchange, parse_request, print_json, read_text, Request, Response,
 };
 use super::{ExplainArgs, Out, Outcome, UsageError};
-use auth_diagnostics::Challenge as HeaderChallenge;
+use auth_diagnostics::failure::Challenge as HeaderChallenge;
 use auth_diagnostics::Reason;
 use serde_json::{json, Map, Value};
 

@@ -21,7 +21,6 @@ pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
 pub(crate) use source::{KeySet, Pick};
 pub use static_key::StaticKey;
-pub(crate) use store::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
 
 /// One signature check: counted, timed for the verification-time histogram.
 pub(crate) fn verify_signature(

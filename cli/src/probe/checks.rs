@@ -2,7 +2,7 @@
 //! `shared/spec/standards.md` it tests (or `reasons.md`, this crate's own contract).
 
 use super::Answer;
-use auth_diagnostics::Challenge as HeaderChallenge;
+use auth_diagnostics::failure::Challenge as HeaderChallenge;
 use reqwest::Url;
 use serde::Serialize;
 

@@ -98,7 +98,7 @@ impl fmt::Debug for ProofId {
 
 /// A store that cannot tell whether a proof was used: the request is refused with 503
 /// `dpop_replay_store_unavailable` (fail closed). The error type of every shared store.
-pub type ReplayError = crate::keys::StoreError;
+pub type ReplayError = crate::keys::store::StoreError;
 
 /// Remembers used DPoP proofs, so each is accepted once, and holds each key to a share.
 ///
