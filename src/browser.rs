@@ -2,6 +2,7 @@
 //! login page, and an unsafe request the cookie authenticated must come from this site's
 //! own origin (CSRF, RFC 6750 §5.3). Also: noticing CORS headers added inside the layer.
 
+use crate::config_error::{ConfigError, OriginUse};
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
 use crate::sanitize::cap;
@@ -126,15 +127,12 @@ fn encode(text: &str) -> String {
 
 /// A login URL an application may configure: a path on this site or an absolute `http(s)`
 /// URL, printable ASCII only (it goes into a header as it is).
-pub(crate) fn login_url_error(url: &str) -> Option<String> {
+fn login_url_error(url: &str) -> Option<ConfigError> {
     let printable = url.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'#');
     let site_path = url.starts_with('/') && !url.starts_with("//") && !url.starts_with("/\\");
     let absolute = url.starts_with("https://") || url.starts_with("http://");
-    (!printable || !(site_path || absolute)).then(|| {
-        format!(
-            "login_url {:?} must be a path of this site (\"/login\") or an absolute http(s) URL, without spaces, control characters or a fragment",
-            cap(url)
-        )
+    (!printable || !(site_path || absolute)).then(|| ConfigError::InvalidLoginUrl {
+        url: url.to_owned(),
     })
 }
 
@@ -213,13 +211,37 @@ fn normalized_origin(origin: &str) -> Option<String> {
 }
 
 /// A trusted origin as configured, normalised like the `Origin`s compared with it.
-pub(crate) fn trusted_origin(origin: &str) -> Result<String, String> {
-    match normalized_origin(origin) {
-        Some(normalized) => Ok(normalized),
-        None => Err(format!(
-            "trusted origin {:?} must be http(s)://host[:port] (never \"null\", which any sandboxed page sends)",
-            cap(origin)
-        )),
+fn trusted_origin(origin: &str) -> Result<String, ConfigError> {
+    normalized_origin(origin).ok_or_else(|| ConfigError::InvalidOrigin {
+        origin: origin.to_owned(),
+        why: OriginUse::TrustedOrigin,
+    })
+}
+
+impl SessionPages {
+    /// These settings checked and ready to serve (trusted origins normalised), or every
+    /// mistake in them.
+    pub(crate) fn checked(&self) -> Result<Self, Vec<ConfigError>> {
+        let mut errors: Vec<ConfigError> = self
+            .login_url
+            .as_deref()
+            .and_then(login_url_error)
+            .into_iter()
+            .collect();
+        let mut trusted = Vec::new();
+        for origin in &self.trusted_origins {
+            match trusted_origin(origin) {
+                Ok(o) => trusted.push(o),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            trusted_origins: trusted,
+            ..self.clone()
+        })
     }
 }
 

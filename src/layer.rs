@@ -45,6 +45,7 @@ use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
 use crate::authn::verify::{AccountHook, CheckAccount};
 use crate::authn::AuthScheme;
 use crate::config::{Config, UpstreamMode};
+pub use crate::config_error::{ConfigError, ConfigErrors, OriginUse, ResourceMistake};
 use crate::flood::FloodControl;
 pub use crate::flood::LogRate;
 pub use crate::future::ResponseFuture;
@@ -60,7 +61,7 @@ use crate::scheme::Scheme;
 pub use crate::service::AuthDiagnosticsService;
 use std::borrow::Cow;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tower_layer::Layer;
 
 /// A Tower layer that authenticates requests with the configured schemes, answers every
@@ -89,7 +90,14 @@ use tower_layer::Layer;
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until a router or service is wrapped with it"]
 pub struct AuthDiagnostics {
+    /// The configuration as given: its Bearer and DPoP schemes are built with the layer.
     config: Arc<Config>,
+    /// What is checked and built with the layer besides `config`.
+    given: Arc<Given>,
+    /// The configuration built from `config` and `given`, or every mistake in them: built
+    /// once (by [`AuthDiagnostics::try_build`] or the first [`Layer::layer`]) and shared
+    /// by the clones made since the last change.
+    built: Arc<OnceLock<Result<Arc<Config>, ConfigErrors>>>,
     /// Set once Basic over plain http from another host was logged: shared by the
     /// services this layer builds (axum may build one per request), fresh per
     /// configuration.
@@ -131,6 +139,8 @@ impl AuthDiagnostics {
                 cors_inside: Default::default(),
                 plain_challenges: Default::default(),
             }),
+            given: Arc::default(),
+            built: Arc::default(),
             said_basic_over_plaintext: Arc::default(),
             served_over_tls: false,
         }
@@ -142,7 +152,50 @@ impl AuthDiagnostics {
         // Built from the old configuration: build again when first needed.
         config.plain_challenges = Default::default();
         self.said_basic_over_plaintext = Arc::new(AtomicBool::new(self.served_over_tls));
+        self.built = Arc::default();
         self
+    }
+
+    /// Changes what is built with the layer.
+    fn edit_given(mut self, f: impl FnOnce(&mut Given)) -> Self {
+        f(Arc::make_mut(&mut self.given));
+        self.edit(|_| {})
+    }
+
+    /// Checks the whole configuration, the layer's and that of every authenticator given
+    /// to it, and builds what it serves with: the Bearer and DPoP schemes and their
+    /// token caches, the metadata document, the session's browser settings; starts
+    /// fetching the key sources (inside a Tokio runtime) and sets the fingerprint key.
+    ///
+    /// Every mistake is reported, not only the first ([`ConfigErrors`], one
+    /// [`ConfigError`] each). A built layer's [`Layer::layer`] cannot fail. Without this
+    /// call the layer is built by its first [`Layer::layer`], which panics with the
+    /// whole list.
+    ///
+    /// ```
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::StaticKey;
+    /// use auth_diagnostics::layer::ConfigError;
+    /// use auth_diagnostics::AuthDiagnostics;
+    ///
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"));
+    /// let errors = AuthDiagnostics::new().bearer(jwt).try_build().unwrap_err();
+    /// let all: Vec<&ConfigError> = errors.iter().collect();
+    /// assert_eq!(all, [&ConfigError::NoAudience, &ConfigError::NoIssuer]);
+    /// ```
+    ///
+    /// # Errors
+    /// Every configuration mistake: see [`ConfigError`].
+    pub fn try_build(self) -> Result<Self, ConfigErrors> {
+        self.built().map_err(ConfigErrors::clone)?;
+        Ok(self)
+    }
+
+    /// The configuration built once, or every mistake in it.
+    fn built(&self) -> Result<&Arc<Config>, &ConfigErrors> {
+        self.built
+            .get_or_init(|| build(&self.config, &self.given))
+            .as_ref()
     }
 
     fn scheme(self, scheme: impl AuthScheme) -> Self {
@@ -155,7 +208,7 @@ impl AuthDiagnostics {
     /// claim rules: a token goes by its unverified `iss` to the one authenticator that
     /// accepts that issuer, and a token of any other issuer is `token_issuer_mismatch`
     /// before any key is fetched. Starts fetching `jwt`'s [`KeySource`](crate::keys::KeySource)s
-    /// in the background when called inside a Tokio runtime.
+    /// in the background when the layer is built inside a Tokio runtime.
     ///
     /// ```
     /// use auth_diagnostics::jwt::JwtAuthenticator;
@@ -172,45 +225,36 @@ impl AuthDiagnostics {
     /// ```
     ///
     /// # Panics
-    /// When `jwt` is misconfigured, so the application learns it at start-up and never
+    /// Never here: a misconfigured `jwt` is reported when the layer is built (see
+    /// [`try_build`](Self::try_build)), so the application learns it at start-up and never
     /// from production traffic: no audience and no
     /// [`accept_any_audience`](JwtAuthenticator::accept_any_audience), several issuers
     /// with a key that does not name its issuer, a key source without an issuer or with a
     /// plain `http` URL; or, with several authenticators, one without an issuer or two
     /// that share one.
     pub fn bearer(self, jwt: JwtAuthenticator) -> Self {
-        if let Some(error) = jwt.config_error() {
-            panic!("auth-diagnostics: {error}");
-        }
-        self.edit(|c| {
-            c.bearer.push(jwt);
-            rebuild_bearer(c);
-        })
+        let at = self.config.schemes.len();
+        self.edit_given(|g| g.place(Scheme::Bearer, at))
+            .edit(|c| c.bearer.push(jwt))
     }
 
     /// Sets the verified-token cache of the Bearer scheme: a token seen before, verified
     /// and unexpired, skips its signature check. On by default ([`TokenCache::default`]);
     /// an entry never outlives the token's `exp`, the TTL, or the keys that verified it.
     pub fn token_cache(self, cache: TokenCache) -> Self {
-        self.edit(|c| {
-            c.token_cache = Some(cache);
-            rebuild_bearer(c);
-            rebuild_dpop(c);
-        })
+        self.edit(|c| c.token_cache = Some(cache))
     }
 
     /// Verifies every token, seen before or not.
     pub fn without_token_cache(self) -> Self {
-        self.edit(|c| {
-            c.token_cache = None;
-            rebuild_bearer(c);
-            rebuild_dpop(c);
-        })
+        self.edit(|c| c.token_cache = None)
     }
 
-    /// What the verified-token cache has done (`None` without Bearer or without a cache).
+    /// What the verified-token cache has done (`None` without Bearer, without a cache, or
+    /// before the layer is built: the cache is built with it).
     pub fn token_cache_stats(&self) -> Option<TokenCacheStats> {
-        self.config.bearer_cache.as_ref().map(|c| c.stats())
+        let built = self.built.get()?.as_ref().ok()?;
+        built.bearer_cache.as_ref().map(|c| c.stats())
     }
 
     /// Resolves once every Bearer authenticator's [`KeySource`](crate::keys::KeySource)s have
@@ -260,19 +304,17 @@ impl AuthDiagnostics {
     /// (`token_dpop_bound`), and every 401 carries both challenges.
     ///
     /// # Panics
-    /// When `dpop` is misconfigured (see [`Dpop`](crate::dpop::Dpop)), or called twice.
+    /// Never here: a misconfigured `dpop` (see [`Dpop`](crate::dpop::Dpop)), or a second
+    /// call ([`ConfigError::CalledTwice`]), is reported when the layer is built (see
+    /// [`try_build`](Self::try_build)).
     pub fn dpop(self, dpop: crate::authn::dpop::Dpop) -> Self {
-        if let Some(error) = dpop.config_error() {
-            panic!("auth-diagnostics: {error}");
+        if self.config.dpop.is_some() {
+            return self
+                .edit_given(|g| g.mistakes.push(ConfigError::CalledTwice { method: "dpop" }));
         }
-        assert!(
-            self.config.dpop.is_none(),
-            "auth-diagnostics: .dpop(..) is called once per layer"
-        );
-        self.edit(|c| {
-            c.dpop = Some(dpop);
-            rebuild_dpop(c);
-        })
+        let at = self.config.schemes.len();
+        self.edit_given(|g| g.place(Scheme::Dpop, at))
+            .edit(|c| c.dpop = Some(dpop))
     }
 
     /// Publishes the RFC 9728 metadata document `meta`: every Bearer and DPoP challenge
@@ -283,14 +325,14 @@ impl AuthDiagnostics {
     /// [`ResourceMetadata::router`](crate::authz::ResourceMetadata::router).
     ///
     /// # Panics
-    /// When `meta` is misconfigured: an identifier that is not an absolute `https` URL
+    /// Never here: a misconfigured `meta` is reported when the layer is built (see
+    /// [`try_build`](Self::try_build)): an identifier that is not an absolute `https` URL
     /// (`http` on loopback) or has a query or fragment, no authorization server, a
     /// `resource` field that differs from the identifier, an `http` `jwks_uri`, `none` among
     /// the signing algorithms, a bearer method other than `header` (the one the layer
     /// reads).
     pub fn resource_metadata(self, meta: crate::resource::ResourceMetadata) -> Self {
-        let served = crate::resource::Served::new(&meta);
-        self.edit(|c| c.resource = Some(served))
+        self.edit_given(|g| g.resource = Some(meta))
     }
 
     /// Requires `scopes` of every request this layer authenticates: a principal without
@@ -340,8 +382,13 @@ impl AuthDiagnostics {
     }
 
     /// Accepts an API key (default header `X-API-Key`), verified by the application.
+    ///
+    /// # Panics
+    /// Never here: a header name that is none is reported when the layer is built (see
+    /// [`try_build`](Self::try_build)).
     pub fn api_key(self, key: ApiKeyAuthenticator) -> Self {
-        self.scheme(key)
+        let errors = key.config_errors();
+        self.edit_given(|g| g.mistakes.extend(errors)).scheme(key)
     }
 
     /// Accepts a session cookie, verified by the application; unsafe requests it
@@ -349,30 +396,18 @@ impl AuthDiagnostics {
     /// go to its [`login_url`](SessionAuthenticator::login_url) when it has one.
     ///
     /// # Panics
-    /// When the login URL is neither a path of this site nor an absolute `http(s)` URL (or
-    /// has a fragment), when a trusted origin is not `http(s)://host[:port]` (`null`
-    /// included), or when the layer has a session scheme already (one per layer: their
-    /// origin checks and login pages would mix).
+    /// Never here: these are reported when the layer is built (see
+    /// [`try_build`](Self::try_build)): a login URL that is neither a path of this site
+    /// nor an absolute `http(s)` URL (or has a fragment), a trusted origin that is not
+    /// `http(s)://host[:port]` (`null` included), a second session scheme (one per layer:
+    /// their origin checks and login pages would mix).
     pub fn session(self, session: SessionAuthenticator) -> Self {
-        assert!(
-            self.config.session_pages.is_none(),
-            "auth-diagnostics: .session(..) is called once per layer"
-        );
-        let mut pages = session.pages().clone();
-        if let Some(error) = pages
-            .login_url
-            .as_deref()
-            .and_then(crate::browser::login_url_error)
-        {
-            panic!("auth-diagnostics: {error}");
+        if self.given.session.is_some() {
+            let twice = ConfigError::CalledTwice { method: "session" };
+            return self.edit_given(|g| g.mistakes.push(twice));
         }
-        pages.trusted_origins = pages
-            .trusted_origins
-            .iter()
-            .map(|o| crate::browser::trusted_origin(o))
-            .collect::<Result<_, _>>()
-            .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
-        self.edit(|c| c.session_pages = Some(pages)).scheme(session)
+        let pages = session.pages().clone();
+        self.edit_given(|g| g.session = Some(pages)).scheme(session)
     }
 
     /// Optional authentication: a request without any credential reaches the wrapped
@@ -544,64 +579,157 @@ impl AuthDiagnostics {
     /// logs are sensitive, and give it at least 16 random bytes.
     ///
     /// # Panics
-    /// When `key` is shorter than 16 bytes, or a different key was set before in this
-    /// process.
+    /// Never here: a `key` shorter than 16 bytes, or a different key set before in this
+    /// process, is reported when the layer is built (see [`try_build`](Self::try_build)),
+    /// which sets the key.
     pub fn fingerprint_key(self, key: impl AsRef<[u8]>) -> Self {
-        if let Err(why) = crate::sanitize::set_fingerprint_key(key.as_ref()) {
-            panic!("auth-diagnostics: AuthDiagnostics::fingerprint_key: {why}");
-        }
-        self
+        let key = crate::sanitize::fingerprint_key(key.as_ref());
+        self.edit_given(|g| g.fingerprint_key = Some(key))
     }
+}
+
+/// What a layer is given besides [`Config`], checked and built with it.
+#[derive(Clone, Default)]
+struct Given {
+    /// Where the Bearer and DPoP schemes go among the configured schemes: before the
+    /// scheme at that index (after the last at their count), in the order first given.
+    places: Vec<(Scheme, usize)>,
+    /// The session scheme's browser settings as given.
+    session: Option<crate::browser::SessionPages>,
+    /// The metadata document as given.
+    resource: Option<crate::resource::ResourceMetadata>,
+    /// The fingerprint key as the process would keep it, or why it cannot be.
+    fingerprint_key: Option<Result<[u8; 32], ConfigError>>,
+    /// Mistakes seen when a builder method was called (a second `.dpop(..)`).
+    mistakes: Vec<ConfigError>,
+}
+
+impl Given {
+    /// Places the scheme `kind` at `at`, unless it has a place.
+    fn place(&mut self, kind: Scheme, at: usize) {
+        if !self.places.iter().any(|(k, _)| *k == kind) {
+            self.places.push((kind, at));
+        }
+    }
+}
+
+// The fingerprint key is a secret: not shown.
+impl std::fmt::Debug for Given {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Given")
+            .field("places", &self.places)
+            .field("session", &self.session)
+            .field("resource", &self.resource)
+            .field("fingerprint_key", &self.fingerprint_key.is_some())
+            .field("mistakes", &self.mistakes)
+            .finish()
+    }
+}
+
+/// Checks everything a layer was given, and builds it: every mistake, or the
+/// configuration its services run with.
+fn build(config: &Config, given: &Given) -> Result<Arc<Config>, ConfigErrors> {
+    let mut errors = given.mistakes.clone();
+    for jwt in &config.bearer {
+        errors.extend(jwt.config_errors());
+    }
+    errors.extend(Bearer::routing_errors(&config.bearer));
+    if let Some(dpop) = &config.dpop {
+        errors.extend(dpop.config_errors());
+    }
+    let session = given.session.as_ref().map(|pages| pages.checked());
+    if let Some(Err(e)) = &session {
+        errors.extend(e.iter().cloned());
+    }
+    let resource = given
+        .resource
+        .as_ref()
+        .map(crate::resource::Served::checked);
+    if let Some(Err(e)) = &resource {
+        errors.extend(e.iter().cloned());
+    }
+    if let Some(Err(e)) = &given.fingerprint_key {
+        errors.push(e.clone());
+    }
+    if let Some(errors) = ConfigErrors::new(errors) {
+        return Err(errors);
+    }
+    // Nothing below fails but the fingerprint key, which changes the process: last.
+    if let Some(Ok(key)) = given.fingerprint_key {
+        crate::sanitize::set_fingerprint_key(key).map_err(ConfigErrors::one)?;
+    }
+    let mut built = config.clone();
+    built.session_pages = session.and_then(Result::ok);
+    built.resource = resource.and_then(Result::ok);
+    built.plain_challenges = Default::default();
+    let mut extra: Vec<(usize, Arc<dyn AuthScheme>)> = Vec::new();
+    for (kind, at) in &given.places {
+        match kind {
+            Scheme::Bearer => extra.push((*at, build_bearer(&mut built))),
+            _ => {
+                if let Some(dpop) = build_dpop(&built) {
+                    extra.push((*at, dpop));
+                }
+            }
+        }
+    }
+    let mut schemes = Vec::with_capacity(built.schemes.len() + extra.len());
+    for (index, scheme) in built.schemes.iter().enumerate() {
+        schemes.extend(
+            extra
+                .iter()
+                .filter(|(at, _)| *at == index)
+                .map(|(_, s)| s.clone()),
+        );
+        schemes.push(scheme.clone());
+    }
+    let last = built.schemes.len();
+    schemes.extend(
+        extra
+            .iter()
+            .filter(|(at, _)| *at >= last)
+            .map(|(_, s)| s.clone()),
+    );
+    built.schemes = schemes;
+    Ok(Arc::new(built))
 }
 
 impl<S> Layer<S> for AuthDiagnostics {
     type Service = AuthDiagnosticsService<S>;
 
+    /// # Panics
+    /// When the layer was not built yet ([`AuthDiagnostics::try_build`]) and its
+    /// configuration has mistakes: the panic lists every one.
     fn layer(&self, inner: S) -> Self::Service {
+        let config = match self.built() {
+            Ok(config) => config.clone(),
+            Err(errors) => panic!("auth-diagnostics: {errors}"),
+        };
         crate::metrics::describe_metrics();
-        AuthDiagnosticsService::new(
-            inner,
-            self.config.clone(),
-            self.said_basic_over_plaintext.clone(),
-        )
+        AuthDiagnosticsService::new(inner, config, self.said_basic_over_plaintext.clone())
     }
 }
 
 /// The Bearer scheme for the configured authenticators, with a fresh cache (entries of
-/// other authenticators must not carry over).
-fn rebuild_bearer(c: &mut Config) {
-    if c.bearer.is_empty() {
-        return;
-    }
+/// another configuration must not carry over), fetching their keys.
+fn build_bearer(c: &mut Config) -> Arc<dyn AuthScheme> {
     let cache = c
         .token_cache
         .map(|settings| Arc::new(Cache::new(settings, "bearer")));
-    let bearer = Bearer::new(c.bearer.clone(), cache.clone())
-        .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+    let bearer = Bearer::new(c.bearer.clone(), cache.clone());
     bearer.start();
     c.bearer_cache = cache;
-    let bearer: Arc<dyn AuthScheme> = Arc::new(bearer);
-    match c.schemes.iter().position(|s| s.kind() == Scheme::Bearer) {
-        Some(at) => c.schemes[at] = bearer,
-        None => c.schemes.push(bearer),
-    }
+    Arc::new(bearer)
 }
 
-/// The DPoP scheme for the configured [`Dpop`](crate::dpop::Dpop), with a fresh cache.
-fn rebuild_dpop(c: &mut Config) {
-    let Some(dpop) = &c.dpop else {
-        return;
-    };
+/// The DPoP scheme for the configured [`Dpop`](crate::dpop::Dpop), with a fresh cache,
+/// fetching its keys.
+fn build_dpop(c: &Config) -> Option<Arc<dyn AuthScheme>> {
+    let dpop = c.dpop.as_ref()?;
     let cache = c
         .token_cache
         .map(|settings| Arc::new(Cache::new(settings, "dpop")));
-    let scheme = dpop
-        .scheme(cache)
-        .unwrap_or_else(|error| panic!("auth-diagnostics: {error}"));
+    let scheme = dpop.scheme(cache);
     scheme.start();
-    let scheme: Arc<dyn AuthScheme> = Arc::new(scheme);
-    match c.schemes.iter().position(|s| s.kind() == Scheme::Dpop) {
-        Some(at) => c.schemes[at] = scheme,
-        None => c.schemes.push(scheme),
-    }
+    Some(Arc::new(scheme))
 }

@@ -246,6 +246,7 @@ mod authn;
 mod browser;
 mod challenge;
 mod config;
+mod config_error;
 mod diagnose;
 mod evidence;
 mod extract;

@@ -2,6 +2,7 @@
 //! that tells a client which authorization servers issue tokens for this resource, and
 //! the `resource_metadata` parameter that points 401 and 403 challenges at it.
 
+use crate::config_error::{ConfigError, ConfigErrors, ResourceMistake};
 use crate::keys::check_url;
 use axum::body::Body;
 use bytes::Bytes;
@@ -176,21 +177,18 @@ impl ResourceMetadata {
         Value::Object(doc)
     }
 
-    /// What is wrong with this configuration, if anything.
-    pub(crate) fn config_error(&self) -> Option<String> {
-        let fail = |why: String| Some(format!("resource metadata for {:?}: {why}", self.resource));
+    /// Every mistake in this document.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        use ResourceMistake as M;
+        let mut found = Vec::new();
         if let Err(why) = check_url(&self.resource, self.allow_http) {
-            return fail(why);
+            found.push(M::IdentifierUrl(why));
         }
         if self.resource.contains('#') || self.resource.contains('?') {
-            return fail(
-                "a resource identifier has no query and no fragment (RFC 9728 §1.2)".into(),
-            );
+            found.push(M::IdentifierQueryOrFragment);
         }
         if let Some(other) = self.fields.get("resource") {
-            return fail(format!(
-                "the document's resource would be {other}, not the identifier its URL is derived from"
-            ));
+            found.push(M::ResourceFieldDiffers(other.to_string()));
         }
         let strings = |name: &str| -> Vec<&str> {
             match self.fields.get(name) {
@@ -200,25 +198,31 @@ impl ResourceMetadata {
         };
         let servers = strings("authorization_servers");
         if servers.is_empty() {
-            return fail("name at least one authorization server (MCP requires it)".into());
+            found.push(M::NoAuthorizationServer);
         }
         for server in servers {
             if let Err(why) = check_url(server, self.allow_http) {
-                return fail(format!("authorization server: {why}"));
+                found.push(M::AuthorizationServerUrl(why));
             }
         }
         if let Some(why) = self.unread_bearer_method() {
-            return fail(why);
+            found.push(M::UnreadBearerMethod(why));
         }
         if strings("resource_signing_alg_values_supported").contains(&"none") {
-            return fail("resource_signing_alg_values_supported must not list none".into());
+            found.push(M::SigningAlgNone);
         }
         if let Some(Value::String(jwks)) = self.fields.get("jwks_uri") {
             if !jwks.starts_with("https://") {
-                return fail("jwks_uri must use https (RFC 9728 §2)".into());
+                found.push(M::JwksUriNotHttps);
             }
         }
-        None
+        found
+            .into_iter()
+            .map(|why| ConfigError::ResourceMetadata {
+                resource: self.resource.clone(),
+                why,
+            })
+            .collect()
     }
 
     /// Why `bearer_methods_supported` promises a way of sending a token that the layer
@@ -282,16 +286,21 @@ pub(crate) struct Served {
 
 impl Served {
     /// # Panics
-    /// When `meta` is misconfigured.
+    /// When `meta` is misconfigured, with every mistake.
     pub(crate) fn new(meta: &ResourceMetadata) -> Self {
-        if let Some(error) = meta.config_error() {
-            panic!("auth-diagnostics: {error}");
+        Self::checked(meta).unwrap_or_else(|errors| panic!("auth-diagnostics: {errors}"))
+    }
+
+    /// `meta` checked and rendered, or every mistake in it.
+    pub(crate) fn checked(meta: &ResourceMetadata) -> Result<Self, ConfigErrors> {
+        if let Some(errors) = ConfigErrors::new(meta.config_errors()) {
+            return Err(errors);
         }
-        Self {
+        Ok(Self {
             path: meta.well_known_path().into(),
             url: meta.metadata_url().into(),
             body: Bytes::from(meta.document().to_string()),
-        }
+        })
     }
 
     /// The answer to `method` on the document's path: the document to `GET` and `HEAD`,
@@ -388,8 +397,8 @@ mod tests {
     #[test]
     fn configuration_errors() {
         let ok = |r: &str| ResourceMetadata::new(r).authorization_servers(["https://as"]);
-        assert!(ok("https://h/mcp").config_error().is_none());
-        assert!(ok("http://127.0.0.1:3000/mcp").config_error().is_none());
+        assert!(ok("https://h/mcp").config_errors().is_empty());
+        assert!(ok("http://127.0.0.1:3000/mcp").config_errors().is_empty());
         for bad in [
             ok("http://h/mcp"),
             ok("https://h/mcp?x=1"),
@@ -405,7 +414,7 @@ mod tests {
             ),
             ok("https://h/mcp").field("jwks_uri", Value::from("http://h/jwks")),
         ] {
-            assert!(bad.config_error().is_some(), "{bad:?}");
+            assert!(!bad.config_errors().is_empty(), "{bad:?}");
         }
     }
 

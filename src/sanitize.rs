@@ -1,5 +1,6 @@
 //! Making client-supplied text safe to log: caps, escapes, fingerprints.
 
+use crate::config_error::ConfigError;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::OnceLock;
@@ -110,20 +111,22 @@ pub(crate) fn process_hasher() -> &'static RandomState {
 /// The configured fingerprint key (SHA-256 of what the application gave), if any.
 static FINGERPRINT_KEY: OnceLock<[u8; 32]> = OnceLock::new();
 
-/// Sets the process's fingerprint key: at least 16 bytes, once (the same key again is
-/// fine).
-pub(crate) fn set_fingerprint_key(key: &[u8]) -> Result<(), &'static str> {
+/// A fingerprint key as the process keeps it (SHA-256 of what the application gave), if
+/// it has the 16 bytes it needs.
+pub(crate) fn fingerprint_key(key: &[u8]) -> Result<[u8; 32], ConfigError> {
     use sha2::{Digest, Sha256};
     if key.len() < 16 {
-        return Err("the key must have at least 16 bytes");
+        return Err(ConfigError::FingerprintKeyTooShort { len: key.len() });
     }
-    let key: [u8; 32] = Sha256::digest(key).into();
+    Ok(Sha256::digest(key).into())
+}
+
+/// Sets the process's fingerprint key (from [`fingerprint_key`]), once (the same key again
+/// is fine).
+pub(crate) fn set_fingerprint_key(key: [u8; 32]) -> Result<(), ConfigError> {
     match *FINGERPRINT_KEY.get_or_init(|| key) == key {
         true => Ok(()),
-        false => Err(
-            "a different key was set before in this process: fingerprints are the \
-                      process's, so every layer must be given the same key",
-        ),
+        false => Err(ConfigError::FingerprintKeyDiffers),
     }
 }
 

@@ -8,6 +8,7 @@
 //! log events captured by [`send`].
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::api_key::ApiKeyAuthenticator;
 use auth_diagnostics::authz::{AccountStatus, RequireScope};
@@ -802,7 +803,7 @@ fn bad_login_urls_panic_when_the_layer_is_built() {
         // Configuring it alone does not panic; building the layer does.
         let s = sessions().login_url(bad);
         let message = panic_message(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-            move || AuthDiagnostics::new().session(s),
+            move || AuthDiagnostics::new().session(s).layer(()),
         )));
         assert!(
             message.contains("login_url") && message.starts_with("auth-diagnostics: "),
@@ -1038,7 +1039,7 @@ fn session_settings_that_would_weaken_the_check_panic() {
     ];
     for (what, build) in cases {
         let message = panic_message(std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-            build,
+            || build().layer(()),
         )));
         assert!(message.contains(what), "{what}: {message}");
     }

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::api_key::ApiKeyAuthenticator;
 use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
@@ -45,7 +46,7 @@ fn refused(reason: &'static str) -> Expect {
 async fn an_authenticator_without_an_audience_is_refused_at_start_up() {
     let bare = JwtAuthenticator::new(StaticKey::hs256(SECRET)).issuer(ISSUER);
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(bare.clone())
+        AuthDiagnostics::new().bearer(bare.clone()).layer(())
     }));
     assert!(text.contains("audience"), "{text}");
     assert!(text.contains("accept_any_audience"), "{text}");
@@ -55,7 +56,7 @@ async fn an_authenticator_without_an_audience_is_refused_at_start_up() {
     // Both an audience and the opt-out is a contradiction, refused too.
     let both = jwt().accept_any_audience();
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(both)
+        AuthDiagnostics::new().bearer(both).layer(())
     }));
     assert!(text.contains("choose one"), "{text}");
 }
@@ -140,7 +141,9 @@ async fn a_token_is_expired_at_exp_plus_leeway() {
 async fn a_leeway_of_more_than_five_minutes_is_a_configuration_error() {
     for secs in [301, 86_400, u64::MAX] {
         let text = panic_message(std::panic::catch_unwind(|| {
-            jwt().leeway(Duration::from_secs(secs))
+            AuthDiagnostics::new()
+                .bearer(jwt().leeway(Duration::from_secs(secs)))
+                .layer(())
         }));
         assert!(text.contains("300s"), "{secs}: {text}");
     }
@@ -211,14 +214,14 @@ async fn several_issuers_need_keys_that_name_their_issuer() {
         .issuer("https://b.test")
         .audience(AUDIENCE);
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(unbound)
+        AuthDiagnostics::new().bearer(unbound).layer(())
     }));
     assert!(text.contains("with_issuer"), "{text}");
     let stray = JwtAuthenticator::new(StaticKey::hs256(SECRET).with_issuer("https://c.test"))
         .issuer(ISSUER)
         .audience(AUDIENCE);
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(stray)
+        AuthDiagnostics::new().bearer(stray).layer(())
     }));
     assert!(text.contains("https://c.test"), "{text}");
 }

@@ -20,6 +20,7 @@
 //! credential.
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::dpop::Dpop;
 use auth_diagnostics::keys::{Algorithm, StaticKey};
@@ -1555,7 +1556,7 @@ fn a_proof_that_expires_while_it_is_checked_is_not_accepted_twice() {
 
 #[test]
 fn a_dpop_route_without_its_origin_does_not_start() {
-    let build = || AuthDiagnostics::new().dpop(Dpop::new(jwt()));
+    let build = || AuthDiagnostics::new().dpop(Dpop::new(jwt())).layer(());
     let text = panic_message(catch_unwind(AssertUnwindSafe(build)));
     assert!(text.starts_with("auth-diagnostics: "), "{text}");
     assert!(text.contains("Dpop::public_origin"), "{text}");
@@ -1565,7 +1566,7 @@ fn a_dpop_route_without_its_origin_does_not_start() {
 fn configuration_errors_panic_at_start_up() {
     // What the panic of an edit of the default configuration says.
     let says = |edit: &dyn Fn(Dpop) -> Dpop| {
-        let build = || AuthDiagnostics::new().dpop(edit(ours()));
+        let build = || AuthDiagnostics::new().dpop(edit(ours())).layer(());
         let text = panic_message(catch_unwind(AssertUnwindSafe(build)));
         assert!(text.starts_with("auth-diagnostics: "), "{text}");
         text
@@ -1596,7 +1597,7 @@ fn configuration_errors_panic_at_start_up() {
     let no_audience = || auth_diagnostics::jwt::JwtAuthenticator::new(StaticKey::hs256(SECRET));
     let text = says(&|_| Dpop::new(no_audience()).public_origin("https://api.example"));
     assert!(text.contains("audience"), "{text}");
-    let twice = || AuthDiagnostics::new().dpop(ours()).dpop(ours());
+    let twice = || AuthDiagnostics::new().dpop(ours()).dpop(ours()).layer(());
     let text = panic_message(catch_unwind(twice));
     assert!(text.contains("once"), "{text}");
     // The limits themselves are fine.

@@ -7,6 +7,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::authz::{RequireScope, RequireStepUp};
 use auth_diagnostics::jwt::JwtAuthenticator;
@@ -163,12 +164,12 @@ async fn the_rfc9068_profile_requires_its_type_and_claims() {
 fn an_authenticator_without_an_issuer_is_a_configuration_error() {
     let no_issuer = || JwtAuthenticator::new(StaticKey::hs256(SECRET)).audience(AUDIENCE);
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(no_issuer())
+        AuthDiagnostics::new().bearer(no_issuer()).layer(())
     }));
     assert_contains(&text, &["issuer", "accept_any_issuer"]);
     let both = || no_issuer().issuer(ISSUER).accept_any_issuer();
     let text = panic_message(std::panic::catch_unwind(|| {
-        AuthDiagnostics::new().bearer(both())
+        AuthDiagnostics::new().bearer(both()).layer(())
     }));
     assert_contains(&text, &["choose one"]);
     // Without a layer, verification fails closed.
@@ -504,6 +505,7 @@ async fn a_password_in_a_discovered_issuer_is_not_in_issuer_mismatches() {
         AuthDiagnostics::new()
             .bearer(jwt.clone())
             .bearer(jwt.clone())
+            .layer(())
     }));
     assert!(
         text.contains("alice:***@") && !text.contains(PASSWORD),

@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::AuthDiagnostics;
 use hmac::{Hmac, Mac};
@@ -49,7 +50,7 @@ async fn a_configured_key_gives_the_same_fingerprint_everywhere_and_only_one_key
     assert_eq!(random.len(), 12, "{random}");
 
     // Too short: refused before anything changes.
-    let short = panic_text(|| drop(AuthDiagnostics::new().fingerprint_key("short")));
+    let short = panic_text(|| drop(AuthDiagnostics::new().fingerprint_key("short").layer(())));
     assert!(short.contains("at least 16 bytes"), "{short}");
 
     let first = logged(AuthDiagnostics::new().fingerprint_key(KEY), &forged).await;
@@ -65,8 +66,13 @@ async fn a_configured_key_gives_the_same_fingerprint_everywhere_and_only_one_key
     assert_ne!(other, first);
 
     // A second, different key would split the log: refused at start-up.
-    let different =
-        panic_text(|| drop(AuthDiagnostics::new().fingerprint_key("another key of 16+ bytes")));
+    let different = panic_text(|| {
+        drop(
+            AuthDiagnostics::new()
+                .fingerprint_key("another key of 16+ bytes")
+                .layer(()),
+        )
+    });
     assert!(different.contains("different key"), "{different}");
     let after = logged(AuthDiagnostics::new(), &forged).await;
     assert_eq!(after, first, "the first key stays");

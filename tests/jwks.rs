@@ -4,6 +4,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::jwt::JwtAuthenticator;
 use auth_diagnostics::keys::{Algorithm, KeySource};
@@ -798,7 +799,7 @@ fn misconfigured_sources_fail_at_start_up() {
         ),
     ];
     for (expected, build) in cases {
-        let text = panic_message(std::panic::catch_unwind(build));
+        let text = panic_message(std::panic::catch_unwind(move || build().layer(())));
         assert!(text.contains(expected), "{expected}: {text}");
     }
     // Plain http is allowed where the application says so.

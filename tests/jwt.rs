@@ -8,6 +8,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::failure::AuthFailure;
 use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
@@ -676,7 +677,12 @@ fn leeway_of_five_minutes_is_the_most() {
     assert!(lenient.verify(&exp(299)).is_ok());
     fails_at(&lenient, &exp(301), now(), Reason::TokenExpired);
     for secs in [301, 3600, 1u64 << 63, u64::MAX] {
-        let built = std::panic::catch_unwind(|| jwt().leeway(Duration::from_secs(secs)));
+        let leeway = jwt().leeway(Duration::from_secs(secs));
+        let built = std::panic::catch_unwind(|| {
+            auth_diagnostics::AuthDiagnostics::new()
+                .bearer(leeway.clone())
+                .layer(())
+        });
         let message = built.expect_err("a leeway above 300 s is a configuration error");
         let text = message.downcast_ref::<String>();
         let text = text.expect("a formatted panic message");

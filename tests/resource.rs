@@ -6,6 +6,7 @@
 
 mod common;
 use common::*;
+use tower::Layer as _;
 
 use auth_diagnostics::authz::{RequireScope, RequireStepUp, ResourceMetadata};
 use axum::routing::get as route_get;
@@ -217,7 +218,7 @@ async fn other_schemes_challenges_carry_no_resource_metadata() {
 fn a_misconfigured_document_is_refused_at_start_up() {
     let build = |m: ResourceMetadata| {
         std::panic::catch_unwind(|| {
-            let _ = AuthDiagnostics::new().resource_metadata(m);
+            let _ = AuthDiagnostics::new().resource_metadata(m).layer(());
         })
     };
     for (m, says) in [
@@ -275,7 +276,7 @@ fn a_misconfigured_document_is_refused_at_start_up() {
 fn bearer_methods_the_layer_does_not_read_are_refused_at_start_up() {
     let build = |m: ResourceMetadata| {
         std::panic::catch_unwind(|| {
-            let _ = AuthDiagnostics::new().resource_metadata(m);
+            let _ = AuthDiagnostics::new().resource_metadata(m).layer(());
         })
     };
     for m in [

@@ -4,6 +4,7 @@
 use super::{header_location, named, AuthScheme, Decision, Pending, Place};
 use crate::authn::verify::{AuthFuture, Verify};
 use crate::challenge::Challenge;
+use crate::config_error::ConfigError;
 use crate::evidence::{credential_part, hint, printable_scheme, spoken_scheme, Evidence};
 use crate::failure::{AuthFailure, Location};
 use crate::reason::{DetailMode, Reason};
@@ -46,6 +47,8 @@ pub struct ApiKeyAuthenticator {
     header_display: String,
     query: Option<String>,
     verify: Arc<dyn Verify<ApiKey>>,
+    /// A header name given that is none, reported when the layer is built.
+    bad_header: Option<String>,
 }
 
 impl ApiKeyAuthenticator {
@@ -57,18 +60,34 @@ impl ApiKeyAuthenticator {
             header_display: "X-API-Key".to_owned(),
             query: None,
             verify: Arc::new(verify),
+            bad_header: None,
         }
     }
 
     /// Reads the key from `name` instead of `X-API-Key`.
     ///
     /// # Panics
-    /// When `name` is not a valid header name (a configuration error).
+    /// Never here: a `name` that is not a valid header name is a configuration mistake
+    /// ([`ConfigError::InvalidHeaderName`](crate::layer::ConfigError::InvalidHeaderName)),
+    /// reported when the layer is built.
     #[must_use]
     pub fn header(mut self, name: &str) -> Self {
-        self.header = HeaderName::try_from(name).expect("a valid header name");
-        self.header_display = name.to_owned();
+        match HeaderName::try_from(name) {
+            Ok(header) => {
+                self.header = header;
+                self.header_display = name.to_owned();
+                self.bad_header = None;
+            }
+            Err(_) => self.bad_header = Some(name.to_owned()),
+        }
         self
+    }
+
+    /// Every mistake in this configuration.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        let bad = self.bad_header.iter();
+        bad.map(|name| ConfigError::InvalidHeaderName { name: name.clone() })
+            .collect()
     }
 
     /// Also accepts the key in the query parameter `name`. Off by default: query strings

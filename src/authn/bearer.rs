@@ -7,11 +7,12 @@
 //! alone says about why the wrapped service refused it.
 
 use super::cnf;
-use super::jwt::{near_issuer, shown_issuers, JwtAuthenticator, Step};
+use super::jwt::{near_issuer, push_new, shown_issuers, JwtAuthenticator, Step};
 use super::token_cache::{Cache, Verified};
 use super::verify::AuthFuture;
 use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
+use crate::config_error::ConfigError;
 use crate::evidence::{hint, is_token68, unverified_time_reason, Evidence};
 use crate::failure::{AuthFailure, Location};
 use crate::jws::{self, inspect, Jws};
@@ -32,42 +33,42 @@ pub(crate) struct Bearer {
 }
 
 impl Bearer {
-    /// The scheme for these authenticators.
-    ///
-    /// # Errors
-    /// With several, when one names no issuer or two share one: a token could not be
-    /// routed to exactly one of them.
-    pub(crate) fn new(
-        all: Vec<JwtAuthenticator>,
-        cache: Option<Arc<Cache>>,
-    ) -> Result<Self, String> {
-        if all.len() > 1 {
-            let mut seen: Vec<&str> = Vec::new();
-            for jwt in &all {
-                if jwt.issuers().is_empty() {
-                    return Err(
-                        "with several Bearer authenticators on one layer, each must \
-                         name its issuer (.issuer(..) or KeySource::discover), so a token goes \
-                         to exactly one of them"
-                            .to_owned(),
-                    );
-                }
-                for issuer in jwt.issuers() {
-                    if seen.contains(&issuer.as_str()) {
-                        return Err(format!(
-                            "issuer {:?} is accepted by two Bearer authenticators; a token \
-                             must go to exactly one",
-                            shown_issuers(std::slice::from_ref(issuer))
-                        ));
-                    }
-                    seen.push(issuer);
-                }
-            }
-        }
-        Ok(Self {
+    /// The scheme for these authenticators, checked before
+    /// ([`routing_errors`](Self::routing_errors)).
+    pub(crate) fn new(all: Vec<JwtAuthenticator>, cache: Option<Arc<Cache>>) -> Self {
+        Self {
             issuers: all.into_iter().map(Arc::new).collect(),
             cache,
-        })
+        }
+    }
+
+    /// Why a token could not be routed to exactly one of several authenticators: one
+    /// names no issuer, or two share one.
+    pub(crate) fn routing_errors(all: &[JwtAuthenticator]) -> Vec<ConfigError> {
+        let mut errors = Vec::new();
+        if all.len() < 2 {
+            return errors;
+        }
+        if all.iter().any(|jwt| jwt.issuers().is_empty()) {
+            errors.push(ConfigError::BearerWithoutIssuer);
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for issuer in all.iter().flat_map(|jwt| {
+            let mut own: Vec<&str> = jwt.issuers().iter().map(String::as_str).collect();
+            own.sort_unstable();
+            own.dedup();
+            own
+        }) {
+            if seen.contains(&issuer) {
+                let issuer = shown_issuers(&[issuer.to_owned()]);
+                push_new(
+                    &mut errors,
+                    ConfigError::IssuerOfTwoAuthenticators { issuer },
+                );
+            }
+            seen.push(issuer);
+        }
+        errors
     }
 
     /// The authenticator for the token's unverified `iss`, and its index.

@@ -7,6 +7,7 @@
 //! the log can say "expired 3h ago" or "iss X, expected Y" even when the signature failed
 //! first.
 
+use crate::config_error::ConfigError;
 use crate::failure::{AuthFailure, KeyFacts, TokenFacts};
 use crate::jws::{self, audience_text, numeric_date, Jws};
 use crate::keys::{
@@ -20,6 +21,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Verifies `Authorization: Bearer <JWT>`.
@@ -65,8 +67,13 @@ pub struct JwtAuthenticator {
     any_audience: bool,
     any_issuer: bool,
     leeway: i64,
+    /// The leeway as asked for, checked when the layer is built.
+    leeway_asked: Duration,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
+    /// The first configuration mistake, found by the first [`verify`](Self::verify) of
+    /// this configuration (a layer checks its authenticators when it is built).
+    checked: OnceLock<Option<ConfigError>>,
 }
 
 // Issuers as `shown_issuers` shows them: a discovered issuer's URL may carry a password.
@@ -138,8 +145,10 @@ impl JwtAuthenticator {
             any_audience: false,
             any_issuer: false,
             leeway: 60,
+            leeway_asked: Duration::from_secs(60),
             required: vec![Cow::Borrowed("exp")],
             types: Vec::new(),
+            checked: OnceLock::new(),
         }
     }
 
@@ -165,6 +174,7 @@ impl JwtAuthenticator {
     /// Adds the keys `source` publishes, beside the static ones (a demo's shared secret
     /// and a provider's keys, say).
     pub fn key_source(mut self, source: KeySource) -> Self {
+        self.checked = OnceLock::new();
         if !self.explicit_algorithms {
             for alg in PUBLISHED_ALGORITHMS {
                 if !self.algorithms.contains(&alg) {
@@ -222,6 +232,7 @@ impl JwtAuthenticator {
     /// Adds another key (e.g. the next one during a rotation). Its algorithm joins the
     /// allow-list unless [`JwtAuthenticator::algorithms`] set it explicitly.
     pub fn key(mut self, key: StaticKey) -> Self {
+        self.checked = OnceLock::new();
         if !self.explicit_algorithms && !self.algorithms.contains(&key.alg) {
             self.algorithms.push(key.alg);
         }
@@ -231,6 +242,7 @@ impl JwtAuthenticator {
 
     /// Replaces the algorithm allow-list.
     pub fn algorithms(mut self, algs: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.checked = OnceLock::new();
         self.algorithms = algs.into_iter().collect();
         self.explicit_algorithms = true;
         self
@@ -239,6 +251,7 @@ impl JwtAuthenticator {
     /// Accepts tokens whose `iss` equals `issuer` exactly (call again to accept several).
     /// `iss` is then required.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.checked = OnceLock::new();
         self.issuers.push(issuer.into());
         self
     }
@@ -249,6 +262,7 @@ impl JwtAuthenticator {
     /// [`KeySource`]) the authenticator is a configuration error. Key sources still need
     /// the issuer their keys belong to.
     pub fn accept_any_issuer(mut self) -> Self {
+        self.checked = OnceLock::new();
         self.any_issuer = true;
         self
     }
@@ -256,6 +270,7 @@ impl JwtAuthenticator {
     /// Accepts tokens whose `aud` contains `audience` (call again to accept several).
     /// `aud` is then required.
     pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.checked = OnceLock::new();
         self.audiences.push(audience.into());
         self
     }
@@ -264,6 +279,7 @@ impl JwtAuthenticator {
     /// for a service that is the only consumer of its issuer's tokens. Without it (and
     /// without [`JwtAuthenticator::audience`]) the authenticator is a configuration error.
     pub fn accept_any_audience(mut self) -> Self {
+        self.checked = OnceLock::new();
         self.any_audience = true;
         self
     }
@@ -271,16 +287,15 @@ impl JwtAuthenticator {
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (default 60 s).
     ///
     /// # Panics
-    /// When `leeway` is more than [`MAX_LEEWAY`](Self::MAX_LEEWAY) (5 minutes): a leeway of hours keeps
-    /// expired tokens alive, which is a configuration error.
+    /// Never here. A `leeway` of more than [`MAX_LEEWAY`](Self::MAX_LEEWAY) (5 minutes)
+    /// keeps expired tokens alive: it is a configuration mistake
+    /// ([`ConfigError::LeewayTooLong`](crate::layer::ConfigError::LeewayTooLong)), reported
+    /// when the layer is built (and by [`verify`](Self::verify), which then refuses every
+    /// token).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        assert!(
-            leeway <= Self::MAX_LEEWAY,
-            "auth-diagnostics: JwtAuthenticator::leeway({leeway:?}) is more than the {}s \
-             allowed; clock skew is a matter of seconds",
-            Self::MAX_LEEWAY.as_secs()
-        );
-        self.leeway = leeway.as_secs() as i64;
+        self.checked = OnceLock::new();
+        self.leeway_asked = leeway;
+        self.leeway = leeway.min(Self::MAX_LEEWAY).as_secs() as i64;
         self
     }
 
@@ -290,6 +305,7 @@ impl JwtAuthenticator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.checked = OnceLock::new();
         for c in claims {
             let c: String = c.into();
             if !self.required.iter().any(|r| *r == c) {
@@ -356,119 +372,100 @@ impl JwtAuthenticator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        self.checked = OnceLock::new();
         self.types.extend(types.into_iter().map(Into::into));
         self
     }
 
-    /// What is wrong with this configuration, if anything: no audience and no explicit
-    /// opt-out, a key bound to an issuer that is not accepted, or several issuers with a
-    /// key that belongs to none of them.
-    pub(crate) fn config_error(&self) -> Option<String> {
-        self.audience_or_issuer_error()
-            .or_else(|| self.static_keys_error())
-            .or_else(|| self.sources_error())
+    /// Every mistake in this configuration: no audience and no explicit opt-out, a
+    /// leeway above the most, a key bound to an issuer that is not accepted, several
+    /// issuers with a key that belongs to none of them, a key source that cannot be used.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        let mut all = self.audience_or_issuer_errors();
+        if self.leeway_asked > Self::MAX_LEEWAY {
+            all.push(ConfigError::LeewayTooLong {
+                leeway: self.leeway_asked,
+                max: Self::MAX_LEEWAY,
+            });
+        }
+        self.static_keys_errors(&mut all);
+        self.sources_errors(&mut all);
+        all
     }
 
     /// Neither an audience nor an issuer may be left open by accident.
-    fn audience_or_issuer_error(&self) -> Option<String> {
-        if self.audiences.is_empty() && !self.any_audience {
-            return Some(
-                "JwtAuthenticator has no audience: tokens minted for any other service would \
-                 be accepted (RFC 8725 §3.9). Call .audience(\"<this API>\"), or \
-                 .accept_any_audience() to opt out explicitly"
-                    .to_owned(),
-            );
+    fn audience_or_issuer_errors(&self) -> Vec<ConfigError> {
+        let mut all = Vec::new();
+        match (self.audiences.is_empty(), self.any_audience) {
+            (true, false) => all.push(ConfigError::NoAudience),
+            (false, true) => all.push(ConfigError::AudienceAndAnyAudience),
+            _ => {}
         }
-        if !self.audiences.is_empty() && self.any_audience {
-            return Some(
-                "JwtAuthenticator has both .audience(..) and .accept_any_audience(): choose one"
-                    .to_owned(),
-            );
+        match (self.issuers.is_empty(), self.any_issuer) {
+            (true, false) => all.push(ConfigError::NoIssuer),
+            (false, true) => all.push(ConfigError::IssuerAndAnyIssuer),
+            _ => {}
         }
-        if self.issuers.is_empty() && !self.any_issuer {
-            return Some(
-                "JwtAuthenticator has no issuer: tokens of any issuer would be accepted \
-                 (RFC 8725 §3.8). Call .issuer(\"<the issuer's iss>\"), or \
-                 .accept_any_issuer() to opt out explicitly"
-                    .to_owned(),
-            );
-        }
-        if !self.issuers.is_empty() && self.any_issuer {
-            return Some(
-                "JwtAuthenticator has both .issuer(..) and .accept_any_issuer(): choose one"
-                    .to_owned(),
-            );
-        }
-        None
+        all
     }
 
     /// Static keys: few enough unnamed ones per algorithm, each bound to an accepted issuer.
-    fn static_keys_error(&self) -> Option<String> {
-        if let Some(alg) = self.algorithms.iter().find(|alg| {
-            self.keys
+    fn static_keys_errors(&self, all: &mut Vec<ConfigError>) {
+        for alg in &self.algorithms {
+            let unnamed = self
+                .keys
                 .iter()
-                .filter(|k| k.alg == **alg && k.kid.is_none())
-                .count()
-                > Self::MAX_STATIC_CANDIDATES
-        }) {
-            return Some(format!(
-                "more than {} keys without a kid verify {alg:?}: give them kids \
-                 (StaticKey::with_kid), so that a token costs one signature check",
-                Self::MAX_STATIC_CANDIDATES
-            ));
+                .filter(|k| k.alg == *alg && k.kid.is_none());
+            if unnamed.count() > Self::MAX_STATIC_CANDIDATES {
+                all.push(ConfigError::TooManyUnnamedKeys {
+                    algorithm: *alg,
+                    max: Self::MAX_STATIC_CANDIDATES,
+                });
+            }
         }
+        let mut unbound = false;
         for key in &self.keys {
             match &key.issuer {
                 Some(i) if !self.issuers.iter().any(|e| e == i) => {
-                    return Some(format!(
-                        "a key is bound to issuer {i:?}, which is not accepted: add .issuer({i:?})"
-                    ))
+                    push_new(all, ConfigError::KeyIssuerNotAccepted { issuer: i.clone() })
                 }
-                None if self.issuers.len() > 1 => {
-                    return Some(format!(
-                        "JwtAuthenticator accepts {} issuers, so every key must name the issuer \
-                         it belongs to (StaticKey::with_issuer): otherwise one issuer's key \
-                         verifies tokens that claim another (RFC 8725 §3.8)",
-                        self.issuers.len()
-                    ))
-                }
+                None if self.issuers.len() > 1 => unbound = true,
                 _ => {}
             }
         }
-        None
+        if unbound {
+            all.push(ConfigError::KeyWithoutIssuer {
+                issuers: self.issuers.len(),
+            });
+        }
     }
 
     /// Key sources: each well formed, and bound to an issuer this authenticator accepts.
-    fn sources_error(&self) -> Option<String> {
+    fn sources_errors(&self, all: &mut Vec<ConfigError>) {
         for source in &self.sources {
-            if let Some(e) = source.config_error() {
-                return Some(e);
+            for e in source.config_errors() {
+                push_new(all, e);
             }
             if self.issuers.is_empty() {
-                return Some(
-                    "a JwtAuthenticator with a KeySource must name the issuer the keys belong \
-                     to: call .issuer(\"<the issuer's iss>\") (RFC 8725 §3.8)"
-                        .to_owned(),
-                );
+                push_new(all, ConfigError::KeySourceWithoutIssuer);
+                continue;
             }
             match source.issuer() {
-                None if self.issuers.len() > 1 => {
-                    return Some(format!(
-                        "JwtAuthenticator accepts {} issuers, so every KeySource must name the \
-                         issuer it belongs to (KeySource::with_issuer or KeySource::discover)",
-                        self.issuers.len()
-                    ))
-                }
-                Some(i) if !self.issuers.iter().any(|e| e == i) => {
-                    return Some(format!(
-                        "a KeySource is bound to issuer {:?}, which is not accepted: add .issuer(..) with it",
-                        shown_source(i)
-                    ))
-                }
+                None if self.issuers.len() > 1 => push_new(
+                    all,
+                    ConfigError::KeySourceIssuerUnbound {
+                        issuers: self.issuers.len(),
+                    },
+                ),
+                Some(i) if !self.issuers.iter().any(|e| e == i) => push_new(
+                    all,
+                    ConfigError::KeySourceIssuerNotAccepted {
+                        issuer: shown_source(i),
+                    },
+                ),
                 _ => {}
             }
         }
-        None
     }
 
     /// Verifies `token` at the current time.
@@ -489,8 +486,11 @@ impl JwtAuthenticator {
     /// `key_source_unavailable` while no key set could be fetched.
     pub fn verify_at(&self, token: &str, now: i64) -> Result<Verified, AuthFailure> {
         // A layer checked its authenticators once, when it was built; used directly, an
-        // authenticator is checked here.
-        if let Some(error) = self.config_error() {
+        // authenticator is checked once, by its first verification.
+        let first = self
+            .checked
+            .get_or_init(|| self.config_errors().into_iter().next());
+        if let Some(error) = first {
             return Err(self.misconfigured(error));
         }
         match jws::decode(token) {
@@ -504,7 +504,7 @@ impl JwtAuthenticator {
 
     /// A configuration error as the failure of every token: closed, under the reason of
     /// what is left open.
-    fn misconfigured(&self, error: String) -> AuthFailure {
+    fn misconfigured(&self, error: &ConfigError) -> AuthFailure {
         let reason = if self.audiences.is_empty() && !self.any_audience {
             Reason::TokenAudienceMismatch
         } else if self.issuers.is_empty() && !self.any_issuer {
@@ -512,14 +512,13 @@ impl JwtAuthenticator {
         } else {
             Reason::TokenKeyUnknown
         };
-        AuthFailure::new(reason).detail(error)
+        AuthFailure::new(reason).detail(error.to_string())
     }
 
     /// Verifies a decoded token, or says which key sources to refresh first (only when
     /// `may_wait`). The configuration was checked before: when the layer was built
-    /// ([`AuthDiagnostics::bearer`](crate::AuthDiagnostics::bearer) and
-    /// [`dpop`](crate::AuthDiagnostics::dpop) refuse a bad one), or by
-    /// [`verify_at`](Self::verify_at).
+    /// ([`AuthDiagnostics::try_build`](crate::AuthDiagnostics::try_build) refuses a bad
+    /// one), or by [`verify_at`](Self::verify_at).
     pub(crate) fn step(&self, jws: Jws<'_>, now: i64, may_wait: bool) -> Step {
         let mut facts = jws.facts();
         let checked = self
@@ -1068,6 +1067,14 @@ fn key_facts(source: &KeySource) -> KeyFacts {
 
 /// The accepted issuers as logs and bodies may show them: a discovered issuer's URL
 /// without a password (`user:***@`), space-separated.
+/// Adds `error` unless it is there already (every key source without an issuer is one
+/// mistake).
+pub(crate) fn push_new(all: &mut Vec<ConfigError>, error: ConfigError) {
+    if !all.contains(&error) {
+        all.push(error);
+    }
+}
+
 pub(crate) fn shown_issuers(issuers: &[String]) -> String {
     let shown: Vec<String> = issuers.iter().map(|i| shown_source(i)).collect();
     shown.join(" ")

@@ -58,9 +58,9 @@ impl SessionAuthenticator {
     /// redirects to it.
     ///
     /// # Panics
-    /// At start-up ([`AuthDiagnostics::session`](crate::AuthDiagnostics::session)), when
-    /// `url` is neither a path of this site (`/login`) nor an absolute `http(s)` URL, or
-    /// has spaces or control characters.
+    /// Never here: a `url` that is neither a path of this site (`/login`) nor an absolute
+    /// `http(s)` URL, or has spaces or control characters, is reported when the layer is
+    /// built ([`AuthDiagnostics::try_build`](crate::AuthDiagnostics::try_build)).
     #[must_use]
     pub fn login_url(mut self, url: impl Into<String>) -> Self {
         self.pages.login_url = Some(url.into().into());
@@ -83,7 +83,7 @@ impl SessionAuthenticator {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        // Checked (and normalised) when the layer takes the scheme.
+        // Checked (and normalised) when the layer is built.
         self.pages
             .trusted_origins
             .extend(origins.into_iter().map(Into::into));

@@ -12,6 +12,7 @@ use super::fetch::{
 };
 use super::jwk::{self, RemoteKey};
 use super::store::KeySetStore;
+use crate::config_error::ConfigError;
 use crate::sanitize::cap;
 use crate::time::now;
 use bytes::Bytes;
@@ -58,6 +59,9 @@ struct Settings {
     /// Where the last known good set is shared with other replicas.
     /// Where the last known good set is shared, and the key its MACs are made with.
     store: Option<SharedStore>,
+    /// Settings given that cannot be used, reported when the layer is built (the
+    /// defaults stay in use meanwhile).
+    mistakes: Vec<ConfigError>,
     /// The oldest shared set loaded.
     max_shared_age: Duration,
 }
@@ -247,6 +251,7 @@ impl KeySource {
             max_bytes: 256 * 1024,
             max_keys: 64,
             store: None,
+            mistakes: Vec::new(),
             max_shared_age: Duration::from_secs(24 * 3600),
         })
     }
@@ -314,15 +319,17 @@ impl KeySource {
     /// revokes keys some other way.
     ///
     /// # Panics
-    /// When `min` is zero or more than `max`.
+    /// Never here: a zero `min`, or a `min` above `max`, is a configuration mistake
+    /// ([`ConfigError::RefreshBounds`](crate::layer::ConfigError::RefreshBounds)), reported
+    /// when the layer is built; the defaults stay in use.
     pub fn refresh_bounds(self, min: Duration, max: Duration) -> Self {
-        assert!(
-            !min.is_zero() && min <= max,
-            "auth-diagnostics: KeySource::refresh_bounds needs 0 < min <= max"
-        );
         self.edit(|s| {
-            s.min_ttl = min;
-            s.max_ttl = max;
+            if min.is_zero() || min > max {
+                s.mistakes.push(ConfigError::RefreshBounds { min, max });
+            } else {
+                s.min_ttl = min;
+                s.max_ttl = max;
+            }
         })
     }
 
@@ -377,13 +384,15 @@ impl KeySource {
     /// the store) is refused and logged.
     ///
     /// # Panics
-    /// When `key` is shorter than 16 bytes.
+    /// Never here: a `key` shorter than 16 bytes is a configuration mistake
+    /// ([`ConfigError::SharedStoreKeyTooShort`](crate::layer::ConfigError::SharedStoreKeyTooShort)),
+    /// reported when the layer is built; nothing is shared meanwhile.
     pub fn shared_store(self, store: impl KeySetStore, key: impl AsRef<[u8]>) -> Self {
         let key = key.as_ref();
-        assert!(
-            key.len() >= 16,
-            "auth-diagnostics: KeySource::shared_store needs a key of at least 16 bytes"
-        );
+        if key.len() < 16 {
+            let len = key.len();
+            return self.edit(|s| s.mistakes.push(ConfigError::SharedStoreKeyTooShort { len }));
+        }
         let key: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(key).into();
         let store: Arc<dyn KeySetStore> = Arc::new(store);
         self.edit(|s| s.store = Some((store, Arc::new(key))))
@@ -414,13 +423,15 @@ impl KeySource {
         self.inner.settings.issuer.as_deref()
     }
 
-    /// What is wrong with the URLs, if anything.
-    pub(crate) fn config_error(&self) -> Option<String> {
-        self.inner
-            .settings
+    /// Every mistake in its settings: a URL that cannot serve keys, bounds or a store key
+    /// that could not be taken.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        let settings = &self.inner.settings;
+        let url = settings
             .url_error
-            .as_ref()
-            .map(|e| format!("KeySource: {e}"))
+            .iter()
+            .map(|why| ConfigError::KeySourceUrl { why: why.clone() });
+        url.chain(settings.mistakes.iter().cloned()).collect()
     }
 
     /// The cached key set, if one was fetched.

@@ -19,6 +19,7 @@ use super::jwt::JwtAuthenticator;
 use super::token_cache::Cache;
 use super::{AuthScheme, Decision, Pending, Place, Principal};
 use crate::challenge::Challenge;
+use crate::config_error::{ConfigError, OriginUse};
 use crate::evidence::Evidence;
 use crate::failure::{AuthFailure, Location};
 use crate::jws::inspect;
@@ -171,40 +172,34 @@ impl Dpop {
         &self.jwt
     }
 
-    /// What is wrong with this configuration, if anything.
-    pub(crate) fn config_error(&self) -> Option<String> {
-        if let Some(e) = self.jwt.config_error() {
-            return Some(e);
-        }
+    /// Every mistake in this configuration, its access tokens' authenticator's included.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        let mut all = self.jwt.config_errors();
         if self.algs.is_empty() {
-            return Some("Dpop accepts no proof algorithm".into());
+            all.push(ConfigError::DpopNoAlgorithm);
         }
-        if let Some(a) = self
-            .algs
-            .iter()
-            .find(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
-        {
-            return Some(format!(
-                "Dpop proofs are signed with a public key; {a:?} is symmetric (RFC 9449 §4.2)"
-            ));
-        }
+        all.extend(
+            self.algs
+                .iter()
+                .filter(|a| matches!(a, Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512))
+                .map(|a| ConfigError::DpopSymmetricAlgorithm(*a)),
+        );
         if self.max_age > MAX_WINDOW || self.leeway > MAX_WINDOW {
-            return Some("Dpop proof age and leeway are at most 5 minutes".into());
+            all.push(ConfigError::DpopWindowTooLong {
+                max_age: self.max_age,
+                leeway: self.leeway,
+            });
         }
         if self.origins.is_empty() && !self.origin_from_host {
-            return Some(
-                "Dpop needs the origin clients reach it at, to check each proof's htu: \
-                 Dpop::public_origin(\"https://api.example\") (for local development only: \
-                 Dpop::insecure_origin_from_host())"
-                    .into(),
-            );
+            all.push(ConfigError::DpopNoOrigin);
         }
-        self.origins.iter().find_map(|o| origin_error(o))
+        all.extend(self.origins.iter().filter_map(|o| origin_error(o)));
+        all
     }
 
     /// The scheme for this configuration, with a token cache built from `cache`.
-    pub(crate) fn scheme(&self, cache: Option<Arc<Cache>>) -> Result<DpopScheme, String> {
-        let verifier = Bearer::new(vec![self.jwt.clone()], cache)?;
+    pub(crate) fn scheme(&self, cache: Option<Arc<Cache>>) -> DpopScheme {
+        let verifier = Bearer::new(vec![self.jwt.clone()], cache);
         let rules = Rules {
             algs_text: self
                 .algs
@@ -218,18 +213,18 @@ impl Dpop {
             // Host decides only on the application's word, and only without an origin.
             origins: match (self.origins.is_empty(), self.origin_from_host) {
                 (true, true) => Origins::FromHost,
-                // Without either, no URL is ours (config_error stops such a layer first).
+                // Without either, no URL is ours (the build stops such a layer first).
                 _ => Origins::Listed(self.origins.clone()),
             },
             nonces: self
                 .nonce
                 .map(|(key, lifetime)| Nonces::new(key, lifetime.as_secs() as i64)),
         };
-        Ok(DpopScheme {
+        DpopScheme {
             verifier,
             rules: Arc::new(rules),
             replay: self.replay.clone(),
-        })
+        }
     }
 
     /// Resolves once the access-token verifier's key sources have a key set.
@@ -239,7 +234,7 @@ impl Dpop {
 }
 
 /// Why `origin` is no `scheme://host[:port][/path prefix]`, if it is not.
-fn origin_error(origin: &str) -> Option<String> {
+fn origin_error(origin: &str) -> Option<ConfigError> {
     let uri: Option<http::Uri> = origin.parse().ok();
     // No user (RFC 9110 §4.2.4), query or fragment either: the request's path is appended
     // to it as it is.
@@ -250,8 +245,10 @@ fn origin_error(origin: &str) -> Option<String> {
                 && (u.path().is_empty() || u.path().starts_with('/'))
                 && !u.path().split('/').any(|s| s == "." || s == "..")
         });
-    (!ok)
-        .then(|| format!("Dpop public origin {origin:?} is not scheme://host[:port][/path prefix]"))
+    (!ok).then(|| ConfigError::InvalidOrigin {
+        origin: origin.to_owned(),
+        why: OriginUse::DpopPublicOrigin,
+    })
 }
 
 /// The DPoP scheme of a layer.

@@ -544,12 +544,12 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(HOST, "api.test".parse().unwrap());
         let htu = "http://api.test/me";
-        let unconfigured = Dpop::new(jwt.clone()).scheme(None).unwrap();
+        let unconfigured = Dpop::new(jwt.clone()).scheme(None);
         let err = check_url(htu, &unconfigured.rules, &uri, &headers).unwrap_err();
         assert_eq!(err.reason(), Reason::DpopProofUrlMismatch);
         // The opt-in alone lets Host decide.
         let opted_in = Dpop::new(jwt).insecure_origin_from_host().scheme(None);
-        assert!(check_url(htu, &opted_in.unwrap().rules, &uri, &headers).is_ok());
+        assert!(check_url(htu, &opted_in.rules, &uri, &headers).is_ok());
     }
 
     #[test]
