@@ -184,24 +184,8 @@ fn send(app: &Router, request: Request<Body>) -> Answer {
     let capture = Capture::default();
     let log = capture.text.clone();
     let dispatch = tracing::Dispatch::new(capture);
-    let (status, headers, body) = tracing::dispatcher::with_default(&dispatch, || {
-        runtime().block_on(async {
-            let mut svc = app.clone();
-            std::future::poll_fn(|cx| {
-                tower_service::Service::<Request<Body>>::poll_ready(&mut svc, cx)
-            })
-            .await
-            .expect("a router is always ready");
-            let response = tower_service::Service::call(&mut svc, request)
-                .await
-                .expect("a router never fails");
-            let (parts, body) = response.into_parts();
-            let body = axum::body::to_bytes(body, 1 << 20)
-                .await
-                .expect("the body reads");
-            (parts.status, parts.headers, body.to_vec())
-        })
-    });
+    let (status, headers, body) =
+        tracing::dispatcher::with_default(&dispatch, || runtime().block_on(call(app, request)));
     let log = std::mem::take(&mut *log.lock().unwrap_or_else(|e| e.into_inner()));
     if trace() {
         eprintln!(
@@ -218,6 +202,22 @@ fn send(app: &Router, request: Request<Body>) -> Answer {
         body,
         log,
     }
+}
+
+/// The answer of `app` to `request`: status, headers and body.
+async fn call(app: &Router, request: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut svc = app.clone();
+    std::future::poll_fn(|cx| tower_service::Service::<Request<Body>>::poll_ready(&mut svc, cx))
+        .await
+        .expect("a router is always ready");
+    let response = tower_service::Service::call(&mut svc, request)
+        .await
+        .expect("a router never fails");
+    let (parts, body) = response.into_parts();
+    let body = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .expect("the body reads");
+    (parts.status, parts.headers, body.to_vec())
 }
 
 /// Whether `AUTH_DIAGNOSTICS_FUZZ_TRACE` is set: then every answer's status and body are
@@ -1842,8 +1842,10 @@ fn fetch_keys(source: KeySource, issuer: &str, answers: Vec<Fetched>) -> (Fetch,
         .issuer(issuer)
         .audience(AUDIENCE);
     let state = runtime().block_on(async {
-        // Building the layer starts the fetch, on this runtime.
+        // A layer that serves a request fetches its keys, on this runtime.
         let layer = AuthDiagnostics::new().bearer(jwt);
+        let request = Request::builder().uri("/").body(Body::empty());
+        call(&router(layer.clone()), request.expect("a request")).await;
         // Done once the source holds keys or an error and nothing more is fetched.
         let (mut settled, mut seen) = (0, usize::MAX);
         for _ in 0..2000 {
