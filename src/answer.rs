@@ -56,12 +56,12 @@ impl Answer {
             .as_ref()
             .and_then(|p| p.login_url.as_ref());
         let navigation =
-            (login.is_some() && crate::browser::is_navigation(req.headers())).then(|| {
-                match req.extensions().get::<axum::extract::OriginalUri>() {
+            (login.is_some() && crate::authn::session::browser::is_navigation(req.headers())).then(
+                || match req.extensions().get::<axum::extract::OriginalUri>() {
                     Some(original) => original.0.clone(),
                     None => req.uri().clone(),
-                }
-            });
+                },
+            );
         Self {
             navigation,
             with_origin: req.headers().contains_key(http::header::ORIGIN),
@@ -116,7 +116,7 @@ impl Answer {
     pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
         if let (Some(uri), Some(pages)) = (&self.navigation, &self.config.session_pages) {
             if let (Some(login), StatusCode::UNAUTHORIZED) = (&pages.login_url, failure.status()) {
-                let mut response = crate::browser::login_redirect(login, uri);
+                let mut response = crate::authn::session::browser::login_redirect(login, uri);
                 response
                     .headers_mut()
                     .insert(X_REQUEST_ID, self.request_id.header_value().clone());

@@ -49,7 +49,7 @@ pub(crate) struct Config {
     /// A request without any credential passes anonymously.
     pub optional: bool,
     /// The session scheme's browser settings: login redirects, the origin check.
-    pub session_pages: Option<crate::browser::SessionPages>,
+    pub session_pages: Option<crate::authn::session::browser::SessionPages>,
     /// Set once the wrapped service was seen adding CORS headers (logged once).
     pub cors_inside: Arc<std::sync::atomic::AtomicBool>,
     /// The 401 challenges without error attributes (`credentials_missing` and the like):

@@ -583,7 +583,8 @@ impl AuthDiagnostics {
     /// process, is reported when the layer is built (see [`try_build`](Self::try_build)),
     /// which sets the key.
     pub fn fingerprint_key(self, key: impl AsRef<[u8]>) -> Self {
-        let key = crate::sanitize::fingerprint_key(key.as_ref());
+        let key = crate::sanitize::fingerprint_key(key.as_ref())
+            .map_err(|len| ConfigError::FingerprintKeyTooShort { len });
         self.edit_given(|g| g.fingerprint_key = Some(key))
     }
 }
@@ -595,7 +596,7 @@ struct Given {
     /// scheme at that index (after the last at their count), in the order first given.
     places: Vec<(Scheme, usize)>,
     /// The session scheme's browser settings as given.
-    session: Option<crate::browser::SessionPages>,
+    session: Option<crate::authn::session::browser::SessionPages>,
     /// The metadata document as given.
     resource: Option<crate::resource::ResourceMetadata>,
     /// The fingerprint key as the process would keep it, or why it cannot be.
@@ -656,7 +657,9 @@ fn build(config: &Config, given: &Given) -> Result<Arc<Config>, ConfigErrors> {
     }
     // Nothing below fails but the fingerprint key, which changes the process: last.
     if let Some(Ok(key)) = given.fingerprint_key {
-        crate::sanitize::set_fingerprint_key(key).map_err(ConfigErrors::one)?;
+        if !crate::sanitize::set_fingerprint_key(key) {
+            return Err(ConfigErrors::one(ConfigError::FingerprintKeyDiffers));
+        }
     }
     let mut built = config.clone();
     built.session_pages = session.and_then(Result::ok);

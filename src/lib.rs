@@ -243,7 +243,6 @@
 mod admit;
 mod answer;
 mod authn;
-mod browser;
 mod challenge;
 mod config;
 mod config_error;
