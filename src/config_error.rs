@@ -174,6 +174,36 @@ pub enum ResourceMistake {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::NoAudience
+            | Self::AudienceAndAnyAudience
+            | Self::NoIssuer
+            | Self::IssuerAndAnyIssuer
+            | Self::LeewayTooLong { .. }
+            | Self::TooManyUnnamedKeys { .. }
+            | Self::KeyIssuerNotAccepted { .. }
+            | Self::KeyWithoutIssuer { .. }
+            | Self::KeySourceUrl { .. }
+            | Self::RefreshBounds { .. }
+            | Self::SharedStoreKeyTooShort { .. }
+            | Self::KeySourceWithoutIssuer
+            | Self::KeySourceIssuerUnbound { .. }
+            | Self::KeySourceIssuerNotAccepted { .. }
+            | Self::BearerWithoutIssuer
+            | Self::IssuerOfTwoAuthenticators { .. } => self.fmt_tokens(f),
+            Self::DpopNoAlgorithm
+            | Self::DpopSymmetricAlgorithm(..)
+            | Self::DpopWindowTooLong { .. }
+            | Self::DpopNoOrigin
+            | Self::InvalidOrigin { .. } => self.fmt_dpop(f),
+            _ => self.fmt_layer(f),
+        }
+    }
+}
+
+impl ConfigError {
+    /// The message of a mistake in JWT authenticators and their keys.
+    fn fmt_tokens(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Self::NoAudience => f.write_str(
                 "JwtAuthenticator has no audience: tokens minted for any other service would \
                  be accepted (RFC 8725 §3.9). Call .audience(\"<this API>\"), or \
@@ -243,6 +273,13 @@ impl fmt::Display for ConfigError {
                 "issuer {issuer:?} is accepted by two Bearer authenticators; a token must go \
                  to exactly one: give each issuer to one .bearer(..)"
             ),
+            _ => unreachable!("Display::fmt sends each mistake to its group"),
+        }
+    }
+
+    /// The message of a mistake in DPoP and its origins.
+    fn fmt_dpop(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Self::DpopNoAlgorithm => f.write_str(
                 "Dpop accepts no proof algorithm: give Dpop::algorithms asymmetric ones \
                  (ES256, PS256, ...)",
@@ -274,6 +311,13 @@ impl fmt::Display for ConfigError {
                     cap(origin)
                 ),
             },
+            _ => unreachable!("Display::fmt sends each mistake to its group"),
+        }
+    }
+
+    /// The message of a mistake in the layer's own settings.
+    fn fmt_layer(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             Self::InvalidLoginUrl { url } => write!(
                 f,
                 "login_url {:?} must be a path of this site (\"/login\") or an absolute http(s) \
@@ -303,6 +347,7 @@ impl fmt::Display for ConfigError {
             Self::ResourceMetadata { resource, why } => {
                 write!(f, "resource metadata for {resource:?}: {why}")
             }
+            _ => unreachable!("Display::fmt sends each mistake to its group"),
         }
     }
 }

@@ -1,6 +1,5 @@
 //! Making client-supplied text safe to log: caps, escapes, fingerprints.
 
-use crate::config_error::ConfigError;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::OnceLock;
@@ -112,22 +111,19 @@ pub(crate) fn process_hasher() -> &'static RandomState {
 static FINGERPRINT_KEY: OnceLock<[u8; 32]> = OnceLock::new();
 
 /// A fingerprint key as the process keeps it (SHA-256 of what the application gave), if
-/// it has the 16 bytes it needs.
-pub(crate) fn fingerprint_key(key: &[u8]) -> Result<[u8; 32], ConfigError> {
+/// it has the 16 bytes it needs; otherwise the length it has.
+pub(crate) fn fingerprint_key(key: &[u8]) -> Result<[u8; 32], usize> {
     use sha2::{Digest, Sha256};
     if key.len() < 16 {
-        return Err(ConfigError::FingerprintKeyTooShort { len: key.len() });
+        return Err(key.len());
     }
     Ok(Sha256::digest(key).into())
 }
 
 /// Sets the process's fingerprint key (from [`fingerprint_key`]), once (the same key again
-/// is fine).
-pub(crate) fn set_fingerprint_key(key: [u8; 32]) -> Result<(), ConfigError> {
-    match *FINGERPRINT_KEY.get_or_init(|| key) == key {
-        true => Ok(()),
-        false => Err(ConfigError::FingerprintKeyDiffers),
-    }
+/// is fine); `false` when another key was set before.
+pub(crate) fn set_fingerprint_key(key: [u8; 32]) -> bool {
+    *FINGERPRINT_KEY.get_or_init(|| key) == key
 }
 
 /// A short keyed fingerprint of a credential, so one credential can be followed across
