@@ -102,7 +102,7 @@
 //! `inferred`, `inferred_reason`, `upstream_status` and `repro` (a `curl` line with every
 //! credential replaced by a placeholder) where they apply. Levels: INFO for
 //! `credentials_missing`, WARN for other client failures, ERROR for server faults and for a
-//! wrapped service that breaks the contract. Flood control ([`LogRate`]) logs an event when fewer
+//! wrapped service that breaks the contract. Flood control ([`LogRate`](layer::LogRate)) logs an event when fewer
 //! than 10 of its reason were logged in the last 10 s, or a second has passed since the
 //! last one, and reports the rest as one "suppressed N" event; its memory is one bucket per reason, whatever clients send.
 //!
@@ -156,11 +156,11 @@
 //!   without any credential through anonymously (`Option<Principal>`); bad credentials are
 //!   still refused, never downgraded to anonymous.
 //! - **Pages and APIs**: a session scheme with a
-//!   [`login_url`](SessionAuthenticator::login_url) sends a failing page navigation to the
+//!   [`login_url`](session::SessionAuthenticator::login_url) sends a failing page navigation to the
 //!   login page (`303`, `return_to` a path of this site), while `fetch` and API clients get
 //!   the 401.
 //! - **CSRF**: an unsafe request a session cookie authenticated must come from this site's
-//!   own origin (or a [trusted](SessionAuthenticator::trusted_origins) one): otherwise 403
+//!   own origin (or a [trusted](session::SessionAuthenticator::trusted_origins) one): otherwise 403
 //!   `cross_site_request`.
 //!
 //! # Metrics, traces, hooks
@@ -171,7 +171,7 @@
 //!   cache lookups and evictions, flood-control suppressions, and a histogram of signature
 //!   check time per algorithm family. Every label value comes from a closed set or from the
 //!   configuration, never from the request. The README's "Metrics" table lists them;
-//!   [`describe_metrics`] registers their descriptions.
+//!   [`describe_metrics`](layer::describe_metrics) registers their descriptions.
 //! - **Traces**: a failure records `auth.reason`, `auth.scheme` and `auth.status` on the
 //!   current span, a success `auth.scheme` (and `enduser.id` after
 //!   [`record_enduser_id`](AuthDiagnostics::record_enduser_id)), where the span declared
@@ -200,7 +200,7 @@
 //! ```
 //!
 //! - **Hooks**: [`on_failure`](AuthDiagnostics::on_failure) hears every failure before
-//!   flood control, with the typed [`AuthFailure`] and the request's head;
+//!   flood control, with the typed [`AuthFailure`](failure::AuthFailure) and the request's head;
 //!   [`on_success`](AuthDiagnostics::on_success) every authenticated request. They cannot
 //!   change the answer.
 //! - **Terminal logs**: `OneLine` (feature `log-format`) writes a failure on one line,
@@ -290,12 +290,6 @@ pub mod store;
 pub mod verify;
 
 pub use authn::principal::Principal;
+#[doc(inline)]
 pub use layer::AuthDiagnostics;
 pub use reason::Reason;
-
-// Transitional: the names the crate root had before its items moved into modules.
-#[doc(hidden)]
-pub use {
-    api_key::*, authz::*, basic::*, dpop::*, failure::*, jwt::*, keys::*, layer::*, session::*,
-    store::*, verify::*,
-};

@@ -14,12 +14,20 @@
 
 mod http_auth;
 
-use auth_diagnostics::{
-    install_crypto_provider, ApiKey, ApiKeyAuthenticator, AuthDiagnostics, AuthFailure, AuthResult,
-    BasicAuthenticator, BasicCredentials, Challenge, Dpop, FetchError, FetchErrorKind, FetchFuture,
-    Fetched, HttpFetch, JwtAuthenticator, KeySource, MemoryReplayStore, Principal, Reason,
-    ResourceMetadata, SessionAuthenticator, SessionCookie, StaticKey, TokenFacts,
+use auth_diagnostics::api_key::{ApiKey, ApiKeyAuthenticator};
+use auth_diagnostics::authz::ResourceMetadata;
+use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::failure::{AuthFailure, Challenge, TokenFacts};
+use auth_diagnostics::jwt::JwtAuthenticator;
+use auth_diagnostics::keys::{
+    install_crypto_provider, FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch,
+    KeySource, StaticKey,
 };
+use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
+use auth_diagnostics::store::MemoryReplayStore;
+use auth_diagnostics::verify::AuthResult;
+use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
