@@ -11,10 +11,14 @@
 mod common;
 use common::*;
 
+#[path = "common/http_servers.rs"]
+mod http_servers;
+use http_servers::{answer, closed_port, serve};
+
 use auth_diagnostics::jwt::JwtAuthenticator;
 use auth_diagnostics::keys::{Algorithm, KeySource};
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get as route, MethodRouter};
 use http::Request;
 use http_body_util::BodyExt;
@@ -30,20 +34,6 @@ const ISS: &str = "https://idp.test";
 const PASSWORD: &str = "pw-s3cr3t-91f2";
 
 // Servers -----------------------------------------------------------------------------------
-
-/// Serves `app` on `127.0.0.1:0`; its base URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
 
 /// `302 Found` to `location`.
 fn redirect(location: &str) -> MethodRouter {
@@ -62,17 +52,6 @@ fn keys(keys: Vec<Value>) -> MethodRouter {
 fn discovery(issuer: &str, jwks_uri: &str) -> MethodRouter {
     let doc = json!({ "issuer": issuer, "jwks_uri": jwks_uri });
     route(move || async move { axum::Json(doc).into_response() })
-}
-
-/// Answers `status` with `body`.
-fn answer(status: u16, body: &'static str) -> MethodRouter {
-    route(move || async move {
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap()
-    })
 }
 
 // Keys and tokens ---------------------------------------------------------------------------

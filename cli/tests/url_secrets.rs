@@ -2,9 +2,10 @@
 //! the URL cannot be reached, answers an error, or is not a valid URL. Every server is
 //! in-process on `127.0.0.1`.
 
-use axum::body::Body;
-use axum::response::Response;
-use axum::routing::{get as route, MethodRouter};
+#[path = "../../tests/common/http_servers.rs"]
+mod http_servers;
+use http_servers::{answer, closed_port, serve};
+
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -13,31 +14,6 @@ const ISS: &str = "https://idp.test";
 
 /// The password every URL of the leak test carries.
 const PASSWORD: &str = "pw-s3cr3t-91f2";
-
-/// Serves `app` on `127.0.0.1:0`; its base URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    base
-}
-
-/// A port nothing listens on.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// Answers `status` with `body`.
-fn answer(status: u16, body: &'static str) -> MethodRouter {
-    route(move || async move {
-        Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(Body::from(body))
-            .unwrap()
-    })
-}
 
 /// An RS256 token of `iss` signed with `tests/keys/rsa_private.pem`, naming kid `idp-1`.
 fn good_token(iss: &str) -> String {
