@@ -2,7 +2,8 @@
 //! shown. The command's own: it uses only the library's public API.
 
 use serde_json::Value;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use url::Url;
 
 /// Seconds since the epoch, now.
 pub(crate) fn now() -> i64 {
@@ -11,42 +12,35 @@ pub(crate) fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Seconds since the epoch as RFC 3339 UTC, e.g. `2026-11-27T03:35:00Z`.
+/// Seconds since the epoch as RFC 3339 UTC, e.g. `2026-11-27T03:35:00Z`, for any `i64` (a
+/// claim may hold any). humantime writes the years 1970 to 9999; the Gregorian calendar
+/// repeats every 400 years, so a time is written as the same moment of the first such
+/// cycle after 1970 and its year moved back by the cycles skipped.
 pub(crate) fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    const CYCLE: i64 = 146_097 * 86_400;
+    let within = Duration::from_secs(secs.rem_euclid(CYCLE).unsigned_abs());
+    let shown = humantime::format_rfc3339_seconds(UNIX_EPOCH + within).to_string();
+    let (year, rest) = shown.split_once('-').unwrap_or(("1970", &shown));
+    let year = year.parse::<i64>().unwrap_or(1970) + 400 * secs.div_euclid(CYCLE);
+    format!("{year:04}-{rest}")
 }
 
-/// A duration in seconds as a person says it: `3h 2m`, `45s`, `2d 1h`.
+/// A duration in seconds as a person says it: `3h 2m`, `45s`, `2d 1h`: its largest unit
+/// that is not zero (seconds at least) and the next one.
 pub(crate) fn human_duration(secs: u64) -> String {
-    let (d, h, m, s) = (
-        secs / 86_400,
-        secs % 86_400 / 3600,
-        secs % 3600 / 60,
-        secs % 60,
-    );
-    match (d, h, m) {
-        (0, 0, 0) => format!("{s}s"),
-        (0, 0, _) => format!("{m}m {s}s"),
-        (0, _, _) => format!("{h}h {m}m"),
-        _ => format!("{d}d {h}h"),
-    }
+    let parts = [
+        (secs / 86_400, 'd'),
+        (secs % 86_400 / 3600, 'h'),
+        (secs % 3600 / 60, 'm'),
+        (secs % 60, 's'),
+    ];
+    let largest = parts[..3].iter().position(|&(n, _)| n > 0).unwrap_or(3);
+    let shown: Vec<String> = parts[largest..]
+        .iter()
+        .take(2)
+        .map(|(n, unit)| format!("{n}{unit}"))
+        .collect();
+    shown.join(" ")
 }
 
 /// A JWT NumericDate (`exp`, `nbf`, `iat`): whole seconds, fractions dropped (RFC 7519 §2).
@@ -57,30 +51,28 @@ pub(crate) fn numeric_date(v: &Value) -> Option<i64> {
 
 /// A URL as the command prints it: without its query and fragment, and with its password
 /// masked (`https://user:secret@host/jwks?k=v` is `https://user:***@host/jwks`), as the
-/// library's log shows a key source.
-pub(crate) fn shown_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let authority = &rest[..rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len())];
-        let port = authority.rsplit_once(':').map_or("", |(_, port)| port);
-        let bad_port = !authority.ends_with(']') && port.contains(|c: char| !c.is_ascii_digit());
-        if rest.contains('@') && !authority.contains('@') && bad_port {
-            // A password with an unescaped `/`, `?` or `#` makes the URL invalid, and
-            // where its user-info ends a guess: show none of it.
-            return format!("{scheme}://*** (not a valid URL)");
+/// library's log shows a key source. It is the URL as the HTTP client parses it. Text that
+/// is no URL with a host shows none of its user-info: a password with an unescaped `/`,
+/// `?` or `#` makes a URL invalid, and where its user-info ends is then a guess.
+pub(crate) fn shown_url(text: &str) -> String {
+    match Url::parse(text) {
+        Ok(mut url) if url.has_host() => {
+            url.set_query(None);
+            url.set_fragment(None);
+            if !url.username().is_empty() || url.password().is_some() {
+                // Cannot fail: the URL has a host.
+                let _ = url.set_password(Some("***"));
+            }
+            url.into()
         }
+        _ if text.contains('@') => match text.split_once("://") {
+            Some((scheme, _)) if scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+                format!("{scheme}://*** (not a valid URL)")
+            }
+            _ => "*** (not a valid URL)".to_owned(),
+        },
+        _ => text.split(['?', '#']).next().unwrap_or_default().to_owned(),
     }
-    let url = url.split(['?', '#']).next().unwrap_or_default();
-    let (scheme, rest) = match url.split_once("://") {
-        Some((scheme, rest)) => (Some(scheme), rest),
-        None => (None, url),
-    };
-    let authority_end = rest.find(['/', '\\']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_owned();
-    };
-    let user = rest[..at].split(':').next().unwrap_or_default();
-    let scheme = scheme.map(|s| format!("{s}://")).unwrap_or_default();
-    format!("{scheme}{user}:***@{}", &rest[at + 1..])
 }
 
 #[cfg(test)]
@@ -92,7 +84,16 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_750_500), "2026-11-27T03:35:00Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(253_402_300_800), "10000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(i64::MIN), "-292277022657-01-27T08:29:52Z");
+        assert_eq!(rfc3339(i64::MAX), "292277026596-12-04T15:30:07Z");
         assert_eq!(human_duration(3 * 3600 + 120), "3h 2m");
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(54 * 60 + 30), "54m 30s");
+        assert_eq!(human_duration(2 * 86_400 + 3600 + 59), "2d 1h");
+        assert_eq!(human_duration(86_400), "1d 0h");
         assert_eq!(numeric_date(&Value::from(1.9)), Some(1));
     }
 
@@ -106,6 +107,19 @@ mod tests {
         assert_eq!(
             shown_url("https://u:p/w@host/jwks"),
             "https://*** (not a valid URL)"
+        );
+        assert_eq!(
+            shown_url("http://alice:secret@127.0.0.1:99999/me?k=v"),
+            "http://*** (not a valid URL)"
+        );
+        assert_eq!(shown_url("alice:secret@host/jwks"), "*** (not a valid URL)");
+        assert_eq!(
+            shown_url("https://alice@host/jwks"),
+            "https://alice:***@host/jwks"
+        );
+        assert_eq!(
+            shown_url("https://host:99999/jwks?k=v"),
+            "https://host:99999/jwks"
         );
     }
 }
