@@ -31,7 +31,7 @@ use auth_diagnostics::Reason;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::{json, Map, Value};
 use std::str::FromStr;
 use std::time::Duration;
@@ -282,7 +282,7 @@ impl Keys {
 /// The authenticator for the key the user named, and a description of that key.
 fn authenticator(args: &DecodeArgs, token_alg: Option<Algorithm>) -> Result<Keys, UsageError> {
     if let Some(secret) = read_secret(args)? {
-        let alg = pick_alg(HMAC, token_alg);
+        let alg = pick_alg(AlgorithmFamily::Hmac.algorithms(), token_alg);
         let key = StaticKey::new(DecodingKey::from_secret(secret.as_bytes()), alg);
         let jwt = JwtAuthenticator::new(key);
         return Ok(Keys::new(jwt, format!("HMAC secret ({alg:?})")));
@@ -460,20 +460,10 @@ fn read_secret(args: &DecodeArgs) -> Result<Option<String>, UsageError> {
     Ok(None)
 }
 
-const HMAC: &[Algorithm] = &[Algorithm::HS256, Algorithm::HS384, Algorithm::HS512];
-const RSA: &[Algorithm] = &[
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
-const EC: &[Algorithm] = &[Algorithm::ES256, Algorithm::ES384];
-const ED: &[Algorithm] = &[Algorithm::EdDSA];
-
 /// The token's algorithm when the key can verify it, else the key's first: a key never
 /// verifies another family's algorithm (the verifier then names `token_algorithm_rejected`).
+/// `family` is (part of) a family as jsonwebtoken lists it, its first HS256, RS256, ES256
+/// or EdDSA.
 fn pick_alg(family: &[Algorithm], token_alg: Option<Algorithm>) -> Algorithm {
     token_alg
         .filter(|a| family.contains(a))
@@ -483,11 +473,11 @@ fn pick_alg(family: &[Algorithm], token_alg: Option<Algorithm>) -> Algorithm {
 fn pem_key(text: &str, token_alg: Option<Algorithm>) -> Result<StaticKey, UsageError> {
     let b = text.as_bytes();
     let (key, family) = if let Ok(k) = DecodingKey::from_rsa_pem(b) {
-        (k, RSA)
+        (k, AlgorithmFamily::Rsa)
     } else if let Ok(k) = DecodingKey::from_ec_pem(b) {
-        (k, EC)
+        (k, AlgorithmFamily::Ec)
     } else if let Ok(k) = DecodingKey::from_ed_pem(b) {
-        (k, ED)
+        (k, AlgorithmFamily::Ed)
     } else {
         return Err(UsageError(
             "the PEM file holds no RSA, EC or Ed25519 public key (a certificate or a private \
@@ -495,7 +485,10 @@ fn pem_key(text: &str, token_alg: Option<Algorithm>) -> Result<StaticKey, UsageE
                 .into(),
         ));
     };
-    Ok(StaticKey::new(key, pick_alg(family, token_alg)))
+    Ok(StaticKey::new(
+        key,
+        pick_alg(family.algorithms(), token_alg),
+    ))
 }
 
 /// The keys of a JWK or JWK set file; keys this verifier cannot read are skipped.
@@ -515,11 +508,13 @@ fn jwk_keys(text: &str, token_alg: Option<Algorithm>) -> Result<Vec<StaticKey>, 
             continue;
         };
         let family = match v.get("kty").and_then(Value::as_str) {
-            Some("RSA") => RSA,
-            Some("EC") if v.get("crv").and_then(Value::as_str) == Some("P-384") => &EC[1..],
-            Some("EC") => &EC[..1],
-            Some("OKP") => ED,
-            _ => HMAC,
+            Some("RSA") => AlgorithmFamily::Rsa.algorithms(),
+            Some("EC") if v.get("crv").and_then(Value::as_str) == Some("P-384") => {
+                &AlgorithmFamily::Ec.algorithms()[1..]
+            }
+            Some("EC") => &AlgorithmFamily::Ec.algorithms()[..1],
+            Some("OKP") => AlgorithmFamily::Ed.algorithms(),
+            _ => AlgorithmFamily::Hmac.algorithms(),
         };
         let declared = v.get("alg").and_then(Value::as_str);
         let alg = declared
