@@ -262,7 +262,9 @@ impl AuthDiagnostics {
     /// is unreachable. Call it inside the Tokio runtime that serves the layer.
     ///
     /// ```no_run
-    /// # use auth_diagnostics::{AuthDiagnostics, JwtAuthenticator, KeySource};
+    /// # use auth_diagnostics::jwt::JwtAuthenticator;
+    /// # use auth_diagnostics::keys::KeySource;
+    /// # use auth_diagnostics::AuthDiagnostics;
     /// # async fn run() {
     /// let layer = AuthDiagnostics::new().bearer(
     ///     JwtAuthenticator::from_source(KeySource::discover("https://login.example.com"))
