@@ -84,6 +84,7 @@ impl fmt::Display for Location {
 /// whether the signature and claims were checked: when it is `false` the values are
 /// what the client sent, not facts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenFacts {
     /// `alg` header.
     pub alg: Option<Capped>,

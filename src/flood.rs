@@ -120,6 +120,7 @@ impl FloodControl {
     }
 
     /// How many keys the limiter tracks: one per reason, never more.
+    #[cfg(test)]
     pub(crate) fn tracked(&self) -> usize {
         self.buckets.len()
     }
@@ -260,6 +261,19 @@ pub(crate) fn summary(reason: Reason, suppressed: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The limiter's table holds one bucket per reason, however many failures of every
+    /// reason arrive: what clients send never adds an entry.
+    #[test]
+    fn one_bucket_per_reason_whatever_arrives() {
+        let fc = Arc::new(FloodControl::new(Some(LogRate::default())));
+        let t0 = Instant::now();
+        for i in 0..100_000u64 {
+            let reason = Reason::ALL[i as usize % Reason::ALL.len()];
+            fc.admit(reason, t0 + Duration::from_micros(i));
+        }
+        assert_eq!(fc.tracked(), Reason::ALL.len());
+    }
 
     #[test]
     fn burst_then_one_per_interval() {

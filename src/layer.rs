@@ -532,13 +532,6 @@ impl AuthDiagnostics {
         self.edit(|c| c.flood = Arc::new(FloodControl::new(None)))
     }
 
-    /// How many keys flood control tracks: one per [`Reason`](crate::Reason), whatever
-    /// clients send.
-    #[doc(hidden)]
-    pub fn flood_control_keys(&self) -> usize {
-        self.config.flood.tracked()
-    }
-
     /// Reports every event flood control is holding back now, as "suppressed N" events.
     pub fn flush_suppressed(&self) {
         self.config.flood.flush();

@@ -129,7 +129,6 @@ fn token(rest: &str) -> Result<&str, AuthFailure> {
 /// Decodes the token68 after `Basic ` per RFC 7617 §2 (UTF-8, split at the first `:`).
 /// An empty user-id is allowed (RFC 7617 permits it; some clients send a token as the
 /// password of an empty user): the application's verifier decides.
-#[doc(hidden)]
 pub(crate) fn decode_basic(token: &str) -> Result<BasicCredentials, AuthFailure> {
     let malformed = |detail: &str| AuthFailure::new(Reason::BasicMalformed).detail(detail);
     if token.len() > (MAX_USER + MAX_PASSWORD + 1).div_ceil(3) * 4 {

@@ -478,8 +478,8 @@ impl JwtAuthenticator {
         self.verify_at(token, now())
     }
 
-    /// Verifies `token` as if the time were `now` (seconds since the epoch).
-    #[doc(hidden)]
+    /// Verifies `token` as if the time were `now` (seconds since the epoch): to check a
+    /// token seen in a log at the time it was sent, or in tests with a fixed clock.
     ///
     /// With a [`KeySource`] it verifies with the keys cached now and never waits for a
     /// fetch: a token whose key is not cached is `token_key_unknown`, or
@@ -1095,6 +1095,7 @@ pub(crate) fn near_issuer(got: &str, accepted: &[String]) -> Option<String> {
 
 /// A token that passed every check.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Verified {
     /// The verified claims.
     pub claims: Map<String, Value>,
