@@ -7,7 +7,8 @@
 //! (`Result<_, AuthFailure>`). Either way it is answered with the status its reason
 //! carries, a challenge on a 401, an RFC 9457 problem body and `Cache-Control: no-store`,
 //! and logged as one event. The client sees less than the log: in production the body
-//! carries the reason's code, title and hint, never the `detail`.
+//! carries the reason's code, title and a fixed description; the hint and the specific
+//! `detail` stay in the log.
 //!
 //! ```
 //! use auth_diagnostics::failure::{AuthFailure, Challenge};

@@ -3,8 +3,11 @@
 //! control of the log, hooks, request ids, metrics and readiness.
 //!
 //! - [`DetailMode`]: what the client is told. Production (the default) gives the reason's
-//!   code, title and hint; [`verbose`](AuthDiagnostics::verbose) adds the detail, for
-//!   development.
+//!   code, title and a fixed description; [`verbose`](AuthDiagnostics::verbose) adds the
+//!   specific detail and the hint, for development.
+//! - [`try_build`](AuthDiagnostics::try_build) checks the configuration once and returns
+//!   every mistake at once ([`ConfigErrors`], one typed [`ConfigError`] each); building the
+//!   layer without it panics with the same list.
 //! - [`LogRate`]: flood control of the failure log ([`AuthDiagnostics::log_rate`]).
 //! - [`OnFailure`] and [`OnSuccess`]: hooks that hear every failure (before flood control)
 //!   and every authenticated request; they cannot change the answer.
@@ -224,8 +227,8 @@ impl AuthDiagnostics {
     /// # let _ = layer;
     /// ```
     ///
-    /// # Panics
-    /// Never here: a misconfigured `jwt` is reported when the layer is built (see
+    /// # Configuration errors
+    /// A misconfigured `jwt` is reported when the layer is built (see
     /// [`try_build`](Self::try_build)), so the application learns it at start-up and never
     /// from production traffic: no audience and no
     /// [`accept_any_audience`](JwtAuthenticator::accept_any_audience), several issuers
@@ -305,8 +308,8 @@ impl AuthDiagnostics {
     /// that also accepts Bearer, a DPoP-bound token sent as Bearer is refused
     /// (`token_dpop_bound`), and every 401 carries both challenges.
     ///
-    /// # Panics
-    /// Never here: a misconfigured `dpop` (see [`Dpop`](crate::dpop::Dpop)), or a second
+    /// # Configuration errors
+    /// A misconfigured `dpop` (see [`Dpop`](crate::dpop::Dpop)), or a second
     /// call ([`ConfigError::CalledTwice`]), is reported when the layer is built (see
     /// [`try_build`](Self::try_build)).
     pub fn dpop(self, dpop: crate::authn::dpop::Dpop) -> Self {
@@ -326,8 +329,8 @@ impl AuthDiagnostics {
     /// requests for that path do not pass through this layer, mount
     /// [`ResourceMetadata::router`](crate::authz::ResourceMetadata::router).
     ///
-    /// # Panics
-    /// Never here: a misconfigured `meta` is reported when the layer is built (see
+    /// # Configuration errors
+    /// A misconfigured `meta` is reported when the layer is built (see
     /// [`try_build`](Self::try_build)): an identifier that is not an absolute `https` URL
     /// (`http` on loopback) or has a query or fragment, no authorization server, a
     /// `resource` field that differs from the identifier, an `http` `jwks_uri`, `none` among
@@ -385,8 +388,8 @@ impl AuthDiagnostics {
 
     /// Accepts an API key (default header `X-API-Key`), verified by the application.
     ///
-    /// # Panics
-    /// Never here: a header name that is none is reported when the layer is built (see
+    /// # Configuration errors
+    /// A header name that is none is reported when the layer is built (see
     /// [`try_build`](Self::try_build)).
     pub fn api_key(self, key: ApiKeyAuthenticator) -> Self {
         let errors = key.config_errors();
@@ -397,8 +400,8 @@ impl AuthDiagnostics {
     /// authenticates must come from this site's own origin, and page navigations that fail
     /// go to its [`login_url`](SessionAuthenticator::login_url) when it has one.
     ///
-    /// # Panics
-    /// Never here: these are reported when the layer is built (see
+    /// # Configuration errors
+    /// These are reported when the layer is built (see
     /// [`try_build`](Self::try_build)): a login URL that is neither a path of this site
     /// nor an absolute `http(s)` URL (or has a fragment), a trusted origin that is not
     /// `http(s)://host[:port]` (`null` included), a second session scheme (one per layer:
@@ -573,8 +576,8 @@ impl AuthDiagnostics {
     /// does not help anyone test guesses of a credential. Keep the key as secret as the
     /// logs are sensitive, and give it at least 16 random bytes.
     ///
-    /// # Panics
-    /// Never here: a `key` shorter than 16 bytes, or a different key set before in this
+    /// # Configuration errors
+    /// A `key` shorter than 16 bytes, or a different key set before in this
     /// process, is reported when the layer is built (see [`try_build`](Self::try_build)),
     /// which sets the key.
     pub fn fingerprint_key(self, key: impl AsRef<[u8]>) -> Self {

@@ -1,50 +1,55 @@
-//! Whether a layer can verify the tokens it may be sent now: the key sets its
-//! authenticators fetch, for a `/readyz` route.
-//!
-//! [`AuthDiagnostics::readiness`](crate::AuthDiagnostics::readiness) takes a snapshot
-//! without waiting (where [`AuthDiagnostics::ready`](crate::AuthDiagnostics::ready) waits):
-//! every [`KeySource`](crate::keys::KeySource) of its Bearer and DPoP authenticators, whether it
-//! holds a key set, since when, and why its last fetch failed. URLs are shown without
-//! their query and with a password as `user:***@`, so the answer can go to a probe as it is.
-//!
-//! ```
-//! use auth_diagnostics::jwt::JwtAuthenticator;
-//! use auth_diagnostics::keys::KeySource;
-//! use auth_diagnostics::AuthDiagnostics;
-//! use axum::{http::StatusCode, routing::get, Json, Router};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() {
-//! // Nothing listens on port 9: the key set cannot be fetched.
-//! let keys = KeySource::jwks("http://127.0.0.1:9/jwks");
-//! let layer = AuthDiagnostics::new().bearer(
-//!     JwtAuthenticator::from_source(keys)
-//!         .issuer("https://issuer.example")
-//!         .audience("my-api"),
-//! );
-//! let probe = layer.clone();
-//! let app: Router = Router::new()
-//!     .route("/me", get(|| async { "me" }))
-//!     .layer(layer)
-//!     // Outside the layer: the probe needs no credentials.
-//!     .route(
-//!         "/readyz",
-//!         get(move || {
-//!             let readiness = probe.readiness();
-//!             let status = match readiness.is_ready() {
-//!                 true => StatusCode::OK,
-//!                 false => StatusCode::SERVICE_UNAVAILABLE,
-//!             };
-//!             async move { (status, Json(readiness.to_json())) }
-//!         }),
-//!     );
-//! # let _ = app;
-//! # }
-//! ```
+//! Whether a layer can verify the tokens it may be sent now ([`Readiness`]).
 
 use serde_json::{json, Value};
 
-/// A layer's key sources, and whether each holds a key set.
+/// Whether a layer can verify the tokens it may be sent now: the key sets its
+/// authenticators fetch, for a `/readyz` route.
+///
+/// [`AuthDiagnostics::readiness`](crate::AuthDiagnostics::readiness) takes a snapshot
+/// without waiting (where [`AuthDiagnostics::ready`](crate::AuthDiagnostics::ready) waits):
+/// every [`KeySource`](crate::keys::KeySource) of its Bearer and DPoP authenticators, whether it
+/// holds a key set, since when, and why its last fetch failed. URLs are shown without
+/// their query and with a password as `user:***@`, so the answer can go to a probe as it is.
+///
+/// ```
+/// use auth_diagnostics::jwt::JwtAuthenticator;
+/// use auth_diagnostics::keys::KeySource;
+/// use auth_diagnostics::AuthDiagnostics;
+/// use axum::{http::StatusCode, routing::get, Json, Router};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// // Nothing listens on port 9: the key set cannot be fetched.
+/// let keys = KeySource::jwks("http://127.0.0.1:9/jwks");
+/// let layer = AuthDiagnostics::new().bearer(
+///     JwtAuthenticator::from_source(keys)
+///         .issuer("https://issuer.example")
+///         .audience("my-api"),
+/// );
+/// let probe = layer.clone();
+/// let app: Router = Router::new()
+///     .route("/me", get(|| async { "me" }))
+///     .layer(layer)
+///     // Outside the layer: the probe needs no credentials.
+///     .route(
+///         "/readyz",
+///         get(move || {
+///             let readiness = probe.readiness();
+///             let status = match readiness.is_ready() {
+///                 true => StatusCode::OK,
+///                 false => StatusCode::SERVICE_UNAVAILABLE,
+///             };
+///             async move { (status, Json(readiness.to_json())) }
+///         }),
+///     );
+/// use tower::ServiceExt;
+/// let response = app
+///     .oneshot(axum::http::Request::get("/readyz").body(axum::body::Body::empty()).unwrap())
+///     .await
+///     .unwrap();
+/// assert_eq!(response.status(), 503);
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Readiness {

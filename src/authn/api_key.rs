@@ -66,8 +66,8 @@ impl ApiKeyAuthenticator {
 
     /// Reads the key from `name` instead of `X-API-Key`.
     ///
-    /// # Panics
-    /// Never here: a `name` that is not a valid header name is a configuration mistake
+    /// # Configuration errors
+    /// A `name` that is not a valid header name is a configuration mistake
     /// ([`ConfigError::InvalidHeaderName`](crate::layer::ConfigError::InvalidHeaderName)),
     /// reported when the layer is built.
     #[must_use]

@@ -31,8 +31,11 @@ use std::time::Duration;
 /// Configure them with [`JwtAuthenticator::audience`] and [`JwtAuthenticator::issuer`]
 /// (a discovered [`KeySource`] names its issuer itself), or opt out explicitly with
 /// [`JwtAuthenticator::accept_any_audience`] and [`JwtAuthenticator::accept_any_issuer`];
-/// [`AuthDiagnostics::bearer`](crate::AuthDiagnostics::bearer) panics at start-up on an
-/// authenticator with neither, as axum does for conflicting routes.
+/// an authenticator with neither is a configuration mistake
+/// ([`ConfigError::NoAudience`](crate::layer::ConfigError::NoAudience),
+/// [`NoIssuer`](crate::layer::ConfigError::NoIssuer)) that
+/// [`AuthDiagnostics::try_build`](crate::AuthDiagnostics::try_build) returns, and building
+/// the layer without it panics at start-up, as axum does for conflicting routes.
 ///
 /// Defaults: only the keys' own algorithms, `exp` required (a token is expired from
 /// `exp + leeway` on), 60 s leeway, `typ` absent, `JWT` or `at+jwt` (other kinds of JWT,
@@ -286,8 +289,8 @@ impl JwtAuthenticator {
 
     /// Clock skew tolerated for `exp`, `nbf` and `iat` (default 60 s).
     ///
-    /// # Panics
-    /// Never here. A `leeway` of more than [`MAX_LEEWAY`](Self::MAX_LEEWAY) (5 minutes)
+    /// # Configuration errors
+    /// A `leeway` of more than [`MAX_LEEWAY`](Self::MAX_LEEWAY) (5 minutes)
     /// keeps expired tokens alive: it is a configuration mistake
     /// ([`ConfigError::LeewayTooLong`](crate::layer::ConfigError::LeewayTooLong)), reported
     /// when the layer is built (and by [`verify`](Self::verify), which then refuses every

@@ -318,8 +318,8 @@ impl KeySource {
     /// keeps verifying while the provider answers: raise it only for a provider that
     /// revokes keys some other way.
     ///
-    /// # Panics
-    /// Never here: a zero `min`, or a `min` above `max`, is a configuration mistake
+    /// # Configuration errors
+    /// A zero `min`, or a `min` above `max`, is a configuration mistake
     /// ([`ConfigError::RefreshBounds`](crate::layer::ConfigError::RefreshBounds)), reported
     /// when the layer is built; the defaults stay in use.
     pub fn refresh_bounds(self, min: Duration, max: Duration) -> Self {
@@ -383,8 +383,8 @@ impl KeySource {
     /// signing secret): a set written by anything without the key (whoever can write to
     /// the store) is refused and logged.
     ///
-    /// # Panics
-    /// Never here: a `key` shorter than 16 bytes is a configuration mistake
+    /// # Configuration errors
+    /// A `key` shorter than 16 bytes is a configuration mistake
     /// ([`ConfigError::SharedStoreKeyTooShort`](crate::layer::ConfigError::SharedStoreKeyTooShort)),
     /// reported when the layer is built; nothing is shared meanwhile.
     pub fn shared_store(self, store: impl KeySetStore, key: impl AsRef<[u8]>) -> Self {

@@ -60,8 +60,8 @@ impl SessionAuthenticator {
     /// is logged either way. Your login page must check `return_to` again before it
     /// redirects to it.
     ///
-    /// # Panics
-    /// Never here: a `url` that is neither a path of this site (`/login`) nor an absolute
+    /// # Configuration errors
+    /// A `url` that is neither a path of this site (`/login`) nor an absolute
     /// `http(s)` URL, or has spaces or control characters, is reported when the layer is
     /// built ([`AuthDiagnostics::try_build`](crate::AuthDiagnostics::try_build)).
     #[must_use]
