@@ -58,6 +58,19 @@ pub(crate) fn passes_anonymously(
     }
 }
 
+/// The origin check of a cookie session (CSRF): the refusal an unsafe request from another
+/// site gets, worked out before authentication (it reads the request) and applied by
+/// [`admit`] only when a session cookie authenticated the request.
+pub(crate) fn cross_site(
+    config: &Config,
+    method: &http::Method,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+) -> Option<AuthFailure> {
+    let pages = config.session_pages.as_ref()?;
+    pages.cross_site(method, headers, uri)
+}
+
 /// What becomes of a request whose credentials verified at once.
 pub(crate) enum Admission {
     /// Refused: a forged cross-site request, or a scope the layer requires is missing.

@@ -213,6 +213,7 @@
 //! ```text
 //! layer.rs      AuthDiagnostics: configuration checked and built once
 //!  service.rs   call(): one request
+//!   answer.rs     the request's answer is prepared (what it needs to know of the request)
 //!   evidence.rs   one scan: every credential-like thing, where, which scheme
 //!   authn/        the one scheme that claims it (bearer, dpop/, basic, api_key, session/)
 //!    jws.rs keys/   take the token apart, find the key, check the signature
@@ -220,7 +221,8 @@
 //!   future.rs     the application's verifier when it decides, then the wrapped service
 //!    upstream/      only the wrapped service's own 401 and 403 answers
 //!   answer.rs     every answer leaves here: status, challenge, problem body or login
-//!                 page, one log event, metrics, span, hooks
+//!                 page, one log event, metrics, span, hooks (diagnose.rs names what the
+//!                 request shows when a failure comes without it: a hook's, a handler's)
 //! ```
 //!
 //! # Crypto backend

@@ -102,11 +102,7 @@ impl<S> AuthDiagnosticsService<S> {
             None => req.uri(),
         };
         // Only a session cookie's requests need it, but it reads the request: now.
-        let forged = self
-            .config
-            .session_pages
-            .as_ref()
-            .and_then(|p| p.cross_site(req.method(), req.headers(), uri));
+        let forged = admit::cross_site(&self.config, req.method(), req.headers(), uri);
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
         self.basic_over_plaintext(&evidence, uri, &req);
