@@ -78,8 +78,8 @@ impl Principal {
         self.claims.as_deref().and_then(Value::as_object)
     }
 
-    /// The verified JWT claims as one JSON value (an object).
-    pub fn claims_value(&self) -> Option<&Value> {
+    /// The verified JWT claims as one JSON value (an object), for the `Claims` extractor.
+    pub(crate) fn claims_value(&self) -> Option<&Value> {
         self.claims.as_deref()
     }
 

@@ -97,7 +97,7 @@ impl FetchError {
     }
 
     /// An answer with `status` where 200 was expected.
-    pub fn status(status: http::StatusCode, message: impl Into<String>) -> Self {
+    pub fn from_status(status: http::StatusCode, message: impl Into<String>) -> Self {
         Self {
             status: Some(status.as_u16()),
             ..Self::new(FetchErrorKind::Status, message)
@@ -123,7 +123,7 @@ impl FetchError {
     }
 
     /// The HTTP status, for [`FetchErrorKind::Status`].
-    pub fn http_status(&self) -> Option<u16> {
+    pub fn status(&self) -> Option<u16> {
         self.status
     }
 

@@ -787,7 +787,7 @@ impl Inner {
         let base = issuer.trim_end_matches('/');
         let oidc = format!("{base}/.well-known/openid-configuration");
         let fetched = match self.get(&oidc).await {
-            Err(e) if e.http_status() == Some(404) => self.get(&rfc8414_url(issuer)).await?,
+            Err(e) if e.status() == Some(404) => self.get(&rfc8414_url(issuer)).await?,
             other => other?,
         };
         let doc: Value = serde_json::from_slice(&fetched.body).map_err(|e| {
@@ -840,7 +840,7 @@ impl Inner {
             return Err(FetchError::too_large(s.max_bytes).context(&format!("GET {shown}")));
         }
         if fetched.status != http::StatusCode::OK {
-            return Err(FetchError::status(
+            return Err(FetchError::from_status(
                 fetched.status,
                 format!("GET {shown}: HTTP {}", fetched.status.as_u16()),
             ));
