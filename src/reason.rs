@@ -356,6 +356,19 @@ reasons! {
         detail: "The token has expired; obtain a new one.",
         hint: "Obtain a fresh token; if it should still be valid, compare the clocks of issuer and server.",
     },
+    /// The token verified, but it is on the layer's revocation list
+    /// (`store::RevocationList`): its `jti`, its session `sid`,
+    /// or its `sub` revoked after the token was issued (a token without `iat` counts as
+    /// issued before). Bearer and DPoP, `error="invalid_token"`.
+    TokenRevoked = "token_revoked" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token revoked",
+        detail: "The token has been revoked; obtain a new one.",
+        hint: "The token, its session or its subject was revoked on this server (by an administrator or a logout); sign in again for a new token.",
+    },
     /// `nbf` (or `iat`) is in the future beyond leeway.
     TokenNotYetValid = "token_not_yet_valid" {
         status: UNAUTHORIZED,
@@ -428,6 +441,17 @@ reasons! {
         title: "Token claim invalid",
         detail: "A registered claim of the token has the wrong type.",
         hint: "Ask the identity provider to send the claim with its registered JSON type.",
+    },
+    /// RFC 7662 introspection answered `active: false`: the authorization server says the
+    /// token is not (or no longer) valid — revoked, expired, or never issued by it.
+    TokenInactive = "token_inactive" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token inactive",
+        detail: "The authorization server says the token is not active; obtain a new one.",
+        hint: "The token was revoked, has expired or was never issued by this resource's authorization server; obtain a fresh one.",
     },
     /// Authenticated, but the scopes needed are missing.
     InsufficientScope = "insufficient_scope" {
@@ -665,6 +689,18 @@ reasons! {
         detail: "The server cannot verify tokens right now; retry later.",
         hint: "The key set endpoint is unreachable; the server operator should check it.",
     },
+    /// The RFC 7662 introspection endpoint is unreachable, times out, answers 5xx or
+    /// non-JSON, or refuses this server's client credentials, and nothing usable is cached
+    /// (a server fault): 503 with `Retry-After`, never a 401 the client would act on.
+    IntrospectionUnavailable = "introspection_unavailable" {
+        status: SERVICE_UNAVAILABLE,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "Token introspection unavailable",
+        detail: "The server cannot check this token right now; retry later.",
+        hint: "The introspection endpoint is unreachable or refuses this server's client credentials; the server operator should check it (the log names the endpoint and the cause).",
+    },
     /// The application's verifier or account hook could not answer (its store is down):
     /// a server fault, 503, never a 401.
     AuthenticatorUnavailable = "authenticator_unavailable" {
@@ -675,6 +711,18 @@ reasons! {
         title: "Authentication unavailable",
         detail: "The server cannot verify credentials right now; retry later.",
         hint: "The credential store is unreachable; the server operator should check it.",
+    },
+    /// The revocation list cannot be read (its store is unreachable) and the layer fails
+    /// closed, the default: a server fault, 503 with `Retry-After`, never a 401.
+    /// `AuthDiagnostics::revocation_fails_open` accepts such requests instead.
+    RevocationUnavailable = "revocation_unavailable" {
+        status: SERVICE_UNAVAILABLE,
+        bearer: No,
+        severity: Error,
+        collapse: Keep,
+        title: "Revocation check unavailable",
+        detail: "The server cannot check whether credentials were revoked right now; retry later.",
+        hint: "The revocation list's store is unreachable; the server operator should check its connection.",
     },
     /// Basic credentials that are not base64, have no `:`, or are not UTF-8.
     BasicMalformed = "basic_malformed" {
@@ -745,6 +793,18 @@ reasons! {
         title: "Session expired",
         detail: "The session has expired; sign in again.",
         hint: "Sign in again to get a new session.",
+    },
+    /// The session verified, but its session id
+    /// (`Principal::with_session_id`) or its subject
+    /// was revoked on the layer's revocation list (for example by a back-channel logout).
+    SessionRevoked = "session_revoked" {
+        status: UNAUTHORIZED,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Session revoked",
+        detail: "The session has been revoked; sign in again.",
+        hint: "The session or its user was logged out on this server (by an administrator or at the identity provider); sign in again.",
     },
     /// What unknown users, wrong passwords and unknown or revoked keys collapse to in production.
     CredentialsInvalid = "credentials_invalid" {
