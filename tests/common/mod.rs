@@ -882,7 +882,8 @@ pub fn row(reason: &str) -> Row {
         | "token_type_rejected"
         | "token_crit_unsupported"
         | "token_claim_invalid"
-        | "token_binding_unverifiable" => r(401, invalid_token, Level::WARN),
+        | "token_binding_unverifiable"
+        | "token_inactive" => r(401, invalid_token, Level::WARN),
         "insufficient_scope" => r(403, Some("insufficient_scope"), Level::WARN),
         // RFC 9470 §3.
         "insufficient_user_authentication" => {
@@ -911,6 +912,7 @@ pub fn row(reason: &str) -> Row {
         // One key past its share of the replay store: that key slows down, nobody else.
         "dpop_key_over_quota" => r(429, None, Level::WARN),
         "key_source_unavailable" | "authenticator_unavailable" => r(503, None, Level::ERROR),
+        "introspection_unavailable" => r(503, None, Level::ERROR),
         "basic_malformed" | "session_expired" | "credentials_invalid" => r(401, None, Level::WARN),
         "basic_user_unknown"
         | "basic_password_mismatch"
