@@ -7,6 +7,9 @@
 //!   set ([`KeySource::shared_store`](crate::keys::KeySource::shared_store)), so a replica
 //!   that starts while the identity provider is down still verifies tokens. Each stored
 //!   set carries an HMAC: a set written by anything without the key is refused.
+//! - A [`RevocationList`] refuses tokens and sessions before they expire, by `jti`, by
+//!   session id or by subject ([`MemoryRevocationList`], bounded; see
+//!   `AuthDiagnostics::revocation`).
 //! - `RedisStore` (feature `redis`) is both, for replicas that must behave as one.
 //!
 //! When a store cannot answer, the layer fails closed: a replay check that cannot be made
@@ -59,3 +62,9 @@ pub use crate::keys::store::{
 };
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
+pub use revocation::{
+    CredentialIds, MemoryRevocationList, Revocation, RevocationFuture, RevocationKey,
+    RevocationList, RevokedBy,
+};
+
+mod revocation;
