@@ -29,6 +29,9 @@ pub(crate) struct Config {
     /// Bearer scheme built with them.
     pub token_cache: Option<crate::authn::token_cache::TokenCache>,
     pub bearer_cache: Option<Arc<crate::authn::token_cache::Cache>>,
+    /// Opaque tokens on the Bearer scheme: the introspector (RFC 7662).
+    #[cfg(feature = "http-client")]
+    pub introspection: Option<crate::authn::introspection::Introspector>,
     /// The DPoP scheme's configuration (one scheme in `schemes`).
     pub dpop: Option<crate::authn::dpop::Dpop>,
     /// The RFC 9728 metadata document: served at its path, named in challenges.

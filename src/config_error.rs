@@ -136,6 +136,8 @@ pub enum ConfigError {
         /// What is wrong.
         why: ResourceMistake,
     },
+    /// An `Introspector` that is misconfigured.
+    Introspection(IntrospectionMistake),
 }
 
 /// Which setting an origin in [`ConfigError::InvalidOrigin`] was given to.
@@ -171,6 +173,40 @@ pub enum ResourceMistake {
     JwksUriNotHttps,
 }
 
+/// What is wrong with an `Introspector` ([`ConfigError::Introspection`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntrospectionMistake {
+    /// Neither `.audience(..)` nor `.accept_any_audience()`.
+    NoAudience,
+    /// Both `.audience(..)` and `.accept_any_audience()`.
+    AudienceAndAnyAudience,
+    /// Neither `.client_secret_basic(..)` nor `.client_secret_post(..)`.
+    NoClientAuthentication,
+    /// An endpoint URL that cannot be used (not `https`, not a URL); any password masked.
+    EndpointUrl(String),
+}
+
+impl fmt::Display for IntrospectionMistake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoAudience => f.write_str(
+                "Introspector has no audience: tokens issued for any other service would be \
+                 accepted. Call .audience(\"<this API>\"), or .accept_any_audience() to opt \
+                 out explicitly",
+            ),
+            Self::AudienceAndAnyAudience => f.write_str(
+                "Introspector has both .audience(..) and .accept_any_audience(): choose one",
+            ),
+            Self::NoClientAuthentication => f.write_str(
+                "Introspector has no client credentials (RFC 7662 §2.1): call \
+                 .client_secret_basic(id, secret) or .client_secret_post(id, secret)",
+            ),
+            Self::EndpointUrl(why) => write!(f, "Introspector: {why}"),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -195,6 +231,7 @@ impl fmt::Display for ConfigError {
             | Self::DpopWindowTooLong { .. }
             | Self::DpopNoOrigin
             | Self::InvalidOrigin { .. } => self.fmt_dpop(f),
+            Self::Introspection(why) => why.fmt(f),
             _ => self.fmt_layer(f),
         }
     }

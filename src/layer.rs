@@ -48,7 +48,9 @@ use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
 use crate::authn::verify::{AccountHook, CheckAccount};
 use crate::authn::AuthScheme;
 use crate::config::{Config, UpstreamMode};
-pub use crate::config_error::{ConfigError, ConfigErrors, OriginUse, ResourceMistake};
+pub use crate::config_error::{
+    ConfigError, ConfigErrors, IntrospectionMistake, OriginUse, ResourceMistake,
+};
 use crate::flood::FloodControl;
 pub use crate::flood::LogRate;
 pub use crate::future::ResponseFuture;
@@ -127,6 +129,8 @@ impl AuthDiagnostics {
                 bearer: Vec::new(),
                 token_cache: Some(TokenCache::default()),
                 bearer_cache: None,
+                #[cfg(feature = "http-client")]
+                introspection: None,
                 dpop: None,
                 resource: None,
                 required_scope: None,
@@ -239,6 +243,29 @@ impl AuthDiagnostics {
         let at = self.config.schemes.len();
         self.edit_given(|g| g.place(Scheme::Bearer, at))
             .edit(|c| c.bearer.push(jwt))
+    }
+
+    /// Accepts opaque Bearer tokens, verified by RFC 7662 introspection at `introspector`'s
+    /// endpoint (feature `http-client`). With [`bearer`](Self::bearer) on the same layer,
+    /// a JWS whose `iss` is a configured JWT issuer is verified locally and every other
+    /// token is introspected (the [`introspection`](crate::introspection) module).
+    ///
+    /// # Configuration errors
+    /// A misconfigured `introspector` ([`ConfigError::Introspection`]: no audience and no
+    /// `accept_any_audience`, no client credentials, an endpoint that is not `https`), or
+    /// a second call ([`ConfigError::CalledTwice`]), is reported when the layer is built.
+    #[cfg(feature = "http-client")]
+    pub fn introspection(self, introspector: crate::introspection::Introspector) -> Self {
+        if self.config.introspection.is_some() {
+            return self.edit_given(|g| {
+                g.mistakes.push(ConfigError::CalledTwice {
+                    method: "introspection",
+                })
+            });
+        }
+        let at = self.config.schemes.len();
+        self.edit_given(|g| g.place(Scheme::Bearer, at))
+            .edit(|c| c.introspection = Some(introspector))
     }
 
     /// Sets the verified-token cache of the Bearer scheme: a token seen before, verified
@@ -633,6 +660,10 @@ fn build(config: &Config, given: &Given) -> Result<Arc<Config>, ConfigErrors> {
         errors.extend(jwt.config_errors());
     }
     errors.extend(Bearer::routing_errors(&config.bearer));
+    #[cfg(feature = "http-client")]
+    if let Some(introspector) = &config.introspection {
+        errors.extend(introspector.config_errors());
+    }
     if let Some(dpop) = &config.dpop {
         errors.extend(dpop.config_errors());
     }
@@ -718,6 +749,8 @@ fn build_bearer(c: &mut Config) -> Arc<dyn AuthScheme> {
         .token_cache
         .map(|settings| Arc::new(Cache::new(settings, "bearer")));
     let bearer = Bearer::new(c.bearer.clone(), cache.clone());
+    #[cfg(feature = "http-client")]
+    let bearer = bearer.introspecting(c.introspection.clone());
     bearer.start();
     c.bearer_cache = cache;
     Arc::new(bearer)

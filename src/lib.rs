@@ -286,6 +286,8 @@ pub mod api_key;
 pub mod authz;
 pub mod basic;
 pub mod dpop;
+#[cfg(feature = "http-client")]
+pub mod introspection;
 pub mod jwt;
 pub mod session;
 pub mod store;

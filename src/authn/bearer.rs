@@ -7,6 +7,8 @@
 //! alone says about why the wrapped service refused it.
 
 use super::cnf;
+#[cfg(feature = "http-client")]
+use super::introspection::{Introspection, Introspector};
 use super::jwt::{near_issuer, push_new, shown_issuers, JwtAuthenticator, Step};
 use super::token_cache::{Cache, Verified};
 use super::verify::AuthFuture;
@@ -30,6 +32,9 @@ use std::sync::Arc;
 pub(crate) struct Bearer {
     issuers: Vec<Arc<JwtAuthenticator>>,
     cache: Option<Arc<Cache>>,
+    /// Opaque tokens (and JWTs of no configured issuer) go to introspection.
+    #[cfg(feature = "http-client")]
+    introspection: Option<Arc<Introspection>>,
 }
 
 impl Bearer {
@@ -39,7 +44,37 @@ impl Bearer {
         Self {
             issuers: all.into_iter().map(Arc::new).collect(),
             cache,
+            #[cfg(feature = "http-client")]
+            introspection: None,
         }
+    }
+
+    /// The same scheme, introspecting the tokens no JWT authenticator takes.
+    #[cfg(feature = "http-client")]
+    pub(crate) fn introspecting(mut self, introspector: Option<Introspector>) -> Self {
+        self.introspection = introspector.map(|i| Arc::new(Introspection::new(i)));
+        self
+    }
+
+    /// Whether token `t` is verified locally rather than introspected: a JWS whose
+    /// unverified `iss` is a configured issuer, or any JWS when the one authenticator
+    /// accepts any issuer.
+    #[cfg(feature = "http-client")]
+    fn local(&self, t: &str) -> bool {
+        let Ok(jws) = jws::decode(t) else {
+            return false;
+        };
+        if let [one] = self.issuers.as_slice() {
+            if one.issuers().is_empty() {
+                return true;
+            }
+        }
+        let iss = jws.claims.get("iss").and_then(Value::as_str);
+        iss.is_some_and(|i| {
+            self.issuers
+                .iter()
+                .any(|j| j.issuers().iter().any(|e| e == i))
+        })
     }
 
     /// Why a token could not be routed to exactly one of several authenticators: one
@@ -122,6 +157,15 @@ impl Bearer {
         if let Some(cache) = &self.cache {
             if let Some(result) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
                 return Check::Done(result);
+            }
+        }
+        #[cfg(feature = "http-client")]
+        if let Some(introspection) = &self.introspection {
+            if !self.local(t) {
+                return match introspection.cached(t) {
+                    Some(outcome) => Check::Done(outcome),
+                    None => Check::Later(introspection.check(t)),
+                };
             }
         }
         let checked = jws::decode(t).and_then(|jws| {

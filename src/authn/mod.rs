@@ -10,6 +10,8 @@ pub(crate) mod basic;
 pub(crate) mod bearer;
 pub(crate) mod cnf;
 pub(crate) mod dpop;
+#[cfg(feature = "http-client")]
+pub(crate) mod introspection;
 pub(crate) mod jwt;
 pub(crate) mod principal;
 mod reject;

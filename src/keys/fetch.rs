@@ -368,7 +368,7 @@ impl Reqwest {
 /// TLS 1.2 and 1.3, HTTP/1.1. Handed to reqwest whole, so no process-wide default provider
 /// is needed, and none the application installed is changed.
 #[cfg(feature = "http-client")]
-fn tls_config() -> rustls::ClientConfig {
+pub(crate) fn tls_config() -> rustls::ClientConfig {
     #[cfg(feature = "aws_lc_rs")]
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     #[cfg(all(feature = "rust_crypto", not(feature = "aws_lc_rs")))]

@@ -57,7 +57,7 @@
 //! # }
 //! ```
 
-mod fetch;
+pub(crate) mod fetch;
 mod jwk;
 mod source;
 mod static_key;

@@ -1,0 +1,154 @@
+//! The introspection request (RFC 7662 §2.1) over reqwest with this crate's TLS
+//! configuration: a form POST, the client's authentication, no redirects, a timeout and a
+//! cap on the answer's size.
+
+use super::ClientAuth;
+use base64::Engine;
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// Why the endpoint gave no usable answer (the cause, for the log; never the token).
+pub(crate) type Unavailable = String;
+
+/// An HTTP client for one endpoint.
+#[derive(Debug)]
+pub(crate) struct Client {
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub(crate) fn new(timeout: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::keys::fetch::tls_config())
+            // Client credentials go to the endpoint configured, nowhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("auth-diagnostics/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("a reqwest client with rustls builds");
+        Self { http }
+    }
+
+    /// Asks `endpoint` about `token`: its JSON object, or why there is none.
+    pub(crate) async fn introspect(
+        &self,
+        endpoint: &str,
+        auth: &ClientAuth,
+        token: &str,
+        max_bytes: usize,
+    ) -> Result<(Map<String, Value>, usize), Unavailable> {
+        let mut form: Vec<(&str, &str)> =
+            vec![("token", token), ("token_type_hint", "access_token")];
+        let mut request = self
+            .http
+            .post(endpoint)
+            .header(http::header::ACCEPT, "application/json");
+        match auth {
+            ClientAuth::Basic { id, secret } => {
+                // RFC 6749 §2.3.1: each part form-urlencoded before base64.
+                let pair = format!("{}:{}", form_encode(id), form_encode(secret));
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+                request = request.header(http::header::AUTHORIZATION, format!("Basic {encoded}"));
+            }
+            ClientAuth::Post { id, secret } => {
+                form.push(("client_id", id));
+                form.push(("client_secret", secret));
+            }
+        }
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{k}={}", form_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let response = request
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(cause)?;
+        read(response, max_bytes).await
+    }
+}
+
+/// The answer's JSON object, within `max_bytes`, from a 200.
+async fn read(
+    mut response: reqwest::Response,
+    max_bytes: usize,
+) -> Result<(Map<String, Value>, usize), Unavailable> {
+    let status = response.status();
+    match status.as_u16() {
+        200 => {}
+        401 | 403 => {
+            return Err(format!(
+                "the endpoint refused this server's client credentials (HTTP {status})"
+            ))
+        }
+        _ => return Err(format!("the endpoint answered HTTP {status}")),
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > max_bytes as u64)
+    {
+        return Err(format!("the answer is larger than {max_bytes} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(cause)? {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!("the answer is larger than {max_bytes} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => Ok((map, body.len())),
+        Ok(_) => Err("the answer is JSON but not an object".to_owned()),
+        Err(e) => Err(format!("the answer is not JSON: {e}")),
+    }
+}
+
+/// A reqwest error with its causes (refused, DNS, TLS, timeout), without the URL.
+fn cause(e: reqwest::Error) -> Unavailable {
+    let timed_out = e.is_timeout();
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    if timed_out {
+        format!("the endpoint did not answer in time ({message})")
+    } else {
+        message
+    }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_encoding() {
+        assert_eq!(
+            super::form_encode("a b+c/=&~é"),
+            "a+b%2Bc%2F%3D%26%7E%C3%A9"
+        );
+    }
+}

@@ -1,0 +1,443 @@
+//! Opaque tokens, verified by asking the authorization server (RFC 7662): the
+//! [`Introspector`] as configured, and [`Introspection`], the one a layer runs with (its
+//! HTTP client and its cache).
+
+mod cache;
+mod client;
+
+use super::verify::AuthFuture;
+use super::Principal;
+use crate::config_error::{ConfigError, IntrospectionMistake};
+use crate::failure::AuthFailure;
+use crate::keys::fetch::{check_url, shown_source};
+use crate::reason::Reason;
+use crate::sanitize::cap;
+use crate::time::now_ms;
+use cache::{Cache, Settled};
+use serde_json::{Map, Value};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What an introspection decided: the principal, or the refusal.
+pub(crate) type Outcome = Result<Principal, AuthFailure>;
+
+/// How this server authenticates to the introspection endpoint (RFC 7662 §2.1 requires
+/// some authorization; these are OAuth's client authentication methods).
+#[derive(Clone)]
+pub(crate) enum ClientAuth {
+    /// `client_secret_basic` (RFC 6749 §2.3.1): `Authorization: Basic`.
+    Basic { id: String, secret: String },
+    /// `client_secret_post`: `client_id` and `client_secret` in the form.
+    Post { id: String, secret: String },
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (method, id) = match self {
+            Self::Basic { id, .. } => ("client_secret_basic", id),
+            Self::Post { id, .. } => ("client_secret_post", id),
+        };
+        write!(f, "{method}({id:?}, secret: ***)")
+    }
+}
+
+/// Verifies opaque access tokens through an RFC 7662 introspection endpoint.
+///
+/// Given to the layer with
+/// [`AuthDiagnostics::introspection`](crate::AuthDiagnostics::introspection); see the
+/// [`introspection`](crate::introspection) module for how it shares the Bearer scheme with
+/// JWTs, what each answer means, and the cache.
+///
+/// Like a JWT authenticator, it needs an audience (`.audience(..)`) unless told to accept
+/// any (`.accept_any_audience()`), and client credentials; a mistake is a
+/// [`ConfigError::Introspection`] when the layer is built.
+#[derive(Clone, Debug)]
+pub struct Introspector {
+    endpoint: String,
+    auth: Option<ClientAuth>,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    any_audience: bool,
+    allow_http: bool,
+    timeout: Duration,
+    max_response_bytes: usize,
+    max_age: Duration,
+    negative_max_age: Duration,
+    capacity: usize,
+}
+
+impl Introspector {
+    /// How long one call may take, connecting included, unless
+    /// [`timeout`](Self::timeout) says otherwise: 3 s.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+    /// The largest answer read, unless [`max_response_bytes`](Self::max_response_bytes)
+    /// says otherwise: 16 KiB.
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 16 * 1024;
+    /// The longest an active answer is used, unless [`cache_max_age`](Self::cache_max_age)
+    /// says otherwise: 60 s (never past the token's `exp`).
+    pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(60);
+    /// The longest a refusal (`active: false`, a wrong issuer or audience) is used, unless
+    /// [`negative_cache_max_age`](Self::negative_cache_max_age) says otherwise: 5 s.
+    pub const DEFAULT_NEGATIVE_CACHE_MAX_AGE: Duration = Duration::from_secs(5);
+    /// How many tokens' answers are kept, unless [`cache_capacity`](Self::cache_capacity)
+    /// says otherwise: 10 000.
+    pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+    /// Introspects at `endpoint` (`https`, or `http` on a loopback host unless
+    /// [`allow_http`](Self::allow_http)).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            auth: None,
+            issuer: None,
+            audiences: Vec::new(),
+            any_audience: false,
+            allow_http: false,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
+            max_age: Self::DEFAULT_CACHE_MAX_AGE,
+            negative_max_age: Self::DEFAULT_NEGATIVE_CACHE_MAX_AGE,
+            capacity: Self::DEFAULT_CACHE_CAPACITY,
+        }
+    }
+
+    /// Authenticates to the endpoint with `client_secret_basic`: `Authorization: Basic`
+    /// with the form-encoded id and secret (RFC 6749 §2.3.1). Replaces any method set
+    /// before.
+    pub fn client_secret_basic(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.auth = Some(ClientAuth::Basic {
+            id: id.into(),
+            secret: secret.into(),
+        });
+        self
+    }
+
+    /// Authenticates to the endpoint with `client_secret_post`: `client_id` and
+    /// `client_secret` in the form body. Replaces any method set before.
+    pub fn client_secret_post(mut self, id: impl Into<String>, secret: impl Into<String>) -> Self {
+        self.auth = Some(ClientAuth::Post {
+            id: id.into(),
+            secret: secret.into(),
+        });
+        self
+    }
+
+    /// The issuer an answer's `iss`, when present, must equal (else 401
+    /// `token_issuer_mismatch`).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An audience this API accepts: an active answer's `aud` (a string or an array) must
+    /// contain one (else 401 `token_audience_mismatch`). Call once per audience.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts active tokens whatever their `aud`, or without one: an explicit opt-out,
+    /// as for JWTs.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Allows an `http` endpoint on a host that is not loopback (a trusted network only:
+    /// tokens and client secrets then travel in the clear).
+    pub fn allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    /// How long one call may take, connecting included ([`DEFAULT_TIMEOUT`](Self::DEFAULT_TIMEOUT)).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The largest answer read; a larger one is `introspection_unavailable`
+    /// ([`DEFAULT_MAX_RESPONSE_BYTES`](Self::DEFAULT_MAX_RESPONSE_BYTES)).
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// The longest an active answer is used: an entry lives `min(max_age, exp − now)`
+    /// ([`DEFAULT_CACHE_MAX_AGE`](Self::DEFAULT_CACHE_MAX_AGE)). Zero asks the endpoint for
+    /// every request (concurrent requests with one token still share one call).
+    pub fn cache_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The longest a refusal is used, so a token that becomes valid is not refused for
+    /// long ([`DEFAULT_NEGATIVE_CACHE_MAX_AGE`](Self::DEFAULT_NEGATIVE_CACHE_MAX_AGE)).
+    pub fn negative_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.negative_max_age = max_age;
+        self
+    }
+
+    /// How many tokens' answers are kept
+    /// ([`DEFAULT_CACHE_CAPACITY`](Self::DEFAULT_CACHE_CAPACITY), at least 1).
+    pub fn cache_capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Every mistake in this configuration.
+    pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
+        let mut all = Vec::new();
+        match (self.audiences.is_empty(), self.any_audience) {
+            (true, false) => all.push(IntrospectionMistake::NoAudience),
+            (false, true) => all.push(IntrospectionMistake::AudienceAndAnyAudience),
+            _ => {}
+        }
+        if self.auth.is_none() {
+            all.push(IntrospectionMistake::NoClientAuthentication);
+        }
+        if let Err(why) = check_url(&self.endpoint, self.allow_http) {
+            all.push(IntrospectionMistake::EndpointUrl(why));
+        }
+        all.into_iter().map(ConfigError::Introspection).collect()
+    }
+}
+
+/// An [`Introspector`] as a layer runs it: its client and its cache.
+#[derive(Debug)]
+pub(crate) struct Introspection {
+    config: Introspector,
+    client: client::Client,
+    cache: Cache,
+}
+
+impl Introspection {
+    pub(crate) fn new(config: Introspector) -> Self {
+        Self {
+            client: client::Client::new(config.timeout),
+            cache: Cache::new(config.capacity),
+            config,
+        }
+    }
+
+    /// The principal of opaque token `token`: from the cache, from a call in flight for
+    /// the same token, or from a call of its own.
+    pub(crate) fn check(self: &Arc<Self>, token: &str) -> AuthFuture {
+        let key = cache::key(token);
+        let token = token.to_owned();
+        let this = self.clone();
+        Box::pin(async move {
+            let slot = this.cache.slot(&key, now_ms());
+            let settled = slot.settle(|| this.call(&token)).await;
+            if settled.until_ms <= 0 {
+                this.cache.forget(&key, &slot);
+            }
+            settled.outcome
+        })
+    }
+
+    /// The cached answer for `token`, when one is usable now.
+    pub(crate) fn cached(&self, token: &str) -> Option<Outcome> {
+        self.cache.usable(&cache::key(token), now_ms())
+    }
+
+    /// One call to the endpoint, and how long its answer may be used.
+    async fn call(&self, token: &str) -> Settled {
+        let c = &self.config;
+        let asked = now_ms();
+        let answer = self
+            .client
+            .introspect(&c.endpoint, auth_of(c), token, c.max_response_bytes)
+            .await;
+        let outcome = match answer {
+            Ok((map, _)) => judge(c, map, asked.div_euclid(1000)),
+            Err(cause) => Err(unavailable(&c.endpoint, &cause)),
+        };
+        let until_ms = match &outcome {
+            Ok(p) => {
+                let exp = p.claims().and_then(|m| m.get("exp"));
+                let exp_ms = exp.and_then(crate::jws::numeric_date).map(|e| e * 1000);
+                let max = asked.saturating_add(c.max_age.as_millis() as i64);
+                exp_ms.map_or(max, |e| e.min(max))
+            }
+            Err(f) if f.reason() == Reason::IntrospectionUnavailable => 0,
+            Err(_) => asked.saturating_add(c.negative_max_age.as_millis() as i64),
+        };
+        Settled { outcome, until_ms }
+    }
+}
+
+fn auth_of(c: &Introspector) -> &ClientAuth {
+    c.auth
+        .as_ref()
+        .expect("a layer is built only with client authentication")
+}
+
+/// 503 `introspection_unavailable`: the endpoint (password-free, no query) and the cause.
+fn unavailable(endpoint: &str, cause: &str) -> AuthFailure {
+    AuthFailure::new(Reason::IntrospectionUnavailable)
+        .detail(format!(
+            "introspection at {} failed: {}",
+            shown_source(endpoint),
+            cap(cause)
+        ))
+        .retry_after(5)
+}
+
+/// The answer checked as RFC 7662 §2.2 says and as the JWT path does: `active`, then
+/// `exp`, `nbf`, `iss` and `aud` when present (`aud` required unless any is accepted).
+fn judge(c: &Introspector, answer: Map<String, Value>, now: i64) -> Outcome {
+    match answer.get("active") {
+        Some(Value::Bool(true)) => {}
+        Some(Value::Bool(false)) => {
+            return Err(AuthFailure::new(Reason::TokenInactive)
+                .detail("the introspection endpoint answered active: false"))
+        }
+        _ => {
+            return Err(unavailable(
+                &c.endpoint,
+                "the answer has no boolean `active` member (RFC 7662 §2.2)",
+            ))
+        }
+    }
+    times(&answer, now)?;
+    issuer(c, &answer)?;
+    audience(c, &answer)?;
+    let id = ["sub", "username", "client_id"]
+        .iter()
+        .find_map(|m| answer.get(*m).and_then(Value::as_str))
+        .map(str::to_owned);
+    Ok(Principal::from_jwt(answer).with_id(id))
+}
+
+/// `exp` past, `nbf` ahead, or either not a number.
+fn times(answer: &Map<String, Value>, now: i64) -> Result<(), AuthFailure> {
+    for (claim, past) in [("exp", true), ("nbf", false)] {
+        let Some(v) = answer.get(claim) else { continue };
+        let Some(t) = crate::jws::numeric_date(v) else {
+            return Err(AuthFailure::new(Reason::TokenClaimInvalid)
+                .detail(format!(
+                    "the introspection answer's {claim} is not a number"
+                ))
+                .claim(claim));
+        };
+        if past && t <= now {
+            return Err(AuthFailure::new(Reason::TokenExpired)
+                .detail(format!(
+                    "the introspection answer's exp is {} s ago",
+                    now - t
+                ))
+                .claim("exp"));
+        }
+        if !past && t > now {
+            return Err(AuthFailure::new(Reason::TokenNotYetValid)
+                .detail(format!(
+                    "the introspection answer's nbf is {} s ahead",
+                    t - now
+                ))
+                .claim("nbf"));
+        }
+    }
+    Ok(())
+}
+
+/// `iss`, when present and an issuer is configured, must be it.
+fn issuer(c: &Introspector, answer: &Map<String, Value>) -> Result<(), AuthFailure> {
+    let (Some(expected), Some(iss)) = (&c.issuer, answer.get("iss")) else {
+        return Ok(());
+    };
+    match iss.as_str() {
+        Some(i) if i == expected => Ok(()),
+        Some(i) => Err(AuthFailure::new(Reason::TokenIssuerMismatch)
+            .detail(format!(
+                "the introspection answer's iss is {}, expected {}",
+                cap(i),
+                cap(expected)
+            ))
+            .claim("iss")
+            .expected_iss(Some(expected.clone()))),
+        None => Err(AuthFailure::new(Reason::TokenClaimInvalid)
+            .detail("the introspection answer's iss is not a string")
+            .claim("iss")),
+    }
+}
+
+/// `aud` (a string or an array of strings) must contain a configured audience.
+fn audience(c: &Introspector, answer: &Map<String, Value>) -> Result<(), AuthFailure> {
+    if c.any_audience {
+        return Ok(());
+    }
+    let aud = answer.get("aud");
+    let has = |a: &str| c.audiences.iter().any(|e| e == a);
+    let ok = match aud {
+        Some(Value::String(a)) => has(a),
+        Some(Value::Array(all)) => all.iter().filter_map(Value::as_str).any(has),
+        _ => false,
+    };
+    if ok {
+        return Ok(());
+    }
+    let got = aud.map_or_else(
+        || "no aud".to_owned(),
+        |a| format!("aud {}", cap(&crate::jws::audience_text(a))),
+    );
+    let expected = c.audiences.join(" ");
+    Err(AuthFailure::new(Reason::TokenAudienceMismatch)
+        .detail(format!(
+            "the introspection answer names {got}, expected {}",
+            cap(&expected)
+        ))
+        .claim("aud")
+        .expected_aud(Some(expected)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn judged(answer: Value) -> Outcome {
+        let c = Introspector::new("https://as.example/introspect")
+            .issuer("https://as.example")
+            .audience("api");
+        let Value::Object(map) = answer else {
+            unreachable!()
+        };
+        judge(&c, map, 1_000)
+    }
+
+    fn reason(answer: Value) -> Reason {
+        judged(answer).unwrap_err().reason()
+    }
+
+    #[test]
+    fn answers_are_checked_as_rfc_7662_says() {
+        assert_eq!(reason(json!({"active": false})), Reason::TokenInactive);
+        assert_eq!(reason(json!({})), Reason::IntrospectionUnavailable);
+        let ok = json!({"active": true, "aud": ["x", "api"], "exp": 1_001, "nbf": 1_000,
+            "iss": "https://as.example", "scope": "read admin", "username": "alice"});
+        let p = judged(ok).unwrap();
+        assert_eq!(p.id(), Some("alice"));
+        assert!(p.has_scope("admin"));
+        let base = json!({"active": true, "aud": "api"});
+        let with = |k: &str, v: Value| {
+            let mut b = base.clone();
+            b[k] = v;
+            b
+        };
+        assert_eq!(reason(with("exp", json!(1_000))), Reason::TokenExpired);
+        assert_eq!(reason(with("nbf", json!(1_001))), Reason::TokenNotYetValid);
+        assert_eq!(reason(with("iss", json!("x"))), Reason::TokenIssuerMismatch);
+        assert_eq!(
+            reason(with("aud", json!("x"))),
+            Reason::TokenAudienceMismatch
+        );
+        assert_eq!(
+            reason(json!({"active": true})),
+            Reason::TokenAudienceMismatch
+        );
+        let p = judged(with("client_id", json!("svc"))).unwrap();
+        assert_eq!(p.id(), Some("svc"));
+    }
+}

@@ -1,0 +1,59 @@
+//! Opaque access tokens (RFC 7662 token introspection): [`Introspector`] asks the
+//! authorization server whether a token is active, and the layer answers and logs its
+//! verdict as it does a JWT's. Feature `http-client` (on by default).
+//!
+//! Give it to [`AuthDiagnostics::introspection`](crate::AuthDiagnostics::introspection),
+//! beside or instead of [`bearer`](crate::AuthDiagnostics::bearer). On one layer both
+//! share the Bearer scheme:
+//!
+//! - a token shaped like a JWS whose unverified `iss` is an issuer of a configured
+//!   [`JwtAuthenticator`](crate::jwt::JwtAuthenticator) (or any JWS, when the one
+//!   authenticator accepts any issuer) is verified locally and never sent to the endpoint;
+//! - any other token is introspected: an opaque one, or a JWT of another issuer.
+//!
+//! The request is a form POST of `token=…&token_type_hint=access_token` (RFC 7662 §2.1)
+//! with the client's credentials (`client_secret_basic` or `client_secret_post`), no
+//! redirect followed, within a timeout (3 s) and a size cap on the answer (16 KiB). The
+//! answer is checked as RFC 7662 §2.2 and the JWT path say:
+//!
+//! | answer | outcome |
+//! |---|---|
+//! | `active: false` | 401 `token_inactive` (`error="invalid_token"`) |
+//! | `exp` past, `nbf` ahead | 401 `token_expired`, `token_not_yet_valid` |
+//! | `iss` present and not the configured issuer | 401 `token_issuer_mismatch` |
+//! | `aud` (string or array) without a configured audience, or no `aud` | 401 `token_audience_mismatch` (unless `accept_any_audience`) |
+//! | `cnf.jkt` (DPoP-bound) sent as Bearer | 401 `token_dpop_bound` |
+//! | any other `cnf` member | 401 `token_binding_unverifiable` |
+//! | endpoint unreachable, timing out, 5xx, non-JSON, no boolean `active`, 401/403 to our credentials | 503 `introspection_unavailable` with `Retry-After`, logged at ERROR with the endpoint (no query, no password) and the cause |
+//!
+//! An active answer is the [`Principal`](crate::Principal): its `sub` (else `username`,
+//! else `client_id`) is the id, the answer is its claims (so [`Claims`](crate::jwt::Claims)
+//! and scope checks read `scope` as for JWTs).
+//!
+//! # The cache
+//!
+//! Answers are cached per token under HMAC-SHA256 of the token with a key drawn once per
+//! process: neither the log nor the cache holds a token. An active answer is used at most
+//! `min(cache_max_age (60 s), exp − now)`, so never past the token's `exp`; a refusal at
+//! most `negative_cache_max_age` (5 s), so a token that becomes valid is not refused for
+//! long; an unavailable endpoint is never cached, and a cached active answer keeps working
+//! while the endpoint is down. Any number of concurrent requests with one uncached token
+//! make one call. At most `cache_capacity` (10 000) answers are kept; each holds its
+//! answer as parsed JSON (at most 16 KiB of text; a typical answer of 300–600 bytes takes
+//! about 2 KB in memory), so the default cache stays around 20 MB with typical answers and
+//! under 10 000 × the parsed size of a 16 KiB answer at worst. The cache is per process:
+//! sharing it through Redis is not implemented yet.
+//!
+//! ```
+//! use auth_diagnostics::introspection::Introspector;
+//! use auth_diagnostics::AuthDiagnostics;
+//!
+//! let opaque = Introspector::new("https://auth.example/oauth2/introspect")
+//!     .client_secret_basic("orders-api", "its-secret")
+//!     .issuer("https://auth.example/")
+//!     .audience("orders-api");
+//! let layer = AuthDiagnostics::new().introspection(opaque).try_build().unwrap();
+//! # let _ = layer;
+//! ```
+
+pub use crate::authn::introspection::Introspector;

@@ -1,0 +1,402 @@
+//! Opaque tokens through RFC 7662 introspection: an in-process endpoint on `127.0.0.1`
+//! answers from a table of tokens, counts its calls and records how the client
+//! authenticated; the layer's answers, its cache's bounds and its failures are asserted
+//! against it.
+
+mod common;
+use common::*;
+
+use auth_diagnostics::introspection::Introspector;
+use auth_diagnostics::layer::{ConfigError, IntrospectionMistake};
+use auth_diagnostics::AuthDiagnostics;
+use axum::extract::State;
+use axum::routing::post;
+use axum::{Form, Json};
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const CLIENT: &str = "rs-client";
+const CLIENT_SECRET: &str = "rs-secret-7f3a";
+const AS_ISSUER: &str = "https://as.test";
+
+/// The `Authorization` header and the form of one call.
+type Seen = (Option<String>, HashMap<String, String>);
+
+/// What the endpoint knows and saw.
+#[derive(Default)]
+struct Endpoint {
+    answers: Mutex<HashMap<String, Value>>,
+    calls: AtomicUsize,
+    /// The `Authorization` header and the form of the last call.
+    last: Mutex<Option<Seen>>,
+    /// Time to wait before answering.
+    delay: Mutex<Duration>,
+}
+
+impl Endpoint {
+    fn answer(&self, token: &str, answer: Value) {
+        self.answers
+            .lock()
+            .unwrap()
+            .insert(token.to_owned(), answer);
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+async fn introspect(
+    State(ep): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Json<Value> {
+    ep.calls.fetch_add(1, Ordering::SeqCst);
+    let auth = headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let token = form.get("token").cloned().unwrap_or_default();
+    *ep.last.lock().unwrap() = Some((auth, form));
+    let delay = *ep.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
+    let answer = ep.answers.lock().unwrap().get(&token).cloned();
+    Json(answer.unwrap_or_else(|| json!({"active": false})))
+}
+
+/// The endpoint, served until the sender is dropped or fired.
+struct Served {
+    url: String,
+    state: Arc<Endpoint>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    async fn start() -> Self {
+        let state = Arc::new(Endpoint::default());
+        let app = axum::Router::new()
+            .route("/introspect", post(introspect))
+            .with_state(state.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap()
+        });
+        Self {
+            url,
+            state,
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops serving: the port refuses connections afterwards.
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+fn introspector(url: &str) -> Introspector {
+    Introspector::new(url)
+        .client_secret_basic(CLIENT, CLIENT_SECRET)
+        .issuer(AS_ISSUER)
+        .audience(AUDIENCE)
+}
+
+/// `/me` and `/admin` (scope `admin`) behind a layer that introspects at `ep` (and
+/// verifies the test issuer's JWTs locally).
+fn app(i: Introspector) -> axum::Router {
+    bearer_app(AuthDiagnostics::new().verbose().introspection(i))
+}
+
+fn active(extra: Value) -> Value {
+    let mut v = json!({"active": true, "aud": AUDIENCE, "iss": AS_ISSUER, "sub": "svc-1",
+        "scope": "read admin", "exp": now() + 3600});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    v
+}
+
+async fn call(app: &axum::Router, path: &str, token: &str) -> Outcome {
+    send(app.clone(), get(path, &[("authorization", &bearer(token))])).await
+}
+
+#[tokio::test]
+async fn an_active_token_is_accepted_with_its_scopes() {
+    let ep = Served::start().await;
+    ep.state.answer("opaque-1", active(json!({})));
+    let app = app(introspector(&ep.url));
+    let out = call(&app, "/me", "opaque-1").await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json()["sub"], "svc-1");
+    assert_eq!(call(&app, "/admin", "opaque-1").await.status, 200);
+    ep.state
+        .answer("opaque-2", active(json!({"scope": "read", "sub": null})));
+    let out = call(&app, "/admin", "opaque-2").await;
+    assert_eq!(out.status, 403);
+    assert_eq!(out.problem()["reason"], "insufficient_scope");
+    // The request the endpoint saw: RFC 7662 §2.1 with client_secret_basic.
+    let (auth, form) = ep.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(form["token"], "opaque-2");
+    assert_eq!(form["token_type_hint"], "access_token");
+    assert!(!form.contains_key("client_secret"));
+    let expected = b64(format!("{CLIENT}:{CLIENT_SECRET}").as_bytes());
+    assert_eq!(auth.as_deref(), Some(format!("Basic {expected}").as_str()));
+}
+
+#[tokio::test]
+async fn client_secret_post_sends_the_credentials_in_the_form() {
+    let ep = Served::start().await;
+    ep.state.answer("opaque-p", active(json!({})));
+    let i = Introspector::new(&ep.url)
+        .client_secret_post(CLIENT, CLIENT_SECRET)
+        .audience(AUDIENCE);
+    assert_eq!(call(&app(i), "/me", "opaque-p").await.status, 200);
+    let (auth, form) = ep.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(auth, None);
+    assert_eq!(form["client_id"], CLIENT);
+    assert_eq!(form["client_secret"], CLIENT_SECRET);
+}
+
+#[tokio::test]
+async fn refusals_have_their_reasons() {
+    let ep = Served::start().await;
+    let app = app(introspector(&ep.url));
+    let cases = [
+        (
+            "opaque-inactive",
+            json!({"active": false}),
+            "token_inactive",
+        ),
+        (
+            "opaque-other-iss",
+            active(json!({"iss": "https://evil.test"})),
+            "token_issuer_mismatch",
+        ),
+        (
+            "opaque-other-aud",
+            active(json!({"aud": ["a", "b"]})),
+            "token_audience_mismatch",
+        ),
+        (
+            "opaque-expired",
+            active(json!({"exp": now() - 5})),
+            "token_expired",
+        ),
+        (
+            "opaque-dpop-bound",
+            active(json!({"cnf": {"jkt": "abc"}})),
+            "token_dpop_bound",
+        ),
+        (
+            "opaque-x5t-bound",
+            active(json!({"cnf": {"x5t#S256": "abc"}})),
+            "token_binding_unverifiable",
+        ),
+    ];
+    for (token, answer, reason) in cases {
+        ep.state.answer(token, answer);
+        let out = call(&app, "/me", token).await;
+        assert_eq!(out.status, 401, "{token}");
+        assert_eq!(out.problem()["reason"], reason, "{token}");
+        assert_eq!(
+            out.challenge().param("error"),
+            Some("invalid_token"),
+            "{token}"
+        );
+        assert_eq!(out.event().field("reason"), reason);
+    }
+    // Unknown to the endpoint: inactive.
+    let out = call(&app, "/me", "never-issued").await;
+    assert_eq!(out.problem()["reason"], "token_inactive");
+}
+
+#[tokio::test]
+async fn a_jwt_of_the_configured_issuer_never_reaches_the_endpoint() {
+    let ep = Served::start().await;
+    let app = app(introspector(&ep.url));
+    let out = call(&app, "/me", &hs256(&good_claims())).await;
+    assert_eq!(out.status, 200);
+    let bad = hs256(&claims(json!({"exp": now() - 100})));
+    assert_eq!(
+        call(&app, "/me", &bad).await.problem()["reason"],
+        "token_expired"
+    );
+    assert_eq!(ep.state.calls(), 0);
+    // A JWT of another issuer is the authorization server's to judge.
+    let other = hs256(&claims(json!({"iss": "https://elsewhere.test"})));
+    ep.state.answer(&other, active(json!({})));
+    assert_eq!(call(&app, "/me", &other).await.status, 200);
+    assert_eq!(ep.state.calls(), 1);
+}
+
+#[tokio::test]
+async fn active_entries_end_at_exp_and_refusals_after_their_ttl() {
+    let ep = Served::start().await;
+    let i = introspector(&ep.url).negative_cache_max_age(Duration::from_secs(1));
+    let app = app(i);
+    // Active until exp (2 s from now), although the cache's maximum is 60 s.
+    ep.state.answer("short", active(json!({"exp": now() + 2})));
+    assert_eq!(call(&app, "/me", "short").await.status, 200);
+    assert_eq!(call(&app, "/me", "short").await.status, 200);
+    assert_eq!(
+        ep.state.calls(),
+        1,
+        "the second request is answered from the cache"
+    );
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let out = call(&app, "/me", "short").await;
+    assert_eq!(ep.state.calls(), 2, "past exp the cache asks again");
+    assert_eq!(out.problem()["reason"], "token_expired");
+    // Inactive is remembered for the negative TTL only: then the token may be valid.
+    ep.state.answer("later", json!({"active": false}));
+    assert_eq!(call(&app, "/me", "later").await.status, 401);
+    ep.state.answer("later", active(json!({})));
+    assert_eq!(
+        call(&app, "/me", "later").await.status,
+        401,
+        "cached refusal"
+    );
+    let calls = ep.state.calls();
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(call(&app, "/me", "later").await.status, 200);
+    assert_eq!(ep.state.calls(), calls + 1);
+}
+
+#[tokio::test]
+async fn endpoint_down_cached_tokens_pass_new_ones_get_503() {
+    let ep = Served::start().await;
+    ep.state.answer("cached", active(json!({})));
+    let url = ep.url.clone();
+    let app = app(introspector(&url));
+    assert_eq!(call(&app, "/me", "cached").await.status, 200);
+    ep.stop().await;
+    assert_eq!(call(&app, "/me", "cached").await.status, 200);
+    let out = call(&app, "/me", "new-token-xyz").await;
+    assert_eq!(out.status, 503);
+    assert_eq!(out.problem()["reason"], "introspection_unavailable");
+    assert!(out.header("retry-after").is_some());
+    assert!(out.header("www-authenticate").is_none());
+    let e = out.event();
+    assert_eq!(e.level, tracing::Level::ERROR);
+    let shown = url.trim_end_matches("/introspect");
+    assert!(e.field("message").contains(shown), "{}", e.line());
+    // Not cached: the next request asks again (and fails again while it is down).
+    assert_eq!(call(&app, "/me", "new-token-xyz").await.status, 503);
+}
+
+#[tokio::test]
+async fn unusable_answers_are_503() {
+    use axum::routing::any;
+    let cases = [
+        (500, "{}"),
+        (401, r#"{"error":"invalid_client"}"#),
+        (403, "{}"),
+        (200, "<html>not json</html>"),
+    ];
+    for (status, body) in cases {
+        let router = axum::Router::new().route(
+            "/introspect",
+            any(move || async move { (StatusCode::from_u16(status).unwrap(), body) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let out = call(&app(introspector(&url)), "/me", "some-token").await;
+        assert_eq!(out.status, 503, "{status} {body}");
+        assert_eq!(out.problem()["reason"], "introspection_unavailable");
+        assert!(out.header("retry-after").is_some());
+    }
+    let closed = format!("http://127.0.0.1:{}/introspect", free_port());
+    let out = call(&app(introspector(&closed)), "/me", "some-token").await;
+    assert_eq!(out.status, 503);
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_requests_make_one_call() {
+    let ep = Served::start().await;
+    ep.state.answer("busy-token", active(json!({})));
+    *ep.state.delay.lock().unwrap() = Duration::from_millis(300);
+    let app = app(introspector(&ep.url));
+    let mut all = tokio::task::JoinSet::new();
+    for _ in 0..1_000 {
+        let app = app.clone();
+        all.spawn(async move {
+            use tower::ServiceExt;
+            let req = get("/me", &[("authorization", &bearer("busy-token"))]);
+            app.oneshot(req).await.unwrap().status()
+        });
+    }
+    while let Some(status) = all.join_next().await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(ep.state.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_token_never_appears_in_the_log() {
+    let ep = Served::start().await;
+    let secret_token = "opaque-token-do-not-log-1234567890";
+    let (capture, _guard) = Capture::install();
+    let app = app(introspector(&ep.url));
+    ep.state.answer(secret_token, json!({"active": false}));
+    let plain = |token: &str| {
+        use tower::ServiceExt;
+        app.clone()
+            .oneshot(get("/me", &[("authorization", &bearer(token))]))
+    };
+    assert_eq!(plain(secret_token).await.unwrap().status(), 401);
+    ep.stop().await;
+    let down = plain("another-opaque-token-0987654321").await.unwrap();
+    assert_eq!(down.status(), 503);
+    let events = capture.all_events();
+    assert!(!events.is_empty());
+    for e in events {
+        let line = e.line();
+        assert!(!line.contains(secret_token), "{line}");
+        assert!(!line.contains("another-opaque-token"), "{line}");
+        assert!(!line.contains(CLIENT_SECRET), "{line}");
+    }
+}
+
+#[test]
+fn configuration_mistakes_are_found_when_the_layer_is_built() {
+    let errors = AuthDiagnostics::new()
+        .introspection(Introspector::new("http://as.example/introspect"))
+        .try_build()
+        .unwrap_err();
+    let all: Vec<ConfigError> = errors.iter().cloned().collect();
+    assert!(all.contains(&ConfigError::Introspection(
+        IntrospectionMistake::NoAudience
+    )));
+    assert!(all.contains(&ConfigError::Introspection(
+        IntrospectionMistake::NoClientAuthentication
+    )));
+    assert!(all.iter().any(|e| matches!(
+        e,
+        ConfigError::Introspection(IntrospectionMistake::EndpointUrl(_))
+    )));
+    let fine = Introspector::new("https://as.example/introspect")
+        .client_secret_basic("a", "b")
+        .accept_any_audience();
+    assert!(AuthDiagnostics::new()
+        .introspection(fine)
+        .try_build()
+        .is_ok());
+}
