@@ -17,7 +17,11 @@
 //! known good key sets shared through that Redis, so several demo processes behave as one),
 //! `DEMO_FINGERPRINT_KEY` (log fingerprints keyed by it: equal in every process given it),
 //! `DEMO_PUBLIC_ORIGIN` (the origin DPoP proofs must name in `htu`; `http://ADDR` as bound
-//! by default).
+//! by default), `DEMO_INTROSPECTION_URL` (an RFC 7662 endpoint: the Bearer routes
+//! introspect every token that is not a JWS of `DEMO_ISSUER`, as client
+//! `DEMO_INTROSPECTION_CLIENT_ID`/`DEMO_INTROSPECTION_CLIENT_SECRET`, `demo-rs`/
+//! `demo-rs-secret` by default, with `client_secret_basic`; active answers cached at most
+//! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`).
 //!
 //! ```text
 //! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
@@ -29,6 +33,7 @@ use auth_diagnostics::authz::{AccountStatus, RequireScope, RequireStepUp, Resour
 use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
 use auth_diagnostics::dpop::Dpop;
 use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
 use auth_diagnostics::keys::{KeySource, StaticKey};
 use auth_diagnostics::layer::{AuthRequestId, DetailMode, OneLine};
@@ -75,6 +80,46 @@ pub struct DemoConfig {
     /// The origin DPoP proofs must name in `htu` (`DEMO_PUBLIC_ORIGIN`); `None`:
     /// `http://ADDR` as bound.
     pub public_origin: Option<String>,
+    /// Opaque tokens on the Bearer routes (`DEMO_INTROSPECTION_*`).
+    pub introspection: Option<DemoIntrospection>,
+}
+
+/// Where and as whom the demo introspects opaque tokens (RFC 7662).
+#[derive(Debug, Clone)]
+pub struct DemoIntrospection {
+    /// `DEMO_INTROSPECTION_URL`.
+    pub url: String,
+    /// `DEMO_INTROSPECTION_CLIENT_ID` (`demo-rs`).
+    pub client_id: String,
+    /// `DEMO_INTROSPECTION_CLIENT_SECRET` (`demo-rs-secret`).
+    pub client_secret: String,
+    /// `DEMO_INTROSPECTION_CACHE_S` (60): the longest an active answer is used.
+    pub cache_s: u64,
+}
+
+impl DemoIntrospection {
+    fn from_env() -> Option<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Some(Self {
+            url: var("DEMO_INTROSPECTION_URL")?,
+            client_id: var("DEMO_INTROSPECTION_CLIENT_ID").unwrap_or_else(|| "demo-rs".into()),
+            client_secret: var("DEMO_INTROSPECTION_CLIENT_SECRET")
+                .unwrap_or_else(|| "demo-rs-secret".into()),
+            cache_s: var("DEMO_INTROSPECTION_CACHE_S").map_or(60, |s| {
+                s.parse()
+                    .unwrap_or_else(|_| panic!("DEMO_INTROSPECTION_CACHE_S: {s:?} is no number"))
+            }),
+        })
+    }
+
+    /// The introspector for the demo's issuer and audience.
+    fn introspector(&self, cfg: &DemoConfig) -> Introspector {
+        Introspector::new(&self.url)
+            .client_secret_basic(&self.client_id, &self.client_secret)
+            .issuer(&cfg.issuer)
+            .audience(&cfg.audience)
+            .cache_max_age(Duration::from_secs(self.cache_s))
+    }
 }
 
 impl DemoConfig {
@@ -105,6 +150,7 @@ impl DemoConfig {
             redis_url: set("DEMO_REDIS_URL"),
             fingerprint_key: set("DEMO_FINGERPRINT_KEY"),
             public_origin: set("DEMO_PUBLIC_ORIGIN"),
+            introspection: DemoIntrospection::from_env(),
         }
     }
 }
@@ -163,6 +209,13 @@ pub fn app(cfg: &DemoConfig) -> Router {
         base = base.fingerprint_key(Sha256::digest(format!("demo fingerprints: {text}")));
     }
 
+    // The Bearer routes' layer: JWTs of the demo's issuer, and with DEMO_INTROSPECTION_URL
+    // every other token introspected.
+    let bearer_layer = match &cfg.introspection {
+        Some(i) => base.clone().introspection(i.introspector(cfg)),
+        None => base.clone(),
+    };
+
     // Each scheme's layer wraps its routes only (`route_layer`): with `layer` it would wrap
     // the router's fallback too, and the last one merged would answer every unknown path
     // with its challenge instead of 404.
@@ -182,7 +235,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
                     .max_age(Duration::from_secs(300)),
             ),
         )
-        .route_layer(base.clone().bearer(jwt.clone()));
+        .route_layer(bearer_layer.clone().bearer(jwt.clone()));
     // RFC 9728 + MCP: every challenge points at the metadata document, which names the
     // authorization server; a 401 says which scope to ask for.
     let meta = ResourceMetadata::new(format!("http://{}/mcp", cfg.addr))
@@ -220,9 +273,9 @@ pub fn app(cfg: &DemoConfig) -> Router {
     // No credentials at all: the handler runs anonymously. Bad credentials: 401 as on /me.
     let maybe = Router::new()
         .route("/maybe", get(maybe))
-        .route_layer(base.clone().bearer(jwt.clone()).optional());
+        .route_layer(bearer_layer.clone().bearer(jwt.clone()).optional());
     let any = Router::new().route("/any", get(hello)).route_layer(
-        base.clone()
+        bearer_layer
             .bearer(jwt)
             .basic(BasicAuthenticator::new(check_password))
             .account_status(account),

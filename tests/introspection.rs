@@ -400,3 +400,41 @@ fn configuration_mistakes_are_found_when_the_layer_is_built() {
         .try_build()
         .is_ok());
 }
+
+/// The demo with `DEMO_INTROSPECTION_URL`: its Bearer routes take opaque tokens, as client
+/// `demo-rs` with `client_secret_basic`; its own JWTs stay local.
+#[tokio::test]
+async fn the_demo_introspects_opaque_tokens_on_its_bearer_routes() {
+    let ep = Served::start().await;
+    let mut cfg = demo_config(auth_diagnostics::layer::DetailMode::Verbose);
+    cfg.introspection = Some(demo::DemoIntrospection {
+        url: ep.url.clone(),
+        client_id: "demo-rs".into(),
+        client_secret: "demo-rs-secret".into(),
+        cache_s: 60,
+    });
+    let app = demo::app(&cfg);
+    let answer = |scope: &str| {
+        json!({"active": true, "aud": [AUDIENCE, "other"], "iss": ISSUER, "sub": "bob",
+            "scope": scope, "exp": now() + 600})
+    };
+    ep.state.answer("demo-opaque-admin", answer("read admin"));
+    ep.state.answer("demo-opaque-reader", answer("read"));
+    let out = call(&app, "/me", "demo-opaque-admin").await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json()["sub"], "bob");
+    assert_eq!(call(&app, "/admin", "demo-opaque-admin").await.status, 200);
+    let out = call(&app, "/admin", "demo-opaque-reader").await;
+    assert_eq!(out.status, 403);
+    assert_eq!(out.problem()["reason"], "insufficient_scope");
+    let out = call(&app, "/me", "demo-opaque-unknown").await;
+    assert_eq!(out.status, 401);
+    assert_eq!(out.problem()["reason"], "token_inactive");
+    let (auth, _) = ep.state.last.lock().unwrap().clone().unwrap();
+    let expected = format!("Basic {}", b64(b"demo-rs:demo-rs-secret"));
+    assert_eq!(auth.as_deref(), Some(expected.as_str()));
+    // The demo's own JWTs are verified locally.
+    let calls = ep.state.calls();
+    assert_eq!(call(&app, "/me", &hs256(&good_claims())).await.status, 200);
+    assert_eq!(ep.state.calls(), calls);
+}

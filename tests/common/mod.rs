@@ -832,6 +832,7 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         redis_url: None,
         fingerprint_key: None,
         public_origin: None,
+        introspection: None,
     }
 }
 
