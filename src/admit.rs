@@ -1,7 +1,8 @@
 //! Admission: whether a request whose credentials verified (or that carries none) may
-//! reach the wrapped service. The origin check of a cookie session (CSRF), the scopes every
-//! request of the layer needs, the account hook, and optional authentication's guests —
-//! all decided here, in this order, before the wrapped service is called. Per-route
+//! reach the wrapped service. The revocation list, the origin check of a cookie session
+//! (CSRF), the scopes every request of the layer needs, the account hook, and optional
+//! authentication's guests — all decided here, in this order, before the wrapped service
+//! is called. Per-route
 //! requirements ([`RequireScope`](crate::authz::RequireScope),
 //! [`RequireStepUp`](crate::authz::RequireStepUp)) are layers of their own.
 
@@ -10,6 +11,9 @@ use crate::authn::{Pending, Principal};
 use crate::config::Config;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
+use crate::scheme::Scheme;
+use crate::store::{CredentialIds, RevocationList};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// Whether an authenticated `principal` may pass: for a session cookie, the request's
@@ -81,19 +85,101 @@ pub(crate) enum Admission {
     Later(AuthFuture),
 }
 
-/// Admits `principal`, whose credentials verified while the request was read: [`admit`],
-/// then the account hook when there is one.
+/// Admits `principal`, whose credentials verified while the request was read: the
+/// revocation list when there is one (a future: the list may be remote), [`admit`], then
+/// the account hook when there is one.
 pub(crate) fn decide(
-    config: &Config,
+    config: &Arc<Config>,
     principal: Principal,
     forged: Option<&AuthFailure>,
 ) -> Admission {
+    if let Some(list) = &config.revocation {
+        if let Some((ids, reason)) = revocation_ids(&principal) {
+            let (list, config, forged) = (list.clone(), config.clone(), forged.cloned());
+            return Admission::Later(Box::pin(async move {
+                let principal =
+                    not_revoked(&*list, config.revocation_fails_open, principal, ids, reason)
+                        .await?;
+                admit(&config, &principal, forged.as_ref())?;
+                match &config.account {
+                    Some(hook) => hook.clone().check(principal).await,
+                    None => Ok(principal),
+                }
+            }));
+        }
+    }
     if let Err(failure) = admit(config, &principal, forged) {
         return Admission::Refused(failure);
     }
     match &config.account {
         None => Admission::Admitted(principal),
         Some(hook) => Admission::Later(Box::pin(hook.clone().check(principal))),
+    }
+}
+
+/// What the revocation list is asked about `principal`, and the reason a match is
+/// answered with: a token's verified `jti`, `sid`, `sub` and `iat`; a session's id
+/// ([`Principal::with_session_id`]) and subject. `None` for other schemes, and for a
+/// principal with none of these.
+fn revocation_ids(principal: &Principal) -> Option<(CredentialIds, Reason)> {
+    let mut ids = CredentialIds::default();
+    let reason = match principal.scheme()? {
+        Scheme::Bearer | Scheme::Dpop => {
+            let claims = principal.claims()?;
+            let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+            ids.jti = text("jti");
+            ids.sid = text("sid");
+            ids.sub = text("sub");
+            ids.issued_at = claims.get("iat").and_then(|iat| {
+                iat.as_i64()
+                    .or_else(|| iat.as_f64().map(|t| t.floor() as i64))
+            });
+            Reason::TokenRevoked
+        }
+        Scheme::Cookie => {
+            ids.sid = principal.session_id().map(str::to_owned);
+            ids.sub = principal.id().map(str::to_owned);
+            Reason::SessionRevoked
+        }
+        _ => return None,
+    };
+    (!ids.is_empty()).then_some((ids, reason))
+}
+
+/// `principal`, unless `list` names its credential (`reason`, 401). A list that cannot
+/// be read refuses with 503 `revocation_unavailable`, or — failing open — is logged at
+/// ERROR and lets the principal through.
+async fn not_revoked(
+    list: &dyn RevocationList,
+    fails_open: bool,
+    principal: Principal,
+    ids: CredentialIds,
+    reason: Reason,
+) -> Result<Principal, AuthFailure> {
+    match list.check(ids).await {
+        Ok(None) => Ok(principal),
+        Ok(Some(by)) => {
+            let failure = AuthFailure::new(reason).detail(match reason {
+                Reason::SessionRevoked => format!("the session's {} was revoked", by.as_str()),
+                _ => format!("the token's {} was revoked", by.as_str()),
+            });
+            Err(match principal.id() {
+                Some(id) => failure.user(id),
+                None => failure,
+            })
+        }
+        Err(e) if fails_open => {
+            tracing::error!(
+                target: "auth_diagnostics",
+                error = %e,
+                "the revocation list cannot be read: the credential is accepted unchecked \
+                 (AuthDiagnostics::revocation_fails_open)"
+            );
+            Ok(principal)
+        }
+        Err(e) => Err(AuthFailure::new(Reason::RevocationUnavailable)
+            .detail(format!("the revocation list cannot be read: {e}"))
+            .retry_after(5)),
     }
 }
 
@@ -119,6 +205,18 @@ pub(crate) fn decide_later(
         let principal = match (&mut pending.fut).await {
             Ok(p) => p.with_scheme(scheme),
             Err(f) => return Err(pending.annotate(f)),
+        };
+        let principal = match (&config.revocation, revocation_ids(&principal)) {
+            (Some(list), Some((ids, reason))) => not_revoked(
+                &**list,
+                config.revocation_fails_open,
+                principal,
+                ids,
+                reason,
+            )
+            .await
+            .map_err(|f| pending.annotate(f))?,
+            _ => principal,
         };
         admit(&config, &principal, forged.as_ref()).map_err(|f| pending.annotate(f))?;
         match &config.account {

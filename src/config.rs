@@ -39,6 +39,11 @@ pub(crate) struct Config {
     /// Scopes every request through the layer needs, named in every 401 challenge.
     pub required_scope: Option<crate::scope::RequireScope>,
     pub account: Option<AccountHook>,
+    /// The revocation list every verified token and session is checked against.
+    pub revocation: Option<Arc<dyn crate::store::RevocationList>>,
+    /// A revocation list that cannot be read lets the request through (logged at ERROR)
+    /// instead of 503 `revocation_unavailable`.
+    pub revocation_fails_open: bool,
     pub mode: UpstreamMode,
     /// Enforce mode turns the wrapped service's 403 to a request without credentials into
     /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).

@@ -129,6 +129,9 @@ pub enum ConfigError {
     /// `AuthDiagnostics::fingerprint_key` with another key than one set before in this
     /// process.
     FingerprintKeyDiffers,
+    /// `AuthDiagnostics::revocation_fails_open` without a revocation list
+    /// (`AuthDiagnostics::revocation`): nothing is checked, so nothing can fail open.
+    RevocationFailsOpenWithoutList,
     /// A `ResourceMetadata` document that is misconfigured.
     ResourceMetadata {
         /// The resource identifier.
@@ -181,7 +184,8 @@ pub enum IntrospectionMistake {
     NoAudience,
     /// Both `.audience(..)` and `.accept_any_audience()`.
     AudienceAndAnyAudience,
-    /// Neither `.client_secret_basic(..)` nor `.client_secret_post(..)`.
+    /// Neither `.client_secret_basic(..)`, `.client_secret_post(..)` nor
+    /// `.without_client_authentication()`.
     NoClientAuthentication,
     /// An endpoint URL that cannot be used (not `https`, not a URL); any password masked.
     EndpointUrl(String),
@@ -200,7 +204,8 @@ impl fmt::Display for IntrospectionMistake {
             ),
             Self::NoClientAuthentication => f.write_str(
                 "Introspector has no client credentials (RFC 7662 §2.1): call \
-                 .client_secret_basic(id, secret) or .client_secret_post(id, secret)",
+                 .client_secret_basic(id, secret) or .client_secret_post(id, secret) (or \
+                 .without_client_authentication() for an endpoint protected otherwise)",
             ),
             Self::EndpointUrl(why) => write!(f, "Introspector: {why}"),
         }
@@ -380,6 +385,10 @@ impl ConfigError {
                 "AuthDiagnostics::fingerprint_key: a different key was set before in this \
                  process: fingerprints are the process's, so every layer must be given the \
                  same key",
+            ),
+            Self::RevocationFailsOpenWithoutList => f.write_str(
+                "AuthDiagnostics::revocation_fails_open: no revocation list is configured; \
+                 give one with .revocation(list)",
             ),
             Self::ResourceMetadata { resource, why } => {
                 write!(f, "resource metadata for {resource:?}: {why}")

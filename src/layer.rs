@@ -135,6 +135,8 @@ impl AuthDiagnostics {
                 resource: None,
                 required_scope: None,
                 account: None,
+                revocation: None,
+                revocation_fails_open: false,
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
                 flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
@@ -506,6 +508,55 @@ impl AuthDiagnostics {
         self.edit(|c| c.account = Some(AccountHook(Arc::new(hook))))
     }
 
+    /// Checks every credential that verified against `list` before the request goes on:
+    /// a Bearer or DPoP token by its verified `jti`, `sid`, and `sub` with `iat` → 401
+    /// `token_revoked` with `error="invalid_token"`; a session by the id its verifier
+    /// gave ([`Principal::with_session_id`](crate::Principal::with_session_id)) and its
+    /// principal's id as `sub` → 401 `session_revoked`. Basic and API-key principals are
+    /// not checked (revoke those in your verifier). The check comes before the layer's
+    /// scopes and the account hook.
+    ///
+    /// A list that cannot be read fails closed by default: 503 `revocation_unavailable`
+    /// with `Retry-After`. [`revocation_fails_open`](Self::revocation_fails_open) accepts
+    /// instead. See [`MemoryRevocationList`](crate::store::MemoryRevocationList) for what
+    /// the in-memory list promises (at once, in this process; entries kept for the
+    /// longest credential lifetime).
+    ///
+    /// ```
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::StaticKey;
+    /// use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
+    /// use auth_diagnostics::AuthDiagnostics;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let revoked = Arc::new(MemoryRevocationList::new());
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("my-api");
+    /// let layer = AuthDiagnostics::new().bearer(jwt).revocation(revoked.clone());
+    /// // Later, from an admin route or a logout: the next request with it is 401.
+    /// revoked.revoke(Revocation::sub("alice")).await.unwrap();
+    /// # let _ = layer;
+    /// # }
+    /// ```
+    pub fn revocation(self, list: impl crate::store::RevocationList) -> Self {
+        self.edit(|c| c.revocation = Some(Arc::new(list)))
+    }
+
+    /// When the revocation list cannot be read (its store is down), accept the credential
+    /// as if it were not revoked, and log the failure at ERROR, instead of the default
+    /// 503 `revocation_unavailable`. Availability over revocation: a revoked token works
+    /// while the store is down.
+    ///
+    /// # Configuration errors
+    /// Without [`revocation`](Self::revocation):
+    /// [`ConfigError::RevocationFailsOpenWithoutList`].
+    pub fn revocation_fails_open(self) -> Self {
+        self.edit(|c| c.revocation_fails_open = true)
+    }
+
     /// The `realm` of every challenge (default `api`). Fixed text: never derived from the
     /// request, the issuer or the audience.
     pub fn realm(self, realm: impl Into<Cow<'static, str>>) -> Self {
@@ -680,6 +731,9 @@ fn build(config: &Config, given: &Given) -> Result<Arc<Config>, ConfigErrors> {
     }
     if let Some(Err(e)) = &given.fingerprint_key {
         errors.push(e.clone());
+    }
+    if config.revocation_fails_open && config.revocation.is_none() {
+        errors.push(ConfigError::RevocationFailsOpenWithoutList);
     }
     if let Some(errors) = ConfigErrors::new(errors) {
         return Err(errors);

@@ -22,6 +22,7 @@ pub struct Principal {
     id: Option<String>,
     claims: Option<Arc<Value>>,
     scopes: Vec<String>,
+    session_id: Option<String>,
 }
 
 impl Principal {
@@ -33,6 +34,7 @@ impl Principal {
             id: Some(id.into()),
             claims: None,
             scopes: Vec::new(),
+            session_id: None,
         }
     }
 
@@ -54,6 +56,7 @@ impl Principal {
             id,
             claims: Some(Arc::new(Value::Object(claims))),
             scopes: Vec::new(),
+            session_id: None,
         }
     }
 
@@ -108,6 +111,29 @@ impl Principal {
     /// Whether `scope` is granted.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.scopes().any(|s| s == scope)
+    }
+
+    /// Names the session this principal comes from, so the layer's revocation list
+    /// (`AuthDiagnostics::revocation`) can refuse it once that session is revoked (by
+    /// its id, or by the principal's [`id`](Self::id) as subject): 401 `session_revoked`.
+    /// For a session verifier ([`SessionAuthenticator`](crate::session::SessionAuthenticator)),
+    /// which knows the session's id; a token's session is its verified `sid` claim.
+    ///
+    /// ```
+    /// use auth_diagnostics::Principal;
+    ///
+    /// let p = Principal::new("alice").with_session_id("session-1");
+    /// assert_eq!(p.session_id(), Some("session-1"));
+    /// ```
+    #[must_use]
+    pub fn with_session_id(mut self, sid: impl Into<String>) -> Self {
+        self.session_id = Some(sid.into());
+        self
+    }
+
+    /// The session id given with [`Principal::with_session_id`].
+    pub fn session_id(&self) -> Option<&str> {
+        self.session_id.as_deref()
     }
 }
 

@@ -1,0 +1,225 @@
+//! The revocation list (`AuthDiagnostics::revocation`): a token revoked by `jti`, `sid` or
+//! `sub` (issued before the revocation) is 401 `token_revoked` with `invalid_token`, a
+//! revoked session 401 `session_revoked`; a list that cannot be read is 503
+//! `revocation_unavailable` by default, accepted (and logged at ERROR) when failing open;
+//! the in-memory list stays within its capacity.
+
+mod common;
+use common::*;
+
+use auth_diagnostics::failure::AuthFailure;
+use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
+use auth_diagnostics::store::{
+    CredentialIds, MemoryRevocationList, Revocation, RevocationFuture, RevocationList, RevokedBy,
+    StoreError,
+};
+use auth_diagnostics::Principal;
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// The test Bearer app behind a layer checking `list`.
+fn app(list: &Arc<MemoryRevocationList>) -> axum::Router {
+    bearer_app(layer(DetailMode::Verbose).revocation(list.clone()))
+}
+
+async fn me(app: axum::Router, token: &str) -> Outcome {
+    send(app, get("/me", &[("authorization", &bearer(token))])).await
+}
+
+/// A 401 `reason` with a Bearer challenge saying `invalid_token`, logged with the reason.
+#[track_caller]
+fn assert_revoked_token(out: &Outcome) {
+    assert_eq!(out.status, 401, "{}", out.text());
+    assert_eq!(out.problem()["reason"], "token_revoked");
+    let challenge = out.challenge();
+    assert_eq!(challenge.scheme, "Bearer");
+    assert_eq!(challenge.param("error"), Some("invalid_token"));
+    assert_eq!(out.event().field("reason"), "token_revoked");
+}
+
+#[tokio::test]
+async fn a_token_revoked_by_jti_is_refused_and_others_pass() {
+    let list = Arc::new(MemoryRevocationList::new());
+    let revoked = hs256(&claims(json!({ "jti": "t-1" })));
+    let other = hs256(&claims(json!({ "jti": "t-2" })));
+    assert_eq!(me(app(&list), &revoked).await.status, 200);
+    list.revoke(Revocation::jti("t-1")).await.unwrap();
+    let out = me(app(&list), &revoked).await;
+    assert_revoked_token(&out);
+    assert!(
+        out.event().field("message").contains("jti"),
+        "{:?}",
+        out.event()
+    );
+    assert_eq!(me(app(&list), &other).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_token_of_a_revoked_session_is_refused() {
+    let list = Arc::new(MemoryRevocationList::new());
+    let token = hs256(&claims(json!({ "sid": "session-9" })));
+    list.revoke(Revocation::sid("session-9")).await.unwrap();
+    assert_revoked_token(&me(app(&list), &token).await);
+}
+
+#[tokio::test]
+async fn a_sub_revocation_spares_tokens_issued_after_it() {
+    let list = Arc::new(MemoryRevocationList::new());
+    let t = now();
+    let before = hs256(&claims(json!({ "iat": t - 20 })));
+    let after = hs256(&claims(json!({ "iat": t })));
+    let no_iat = hs256(&claims(json!({ "iat": null })));
+    let cut = SystemTime::now() - Duration::from_secs(10);
+    list.revoke(Revocation::sub_issued_before("alice", cut))
+        .await
+        .unwrap();
+    assert_revoked_token(&me(app(&list), &before).await);
+    assert_revoked_token(&me(app(&list), &no_iat).await);
+    assert_eq!(me(app(&list), &after).await.ok()["sub"], "alice");
+    // Someone else's tokens are untouched.
+    let bob = hs256(&claims(json!({ "sub": "bob", "iat": t - 20 })));
+    assert_eq!(me(app(&list), &bob).await.status, 200);
+}
+
+/// alice's session `s-1` (its id given with `Principal::with_session_id`).
+async fn check_session(SessionCookie(id): SessionCookie) -> Result<Principal, AuthFailure> {
+    match id.expose() {
+        "s-1" => Ok(Principal::new("alice").with_session_id("session-1")),
+        "s-2" => Ok(Principal::new("bob").with_session_id("session-2")),
+        _ => Err(AuthFailure::new(Reason::SessionInvalid)),
+    }
+}
+
+fn session_app(list: &Arc<MemoryRevocationList>) -> axum::Router {
+    scheme_app(
+        layer(DetailMode::Verbose)
+            .session(SessionAuthenticator::new("sid", check_session))
+            .revocation(list.clone()),
+    )
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_by_sid_or_sub() {
+    let list = Arc::new(MemoryRevocationList::new());
+    let cookie = |s: &str| get("/r", &[("cookie", &format!("sid={s}"))]);
+    assert_eq!(send(session_app(&list), cookie("s-1")).await.status, 200);
+    list.revoke(Revocation::sid("session-1")).await.unwrap();
+    let out = send(session_app(&list), cookie("s-1")).await;
+    assert_eq!(out.status, 401, "{}", out.text());
+    assert_eq!(out.problem()["reason"], "session_revoked");
+    assert_eq!(out.event().field("reason"), "session_revoked");
+    assert!(out.challenge().param("error").is_none());
+    assert_eq!(send(session_app(&list), cookie("s-2")).await.status, 200);
+    list.revoke(Revocation::sub("bob")).await.unwrap();
+    let out = send(session_app(&list), cookie("s-2")).await;
+    assert_eq!(out.problem()["reason"], "session_revoked");
+}
+
+/// A list whose store is down.
+#[derive(Debug)]
+struct Down;
+
+impl RevocationList for Down {
+    fn revoke(&self, _: Revocation) -> RevocationFuture<()> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+    fn check(&self, _: CredentialIds) -> RevocationFuture<Option<RevokedBy>> {
+        Box::pin(async { Err(StoreError::new("connection refused")) })
+    }
+}
+
+#[tokio::test]
+async fn an_unreadable_list_fails_closed_by_default() {
+    let token = hs256(&good_claims());
+    let out = me(
+        bearer_app(layer(DetailMode::Verbose).revocation(Down)),
+        &token,
+    )
+    .await;
+    assert_eq!(out.status, 503, "{}", out.text());
+    assert_eq!(out.problem()["reason"], "revocation_unavailable");
+    assert!(out.header("retry-after").is_some());
+    assert!(out.header("www-authenticate").is_none());
+    let e = out.event();
+    assert_eq!(e.level, Level::ERROR);
+    assert!(e.field("message").contains("connection refused"), "{e:?}");
+}
+
+#[tokio::test]
+async fn failing_open_accepts_and_logs_at_error() {
+    let token = hs256(&good_claims());
+    let layer = layer(DetailMode::Verbose)
+        .revocation(Down)
+        .revocation_fails_open();
+    let out = me(bearer_app(layer), &token).await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json()["sub"], "alice");
+    let errors: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e.level == Level::ERROR)
+        .collect();
+    assert_eq!(errors.len(), 1, "{:?}", out.events);
+    assert!(errors[0].field("error").contains("connection refused"));
+}
+
+#[test]
+fn failing_open_without_a_list_is_a_configuration_error() {
+    use auth_diagnostics::layer::ConfigError;
+    let errors = AuthDiagnostics::new()
+        .revocation_fails_open()
+        .try_build()
+        .unwrap_err();
+    let all: Vec<&ConfigError> = errors.iter().collect();
+    assert_eq!(all, [&ConfigError::RevocationFailsOpenWithoutList]);
+}
+
+#[tokio::test]
+async fn basic_principals_are_not_asked_about() {
+    // Revoking `sub` alice does not touch credentials the application verifies itself
+    // without a session.
+    let list = Arc::new(MemoryRevocationList::new());
+    list.revoke(Revocation::sub("alice")).await.unwrap();
+    let app = scheme_app(
+        layer(DetailMode::Verbose)
+            .basic(auth_diagnostics::basic::BasicAuthenticator::new(
+                check_password,
+            ))
+            .revocation(list.clone()),
+    );
+    let out = send(
+        app,
+        get("/r", &[("authorization", &basic("alice", ALICE_PW))]),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.text());
+}
+
+#[tokio::test]
+async fn the_memory_list_stays_within_its_capacity() {
+    let capacity = 10_000;
+    let list = MemoryRevocationList::new().capacity(capacity);
+    let mut refused = 0;
+    for i in 0..(3 * capacity) {
+        if list
+            .revoke(Revocation::jti(format!("jti-{i}")))
+            .await
+            .is_err()
+        {
+            refused += 1;
+        }
+        assert!(list.len() <= capacity);
+    }
+    assert_eq!(list.len(), capacity);
+    assert_eq!(
+        refused,
+        2 * capacity,
+        "every revocation past the capacity is refused"
+    );
+    // What is listed stays listed; renewing a listed entry still works.
+    list.revoke(Revocation::jti("jti-0")).await.unwrap();
+    let mut ids = CredentialIds::default();
+    ids.jti = Some(format!("jti-{}", capacity - 1));
+    assert_eq!(list.check(ids).await.unwrap(), Some(RevokedBy::Jti));
+}
