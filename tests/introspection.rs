@@ -438,3 +438,18 @@ async fn the_demo_introspects_opaque_tokens_on_its_bearer_routes() {
     assert_eq!(call(&app, "/me", &hs256(&good_claims())).await.status, 200);
     assert_eq!(ep.state.calls(), calls);
 }
+
+/// For an endpoint protected otherwise (Hydra's admin API): no credentials at all, said
+/// explicitly.
+#[tokio::test]
+async fn without_client_authentication_sends_no_credentials() {
+    let ep = Served::start().await;
+    ep.state.answer("opaque-n", active(json!({})));
+    let i = Introspector::new(&ep.url)
+        .without_client_authentication()
+        .audience(AUDIENCE);
+    assert_eq!(call(&app(i), "/me", "opaque-n").await.status, 200);
+    let (auth, form) = ep.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(auth, None);
+    assert!(!form.contains_key("client_id") && !form.contains_key("client_secret"));
+}

@@ -34,7 +34,7 @@ impl Client {
     pub(crate) async fn introspect(
         &self,
         endpoint: &str,
-        auth: &ClientAuth,
+        auth: Option<&ClientAuth>,
         token: &str,
         max_bytes: usize,
     ) -> Result<(Map<String, Value>, usize), Unavailable> {
@@ -45,13 +45,14 @@ impl Client {
             .post(endpoint)
             .header(http::header::ACCEPT, "application/json");
         match auth {
-            ClientAuth::Basic { id, secret } => {
+            None => {}
+            Some(ClientAuth::Basic { id, secret }) => {
                 // RFC 6749 §2.3.1: each part form-urlencoded before base64.
                 let pair = format!("{}:{}", form_encode(id), form_encode(secret));
                 let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 request = request.header(http::header::AUTHORIZATION, format!("Basic {encoded}"));
             }
-            ClientAuth::Post { id, secret } => {
+            Some(ClientAuth::Post { id, secret }) => {
                 form.push(("client_id", id));
                 form.push(("client_secret", secret));
             }

@@ -56,6 +56,8 @@ impl fmt::Debug for ClientAuth {
 pub struct Introspector {
     endpoint: String,
     auth: Option<ClientAuth>,
+    /// [`Introspector::without_client_authentication`]: no credentials, on purpose.
+    unauthenticated: bool,
     issuer: Option<String>,
     audiences: Vec<String>,
     any_audience: bool,
@@ -90,6 +92,7 @@ impl Introspector {
         Self {
             endpoint: endpoint.into(),
             auth: None,
+            unauthenticated: false,
             issuer: None,
             audiences: Vec::new(),
             any_audience: false,
@@ -120,6 +123,14 @@ impl Introspector {
             id: id.into(),
             secret: secret.into(),
         });
+        self
+    }
+
+    /// Sends no client credentials: for an endpoint protected otherwise, such as Ory
+    /// Hydra's admin API on a private network. Without this, one of the methods above is
+    /// required (RFC 7662 §2.1 asks the endpoint to authenticate its callers).
+    pub fn without_client_authentication(mut self) -> Self {
+        self.unauthenticated = true;
         self
     }
 
@@ -194,7 +205,7 @@ impl Introspector {
             (false, true) => all.push(IntrospectionMistake::AudienceAndAnyAudience),
             _ => {}
         }
-        if self.auth.is_none() {
+        if self.auth.is_none() && !self.unauthenticated {
             all.push(IntrospectionMistake::NoClientAuthentication);
         }
         if let Err(why) = check_url(&self.endpoint, self.allow_http) {
@@ -248,7 +259,7 @@ impl Introspection {
         let asked = now_ms();
         let answer = self
             .client
-            .introspect(&c.endpoint, auth_of(c), token, c.max_response_bytes)
+            .introspect(&c.endpoint, c.auth.as_ref(), token, c.max_response_bytes)
             .await;
         let outcome = match answer {
             Ok((map, _)) => judge(c, map, asked.div_euclid(1000)),
@@ -266,12 +277,6 @@ impl Introspection {
         };
         Settled { outcome, until_ms }
     }
-}
-
-fn auth_of(c: &Introspector) -> &ClientAuth {
-    c.auth
-        .as_ref()
-        .expect("a layer is built only with client authentication")
 }
 
 /// 503 `introspection_unavailable`: the endpoint (password-free, no query) and the cause.
