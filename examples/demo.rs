@@ -39,18 +39,20 @@ use auth_diagnostics::keys::{KeySource, StaticKey};
 use auth_diagnostics::layer::{AuthRequestId, DetailMode, OneLine};
 use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
 use auth_diagnostics::store::RedisStore;
+use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
 use auth_diagnostics::verify::AuthResult;
 use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
+use axum::body::Bytes;
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -208,6 +210,9 @@ pub fn app(cfg: &DemoConfig) -> Router {
         use sha2::{Digest, Sha256};
         base = base.fingerprint_key(Sha256::digest(format!("demo fingerprints: {text}")));
     }
+    // Tokens and sessions revoked with POST /revoke: refused on every route from then on.
+    let revoked = Arc::new(MemoryRevocationList::new());
+    base = base.revocation(revoked.clone());
 
     // The Bearer routes' layer: JWTs of the demo's issuer, and with DEMO_INTROSPECTION_URL
     // every other token introspected.
@@ -274,6 +279,14 @@ pub fn app(cfg: &DemoConfig) -> Router {
     let maybe = Router::new()
         .route("/maybe", get(maybe))
         .route_layer(bearer_layer.clone().bearer(jwt.clone()).optional());
+    // An administrator's JWT (scope admin) revokes a token's jti, a session's sid or a sub.
+    let revoke = Router::new()
+        .route(
+            "/revoke",
+            post(move |body: Bytes| revoke(revoked, body))
+                .route_layer(RequireScope::new(["admin"])),
+        )
+        .route_layer(base.clone().bearer(jwt.clone()));
     let any = Router::new().route("/any", get(hello)).route_layer(
         bearer_layer
             .bearer(jwt)
@@ -306,6 +319,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(mcp)
         .merge(meta.router())
         .merge(dpop)
+        .merge(revoke)
         // With no scheme: request ids for every route, and it watches (and in enforce mode
         // corrects) what the routes answer by themselves.
         .layer(base);
@@ -653,6 +667,36 @@ async fn login_page() -> Html<&'static str> {
 
 /// The demo's user store. A real one compares password hashes (argon2, bcrypt) and, for
 /// an unknown user, still checks one dummy hash so both failures take the same time.
+/// `POST /revoke`: `{"jti": "…"}`, `{"sid": "…"}` or `{"sub": "…"}` (a sub's tokens issued
+/// until now, and its sessions) → 204; anything else 400.
+async fn revoke(list: Arc<MemoryRevocationList>, body: Bytes) -> Response {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let text = |name: &str| {
+        body.get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let revocation = match (text("jti"), text("sid"), text("sub")) {
+        (Some(jti), None, None) => Revocation::jti(jti),
+        (None, Some(sid), None) => Revocation::sid(sid),
+        (None, None, Some(sub)) => Revocation::sub(sub),
+        _ => {
+            let description = r#"send one of {"jti": "…"}, {"sid": "…"} or {"sub": "…"}"#;
+            let body = json!({ "error": "invalid_request", "error_description": description });
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
+    match list.revoke(revocation).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            let body =
+                json!({ "error": "temporarily_unavailable", "error_description": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
 async fn check_password(c: BasicCredentials) -> AuthResult {
     let stored = match c.user.as_str() {
         "alice" => "wonderland",
@@ -687,7 +731,8 @@ async fn check_key(ApiKey(key): ApiKey) -> AuthResult {
 
 async fn check_session(SessionCookie(id): SessionCookie) -> AuthResult {
     if id.ct_eq("s-valid") {
-        Ok(Principal::new("alice"))
+        // Its session id: what POST /revoke {"sid": "demo-session-1"} names.
+        Ok(Principal::new("alice").with_session_id("demo-session-1"))
     } else if id.ct_eq("s-expired") {
         Err(AuthFailure::new(Reason::SessionExpired).detail("the session expired"))
     } else {
