@@ -189,6 +189,8 @@ pub enum IntrospectionMistake {
     NoClientAuthentication,
     /// An endpoint URL that cannot be used (not `https`, not a URL); any password masked.
     EndpointUrl(String),
+    /// A `private_key_jwt` key that cannot sign: why.
+    ClientKey(String),
 }
 
 impl fmt::Display for IntrospectionMistake {
@@ -207,7 +209,7 @@ impl fmt::Display for IntrospectionMistake {
                  .client_secret_basic(id, secret) or .client_secret_post(id, secret) (or \
                  .without_client_authentication() for an endpoint protected otherwise)",
             ),
-            Self::EndpointUrl(why) => write!(f, "Introspector: {why}"),
+            Self::EndpointUrl(why) | Self::ClientKey(why) => write!(f, "Introspector: {why}"),
         }
     }
 }

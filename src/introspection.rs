@@ -12,7 +12,8 @@
 //! - any other token is introspected: an opaque one, or a JWT of another issuer.
 //!
 //! The request is a form POST of `token=…&token_type_hint=access_token` (RFC 7662 §2.1)
-//! with the client's credentials (`client_secret_basic` or `client_secret_post`), no
+//! with the client's credentials (`client_secret_basic`, `client_secret_post` or
+//! `private_key_jwt`, or none for an endpoint protected otherwise), no
 //! redirect followed, within a timeout (3 s) and a size cap on the answer (16 KiB). The
 //! answer is checked as RFC 7662 §2.2 and the JWT path say:
 //!

@@ -453,3 +453,47 @@ async fn without_client_authentication_sends_no_credentials() {
     assert_eq!(auth, None);
     assert!(!form.contains_key("client_id") && !form.contains_key("client_secret"));
 }
+
+/// `private_key_jwt` (RFC 7523 §2.2): the endpoint gets a fresh assertion signed with the
+/// client's key, for itself, naming the client; a key that cannot sign is a configuration
+/// error.
+#[tokio::test]
+async fn private_key_jwt_sends_a_signed_assertion() {
+    use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+    let ep = Served::start().await;
+    ep.state.answer("opaque-k", active(json!({})));
+    let private = std::fs::read("tests/keys/rsa_private.pem").unwrap();
+    let public = std::fs::read("tests/keys/rsa_public.pem").unwrap();
+    let i = Introspector::new(&ep.url)
+        .private_key_jwt(CLIENT, &private, Algorithm::RS256)
+        .client_assertion_kid("client-key-1")
+        .audience(AUDIENCE);
+    assert_eq!(call(&app(i), "/me", "opaque-k").await.status, 200);
+    let (auth, form) = ep.state.last.lock().unwrap().clone().unwrap();
+    assert_eq!(auth, None);
+    assert!(!form.contains_key("client_secret"));
+    assert_eq!(
+        form["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    let mut v = Validation::new(Algorithm::RS256);
+    v.set_audience(&[ep.url.as_str()]);
+    v.set_issuer(&[CLIENT]);
+    let key = DecodingKey::from_rsa_pem(&public).unwrap();
+    let jwt = decode::<Value>(&form["client_assertion"], &key, &v).unwrap();
+    assert_eq!(jwt.header.kid.as_deref(), Some("client-key-1"));
+    assert_eq!(jwt.claims["sub"], CLIENT);
+    assert!(jwt.claims["jti"].as_str().is_some_and(|j| j.len() >= 16));
+    let errors = AuthDiagnostics::new()
+        .introspection(
+            Introspector::new(&ep.url)
+                .private_key_jwt(CLIENT, b"not a key", Algorithm::ES256)
+                .audience(AUDIENCE),
+        )
+        .try_build()
+        .unwrap_err();
+    assert!(matches!(
+        errors.first(),
+        ConfigError::Introspection(IntrospectionMistake::ClientKey(_))
+    ));
+}

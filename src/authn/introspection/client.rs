@@ -5,7 +5,73 @@
 use super::ClientAuth;
 use base64::Engine;
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// RFC 7523 §2.2.
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A `private_key_jwt` client: its id and signing key.
+#[derive(Clone)]
+pub(crate) struct Assertion {
+    pub client_id: String,
+    pub kid: Option<String>,
+    pub audience: Option<String>,
+    alg: jsonwebtoken::Algorithm,
+    key: Arc<jsonwebtoken::EncodingKey>,
+}
+
+impl Assertion {
+    /// The client `client_id` signing with PEM key `pem` for `alg`, or why it cannot.
+    pub(crate) fn new(
+        client_id: String,
+        pem: &[u8],
+        alg: jsonwebtoken::Algorithm,
+    ) -> Result<Self, String> {
+        use jsonwebtoken::{Algorithm as A, EncodingKey};
+        let key = match alg {
+            A::RS256 | A::RS384 | A::RS512 | A::PS256 | A::PS384 | A::PS512 => {
+                EncodingKey::from_rsa_pem(pem)
+            }
+            A::ES256 | A::ES384 => EncodingKey::from_ec_pem(pem),
+            A::EdDSA => EncodingKey::from_ed_pem(pem),
+            other => {
+                return Err(format!(
+                    "private_key_jwt signs with a private key; {other:?} is not an asymmetric \
+                     algorithm"
+                ))
+            }
+        }
+        .map_err(|e| format!("the private_key_jwt key is not a {alg:?} PEM private key: {e}"))?;
+        Ok(Self {
+            client_id,
+            kid: None,
+            audience: None,
+            alg,
+            key: Arc::new(key),
+        })
+    }
+
+    /// A fresh assertion for a call to `endpoint`.
+    pub(crate) fn sign(&self, endpoint: &str) -> Result<String, Unavailable> {
+        let now = crate::time::now();
+        let mut jti = [0u8; 16];
+        getrandom::getrandom(&mut jti).map_err(|e| format!("no random jti: {e}"))?;
+        let jti: String = jti.iter().map(|b| format!("{b:02x}")).collect();
+        let claims = serde_json::json!({
+            "iss": self.client_id,
+            "sub": self.client_id,
+            "aud": self.audience.as_deref().unwrap_or(endpoint),
+            "jti": jti,
+            "iat": now,
+            "exp": now + 60,
+        });
+        let mut header = jsonwebtoken::Header::new(self.alg);
+        header.kid.clone_from(&self.kid);
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|e| format!("signing the client assertion failed: {e}"))
+    }
+}
 
 /// Why the endpoint gave no usable answer (the cause, for the log; never the token).
 pub(crate) type Unavailable = String;
@@ -38,6 +104,7 @@ impl Client {
         token: &str,
         max_bytes: usize,
     ) -> Result<(Map<String, Value>, usize), Unavailable> {
+        let assertion: String;
         let mut form: Vec<(&str, &str)> =
             vec![("token", token), ("token_type_hint", "access_token")];
         let mut request = self
@@ -55,6 +122,11 @@ impl Client {
             Some(ClientAuth::Post { id, secret }) => {
                 form.push(("client_id", id));
                 form.push(("client_secret", secret));
+            }
+            Some(ClientAuth::KeyJwt(a)) => {
+                assertion = a.sign(endpoint)?;
+                form.push(("client_assertion_type", ASSERTION_TYPE));
+                form.push(("client_assertion", &assertion));
             }
         }
         let body = form

@@ -30,6 +30,8 @@ pub(crate) enum ClientAuth {
     Basic { id: String, secret: String },
     /// `client_secret_post`: `client_id` and `client_secret` in the form.
     Post { id: String, secret: String },
+    /// `private_key_jwt` (RFC 7523 §2.2): a fresh assertion signed with the client's key.
+    KeyJwt(Arc<client::Assertion>),
 }
 
 impl fmt::Debug for ClientAuth {
@@ -37,6 +39,7 @@ impl fmt::Debug for ClientAuth {
         let (method, id) = match self {
             Self::Basic { id, .. } => ("client_secret_basic", id),
             Self::Post { id, .. } => ("client_secret_post", id),
+            Self::KeyJwt(a) => ("private_key_jwt", &a.client_id),
         };
         write!(f, "{method}({id:?}, secret: ***)")
     }
@@ -58,6 +61,8 @@ pub struct Introspector {
     auth: Option<ClientAuth>,
     /// [`Introspector::without_client_authentication`]: no credentials, on purpose.
     unauthenticated: bool,
+    /// Why the `private_key_jwt` key given cannot sign.
+    key_mistake: Option<String>,
     issuer: Option<String>,
     audiences: Vec<String>,
     any_audience: bool,
@@ -93,6 +98,7 @@ impl Introspector {
             endpoint: endpoint.into(),
             auth: None,
             unauthenticated: false,
+            key_mistake: None,
             issuer: None,
             audiences: Vec::new(),
             any_audience: false,
@@ -123,6 +129,50 @@ impl Introspector {
             id: id.into(),
             secret: secret.into(),
         });
+        self
+    }
+
+    /// Authenticates to the endpoint with `private_key_jwt` (RFC 7523 §2.2): each call
+    /// carries a fresh assertion (`iss` and `sub` the client id, `aud` the endpoint URL
+    /// unless [`client_assertion_audience`](Self::client_assertion_audience) says
+    /// otherwise, a random `jti`, valid 60 s) signed with `pem`, a PKCS#8 (or PKCS#1 RSA)
+    /// private key for `alg` (RS*, PS*, ES256/384 or EdDSA). A key that cannot sign is a
+    /// configuration error. Replaces any method set before.
+    pub fn private_key_jwt(
+        mut self,
+        id: impl Into<String>,
+        pem: impl AsRef<[u8]>,
+        alg: jsonwebtoken::Algorithm,
+    ) -> Self {
+        match client::Assertion::new(id.into(), pem.as_ref(), alg) {
+            Ok(a) => {
+                self.auth = Some(ClientAuth::KeyJwt(Arc::new(a)));
+                self.key_mistake = None;
+            }
+            Err(why) => {
+                self.auth = None;
+                self.key_mistake = Some(why);
+            }
+        }
+        self
+    }
+
+    /// The `kid` in the header of `private_key_jwt` assertions (after
+    /// [`private_key_jwt`](Self::private_key_jwt)).
+    pub fn client_assertion_kid(mut self, kid: impl Into<String>) -> Self {
+        if let Some(ClientAuth::KeyJwt(a)) = &mut self.auth {
+            Arc::make_mut(a).kid = Some(kid.into());
+        }
+        self
+    }
+
+    /// The `aud` of `private_key_jwt` assertions, when the authorization server wants
+    /// its issuer or token endpoint rather than the introspection endpoint (after
+    /// [`private_key_jwt`](Self::private_key_jwt)).
+    pub fn client_assertion_audience(mut self, aud: impl Into<String>) -> Self {
+        if let Some(ClientAuth::KeyJwt(a)) = &mut self.auth {
+            Arc::make_mut(a).audience = Some(aud.into());
+        }
         self
     }
 
@@ -205,7 +255,9 @@ impl Introspector {
             (false, true) => all.push(IntrospectionMistake::AudienceAndAnyAudience),
             _ => {}
         }
-        if self.auth.is_none() && !self.unauthenticated {
+        if let Some(why) = &self.key_mistake {
+            all.push(IntrospectionMistake::ClientKey(why.clone()));
+        } else if self.auth.is_none() && !self.unauthenticated {
             all.push(IntrospectionMistake::NoClientAuthentication);
         }
         if let Err(why) = check_url(&self.endpoint, self.allow_http) {
