@@ -139,19 +139,18 @@ mod tests {
         }
     }
 
-    /// 100 000 distinct tokens through a cache of the default capacity: it never holds
-    /// more than its capacity.
+    /// 10 000 distinct tokens through a cache of 100: it never holds more.
     #[tokio::test]
     async fn bounded_and_expiring() {
-        let capacity = super::super::Introspector::DEFAULT_CACHE_CAPACITY;
+        let capacity = 100;
         let cache = Cache::new(capacity);
-        for i in 0..100_000 {
+        for i in 0..10_000 {
             let k = key(&format!("token-{i}"));
             let slot = cache.slot(&k, 0);
             slot.settle(|| async { refused(1_000) }).await;
             assert!(cache.len() <= capacity);
         }
-        let k = key("token-99999");
+        let k = key("token-9999");
         let slot = cache.slot(&k, 500);
         assert!(slot.usable(500) == Some(true), "a fresh answer is kept");
         let again = cache.slot(&k, 1_000);
@@ -159,6 +158,78 @@ mod tests {
             again.usable(1_000).is_none(),
             "an expired answer is replaced"
         );
+    }
+
+    fn rss_kib() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A typical answer (about 500 bytes of JSON) as the cache keeps it.
+    fn typical(i: usize) -> Settled {
+        let answer = serde_json::json!({
+            "active": true, "iss": "https://auth.example.com/realms/main",
+            "aud": ["orders-api", "billing-api"], "sub": format!("user-{i:08}-9f0c-4d1e-a3b2-7c5e1f0a2b3c"),
+            "client_id": "orders-frontend", "username": format!("user{i}@example.com"),
+            "scope": "openid profile email orders:read orders:write billing:read",
+            "token_type": "Bearer", "exp": 2_000_000_000i64, "iat": 1_700_000_000i64,
+            "nbf": 1_700_000_000i64, "jti": format!("{i:032x}"), "sid": format!("{i:036x}"),
+        });
+        let serde_json::Value::Object(map) = answer else {
+            unreachable!()
+        };
+        Settled {
+            outcome: Ok(crate::Principal::from_jwt(map)),
+            until_ms: i64::MAX,
+        }
+    }
+
+    /// 100 000 distinct typical answers through a cache of the default capacity: it holds
+    /// at most its capacity, and the process grows by less than 48 MiB (measured: about
+    /// 33 MiB once full, 34 MiB after all 100 000; the documented figure).
+    ///
+    /// Measured in a process of its own (this test binary run again for this test alone):
+    /// other tests running beside it would move the figure.
+    #[test]
+    fn memory_stays_within_the_documented_bound() {
+        const CHILD: &str = "AUTH_DIAGNOSTICS_INTROSPECTION_MEMORY_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            return tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(measure_memory());
+        }
+        let name = "authn::introspection::cache::tests::memory_stays_within_the_documented_bound";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        println!("{text}");
+        assert!(out.status.success(), "{text}");
+        assert!(text.contains("1 passed"), "{text}");
+    }
+
+    async fn measure_memory() {
+        let capacity = super::super::Introspector::DEFAULT_CACHE_CAPACITY;
+        let cache = Cache::new(capacity);
+        let before = rss_kib();
+        for i in 0..100_000 {
+            let slot = cache.slot(&key(&format!("token-{i}")), 0);
+            slot.settle(|| async move { typical(i) }).await;
+            if i + 1 == capacity {
+                println!("full: VmRSS grew {} KiB", rss_kib().saturating_sub(before));
+            }
+        }
+        let grown = rss_kib().saturating_sub(before);
+        println!("{} entries, VmRSS grew {grown} KiB", cache.len());
+        assert!(cache.len() <= capacity);
+        assert!(grown < 48 * 1024, "grew {grown} KiB");
     }
 
     #[test]

@@ -88,7 +88,7 @@ impl Introspector {
     /// [`negative_cache_max_age`](Self::negative_cache_max_age) says otherwise: 5 s.
     pub const DEFAULT_NEGATIVE_CACHE_MAX_AGE: Duration = Duration::from_secs(5);
     /// How many tokens' answers are kept, unless [`cache_capacity`](Self::cache_capacity)
-    /// says otherwise: 10 000.
+    /// says otherwise: 10 000 (about 34 MiB with typical answers of about 500 bytes).
     pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
 
     /// Introspects at `endpoint` (`https`, or `http` on a loopback host unless
