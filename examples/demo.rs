@@ -14,7 +14,8 @@
 //! the Prometheus text format at `GET /metrics`), `DEMO_APP_ADDR` (a second listener whose
 //! page `/app`, on another origin, calls the demo from a browser; the demo's CORS allows
 //! that origin and its `localhost` spelling), `DEMO_REDIS_URL` (DPoP replays and last
-//! known good key sets shared through that Redis, so several demo processes behave as one),
+//! known good key sets, and the revocation list, shared through that Redis, so several
+//! demo processes behave as one),
 //! `DEMO_FINGERPRINT_KEY` (log fingerprints keyed by it: equal in every process given it),
 //! `DEMO_PUBLIC_ORIGIN` (the origin DPoP proofs must name in `htu`; `http://ADDR` as bound
 //! by default), `DEMO_INTROSPECTION_URL` (an RFC 7662 endpoint: the Bearer routes
@@ -210,8 +211,12 @@ pub fn app(cfg: &DemoConfig) -> Router {
         use sha2::{Digest, Sha256};
         base = base.fingerprint_key(Sha256::digest(format!("demo fingerprints: {text}")));
     }
-    // Tokens and sessions revoked with POST /revoke: refused on every route from then on.
-    let revoked = Arc::new(MemoryRevocationList::new());
+    // Tokens and sessions revoked with POST /revoke: refused on every route from then on
+    // (with DEMO_REDIS_URL, by every demo process sharing that Redis).
+    let revoked: Arc<dyn RevocationList> = match &redis {
+        Some(redis) => Arc::new(redis.clone()),
+        None => Arc::new(MemoryRevocationList::new()),
+    };
     base = base.revocation(revoked.clone());
 
     // The Bearer routes' layer: JWTs of the demo's issuer, and with DEMO_INTROSPECTION_URL
@@ -669,7 +674,7 @@ async fn login_page() -> Html<&'static str> {
 /// an unknown user, still checks one dummy hash so both failures take the same time.
 /// `POST /revoke`: `{"jti": "…"}`, `{"sid": "…"}` or `{"sub": "…"}` (a sub's tokens issued
 /// until now, and its sessions) → 204; anything else 400.
-async fn revoke(list: Arc<MemoryRevocationList>, body: Bytes) -> Response {
+async fn revoke(list: Arc<dyn RevocationList>, body: Bytes) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let text = |name: &str| {
         body.get(name)

@@ -270,6 +270,7 @@ mod reason;
 mod redis_store;
 mod request_id;
 mod resource;
+mod revocation;
 mod sanitize;
 mod scheme;
 mod scope;

@@ -1,8 +1,9 @@
-//! [`RedisStore`] (feature `redis`): DPoP replay protection and last-known-good key sets
-//! shared by several replicas through one Redis.
+//! [`RedisStore`] (feature `redis`): DPoP replay protection, last-known-good key sets and
+//! the revocation list shared by several replicas through one Redis.
 
 use crate::authn::dpop::{ProofId, ReplayFuture, ReplayOutcome, ReplayStore};
 use crate::keys::store::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
+use crate::revocation::{CredentialIds, Revocation, RevocationFuture, RevocationList, RevokedBy};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::fmt;
 use std::sync::Arc;
@@ -49,6 +50,14 @@ use tokio::sync::OnceCell;
 ///   set's public members (`jwks`), when it was fetched (`fetched_at_ms`) and its MAC;
 ///   a save never replaces a newer set (a compare-and-set script), expiring after the source's
 ///   [`max_shared_age`](crate::keys::KeySource::max_shared_age).
+/// - A revocation ([`RevocationList`], `AuthDiagnostics::revocation`) is one key,
+///   `{prefix}revoked:{hex}` (a SHA-256 of its kind and value:
+///   [`RevocationKey`](crate::store::RevocationKey)), holding its not-before time (`-1`: every credential it names) and expiring
+///   [`revocation_lifetime`](RedisStore::revocation_lifetime) (default 24 h) after the
+///   revocation, or after its not-before time for a `sub`. Every replica sees a revocation
+///   on its next check: one round trip, no cache. Redis bounds the entries (its
+///   `maxmemory`; each is about 100 bytes). A key planted in Redis can only refuse
+///   credentials, never accept one.
 ///
 /// The connection is made on first use and re-made after a loss. Each command has a time
 /// limit (default 1 s). When Redis cannot answer, replay checks fail closed (503
@@ -65,6 +74,8 @@ struct Inner {
     prefix: String,
     timeout: Duration,
     key_share: u64,
+    /// How long a revocation is kept, in seconds.
+    revocation_lifetime: i64,
     /// The URL for `Debug` and errors, without user-info.
     shown: String,
 }
@@ -81,6 +92,7 @@ impl RedisStore {
                 prefix: "auth-diagnostics:".to_owned(),
                 timeout: Duration::from_secs(1),
                 key_share: DEFAULT_KEY_SHARE,
+                revocation_lifetime: 24 * 3600,
                 shown: crate::keys::shown_source(url),
             }),
         })
@@ -119,6 +131,17 @@ impl RedisStore {
     /// On a clone.
     pub fn dpop_key_share(mut self, proofs: u64) -> Self {
         self.inner_mut().key_share = proofs.max(1);
+        self
+    }
+
+    /// How long a revocation is kept (default 24 h, at least 1 s): the longest a token or
+    /// session the layer accepts lives, as
+    /// [`MemoryRevocationList::max_token_lifetime`](crate::store::MemoryRevocationList::max_token_lifetime).
+    ///
+    /// # Panics
+    /// On a clone.
+    pub fn revocation_lifetime(mut self, lifetime: Duration) -> Self {
+        self.inner_mut().revocation_lifetime = (lifetime.as_secs() as i64).max(1);
         self
     }
 
@@ -276,6 +299,65 @@ impl KeySetStore for RedisStore {
             cmd.arg(SAVE_IF_NEWER).arg(1).arg(key).arg(text);
             cmd.arg(value_time).arg(ttl.max(1));
             store.query::<i64>(cmd).await.map(drop)
+        })
+    }
+}
+
+/// Records a revocation: KEYS[1]; ARGV its not-before time (`-1`: every credential) and
+/// its time to live in seconds. Keeps the later not-before and the longer life.
+const REVOKE: &str = r#"
+local had = tonumber(redis.call('GET', KEYS[1]))
+local nb = tonumber(ARGV[1])
+if had and (had == -1 or (nb ~= -1 and had > nb)) then
+  nb = had
+end
+local ttl = tonumber(ARGV[2])
+local left = redis.call('TTL', KEYS[1])
+if left > ttl then
+  ttl = left
+end
+redis.call('SET', KEYS[1], nb, 'EX', ttl)
+return 1
+"#;
+
+impl RevocationList for RedisStore {
+    fn revoke(&self, revocation: Revocation) -> RevocationFuture<()> {
+        let store = self.clone();
+        Box::pin(async move {
+            let (key, not_before) = revocation.key();
+            let now = crate::time::now();
+            let lifetime = store.inner.revocation_lifetime;
+            let (stored, ttl) = match not_before {
+                i64::MAX => (-1, lifetime),
+                t => (t, (t - now).max(0).saturating_add(lifetime)),
+            };
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(REVOKE).arg(1);
+            cmd.arg(format!("{}revoked:{}", store.inner.prefix, key.to_hex()));
+            cmd.arg(stored).arg(ttl.max(1));
+            store.query::<i64>(cmd).await.map(drop)
+        })
+    }
+
+    fn check(&self, ids: CredentialIds) -> RevocationFuture<Option<RevokedBy>> {
+        let store = self.clone();
+        Box::pin(async move {
+            let keys: Vec<_> = ids.keys().collect();
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let mut cmd = redis::cmd("MGET");
+            for (_, key) in &keys {
+                cmd.arg(format!("{}revoked:{}", store.inner.prefix, key.to_hex()));
+            }
+            let found: Vec<Option<i64>> = store.query(cmd).await?;
+            Ok(keys.iter().zip(found).find_map(|((by, _), not_before)| {
+                let not_before = match not_before? {
+                    -1 => i64::MAX,
+                    t => t,
+                };
+                ids.issued_before(not_before).then_some(*by)
+            }))
         })
     }
 }

@@ -1,5 +1,5 @@
-//! State that several replicas share: used DPoP proofs and the last known good key set of
-//! each key source — in memory for one process, in Redis for many.
+//! State that several replicas share: used DPoP proofs, the last known good key set of
+//! each key source and revoked credentials — in memory for one process, in Redis for many.
 //!
 //! - A [`ReplayStore`] remembers used DPoP proofs until they expire, so a proof is accepted
 //!   once ([`MemoryReplayStore`] by default, bounded, each key held to its share).
@@ -10,10 +10,11 @@
 //! - A [`RevocationList`] refuses tokens and sessions before they expire, by `jti`, by
 //!   session id or by subject ([`MemoryRevocationList`], bounded; see
 //!   `AuthDiagnostics::revocation`).
-//! - `RedisStore` (feature `redis`) is both, for replicas that must behave as one.
+//! - `RedisStore` (feature `redis`) is all three, for replicas that must behave as one.
 //!
 //! When a store cannot answer, the layer fails closed: a replay check that cannot be made
-//! is 503 `dpop_replay_store_unavailable`, never an acceptance.
+//! is 503 `dpop_replay_store_unavailable`, never an acceptance; so is a revocation check
+//! (503 `revocation_unavailable`) unless the application chose to fail open.
 //!
 //! ```
 //! use auth_diagnostics::jwt::JwtAuthenticator;
@@ -62,9 +63,7 @@ pub use crate::keys::store::{
 };
 #[cfg(feature = "redis")]
 pub use crate::redis_store::RedisStore;
-pub use revocation::{
+pub use crate::revocation::{
     CredentialIds, MemoryRevocationList, Revocation, RevocationFuture, RevocationKey,
     RevocationList, RevokedBy,
 };
-
-mod revocation;

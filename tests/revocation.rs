@@ -439,3 +439,79 @@ async fn a_full_default_list_holds_under_7_mib() {
     assert_eq!(list.len(), 100_000);
     assert!(bytes <= 7 * 1024 * 1024, "{bytes} bytes");
 }
+
+// =======================================================================================
+// Shared through Redis: a revocation on one replica is seen by the others
+// =======================================================================================
+
+#[tokio::test]
+async fn a_revocation_through_redis_holds_on_every_replica() {
+    use auth_diagnostics::store::RedisStore;
+    let Some(mut redis) = common::redis::Redis::start() else {
+        return;
+    };
+    let store = || {
+        RedisStore::open(&redis.url())
+            .unwrap()
+            .timeout(Duration::from_millis(500))
+    };
+    let (one, two) = (store(), store());
+    let replica = |s: &RedisStore| bearer_app(layer(DetailMode::Verbose).revocation(s.clone()));
+    let t = now();
+    let token = hs256(&claims(json!({ "jti": "shared-1", "iat": t - 20 })));
+    let later = hs256(&claims(json!({ "jti": "shared-2", "iat": t })));
+    assert_eq!(me(replica(&two), &token).await.status, 200);
+
+    one.revoke(Revocation::jti("shared-1")).await.unwrap();
+    assert_revoked_token(&me(replica(&two), &token).await);
+    assert_eq!(me(replica(&two), &later).await.status, 200);
+    let cut = SystemTime::now() - Duration::from_secs(10);
+    one.revoke(Revocation::sub_issued_before("alice", cut))
+        .await
+        .unwrap();
+    // A later, earlier cut never shortens the first one.
+    two.revoke(Revocation::sub_issued_before(
+        "alice",
+        cut - Duration::from_secs(60),
+    ))
+    .await
+    .unwrap();
+    let old = hs256(&claims(json!({ "jti": "shared-3", "iat": t - 20 })));
+    assert_revoked_token(&me(replica(&two), &old).await);
+    assert_eq!(me(replica(&one), &later).await.status, 200);
+    // Each entry expires with the tokens it can match (24 h by default).
+    let keys = redis.keys("auth-diagnostics:revoked:*");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    for key in keys {
+        let ttl = redis.ttl(&key);
+        assert!((24 * 3600 - 60..=24 * 3600).contains(&ttl), "{key}: {ttl}");
+    }
+
+    // Redis gone: fail closed (503), or open when the application chose so.
+    redis.stop();
+    let out = me(replica(&two), &later).await;
+    assert_eq!(out.status, 503, "{}", out.text());
+    assert_eq!(out.problem()["reason"], "revocation_unavailable");
+    let open = bearer_app(
+        layer(DetailMode::Verbose)
+            .revocation(two.clone())
+            .revocation_fails_open(),
+    );
+    assert_eq!(me(open, &later).await.status, 200);
+}
+
+#[tokio::test]
+async fn two_demos_sharing_a_redis_share_revocations() {
+    let Some(redis) = common::redis::Redis::start() else {
+        return;
+    };
+    let mut cfg = demo_config(DetailMode::Verbose);
+    cfg.redis_url = Some(redis.url());
+    let (one, two) = (demo::app(&cfg), demo::app(&cfg));
+    let token = hs256(&claims(json!({ "jti": "demo-shared-1" })));
+    assert_eq!(me(two.clone(), &token).await.status, 200);
+    let body = r#"{"jti": "demo-shared-1"}"#;
+    let out = send(one, post_revoke(&admin_token(), body)).await;
+    assert_eq!(out.status, 204, "{}", out.text());
+    assert_revoked_token(&me(two, &token).await);
+}

@@ -1,5 +1,6 @@
-//! The revocation list: tokens and sessions refused before they expire, by `jti`, by
-//! session id (`sid`) or by subject (`sub`, for what was issued before a time).
+//! The revocation list, re-exported by [`store`](crate::store): tokens and sessions refused
+//! before they expire, by `jti`, by session id (`sid`) or by subject (`sub`, for what was
+//! issued before a time).
 
 use crate::keys::store::StoreError;
 use sha2::{Digest, Sha256};
