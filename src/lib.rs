@@ -64,8 +64,9 @@
 //!   from a handler or a hook and the layer renders and logs it like its own — and the
 //!   vocabulary of the answer ([`Challenge`](failure::Challenge), which also parses
 //!   `WWW-Authenticate`).
-//! - [`store`]: state several replicas share — used DPoP proofs and last known good key
-//!   sets, in memory or in Redis (`RedisStore`, feature `redis`).
+//! - [`store`]: state several replicas share — used DPoP proofs, last known good key
+//!   sets and the revocation list ([`AuthDiagnostics::revocation`]: tokens and sessions
+//!   refused before they expire), in memory or in Redis (`RedisStore`, feature `redis`).
 //! - [`layer`]: the layer's service and future, the detail mode, flood control of the log,
 //!   hooks, request ids, metrics and readiness.
 //! - `testing` (feature `testing`, for dev-dependencies): `TestIssuer`, an identity
@@ -217,7 +218,8 @@
 //!   evidence.rs   one scan: every credential-like thing, where, which scheme
 //!   authn/        the one scheme that claims it (bearer, dpop/, basic, api_key, session/)
 //!    jws.rs keys/   take the token apart, find the key, check the signature
-//!   admit.rs      CSRF origin check, the layer's scopes, the account hook, guests
+//!   admit.rs      revocation list, CSRF origin check, the layer's scopes, the account
+//!                 hook, guests
 //!   future.rs     the application's verifier when it decides, then the wrapped service
 //!    upstream/      only the wrapped service's own 401 and 403 answers
 //!   answer.rs     every answer leaves here: status, challenge, problem body or login
