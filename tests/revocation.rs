@@ -48,6 +48,7 @@ async fn a_token_revoked_by_jti_is_refused_and_others_pass() {
     list.revoke(Revocation::jti("t-1")).await.unwrap();
     let out = me(app(&list), &revoked).await;
     assert_revoked_token(&out);
+    out.check(&expect("token_revoked").verbose());
     assert!(
         out.event().field("message").contains("jti"),
         "{:?}",
@@ -110,6 +111,7 @@ async fn a_revoked_session_is_refused_by_sid_or_sub() {
     assert_eq!(out.status, 401, "{}", out.text());
     assert_eq!(out.problem()["reason"], "session_revoked");
     assert_eq!(out.event().field("reason"), "session_revoked");
+    out.check(&expect("session_revoked").verbose().schemes(&["Cookie"]));
     assert!(out.challenge().param("error").is_none());
     assert_eq!(send(session_app(&list), cookie("s-2")).await.status, 200);
     list.revoke(Revocation::sub("bob")).await.unwrap();
@@ -141,6 +143,7 @@ async fn an_unreadable_list_fails_closed_by_default() {
     assert_eq!(out.status, 503, "{}", out.text());
     assert_eq!(out.problem()["reason"], "revocation_unavailable");
     assert!(out.header("retry-after").is_some());
+    out.check(&expect("revocation_unavailable").verbose());
     assert!(out.header("www-authenticate").is_none());
     let e = out.event();
     assert_eq!(e.level, Level::ERROR);

@@ -884,7 +884,8 @@ pub fn row(reason: &str) -> Row {
         | "token_crit_unsupported"
         | "token_claim_invalid"
         | "token_binding_unverifiable"
-        | "token_inactive" => r(401, invalid_token, Level::WARN),
+        | "token_inactive"
+        | "token_revoked" => r(401, invalid_token, Level::WARN),
         "insufficient_scope" => r(403, Some("insufficient_scope"), Level::WARN),
         // RFC 9470 §3.
         "insufficient_user_authentication" => {
@@ -914,7 +915,10 @@ pub fn row(reason: &str) -> Row {
         "dpop_key_over_quota" => r(429, None, Level::WARN),
         "key_source_unavailable" | "authenticator_unavailable" => r(503, None, Level::ERROR),
         "introspection_unavailable" => r(503, None, Level::ERROR),
-        "basic_malformed" | "session_expired" | "credentials_invalid" => r(401, None, Level::WARN),
+        "revocation_unavailable" => r(503, None, Level::ERROR),
+        "basic_malformed" | "session_expired" | "session_revoked" | "credentials_invalid" => {
+            r(401, None, Level::WARN)
+        }
         "basic_user_unknown"
         | "basic_password_mismatch"
         | "api_key_unknown"
