@@ -443,6 +443,13 @@ fn reqwest_error(e: reqwest::Error) -> FetchError {
     } else {
         FetchErrorKind::Other
     };
+    FetchError::new(kind, error_chain(e))
+}
+
+/// A reqwest error and its causes (refused, DNS, TLS, timeout) in one line, without the URL
+/// (which may carry a password or a query).
+#[cfg(feature = "http-client")]
+pub(crate) fn error_chain(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
@@ -451,7 +458,7 @@ fn reqwest_error(e: reqwest::Error) -> FetchError {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    FetchError::new(kind, message)
+    message
 }
 
 #[cfg(test)]

@@ -185,14 +185,7 @@ async fn read(
 /// A reqwest error with its causes (refused, DNS, TLS, timeout), without the URL.
 fn cause(e: reqwest::Error) -> Unavailable {
     let timed_out = e.is_timeout();
-    let e = e.without_url();
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        source = s.source();
-    }
+    let message = crate::keys::fetch::error_chain(e);
     if timed_out {
         format!("the endpoint did not answer in time ({message})")
     } else {
