@@ -47,6 +47,9 @@
 //! - [`jwt`]: [`JwtAuthenticator`](jwt::JwtAuthenticator) verifies Bearer JWTs (algorithm
 //!   allow-list, issuers, audiences, leeway, required claims, `typ`), [`Claims`](jwt::Claims)
 //!   hands their claims to handlers, [`TokenCache`](jwt::TokenCache) remembers verified ones.
+//! - [`introspection`]: opaque access tokens, verified by the authorization server's RFC
+//!   7662 endpoint ([`Introspector`](introspection::Introspector)), with a cache whose
+//!   entries never outlive the token; JWTs of a configured issuer are still verified here.
 //! - [`keys`]: where verification keys come from — [`StaticKey`](keys::StaticKey)s in code,
 //!   or a [`KeySource`](keys::KeySource) (a JWK set URL, OpenID Connect discovery) fetched in
 //!   the background, or through your own [`HttpFetch`](keys::HttpFetch).
