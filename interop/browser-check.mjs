@@ -174,10 +174,12 @@ async function loginReturnTo(browser) {
     offsite.push(url);
     return route.abort('blockedbyclient');
   });
-  const page = await context.newPage();
   const results = [];
   for (const returnTo of RETURN_TO) {
     step(`login page, return_to=${returnTo}`);
+    // A page of its own: an aborted navigation of the previous case (its error page) can
+    // never interrupt this one's.
+    const page = await context.newPage();
     await page.goto(`${demo}/login?return_to=${returnTo}`);
     const shown = await page.textContent('#return-to');
     const main = page.mainFrame();
@@ -194,6 +196,7 @@ async function loginReturnTo(browser) {
       failure: request.failure()?.errorText ?? null,
       url: page.url(),
     });
+    await page.close();
   }
   await context.close();
   return { results, offsite };
