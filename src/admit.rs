@@ -189,7 +189,12 @@ async fn not_revoked(
 pub(crate) fn after_authentication(reason: Reason) -> bool {
     matches!(
         reason,
-        Reason::AccountDisabled | Reason::AccountLocked | Reason::CrossSiteRequest
+        Reason::AccountDisabled
+            | Reason::AccountLocked
+            | Reason::CrossSiteRequest
+            | Reason::TokenRevoked
+            | Reason::SessionRevoked
+            | Reason::RevocationUnavailable
     )
 }
 

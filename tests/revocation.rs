@@ -37,6 +37,8 @@ fn assert_revoked_token(out: &Outcome) {
     let bearer = bearer.unwrap_or_else(|| panic!("no Bearer challenge: {challenges:?}"));
     assert_eq!(bearer.param("error"), Some("invalid_token"));
     assert_eq!(out.event().field("reason"), "token_revoked");
+    // The token did verify: the log says so.
+    assert_eq!(out.event().field("signature_verified"), "true");
 }
 
 #[tokio::test]
