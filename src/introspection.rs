@@ -24,12 +24,46 @@
 //! | `iss` present and not the configured issuer | 401 `token_issuer_mismatch` |
 //! | `aud` (string or array) without a configured audience, or no `aud` | 401 `token_audience_mismatch` (unless `accept_any_audience`) |
 //! | `cnf.jkt` (DPoP-bound) sent as Bearer | 401 `token_dpop_bound` |
+//! | `cnf.jkt` sent as DPoP, not the proof key's thumbprint | 401 `dpop_key_mismatch` |
+//! | no `cnf.jkt`, sent as DPoP | 401 `dpop_token_unbound` |
 //! | any other `cnf` member | 401 `token_binding_unverifiable` |
 //! | endpoint unreachable, timing out, 5xx, non-JSON, no boolean `active`, 401/403 to our credentials | 503 `introspection_unavailable` with `Retry-After`, logged at ERROR with the endpoint (no query, no password) and the cause |
 //!
 //! An active answer is the [`Principal`](crate::Principal): its `sub` (else `username`,
 //! else `client_id`) is the id, the answer is its claims (so [`Claims`](crate::jwt::Claims)
 //! and scope checks read `scope` as for JWTs).
+//!
+//! # DPoP-bound opaque tokens
+//!
+//! An authorization server that issues opaque DPoP tokens says so in the introspection
+//! answer: `cnf.jkt`, the thumbprint of the client's key (RFC 9449 §6.2). The Bearer
+//! scheme refuses such a token (`token_dpop_bound`); to accept it under
+//! `Authorization: DPoP <token>`, give an introspector to the DPoP scheme, in one call:
+//! [`Dpop::introspection`](crate::dpop::Dpop::introspection) beside its JWT
+//! authenticator (JWTs of its issuers stay local, any other token is introspected, as on
+//! the Bearer scheme), or [`Dpop::introspected`](crate::dpop::Dpop::introspected) for
+//! opaque tokens only. The `DPoP` proof is checked first, exactly as for a JWT (`htm`,
+//! `htu`, `iat`, `ath` over the opaque token, the nonce when required), so a bad proof
+//! costs no call; then the answer, as in the table above; then its `cnf.jkt` against the
+//! proof key's RFC 7638 thumbprint (compared in constant time); then the proof's `jti`
+//! in the replay store. The principal is the one a Bearer token gets, its scheme DPoP.
+//!
+//! ```
+//! use auth_diagnostics::dpop::Dpop;
+//! use auth_diagnostics::introspection::Introspector;
+//! use auth_diagnostics::AuthDiagnostics;
+//!
+//! let opaque = Introspector::new("https://auth.example/oauth2/introspect")
+//!     .client_secret_basic("orders-api", "its-secret")
+//!     .issuer("https://auth.example/")
+//!     .audience("orders-api");
+//! let layer = AuthDiagnostics::new()
+//!     .introspection(opaque.clone()) // unbound opaque tokens as Bearer, if wanted
+//!     .dpop(Dpop::introspected(opaque).public_origin("https://api.example"))
+//!     .try_build()
+//!     .unwrap();
+//! # let _ = layer;
+//! ```
 //!
 //! # The cache
 //!
@@ -44,8 +78,10 @@
 //! say) takes about 3.4 KB in memory, so a full default cache holds about 34 MiB (measured:
 //! 100 000 distinct tokens through it grow the process by 34 MiB). What an entry weighs is
 //! up to your authorization server, not to clients: a client sending random tokens fills
-//! the cache with refusals of a few hundred bytes each. The cache is per process: sharing
-//! it through Redis is not implemented yet.
+//! the cache with refusals of a few hundred bytes each. The cache is per process, and per
+//! scheme: given to both the layer and [`Dpop`](crate::dpop::Dpop), an introspector's
+//! answers are cached twice, up to twice the memory. Sharing it through Redis is not
+//! implemented yet.
 //!
 //! ```
 //! use auth_diagnostics::introspection::Introspector;

@@ -324,7 +324,7 @@ impl AuthDiagnostics {
             .config
             .bearer
             .iter()
-            .chain(self.config.dpop.as_ref().map(|d| d.authenticator()));
+            .chain(self.config.dpop.as_ref().and_then(|d| d.authenticator()));
         Readiness {
             sources: jwts
                 .flat_map(|jwt| jwt.sources().iter().map(|s| s.readiness()))

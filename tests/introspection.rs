@@ -497,3 +497,256 @@ async fn private_key_jwt_sends_a_signed_assertion() {
         ConfigError::Introspection(IntrospectionMistake::ClientKey(_))
     ));
 }
+
+// ---------------------------------------------------------------------------------------
+// DPoP-bound opaque tokens (RFC 9449 §6.2: the introspection answer carries `cnf.jkt`)
+// ---------------------------------------------------------------------------------------
+
+mod dpop_bound {
+    use super::*;
+    use auth_diagnostics::dpop::Dpop;
+    use jsonwebtoken::{Algorithm, EncodingKey};
+    use sha2::{Digest, Sha256};
+    use std::sync::atomic::AtomicU64;
+
+    /// The origin clients reach the API at, as proofs name it.
+    const HOST: &str = "api.test";
+    /// tests/keys/ec256_private.pem, public point: the client's proof key.
+    const EC256_X: &str = "mOdDdERtdUohEyBt2KLtjJqOcsoVVNPdyU8N2gjwXH4";
+    const EC256_Y: &str = "QWuiB8Ik1G8LXz9lLyLF3EbQKzVu2Cu0QCHoahdvOSs";
+    /// tests/keys/ec384_private.pem, public point: a key the client does not hold.
+    const EC384_X: &str = "c-46NNSnIaHxYlfkZ1BJzvfmGqaMxftNYmjLe8kY5iizgPYHvIsiksGVQbl1MtNx";
+    const EC384_Y: &str = "b6MNVaPJrHO9DbDQ4COszSEAHT7kTrNopnL7GpJk3SG8gOGY-3TrUAlqpR73iQSj";
+
+    /// RFC 7638 thumbprint of an EC public key.
+    fn jkt(crv: &str, x: &str, y: &str) -> String {
+        let canonical = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#);
+        b64url(&Sha256::digest(canonical.as_bytes()))
+    }
+
+    fn client_jkt() -> String {
+        jkt("P-256", EC256_X, EC256_Y)
+    }
+
+    /// A proof by the client's key for GET `path` on [`HOST`], `ath` the hash of
+    /// `ath_of`.
+    fn proof(path: &str, ath_of: &str) -> String {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256",
+            "jwk": {"kty": "EC", "crv": "P-256", "x": EC256_X, "y": EC256_Y}});
+        let claims = json!({
+            "jti": format!("jti-{}-{}", now(), N.fetch_add(1, Ordering::Relaxed)),
+            "htm": "GET",
+            "htu": format!("http://{HOST}{path}"),
+            "iat": now(),
+            "ath": b64url(&Sha256::digest(ath_of.as_bytes())),
+        });
+        let part = |v: &Value| b64url(&serde_json::to_vec(v).unwrap());
+        let message = format!("{}.{}", part(&header), part(&claims));
+        let pem = std::fs::read("tests/keys/ec256_private.pem").unwrap();
+        let key = EncodingKey::from_ec_pem(&pem).unwrap();
+        let sig = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::ES256).unwrap();
+        format!("{message}.{sig}")
+    }
+
+    /// `/me` and `/admin` behind a layer taking Bearer (the suite's JWTs, opaque tokens
+    /// introspected) and DPoP (the same, bound).
+    fn both_app(url: &str) -> axum::Router {
+        let dpop = Dpop::new(jwt())
+            .introspection(introspector(url))
+            .public_origin(format!("http://{HOST}"));
+        let layer = AuthDiagnostics::new()
+            .verbose()
+            .introspection(introspector(url))
+            .dpop(dpop);
+        jwt_app(layer, jwt())
+    }
+
+    /// GET `path` with `Authorization: DPoP <token>` and, when given, `DPoP: <proof>`.
+    async fn dpop_call(
+        app: &axum::Router,
+        path: &str,
+        token: &str,
+        proof: Option<&str>,
+    ) -> Outcome {
+        let auth = format!("DPoP {token}");
+        let mut headers = vec![("host", HOST), ("authorization", auth.as_str())];
+        if let Some(p) = proof {
+            headers.push(("dpop", p));
+        }
+        send(app.clone(), get(path, &headers)).await
+    }
+
+    /// A 401 whose reason is `reason`, its error on the DPoP challenge.
+    #[track_caller]
+    fn refused(out: &Outcome, reason: &str, error: &str) {
+        assert_eq!(out.status, 401, "{}", out.text());
+        assert_eq!(out.problem()["reason"], reason);
+        assert_eq!(out.event().field("reason"), reason);
+        let dpop = out.challenges().into_iter().find(|c| c.scheme == "DPoP");
+        assert_eq!(dpop.unwrap().param("error"), Some(error));
+    }
+
+    #[tokio::test]
+    async fn a_bound_opaque_token_with_a_right_proof_is_accepted() {
+        let ep = Served::start().await;
+        ep.state.answer(
+            "opaque-bound",
+            active(json!({"cnf": {"jkt": client_jkt()}})),
+        );
+        let app = both_app(&ep.url);
+        let out = dpop_call(
+            &app,
+            "/me",
+            "opaque-bound",
+            Some(&proof("/me", "opaque-bound")),
+        )
+        .await;
+        assert_eq!(out.ok(), json!({"sub": "svc-1", "scheme": "DPoP"}));
+        // The answer's scopes are the principal's, as for a JWT.
+        let admin = proof("/admin", "opaque-bound");
+        let out = dpop_call(&app, "/admin", "opaque-bound", Some(&admin)).await;
+        assert_eq!(out.status, 200, "{}", out.text());
+        // The second request used the cached answer.
+        assert_eq!(ep.state.calls(), 1);
+        // The suite's bound JWTs still verify locally under DPoP.
+        let bound_jwt = hs256(&claims(json!({"cnf": {"jkt": client_jkt()}})));
+        let out = dpop_call(&app, "/me", &bound_jwt, Some(&proof("/me", &bound_jwt))).await;
+        assert_eq!(out.ok(), json!({"sub": "alice", "scheme": "DPoP"}));
+        assert_eq!(ep.state.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_answer_and_the_proof_must_agree() {
+        let ep = Served::start().await;
+        let other = jkt("P-384", EC384_X, EC384_Y);
+        ep.state
+            .answer("opaque-other-key", active(json!({"cnf": {"jkt": other}})));
+        ep.state.answer(
+            "opaque-bound",
+            active(json!({"cnf": {"jkt": client_jkt()}})),
+        );
+        ep.state.answer("opaque-unbound", active(json!({})));
+        ep.state.answer(
+            "opaque-x5t",
+            active(json!({"cnf": {"jkt": client_jkt(), "x5t#S256": "abc"}})),
+        );
+        let app = both_app(&ep.url);
+        let right = |t: &str| proof("/me", t);
+
+        // Bound to a key the proof was not signed with.
+        let out = dpop_call(
+            &app,
+            "/me",
+            "opaque-other-key",
+            Some(&right("opaque-other-key")),
+        )
+        .await;
+        refused(&out, "dpop_key_mismatch", "invalid_token");
+        // Bound, sent as Bearer: what a thief would send.
+        let out = call(&app, "/me", "opaque-bound").await;
+        assert_eq!(out.status, 401);
+        assert_eq!(out.problem()["reason"], "token_dpop_bound");
+        // No proof at all.
+        let out = dpop_call(&app, "/me", "opaque-bound", None).await;
+        refused(&out, "dpop_proof_missing", "invalid_dpop_proof");
+        // A proof for another access token (ath).
+        let out = dpop_call(&app, "/me", "opaque-bound", Some(&right("another-token"))).await;
+        refused(&out, "dpop_proof_ath_mismatch", "invalid_dpop_proof");
+        // A proof for another URL.
+        let out = dpop_call(
+            &app,
+            "/me",
+            "opaque-bound",
+            Some(&proof("/admin", "opaque-bound")),
+        )
+        .await;
+        refused(&out, "dpop_proof_url_mismatch", "invalid_dpop_proof");
+        // An active answer without cnf.jkt, sent under DPoP: as a JWT without one.
+        let out = dpop_call(
+            &app,
+            "/me",
+            "opaque-unbound",
+            Some(&right("opaque-unbound")),
+        )
+        .await;
+        refused(&out, "dpop_token_unbound", "invalid_token");
+        // A binding this route cannot verify beside the jkt.
+        let out = dpop_call(&app, "/me", "opaque-x5t", Some(&right("opaque-x5t"))).await;
+        refused(&out, "token_binding_unverifiable", "invalid_token");
+        // Unknown to the endpoint.
+        let out = dpop_call(&app, "/me", "opaque-never", Some(&right("opaque-never"))).await;
+        refused(&out, "token_inactive", "invalid_token");
+        // A proof used twice.
+        let once = right("opaque-bound");
+        assert_eq!(
+            dpop_call(&app, "/me", "opaque-bound", Some(&once))
+                .await
+                .status,
+            200
+        );
+        let out = dpop_call(&app, "/me", "opaque-bound", Some(&once)).await;
+        refused(&out, "dpop_proof_replayed", "invalid_dpop_proof");
+        // The endpoint was asked about the token alone, never sent the proof.
+        let (_, form) = ep.state.last.lock().unwrap().clone().unwrap();
+        assert!(!form.values().any(|v| v.contains("dpop+jwt")));
+    }
+
+    /// A defective proof is refused before the endpoint is asked.
+    #[tokio::test]
+    async fn a_bad_proof_costs_no_introspection_call() {
+        let ep = Served::start().await;
+        let app = both_app(&ep.url);
+        let out = dpop_call(&app, "/me", "opaque-x", Some(&proof("/me", "other"))).await;
+        refused(&out, "dpop_proof_ath_mismatch", "invalid_dpop_proof");
+        assert_eq!(ep.state.calls(), 0);
+    }
+
+    /// `Dpop::introspected`: opaque tokens only, no JWT authenticator; every token is
+    /// introspected.
+    #[tokio::test]
+    async fn opaque_tokens_only() {
+        let ep = Served::start().await;
+        ep.state.answer(
+            "opaque-bound",
+            active(json!({"cnf": {"jkt": client_jkt()}})),
+        );
+        let dpop =
+            Dpop::introspected(introspector(&ep.url)).public_origin(format!("http://{HOST}"));
+        let app = axum::Router::new()
+            .route(
+                "/me",
+                axum::routing::get(|p: auth_diagnostics::Principal| async move {
+                    Json(json!({"sub": p.id(), "scheme": p.scheme()}))
+                }),
+            )
+            .layer(AuthDiagnostics::new().verbose().dpop(dpop));
+        let out = dpop_call(
+            &app,
+            "/me",
+            "opaque-bound",
+            Some(&proof("/me", "opaque-bound")),
+        )
+        .await;
+        assert_eq!(out.ok(), json!({"sub": "svc-1", "scheme": "DPoP"}));
+        // A JWT is introspected too: the endpoint does not know it.
+        let jwt = hs256(&claims(json!({"cnf": {"jkt": client_jkt()}})));
+        let out = dpop_call(&app, "/me", &jwt, Some(&proof("/me", &jwt))).await;
+        refused(&out, "token_inactive", "invalid_token");
+        assert_eq!(ep.state.calls(), 2);
+        // Bearer is not spoken here.
+        let out = call(&app, "/me", "opaque-bound").await;
+        assert_eq!(out.status, 401);
+        // The introspector's mistakes are the layer's.
+        let errors = AuthDiagnostics::new()
+            .dpop(
+                Dpop::introspected(Introspector::new(&ep.url)).public_origin("https://api.example"),
+            )
+            .try_build()
+            .unwrap_err();
+        let all: Vec<ConfigError> = errors.iter().cloned().collect();
+        assert!(all.contains(&ConfigError::Introspection(
+            IntrospectionMistake::NoClientAuthentication
+        )));
+    }
+}

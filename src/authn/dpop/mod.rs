@@ -1,5 +1,7 @@
-//! DPoP (RFC 9449): a sender-constrained JWT in `Authorization: DPoP <token>`, with a
-//! `DPoP` proof header signed by the key the token is bound to (`cnf.jkt`).
+//! DPoP (RFC 9449): a sender-constrained access token in `Authorization: DPoP <token>`,
+//! with a `DPoP` proof header signed by the key the token is bound to (`cnf.jkt`). The
+//! token is a JWT verified locally, or an opaque token whose introspection answer
+//! (RFC 7662) carries the `cnf.jkt` (RFC 9449 §6.2).
 //!
 //! This folder owns the scheme: the proof's checks (`proof.rs`), the replay store
 //! (`replay.rs`), server nonces (`nonce.rs`), and here the order of it all, the key
@@ -15,6 +17,8 @@ pub use replay::{
 };
 
 use super::bearer::{self, Bearer, Check};
+#[cfg(feature = "http-client")]
+use super::introspection::Introspector;
 use super::jwt::JwtAuthenticator;
 use super::token_cache::Cache;
 use super::{AuthScheme, Decision, Pending, Place, Principal};
@@ -37,9 +41,10 @@ use std::time::Duration;
 /// Longest proof age and clock skew a configuration may set.
 const MAX_WINDOW: Duration = Duration::from_secs(300);
 
-/// The DPoP scheme's configuration: which tokens (a [`JwtAuthenticator`]), which proof
-/// algorithms, how fresh a proof must be, the origin clients reach the service at, where
-/// used proofs are remembered, and whether the server hands out nonces.
+/// The DPoP scheme's configuration: which tokens (a [`JwtAuthenticator`], an
+/// [`Introspector`](crate::introspection::Introspector) for opaque ones, or both), which
+/// proof algorithms, how fresh a proof must be, the origin clients reach the service at,
+/// where used proofs are remembered, and whether the server hands out nonces.
 ///
 /// A proof names the URL it is for (`htu`); a proof made for another server is refused
 /// here. Which origin is ours cannot come from the request (`Host` and the request line
@@ -64,10 +69,34 @@ const MAX_WINDOW: Duration = Duration::from_secs(300);
 /// );
 /// # let _ = layer;
 /// ```
+///
+/// Opaque DPoP-bound tokens are introspected (feature `http-client`): give the
+/// [`Introspector`](crate::introspection::Introspector) with [`Dpop::introspection`]
+/// (beside JWTs) or build the scheme with [`Dpop::introspected`] (opaque tokens only). The
+/// proof is checked as for a JWT, and the answer's `cnf.jkt` must be the proof key's
+/// thumbprint:
+///
+/// ```
+/// use auth_diagnostics::dpop::Dpop;
+/// use auth_diagnostics::introspection::Introspector;
+/// use auth_diagnostics::AuthDiagnostics;
+///
+/// let opaque = Introspector::new("https://auth.example/oauth2/introspect")
+///     .client_secret_basic("orders-api", "its-secret")
+///     .issuer("https://auth.example/")
+///     .audience("orders-api");
+/// let layer = AuthDiagnostics::new()
+///     .dpop(Dpop::introspected(opaque).public_origin("https://api.example"));
+/// # let _ = layer;
+/// ```
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct Dpop {
-    jwt: JwtAuthenticator,
+    /// JWT access tokens: always, unless built by [`Dpop::introspected`].
+    jwt: Option<JwtAuthenticator>,
+    /// Opaque access tokens (and JWTs of no issuer of `jwt`).
+    #[cfg(feature = "http-client")]
+    introspector: Option<Introspector>,
     algs: Vec<Algorithm>,
     max_age: Duration,
     leeway: Duration,
@@ -83,8 +112,15 @@ impl Dpop {
     /// way), remembered in a [`MemoryReplayStore`], without server nonces. It needs the
     /// origin clients reach it at ([`Dpop::public_origin`]) before a layer takes it.
     pub fn new(jwt: JwtAuthenticator) -> Self {
+        Self::for_tokens(Some(jwt))
+    }
+
+    /// The defaults of [`Dpop::new`], for JWTs verified by `jwt` if any.
+    fn for_tokens(jwt: Option<JwtAuthenticator>) -> Self {
         Self {
             jwt,
+            #[cfg(feature = "http-client")]
+            introspector: None,
             algs: vec![Algorithm::ES256, Algorithm::PS256],
             max_age: Duration::from_secs(60),
             leeway: Duration::from_secs(30),
@@ -93,6 +129,33 @@ impl Dpop {
             replay: Arc::new(MemoryReplayStore::default()),
             nonce: None,
         }
+    }
+
+    /// DPoP for opaque access tokens only, verified by RFC 7662 introspection at
+    /// `introspector`'s endpoint, with the defaults of [`Dpop::new`] (feature
+    /// `http-client`). Every token, a JWT too, is introspected.
+    ///
+    /// The proof is checked as for a JWT (`htm`, `htu`, `iat`, `jti` replay, `ath`, the
+    /// nonce when required); then the introspection answer must carry `cnf.jkt` equal to
+    /// the proof key's RFC 7638 thumbprint (else `dpop_key_mismatch`, or
+    /// `dpop_token_unbound` without one), and no other `cnf` member
+    /// (`token_binding_unverifiable`). The answer is checked as on the Bearer scheme (see
+    /// the [`introspection`](crate::introspection) module) and cached by this scheme.
+    #[cfg(feature = "http-client")]
+    pub fn introspected(introspector: Introspector) -> Self {
+        Self::for_tokens(None).introspection(introspector)
+    }
+
+    /// Also accepts opaque access tokens, verified by RFC 7662 introspection at
+    /// `introspector`'s endpoint (feature `http-client`): a JWS whose unverified `iss` is
+    /// an issuer of this scheme's [`JwtAuthenticator`] (any JWS when it names no issuer)
+    /// is verified locally, any other token is introspected, as on the Bearer scheme. The
+    /// binding is checked as for [`Dpop::introspected`]. Replaces an introspector given
+    /// before.
+    #[cfg(feature = "http-client")]
+    pub fn introspection(mut self, introspector: Introspector) -> Self {
+        self.introspector = Some(introspector);
+        self
     }
 
     /// The proof algorithms accepted, advertised in the challenge's `algs`: asymmetric
@@ -167,14 +230,22 @@ impl Dpop {
         self
     }
 
-    /// The access tokens' authenticator.
-    pub(crate) fn authenticator(&self) -> &JwtAuthenticator {
-        &self.jwt
+    /// The access tokens' authenticator (none for opaque tokens only).
+    pub(crate) fn authenticator(&self) -> Option<&JwtAuthenticator> {
+        self.jwt.as_ref()
     }
 
-    /// Every mistake in this configuration, its access tokens' authenticator's included.
+    /// Every mistake in this configuration, its access tokens' authenticator's and
+    /// introspector's included.
     pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
-        let mut all = self.jwt.config_errors();
+        let mut all = self
+            .jwt
+            .as_ref()
+            .map_or_else(Vec::new, |j| j.config_errors());
+        #[cfg(feature = "http-client")]
+        if let Some(introspector) = &self.introspector {
+            all.extend(introspector.config_errors());
+        }
         if self.algs.is_empty() {
             all.push(ConfigError::DpopNoAlgorithm);
         }
@@ -199,7 +270,9 @@ impl Dpop {
 
     /// The scheme for this configuration, with a token cache built from `cache`.
     pub(crate) fn scheme(&self, cache: Option<Arc<Cache>>) -> DpopScheme {
-        let verifier = Bearer::new(vec![self.jwt.clone()], cache);
+        let verifier = Bearer::new(self.jwt.iter().cloned().collect(), cache);
+        #[cfg(feature = "http-client")]
+        let verifier = verifier.introspecting(self.introspector.clone());
         let rules = Rules {
             algs_text: self
                 .algs
@@ -229,7 +302,9 @@ impl Dpop {
 
     /// Resolves once the access-token verifier's key sources have a key set.
     pub(crate) async fn ready(&self) {
-        self.jwt.ready().await;
+        if let Some(jwt) = &self.jwt {
+            jwt.ready().await;
+        }
     }
 }
 

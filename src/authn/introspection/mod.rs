@@ -48,7 +48,9 @@ impl fmt::Debug for ClientAuth {
 /// Verifies opaque access tokens through an RFC 7662 introspection endpoint.
 ///
 /// Given to the layer with
-/// [`AuthDiagnostics::introspection`](crate::AuthDiagnostics::introspection); see the
+/// [`AuthDiagnostics::introspection`](crate::AuthDiagnostics::introspection) for Bearer
+/// tokens, and to [`Dpop::introspection`](crate::dpop::Dpop::introspection) or
+/// [`Dpop::introspected`](crate::dpop::Dpop::introspected) for DPoP-bound ones; see the
 /// [`introspection`](crate::introspection) module for how it shares the Bearer scheme with
 /// JWTs, what each answer means, and the cache.
 ///
