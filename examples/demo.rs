@@ -22,7 +22,9 @@
 //! introspect every token that is not a JWS of `DEMO_ISSUER`, as client
 //! `DEMO_INTROSPECTION_CLIENT_ID`/`DEMO_INTROSPECTION_CLIENT_SECRET`, `demo-rs`/
 //! `demo-rs-secret` by default, with `client_secret_basic`; active answers cached at most
-//! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`).
+//! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`),
+//! `DEMO_CLIENT_ID` (`demo-rs`: the `aud` of the back-channel logout tokens
+//! `POST /backchannel-logout` takes).
 //!
 //! ```text
 //! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
@@ -38,7 +40,7 @@ use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
 use auth_diagnostics::keys::{KeySource, StaticKey};
 use auth_diagnostics::layer::{AuthRequestId, DetailMode, OneLine};
-use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
+use auth_diagnostics::session::{BackchannelLogout, SessionAuthenticator, SessionCookie};
 use auth_diagnostics::store::RedisStore;
 use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
 use auth_diagnostics::verify::AuthResult;
@@ -85,6 +87,9 @@ pub struct DemoConfig {
     pub public_origin: Option<String>,
     /// Opaque tokens on the Bearer routes (`DEMO_INTROSPECTION_*`).
     pub introspection: Option<DemoIntrospection>,
+    /// The demo's client id at the provider (`DEMO_CLIENT_ID`, `demo-rs`): the `aud` of
+    /// back-channel logout tokens.
+    pub client_id: String,
 }
 
 /// Where and as whom the demo introspects opaque tokens (RFC 7662).
@@ -154,6 +159,7 @@ impl DemoConfig {
             fingerprint_key: set("DEMO_FINGERPRINT_KEY"),
             public_origin: set("DEMO_PUBLIC_ORIGIN"),
             introspection: DemoIntrospection::from_env(),
+            client_id: var("DEMO_CLIENT_ID", "demo-rs"),
         }
     }
 }
@@ -284,6 +290,14 @@ pub fn app(cfg: &DemoConfig) -> Router {
     let maybe = Router::new()
         .route("/maybe", get(maybe))
         .route_layer(bearer_layer.clone().bearer(jwt.clone()).optional());
+    // The provider's back-channel logout: its logout token, verified with the demo's keys,
+    // revokes the session (sid) or user (sub) it names. Outside any scheme's layer: the
+    // logout token is the credential.
+    let mut logout = BackchannelLogout::new(jwt.clone(), &cfg.client_id, revoked.clone());
+    if let Some(redis) = &redis {
+        logout = logout.replay_store(redis.clone());
+    }
+    let backchannel = Router::new().route("/backchannel-logout", post(logout.handler()));
     // An administrator's JWT (scope admin) revokes a token's jti, a session's sid or a sub.
     let revoke = Router::new()
         .route(
@@ -325,6 +339,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(meta.router())
         .merge(dpop)
         .merge(revoke)
+        .merge(backchannel)
         // With no scheme: request ids for every route, and it watches (and in enforce mode
         // corrects) what the routes answer by themselves.
         .layer(base);

@@ -248,6 +248,7 @@
 #![warn(unreachable_pub)]
 
 mod admit;
+mod backchannel;
 mod answer;
 mod authn;
 mod challenge;

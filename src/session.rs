@@ -10,6 +10,12 @@
 //! [trusted](SessionAuthenticator::trusted_origins) one: otherwise 403
 //! `cross_site_request`.
 //!
+//! [`BackchannelLogout`] is the other end of a session at an OpenID provider: it receives
+//! the provider's OpenID Connect Back-Channel Logout requests and revokes the session
+//! (`sid`) or user (`sub`) they name in the layer's
+//! [`RevocationList`](crate::store::RevocationList), so its tokens and sessions are
+//! refused here too.
+//!
 //! ```
 //! use auth_diagnostics::failure::AuthFailure;
 //! use auth_diagnostics::session::{SessionAuthenticator, SessionCookie};
@@ -47,3 +53,4 @@
 //! ```
 
 pub use crate::authn::session::{SessionAuthenticator, SessionCookie};
+pub use crate::backchannel::{BackchannelLogout, LoggedOut, BACKCHANNEL_LOGOUT_EVENT};

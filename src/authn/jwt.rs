@@ -74,6 +74,9 @@ pub struct JwtAuthenticator {
     leeway_asked: Duration,
     required: Vec<Cow<'static, str>>,
     types: Vec<String>,
+    /// With `types`: a token without `typ` is accepted too (logout tokens, which OpenID
+    /// Connect asks to be typed but does not require it).
+    untyped_ok: bool,
     /// The first configuration mistake, found by the first [`verify`](Self::verify) of
     /// this configuration (a layer checks its authenticators when it is built).
     checked: OnceLock<Option<ConfigError>>,
@@ -151,6 +154,7 @@ impl JwtAuthenticator {
             leeway_asked: Duration::from_secs(60),
             required: vec![Cow::Borrowed("exp")],
             types: Vec::new(),
+            untyped_ok: false,
             checked: OnceLock::new(),
         }
     }
@@ -378,6 +382,31 @@ impl JwtAuthenticator {
         self.checked = OnceLock::new();
         self.types.extend(types.into_iter().map(Into::into));
         self
+    }
+
+    /// The same keys, algorithms, issuers and leeway, checking OpenID Connect
+    /// Back-Channel Logout tokens (§2.4) instead of access tokens: `aud` is `client_id`,
+    /// `iat`, `jti` and `events` are required, `exp` is checked when present, `typ` is
+    /// `logout+jwt`, `JWT` or absent (the spec asks for explicit typing; older providers
+    /// send none, and `events` already tells a logout token from any other JWT).
+    pub(crate) fn for_logout_tokens(&self, client_id: &str) -> Self {
+        let mut jwt = self.clone();
+        jwt.audiences = vec![client_id.to_owned()];
+        jwt.any_audience = false;
+        jwt.required = vec![
+            Cow::Borrowed("iat"),
+            Cow::Borrowed("jti"),
+            Cow::Borrowed("events"),
+        ];
+        jwt.types = vec!["logout+jwt".to_owned(), "JWT".to_owned()];
+        jwt.untyped_ok = true;
+        jwt.checked = OnceLock::new();
+        jwt
+    }
+
+    /// The clock skew allowed, in seconds.
+    pub(crate) fn leeway_s(&self) -> i64 {
+        self.leeway
     }
 
     /// Every mistake in this configuration: no audience and no explicit opt-out, a
@@ -896,7 +925,8 @@ impl JwtAuthenticator {
     /// outside the configured types when some are configured.
     fn check_type(&self, typ: Option<&str>) -> Option<AuthFailure> {
         let got = typ.map(type_name);
-        if !self.types.is_empty() {
+        let untyped_ok = got.is_none() && self.untyped_ok;
+        if !self.types.is_empty() && !untyped_ok {
             let accepted = got.is_some_and(|g| {
                 self.types
                     .iter()

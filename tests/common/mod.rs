@@ -833,6 +833,7 @@ pub fn demo_config(detail: DetailMode) -> demo::DemoConfig {
         fingerprint_key: None,
         public_origin: None,
         introspection: None,
+        client_id: "demo-rs".into(),
     }
 }
 
