@@ -4,6 +4,10 @@
 //! that prints one JSON line, look inside a JWT without verifying it.
 //!
 //! Node comes from [`super::node`]: without it [`Provider::start`] is `None` outside CI.
+//!
+//! For opaque tokens: the resource server's client ([`RS_CLIENT`]), the introspection
+//! endpoint, RFC 7009 revocation, and a back-channel logout sent by the provider's own code
+//! ([`Provider::backchannel_logout`], through the script's test-control route).
 
 use serde_json::Value;
 use std::path::Path;
@@ -18,6 +22,12 @@ use tokio::time::timeout;
 pub const CLIENT: &str = "interop";
 const CLIENT_SECRET: &str = "interop-secret";
 
+/// The provider's resource-server client: it introspects tokens (`client_secret_basic`)
+/// and receives back-channel logout tokens (their `aud`).
+pub const RS_CLIENT: &str = "demo-rs";
+/// [`RS_CLIENT`]'s secret.
+pub const RS_CLIENT_SECRET: &str = "demo-rs-secret";
+
 /// How long a start may take: about a second here, far more on a loaded CI machine.
 const START_WAIT: Duration = Duration::from_secs(60);
 
@@ -28,6 +38,8 @@ pub struct Provider {
     port: u16,
     stderr: Arc<Mutex<String>>,
     http: reqwest::Client,
+    /// The script's arguments after `--port N`, kept for [`Provider::restart`].
+    args: Vec<String>,
 }
 
 impl Provider {
@@ -45,20 +57,38 @@ impl Provider {
     /// more; the second failure panics with both attempts' stderr, where the script names
     /// each start-up step.
     pub async fn start_in(dir: &Path, port: u16) -> Provider {
+        Self::start_in_with(dir, port, &[]).await
+    }
+
+    /// [`Provider::start`] with more arguments for the script, such as
+    /// `--backchannel-logout-uri URL`.
+    pub async fn start_with(port: u16, args: &[&str]) -> Option<Provider> {
+        let dir = super::node::interop()?;
+        Some(Self::start_in_with(&dir, port, args).await)
+    }
+
+    /// [`Provider::start_in`] with more arguments for the script.
+    pub async fn start_in_with(dir: &Path, port: u16, args: &[&str]) -> Provider {
         static STARTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
         let _one_at_a_time = STARTING.lock().await;
-        let first = match Self::try_start(dir, port).await {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let first = match Self::try_start(dir, port, &args).await {
             Ok(provider) => return provider,
             Err(why) => why,
         };
-        match Self::try_start(dir, port).await {
+        match Self::try_start(dir, port, &args).await {
             Ok(provider) => provider,
             Err(again) => panic!("the provider did not start, twice:\n1. {first}\n2. {again}"),
         }
     }
 
-    async fn try_start(dir: &Path, port: u16) -> Result<Provider, String> {
-        let mut child = node(dir, "oidc-provider.mjs", &["--port", &port.to_string()])
+    async fn try_start(dir: &Path, port: u16, args: &[String]) -> Result<Provider, String> {
+        let port_arg = port.to_string();
+        let all: Vec<&str> = ["--port", port_arg.as_str()]
+            .into_iter()
+            .chain(args.iter().map(String::as_str))
+            .collect();
+        let mut child = node(dir, "oidc-provider.mjs", &all)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -88,6 +118,7 @@ impl Provider {
             port,
             stderr,
             http: reqwest::Client::new(),
+            args: args.to_vec(),
         })
     }
 
@@ -110,7 +141,8 @@ impl Provider {
     pub async fn restart(mut self) -> Provider {
         self.stop().await;
         let dir = super::node::interop_dir();
-        let next = Self::start_in(&dir, self.port).await;
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let next = Self::start_in_with(&dir, self.port, &args).await;
         assert_eq!(next.issuer, self.issuer);
         next
     }
@@ -144,6 +176,83 @@ impl Provider {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+
+    /// What the provider wrote to stderr so far (start-up steps, warnings, server errors).
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Its RFC 7662 introspection endpoint (oidc-provider's default path).
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/token/introspection", self.issuer)
+    }
+
+    /// Its RFC 7009 revocation endpoint (oidc-provider's default path).
+    pub fn revocation_endpoint(&self) -> String {
+        format!("{}/token/revocation", self.issuer)
+    }
+
+    /// Introspects `token` as [`RS_CLIENT`] (`client_secret_basic`): the provider's answer.
+    pub async fn introspect(&self, token: &str) -> Value {
+        let res = self
+            .http
+            .post(self.introspection_endpoint())
+            .basic_auth(RS_CLIENT, Some(RS_CLIENT_SECRET))
+            .form(&[("token", token)])
+            .send()
+            .await
+            .expect("introspection request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("introspection answer is JSON");
+        assert_eq!(status, 200, "introspection: {body}");
+        body
+    }
+
+    /// Revokes `token` (RFC 7009) as the client it was issued to, which must succeed (200).
+    pub async fn revoke(&self, token: &str) {
+        let res = self
+            .http
+            .post(self.revocation_endpoint())
+            .form(&[
+                ("token", token),
+                ("token_type_hint", "access_token"),
+                ("client_id", CLIENT),
+                ("client_secret", CLIENT_SECRET),
+            ])
+            .send()
+            .await
+            .expect("revocation request");
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            200,
+            "revocation: {body}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+    }
+
+    /// Has the provider log out session `sid` of `sub` at [`RS_CLIENT`]: oidc-provider's own
+    /// `Client#backchannelLogout` mints the logout token and POSTs it to the
+    /// `--backchannel-logout-uri` the provider was started with (the script's test-control
+    /// route triggers it). Returns once that URI answered; panics unless it answered 200 or
+    /// 204.
+    pub async fn backchannel_logout(&self, sub: &str, sid: &str) {
+        let res = self
+            .http
+            .post(format!("{}/test-control/backchannel-logout", self.issuer))
+            .form(&[("sub", sub), ("sid", sid)])
+            .send()
+            .await
+            .expect("test-control request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("test-control answer is JSON");
+        assert!(
+            status == 200 && body["delivered"] == true,
+            "back-channel logout not delivered ({status}): {body}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
     }
 }
 
