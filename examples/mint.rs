@@ -6,12 +6,18 @@
 //! cargo run -q --example mint -- --iss https://evil.example
 //! cargo run -q --example mint -- --acr urn:demo:mfa --auth-time-ago 60   # for /stepup
 //! cargo run -q --example mint -- --dpop http://127.0.0.1:3000/dpop       # token, then proof
+//! cargo run -q --example mint -- --logout --sid demo-session-1   # for /backchannel-logout
 //! ```
 //!
 //! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER` (else `DEMO_OIDC_ISSUER`),
 //! `DEMO_AUDIENCE`, sub `alice`,
-//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--acr`,
+//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--sid`, `--acr`,
 //! `--auth-time-ago SECONDS`, `--expires-in SECONDS`, `--secret`, `--no-exp`.
+//!
+//! `--logout` mints an OpenID Connect back-channel logout token instead (`typ`
+//! `logout+jwt`, the logout `events` claim, a fresh `jti`, valid two minutes), addressed to
+//! `DEMO_CLIENT_ID` (`demo-rs`) unless `--aud` says otherwise: the demo's
+//! `POST /backchannel-logout` takes it as the form field `logout_token`.
 //!
 //! `--dpop URL` (with `--htm METHOD`, default `GET`) binds the token to the demo client's
 //! DPoP key (`cnf.jkt`) and prints a second line: a fresh DPoP proof for one request of
@@ -47,6 +53,8 @@ fn main() {
     let mut with_exp = true;
     let mut dpop: Option<String> = None;
     let mut htm = "GET".to_owned();
+    let mut logout = false;
+    let mut aud_given = false;
 
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -54,12 +62,17 @@ fn main() {
             with_exp = false;
             continue;
         }
+        if flag == "--logout" {
+            logout = true;
+            continue;
+        }
         let Some(value) = args.next() else {
             eprintln!("{flag} needs a value");
             std::process::exit(2);
         };
         match flag.as_str() {
-            "--sub" | "--scope" | "--iss" | "--aud" | "--jti" => {
+            "--sub" | "--scope" | "--iss" | "--aud" | "--jti" | "--sid" => {
+                aud_given |= flag == "--aud";
                 claims.insert(flag[2..].to_owned(), Value::String(value));
             }
             "--expires-in" => {
@@ -87,6 +100,12 @@ fn main() {
             }
         }
     }
+    let mut header = Header::default();
+    if logout {
+        header.typ = Some("logout+jwt".into());
+        let client = (!aud_given).then(|| env("DEMO_CLIENT_ID", "demo-rs"));
+        logout_claims(&mut claims, now, &mut expires_in, client);
+    }
     claims.insert("iat".into(), json!(now.min(now + expires_in)));
     if with_exp {
         claims.insert("exp".into(), json!(now + expires_in));
@@ -95,7 +114,7 @@ fn main() {
         claims.insert("cnf".into(), json!({ "jkt": dpop_jwk().1 }));
     }
     let token = encode(
-        &Header::default(),
+        &header,
         &Value::Object(claims),
         &EncodingKey::from_secret(secret.as_bytes()),
     )
@@ -104,4 +123,27 @@ fn main() {
     if let Some(htu) = dpop {
         println!("{}", dpop_proof(&htm, &htu, &token, now));
     }
+}
+
+/// Turns `claims` into a logout token's: the logout event, a fresh `jti`, two minutes,
+/// `aud` the client id unless `--aud` named one.
+fn logout_claims(
+    claims: &mut Map<String, Value>,
+    now: i64,
+    expires_in: &mut i64,
+    client: Option<String>,
+) {
+    if let Some(client) = client {
+        claims.insert("aud".into(), client.into());
+    }
+    let event = "http://schemas.openid.net/event/backchannel-logout";
+    claims.insert("events".into(), json!({ event: {} }));
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    claims
+        .entry("jti")
+        .or_insert_with(|| json!(format!("logout-{now}-{nanos}")));
+    claims.remove("scope");
+    *expires_in = 120;
 }

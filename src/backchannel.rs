@@ -310,7 +310,11 @@ impl BackchannelLogout {
             Reason::RevocationUnavailable => "temporarily_unavailable",
             _ => "invalid_request",
         };
-        let description = format!("{}: {}", f.reason().code(), f.reason().detail());
+        // The reader is the provider's server: what was wrong with its token, in the words
+        // of the log (no secret is ever in a detail), capped.
+        let text = f.detail_text().unwrap_or(f.reason().detail());
+        let text = crate::sanitize::clean_text(text, 256);
+        let description = format!("{}: {}", f.reason().code(), text.as_str());
         let body = json!({ "error": error, "error_description": description });
         let json = [(header::CONTENT_TYPE, "application/json")];
         (status, json, body.to_string()).into_response()
