@@ -520,3 +520,53 @@ async fn two_demos_sharing_a_redis_share_revocations() {
     assert_eq!(out.status, 204, "{}", out.text());
     assert_revoked_token(&me(two, &token).await);
 }
+
+// =======================================================================================
+// Introspected (opaque) tokens are checked against the list like JWTs
+// =======================================================================================
+
+/// An RFC 7662 endpoint on 127.0.0.1 that calls every token active with `answer`.
+async fn endpoint(answer: serde_json::Value) -> String {
+    let app = axum::Router::new().route(
+        "/introspect",
+        axum::routing::post(move || async move { axum::Json(answer) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+#[tokio::test]
+async fn an_introspected_token_is_refused_by_its_jti_sid_or_sub() {
+    use auth_diagnostics::introspection::Introspector;
+    let answer = json!({
+        "active": true, "sub": "dave", "jti": "opaque-jti-1", "sid": "opaque-sid-1",
+        "aud": AUDIENCE, "iat": now() - 10, "exp": now() + 600,
+    });
+    let url = endpoint(answer).await;
+    for revocation in [
+        Revocation::jti("opaque-jti-1"),
+        Revocation::sid("opaque-sid-1"),
+        Revocation::sub("dave"),
+    ] {
+        let list = Arc::new(MemoryRevocationList::new());
+        let opaque = Introspector::new(&url)
+            .without_client_authentication()
+            .allow_http()
+            .audience(AUDIENCE);
+        let app = bearer_app(
+            layer(DetailMode::Verbose)
+                .introspection(opaque)
+                .revocation(list.clone()),
+        );
+        let out = me(app.clone(), "an-opaque-token").await;
+        assert_eq!(out.status, 200, "{revocation:?}: {}", out.text());
+        list.revoke(revocation.clone()).await.unwrap();
+        // The answer is cached: the list is checked on every request all the same.
+        let out = me(app, "an-opaque-token").await;
+        assert_eq!(out.status, 401, "{revocation:?}: {}", out.text());
+        assert_eq!(out.problem()["reason"], "token_revoked", "{revocation:?}");
+        assert_eq!(out.event().field("reason"), "token_revoked");
+    }
+}
