@@ -11,6 +11,13 @@
 //!   authenticator accepts any issuer) is verified locally and never sent to the endpoint;
 //! - any other token is introspected: an opaque one, or a JWT of another issuer.
 //!
+//! The endpoint is configured ([`Introspector::new`]) or taken from the issuer's
+//! discovery document ([`Introspector::discover`]: its `introspection_endpoint`, from
+//! `/.well-known/openid-configuration` or RFC 8414's `/.well-known/oauth-authorization-server`,
+//! whose `issuer` must be the configured one byte for byte; fetched once, without
+//! following a redirect, within the timeout, at most 256 KiB; until the endpoint is found,
+//! 503 `introspection_unavailable` with the cause in the log).
+//!
 //! The request is a form POST of `token=…&token_type_hint=access_token` (RFC 7662 §2.1)
 //! with the client's credentials (`client_secret_basic`, `client_secret_post` or
 //! `private_key_jwt`, or none for an endpoint protected otherwise), no

@@ -35,6 +35,10 @@ struct Endpoint {
     last: Mutex<Option<Seen>>,
     /// Time to wait before answering.
     delay: Mutex<Duration>,
+    /// What a GET of each other path answers (404 for any path not here).
+    documents: Mutex<HashMap<String, (StatusCode, Value)>>,
+    /// GETs of any path but `/introspect`.
+    gets: AtomicUsize,
 }
 
 impl Endpoint {
@@ -66,6 +70,14 @@ async fn introspect(
     Json(answer.unwrap_or_else(|| json!({"active": false})))
 }
 
+/// GET of any path: a discovery document, or 404.
+async fn document(State(ep): State<Arc<Endpoint>>, uri: http::Uri) -> (StatusCode, Json<Value>) {
+    ep.gets.fetch_add(1, Ordering::SeqCst);
+    let known = ep.documents.lock().unwrap().get(uri.path()).cloned();
+    let (status, doc) = known.unwrap_or((StatusCode::NOT_FOUND, json!({})));
+    (status, Json(doc))
+}
+
 /// The endpoint, served until the sender is dropped or fired.
 struct Served {
     url: String,
@@ -79,6 +91,7 @@ impl Served {
         let state = Arc::new(Endpoint::default());
         let app = axum::Router::new()
             .route("/introspect", post(introspect))
+            .fallback(axum::routing::get(document))
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/introspect", listener.local_addr().unwrap());
@@ -748,5 +761,198 @@ mod dpop_bound {
         assert!(all.contains(&ConfigError::Introspection(
             IntrospectionMistake::NoClientAuthentication
         )));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The endpoint taken from the issuer's discovery document
+// ---------------------------------------------------------------------------------------
+
+mod discovered {
+    use super::*;
+
+    impl Served {
+        /// `http://127.0.0.1:<port>`.
+        fn base(&self) -> String {
+            self.url.trim_end_matches("/introspect").to_owned()
+        }
+        /// GET `path` answers `doc`.
+        fn serve(&self, path: &str, status: StatusCode, doc: Value) {
+            let mut docs = self.state.documents.lock().unwrap();
+            docs.insert(path.to_owned(), (status, doc));
+        }
+        fn gets(&self) -> usize {
+            self.state.gets.load(Ordering::SeqCst)
+        }
+    }
+
+    fn discovering(issuer: &str) -> Introspector {
+        Introspector::discover(issuer)
+            .client_secret_basic(CLIENT, CLIENT_SECRET)
+            .audience(AUDIENCE)
+    }
+
+    /// An answer for `issuer`'s token.
+    fn active_of(issuer: &str) -> Value {
+        active(json!({ "iss": issuer }))
+    }
+
+    /// The problem's detail, for the cause of a 503.
+    fn detail(out: &Outcome) -> String {
+        out.problem()["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[track_caller]
+    fn unavailable(out: &Outcome, cause: &str) {
+        assert_eq!(out.status, 503, "{}", out.text());
+        assert_eq!(out.problem()["reason"], "introspection_unavailable");
+        assert!(out.header("retry-after").is_some());
+        let detail = detail(out);
+        assert!(detail.contains(cause), "{detail}");
+        // The log has the cause, as the verbose problem body does.
+        assert!(out.event().line().contains(cause), "{}", out.event().line());
+        assert_eq!(out.event().field("reason"), "introspection_unavailable");
+        assert_eq!(out.event().level, tracing::Level::ERROR);
+    }
+
+    #[tokio::test]
+    async fn the_openid_configuration_names_the_endpoint_and_the_issuer() {
+        let ep = Served::start().await;
+        let issuer = ep.base();
+        ep.serve(
+            "/.well-known/openid-configuration",
+            StatusCode::OK,
+            json!({"issuer": issuer, "introspection_endpoint": ep.url,
+                "jwks_uri": format!("{issuer}/jwks")}),
+        );
+        ep.state.answer("opaque-d1", active_of(&issuer));
+        ep.state.answer("opaque-d2", active_of(&issuer));
+        ep.state.answer("opaque-d3", active_of("https://evil.test"));
+        let app = app(discovering(&issuer));
+        let out = call(&app, "/me", "opaque-d1").await;
+        assert_eq!(out.status, 200, "{}", out.text());
+        assert_eq!(out.json()["sub"], "svc-1");
+        assert_eq!(call(&app, "/me", "opaque-d2").await.status, 200);
+        // The issuer is the one an answer's iss must be.
+        let out = call(&app, "/me", "opaque-d3").await;
+        assert_eq!(out.problem()["reason"], "token_issuer_mismatch");
+        // Discovered once (when the layer was built), then kept.
+        assert_eq!(ep.gets(), 1);
+        assert_eq!(ep.state.calls(), 3);
+    }
+
+    /// RFC 8414's location, for an issuer with a path, when OpenID Connect's is 404.
+    #[tokio::test]
+    async fn rfc_8414_metadata_when_there_is_no_openid_configuration() {
+        let ep = Served::start().await;
+        let issuer = format!("{}/tenant-1", ep.base());
+        ep.serve(
+            "/.well-known/oauth-authorization-server/tenant-1",
+            StatusCode::OK,
+            json!({"issuer": issuer, "introspection_endpoint": ep.url}),
+        );
+        ep.state.answer("opaque-t", active_of(&issuer));
+        let out = call(&app(discovering(&issuer)), "/me", "opaque-t").await;
+        assert_eq!(out.status, 200, "{}", out.text());
+        assert_eq!(ep.gets(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_document_that_cannot_be_trusted_or_used_is_503_with_its_cause() {
+        let ep = Served::start().await;
+        let base = ep.base();
+        let oidc = |tenant: &str| format!("/{tenant}/.well-known/openid-configuration");
+        let cases = [
+            // RFC 8414 §3.3: another issuer's document is not this issuer's.
+            (
+                "other-issuer",
+                StatusCode::OK,
+                json!({"issuer": "https://as.test", "introspection_endpoint": ep.url}),
+                "names issuer",
+            ),
+            (
+                "no-endpoint",
+                StatusCode::OK,
+                json!({"issuer": format!("{base}/no-endpoint")}),
+                "names no introspection_endpoint",
+            ),
+            (
+                "plain-http",
+                StatusCode::OK,
+                json!({"issuer": format!("{base}/plain-http"),
+                    "introspection_endpoint": "http://as.example/introspect"}),
+                "introspection_endpoint",
+            ),
+            // A redirect is not followed: whoever answers with one would choose where the
+            // client's credentials and the tokens go.
+            (
+                "moved",
+                StatusCode::FOUND,
+                json!({}),
+                "redirects are not followed",
+            ),
+            ("broken", StatusCode::BAD_GATEWAY, json!({}), "HTTP 502"),
+            ("absent", StatusCode::NOT_FOUND, json!({}), "HTTP 404"),
+        ];
+        for (tenant, status, doc, cause) in cases {
+            ep.serve(&oidc(tenant), status, doc);
+            let issuer = format!("{base}/{tenant}");
+            ep.state.answer("opaque-u", active_of(&issuer));
+            let app = app(discovering(&issuer));
+            let out = call(&app, "/me", "opaque-u").await;
+            unavailable(&out, cause);
+        }
+        assert_eq!(ep.state.calls(), 0, "no token went anywhere");
+    }
+
+    /// An unreachable issuer: 503, asked again after the retry interval, and the endpoint
+    /// is used once it is found.
+    #[tokio::test]
+    async fn an_issuer_that_is_down_is_503_and_found_later() {
+        let ep = Served::start().await;
+        let issuer = format!("{}/late", ep.base());
+        ep.state.answer("opaque-l", active_of(&issuer));
+        let late = app(discovering(&issuer));
+        let out = call(&late, "/me", "opaque-l").await;
+        unavailable(&out, "HTTP 404");
+        let gets = ep.gets();
+        // Within the retry interval the failure stands, without a fetch.
+        ep.serve(
+            "/late/.well-known/openid-configuration",
+            StatusCode::OK,
+            json!({"issuer": issuer, "introspection_endpoint": ep.url}),
+        );
+        unavailable(&call(&late, "/me", "opaque-l").await, "HTTP 404");
+        assert_eq!(ep.gets(), gets);
+        tokio::time::sleep(Duration::from_millis(5_100)).await;
+        assert_eq!(call(&late, "/me", "opaque-l").await.status, 200);
+
+        let down = Introspector::discover(format!("http://127.0.0.1:{}", free_port()))
+            .client_secret_basic(CLIENT, CLIENT_SECRET)
+            .audience(AUDIENCE);
+        let out = call(&app(down), "/me", "opaque-l").await;
+        unavailable(
+            &out,
+            "discovering the introspection endpoint of http://127.0.0.1:",
+        );
+    }
+
+    #[test]
+    fn a_plain_http_issuer_is_a_configuration_error() {
+        let errors = AuthDiagnostics::new()
+            .introspection(discovering("http://as.example"))
+            .try_build()
+            .unwrap_err();
+        assert!(errors.iter().any(|e| matches!(
+            e,
+            ConfigError::Introspection(IntrospectionMistake::EndpointUrl(_))
+        )));
+        assert!(AuthDiagnostics::new()
+            .introspection(discovering("https://as.example"))
+            .try_build()
+            .is_ok());
     }
 }

@@ -201,10 +201,15 @@ impl Bearer {
         }
     }
 
-    /// Starts fetching every issuer's published keys.
+    /// Starts fetching every issuer's published keys, and discovering the introspection
+    /// endpoint when it is to be discovered.
     pub(crate) fn start(&self) {
         for jwt in &self.issuers {
             jwt.start();
+        }
+        #[cfg(feature = "http-client")]
+        if let Some(introspection) = &self.introspection {
+            introspection.start();
         }
     }
 }

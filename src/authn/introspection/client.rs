@@ -1,8 +1,11 @@
 //! The introspection request (RFC 7662 §2.1) over reqwest with this crate's TLS
 //! configuration: a form POST, the client's authentication, no redirects, a timeout and a
-//! cap on the answer's size.
+//! cap on the answer's size; and the discovery of the endpoint (RFC 8414, OpenID Connect
+//! Discovery 1.0) under the same rules.
 
 use super::ClientAuth;
+use crate::keys::fetch::{check_url, shown_source};
+use crate::sanitize::cap;
 use base64::Engine;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -10,6 +13,9 @@ use std::time::Duration;
 
 /// RFC 7523 §2.2.
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The largest discovery document read (as for a key source's).
+const DISCOVERY_MAX_BYTES: usize = 256 * 1024;
 
 /// A `private_key_jwt` client: its id and signing key.
 #[derive(Clone)]
@@ -144,6 +150,95 @@ impl Client {
             .await
             .map_err(cause)?;
         read(response, max_bytes).await
+    }
+
+    /// The `introspection_endpoint` of `issuer`'s discovery document (OpenID Connect's
+    /// location, then RFC 8414's on a 404), after checking that the document speaks for
+    /// `issuer` (RFC 8414 §3.3) and that the endpoint may be called.
+    pub(crate) async fn discover(
+        &self,
+        issuer: &str,
+        allow_http: bool,
+    ) -> Result<String, Unavailable> {
+        let shown_issuer = shown_source(issuer);
+        let oidc = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let doc = match self.document(&oidc).await {
+            Err(Missing::NotFound(first)) => match self.document(&rfc8414_url(issuer)).await {
+                Err(Missing::NotFound(then)) => Err(format!("{first}; {then}")),
+                other => other.map_err(Missing::into_cause),
+            },
+            other => other.map_err(Missing::into_cause),
+        }?;
+        let named = doc.get("issuer").and_then(Value::as_str);
+        if named != Some(issuer) {
+            return Err(format!(
+                "the discovery document names issuer {}, not {shown_issuer} as configured \
+                 (they must be equal, byte for byte)",
+                named.map_or_else(|| "(none)".to_owned(), |n| format!("{:?}", cap(n)))
+            ));
+        }
+        let Some(endpoint) = doc.get("introspection_endpoint").and_then(Value::as_str) else {
+            return Err(format!(
+                "the discovery document of {shown_issuer} names no introspection_endpoint"
+            ));
+        };
+        check_url(endpoint, allow_http).map_err(|e| format!("introspection_endpoint: {e}"))?;
+        Ok(endpoint.to_owned())
+    }
+
+    /// The JSON object at `url`, from a 200: no redirect followed, at most
+    /// [`DISCOVERY_MAX_BYTES`].
+    async fn document(&self, url: &str) -> Result<Map<String, Value>, Missing> {
+        let get = || format!("GET {}", shown_source(url));
+        let response = self
+            .http
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| Missing::Failed(format!("{}: {}", get(), cause(e))))?;
+        let status = response.status();
+        if status != reqwest::StatusCode::OK {
+            let why = format!("{}: HTTP {status}", get());
+            return Err(match status.as_u16() {
+                404 => Missing::NotFound(why),
+                300..=399 => Missing::Failed(format!("{why} (redirects are not followed)")),
+                _ => Missing::Failed(why),
+            });
+        }
+        read(response, DISCOVERY_MAX_BYTES)
+            .await
+            .map(|(doc, _)| doc)
+            .map_err(|e| Missing::Failed(format!("{}: {e}", get())))
+    }
+}
+
+/// Why there is no discovery document at a URL.
+enum Missing {
+    /// 404: the other well-known location may have it.
+    NotFound(Unavailable),
+    Failed(Unavailable),
+}
+
+impl Missing {
+    fn into_cause(self) -> Unavailable {
+        match self {
+            Self::NotFound(e) | Self::Failed(e) => e,
+        }
+    }
+}
+
+/// RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
+fn rfc8414_url(issuer: &str) -> String {
+    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let path = path.trim_end_matches('/');
+    match path.is_empty() {
+        true => format!("{scheme}://{host}/.well-known/oauth-authorization-server"),
+        false => format!("{scheme}://{host}/.well-known/oauth-authorization-server/{path}"),
     }
 }
 

@@ -16,8 +16,11 @@ use crate::time::now_ms;
 use cache::{Cache, Settled};
 use serde_json::{Map, Value};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+/// How long a failed discovery stands before a request may try again.
+const DISCOVERY_RETRY_MS: i64 = 5_000;
 
 /// What an introspection decided: the principal, or the refusal.
 pub(crate) type Outcome = Result<Principal, AuthFailure>;
@@ -45,6 +48,14 @@ impl fmt::Debug for ClientAuth {
     }
 }
 
+/// Where the introspection endpoint is: configured, or named by the issuer's discovery
+/// document.
+#[derive(Clone, Debug)]
+enum Endpoint {
+    Url(String),
+    Discover(String),
+}
+
 /// Verifies opaque access tokens through an RFC 7662 introspection endpoint.
 ///
 /// Given to the layer with
@@ -59,7 +70,7 @@ impl fmt::Debug for ClientAuth {
 /// [`ConfigError::Introspection`] when the layer is built.
 #[derive(Clone, Debug)]
 pub struct Introspector {
-    endpoint: String,
+    endpoint: Endpoint,
     auth: Option<ClientAuth>,
     /// [`Introspector::without_client_authentication`]: no credentials, on purpose.
     unauthenticated: bool,
@@ -96,8 +107,39 @@ impl Introspector {
     /// Introspects at `endpoint` (`https`, or `http` on a loopback host unless
     /// [`allow_http`](Self::allow_http)).
     pub fn new(endpoint: impl Into<String>) -> Self {
+        Self::at(Endpoint::Url(endpoint.into()))
+    }
+
+    /// Introspects at the `introspection_endpoint` that `issuer`'s discovery document names:
+    /// OpenID Connect's `{issuer}/.well-known/openid-configuration`, or RFC 8414's
+    /// `/.well-known/oauth-authorization-server{path}` when that is absent (404). The
+    /// document's `issuer` must equal `issuer` byte for byte (RFC 8414 §3.3), and `issuer`
+    /// becomes the issuer an answer's `iss` must equal ([`issuer`](Self::issuer)).
+    ///
+    /// The document is fetched when the layer is built inside a Tokio runtime, else by
+    /// the first request that needs it, over the rules of every call (`https`, or `http`
+    /// on a loopback host unless [`allow_http`](Self::allow_http); no redirect followed;
+    /// the [`timeout`](Self::timeout); at most 256 KiB), and the endpoint it names is
+    /// kept for the life of the layer. Until it is found a request gets 503
+    /// `introspection_unavailable`, logged at ERROR with the cause; a failed discovery is
+    /// tried again by a request at most every 5 s.
+    ///
+    /// ```
+    /// use auth_diagnostics::introspection::Introspector;
+    ///
+    /// let opaque = Introspector::discover("https://auth.example/realms/shop")
+    ///     .client_secret_basic("orders-api", "its-secret")
+    ///     .audience("orders-api");
+    /// # let _ = opaque;
+    /// ```
+    pub fn discover(issuer: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        Self::at(Endpoint::Discover(issuer.clone())).issuer(issuer)
+    }
+
+    fn at(endpoint: Endpoint) -> Self {
         Self {
-            endpoint: endpoint.into(),
+            endpoint,
             auth: None,
             unauthenticated: false,
             key_mistake: None,
@@ -262,19 +304,34 @@ impl Introspector {
         } else if self.auth.is_none() && !self.unauthenticated {
             all.push(IntrospectionMistake::NoClientAuthentication);
         }
-        if let Err(why) = check_url(&self.endpoint, self.allow_http) {
+        let url = match &self.endpoint {
+            Endpoint::Url(url) | Endpoint::Discover(url) => url,
+        };
+        if let Err(why) = check_url(url, self.allow_http) {
             all.push(IntrospectionMistake::EndpointUrl(why));
         }
         all.into_iter().map(ConfigError::Introspection).collect()
     }
 }
 
-/// An [`Introspector`] as a layer runs it: its client and its cache.
+/// An [`Introspector`] as a layer runs it: its client, its cache, and the endpoint once
+/// discovered.
 #[derive(Debug)]
 pub(crate) struct Introspection {
     config: Introspector,
     client: client::Client,
     cache: Cache,
+    discovery: Discovery,
+}
+
+/// The discovered endpoint, or the last failure to find it.
+#[derive(Debug, Default)]
+struct Discovery {
+    found: OnceLock<String>,
+    /// Why the last discovery failed, and until when (ms) that answer stands.
+    failed: Mutex<Option<(i64, String)>>,
+    /// One discovery at a time: the requests that need it meanwhile wait for its answer.
+    one: tokio::sync::Mutex<()>,
 }
 
 impl Introspection {
@@ -283,6 +340,51 @@ impl Introspection {
             client: client::Client::new(config.timeout),
             cache: Cache::new(config.capacity),
             config,
+            discovery: Discovery::default(),
+        }
+    }
+
+    /// Starts discovering the endpoint, when it is to be discovered and a Tokio runtime
+    /// is at hand (else the first request that needs it does).
+    pub(crate) fn start(self: &Arc<Self>) {
+        if !matches!(self.config.endpoint, Endpoint::Discover(_)) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let this = self.clone();
+            runtime.spawn(async move {
+                let _ = this.endpoint().await;
+            });
+        }
+    }
+
+    /// The endpoint's URL: configured, discovered before, or discovered now.
+    async fn endpoint(&self) -> Result<&str, AuthFailure> {
+        let issuer = match &self.config.endpoint {
+            Endpoint::Url(url) => return Ok(url),
+            Endpoint::Discover(issuer) => issuer,
+        };
+        let d = &self.discovery;
+        if let Some(url) = d.found.get() {
+            return Ok(url);
+        }
+        let _one = d.one.lock().await;
+        if let Some(url) = d.found.get() {
+            return Ok(url);
+        }
+        let now = now_ms();
+        let failed = d.failed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((_, cause)) = failed.filter(|(until, _)| now < *until) {
+            return Err(undiscovered(issuer, &cause));
+        }
+        let c = &self.config;
+        match self.client.discover(issuer, c.allow_http).await {
+            Ok(url) => Ok(d.found.get_or_init(|| url)),
+            Err(cause) => {
+                let until = now_ms().saturating_add(DISCOVERY_RETRY_MS);
+                *d.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some((until, cause.clone()));
+                Err(undiscovered(issuer, &cause))
+            }
         }
     }
 
@@ -311,13 +413,22 @@ impl Introspection {
     async fn call(&self, token: &str) -> Settled {
         let c = &self.config;
         let asked = now_ms();
+        let endpoint = match self.endpoint().await {
+            Ok(url) => url,
+            Err(f) => {
+                return Settled {
+                    outcome: Err(f),
+                    until_ms: 0,
+                }
+            }
+        };
         let answer = self
             .client
-            .introspect(&c.endpoint, c.auth.as_ref(), token, c.max_response_bytes)
+            .introspect(endpoint, c.auth.as_ref(), token, c.max_response_bytes)
             .await;
         let outcome = match answer {
-            Ok((map, _)) => judge(c, map, asked.div_euclid(1000)),
-            Err(cause) => Err(unavailable(&c.endpoint, &cause)),
+            Ok((map, _)) => judge(c, endpoint, map, asked.div_euclid(1000)),
+            Err(cause) => Err(unavailable(endpoint, &cause)),
         };
         let until_ms = match &outcome {
             Ok(p) => {
@@ -344,9 +455,22 @@ fn unavailable(endpoint: &str, cause: &str) -> AuthFailure {
         .retry_after(5)
 }
 
-/// The answer checked as RFC 7662 §2.2 says and as the JWT path does: `active`, then
-/// `exp`, `nbf`, `iss` and `aud` when present (`aud` required unless any is accepted).
-fn judge(c: &Introspector, answer: Map<String, Value>, now: i64) -> Outcome {
+/// 503 `introspection_unavailable`: the issuer whose discovery document named no usable
+/// endpoint, and the cause.
+fn undiscovered(issuer: &str, cause: &str) -> AuthFailure {
+    AuthFailure::new(Reason::IntrospectionUnavailable)
+        .detail(format!(
+            "discovering the introspection endpoint of {} failed: {}",
+            shown_source(issuer),
+            cap(cause)
+        ))
+        .retry_after(5)
+}
+
+/// The answer from `endpoint` checked as RFC 7662 §2.2 says and as the JWT path does:
+/// `active`, then `exp`, `nbf`, `iss` and `aud` when present (`aud` required unless any is
+/// accepted).
+fn judge(c: &Introspector, endpoint: &str, answer: Map<String, Value>, now: i64) -> Outcome {
     match answer.get("active") {
         Some(Value::Bool(true)) => {}
         Some(Value::Bool(false)) => {
@@ -355,7 +479,7 @@ fn judge(c: &Introspector, answer: Map<String, Value>, now: i64) -> Outcome {
         }
         _ => {
             return Err(unavailable(
-                &c.endpoint,
+                endpoint,
                 "the answer has no boolean `active` member (RFC 7662 §2.2)",
             ))
         }
@@ -463,7 +587,7 @@ mod tests {
         let Value::Object(map) = answer else {
             unreachable!()
         };
-        judge(&c, map, 1_000)
+        judge(&c, "https://as.example/introspect", map, 1_000)
     }
 
     fn reason(answer: Value) -> Reason {
