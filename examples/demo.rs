@@ -22,7 +22,8 @@
 //! introspect every token that is not a JWS of `DEMO_ISSUER`, as client
 //! `DEMO_INTROSPECTION_CLIENT_ID`/`DEMO_INTROSPECTION_CLIENT_SECRET`, `demo-rs`/
 //! `demo-rs-secret` by default, with `client_secret_basic`; active answers cached at most
-//! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`),
+//! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`; with
+//! `DEMO_REDIS_URL` the answers are shared by every demo process),
 //! `DEMO_CLIENT_ID` (`demo-rs`: the `aud` of the back-channel logout tokens
 //! `POST /backchannel-logout` takes).
 //!
@@ -228,7 +229,17 @@ pub fn app(cfg: &DemoConfig) -> Router {
     // The Bearer routes' layer: JWTs of the demo's issuer, and with DEMO_INTROSPECTION_URL
     // every other token introspected.
     let bearer_layer = match &cfg.introspection {
-        Some(i) => base.clone().introspection(i.introspector(cfg)),
+        Some(i) => {
+            let mut introspector = i.introspector(cfg);
+            // With DEMO_REDIS_URL every demo process shares the answers (sealed with a
+            // key derived from the JWT secret, which they share).
+            if let Some(redis) = &redis {
+                use sha2::{Digest, Sha256};
+                let key = Sha256::digest(format!("demo introspection: {}", cfg.jwt_secret));
+                introspector = introspector.shared_cache(redis.clone(), key);
+            }
+            base.clone().introspection(introspector)
+        }
         None => base.clone(),
     };
 

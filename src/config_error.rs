@@ -191,6 +191,8 @@ pub enum IntrospectionMistake {
     EndpointUrl(String),
     /// A `private_key_jwt` key that cannot sign: why.
     ClientKey(String),
+    /// A `shared_cache` key shorter than 16 bytes: its length.
+    SharedCacheKeyTooShort(usize),
 }
 
 impl fmt::Display for IntrospectionMistake {
@@ -210,6 +212,11 @@ impl fmt::Display for IntrospectionMistake {
                  .without_client_authentication() for an endpoint protected otherwise)",
             ),
             Self::EndpointUrl(why) | Self::ClientKey(why) => write!(f, "Introspector: {why}"),
+            Self::SharedCacheKeyTooShort(len) => write!(
+                f,
+                "Introspector::shared_cache: the key has {len} bytes; use at least 16 random \
+                 bytes, the same on every replica"
+            ),
         }
     }
 }

@@ -87,8 +87,36 @@
 //! up to your authorization server, not to clients: a client sending random tokens fills
 //! the cache with refusals of a few hundred bytes each. The cache is per process, and per
 //! scheme: given to both the layer and [`Dpop`](crate::dpop::Dpop), an introspector's
-//! answers are cached twice, up to twice the memory. Sharing it through Redis is not
-//! implemented yet.
+//! answers are cached twice, up to twice the memory.
+//!
+//! # Sharing answers between replicas
+//!
+//! [`Introspector::shared_cache`] adds a second level every replica shares: `RedisStore`
+//! (feature `redis`), or any [`IntrospectionStore`]. A token is introspected once by the
+//! first replica that sees it; the others load its answer from the store while it is
+//! usable. The store holds no token (each entry is named by an HMAC of its token under
+//! the key given) and cannot mint one (each entry is sealed with a MAC under that key and
+//! carries its deadline: an entry the store made up, moved to another name or kept
+//! longer is ignored). An entry lives as long as a local one, and its answer is checked
+//! again when loaded (`exp`, issuer, audience). A store that cannot answer costs nothing
+//! but a WARN: the endpoint is asked. Each replica still keeps its own first level, and
+//! single-flight is per process.
+//!
+//! ```
+//! # #[cfg(feature = "redis")] {
+//! use auth_diagnostics::introspection::Introspector;
+//! use auth_diagnostics::store::RedisStore;
+//!
+//! let redis = RedisStore::open("redis://redis.internal:6379").unwrap();
+//! // The same 32 random bytes on every replica, from your secret store.
+//! let key = [7u8; 32];
+//! let opaque = Introspector::new("https://auth.example/oauth2/introspect")
+//!     .client_secret_basic("orders-api", "its-secret")
+//!     .audience("orders-api")
+//!     .shared_cache(redis, key);
+//! # let _ = opaque;
+//! # }
+//! ```
 //!
 //! ```
 //! use auth_diagnostics::introspection::Introspector;
@@ -103,3 +131,4 @@
 //! ```
 
 pub use crate::authn::introspection::Introspector;
+pub use crate::authn::introspection::IntrospectionStore;

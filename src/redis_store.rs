@@ -2,6 +2,8 @@
 //! the revocation list shared by several replicas through one Redis.
 
 use crate::authn::dpop::{ProofId, ReplayFuture, ReplayOutcome, ReplayStore};
+#[cfg(feature = "http-client")]
+use crate::authn::introspection::IntrospectionStore;
 use crate::keys::store::{KeySetStore, StoreError, StoreFuture, StoredKeySet};
 use crate::revocation::{CredentialIds, Revocation, RevocationFuture, RevocationList, RevokedBy};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -58,6 +60,12 @@ use tokio::sync::OnceCell;
 ///   on its next check: one round trip, no cache. Redis bounds the entries (its
 ///   `maxmemory`; each is about 100 bytes). A key planted in Redis can only refuse
 ///   credentials, never accept one.
+/// - An introspection answer
+///   ([`Introspector::shared_cache`](crate::introspection::Introspector::shared_cache)) is
+///   one key, `{prefix}introspection:{hex}` (an HMAC of the token), holding the answer
+///   sealed with a MAC under the application's key, and expiring when the answer stops
+///   being usable (at most the cache's max age, never past the token's `exp`). An entry
+///   that does not carry a valid MAC is ignored: Redis cannot make a token active.
 ///
 /// The connection is made on first use and re-made after a loss. Each command has a time
 /// limit (default 1 s). When Redis cannot answer, replay checks fail closed (503
@@ -358,6 +366,32 @@ impl RevocationList for RedisStore {
                 };
                 ids.issued_before(not_before).then_some(*by)
             }))
+        })
+    }
+}
+
+#[cfg(feature = "http-client")]
+impl IntrospectionStore for RedisStore {
+    fn load(&self, name: &str) -> StoreFuture<Option<Vec<u8>>> {
+        let store = self.clone();
+        let key = format!("{}introspection:{name}", self.inner.prefix);
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(&key);
+            store.query::<Option<Vec<u8>>>(cmd).await
+        })
+    }
+
+    fn save(&self, name: &str, entry: Vec<u8>, ttl: Duration) -> StoreFuture<()> {
+        let store = self.clone();
+        let key = format!("{}introspection:{name}", self.inner.prefix);
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key)
+                .arg(entry)
+                .arg("PX")
+                .arg(ttl.as_millis().max(1) as u64);
+            store.query::<()>(cmd).await
         })
     }
 }

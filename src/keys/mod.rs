@@ -69,7 +69,7 @@ pub use fetch::{FetchError, FetchErrorKind, FetchFuture, Fetched, HttpFetch};
 pub use jsonwebtoken::{Algorithm, DecodingKey};
 pub(crate) use jwk::{proof_key, RemoteKey, PUBLISHED_ALGORITHMS};
 pub use source::KeySource;
-pub(crate) use source::{KeySet, Pick};
+pub(crate) use source::{rfc8414_url, KeySet, Pick};
 pub use static_key::StaticKey;
 
 /// One signature check: counted, timed for the verification-time histogram.

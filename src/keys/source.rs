@@ -869,7 +869,7 @@ fn default_client(_: bool, _: bool) -> Result<Arc<dyn HttpFetch>, FetchError> {
 }
 
 /// RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
-fn rfc8414_url(issuer: &str) -> String {
+pub(crate) fn rfc8414_url(issuer: &str) -> String {
     let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
     let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
     let path = path.trim_end_matches('/');

@@ -5,6 +5,7 @@
 
 use super::ClientAuth;
 use crate::keys::fetch::{check_url, shown_source};
+use crate::keys::rfc8414_url;
 use crate::sanitize::cap;
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -228,17 +229,6 @@ impl Missing {
         match self {
             Self::NotFound(e) | Self::Failed(e) => e,
         }
-    }
-}
-
-/// RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
-fn rfc8414_url(issuer: &str) -> String {
-    let (scheme, rest) = issuer.split_once("://").unwrap_or(("https", issuer));
-    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let path = path.trim_end_matches('/');
-    match path.is_empty() {
-        true => format!("{scheme}://{host}/.well-known/oauth-authorization-server"),
-        false => format!("{scheme}://{host}/.well-known/oauth-authorization-server/{path}"),
     }
 }
 

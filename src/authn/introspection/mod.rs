@@ -4,6 +4,9 @@
 
 mod cache;
 mod client;
+mod shared;
+
+pub use shared::IntrospectionStore;
 
 use super::verify::AuthFuture;
 use super::Principal;
@@ -56,6 +59,15 @@ enum Endpoint {
     Discover(String),
 }
 
+impl Endpoint {
+    /// The configured URL or issuer.
+    fn shown(&self) -> &str {
+        match self {
+            Self::Url(url) | Self::Discover(url) => url,
+        }
+    }
+}
+
 /// Verifies opaque access tokens through an RFC 7662 introspection endpoint.
 ///
 /// Given to the layer with
@@ -85,6 +97,9 @@ pub struct Introspector {
     max_age: Duration,
     negative_max_age: Duration,
     capacity: usize,
+    /// Answers shared with other replicas, and the length of a key too short for it.
+    shared: Option<shared::Shared>,
+    shared_key_short: Option<usize>,
 }
 
 impl Introspector {
@@ -152,6 +167,8 @@ impl Introspector {
             max_age: Self::DEFAULT_CACHE_MAX_AGE,
             negative_max_age: Self::DEFAULT_NEGATIVE_CACHE_MAX_AGE,
             capacity: Self::DEFAULT_CACHE_CAPACITY,
+            shared: None,
+            shared_key_short: None,
         }
     }
 
@@ -291,6 +308,25 @@ impl Introspector {
         self
     }
 
+    /// Shares answers with every replica through `store` (`RedisStore`, feature `redis`):
+    /// a token one replica introspected is not introspected again by the others while
+    /// its answer is usable. `key` (at least 16 random bytes, the same on every replica,
+    /// kept secret) names each entry by an HMAC of its token and seals it with a MAC, so
+    /// the store holds no token and cannot make one active: an entry without a valid MAC,
+    /// or past its deadline, is ignored. An entry ends when a local one would (at most
+    /// [`cache_max_age`](Self::cache_max_age), never past `exp`; a refusal after
+    /// [`negative_cache_max_age`](Self::negative_cache_max_age)). A store that cannot
+    /// answer is logged at WARN and the endpoint asked, as without one.
+    pub fn shared_cache(mut self, store: impl IntrospectionStore, key: impl AsRef<[u8]>) -> Self {
+        let key = key.as_ref();
+        if key.len() < 16 {
+            self.shared_key_short = Some(key.len());
+            return self;
+        }
+        self.shared = Some(shared::Shared::new(Arc::new(store), key));
+        self
+    }
+
     /// Every mistake in this configuration.
     pub(crate) fn config_errors(&self) -> Vec<ConfigError> {
         let mut all = Vec::new();
@@ -309,6 +345,9 @@ impl Introspector {
         };
         if let Err(why) = check_url(url, self.allow_http) {
             all.push(IntrospectionMistake::EndpointUrl(why));
+        }
+        if let Some(len) = self.shared_key_short {
+            all.push(IntrospectionMistake::SharedCacheKeyTooShort(len));
         }
         all.into_iter().map(ConfigError::Introspection).collect()
     }
@@ -409,28 +448,64 @@ impl Introspection {
         self.cache.usable(&cache::key(token), now_ms())
     }
 
-    /// One call to the endpoint, and how long its answer may be used.
+    /// The answer for `token`: another replica's, when one is shared and usable, else
+    /// one call to the endpoint (then shared); and how long it may be used.
     async fn call(&self, token: &str) -> Settled {
-        let c = &self.config;
         let asked = now_ms();
-        let endpoint = match self.endpoint().await {
-            Ok(url) => url,
-            Err(f) => {
-                return Settled {
-                    outcome: Err(f),
-                    until_ms: 0,
+        let shared = self.config.shared.as_ref().map(|s| (s, s.name(token)));
+        if let Some((store, name)) = &shared {
+            match store.load(name, asked).await {
+                Ok(Some((answer, until_ms))) => {
+                    let shown = self.config.endpoint.shown();
+                    let outcome = judge(&self.config, shown, answer, asked.div_euclid(1000));
+                    let until_ms = until_ms.min(self.deadline(&outcome, asked));
+                    return Settled { outcome, until_ms };
+                }
+                Ok(None) => {}
+                Err(e) => shared_store_failed("read", &e),
+            }
+        }
+        let (answer, outcome) = self.ask(token, asked).await;
+        let until_ms = self.deadline(&outcome, asked);
+        if let (Some((store, name)), Some(answer)) = (&shared, answer) {
+            if until_ms > asked {
+                if let Err(e) = store.save(name, &answer, until_ms, asked).await {
+                    shared_store_failed("write", &e);
                 }
             }
+        }
+        Settled { outcome, until_ms }
+    }
+
+    /// One call to the endpoint: the answer (when the endpoint gave a usable one) and
+    /// what it decides.
+    async fn ask(&self, token: &str, asked: i64) -> (Option<Map<String, Value>>, Outcome) {
+        let c = &self.config;
+        let endpoint = match self.endpoint().await {
+            Ok(url) => url,
+            Err(f) => return (None, Err(f)),
         };
         let answer = self
             .client
             .introspect(endpoint, c.auth.as_ref(), token, c.max_response_bytes)
             .await;
-        let outcome = match answer {
-            Ok((map, _)) => judge(c, endpoint, map, asked.div_euclid(1000)),
-            Err(cause) => Err(unavailable(endpoint, &cause)),
-        };
-        let until_ms = match &outcome {
+        match answer {
+            Ok((map, _)) => {
+                let outcome = judge(c, endpoint, map.clone(), asked.div_euclid(1000));
+                let usable =
+                    !matches!(&outcome, Err(f) if f.reason() == Reason::IntrospectionUnavailable);
+                (usable.then_some(map), outcome)
+            }
+            Err(cause) => (None, Err(unavailable(endpoint, &cause))),
+        }
+    }
+
+    /// Until when (ms) `outcome`, decided at `asked`, may be used: an acceptance until
+    /// `exp` or the max age, a refusal for the negative max age, an unavailable endpoint
+    /// not at all (0).
+    fn deadline(&self, outcome: &Outcome, asked: i64) -> i64 {
+        let c = &self.config;
+        match outcome {
             Ok(p) => {
                 let exp = p.claims().and_then(|m| m.get("exp"));
                 let exp_ms = exp.and_then(crate::jws::numeric_date).map(|e| e * 1000);
@@ -439,9 +514,17 @@ impl Introspection {
             }
             Err(f) if f.reason() == Reason::IntrospectionUnavailable => 0,
             Err(_) => asked.saturating_add(c.negative_max_age.as_millis() as i64),
-        };
-        Settled { outcome, until_ms }
+        }
     }
+}
+
+/// A shared store that could not be read or written: logged, and the endpoint asked.
+fn shared_store_failed(op: &str, e: &crate::keys::store::StoreError) {
+    tracing::warn!(
+        target: "auth_diagnostics",
+        error = %crate::sanitize::cap(&e.to_string()),
+        "the shared introspection cache could not be {op}; the endpoint is asked instead"
+    );
 }
 
 /// 503 `introspection_unavailable`: the endpoint (password-free, no query) and the cause.
