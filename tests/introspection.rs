@@ -217,6 +217,11 @@ async fn refusals_have_their_reasons() {
             active(json!({"cnf": {"x5t#S256": "abc"}})),
             "token_binding_unverifiable",
         ),
+        (
+            "opaque-refresh-token",
+            active(json!({"token_type": "refresh_token"})),
+            "token_type_rejected",
+        ),
     ];
     for (token, answer, reason) in cases {
         ep.state.answer(token, answer);
@@ -233,6 +238,13 @@ async fn refusals_have_their_reasons() {
     // Unknown to the endpoint: inactive.
     let out = call(&app, "/me", "never-issued").await;
     assert_eq!(out.problem()["reason"], "token_inactive");
+    // The types real servers name access tokens by pass (Keycloak `Bearer`, Hydra
+    // `access_token`, lower-case `bearer`).
+    for t in ["Bearer", "bearer", "access_token"] {
+        let token = format!("opaque-typed-{t}");
+        ep.state.answer(&token, active(json!({ "token_type": t })));
+        assert_eq!(call(&app, "/me", &token).await.status, 200, "{t}");
+    }
 }
 
 #[tokio::test]

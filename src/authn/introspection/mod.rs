@@ -568,6 +568,7 @@ fn judge(c: &Introspector, endpoint: &str, answer: Map<String, Value>, now: i64)
         }
     }
     times(&answer, now)?;
+    not_a_refresh_token(&answer)?;
     issuer(c, &answer)?;
     audience(c, &answer)?;
     let id = ["sub", "username", "client_id"]
@@ -575,6 +576,23 @@ fn judge(c: &Introspector, endpoint: &str, answer: Map<String, Value>, now: i64)
         .find_map(|m| answer.get(*m).and_then(Value::as_str))
         .map(str::to_owned);
     Ok(Principal::from_jwt(answer).with_id(id))
+}
+
+/// `token_type_rejected` when the answer says the token is a refresh token (Ory Hydra's
+/// `token_type: refresh_token`, or RFC 7009's `token_type_hint` spelling): it was sent
+/// where an access token belongs. Other types (`Bearer`, `DPoP`, `access_token`, …) and
+/// no type are fine.
+fn not_a_refresh_token(answer: &Map<String, Value>) -> Result<(), AuthFailure> {
+    let Some(t) = answer.get("token_type").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let t = t.trim();
+    if t.eq_ignore_ascii_case("refresh_token") || t.eq_ignore_ascii_case("refresh token") {
+        return Err(AuthFailure::new(Reason::TokenTypeRejected).detail(
+            "the introspection endpoint says this is a refresh token, not an access token",
+        ));
+    }
+    Ok(())
 }
 
 /// `exp` past, `nbf` ahead, or either not a number.
