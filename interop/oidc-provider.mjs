@@ -7,6 +7,7 @@
 //
 //   node interop/oidc-provider.mjs --port N     (0: any free port)
 //        [--backchannel-logout-uri URL]          (client demo-rs's backchannel_logout_uri)
+//        [--auto-approve]                        (MCP clients: see "Auto-approve" below)
 //
 // Once listening it prints one JSON line, {"issuer":"http://127.0.0.1:PORT","port":PORT},
 // and runs until SIGTERM or SIGINT. Nothing else goes to stdout. Each start-up step is
@@ -64,6 +65,30 @@
 // logout-uri. oidc-provider's outgoing requests refuse special-use addresses (an SSRF
 // guard that covers loopback); the provider's `fetch` drops that guard for loopback
 // URLs only, since every party here is on 127.0.0.1.
+//
+// Auto-approve (--auto-approve), for MCP clients that register themselves and authorize
+// with no person in the loop (the MCP authorization spec's flow, and the step-up to a scope
+// a tool needs). On top of everything above:
+//   - dynamic client registration (RFC 7591) at POST /reg, open (no initial access token):
+//     201 for a client with redirect_uris on http://localhost:PORT/... or 127.0.0.1,
+//     token_endpoint_auth_method client_secret_post (or basic, or none), grant types
+//     authorization_code and refresh_token. A `scope` in the registration is dropped rather
+//     than kept as the client's allow-list: a client that registered with mcp:tools comes
+//     back for mcp:tools mcp:admin on a step-up (the MCP SDK does);
+//   - the authorization code grant with PKCE, S256 only and required;
+//   - approval without a person: the authorization endpoint's first answer is the redirect
+//     to redirect_uri with `code` (and `state`, `iss`). Every browser session counts as
+//     logged in as account "auto-approved" (oidc-provider's Session.get is wrapped), each
+//     authorization request gets a fresh grant of exactly the scopes it asks for that its
+//     resources offer (`loadExistingGrant`), and the interaction policy has no checks, so no
+//     login or consent page is ever asked for, even on prompt=login or prompt=consent;
+//   - the tokens: JWT access tokens for the resource asked for (an MCP server's
+//     http://127.0.0.1:PORT/mcp: aud that URL, scope mcp:tools and/or mcp:admin, sub
+//     "auto-approved"), DPoP-bound (`cnf.jkt`) when the token request carries a proof;
+//     never a refresh token (an MCP client that holds one refreshes instead of authorizing
+//     again, and a refresh never adds the scope a step-up needs). Client ID metadata
+//     documents stay off, so discovery does not advertise client_id_metadata_document_supported.
+// Without the flag none of this exists: no registration endpoint, no authorization code.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -73,15 +98,17 @@ import { parseArgs } from 'node:util';
 const step = (what) => process.stderr.write(`oidc-provider.mjs: ${what}\n`);
 
 step('loading oidc-provider');
-const { default: Provider, errors } = await import('oidc-provider');
+const { default: Provider, errors, interactionPolicy } = await import('oidc-provider');
 
 const { values } = parseArgs({
   options: {
     port: { type: 'string', default: '0' },
     'backchannel-logout-uri': { type: 'string' },
+    'auto-approve': { type: 'boolean', default: false },
   },
 });
 const backchannelLogoutUri = values['backchannel-logout-uri'];
+const autoApprove = values['auto-approve'];
 const port = Number(values.port);
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`--port must be 0..65535, got ${values.port}`);
@@ -133,6 +160,58 @@ function resourceServer(resource) {
   return undefined;
 }
 
+/** The account every auto-approved authorization is for. */
+const AUTO_ACCOUNT = 'auto-approved';
+
+/**
+ * The settings --auto-approve adds (see the header): registration, the code grant with
+ * PKCE, no person asked, no refresh tokens.
+ */
+function autoApproveSettings() {
+  // Every prompt (login, consent, ...) stays known, so prompt=login is a valid request, but
+  // none has a check left that could ask for a person.
+  const policy = interactionPolicy.base();
+  for (const prompt of policy) prompt.checks.clear();
+  return {
+    config: {
+      // `scope` is processed as custom metadata only so that a registered one can be
+      // dropped before it becomes the client's allow-list (see the header).
+      extraClientMetadata: {
+        properties: ['scope'],
+        validator: (_ctx, key, _value, metadata) => {
+          if (key === 'scope') delete metadata.scope;
+        },
+      },
+      findAccount: (_ctx, sub) => ({ accountId: sub, claims: () => ({ sub }) }),
+      interactions: { policy },
+      issueRefreshToken: () => false,
+      // A fresh grant per authorization request: the scopes it asks for, as far as its
+      // resources (and OpenID Connect) offer them.
+      loadExistingGrant: async (ctx) => {
+        const { oidc } = ctx;
+        const grant = new oidc.provider.Grant({
+          accountId: oidc.session.accountId,
+          clientId: oidc.client.clientId,
+        });
+        const openid = [...oidc.requestParamOIDCScopes].join(' ');
+        if (openid) grant.addOIDCScope(openid);
+        for (const [indicator, rs] of Object.entries(oidc.resourceServers)) {
+          const scope = [...oidc.requestParamScopes].filter((s) => rs.scopes.has(s)).join(' ');
+          if (scope) grant.addResourceScope(indicator, scope);
+        }
+        await grant.save();
+        return grant;
+      },
+      pkce: { required: () => true },
+    },
+    features: {
+      registration: { enabled: true, initialAccessToken: false },
+      clientIdMetadataDocument: { enabled: false },
+    },
+  };
+}
+const auto = autoApprove ? autoApproveSettings() : { config: {}, features: {} };
+
 // The issuer carries the port, so the provider is built once the server listens.
 step('listening');
 const server = createServer();
@@ -176,8 +255,9 @@ const provider = new Provider(issuer, {
   enabledJWA: {
     dPoPSigningAlgValues: ['ES256', 'ES384', 'PS256', 'PS384', 'PS512', 'RS256', 'Ed25519', 'EdDSA'],
   },
-  // Only the client_credentials grant is used: no login pages (devInteractions off), no
-  // session cookies; the cookie keys only keep the provider from warning about defaults.
+  // No login pages (devInteractions off): without --auto-approve only the client_credentials
+  // grant is used, and with it nobody is asked. The cookie keys sign --auto-approve's
+  // session cookies, and otherwise only keep the provider from warning about defaults.
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'read', 'admin', 'mcp:tools', 'mcp:admin'],
   ttl: { ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL },
@@ -206,6 +286,7 @@ const provider = new Provider(issuer, {
     // a DPoP proof binds the token (`cnf.jkt`, token_type DPoP); no nonce is asked for;
     // a proof's jti is remembered (the in-memory adapter) so a replay is refused.
     dPoP: { enabled: true, requireNonce: () => false, allowReplay: false },
+    ...auto.features,
     resourceIndicators: {
       enabled: true,
       defaultResource: (_ctx, _client, oneOf) => oneOf ?? 'urn:demo:rs256',
@@ -224,7 +305,18 @@ const provider = new Provider(issuer, {
       },
     },
   },
+  ...auto.config,
 });
+if (autoApprove) {
+  // Approval without a person: every session is already logged in (see the header).
+  const { Session } = provider;
+  const load = Session.get.bind(Session);
+  Session.get = async (ctx) => {
+    const session = await load(ctx);
+    if (!session.accountId) session.loginAccount({ accountId: AUTO_ACCOUNT, transient: true });
+    return session;
+  };
+}
 // A plain-http issuer needs no setting: oidc-provider takes its endpoints' URLs from the
 // issuer. `proxy` (trust X-Forwarded-*) is off by default and stays off: nothing sits in front.
 provider.proxy = false;
