@@ -3,9 +3,9 @@
 //! One background task per source does every fetch, so concurrent requests never fetch
 //! twice: it fetches at start, again when `Cache-Control: max-age` (clamped) runs out,
 //! sooner after a failure (backing off), and when a request meets an unknown `kid` — at
-//! most once per [`KeySource::miss_refresh_interval`]. Requests verify with the cached set
-//! while a fetch runs; only one that needs the fetch waits for it, at most
-//! [`KeySource::max_wait`].
+//! most once per [`KeySource::miss_refresh_interval`], or, while no set was ever held,
+//! at once (at most once a second). Requests verify with the cached set while a fetch
+//! runs; only one that needs the fetch waits for it, at most [`KeySource::max_wait`].
 
 use super::fetch::{
     check_url, max_age, shown_source, FetchError, FetchErrorKind, Fetched, HttpFetch,
@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 mod shared;
+
+/// While a source has never held a key set, the least time between two fetches that
+/// requests ask for (the unknown-`kid` interval applies once a set is held).
+const FIRST_USE_GAP: Duration = Duration::from_secs(1);
 
 /// Where a source's keys come from.
 #[derive(Clone, Debug)]
@@ -82,9 +86,14 @@ struct Settings {
 ///
 /// Nothing is fetched when it is built: the first fetch starts in the background when the
 /// layer is built inside a Tokio runtime (or on the first request), and
-/// [`KeySource::ready`] waits for it. A clone shares the cache; configure a source before
-/// cloning it (the builder methods panic on a clone, which would otherwise quietly get a
-/// cache of its own).
+/// [`KeySource::ready`] waits for it. Until a key set has arrived, a token asks for a
+/// fetch at once rather than waiting for the background's next try or the unknown-`kid`
+/// interval: a service started before its identity provider answers its first token once
+/// the provider is up. Concurrent tokens share that one fetch, and such fetches happen at
+/// most once a second however many tokens come while the provider is down.
+///
+/// A clone shares the cache; configure a source before cloning it (the builder methods
+/// panic on a clone, which would otherwise quietly get a cache of its own).
 ///
 /// Keys named by the token (`jku`, `x5u`, `x5c`, `jwk` headers) are never fetched or used.
 ///
@@ -342,7 +351,8 @@ impl KeySource {
     /// The least time between a fetch and another one caused by an unknown `kid`
     /// (default 30 s): a set fetched less than this ago, for whatever reason, counts as
     /// fresh, so a flood of made-up `kid`s costs the identity provider at most one fetch
-    /// per interval. Zero turns that protection off (for tests).
+    /// per interval. Zero turns that protection off (for tests). It applies once a set is
+    /// held: before that a token asks for a fetch at once (at most one a second).
     pub fn miss_refresh_interval(self, interval: Duration) -> Self {
         self.edit(|s| s.miss_interval = interval)
     }
@@ -479,25 +489,53 @@ impl KeySource {
 
     /// For a token whose key is not in the cache: asks for a refresh (unless one ran less
     /// than the miss interval ago) and waits for it, at most `max_wait`.
+    ///
+    /// While no key set was ever held, the miss interval does not apply: the token may
+    /// well be good, and every request fails until a set arrives, so the fetch starts now
+    /// instead of when the background retries. Such fetches still run one at a time and
+    /// at most one per `FIRST_USE_GAP`; a request that comes sooner waits for that one.
     pub(crate) async fn refresh_for_miss(&self) {
         self.start();
-        let mut attempts = self.inner.attempts.subscribe();
-        {
-            let mut st = self.inner.lock();
-            if !st.fetching {
-                let recent = st
-                    .last_start
-                    .is_some_and(|t| t.elapsed() < self.inner.settings.miss_interval);
-                if recent {
+        let _ = tokio::time::timeout(self.inner.settings.max_wait, self.miss_refresh()).await;
+    }
+
+    /// [`KeySource::refresh_for_miss`] without its bound.
+    async fn miss_refresh(&self) {
+        loop {
+            let mut attempts = self.inner.attempts.subscribe();
+            let pause = {
+                let mut st = self.inner.lock();
+                if st.fetching {
+                    None
+                } else {
+                    let cold = self.current_unstarted().is_none();
+                    let gap = match cold {
+                        true => self.inner.settings.miss_interval.min(FIRST_USE_GAP),
+                        false => self.inner.settings.miss_interval,
+                    };
+                    let since = st.last_start.map(|t| t.elapsed());
+                    match since.filter(|&elapsed| elapsed < gap) {
+                        // Keys are held and fresh enough: the token's key is not there.
+                        Some(_) if !cold => return,
+                        Some(elapsed) => Some(gap - elapsed),
+                        None => {
+                            // Reserve the refresh, so that concurrent misses share it.
+                            st.last_start = Some(Instant::now());
+                            st.fetching = true;
+                            self.inner.wake.notify_one();
+                            None
+                        }
+                    }
+                }
+            };
+            match pause {
+                Some(pause) => tokio::time::sleep(pause).await,
+                None => {
+                    let _ = attempts.changed().await;
                     return;
                 }
-                // Reserve the refresh, so that concurrent misses share it.
-                st.last_start = Some(Instant::now());
-                st.fetching = true;
-                self.inner.wake.notify_one();
             }
         }
-        let _ = tokio::time::timeout(self.inner.settings.max_wait, attempts.changed()).await;
     }
 
     /// Whether it holds a key set, for
@@ -895,7 +933,19 @@ async fn refresh_task(source: Weak<Inner>, wake: Arc<Notify>) {
         };
         let delay = inner.refresh().await;
         drop(inner);
-        let _ = tokio::time::timeout(delay, wake.notified()).await;
+        // Sleep until the next scheduled attempt or a request's reservation. A wake left
+        // over from a reservation that the attempt just made served already (the timer
+        // and a request met) finds no reservation: it is no reason to fetch again.
+        let deadline = tokio::time::Instant::now() + delay;
+        while tokio::time::timeout_at(deadline, wake.notified())
+            .await
+            .is_ok()
+        {
+            match source.upgrade() {
+                Some(inner) if !inner.lock().fetching => continue,
+                _ => break,
+            }
+        }
     }
 }
 
