@@ -21,6 +21,11 @@
 //!   resource identifier, and so the audience every token must have, is
 //!   `http://ADDR/mcp` with ADDR as bound.
 //! - `MCP_DETAIL` (`production` or `verbose`): how much the problem bodies tell.
+//! - `MCP_INTROSPECTION_URL`: opaque tokens too, introspected there (RFC 7662) as client
+//!   `MCP_INTROSPECTION_CLIENT_ID` / `MCP_INTROSPECTION_CLIENT_SECRET` (`mcp-rs` /
+//!   `mcp-rs-secret`, `client_secret_basic`); JWTs of the issuer are still verified here.
+//! - `MCP_DPOP_NONCE=1`: every DPoP proof must carry a server nonce (RFC 9449 §9), usable
+//!   for 5 minutes; a proof without one gets 401 `use_dpop_nonce` and a `DPoP-Nonce`.
 //! - `RUST_LOG` (`info`): the log filter. Logs go to stderr.
 //!
 //! Once bound it prints one line to stdout, `listening on http://ADDR`, and nothing else.
@@ -31,8 +36,22 @@
 //! `mcp:admin`: a small middleware of this example ([`tool_scopes`]) reads the JSON-RPC
 //! call and asks [`RequireScope`]; its 403 names `scope="mcp:tools mcp:admin"`, every scope
 //! the call needs, so a client that asks for exactly that scope gets a token that works.
+//!
+//! `POST /mcp` takes DPoP-bound tokens (RFC 9449) beside Bearer ones: `Authorization: DPoP`
+//! with a proof whose `htu` names `http://ADDR/mcp` (ADDR as bound, whatever `Host` says).
+//! A Bearer token is accepted unless it is bound to a key. The metadata document says so
+//! (`dpop_signing_alg_values_supported`, `dpop_bound_access_tokens_required: false`).
+//!
+//! Everything else it serves is the fixture of the official MCP conformance suite
+//! (`@modelcontextprotocol/conformance`, pinned in `interop/conformance/`), named and
+//! answering as the suite's reference server: tools such as `test_simple_text`,
+//! `test_tool_with_progress`, `test_sampling` and `test_elicitation`, resources, a template,
+//! subscriptions, prompts, the logging level and completion ([`Fixture`],
+//! `examples/mcp/fixture.rs`). tests/mcp_conformance.rs runs the suite against it.
 
 use auth_diagnostics::authz::{RequireScope, ResourceMetadata};
+use auth_diagnostics::dpop::Dpop;
+use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::JwtAuthenticator;
 use auth_diagnostics::keys::KeySource;
 use auth_diagnostics::layer::DetailMode;
@@ -41,16 +60,15 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
-};
-use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use std::time::Duration;
+
+#[path = "mcp/fixture.rs"]
+mod fixture;
+pub use fixture::Fixture;
 
 /// The scope every request to `/mcp` needs.
 pub const SCOPE: &str = "mcp:tools";
@@ -64,6 +82,9 @@ pub const ADMIN_SCOPE: &str = "mcp:admin";
 /// The largest JSON-RPC body read to find the tool a request calls.
 const MAX_BODY: usize = 1024 * 1024;
 
+/// How long a DPoP nonce stays usable (with `MCP_DPOP_NONCE=1`).
+const NONCE_LIFETIME: Duration = Duration::from_secs(300);
+
 /// The server's settings: `MCP_*` variables, and the resource once the address is bound.
 #[derive(Debug, Clone)]
 pub struct McpConfig {
@@ -76,6 +97,61 @@ pub struct McpConfig {
     pub detail: DetailMode,
 }
 
+/// What the server takes besides Bearer JWTs (`cargo run --example mcp` turns DPoP on).
+#[derive(Debug, Clone, Default)]
+pub struct McpOptions {
+    /// Opaque tokens too, introspected (RFC 7662) here: `MCP_INTROSPECTION_URL`.
+    pub introspection: Option<IntrospectionConfig>,
+    /// DPoP-bound tokens (RFC 9449) too, proofs naming the resource's origin.
+    pub dpop: bool,
+    /// Every DPoP proof must carry a server nonce (`MCP_DPOP_NONCE=1`).
+    pub dpop_nonce: bool,
+    /// The conformance suite's fixture beside `add` and `admin-action` ([`Fixture`]).
+    pub conformance_fixture: bool,
+}
+
+/// The introspection endpoint and this server's client at it.
+#[derive(Debug, Clone)]
+pub struct IntrospectionConfig {
+    /// `MCP_INTROSPECTION_URL`.
+    pub url: String,
+    /// `MCP_INTROSPECTION_CLIENT_ID` (`mcp-rs`).
+    pub client_id: String,
+    /// `MCP_INTROSPECTION_CLIENT_SECRET` (`mcp-rs-secret`).
+    pub client_secret: String,
+}
+
+impl McpOptions {
+    /// From `MCP_INTROSPECTION_URL`, `MCP_INTROSPECTION_CLIENT_ID`,
+    /// `MCP_INTROSPECTION_CLIENT_SECRET` and `MCP_DPOP_NONCE`; DPoP and the conformance
+    /// fixture on.
+    #[allow(dead_code)] // `main`'s; the tests that compile this file in build their own.
+    pub fn from_env() -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Self {
+            introspection: var("MCP_INTROSPECTION_URL").map(|url| IntrospectionConfig {
+                url,
+                client_id: var("MCP_INTROSPECTION_CLIENT_ID").unwrap_or_else(|| "mcp-rs".into()),
+                client_secret: var("MCP_INTROSPECTION_CLIENT_SECRET")
+                    .unwrap_or_else(|| "mcp-rs-secret".into()),
+            }),
+            dpop: true,
+            dpop_nonce: var("MCP_DPOP_NONCE").is_some_and(|v| v == "1" || v == "true"),
+            conformance_fixture: true,
+        }
+    }
+}
+
+/// The MCP endpoint at `/mcp` behind the layer (Bearer JWTs only, the tools `add` and
+/// `admin-action` only), and the metadata document beside it: [`app_with`] without options.
+///
+/// # Panics
+/// As [`app_with`].
+#[allow(dead_code)] // tests/mcp.rs's.
+pub fn app(cfg: &McpConfig) -> Router {
+    app_with(cfg, &McpOptions::default())
+}
+
 /// The MCP endpoint at `/mcp` behind the layer, and the metadata document beside it.
 ///
 /// Call it inside a Tokio runtime: the layer starts fetching the issuer's keys at once.
@@ -85,30 +161,66 @@ pub struct McpConfig {
 /// # Panics
 /// When `cfg.resource` is not an absolute URL, or the layer refuses the configuration (a
 /// plain `http` issuer or resource off loopback).
-pub fn app(cfg: &McpConfig) -> Router {
-    let meta = ResourceMetadata::new(&cfg.resource)
+pub fn app_with(cfg: &McpConfig, options: &McpOptions) -> Router {
+    let uri = cfg
+        .resource
+        .parse::<http::Uri>()
+        .ok()
+        .filter(|u| u.scheme().is_some() && u.authority().is_some())
+        .expect("the resource is an absolute URL");
+    let authority = uri.authority().expect("checked").to_string();
+    let origin = format!("{}://{authority}", uri.scheme_str().expect("checked"));
+
+    let mut meta = ResourceMetadata::new(&cfg.resource)
         .authorization_servers([cfg.issuer.as_str()])
         .scopes_supported([SCOPE, ADMIN_SCOPE])
         .resource_name("auth-diagnostics MCP example");
     let jwt =
         JwtAuthenticator::from_source(KeySource::discover(&cfg.issuer)).audience(&cfg.resource);
-    let auth = AuthDiagnostics::new()
+    let introspector = options.introspection.as_ref().map(|i| {
+        Introspector::new(&i.url)
+            .client_secret_basic(&i.client_id, &i.client_secret)
+            .issuer(&cfg.issuer)
+            .audience(&cfg.resource)
+    });
+    let mut auth = AuthDiagnostics::new()
         .realm("mcp")
         .detail_mode(cfg.detail)
-        .bearer(jwt)
-        .resource_metadata(meta.clone())
-        .require_scope([SCOPE]);
+        .bearer(jwt.clone());
+    if let Some(introspector) = &introspector {
+        auth = auth.introspection(introspector.clone());
+    }
+    if options.dpop {
+        // Proofs name the origin this server is reached at, never what `Host` says.
+        let mut dpop = Dpop::new(jwt).public_origin(&origin);
+        if let Some(introspector) = introspector {
+            dpop = dpop.introspection(introspector);
+        }
+        if options.dpop_nonce {
+            dpop = dpop.require_nonce(NONCE_LIFETIME);
+        }
+        auth = auth.dpop(dpop);
+        // Bearer tokens are still taken (unless bound to a key): binding is not required.
+        meta = meta
+            .field(
+                "dpop_signing_alg_values_supported",
+                json!(["ES256", "PS256"]),
+            )
+            .field("dpop_bound_access_tokens_required", json!(false));
+    }
+    let auth = auth.resource_metadata(meta.clone()).require_scope([SCOPE]);
 
-    // rmcp checks the Host header against DNS rebinding: accept this resource's authority.
-    let authority = cfg
-        .resource
-        .parse::<http::Uri>()
-        .ok()
-        .and_then(|u| u.authority().map(|a| a.to_string()))
-        .expect("the resource is an absolute URL");
+    let conformance = options.conformance_fixture;
     let mcp = StreamableHttpService::new(
-        || Ok(Adder),
+        move || {
+            Ok(if conformance {
+                Fixture::conformance()
+            } else {
+                Fixture::new()
+            })
+        },
         Arc::new(LocalSessionManager::default()),
+        // rmcp checks `Host` against DNS rebinding: this resource's authority only.
         StreamableHttpServerConfig::default().with_allowed_hosts([authority]),
     );
 
@@ -152,101 +264,6 @@ fn calls_tool(body: &[u8], name: &str) -> bool {
     }
 }
 
-/// The MCP server: the tools `add` and `admin-action`.
-#[derive(Debug, Clone, Copy)]
-pub struct Adder;
-
-impl Adder {
-    fn admin_tool() -> Tool {
-        let Value::Object(schema) = json!({ "type": "object", "properties": {} }) else {
-            unreachable!("a JSON object")
-        };
-        Tool::new(
-            ADMIN_TOOL,
-            "An administrative action: needs scope mcp:admin.",
-            Arc::new(schema as JsonObject),
-        )
-    }
-
-    fn tool() -> Tool {
-        let schema = json!({
-            "type": "object",
-            "properties": {
-                "a": { "type": "number" },
-                "b": { "type": "number" },
-            },
-            "required": ["a", "b"],
-        });
-        let Value::Object(schema) = schema else {
-            unreachable!("a JSON object")
-        };
-        Tool::new(
-            "add",
-            "Adds two numbers; says who asked.",
-            Arc::new(schema as JsonObject),
-        )
-    }
-}
-
-impl ServerHandler for Adder {
-    fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_server_info(
-            Implementation::new("auth-diagnostics-mcp-example", env!("CARGO_PKG_VERSION")),
-        )
-    }
-
-    async fn list_tools(
-        &self,
-        _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
-    ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(vec![
-            Self::tool(),
-            Self::admin_tool(),
-        ]))
-    }
-
-    async fn call_tool(
-        &self,
-        request: CallToolRequestParams,
-        context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResponse, ErrorData> {
-        // The layer authenticated the request before rmcp saw it.
-        let principal = context
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|parts| parts.extensions.get::<Principal>());
-        let caller = principal.and_then(|p| p.id().map(str::to_owned));
-        if request.name == ADMIN_TOOL {
-            // `tool_scopes` refused calls without the scope; the tool does not rely on it
-            // having read the call the way rmcp does.
-            if RequireScope::new([ADMIN_SCOPE]).check(principal).is_err() {
-                return Err(ErrorData::invalid_request(
-                    format!("{ADMIN_TOOL} needs scope {ADMIN_SCOPE}"),
-                    None,
-                ));
-            }
-            return Ok(
-                CallToolResult::structured(json!({ "done": true, "caller": caller })).into(),
-            );
-        }
-        if request.name != "add" {
-            return Err(ErrorData::invalid_params(
-                format!("no tool {}", request.name),
-                None,
-            ));
-        }
-        let args = request.arguments.unwrap_or_default();
-        let number = |name: &str| {
-            args.get(name).and_then(Value::as_f64).ok_or_else(|| {
-                ErrorData::invalid_params(format!("`{name}` must be a number"), None)
-            })
-        };
-        let sum = number("a")? + number("b")?;
-        Ok(CallToolResult::structured(json!({ "sum": sum, "caller": caller })).into())
-    }
-}
-
 #[allow(dead_code)]
 #[tokio::main]
 async fn main() {
@@ -281,7 +298,7 @@ async fn main() {
         resource: format!("http://{bound}/mcp"),
         detail,
     };
-    let app = app(&cfg);
+    let app = app_with(&cfg, &McpOptions::from_env());
     println!("listening on http://{bound}");
     axum::serve(listener, app).await.expect("server error");
 }
