@@ -63,7 +63,8 @@ enum Command {
     Decode(DecodeArgs),
     /// Explain an HTTP response (curl -i output, a raw response, or a HAR entry).
     Explain(ExplainArgs),
-    /// Send a small, bounded set of requests to URL and report how its answers follow the standards.
+    /// Send a small, bounded set of requests to URL and report how its answers follow the
+    /// standards; with --mcp URL, play an MCP client against an MCP server.
     Probe(ProbeArgs),
     /// The differences between two requests that matter for authentication.
     Diff(DiffArgs),
@@ -104,15 +105,28 @@ pub struct ExplainArgs {
     pub entry: Option<usize>,
 }
 
-/// `probe URL`.
+/// `probe URL`, or `probe --mcp URL`.
 #[derive(Debug, Args)]
 #[command(after_help = PROBE_HELP)]
 pub struct ProbeArgs {
     /// The protected URL to probe (http or https; no credentials in it).
-    pub url: String,
+    #[arg(required_unless_present = "mcp", conflicts_with = "mcp")]
+    pub url: Option<String>,
+    /// Probe this MCP endpoint as an MCP client would (JSON-RPC POSTs, metadata discovery,
+    /// the authorization server's metadata) and report what a client will trip over.
+    #[arg(long, value_name = "URL")]
+    pub mcp: Option<String>,
     /// A valid token, read from this environment variable: adds the checks that need one.
     #[arg(long, value_name = "VAR", conflicts_with = "token_file")]
     pub token_env: Option<String>,
+    /// With --mcp: a token minted for another audience, read from this environment
+    /// variable; the server must refuse it with 401.
+    #[arg(long, value_name = "VAR", requires = "mcp")]
+    pub foreign_token_env: Option<String>,
+    /// With --mcp and a token: also call every tool the server lists (at most 16), with
+    /// empty arguments. Tools may act (send, delete, pay): use it against a test server.
+    #[arg(long, requires = "mcp")]
+    pub call_tools: bool,
     /// A valid token, read from this file.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -127,7 +141,7 @@ pub struct ProbeArgs {
     pub strict: bool,
     /// Also send the token in the URL query (`token_in_query`, `header_and_query`): query
     /// strings end up in access logs and proxies (RFC 6750 §5.3), so this is opt-in.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "mcp")]
     pub query_token: bool,
 }
 
@@ -148,8 +162,24 @@ Without --query-token the token never goes into a URL (access logs, RFC 6750 §5
 two query requests are listed as skipped. They are skipped too when the server refused
 the token (they need a token this resource accepts).
 
-Each check cites its rule in standards.md (R-NN): a MUST that is not met fails, a SHOULD
-warns. Exit 0: no check failed; 1: a check failed (or, with --strict, warned), or the
+With --mcp URL (POSTs of JSON-RPC, as an MCP client sends them; at most 64 KiB of each
+body read, and an event stream read only up to the answer):
+  unauthenticated_initialize  `initialize`, no token: 401 with a Bearer challenge that
+                              names resource_metadata and scope
+  metadata                    the document resource_metadata names (wherever it is: a
+                              client fetches it), no credentials
+  metadata_path_inserted      /.well-known/oauth-protected-resource/<path>, if not the above
+  metadata_root               /.well-known/oauth-protected-resource, if not the above
+  authorization_server        the first authorization server's RFC 8414 / OpenID metadata,
+                              at the URIs MCP clients try, in their order, until one answers
+  initialize                  with a token: `initialize` (then `notifications/initialized`)
+  tools_list                  with a token: `tools/list`
+  tools_call                  with a token and --call-tools: `tools/call` of each tool
+  foreign_token               with --foreign-token-env: `initialize` with that token: 401
+The token goes to the MCP URL only; the metadata requests carry no credentials.
+
+Each check cites its rule in standards.md (R-NN), or the standard itself where standards.md
+has no item (RFC 8414, MCP PKCE): a MUST that is not met fails, a SHOULD warns. Exit 0: no check failed; 1: a check failed (or, with --strict, warned), or the
 server cannot be reached; 2: usage error. The token is never printed.";
 
 /// `diff A B`.

@@ -36,6 +36,7 @@
 //! is sent); 2 for a usage error (bad URL, unreadable or empty token).
 
 mod checks;
+mod mcp;
 mod report;
 
 use super::{Out, Outcome, ProbeArgs, UsageError};
@@ -90,20 +91,47 @@ pub(crate) struct Answer {
 
 /// Runs `probe`.
 pub(crate) fn run(args: &ProbeArgs, out: &Out) -> Result<Outcome, UsageError> {
-    let url = parse_url(&args.url)?;
+    if args.mcp.is_some() {
+        return mcp::run(args, out);
+    }
+    if args.foreign_token_env.is_some() || args.call_tools {
+        return Err(UsageError(
+            "--foreign-token-env and --call-tools go with --mcp URL".into(),
+        ));
+    }
+    let url = parse_url(args.url.as_deref().unwrap_or_default())?;
     let token = read_token(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let report = runtime.block_on(probe(&url, token.as_deref(), args))?;
     report::print(&report, out, token.as_deref());
+    Ok(outcome(&report, args.strict))
+}
+
+/// Exit 1 when a check failed or the server could not be reached (or, with `--strict`, a
+/// check warned).
+fn outcome(report: &report::Report, strict: bool) -> Outcome {
     let failed = report.summary.failed > 0 || report.summary.unreachable;
-    let warned = args.strict && report.summary.warnings > 0;
-    Ok(if failed || warned {
+    let warned = strict && report.summary.warnings > 0;
+    if failed || warned {
         Outcome::Problems
     } else {
         Outcome::Fine
-    })
+    }
+}
+
+/// The client every probe sends with: no redirects followed, `--timeout` for each answer.
+fn client(args: &ProbeArgs) -> Result<reqwest::Client, UsageError> {
+    Ok(reqwest::Client::builder()
+        .use_preconfigured_tls(crate::tls::tls_config())
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(args.timeout))
+        .user_agent(concat!(
+            "auth-diagnostics-probe/",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .build()?)
 }
 
 /// The URL to probe: `http` or `https`, with a host, without credentials or a token in it.
@@ -152,6 +180,12 @@ fn read_token(args: &ProbeArgs) -> Result<Option<String>, UsageError> {
         (None, Some(file)) => read_token_file(file)?,
         (None, None) => return Ok(None),
     };
+    clean_token(&raw).map(Some)
+}
+
+/// A token as read: trimmed, a leading `Bearer ` dropped; empty, or holding what a header
+/// cannot carry, is a usage error.
+fn clean_token(raw: &str) -> Result<String, UsageError> {
     let mut token = raw.trim();
     if let Some(rest) = token
         .get(..7)
@@ -168,7 +202,7 @@ fn read_token(args: &ProbeArgs) -> Result<Option<String>, UsageError> {
             "the token holds spaces or characters a header cannot carry".into(),
         ));
     }
-    Ok(Some(token.to_owned()))
+    Ok(token.to_owned())
 }
 
 /// The token file, at most [`TOKEN_FILE_CAP`] bytes of UTF-8.
@@ -242,15 +276,7 @@ async fn probe(
     token: Option<&str>,
     args: &ProbeArgs,
 ) -> Result<report::Report, UsageError> {
-    let client = reqwest::Client::builder()
-        .use_preconfigured_tls(crate::tls::tls_config())
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(Duration::from_secs(args.timeout))
-        .user_agent(concat!(
-            "auth-diagnostics-probe/",
-            env!("CARGO_PKG_VERSION")
-        ))
-        .build()?;
+    let client = client(args)?;
     let pause = Duration::from_secs_f64(1.0 / f64::from(args.rate.max(1)));
     let mut exchanges = Vec::new();
     let mut unreachable = false;

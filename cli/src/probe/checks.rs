@@ -51,7 +51,7 @@ impl Check {
 }
 
 /// `pass` when `ok`, else `otherwise`.
-fn verdict(ok: bool, otherwise: Verdict) -> Verdict {
+pub(crate) fn verdict(ok: bool, otherwise: Verdict) -> Verdict {
     if ok {
         Verdict::Pass
     } else {
@@ -60,17 +60,17 @@ fn verdict(ok: bool, otherwise: Verdict) -> Verdict {
 }
 
 /// One challenge of a `WWW-Authenticate` line, owned.
-struct Challenge {
-    scheme: String,
-    params: Vec<(String, String)>,
+pub(crate) struct Challenge {
+    pub scheme: String,
+    pub params: Vec<(String, String)>,
 }
 
 impl Challenge {
-    fn is_bearer(&self) -> bool {
+    pub(crate) fn is_bearer(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("bearer")
     }
 
-    fn param(&self, name: &str) -> Option<&str> {
+    pub(crate) fn param(&self, name: &str) -> Option<&str> {
         self.params
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -79,7 +79,7 @@ impl Challenge {
 }
 
 /// The `WWW-Authenticate` lines of an answer (lossy text).
-fn challenge_lines(a: &Answer) -> Vec<String> {
+pub(crate) fn challenge_lines(a: &Answer) -> Vec<String> {
     a.headers
         .get_all(http::header::WWW_AUTHENTICATE)
         .iter()
@@ -88,7 +88,7 @@ fn challenge_lines(a: &Answer) -> Vec<String> {
 }
 
 /// The challenges that parse, and the lines that do not.
-fn challenges(a: &Answer) -> (Vec<Challenge>, Vec<String>) {
+pub(crate) fn challenges(a: &Answer) -> (Vec<Challenge>, Vec<String>) {
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for line in challenge_lines(a) {
@@ -132,7 +132,7 @@ pub(crate) fn judge(name: &str, a: &Answer) -> Vec<Check> {
 }
 
 /// The status in words: `401 Unauthorized`.
-fn status_text(status: u16) -> String {
+pub(crate) fn status_text(status: u16) -> String {
     let reason = http::StatusCode::from_u16(status)
         .ok()
         .and_then(|s| s.canonical_reason())
@@ -275,7 +275,7 @@ fn valid_token(a: &Answer) -> Vec<Check> {
 
 /// Why an answer refused a token: the status, the challenge's `error` and description, the
 /// problem body's `reason`.
-fn refusal(a: &Answer) -> String {
+pub(crate) fn refusal(a: &Answer) -> String {
     let mut why = status_text(a.status);
     let (good, _) = challenges(a);
     if let Some(c) = good.iter().find(|c| c.param("error").is_some()) {
@@ -352,7 +352,7 @@ fn header_and_query(a: &Answer) -> Vec<Check> {
 }
 
 /// The Bearer challenges carry no `error`, `error_description` or `error_uri`.
-fn no_error(a: &Answer, rule: &'static str, otherwise: Verdict) -> Check {
+pub(crate) fn no_error(a: &Answer, rule: &'static str, otherwise: Verdict) -> Check {
     let (good, _) = challenges(a);
     let errors: Vec<String> = good
         .iter()
@@ -381,7 +381,7 @@ fn no_error(a: &Answer, rule: &'static str, otherwise: Verdict) -> Check {
 }
 
 /// The Bearer challenge's `error` is `want` (R-18, a SHOULD: a warning when it is not).
-fn error_code(a: &Answer, want: &str, rule: &'static str) -> Check {
+pub(crate) fn error_code(a: &Answer, want: &str, rule: &'static str) -> Check {
     let (good, _) = challenges(a);
     let Some(bearer) = good.iter().find(|c| c.is_bearer()) else {
         let why = format!("no Bearer challenge states error=\"{want}\"");
@@ -401,7 +401,7 @@ fn error_code(a: &Answer, want: &str, rule: &'static str) -> Check {
 }
 
 /// A redirect is reported, never followed: to another origin it fails.
-fn redirect(a: &Answer) -> Option<Check> {
+pub(crate) fn redirect(a: &Answer) -> Option<Check> {
     if !(300..400).contains(&a.status) {
         return None;
     }
@@ -445,7 +445,7 @@ fn cache_control(a: &Answer) -> String {
 }
 
 /// `(absent)` for an empty value.
-fn shown(value: &str) -> &str {
+pub(crate) fn shown(value: &str) -> &str {
     if value.is_empty() {
         "(absent)"
     } else {
@@ -455,7 +455,7 @@ fn shown(value: &str) -> &str {
 
 /// What holds for any answer: the challenge, caching, the
 /// problem body.
-fn common(a: &Answer) -> Vec<Check> {
+pub(crate) fn common(a: &Answer) -> Vec<Check> {
     let lines = challenge_lines(a);
     let mut checks = Vec::new();
     if a.status == 401 {
@@ -616,7 +616,7 @@ fn problem_body(a: &Answer) -> Option<Check> {
 }
 
 /// The resource identifier of `url` (RFC 9728 §1.2): no query, no fragment.
-fn resource_of(url: &Url) -> Url {
+pub(crate) fn resource_of(url: &Url) -> Url {
     let mut r = url.clone();
     r.set_query(None);
     r.set_fragment(None);
@@ -624,7 +624,7 @@ fn resource_of(url: &Url) -> Url {
 }
 
 /// The metadata URL RFC 9728 §3.1 derives from the resource `r`.
-fn well_known(r: &Url) -> String {
+pub(crate) fn well_known(r: &Url) -> String {
     let path = r.path().trim_end_matches('/');
     let port = r.port().map(|p| format!(":{p}")).unwrap_or_default();
     let host = r.host_str().unwrap_or_default();

@@ -2,11 +2,17 @@
 //!
 //! JSON (`--json`), one object:
 //!
-//! - `url`: the URL probed; `resource`: its resource identifier (no query, no fragment).
+//! - `url`: the URL probed; `resource`: its resource identifier (no query, no fragment);
+//!   `mcp`: `true` for `probe --mcp` (absent otherwise).
 //! - `requests`: one object per exchange, in the order sent:
 //!   - `name`: `no_credentials`, `wrong_scheme`, `malformed_authorization`, `bare_token`,
-//!     `valid_token`, `token_in_query`, `header_and_query` or `metadata`;
-//!   - `sent`: `method`, `url`, `authorization` (`null` when none; the token shows as `<token>`);
+//!     `valid_token`, `token_in_query`, `header_and_query` or `metadata`; with `--mcp`:
+//!     `unauthenticated_initialize`, `metadata`, `metadata_path_inserted`, `metadata_root`,
+//!     `authorization_server`, `initialize`, `initialized`, `tools_list`, `tools_call`,
+//!     `foreign_token`;
+//!   - `sent`: `method`, `url`, `authorization` (`null` when none; the token shows as
+//!     `<token>`, the other audience's as `<foreign token>`); with `--mcp`, `rpc`: the
+//!     JSON-RPC method of a POST (`tools/call NAME` for a tool);
 //!   - `status`: the status code, `null` when no answer came or the request was not sent;
 //!   - `error`: why no answer came (`null` when one did, or the request was not sent);
 //!   - a request not sent (`token_in_query` and `header_and_query` without `--query-token`
@@ -14,13 +20,14 @@
 //!     (`skip`) or `metadata_origin` (`warn`), saying why;
 //!   - `received`: `null`, or `www_authenticate` (every field line), `cache_control`,
 //!     `content_type`, `location` (each `null` when absent), `body_bytes`, `body_truncated`;
-//!   - `checks`: `id`, `rule` (`R-NN`, `reasons.md`, or `null`), `verdict` (`pass`, `fail`,
-//!     `warn`, `skip`), `detail`.
+//!   - `checks`: `id`, `rule` (`R-NN`, `reasons.md`, `RFC 8414` or `MCP PKCE` where
+//!     standards.md has no item, or `null`), `verdict` (`pass`, `fail`, `warn`, `skip`),
+//!     `detail`.
 //! - `summary`: `requests` (sent), `checks`, `passed`, `failed`, `warnings`, `skipped` (counts);
 //!   `failed_checks` and `warning_checks` (`request.check` ids); `unreachable` (the first
 //!   request could not connect); `ok` (nothing failed and the server was reached).
 //!
-//! The token never appears: every output is scrubbed of it, raw and URL-encoded.
+//! No token ever appears: every output is scrubbed of each, raw and URL-encoded.
 
 use super::checks::{Check, Verdict};
 use super::{Answer, Out};
@@ -35,6 +42,9 @@ pub(crate) struct Report {
     pub url: String,
     /// Its resource identifier (RFC 9728): no query, no fragment.
     pub resource: String,
+    /// Whether this is `probe --mcp`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mcp: bool,
     /// The exchanges, in the order sent.
     pub requests: Vec<Exchange>,
     /// The counts.
@@ -44,12 +54,15 @@ pub(crate) struct Report {
 /// What a request sent (the token shown as `<token>`).
 #[derive(Debug, Serialize)]
 pub(crate) struct Sent {
-    /// Always `GET`.
+    /// `GET`, or `POST` for the JSON-RPC messages of `--mcp`.
     pub method: &'static str,
     /// The URL.
     pub url: String,
     /// The `Authorization` value, if any.
     pub authorization: Option<String>,
+    /// The JSON-RPC method a POST carries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc: Option<String>,
 }
 
 impl Sent {
@@ -59,6 +72,17 @@ impl Sent {
             method: "GET",
             url: url.to_owned(),
             authorization: authorization.map(str::to_owned),
+            rpc: None,
+        }
+    }
+
+    /// A JSON-RPC `POST` of `rpc` to `url` with `authorization`.
+    pub fn post(url: &str, authorization: Option<&str>, rpc: String) -> Self {
+        Self {
+            method: "POST",
+            url: url.to_owned(),
+            authorization: authorization.map(str::to_owned),
+            rpc: Some(rpc),
         }
     }
 }
@@ -220,6 +244,7 @@ impl Report {
         Self {
             url: url.to_string(),
             resource: resource.to_string(),
+            mcp: false,
             requests,
             summary,
         }
@@ -228,25 +253,38 @@ impl Report {
 
 /// Prints the report to stdout, as JSON or a table, scrubbed of `token`.
 pub(crate) fn print(report: &Report, out: &Out, token: Option<&str>) {
-    if out.json {
-        let text = serde_json::to_string_pretty(report).unwrap_or_default();
-        crate::term::emit_json(&scrub(&text, token));
+    print_scrubbed(report, out, &[(token, "<token>")]);
+}
+
+/// Prints the report to stdout, as JSON or a table, with every secret of `secrets`
+/// replaced by its label.
+pub(crate) fn print_scrubbed(report: &Report, out: &Out, secrets: &[(Option<&str>, &str)]) {
+    let mut text = if out.json {
+        serde_json::to_string_pretty(report).unwrap_or_default()
     } else {
-        crate::term::emit(&scrub(&table(report, out.color), token));
+        table(report, out.color)
+    };
+    for (secret, label) in secrets {
+        text = scrub(&text, *secret, label);
+    }
+    if out.json {
+        crate::term::emit_json(&text);
+    } else {
+        crate::term::emit(&text);
     }
 }
 
-/// `text` with every occurrence of `token`, raw or URL-encoded, replaced by `<token>`.
-fn scrub(text: &str, token: Option<&str>) -> String {
+/// `text` with every occurrence of `token`, raw or URL-encoded, replaced by `label`.
+fn scrub(text: &str, token: Option<&str>, label: &str) -> String {
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return text.to_owned();
     };
     let mut scratch = Url::parse("http://x/").expect("a fixed URL");
     scratch.query_pairs_mut().append_pair("t", token);
     let encoded = scratch.query().unwrap_or("t=")[2..].to_owned();
-    let mut out = text.replace(token, "<token>");
+    let mut out = text.replace(token, label);
     if !encoded.is_empty() {
-        out = out.replace(&encoded, "<token>");
+        out = out.replace(&encoded, label);
     }
     out
 }
@@ -287,7 +325,8 @@ fn label(v: Verdict, color: bool) -> String {
 /// The report as a table for people.
 fn table(report: &Report, color: bool) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "probe {}", clean(&report.url));
+    let mcp = if report.mcp { "--mcp " } else { "" };
+    let _ = writeln!(t, "probe {mcp}{}", clean(&report.url));
     for e in &report.requests {
         let _ = writeln!(t);
         exchange(&mut t, e, color);
@@ -319,9 +358,13 @@ fn exchange(t: &mut String, e: &Exchange, color: bool) {
         None => "no Authorization".to_owned(),
     };
     let title = paint(e.name, "1", color);
+    let rpc = match &e.sent.rpc {
+        Some(m) => format!("  {}", clean(m)),
+        None => String::new(),
+    };
     let _ = writeln!(
         t,
-        "{title}  {} {}  ({auth})",
+        "{title}  {} {}{rpc}  ({auth})",
         e.sent.method,
         clean(&e.sent.url)
     );
