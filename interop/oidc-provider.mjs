@@ -204,13 +204,21 @@ function autoApproveSettings() {
       },
       pkce: { required: () => true },
     },
+    // Set, so that oidc-provider does not call its defaults and print a notice for each.
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL,
+      AuthorizationCode: 60,
+      Grant: TTL,
+      Interaction: 60,
+      Session: TTL,
+    },
     features: {
       registration: { enabled: true, initialAccessToken: false },
       clientIdMetadataDocument: { enabled: false },
     },
   };
 }
-const auto = autoApprove ? autoApproveSettings() : { config: {}, features: {} };
+const auto = autoApprove ? autoApproveSettings() : { config: {}, features: {}, ttl: {} };
 
 // The issuer carries the port, so the provider is built once the server listens.
 step('listening');
@@ -260,7 +268,10 @@ const provider = new Provider(issuer, {
   // session cookies, and otherwise only keep the provider from warning about defaults.
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   scopes: ['openid', 'read', 'admin', 'mcp:tools', 'mcp:admin'],
-  ttl: { ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL },
+  ttl: {
+    ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? TTL,
+    ...auto.ttl,
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
@@ -377,6 +388,10 @@ server.on('request', (req, res) => {
 });
 
 process.stdout.write(`${JSON.stringify({ issuer, port: bound })}\n`);
+// oidc-provider prints its notices with console.info (a default it calls, say): they go to
+// stderr, since the start line is all stdout has, and its reader may be gone.
+console.info = console.error;
+console.log = console.error;
 
 const stop = () => {
   server.close(() => process.exit(0));
