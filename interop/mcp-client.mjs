@@ -21,8 +21,32 @@
 //    tool's own scope would get a token without `mcp:tools`, refused in turn: the SDK
 //    gives up ("403 after trying upscoping").
 //
+// With --authorization-code it is an interactive client instead, against an authorization
+// server that approves without a person (interop/oidc-provider.mjs --auto-approve):
+//
+//   node interop/mcp-client.mjs --authorization-code http://127.0.0.1:PORT/mcp
+//
+// The SDK's `StreamableHTTPClientTransport` with an `OAuthClientProvider` of this script's
+// (in memory; redirect URI http://localhost:PORT/callback, where nothing listens) meets the
+// 401, discovers, registers the client dynamically (client_secret_post, grant types
+// authorization_code and refresh_token) and sends it to the authorization endpoint with
+// PKCE S256, the challenge's scope and the metadata's resource. The script plays the user
+// agent: it fetches that URL without following redirects and takes the code from the first
+// answer's Location (which must be the redirect URI, with this request's state), then
+// `finishAuth(code)` exchanges it and a new connection lists the tools and calls `add`.
+// Then `admin-action`: the server's 403 insufficient_scope makes the SDK ask for the scope
+// it names (its upscoping) on its own, through the authorization endpoint again; the
+// script hands it that code too and calls the tool once more on the same session.
+// It prints one JSON line: every request the SDK and the script sent (method, URL,
+// status, the challenge of a 401 or 403), the registration (without its secret), each
+// authorization request (scope, resource, PKCE, the first answer), each token's fields and
+// claims (never the token), the tools and both calls' results.
+//
 // On success it prints one JSON line (what it found; never the token itself) and exits 0.
 // On any failure it prints the reason to stderr and exits 1.
+
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -31,6 +55,7 @@ import {
   discoverAuthorizationServerMetadata,
   discoverOAuthProtectedResourceMetadata,
   extractWWWAuthenticateParams,
+  UnauthorizedError,
 } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const fail = (message) => {
@@ -79,8 +104,17 @@ class WatchedProvider extends ClientCredentialsProvider {
 }
 
 async function main() {
-  const target = process.argv[2] ?? fail('usage: node mcp-client.mjs http://HOST:PORT/mcp');
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { 'authorization-code': { type: 'boolean', default: false } },
+  });
+  const target = positionals[0]
+    ?? fail('usage: node mcp-client.mjs [--authorization-code] http://HOST:PORT/mcp');
   const serverUrl = new URL(target);
+  if (values['authorization-code']) {
+    await authorizationCode(serverUrl);
+    return;
+  }
 
   // 1. No token: 401 and the metadata's URL. The body is what an MCP client sends first.
   const probe = await fetch(serverUrl, {
@@ -167,6 +201,193 @@ async function main() {
         token_scope: upscoped.scope ?? null,
         token_claims_scope: claimsOf(upscoped.access_token).scope ?? null,
       },
+    })}\n`);
+  } finally {
+    await client.close();
+  }
+}
+
+// --authorization-code -------------------------------------------------------------------
+
+/** Where the authorization server sends the code: nothing listens there. */
+const REDIRECT_URL = 'http://localhost:33418/callback';
+
+/**
+ * An in-memory interactive `OAuthClientProvider` whose user agent is this script: it
+ * follows no redirect and reads the code from the authorization endpoint's first answer.
+ */
+class AutoApprovedProvider {
+  redirectUrl = REDIRECT_URL;
+  clientMetadata = {
+    client_name: 'auth-diagnostics interop (authorization code)',
+    redirect_uris: [REDIRECT_URL],
+    grant_types: ['authorization_code', 'refresh_token'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'client_secret_post',
+  };
+  #client = undefined;
+  #tokens = undefined;
+  #verifier = undefined;
+  #discovery = undefined;
+  #state = undefined;
+  /** The code of the last authorization, until handed to `finishAuth`. */
+  pendingCode = undefined;
+  /** Each authorization request: what it asked and what the first answer was. */
+  authorizations = [];
+  /** Each token response's fields and claims. */
+  tokenLog = [];
+
+  state() {
+    this.#state = randomBytes(16).toString('base64url');
+    return this.#state;
+  }
+
+  clientInformation() {
+    return this.#client;
+  }
+
+  saveClientInformation(info) {
+    this.#client = info;
+  }
+
+  tokens() {
+    return this.#tokens;
+  }
+
+  saveTokens(tokens) {
+    this.#tokens = tokens;
+    const { access_token: accessToken, refresh_token: refreshToken, ...fields } = tokens;
+    const claims = claimsOf(accessToken);
+    this.tokenLog.push({ ...fields, refresh_token: refreshToken !== undefined, claims });
+  }
+
+  saveCodeVerifier(verifier) {
+    this.#verifier = verifier;
+  }
+
+  codeVerifier() {
+    return this.#verifier ?? fail('no code verifier saved');
+  }
+
+  saveDiscoveryState(state) {
+    this.#discovery = state;
+  }
+
+  discoveryState() {
+    return this.#discovery;
+  }
+
+  /** The registration as the SDK keeps it, without its secret. */
+  registration() {
+    const { client_secret: secret, registration_access_token: _rat, ...rest } = this.#client ?? {};
+    return { ...rest, client_secret_issued: typeof secret === 'string' && secret.length > 0 };
+  }
+
+  async redirectToAuthorization(url) {
+    const asked = Object.fromEntries(url.searchParams);
+    const res = await fetch(url, { redirect: 'manual' });
+    await res.body?.cancel();
+    const location = res.headers.get('location');
+    const back = location ? new URL(location, url) : undefined;
+    const entry = {
+      endpoint: `${url.origin}${url.pathname}`,
+      scope: asked.scope ?? null,
+      resource: asked.resource ?? null,
+      code_challenge_method: asked.code_challenge_method ?? null,
+      prompt: asked.prompt ?? null,
+      status: res.status,
+      to_redirect_uri: back ? `${back.origin}${back.pathname}` === REDIRECT_URL : false,
+      code: Boolean(back?.searchParams.get('code')),
+      state_matches: back?.searchParams.get('state') === this.#state,
+      iss: back?.searchParams.get('iss') ?? null,
+      error: back?.searchParams.get('error') ?? null,
+    };
+    this.authorizations.push(entry);
+    if (!entry.to_redirect_uri || !entry.code || !entry.state_matches) {
+      fail(`the authorization endpoint's first answer carries no code for us: ${res.status} ${location}`);
+    }
+    this.pendingCode = back.searchParams.get('code');
+  }
+}
+
+/** `fetch`, logging each request (method, URL, status, a 401's or 403's challenge). */
+function recordingFetch(log) {
+  return async (input, init) => {
+    const res = await fetch(input, init);
+    const url = typeof input === 'string' ? input : input.href ?? input.url;
+    const entry = { method: init?.method ?? 'GET', url: String(url), status: res.status };
+    if (res.status === 401 || res.status === 403) {
+      entry.www_authenticate = res.headers.get('www-authenticate');
+    }
+    log.push(entry);
+    return res;
+  };
+}
+
+/** The authorization code flow and the step-up, by the SDK, with this script as user agent. */
+async function authorizationCode(serverUrl) {
+  const provider = new AutoApprovedProvider();
+  const requests = [];
+  const transportOptions = { authProvider: provider, fetch: recordingFetch(requests) };
+  const connect = async (transport) => {
+    const client = new Client({ name: 'auth-diagnostics-interop', version: '1.0.0' });
+    await client.connect(transport);
+    return client;
+  };
+  /** Hands the pending code to `transport`: the SDK exchanges it. */
+  const finish = async (transport, why) => {
+    const code = provider.pendingCode ?? fail(`${why}, but no authorization code is pending`);
+    provider.pendingCode = undefined;
+    await transport.finishAuth(code);
+  };
+
+  // The first connection meets the 401 and ends at the authorization endpoint.
+  const first = new StreamableHTTPClientTransport(serverUrl, transportOptions);
+  let client;
+  try {
+    client = await connect(first);
+  } catch (err) {
+    if (!(err instanceof UnauthorizedError)) throw err;
+    await finish(first, 'the first connection was refused');
+    await first.close();
+  }
+  let transport = first;
+  if (!client) {
+    transport = new StreamableHTTPClientTransport(serverUrl, transportOptions);
+    client = await connect(transport);
+  }
+  try {
+    const { tools } = await client.listTools();
+    const result = await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } });
+    if (result.isError) fail(`add failed: ${JSON.stringify(result.content)}`);
+
+    // The step-up: the SDK's own answer to the 403 is a new authorization request.
+    let admin;
+    let steppedUp = false;
+    try {
+      admin = await client.callTool({ name: 'admin-action', arguments: {} });
+    } catch (err) {
+      if (!(err instanceof UnauthorizedError)) throw err;
+      steppedUp = true;
+      await finish(transport, 'admin-action was refused');
+      admin = await client.callTool({ name: 'admin-action', arguments: {} });
+    }
+    if (admin.isError) fail(`admin-action failed: ${JSON.stringify(admin.content)}`);
+
+    process.stdout.write(`${JSON.stringify({
+      server: serverUrl.href,
+      requests,
+      registration: provider.registration(),
+      authorizations: provider.authorizations,
+      tokens: provider.tokenLog,
+      discovered: {
+        authorization_server: provider.discoveryState()?.authorizationServerUrl ?? null,
+        resource: provider.discoveryState()?.resourceMetadata?.resource ?? null,
+      },
+      server_info: client.getServerVersion() ?? null,
+      tools: tools.map((t) => t.name),
+      result: { structured: result.structuredContent ?? null },
+      admin: { stepped_up: steppedUp, structured: admin.structuredContent ?? null },
     })}\n`);
   } finally {
     await client.close();
