@@ -174,6 +174,9 @@ pub enum ResourceMistake {
     SigningAlgNone,
     /// A `jwks_uri` that is not `https`.
     JwksUriNotHttps,
+    /// A DPoP member that is not of its type, or an algorithm DPoP proofs cannot use
+    /// (`none`, a symmetric one) among `dpop_signing_alg_values_supported`.
+    DpopMember(String),
 }
 
 /// What is wrong with an `Introspector` ([`ConfigError::Introspection`]).
@@ -428,6 +431,7 @@ impl fmt::Display for ResourceMistake {
                 f.write_str("resource_signing_alg_values_supported must not list none")
             }
             Self::JwksUriNotHttps => f.write_str("jwks_uri must use https (RFC 9728 §2)"),
+            Self::DpopMember(why) => f.write_str(why),
         }
     }
 }

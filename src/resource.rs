@@ -110,6 +110,42 @@ impl ResourceMetadata {
         self.list("bearer_methods_supported", methods)
     }
 
+    /// The algorithms DPoP proofs may be signed with (`dpop_signing_alg_values_supported`,
+    /// RFC 9728 §2): list those the layer's [`Dpop`](crate::dpop::Dpop) accepts
+    /// ([`Dpop::algorithms`](crate::dpop::Dpop::algorithms), `ES256` and `PS256` by
+    /// default), so that a client picks one the resource takes. Asymmetric algorithms
+    /// only (RFC 9449 §4.2): an HMAC one is a configuration error, and `none` cannot be
+    /// named here (given through [`field`](Self::field), it is refused too).
+    ///
+    /// ```
+    /// use auth_diagnostics::authz::ResourceMetadata;
+    /// use auth_diagnostics::keys::Algorithm;
+    ///
+    /// let meta = ResourceMetadata::new("https://api.example/mcp")
+    ///     .authorization_servers(["https://login.example"])
+    ///     .dpop_signing_alg_values_supported([Algorithm::ES256, Algorithm::PS256])
+    ///     .dpop_bound_access_tokens_required(false);
+    /// let doc = meta.document();
+    /// let algs = &doc["dpop_signing_alg_values_supported"];
+    /// assert_eq!(algs, &serde_json::json!(["ES256", "PS256"]));
+    /// assert_eq!(doc["dpop_bound_access_tokens_required"], false);
+    /// ```
+    pub fn dpop_signing_alg_values_supported(
+        self,
+        algs: impl IntoIterator<Item = crate::keys::Algorithm>,
+    ) -> Self {
+        let names = algs.into_iter().map(|a| format!("{a:?}"));
+        self.list("dpop_signing_alg_values_supported", names)
+    }
+
+    /// Whether the resource takes DPoP-bound access tokens only
+    /// (`dpop_bound_access_tokens_required`, RFC 9728 §2; a client reads an absent member
+    /// as `false`). Say `true` only when the layer has no Bearer scheme: a Bearer token
+    /// is what this tells clients not to bring.
+    pub fn dpop_bound_access_tokens_required(self, required: bool) -> Self {
+        self.field("dpop_bound_access_tokens_required", Value::Bool(required))
+    }
+
     /// A name for people (`resource_name`).
     pub fn resource_name(self, name: impl Into<String>) -> Self {
         self.field("resource_name", Value::String(name.into()))
@@ -208,9 +244,11 @@ impl ResourceMetadata {
         if let Some(why) = self.unread_bearer_method() {
             found.push(M::UnreadBearerMethod(why));
         }
-        if strings("resource_signing_alg_values_supported").contains(&"none") {
+        let signing = strings("resource_signing_alg_values_supported");
+        if signing.iter().any(|a| a.eq_ignore_ascii_case("none")) {
             found.push(M::SigningAlgNone);
         }
+        found.extend(self.dpop_mistakes().into_iter().map(M::DpopMember));
         if let Some(Value::String(jwks)) = self.fields.get("jwks_uri") {
             if !jwks.starts_with("https://") {
                 found.push(M::JwksUriNotHttps);
@@ -223,6 +261,46 @@ impl ResourceMetadata {
                 why,
             })
             .collect()
+    }
+
+    /// What is wrong with the DPoP members: `dpop_signing_alg_values_supported` must list
+    /// asymmetric JWS algorithms (RFC 9449 §4.2: never `none`, never a MAC), and
+    /// `dpop_bound_access_tokens_required` is a boolean.
+    fn dpop_mistakes(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        const ALGS: &str = "dpop_signing_alg_values_supported";
+        match self.fields.get(ALGS) {
+            Some(Value::Array(algs)) => {
+                for alg in algs {
+                    let unusable = match alg.as_str() {
+                        Some(name) => name.eq_ignore_ascii_case("none") || name.starts_with("HS"),
+                        None => true,
+                    };
+                    if unusable {
+                        found.push(format!(
+                            "{ALGS} lists {}: DPoP proofs are signed with an asymmetric \
+                             algorithm, never none or a MAC (RFC 9449 §4.2)",
+                            crate::sanitize::cap(&alg.to_string())
+                        ));
+                    }
+                }
+            }
+            Some(other) if !is_zero(other) => found.push(format!(
+                "{ALGS} must be a list of algorithm names, not {}",
+                crate::sanitize::cap(&other.to_string())
+            )),
+            _ => {}
+        }
+        const REQUIRED: &str = "dpop_bound_access_tokens_required";
+        match self.fields.get(REQUIRED) {
+            Some(Value::Bool(_)) | None => {}
+            Some(other) if is_zero(other) => {}
+            Some(other) => found.push(format!(
+                "{REQUIRED} must be true or false, not {}",
+                crate::sanitize::cap(&other.to_string())
+            )),
+        }
+        found
     }
 
     /// Why `bearer_methods_supported` promises a way of sending a token that the layer
@@ -399,6 +477,14 @@ mod tests {
         let ok = |r: &str| ResourceMetadata::new(r).authorization_servers(["https://as"]);
         assert!(ok("https://h/mcp").config_errors().is_empty());
         assert!(ok("http://127.0.0.1:3000/mcp").config_errors().is_empty());
+        let dpop = ok("https://h/mcp")
+            .dpop_signing_alg_values_supported([
+                crate::keys::Algorithm::ES256,
+                crate::keys::Algorithm::PS256,
+                crate::keys::Algorithm::EdDSA,
+            ])
+            .dpop_bound_access_tokens_required(true);
+        assert!(dpop.config_errors().is_empty());
         for bad in [
             ok("http://h/mcp"),
             ok("https://h/mcp?x=1"),
@@ -413,6 +499,20 @@ mod tests {
                 serde_json::json!(["none"]),
             ),
             ok("https://h/mcp").field("jwks_uri", Value::from("http://h/jwks")),
+            ok("https://h/mcp").dpop_signing_alg_values_supported([
+                crate::keys::Algorithm::ES256,
+                crate::keys::Algorithm::HS256,
+            ]),
+            ok("https://h/mcp").field(
+                "dpop_signing_alg_values_supported",
+                serde_json::json!(["ES256", "none"]),
+            ),
+            ok("https://h/mcp").field(
+                "dpop_signing_alg_values_supported",
+                serde_json::json!(["NONE"]),
+            ),
+            ok("https://h/mcp").field("dpop_signing_alg_values_supported", Value::from("ES256")),
+            ok("https://h/mcp").field("dpop_bound_access_tokens_required", Value::from("yes")),
         ] {
             assert!(!bad.config_errors().is_empty(), "{bad:?}");
         }
