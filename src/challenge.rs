@@ -4,6 +4,7 @@
 //! a header, `realm` is a correctly escaped quoted-string, and `error_description` and
 //! `scope` hold only the characters RFC 6750 §3 allows.
 
+use crate::scheme::Scheme;
 use http::HeaderValue;
 use std::fmt::Write as _;
 
@@ -175,6 +176,21 @@ impl Challenge {
 impl std::fmt::Display for Challenge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.render())
+    }
+}
+
+/// Where a scheme's challenge goes among a route's: Basic first (RFC 9110 §11.3: a scheme
+/// every client speaks), then Bearer, then the others in the order they were configured.
+///
+/// Bearer goes before DPoP because clients that speak Bearer only — the Model Context
+/// Protocol SDKs among them — read `resource_metadata` and `scope` from the field that
+/// starts with `Bearer`, or from the first challenge of the fields joined into one; a DPoP
+/// client finds its own challenge wherever it is.
+pub(crate) fn order(scheme: Scheme) -> u8 {
+    match scheme {
+        Scheme::Basic => 0,
+        Scheme::Bearer => 1,
+        _ => 2,
     }
 }
 

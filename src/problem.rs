@@ -140,7 +140,8 @@ impl AuthFailure {
         }
     }
 
-    /// The `WWW-Authenticate` challenges, one per accepted scheme, Basic first.
+    /// The `WWW-Authenticate` challenges, one per accepted scheme, Basic first, then Bearer
+    /// ([`order`](crate::challenge::order)).
     ///
     /// A 400 or 403 speaks the scheme the client used, and only one this route accepts:
     /// Bearer's `invalid_request` / `insufficient_scope` for a Bearer request (or one
@@ -158,7 +159,7 @@ impl AuthFailure {
             cfg.schemes.iter().map(Some).collect()
         };
         let kind = |s: &Option<&Arc<dyn AuthScheme>>| s.map_or(DEFAULT_SCHEME, |s| s.kind());
-        schemes.sort_by_key(|s| kind(s) != Scheme::Basic);
+        schemes.sort_by_key(|s| crate::challenge::order(kind(s)));
         if reason.status() != StatusCode::UNAUTHORIZED {
             let spoken = match self.facts().received_scheme().filter(|s| !s.is_empty()) {
                 None => Some(Scheme::Bearer),
