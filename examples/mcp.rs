@@ -53,7 +53,7 @@ use auth_diagnostics::authz::{RequireScope, ResourceMetadata};
 use auth_diagnostics::dpop::Dpop;
 use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::JwtAuthenticator;
-use auth_diagnostics::keys::KeySource;
+use auth_diagnostics::keys::{Algorithm, KeySource};
 use auth_diagnostics::layer::DetailMode;
 use auth_diagnostics::{AuthDiagnostics, Principal};
 use axum::extract::Request;
@@ -62,7 +62,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,6 +81,10 @@ pub const ADMIN_SCOPE: &str = "mcp:admin";
 
 /// The largest JSON-RPC body read to find the tool a request calls.
 const MAX_BODY: usize = 1024 * 1024;
+
+/// The algorithms DPoP proofs may be signed with (the layer's default pair, named here so
+/// the metadata document says the same).
+const DPOP_ALGS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::PS256];
 
 /// How long a DPoP nonce stays usable (with `MCP_DPOP_NONCE=1`).
 const NONCE_LIFETIME: Duration = Duration::from_secs(300);
@@ -192,7 +196,7 @@ pub fn app_with(cfg: &McpConfig, options: &McpOptions) -> Router {
     }
     if options.dpop {
         // Proofs name the origin this server is reached at, never what `Host` says.
-        let mut dpop = Dpop::new(jwt).public_origin(&origin);
+        let mut dpop = Dpop::new(jwt).public_origin(&origin).algorithms(DPOP_ALGS);
         if let Some(introspector) = introspector {
             dpop = dpop.introspection(introspector);
         }
@@ -202,11 +206,8 @@ pub fn app_with(cfg: &McpConfig, options: &McpOptions) -> Router {
         auth = auth.dpop(dpop);
         // Bearer tokens are still taken (unless bound to a key): binding is not required.
         meta = meta
-            .field(
-                "dpop_signing_alg_values_supported",
-                json!(["ES256", "PS256"]),
-            )
-            .field("dpop_bound_access_tokens_required", json!(false));
+            .dpop_signing_alg_values_supported(DPOP_ALGS)
+            .dpop_bound_access_tokens_required(false);
     }
     let auth = auth.resource_metadata(meta.clone()).require_scope([SCOPE]);
 
