@@ -8,6 +8,12 @@
 //! For opaque tokens: the resource server's client ([`RS_CLIENT`]), the introspection
 //! endpoint, RFC 7009 revocation, and a back-channel logout sent by the provider's own code
 //! ([`Provider::backchannel_logout`], through the script's test-control route).
+//!
+//! For MCP clients (the script's `--auto-approve`, [`Provider::start_auto_approve`]): a
+//! client registered dynamically ([`Provider::register`]) and the authorization code grant
+//! with PKCE S256 ([`Provider::authorize`], which checks that the authorization endpoint's
+//! first answer is the redirect with the code); DPoP-bound client_credentials tokens
+//! ([`Provider::token_response`] with a proof).
 
 use serde_json::Value;
 use std::path::Path;
@@ -122,6 +128,12 @@ impl Provider {
         })
     }
 
+    /// The provider with `--auto-approve` (dynamic registration, the code grant approved
+    /// without a person, no refresh tokens), or `None` when Node cannot be had outside CI.
+    pub async fn start_auto_approve() -> Option<Provider> {
+        Self::start_with(0, &["--auto-approve"]).await
+    }
+
     /// The issuer, `http://127.0.0.1:PORT`.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -176,6 +188,166 @@ impl Provider {
             .as_str()
             .expect("access_token")
             .to_owned()
+    }
+
+    /// The token endpoint's answer to a client_credentials request for `resource` and
+    /// `scope`, with a `DPoP` proof header when `dpop` is given (htm POST, htu
+    /// [`Provider::token_endpoint`]); panics unless it is 200.
+    pub async fn token_response(&self, resource: &str, scope: &str, dpop: Option<&str>) -> Value {
+        let mut req = self.http.post(self.token_endpoint()).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", CLIENT),
+            ("client_secret", CLIENT_SECRET),
+            ("resource", resource),
+            ("scope", scope),
+        ]);
+        if let Some(proof) = dpop {
+            req = req.header("dpop", proof);
+        }
+        self.json_200(req, "token request").await
+    }
+
+    /// Its token endpoint (oidc-provider's default path).
+    pub fn token_endpoint(&self) -> String {
+        format!("{}/token", self.issuer)
+    }
+
+    /// Registers a client by RFC 7591 (`--auto-approve` only): `redirect_uri`,
+    /// `client_secret_post`, grant types authorization_code and refresh_token, as an MCP
+    /// client does. Panics unless the answer is 201 with a client id and secret.
+    pub async fn register(&self, redirect_uri: &str) -> Registered {
+        let res = self
+            .http
+            .post(format!("{}/reg", self.issuer))
+            .json(&serde_json::json!({
+                "client_name": "tests/common/provider.rs",
+                "redirect_uris": [redirect_uri],
+                "token_endpoint_auth_method": "client_secret_post",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+            }))
+            .send()
+            .await
+            .expect("registration request");
+        let status = res.status();
+        let body: Value = res.json().await.expect("registration answer is JSON");
+        assert_eq!(
+            status,
+            201,
+            "registration: {body}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+        Registered {
+            client_id: body["client_id"].as_str().expect("client_id").to_owned(),
+            client_secret: body["client_secret"]
+                .as_str()
+                .expect("client_secret")
+                .to_owned(),
+            redirect_uri: redirect_uri.to_owned(),
+        }
+    }
+
+    /// The authorization code grant for `client` (`--auto-approve` only), PKCE S256:
+    /// the authorization request for `resource` and `scope` must be answered at once by a
+    /// redirect to the client's redirect URI with the code and the request's `state`; then
+    /// the code is exchanged (with a `DPoP` proof header when `dpop` is given). Returns the
+    /// token endpoint's answer, which must be 200.
+    pub async fn authorize(
+        &self,
+        client: &Registered,
+        resource: &str,
+        scope: &str,
+        dpop: Option<&str>,
+    ) -> Value {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let random = || {
+            let mut bytes = [0u8; 32];
+            getrandom::getrandom(&mut bytes).expect("random bytes");
+            b64(&bytes)
+        };
+        let verifier = random();
+        let state = random();
+        let challenge = b64(&sha2::Sha256::digest(verifier.as_bytes()));
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/auth", self.issuer),
+            [
+                ("response_type", "code"),
+                ("client_id", client.client_id.as_str()),
+                ("redirect_uri", client.redirect_uri.as_str()),
+                ("scope", scope),
+                ("resource", resource),
+                ("code_challenge", challenge.as_str()),
+                ("code_challenge_method", "S256"),
+                ("state", state.as_str()),
+            ],
+        )
+        .expect("authorization URL");
+        // The user agent: it follows nothing, the first answer must carry the code.
+        let agent = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let res = agent.get(url).send().await.expect("authorization request");
+        let status = res.status();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(
+            status.is_redirection() && location.starts_with(&client.redirect_uri),
+            "the authorization endpoint answered {status}, Location {location:?}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+        let back = reqwest::Url::parse(&location).expect("Location is a URL");
+        let param = |name: &str| {
+            back.query_pairs()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(
+            param("state").as_deref(),
+            Some(state.as_str()),
+            "{location}"
+        );
+        let code = param("code").unwrap_or_else(|| panic!("no code in {location}"));
+
+        let mut req = self.http.post(self.token_endpoint()).form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", client.redirect_uri.as_str()),
+            ("code_verifier", verifier.as_str()),
+            ("client_id", client.client_id.as_str()),
+            ("client_secret", client.client_secret.as_str()),
+            ("resource", resource),
+        ]);
+        if let Some(proof) = dpop {
+            req = req.header("dpop", proof);
+        }
+        self.json_200(req, "code exchange").await
+    }
+
+    /// Sends `req`, which must be answered 200 with JSON: that JSON.
+    async fn json_200(&self, req: reqwest::RequestBuilder, what: &str) -> Value {
+        let res = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: {e:?}; stderr: {}", self.stderr.lock().unwrap()));
+        let status = res.status();
+        let body: Value = res
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the answer is not JSON: {e}"));
+        assert_eq!(
+            status,
+            200,
+            "{what}: {body}; stderr: {}",
+            self.stderr.lock().unwrap()
+        );
+        body
     }
 
     /// What the provider wrote to stderr so far (start-up steps, warnings, server errors).
@@ -254,6 +426,17 @@ impl Provider {
             self.stderr.lock().unwrap()
         );
     }
+}
+
+/// A client registered at the provider by [`Provider::register`].
+#[derive(Debug, Clone)]
+pub struct Registered {
+    /// Its `client_id`, chosen by the provider.
+    pub client_id: String,
+    /// Its `client_secret` (`client_secret_post`).
+    pub client_secret: String,
+    /// Its one redirect URI.
+    pub redirect_uri: String,
 }
 
 /// `node SCRIPT ARGS` in `dir`, no stdin, killed when dropped.
