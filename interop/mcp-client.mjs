@@ -1,6 +1,6 @@
 // An MCP client made of the official TypeScript SDK (npm `@modelcontextprotocol/sdk`, pinned
-// by package-lock.json), for tests/mcp.rs: it finds the authorization server of a protected
-// MCP server the way the MCP authorization spec says and calls a tool.
+// by package-lock.json), for tests/mcp.rs and tests/mcp_auth.rs: it finds the authorization
+// server of a protected MCP server the way the MCP authorization spec says and calls a tool.
 //
 //   node interop/mcp-client.mjs http://127.0.0.1:PORT/mcp
 //
