@@ -12,6 +12,9 @@
 //!   [`AuthDiagnostics::account_status`](crate::AuthDiagnostics::account_status), is asked
 //!   about every principal: a disabled or locked account is 403, whatever its token says.
 //! - [`HideForbidden`] answers 404 instead of 403 on the routes it is put on.
+//! - [`McpScopes`] requires scopes per MCP method and per tool, resource or prompt (from
+//!   the `Mcp-Method` and `Mcp-Name` headers and the JSON-RPC body): 403
+//!   `insufficient_scope` naming every scope the call needs.
 //! - [`ResourceMetadata`] is the RFC 9728 document naming the authorization servers; with
 //!   [`AuthDiagnostics::resource_metadata`](crate::AuthDiagnostics::resource_metadata) the
 //!   layer serves it and points every Bearer and DPoP challenge at it.
@@ -58,6 +61,7 @@
 
 pub use crate::authn::verify::{AccountStatus, CheckAccount, StatusFuture};
 pub use crate::hide::{HideForbidden, HideFuture, HideService};
+pub use crate::mcp::{McpFuture, McpScopes, McpScopesService};
 pub use crate::resource::ResourceMetadata;
 pub use crate::scope::{RequireFuture, RequireScope, RequireService};
 pub use crate::step_up::RequireStepUp;

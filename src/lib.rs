@@ -268,6 +268,7 @@ pub mod layer;
 mod log;
 #[cfg(feature = "log-format")]
 mod log_format;
+mod mcp;
 mod metrics;
 mod problem;
 mod readiness;

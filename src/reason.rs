@@ -858,6 +858,20 @@ reasons! {
         detail: "The credentials are valid but do not allow this request.",
         hint: "The account lacks the role or permission this resource needs.",
     },
+    /// An MCP request whose `Mcp-Method` or `Mcp-Name` header (MCP 2026-07-28) is
+    /// malformed or disagrees with its JSON-RPC body, on a route whose
+    /// [`McpScopes`](crate::authz::McpScopes) checks it
+    /// ([`reject_header_mismatch`](crate::authz::McpScopes::reject_header_mismatch)). The
+    /// answer's body is the JSON-RPC error `-32020` (`HeaderMismatch`).
+    McpHeaderMismatch = "mcp_header_mismatch" {
+        status: BAD_REQUEST,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "MCP headers disagree with the body",
+        detail: "The Mcp-Method or Mcp-Name header is malformed or does not match the JSON-RPC body.",
+        hint: "Send Mcp-Method and Mcp-Name exactly as the body's method and params.name (params.uri for resources), names that are not plain ASCII in the =?base64?...?= form.",
+    },
     /// The wrapped service answered 401 without `WWW-Authenticate`.
     UpstreamChallengeMissing = "upstream_challenge_missing" {
         status: UNAUTHORIZED,
