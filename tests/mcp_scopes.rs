@@ -507,6 +507,20 @@ async fn a_body_over_the_bound_is_413_and_never_reaches_the_handler() {
 }
 
 #[tokio::test]
+async fn a_policy_of_always_only_never_reads_the_body() {
+    let only_always = McpScopes::new().always(["mcp:tools"]).max_body(8);
+    let out = send(
+        app(only_always.clone()),
+        rpc(&token("mcp:tools"), call("admin-action"), &[]),
+    )
+    .await;
+    assert_eq!(out.status, 200);
+    assert_eq!(out.body, call("admin-action").as_bytes());
+    let out = send(app(only_always), rpc(&token("other"), call("echo"), &[])).await;
+    assert_eq!(refused_scope(&out), "mcp:tools");
+}
+
+#[tokio::test]
 async fn a_compressed_body_is_415() {
     let t = token("mcp:tools mcp:admin");
     let headers = vec![("content-encoding", hv("gzip"))];

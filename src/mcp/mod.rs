@@ -28,7 +28,8 @@ use std::sync::Arc;
 ///
 /// # What a request is taken to call
 ///
-/// - The body of a `POST` is read, at most [`max_body`](McpScopes::max_body) bytes (1 MiB
+/// - The body of a `POST` is read (when the policy has rules per method or name, or
+///   compares headers and body), at most [`max_body`](McpScopes::max_body) bytes (1 MiB
 ///   by default), and handed on to the handler as the very same bytes. A single message,
 ///   a batch (every call's scopes are needed), notifications (their method's scopes) and
 ///   responses (only `always`) are understood. A body that is not JSON goes on with only
@@ -245,7 +246,13 @@ impl McpScopes {
     /// Refuses a request whose `Mcp-Method` or `Mcp-Name` header is malformed or disagrees
     /// with its body: 400 with the JSON-RPC error `-32020` (`HeaderMismatch`), logged as
     /// [`mcp_header_mismatch`](crate::Reason::McpHeaderMismatch). Off by default: a
-    /// request without the headers is never refused by it.
+    /// request without the headers is never refused by it, nor one whose body is not
+    /// JSON (the server answers that with its parse error).
+    ///
+    /// The policy answers this one itself, since its body is JSON-RPC: it is counted,
+    /// recorded on the span and logged as one event like the layer's refusals (flood
+    /// control per policy, the request id the layer gave), but the layer's
+    /// [`on_failure`](crate::AuthDiagnostics::on_failure) hook does not hear it.
     pub fn reject_header_mismatch(self) -> Self {
         self.edit(|p| p.reject_mismatch = true)
     }
@@ -297,6 +304,11 @@ impl Policy {
             .collect();
         extend(&mut self.all, list.clone());
         list
+    }
+
+    /// Whether any scope depends on what a request calls (not only `always`).
+    pub(crate) fn per_call(&self) -> bool {
+        !self.methods.is_empty() || !self.names.is_empty()
     }
 
     /// The scopes a request calling `calls` (method, and the name it addresses) needs:

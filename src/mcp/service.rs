@@ -145,9 +145,11 @@ where
     Ok((Request::from_parts(parts, body), required))
 }
 
-/// Whether the body must be read: a POST, unless the headers are trusted and say enough.
+/// Whether the body must be read: a POST whose calls can matter (the policy has rules per
+/// method or name, or compares the headers with the body), unless the headers are
+/// trusted and say enough.
 fn body_wanted(policy: &Policy, parts: &Parts, headers: &McpHeaders) -> bool {
-    if parts.method != Method::POST {
+    if parts.method != Method::POST || !(policy.per_call() || policy.reject_mismatch) {
         return false;
     }
     if !policy.trust_headers || policy.reject_mismatch {
