@@ -372,6 +372,10 @@ async fn a_mismatch_is_400_with_a_jsonrpc_error_and_one_event() {
     assert_eq!(out.header("content-type"), Some("application/json"));
     assert_eq!(out.header("cache-control"), Some("no-store"));
     assert!(out.header("www-authenticate").is_none());
+    assert_eq!(
+        out.header("access-control-expose-headers"),
+        Some("X-Request-Id")
+    );
     let body = out.json();
     assert_eq!(body["jsonrpc"], "2.0");
     assert_eq!(body["id"], 7, "the request's id: {body}");

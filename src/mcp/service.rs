@@ -311,6 +311,11 @@ fn jsonrpc_error(parts: &Parts, status: StatusCode, id: Value, error: Value) -> 
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // A page on an allowed origin reads the id, as on the layer's own refusals.
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("X-Request-Id"),
+    );
     if let Some(id) = request_id(parts) {
         headers.insert(X_REQUEST_ID, id.header_value().clone());
     }
