@@ -566,6 +566,26 @@ async fn a_metadata_document_for_another_resource_is_named() {
         ["pass"]
     );
     assert_eq!(run.verdicts("authorization_server", "sent"), ["skip"]);
+
+    // What the server chose is shown capped: a 20 000-character resource, 200 of it.
+    let long = format!("http://wrong.example/{}", "a".repeat(20_000));
+    let url = broken_server(true, |_| Some(json!({ "resource": long }))).await;
+    let run = probe(&url, &["--json"], None, None).await;
+    let report = run.json();
+    let detail = report["requests"][1]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "resource")
+        .unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        detail.len() < 400 && detail.contains('…'),
+        "{} characters",
+        detail.len()
+    );
 }
 
 /// An authorization server whose metadata lists no `S256` (or no PKCE at all).

@@ -50,6 +50,19 @@ impl Check {
     }
 }
 
+/// The most characters of a server's string a detail shows.
+const SHOWN: usize = 200;
+
+/// `text` cut to [`SHOWN`] characters (an ellipsis when cut): what a detail shows of a
+/// string the server chose.
+pub(crate) fn capped(text: &str) -> String {
+    let mut s: String = text.chars().take(SHOWN).collect();
+    if text.chars().nth(SHOWN).is_some() {
+        s.push('…');
+    }
+    s
+}
+
 /// `pass` when `ok`, else `otherwise`.
 pub(crate) fn verdict(ok: bool, otherwise: Verdict) -> Verdict {
     if ok {
@@ -699,7 +712,7 @@ fn metadata_members(a: &Answer, resource: &Url) -> Vec<Check> {
         Some("R-55"),
         verdict(same, Verdict::Fail),
         match found {
-            Some(f) => format!("resource {f:?}, probed {:?}", names[0]),
+            Some(f) => format!("resource {:?}, probed {:?}", capped(f), names[0]),
             None => "no resource member (REQUIRED)".to_owned(),
         },
     );

@@ -18,8 +18,9 @@
 //!   - a request not sent (`token_in_query` and `header_and_query` without `--query-token`
 //!     or after the token was refused, `metadata` on another origin) has one check, `sent`
 //!     (`skip`) or `metadata_origin` (`warn`), saying why;
-//!   - `received`: `null`, or `www_authenticate` (every field line), `cache_control`,
-//!     `content_type`, `location` (each `null` when absent), `body_bytes`, `body_truncated`;
+//!   - `received`: `null`, or `www_authenticate` (every field line, at most 32, each cut at
+//!     4096 characters as the others), `cache_control`, `content_type`, `location` (each
+//!     `null` when absent), `body_bytes`, `body_truncated`;
 //!   - `checks`: `id`, `rule` (`R-NN`, `reasons.md`, `RFC 8414` or `MCP PKCE` where
 //!     standards.md has no item, or `null`), `verdict` (`pass`, `fail`, `warn`, `skip`),
 //!     `detail`.
@@ -124,17 +125,15 @@ pub(crate) struct Exchange {
 impl Exchange {
     /// An answered request.
     pub fn answered(name: &'static str, sent: Sent, a: &Answer, checks: Vec<Check>) -> Self {
-        let one = |h: http::HeaderName| {
-            a.headers
-                .get(h)
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-        };
+        let text = |v: &http::HeaderValue| field(&String::from_utf8_lossy(v.as_bytes()));
+        let one = |h: http::HeaderName| a.headers.get(h).map(text);
         let received = Received {
             www_authenticate: a
                 .headers
                 .get_all(http::header::WWW_AUTHENTICATE)
                 .iter()
-                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .take(FIELD_LINES)
+                .map(text)
                 .collect(),
             cache_control: one(http::header::CACHE_CONTROL),
             content_type: one(http::header::CONTENT_TYPE),
@@ -181,6 +180,21 @@ impl Exchange {
         let error = checks.first().map(|c| c.detail.clone()).unwrap_or_default();
         Self::failed(name, sent, error, checks)
     }
+}
+
+/// The most `WWW-Authenticate` lines a report keeps.
+const FIELD_LINES: usize = 32;
+/// The most characters of a header field a report keeps.
+const FIELD_CHARS: usize = 4096;
+
+/// A header field as a report keeps it: at most [`FIELD_CHARS`] characters (an ellipsis
+/// when cut).
+fn field(text: &str) -> String {
+    let mut s: String = text.chars().take(FIELD_CHARS).collect();
+    if text.chars().nth(FIELD_CHARS).is_some() {
+        s.push('…');
+    }
+    s
 }
 
 /// The counts of a report.

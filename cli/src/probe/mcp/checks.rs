@@ -3,6 +3,7 @@
 //! checklist has no item (`RFC 8414` for the authorization server's metadata, `MCP PKCE`
 //! for the MCP authorization spec's PKCE requirement).
 
+pub(crate) use super::super::checks::capped;
 use super::super::checks::{
     challenges, common, error_code, no_error, redirect, refusal, shown, status_text, verdict,
     Challenge, Check, Verdict,
@@ -11,18 +12,6 @@ use super::super::Answer;
 use base64::Engine as _;
 use reqwest::Url;
 use serde_json::Value;
-
-/// The most characters of a server's string a detail shows.
-const SHOWN: usize = 200;
-
-/// `text` cut to [`SHOWN`] characters (an ellipsis when cut).
-pub(crate) fn capped(text: &str) -> String {
-    let mut s: String = text.chars().take(SHOWN).collect();
-    if text.chars().nth(SHOWN).is_some() {
-        s.push('…');
-    }
-    s
-}
 
 /// The first Bearer challenge of an answer (MCP clients read `resource_metadata` and
 /// `scope` from it).
@@ -620,7 +609,7 @@ mod tests {
     #[test]
     fn long_server_text_is_capped() {
         let long = "x".repeat(1000);
-        assert_eq!(capped(&long).chars().count(), SHOWN + 1);
+        assert_eq!(capped(&long).chars().count(), 201);
         assert_eq!(capped("short"), "short");
     }
 }
