@@ -31,11 +31,13 @@
 //! Once bound it prints one line to stdout, `listening on http://ADDR`, and nothing else.
 //!
 //! The tool `add` sums two numbers and names its caller: the token's `sub`, from the
-//! [`Principal`] the layer put in the request's extensions, which rmcp hands the tool
-//! as the request's [`http::request::Parts`]. The tool `admin-action` also needs scope
-//! `mcp:admin`: a small middleware of this example ([`tool_scopes`]) reads the JSON-RPC
-//! call and asks [`RequireScope`]; its 403 names `scope="mcp:tools mcp:admin"`, every scope
-//! the call needs, so a client that asks for exactly that scope gets a token that works.
+//! [`Principal`](auth_diagnostics::Principal) the layer put in the request's extensions,
+//! which rmcp hands the tool as the request's [`http::request::Parts`]. The tool
+//! `admin-action` also needs scope `mcp:admin`: the library's per-tool policy
+//! ([`McpScopes`]) reads the call (the `Mcp-Method` and `Mcp-Name` headers, and the
+//! JSON-RPC body, handed on to rmcp byte for byte); its 403 names
+//! `scope="mcp:tools mcp:admin"`, every scope the call needs, so a client that asks for
+//! exactly that scope gets a token that works.
 //!
 //! `POST /mcp` takes DPoP-bound tokens (RFC 9449) beside Bearer ones: `Authorization: DPoP`
 //! with a proof whose `htu` names `http://ADDR/mcp` (ADDR as bound, whatever `Host` says).
@@ -49,20 +51,16 @@
 //! subscriptions, prompts, the logging level and completion ([`Fixture`],
 //! `examples/mcp/fixture.rs`). tests/mcp_conformance.rs runs the suite against it.
 
-use auth_diagnostics::authz::{RequireScope, ResourceMetadata};
+use auth_diagnostics::authz::{McpScopes, ResourceMetadata};
 use auth_diagnostics::dpop::Dpop;
 use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::JwtAuthenticator;
 use auth_diagnostics::keys::{Algorithm, KeySource};
 use auth_diagnostics::layer::DetailMode;
-use auth_diagnostics::{AuthDiagnostics, Principal};
-use axum::extract::Request;
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use auth_diagnostics::AuthDiagnostics;
 use axum::Router;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -78,9 +76,6 @@ pub const ADMIN_TOOL: &str = "admin-action";
 
 /// The scope [`ADMIN_TOOL`] needs on top of [`SCOPE`].
 pub const ADMIN_SCOPE: &str = "mcp:admin";
-
-/// The largest JSON-RPC body read to find the tool a request calls.
-const MAX_BODY: usize = 1024 * 1024;
 
 /// The algorithms DPoP proofs may be signed with (the layer's default pair, named here so
 /// the metadata document says the same).
@@ -175,9 +170,13 @@ pub fn app_with(cfg: &McpConfig, options: &McpOptions) -> Router {
     let authority = uri.authority().expect("checked").to_string();
     let origin = format!("{}://{authority}", uri.scheme_str().expect("checked"));
 
+    // Every request needs mcp:tools; a call of admin-action needs mcp:admin too.
+    let policy = McpScopes::new()
+        .always([SCOPE])
+        .tool(ADMIN_TOOL, [ADMIN_SCOPE]);
     let mut meta = ResourceMetadata::new(&cfg.resource)
         .authorization_servers([cfg.issuer.as_str()])
-        .scopes_supported([SCOPE, ADMIN_SCOPE])
+        .scopes_supported(policy.scopes())
         .resource_name("auth-diagnostics MCP example");
     let jwt =
         JwtAuthenticator::from_source(KeySource::discover(&cfg.issuer)).audience(&cfg.resource);
@@ -227,42 +226,12 @@ pub fn app_with(cfg: &McpConfig, options: &McpOptions) -> Router {
 
     Router::new()
         .nest_service("/mcp", mcp)
-        // Inside the layer: the principal is known, and the layer renders the refusal.
-        .layer(middleware::from_fn(tool_scopes))
+        // Inside the layer: the principal is known, and the 403 names every scope the call
+        // needs (the layer's and the tool's) with the layer's resource_metadata.
+        .route_layer(policy)
         .layer(auth)
         // Outside the layer: the metadata is public (RFC 9728 §3).
         .merge(meta.router())
-}
-
-/// Per-tool scopes: a `tools/call` of [`ADMIN_TOOL`] needs [`ADMIN_SCOPE`] too. The layer
-/// turns the refusal into its 403, whose challenge names the layer's scope and this one.
-///
-/// A body that is not JSON goes on to rmcp, which answers it; one longer than 1 MiB is
-/// refused with 413.
-pub async fn tool_scopes(req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) => return http::StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-    };
-    if calls_tool(&bytes, ADMIN_TOOL) {
-        let principal = parts.extensions.get::<Principal>();
-        if let Err(refusal) = RequireScope::new([ADMIN_SCOPE]).check(principal) {
-            return refusal.into_response();
-        }
-    }
-    next.run(Request::from_parts(parts, bytes.into())).await
-}
-
-/// Whether a JSON-RPC body (one message or a batch) calls tool `name`.
-fn calls_tool(body: &[u8], name: &str) -> bool {
-    let calls =
-        |m: &Value| m["method"] == "tools/call" && m["params"]["name"].as_str() == Some(name);
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Array(batch)) => batch.iter().any(calls),
-        Ok(message) => calls(&message),
-        Err(_) => false,
-    }
 }
 
 #[allow(dead_code)]

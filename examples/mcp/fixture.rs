@@ -504,7 +504,7 @@ impl ServerHandler for Fixture {
             .and_then(|parts| parts.extensions.get::<Principal>());
         let caller = principal.and_then(|p| p.id().map(str::to_owned));
         if request.name == ADMIN_TOOL {
-            // The middleware refused calls without the scope; the tool does not rely on it
+            // McpScopes refused calls without the scope; the tool does not rely on it
             // having read the call the way rmcp does.
             if RequireScope::new([ADMIN_SCOPE]).check(principal).is_err() {
                 return Err(ErrorData::invalid_request(
