@@ -130,5 +130,5 @@
 //! # let _ = layer;
 //! ```
 
-pub use crate::authn::introspection::Introspector;
 pub use crate::authn::introspection::IntrospectionStore;
+pub use crate::authn::introspection::Introspector;

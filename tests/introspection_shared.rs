@@ -194,11 +194,19 @@ async fn a_store_that_cannot_answer_costs_a_warn_and_a_call() {
     assert_eq!(out.json()["sub"], "alice");
     assert_eq!(ep.calls.load(Ordering::SeqCst), 1);
     // Read and write both failed: two WARNs, saying so and why.
-    let warns: Vec<_> = out.events.iter().filter(|e| e.get("error").is_some()).collect();
+    let warns: Vec<_> = out
+        .events
+        .iter()
+        .filter(|e| e.get("error").is_some())
+        .collect();
     assert_eq!(warns.len(), 2, "{:#?}", out.events);
     for w in warns {
         assert_eq!(w.field("error"), "the store is down");
-        assert!(w.line().contains("shared introspection cache"), "{}", w.line());
+        assert!(
+            w.line().contains("shared introspection cache"),
+            "{}",
+            w.line()
+        );
     }
 }
 
