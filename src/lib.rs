@@ -248,9 +248,9 @@
 #![warn(unreachable_pub)]
 
 mod admit;
-mod backchannel;
 mod answer;
 mod authn;
+mod backchannel;
 mod challenge;
 mod config;
 mod config_error;
