@@ -32,8 +32,10 @@ use std::sync::Arc;
 ///   compares headers and body), at most [`max_body`](McpScopes::max_body) bytes (1 MiB
 ///   by default), and handed on to the handler as the very same bytes. A single message,
 ///   a batch (every call's scopes are needed), notifications (their method's scopes) and
-///   responses (only `always`) are understood. A body that is not JSON goes on with only
-///   the scopes the headers and `always` ask for: the handler cannot run a tool from it.
+///   responses (only `always`) are understood. A body that is not JSON is refused with
+///   400 and the JSON-RPC parse error `-32700` (what it calls cannot be known, and a
+///   server answers it so anyway); JSON that is no JSON-RPC request (a string, a number)
+///   needs `always` only.
 /// - `Mcp-Method` and `Mcp-Name` (MCP 2026-07-28; the name's `=?base64?…?=` form is
 ///   decoded) add the scopes of what they name. Headers never *lower* what the body
 ///   asks for: by default the scopes are those of the headers and of the body together,
@@ -44,8 +46,8 @@ use std::sync::Arc;
 ///   name), not visible ASCII (non-UTF-8 included), or with a broken base64 form is
 ///   malformed: it decides nothing (the body does).
 /// - A body over the bound is refused with 413, a compressed one (`Content-Encoding`)
-///   with 415, each with a JSON-RPC error body: a body the layer cannot read could hide a
-///   call it would refuse.
+///   with 415, each with a JSON-RPC error body (`-32600`) and a WARN event: a body the
+///   layer cannot read could hide a call it would refuse.
 ///
 /// With [`reject_header_mismatch`](McpScopes::reject_header_mismatch), a request whose
 /// headers are malformed or disagree with its body is answered 400 with the JSON-RPC error

@@ -116,8 +116,10 @@ where
         false => (Body::new(body), None),
         true => {
             let bytes = read_body(policy, &parts, body).await.map_err(Box::new)?;
-            let messages = body::parse(&bytes);
-            (Body::from(bytes), messages)
+            let Some(messages) = body::parse(&bytes) else {
+                return Err(Box::new(not_json(&parts)));
+            };
+            (Body::from(bytes), Some(messages))
         }
     };
     if policy.reject_mismatch {
@@ -322,8 +324,21 @@ fn jsonrpc_error(parts: &Parts, status: StatusCode, id: Value, error: Value) -> 
     response
 }
 
-/// A body the layer cannot read: `status` with a JSON-RPC `-32600`, logged at WARN.
+/// A body that is not JSON: what it calls cannot be known (a more lenient parser behind
+/// could still find a call in it), so 400 with the JSON-RPC parse error `-32700`, the
+/// answer a server owes it anyway.
+fn not_json(parts: &Parts) -> Response<Body> {
+    let why = "the body is not JSON, so what it calls cannot be checked";
+    refused(parts, StatusCode::BAD_REQUEST, -32700, why)
+}
+
+/// A body the layer cannot read: `status` with a JSON-RPC `-32600`.
 fn unreadable(parts: &Parts, status: StatusCode, why: &str) -> Response<Body> {
+    refused(parts, status, -32600, why)
+}
+
+/// `status` with the JSON-RPC error `code`, logged at WARN.
+fn refused(parts: &Parts, status: StatusCode, code: i64, why: &str) -> Response<Body> {
     let id = request_id(parts).map(AuthRequestId::as_str);
     tracing::warn!(
         target: "auth_diagnostics",
@@ -333,7 +348,7 @@ fn unreadable(parts: &Parts, status: StatusCode, why: &str) -> Response<Body> {
         path = crate::sanitize::cap_to(&crate::snapshot::loggable_path(parts.uri.path()), 256).as_str(),
         "MCP request refused before its scopes could be checked: {why}"
     );
-    let error = json!({"code": -32600, "message": why});
+    let error = json!({"code": code, "message": why});
     jsonrpc_error(parts, status, Value::Null, error)
 }
 
