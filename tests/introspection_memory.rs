@@ -10,7 +10,8 @@
 //! the first 11 000 tokens at least 1 000 are asked about again.
 //!
 //! The 100 000 requests go through the whole layer and a real HTTP client, 8 at a time on
-//! two worker threads: about a minute in a debug build on two cores.
+//! two worker threads: about a minute in a debug build on two idle cores, two beside other
+//! builds.
 //!
 //! A file of its own: the allocator counts the whole process, so no other test may run
 //! beside this one.
