@@ -620,9 +620,14 @@ async fn cost_of_the_policy() {
     let big = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                      "params": {"name": "admin-action", "arguments": {"pad": "x".repeat(512 * 1024)}}})
     .to_string();
+    // The worst batch within the bound: tiny calls, many of them.
+    let one = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#;
+    let calls = 1024 * 1024 / (one.len() + 1) - 1;
+    let batch = format!("[{}]", vec![one; calls].join(","));
     for (label, body) in [
-        ("tools/call, 90 bytes", call("admin-action")),
-        ("tools/call, 512 KiB", big),
+        (format!("a batch of {calls} tools/call, 1 MiB"), batch),
+        ("tools/call, 90 bytes".to_owned(), call("admin-action")),
+        ("tools/call, 512 KiB".to_owned(), big),
     ] {
         let mut with = app(policy());
         let mut without = Router::new()

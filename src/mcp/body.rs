@@ -1,9 +1,8 @@
-//! The JSON-RPC body of an MCP POST: read within a bound, kept as the bytes that came (so
-//! the handler reads exactly what was checked), and what it calls.
+//! The body of an MCP POST: read within a bound, kept as the bytes that came (so the
+//! handler reads exactly what was checked).
 
 use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
-use serde_json::Value;
 use std::pin::Pin;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -55,48 +54,6 @@ where
     Ok(first.unwrap_or_else(|| rest.freeze()))
 }
 
-/// One JSON-RPC message of a body, as far as scopes are concerned.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Message {
-    /// `method`; `None` for a response (a client answering a server's request).
-    pub method: Option<String>,
-    /// The name it addresses: `params.name` (tools, prompts) or `params.uri` (resources).
-    pub name: Option<String>,
-    /// `id`; `Null` for a notification.
-    pub id: Value,
-}
-
-/// The messages of `bytes`, or `None` when they are not JSON. A single message is a list
-/// of one; a batch lists every member that is an object.
-pub(crate) fn parse(bytes: &[u8]) -> Option<Vec<Message>> {
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    Some(match value {
-        Value::Array(items) => items.iter().filter_map(message).collect(),
-        single => message(&single).into_iter().collect(),
-    })
-}
-
-fn message(value: &Value) -> Option<Message> {
-    let object = value.as_object()?;
-    let method = object.get("method").and_then(Value::as_str);
-    let params = object.get("params");
-    let text = |key: &str| {
-        params
-            .and_then(|p| p.get(key))
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    };
-    let name = match method {
-        Some(m) if m.starts_with("resources/") => text("uri"),
-        _ => text("name").or_else(|| text("uri")),
-    };
-    Some(Message {
-        method: method.map(str::to_owned),
-        name,
-        id: object.get("id").cloned().unwrap_or(Value::Null),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,23 +90,5 @@ mod tests {
             let frame = http_body::Frame::data(Bytes::from_static(b"xx"));
             std::task::Poll::Ready(Some(Ok(frame)))
         }
-    }
-
-    #[test]
-    fn messages() {
-        let one = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#;
-        let m = parse(one).unwrap();
-        assert_eq!(m[0].method.as_deref(), Some("tools/call"));
-        assert_eq!(m[0].name.as_deref(), Some("t"));
-        assert_eq!(m[0].id, 1);
-        let batch = br#"[{"method":"resources/read","params":{"uri":"a://b","name":"n"}},
-                         {"method":"notifications/initialized"}, 7, {"id":3,"result":{}}]"#;
-        let m = parse(batch).unwrap();
-        assert_eq!(m.len(), 3);
-        assert_eq!(m[0].name.as_deref(), Some("a://b"));
-        assert_eq!(m[1].id, Value::Null);
-        assert_eq!(m[2].method, None);
-        assert!(parse(b"{").is_none());
-        assert!(parse(b"\"text\"").unwrap().is_empty());
     }
 }

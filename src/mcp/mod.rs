@@ -1,9 +1,11 @@
 //! Per-tool and per-method scopes for an MCP endpoint: [`McpScopes`] (the policy and its
 //! layer, the guide is on it), `headers` (`Mcp-Method`, `Mcp-Name`), `body` (the bounded
-//! read of the JSON-RPC body), `service` (the service, its future and its own answers).
+//! read of the body), `message` (what its JSON-RPC messages call), `service` (the
+//! service, its future and its own answers).
 
 mod body;
 mod headers;
+mod message;
 mod service;
 
 pub use service::{McpFuture, McpScopesService};
@@ -143,8 +145,8 @@ pub struct McpScopes {
 pub(crate) struct Policy {
     always: Vec<String>,
     methods: HashMap<String, Vec<String>>,
-    /// By (method, name).
-    names: HashMap<(String, String), Vec<String>>,
+    /// By method, then name.
+    names: HashMap<String, HashMap<String, Vec<String>>>,
     /// Every scope named anywhere above, once, in the order first named.
     all: Vec<String>,
     pub(crate) reject_mismatch: bool,
@@ -240,8 +242,8 @@ impl McpScopes {
     {
         self.edit(|p| {
             let scopes = p.named(scopes);
-            let key = (method.to_owned(), name);
-            extend(p.names.entry(key).or_default(), scopes);
+            let by_name = p.names.entry(method.to_owned()).or_default();
+            extend(by_name.entry(name).or_default(), scopes);
         })
     }
 
@@ -329,15 +331,8 @@ impl Policy {
         }
         for (method, name) in calls {
             add(&mut out, self.methods.get(method));
-            if let Some(name) = name {
-                // No allocation for the lookup of a name no rule mentions.
-                if !self.names.is_empty() {
-                    add(
-                        &mut out,
-                        self.names.get(&(method.to_owned(), name.to_owned())),
-                    );
-                }
-            }
+            let by_name = self.names.get(method);
+            add(&mut out, name.and_then(|n| by_name?.get(n)));
         }
         out
     }

@@ -1,8 +1,9 @@
 //! [`McpScopesService`]: what an MCP request calls (headers, then the body), the scopes
 //! that needs, and the answers of its own (a header mismatch, a body it cannot read).
 
-use super::body::{self, Message, ReadError};
+use super::body::{self, ReadError};
 use super::headers::{Field, McpHeaders};
+use super::message::{self, Message};
 use super::Policy;
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
@@ -116,7 +117,7 @@ where
         false => (Body::new(body), None),
         true => {
             let bytes = read_body(policy, &parts, body).await.map_err(Box::new)?;
-            let Some(messages) = body::parse(&bytes) else {
+            let Some(messages) = message::parse(&bytes) else {
                 return Err(Box::new(not_json(&parts)));
             };
             (Body::from(bytes), Some(messages))
@@ -208,12 +209,10 @@ fn calls<'a>(
     if let Some(method) = headers.method.value() {
         out.push((method, headers.name.value()));
     }
+    // Not deduplicated here: a batch may hold many calls, and the scopes are, per call.
     for m in messages.into_iter().flatten() {
         if let Some(method) = &m.method {
-            let call = (method.as_str(), m.name.as_deref());
-            if !out.contains(&call) {
-                out.push(call);
-            }
+            out.push((method.as_str(), m.name.as_deref()));
         }
     }
     out
