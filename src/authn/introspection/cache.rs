@@ -23,6 +23,8 @@ pub(crate) type Key = [u8; 32];
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     cell: tokio::sync::OnceCell<Settled>,
+    /// When it was made, in the cache's own count: a full cache drops the oldest first.
+    born: u64,
 }
 
 /// An answer and when it stops being usable (milliseconds since the epoch).
@@ -52,6 +54,8 @@ impl Slot {
 pub(crate) struct Cache {
     slots: Mutex<HashMap<Key, Arc<Slot>>>,
     capacity: usize,
+    /// Slots made so far (under the lock of `slots`).
+    made: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
@@ -59,6 +63,7 @@ impl Cache {
         Self {
             slots: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            made: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -73,7 +78,11 @@ impl Cache {
         if slots.len() >= self.capacity && !slots.contains_key(key) {
             make_room(&mut slots, self.capacity, now_ms);
         }
-        let slot = Arc::new(Slot::default());
+        let born = self.made.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let slot = Arc::new(Slot {
+            cell: Default::default(),
+            born,
+        });
         slots.insert(*key, slot.clone());
         slot
     }
@@ -100,16 +109,17 @@ impl Cache {
     }
 }
 
-/// Drops expired slots; if that frees too little, drops others (a sixteenth of the
-/// capacity at once, so a full cache is not swept on every miss).
+/// Drops expired slots; if that frees too little, drops the oldest others (a sixteenth
+/// of the capacity at once, so a full cache is not swept on every miss).
 fn make_room(slots: &mut HashMap<Key, Arc<Slot>>, capacity: usize, now_ms: i64) {
     slots.retain(|_, s| s.usable(now_ms) != Some(false));
     let target = capacity - (capacity / 16).max(1);
     if slots.len() > target {
         let excess = slots.len() - target;
-        let doomed: Vec<Key> = slots.keys().take(excess).copied().collect();
-        for k in doomed {
-            slots.remove(&k);
+        let mut ages: Vec<(u64, Key)> = slots.iter().map(|(k, s)| (s.born, *k)).collect();
+        ages.select_nth_unstable(excess - 1);
+        for (_, k) in &ages[..excess] {
+            slots.remove(k);
         }
     }
 }
@@ -158,6 +168,29 @@ mod tests {
             again.usable(1_000).is_none(),
             "an expired answer is replaced"
         );
+    }
+
+    /// A full cache drops its oldest slots, not whichever its table lists first.
+    #[tokio::test]
+    async fn the_oldest_go_first() {
+        let capacity = 160;
+        let cache = Cache::new(capacity);
+        for i in 0..1_000 {
+            let slot = cache.slot(&key(&format!("token-{i}")), 0);
+            slot.settle(|| async { refused(1_000) }).await;
+        }
+        // The newest `capacity - capacity / 16` are all there; none of the first 800 is.
+        for i in 850..1_000 {
+            let k = key(&format!("token-{i}"));
+            assert!(cache.usable(&k, 0).is_some(), "token-{i} was dropped");
+        }
+        for i in 0..800 {
+            let k = key(&format!("token-{i}"));
+            assert!(
+                cache.usable(&k, 0).is_none(),
+                "token-{i} outlived newer ones"
+            );
+        }
     }
 
     fn rss_kib() -> u64 {

@@ -595,7 +595,12 @@ fn not_a_refresh_token(answer: &Map<String, Value>) -> Result<(), AuthFailure> {
     Ok(())
 }
 
-/// `exp` past, `nbf` ahead, or either not a number.
+/// The clock skew allowed between the authorization server and this one, in seconds: as
+/// the JWT path's default leeway. The server's own `active` is the verdict; `exp` and
+/// `nbf` only catch an answer that contradicts it by more than a clock's drift.
+const LEEWAY_S: i64 = 60;
+
+/// `exp` past or `nbf` ahead by more than [`LEEWAY_S`], or either not a number.
 fn times(answer: &Map<String, Value>, now: i64) -> Result<(), AuthFailure> {
     for (claim, past) in [("exp", true), ("nbf", false)] {
         let Some(v) = answer.get(claim) else { continue };
@@ -606,18 +611,18 @@ fn times(answer: &Map<String, Value>, now: i64) -> Result<(), AuthFailure> {
                 ))
                 .claim(claim));
         };
-        if past && t <= now {
+        if past && now >= t.saturating_add(LEEWAY_S) {
             return Err(AuthFailure::new(Reason::TokenExpired)
                 .detail(format!(
-                    "the introspection answer's exp is {} s ago",
+                    "the introspection answer's exp is {} s ago (leeway {LEEWAY_S} s)",
                     now - t
                 ))
                 .claim("exp"));
         }
-        if !past && t > now {
+        if !past && t > now.saturating_add(LEEWAY_S) {
             return Err(AuthFailure::new(Reason::TokenNotYetValid)
                 .detail(format!(
-                    "the introspection answer's nbf is {} s ahead",
+                    "the introspection answer's nbf is {} s ahead (leeway {LEEWAY_S} s)",
                     t - now
                 ))
                 .claim("nbf"));
@@ -710,8 +715,11 @@ mod tests {
             b[k] = v;
             b
         };
-        assert_eq!(reason(with("exp", json!(1_000))), Reason::TokenExpired);
-        assert_eq!(reason(with("nbf", json!(1_001))), Reason::TokenNotYetValid);
+        // Within the leeway (60 s) of this server's clock: accepted; beyond: refused.
+        assert!(judged(with("exp", json!(941))).is_ok());
+        assert!(judged(with("nbf", json!(1_060))).is_ok());
+        assert_eq!(reason(with("exp", json!(940))), Reason::TokenExpired);
+        assert_eq!(reason(with("nbf", json!(1_061))), Reason::TokenNotYetValid);
         assert_eq!(reason(with("iss", json!("x"))), Reason::TokenIssuerMismatch);
         assert_eq!(
             reason(with("aud", json!("x"))),
