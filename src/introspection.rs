@@ -27,7 +27,7 @@
 //! | answer | outcome |
 //! |---|---|
 //! | `active: false` | 401 `token_inactive` (`error="invalid_token"`) |
-//! | `exp` past, `nbf` ahead | 401 `token_expired`, `token_not_yet_valid` |
+//! | `exp` past, `nbf` ahead (by more than 60 s of clock leeway) | 401 `token_expired`, `token_not_yet_valid` |
 //! | `iss` present and not the configured issuer | 401 `token_issuer_mismatch` |
 //! | `aud` (string or array) without a configured audience, or no `aud` | 401 `token_audience_mismatch` (unless `accept_any_audience`) |
 //! | `cnf.jkt` (DPoP-bound) sent as Bearer | 401 `token_dpop_bound` |
