@@ -206,6 +206,21 @@ async fn resources_need_their_methods_and_their_uris_scopes() {
     )
     .await;
     assert_eq!(out.status, 200);
+    // A resource template covers every URI it expands to, `/` included.
+    let policy = || policy().resource("test://users/{id}/profile", ["mcp:profiles"]);
+    let t = token("mcp:tools mcp:resources");
+    for uri in ["test://users/7/profile", "test://users/7/../8/profile"] {
+        let out = send(app(policy()), rpc(&t, read(uri), &[])).await;
+        assert_eq!(refused_scope(&out), "mcp:tools mcp:resources mcp:profiles");
+        let out = send(
+            app(policy()),
+            rpc(&t, read("test://users"), &named("resources/read", uri)),
+        )
+        .await;
+        assert_eq!(refused_scope(&out), "mcp:tools mcp:resources mcp:profiles");
+    }
+    let out = send(app(policy()), rpc(&t, read("test://users/7/posts"), &[])).await;
+    assert_eq!(out.status, 200);
     let prompt = json!({"jsonrpc": "2.0", "id": 3, "method": "prompts/get",
                         "params": {"name": "ops"}});
     let out = send(
@@ -602,7 +617,8 @@ async fn the_metadata_lists_every_scope_the_policy_can_ask_for() {
             "mcp:resources",
             "mcp:secret",
             "mcp:ops"
-        ])
+        ]),
+        "in the order first named"
     );
 }
 

@@ -7,6 +7,7 @@ mod body;
 mod headers;
 mod message;
 mod service;
+mod template;
 
 pub use service::{McpFuture, McpScopesService};
 
@@ -147,6 +148,8 @@ pub(crate) struct Policy {
     methods: HashMap<String, Vec<String>>,
     /// By method, then name.
     names: HashMap<String, HashMap<String, Vec<String>>>,
+    /// Resource templates, for `resources/read`.
+    templates: Vec<(template::Template, Vec<String>)>,
     /// Every scope named anywhere above, once, in the order first named.
     all: Vec<String>,
     pub(crate) reject_mismatch: bool,
@@ -169,6 +172,7 @@ impl McpScopes {
                 always: Vec::new(),
                 methods: HashMap::new(),
                 names: HashMap::new(),
+                templates: Vec::new(),
                 all: Vec::new(),
                 reject_mismatch: false,
                 trust_headers: false,
@@ -217,13 +221,26 @@ impl McpScopes {
         self.named("tools/call", name.into(), scopes)
     }
 
-    /// Scopes a `resources/read` of the resource `uri` needs (the exact URI).
+    /// Scopes a `resources/read` of the resource `uri` needs: the exact URI, or, when it
+    /// holds `{…}` expressions, every URI of that resource template (RFC 6570, as MCP
+    /// resource templates are written), each expression matching any text, `/` and `?`
+    /// included — so it covers at least what the server routes to the template.
     pub fn resource<I, S>(self, uri: impl Into<String>, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.named("resources/read", uri.into(), scopes)
+        let uri = uri.into();
+        match template::Template::parse(&uri) {
+            None => self.named("resources/read", uri, scopes),
+            Some(t) => self.edit(|p| {
+                let scopes = p.named(scopes);
+                match p.templates.iter_mut().find(|(have, _)| *have == t) {
+                    Some((_, list)) => extend(list, scopes),
+                    None => p.templates.push((t, scopes)),
+                }
+            }),
+        }
     }
 
     /// Scopes a `prompts/get` of the prompt `name` needs.
@@ -312,7 +329,7 @@ impl Policy {
 
     /// Whether any scope depends on what a request calls (not only `always`).
     pub(crate) fn per_call(&self) -> bool {
-        !self.methods.is_empty() || !self.names.is_empty()
+        !self.methods.is_empty() || !self.names.is_empty() || !self.templates.is_empty()
     }
 
     /// The scopes a request calling `calls` (method, and the name it addresses) needs:
@@ -333,6 +350,13 @@ impl Policy {
             add(&mut out, self.methods.get(method));
             let by_name = self.names.get(method);
             add(&mut out, name.and_then(|n| by_name?.get(n)));
+            if let (Some(uri), "resources/read") = (name, method) {
+                for (t, scopes) in &self.templates {
+                    if t.matches(uri) {
+                        add(&mut out, Some(scopes));
+                    }
+                }
+            }
         }
         out
     }
@@ -368,6 +392,16 @@ mod tests {
             ["a", "t", "y1", "y2", "x"]
         );
         assert_eq!(policy.required([("prompts/get", Some("x"))]), ["a"]);
-        assert_eq!(p.scopes().collect::<Vec<_>>(), ["a", "t", "x", "y1", "y2"]);
+        let p = p
+            .resource("test://template/{id}/data", ["tpl"])
+            .resource("test://template/1/data", ["one"]);
+        let read = |uri| p.policy.required([("resources/read", Some(uri))]);
+        assert_eq!(read("test://template/1/data"), ["a", "one", "tpl"]);
+        assert_eq!(read("test://template/2/data"), ["a", "tpl"]);
+        assert_eq!(read("test://static"), ["a"]);
+        assert_eq!(
+            p.scopes().collect::<Vec<_>>(),
+            ["a", "t", "x", "y1", "y2", "tpl", "one"]
+        );
     }
 }
