@@ -45,6 +45,8 @@ use std::sync::Arc;
 ///   so a header that lies cannot reach a tool past its scope.
 ///   [`trust_headers`](McpScopes::trust_headers) decides by the headers alone, without
 ///   reading the body, for a server that refuses disagreeing headers itself.
+/// - Other methods (`GET` opens the server's stream, `DELETE` ends a session) carry no
+///   body: `always` and what the headers name.
 /// - A header sent twice, longer than its cap (256 bytes for the method, 8 KiB for the
 ///   name), not visible ASCII (non-UTF-8 included), or with a broken base64 form is
 ///   malformed: it decides nothing (the body does).
@@ -128,11 +130,12 @@ use std::sync::Arc;
 ///     .tool("admin-action", ["mcp:admin"])
 ///     .method("resources/read", ["mcp:resources"])
 ///     .resource("file:///secrets.txt", ["mcp:secrets"])
+///     .resource("users://{id}/profile", ["mcp:profiles"])
 ///     .prompt("incident-report", ["mcp:ops"])
 ///     .reject_header_mismatch();
 /// assert_eq!(
 ///     policy.scopes().collect::<Vec<_>>(),
-///     ["mcp:tools", "mcp:admin", "mcp:resources", "mcp:secrets", "mcp:ops"]
+///     ["mcp:tools", "mcp:admin", "mcp:resources", "mcp:secrets", "mcp:profiles", "mcp:ops"]
 /// );
 /// ```
 #[derive(Clone, Debug)]
