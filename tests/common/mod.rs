@@ -942,6 +942,8 @@ pub fn row(reason: &str) -> Row {
         },
         "upstream_token_refused" => r(401, invalid_token, Level::WARN),
         "preflight_blocked" => r(401, None, Level::ERROR),
+        // Answered by `authz::McpScopes` with a JSON-RPC error body (-32020), no challenge.
+        "mcp_header_mismatch" => r(400, None, Level::WARN),
         other => panic!("no row for reason {other}"),
     }
 }
