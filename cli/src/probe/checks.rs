@@ -647,6 +647,24 @@ pub(crate) fn well_known(r: &Url) -> String {
     )
 }
 
+/// A metadata document is served as `application/json`.
+pub(crate) fn json_content_type(a: &Answer) -> Check {
+    let ct = a
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+        .unwrap_or_default();
+    Check::new(
+        "content_type",
+        Some("R-55"),
+        verdict(
+            ct.trim_start().starts_with("application/json"),
+            Verdict::Fail,
+        ),
+        format!("Content-Type: {}", capped(shown(&ct))),
+    )
+}
+
 /// The metadata document at `target` describes `url`.
 pub(crate) fn metadata(a: &Answer, url: &Url, target: &Url) -> Vec<Check> {
     let resource = resource_of(url);
@@ -667,20 +685,7 @@ pub(crate) fn metadata(a: &Answer, url: &Url, target: &Url) -> Vec<Check> {
     if a.status != 200 {
         return checks;
     }
-    let ct = a
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-        .unwrap_or_default();
-    checks.push(Check::new(
-        "content_type",
-        Some("R-55"),
-        verdict(
-            ct.trim_start().starts_with("application/json"),
-            Verdict::Fail,
-        ),
-        format!("Content-Type: {}", shown(&ct)),
-    ));
+    checks.push(json_content_type(a));
     checks.extend(metadata_members(a, &resource));
     checks
 }

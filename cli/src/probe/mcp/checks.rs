@@ -5,8 +5,8 @@
 
 pub(crate) use super::super::checks::capped;
 use super::super::checks::{
-    challenges, common, error_code, no_error, redirect, refusal, shown, status_text, verdict,
-    Challenge, Check, Verdict,
+    challenges, common, error_code, json_content_type, no_error, redirect, refusal, status_text,
+    verdict, Challenge, Check, Verdict,
 };
 use super::super::Answer;
 use base64::Engine as _;
@@ -192,20 +192,7 @@ pub(crate) fn well_known_document(
         Verdict::Pass,
         status_text(a.status),
     )];
-    let ct = a
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
-        .unwrap_or_default();
-    checks.push(Check::new(
-        "content_type",
-        Some("R-55"),
-        verdict(
-            ct.trim_start().starts_with("application/json"),
-            Verdict::Fail,
-        ),
-        format!("Content-Type: {}", capped(shown(&ct))),
-    ));
+    checks.push(json_content_type(a));
     let Some(doc) = document(a) else {
         let why = if a.truncated {
             "longer than the probe reads"
