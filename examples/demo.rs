@@ -45,8 +45,10 @@ use auth_diagnostics::session::{BackchannelLogout, SessionAuthenticator, Session
 use auth_diagnostics::store::RedisStore;
 use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
 use auth_diagnostics::verify::AuthResult;
+use auth_diagnostics::websocket::{Expiring, WebSocketAuth};
 use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
 use axum::body::Bytes;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -317,6 +319,19 @@ pub fn app(cfg: &DemoConfig) -> Router {
                 .route_layer(RequireScope::new(["admin"])),
         )
         .route_layer(base.clone().bearer(jwt.clone()));
+    // A WebSocket that echoes text: the token from Authorization or, for browsers, from
+    // `Sec-WebSocket-Protocol: bearer, <token>`; or the session cookie. A refused upgrade
+    // is completed and closed with 4401/4403 and the reason (a browser cannot read a 401),
+    // and the socket is closed with 4401 `token_expired` when the token expires.
+    let ws = Router::new()
+        .route("/ws", get(ws_echo))
+        .route_layer(
+            bearer_layer
+                .clone()
+                .bearer(jwt.clone())
+                .session(SessionAuthenticator::new("demo_session", check_session)),
+        )
+        .route_layer(WebSocketAuth::new().close_on_reject());
     let any = Router::new().route("/any", get(hello)).route_layer(
         bearer_layer
             .bearer(jwt)
@@ -346,6 +361,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(session)
         .merge(maybe)
         .merge(any)
+        .merge(ws)
         .merge(mcp)
         .merge(meta.router())
         .merge(dpop)
@@ -677,6 +693,36 @@ async fn legacy_forbidden(headers: HeaderMap) -> Response {
 
 async fn hello(principal: Principal) -> Json<Value> {
     Json(json!({ "id": principal.id(), "scheme": principal.scheme() }))
+}
+
+/// `GET /ws`: selects the first protocol offered besides `bearer` (with none,
+/// `WebSocketAuth` selects `bearer`), then echoes text frames until the client leaves or
+/// the token expires.
+async fn ws_echo(ws: WebSocketUpgrade, principal: Principal, headers: HeaderMap) -> Response {
+    let other = headers
+        .get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find(|p| !p.is_empty() && *p != "bearer")
+        .map(str::to_owned);
+    let ws = match other {
+        Some(protocol) => ws.protocols([protocol]),
+        None => ws,
+    };
+    ws.on_upgrade(move |socket| echo(socket, principal))
+}
+
+async fn echo(socket: WebSocket, principal: Principal) {
+    let mut socket = Expiring::new(socket, &principal);
+    while let Some(Ok(message)) = socket.recv().await {
+        match message {
+            Message::Text(_) if socket.send(message).await.is_err() => break,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
 }
 
 /// Reached only with a valid session, from this origin (the layer checks `Origin`).

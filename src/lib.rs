@@ -72,6 +72,9 @@
 //!   refused before they expire), in memory or in Redis (`RedisStore`, feature `redis`).
 //! - [`layer`]: the layer's service and future, the detail mode, flood control of the log,
 //!   hooks, request ids, metrics and readiness.
+//! - `websocket` (feature `websocket`): `WebSocketAuth`, tokens a browser sends as a
+//!   WebSocket subprotocol, refused upgrades closed with 4401/4403 and the reason, and
+//!   `Expiring`, a socket closed when its token expires.
 //! - `testing` (feature `testing`, for dev-dependencies): `TestIssuer`, an identity
 //!   provider on `127.0.0.1` that mints tokens, rotates and withdraws keys, and fails on
 //!   demand, for your own integration tests.
@@ -300,6 +303,8 @@ pub mod jwt;
 pub mod session;
 pub mod store;
 pub mod verify;
+#[cfg(feature = "websocket")]
+pub mod websocket;
 
 pub use authn::principal::Principal;
 #[doc(inline)]
