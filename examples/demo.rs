@@ -716,11 +716,11 @@ async fn ws_echo(ws: WebSocketUpgrade, principal: Principal, headers: HeaderMap)
 
 async fn echo(socket: WebSocket, principal: Principal) {
     let mut socket = Expiring::new(socket, &principal);
+    // A close frame from the client is answered by the socket on the next `recv`, which
+    // then ends the loop: breaking out at once would leave the close unanswered (1006).
     while let Some(Ok(message)) = socket.recv().await {
-        match message {
-            Message::Text(_) if socket.send(message).await.is_err() => break,
-            Message::Close(_) => break,
-            _ => {}
+        if matches!(message, Message::Text(_)) && socket.send(message).await.is_err() {
+            break;
         }
     }
 }

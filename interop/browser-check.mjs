@@ -4,11 +4,16 @@
 // prints last. The script only drives and reports.
 //
 //   node browser-check.mjs --demo http://127.0.0.1:P1 --app http://127.0.0.1:P2 \
-//     --other http://127.0.0.1:P3 --token JWT [--chromium /usr/bin/chromium]
+//     --other http://127.0.0.1:P3 --token JWT --expired JWT \
+//     --secret S --issuer I --audience A [--chromium /usr/bin/chromium]
 //
 // --app is an origin the demo's CORS allows; --other serves the same page from an origin
-// it does not (a control: there the fetches must fail). --token is a valid token for /me.
+// it does not (a control: there the fetches must fail). --token is a valid token for /me,
+// --expired an expired one; with --secret, --issuer and --audience (the demo's HS256 key
+// and claims) the script mints a token that expires two seconds after its socket opens,
+// at that moment: a browser start can take longer than any lifetime minted beforehand.
 
+import { createHmac } from 'node:crypto';
 import { chromium } from 'playwright-core';
 
 function parseArgs(argv) {
@@ -19,7 +24,7 @@ function parseArgs(argv) {
     }
     out[argv[i].slice(2)] = argv[i + 1];
   }
-  for (const need of ['demo', 'app', 'other', 'token']) {
+  for (const need of ['demo', 'app', 'other', 'token', 'expired', 'secret', 'issuer', 'audience']) {
     if (!out[need]) throw new Error(`--${need} is required`);
   }
   return out;
@@ -54,6 +59,76 @@ async function chain(response) {
 
 const bodyText = (page) => page.evaluate(() => document.body.innerText);
 
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+/// An HS256 JWT for the demo whose `exp` is `exp` (seconds since the epoch).
+function mint(exp) {
+  const header = b64url(JSON.stringify({ alg: 'HS256', typ: 'JWT' }));
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: args.issuer, aud: args.audience, sub: 'alice', iat: now, exp };
+  const input = `${header}.${b64url(JSON.stringify(claims))}`;
+  const mac = createHmac('sha256', args.secret).update(input).digest('base64url');
+  return `${input}.${mac}`;
+}
+
+/// In the page: opens `url` with `protocols`, sends `send` once open, closes (1000) after
+/// the echo when `closeAfterEcho`, and reports what the page saw (times in ms since the
+/// epoch) once the socket closes, or after `waitMs`.
+function socketInPage([url, protocols, send, closeAfterEcho, waitMs]) {
+  return new Promise((resolve) => {
+    const r = { opened: false, protocol: null, echoed: null, code: null, reason: null,
+      clean: null, error: false, opened_at: null, closed_at: null, timeout: false };
+    let ws;
+    try {
+      ws = new WebSocket(url, protocols);
+    } catch (e) {
+      r.exception = String(e);
+      resolve(r);
+      return;
+    }
+    const timer = setTimeout(() => { r.timeout = true; ws.close(); resolve(r); }, waitMs);
+    ws.onopen = () => {
+      r.opened = true;
+      r.protocol = ws.protocol;
+      r.opened_at = Date.now();
+      if (send !== null) ws.send(send);
+    };
+    ws.onmessage = (e) => {
+      r.echoed = e.data;
+      if (closeAfterEcho) ws.close(1000, 'done');
+    };
+    ws.onerror = () => { r.error = true; };
+    ws.onclose = (e) => {
+      r.code = e.code;
+      r.reason = e.reason;
+      r.clean = e.wasClean;
+      r.closed_at = Date.now();
+      clearTimeout(timer);
+      resolve(r);
+    };
+  });
+}
+
+/// WebSockets to the demo's `/ws` from the page's origin (`page` shows `${app}/app`): the
+/// token as a subprotocol, refusals read as close codes, a token that expires while open.
+async function websockets(page) {
+  const url = `${demo.replace(/^http/, 'ws')}/ws`;
+  const open = (protocols, send, closeAfterEcho, waitMs = 15_000) =>
+    page.evaluate(socketInPage, [url, protocols, send, closeAfterEcho, waitMs]);
+  const out = {
+    page_origin: await page.evaluate(() => window.location.origin),
+    valid: await open(['bearer', args.token], 'hello', true),
+    valid_chat: await open(['bearer', args.token, 'chat'], 'chat line', true),
+    no_token: await open([], null, false),
+    expired: await open(['bearer', args.expired], null, false),
+  };
+  // Minted as the socket opens: exp is two seconds (and less than one more) away.
+  const exp = Math.ceil(Date.now() / 1000) + 2;
+  out.expiring = await open(['bearer', mint(exp)], 'before expiry', false);
+  out.expiring.exp = exp;
+  return out;
+}
+
 async function run(browser) {
   const out = { chromium: browser.version() };
   const context = await browser.newContext();
@@ -77,6 +152,9 @@ async function run(browser) {
   };
   // The page's own table (what a person opening /app sees), filled by the same probes.
   out.page_checks = await page.evaluate(() => window.checks);
+
+  step('websockets from the page origin');
+  out.websocket = await websockets(page);
 
   // The control: the same page from an origin the demo does not allow.
   step('the control origin');

@@ -5,7 +5,8 @@
 //! The first tests send requests to the demo's router in-process, as a browser would write
 //! them (`Origin`, `Sec-Fetch-*`, preflights). The last one is a real browser: Debian's
 //! `chromium`, headless, driven by npm `playwright-core` (interop/browser-check.mjs), with
-//! the demo on one loopback origin and its page on another. It needs Node and Chromium
+//! the demo on one loopback origin and its page on another, and opens WebSockets to the
+//! demo's `/ws` from the page (the token as a subprotocol). It needs Node and Chromium
 //! (`common::node`): it skips without them, except in CI, where it must run.
 
 mod common;
@@ -498,11 +499,27 @@ async fn headless_chromium_against_the_demo_and_its_page() {
     // provider the token helper signs with.
     let ([demo, app, other], tasks) = serve_demo_and_page().await;
     let token = hs256(&claims(json!({ "scope": "read" })));
+    let expired = hs256(&claims(json!({ "exp": now() - 3600 })));
     let out = browser_check(
         &dir,
         &chromium,
         &[
-            "--demo", &demo, "--app", &app, "--other", &other, "--token", &token,
+            "--demo",
+            &demo,
+            "--app",
+            &app,
+            "--other",
+            &other,
+            "--token",
+            &token,
+            "--expired",
+            &expired,
+            "--secret",
+            SECRET,
+            "--issuer",
+            ISSUER,
+            "--audience",
+            AUDIENCE,
         ],
     )
     .await;
@@ -510,6 +527,7 @@ async fn headless_chromium_against_the_demo_and_its_page() {
         t.abort();
     }
     eprintln!("chromium {}", out["chromium"]);
+    websockets_from_the_page(&out["websocket"], &app, &token);
     let sub = good_claims()["sub"].clone();
 
     // Cross-origin fetches from the page: a rejection is readable (status, challenge,
@@ -627,6 +645,81 @@ async fn headless_chromium_against_the_demo_and_its_page() {
     assert_eq!(problem["status"], 403, "{forged}");
 
     login_page_stays_on_the_demo(&out["login_return_to"], &demo);
+}
+
+/// `new WebSocket(demo/ws, ["bearer", token, …])` from the page's origin: accepted, the
+/// selected protocol never the token; refusals read as close code 4401 and the reason; a
+/// token that expires two seconds after the socket opens closes it within a second of `exp`.
+#[track_caller]
+fn websockets_from_the_page(ws: &Value, app: &str, token: &str) {
+    assert_eq!(ws["page_origin"], app, "{ws}");
+    for (name, protocol, echo) in [
+        ("valid", "bearer", "hello"),
+        ("valid_chat", "chat", "chat line"),
+    ] {
+        let r = &ws[name];
+        assert_eq!(r["opened"], true, "{name}: {r}");
+        assert_eq!(r["protocol"], protocol, "{name}: {r}");
+        assert_eq!(r["echoed"], echo, "{name}: {r}");
+        assert_eq!(
+            (&r["code"], &r["clean"]),
+            (&json!(1000), &json!(true)),
+            "{name}: {r}"
+        );
+    }
+    assert!(
+        !ws.to_string().contains(token),
+        "the token is never shown back"
+    );
+    for (name, reason) in [
+        ("no_token", "credentials_missing"),
+        ("expired", "token_expired"),
+    ] {
+        let r = &ws[name];
+        assert_eq!(
+            r["opened"], true,
+            "{name}: the refused upgrade is completed: {r}"
+        );
+        assert_eq!(
+            (&r["code"], &r["reason"]),
+            (&json!(4401), &json!(reason)),
+            "{name}: {r}"
+        );
+        assert_eq!(r["clean"], true, "{name}: {r}");
+    }
+    let r = &ws["expiring"];
+    assert_eq!(r["opened"], true, "{r}");
+    assert_eq!(r["echoed"], "before expiry", "{r}");
+    assert_eq!(
+        (&r["code"], &r["reason"]),
+        (&json!(4401), &json!("token_expired")),
+        "{r}"
+    );
+    let exp_ms = r["exp"].as_i64().unwrap() * 1000;
+    let (opened, closed) = (
+        r["opened_at"].as_i64().unwrap(),
+        r["closed_at"].as_i64().unwrap(),
+    );
+    eprintln!(
+        "websocket: opened {} ms before exp, closed {} ms after",
+        exp_ms - opened,
+        closed - exp_ms
+    );
+    assert!(
+        exp_ms - opened <= 3000,
+        "opened {} ms before exp: {r}",
+        exp_ms - opened
+    );
+    assert!(
+        closed >= exp_ms,
+        "closed {} ms before exp: {r}",
+        exp_ms - closed
+    );
+    assert!(
+        closed <= exp_ms + 1000,
+        "closed {} ms after exp: {r}",
+        closed - exp_ms
+    );
 }
 
 /// The login page's "Sign in" with each `return_to` of interop/browser-check.mjs: the
