@@ -2,7 +2,10 @@
 //! metric, the span, the success hook) or why it was refused (status, challenge, problem
 //! body or a login page, one log event, the failure metric, the failure hook). The layer's
 //! own refusals, the application's `AuthFailure`s and the corrections of the wrapped
-//! service's answers all leave through [`Answer::reject`] or [`Answer::log`].
+//! service's answers all leave through [`Answer::reject`] or [`Answer::log`]. A gRPC
+//! request is refused in gRPC's terms (`grpc.rs`).
+
+pub(crate) mod grpc;
 
 use crate::authn::Principal;
 use crate::config::Config;
@@ -43,6 +46,8 @@ pub(crate) struct Answer {
     navigation: Option<Uri>,
     /// The request came with an `Origin` (cross-origin, or a same-origin POST).
     pub with_origin: bool,
+    /// A gRPC request: refusals are trailers-only gRPC answers.
+    grpc: bool,
 }
 
 impl Answer {
@@ -65,6 +70,7 @@ impl Answer {
         Self {
             navigation,
             with_origin: req.headers().contains_key(http::header::ORIGIN),
+            grpc: grpc::is_grpc(req.headers()),
             config,
             head,
             request_id,
@@ -112,8 +118,17 @@ impl Answer {
     }
 
     /// Renders and logs `failure` with this layer's configuration; a page navigation that
-    /// a session layer with a login page refuses with 401 goes to that page instead.
+    /// a session layer with a login page refuses with 401 goes to that page instead, and
+    /// a gRPC request gets a gRPC answer (logged and counted with the HTTP status).
     pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        if self.grpc {
+            let http = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+            let status = http.status();
+            let mut response = grpc::answer(&failure, http, self.config.detail);
+            self.log(failure, status);
+            response.extensions_mut().insert(Handled);
+            return response;
+        }
         if let (Some(uri), Some(pages)) = (&self.navigation, &self.config.session_pages) {
             if let (Some(login), StatusCode::UNAUTHORIZED) = (&pages.login_url, failure.status()) {
                 let mut response = crate::authn::session::browser::login_redirect(login, uri);

@@ -106,6 +106,26 @@ macro_rules! status_text {
     };
 }
 
+/// The gRPC status a gRPC request is refused with for a status, for the same
+/// documentation.
+macro_rules! grpc_text {
+    (BAD_REQUEST) => {
+        "3 `INVALID_ARGUMENT`"
+    };
+    (UNAUTHORIZED) => {
+        "16 `UNAUTHENTICATED`"
+    };
+    (FORBIDDEN) => {
+        "7 `PERMISSION_DENIED`"
+    };
+    (TOO_MANY_REQUESTS) => {
+        "8 `RESOURCE_EXHAUSTED`"
+    };
+    (SERVICE_UNAVAILABLE) => {
+        "14 `UNAVAILABLE`"
+    };
+}
+
 macro_rules! reasons {
     ($(
         $(#[$doc:meta])*
@@ -128,6 +148,26 @@ macro_rules! reasons {
         /// Each variant is also an RFC 9457 problem type, documented as §4 asks: its type
         /// URI is the variant's documentation anchor (`…/enum.Reason.html#variant.Name`),
         /// and the variant's documentation states that URI, its title and its status.
+        ///
+        /// A gRPC request (`content-type: application/grpc`, with any `+proto`, `+json` or
+        /// other suffix) is refused in gRPC's own terms instead: a trailers-only answer,
+        /// HTTP 200, whose `grpc-status` follows the reason's status (each variant names
+        /// it) and whose `grpc-message` is the client reason's code, `: `, and the detail
+        /// the problem body would carry (then `(required scope: …)` when scopes are
+        /// missing), percent-encoded as gRPC asks:
+        ///
+        /// | status | `grpc-status` |
+        /// |---|---|
+        /// | 400 | 3 `INVALID_ARGUMENT`: the request itself is malformed |
+        /// | 401 | 16 `UNAUTHENTICATED` |
+        /// | 403 | 7 `PERMISSION_DENIED` |
+        /// | 429 | 8 `RESOURCE_EXHAUSTED` |
+        /// | 503 | 14 `UNAVAILABLE`: a server fault, the client may retry |
+        /// | 404 of `HideForbidden` | 12 `UNIMPLEMENTED`, no message, as for a method the server lacks |
+        ///
+        /// The `WWW-Authenticate` challenges, `Retry-After`, `DPoP-Nonce` and
+        /// `X-Request-Id` stay as headers; the log event, the metrics and the reason are
+        /// those of the HTTP answer, HTTP status included.
         ///
         /// ```
         /// use auth_diagnostics::Reason;
@@ -154,7 +194,7 @@ macro_rules! reasons {
                     "Problem type `https://docs.rs/auth-diagnostics/latest/auth_diagnostics/enum.Reason.html#variant.",
                     stringify!($variant),
                     "`: title \"", $title, "\", status ", status_text!($status),
-                    ", code `", $code, "`."
+                    " (gRPC ", grpc_text!($status), "), code `", $code, "`."
                 )]
                 $variant,
             )+

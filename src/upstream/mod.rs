@@ -5,7 +5,9 @@
 //! wrote itself is diagnosed from the request (`diagnose.rs`) and, in enforce mode,
 //! corrected where it certainly breaks the contract (`correct.rs`); an answer to a request
 //! authenticated by an API key or a cookie is made unstorable by shared caches
-//! (`cache.rs`).
+//! (`cache.rs`). A gRPC answer is left as the service wrote it: its status is in
+//! `grpc-status`, which is the service's to choose (a 200 with `UNAUTHENTICATED` is how
+//! a gRPC service refuses).
 
 mod cache;
 mod correct;
@@ -48,7 +50,9 @@ impl Watch<'_> {
             self.cors_inside();
         }
         let status = response.status();
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        if (status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN)
+            && !crate::answer::grpc::is_grpc(response.headers())
+        {
             // Diagnosed and logged here: an enclosing layer must not do it again.
             response = self.refusal(response);
             response.extensions_mut().insert(Handled);
