@@ -331,7 +331,16 @@ pub fn app(cfg: &DemoConfig) -> Router {
                 .bearer(jwt.clone())
                 .session(SessionAuthenticator::new("demo_session", check_session)),
         )
-        .route_layer(WebSocketAuth::new().close_on_reject());
+        // The session cookie counts only from this origin and the page's (DEMO_APP_ADDR):
+        // any site's page could open a socket with it otherwise.
+        .route_layer(
+            WebSocketAuth::new().close_on_reject().cookie_origins(
+                cfg.app_addr
+                    .as_deref()
+                    .map(page_origins)
+                    .unwrap_or_default(),
+            ),
+        );
     let any = Router::new().route("/any", get(hello)).route_layer(
         bearer_layer
             .bearer(jwt)

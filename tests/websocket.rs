@@ -144,6 +144,47 @@ async fn authorization_and_the_session_cookie_are_accepted() {
 }
 
 #[tokio::test]
+async fn the_session_cookie_counts_only_from_this_origin_and_the_page() {
+    let mut cfg = demo_config(DetailMode::Verbose);
+    // Never bound: only the origin the demo trusts.
+    cfg.app_addr = Some("127.0.0.1:4101".into());
+    let (base, server) = serve_demo_with(cfg).await;
+    let url = ws_url(&base, "/ws");
+    let cookie = ("cookie", "demo_session=s-valid");
+    for origin in [
+        base.as_str(),
+        "http://127.0.0.1:4101",
+        "http://localhost:4101",
+    ] {
+        let (mut socket, _) = open(&url, &[cookie, ("origin", origin)])
+            .await
+            .unwrap_or_else(|s| panic!("{origin}: {s}"));
+        echoes(&mut socket, origin).await;
+    }
+    // Another site's page: the cookie is not a way in (cross-site WebSocket hijacking)...
+    for origin in ["http://evil.example", "http://127.0.0.1:4102", "null"] {
+        let (mut socket, _) = open(&url, &[cookie, ("origin", origin)])
+            .await
+            .expect("completed");
+        let close = closed(&mut socket, Duration::from_secs(5)).await;
+        assert_eq!(close, (4401, "credentials_missing".to_owned()), "{origin}");
+    }
+    // ...a token is.
+    let offer = format!("bearer, {}", token_for(json!({})));
+    let (mut socket, _) = open(
+        &url,
+        &[
+            ("sec-websocket-protocol", &offer),
+            ("origin", "http://evil.example"),
+        ],
+    )
+    .await
+    .expect("accepted");
+    echoes(&mut socket, "token").await;
+    server.abort();
+}
+
+#[tokio::test]
 async fn refused_upgrades_close_with_4401_and_the_reason() {
     let (capture, _guard) = Capture::install();
     let (base, server) = serve_demo().await;

@@ -1,5 +1,6 @@
 //! [`WebSocketAuth`], the layer, and its builder.
 
+use super::origin::normalize;
 use super::service::WebSocketAuthService;
 use std::sync::Arc;
 use tower_layer::Layer;
@@ -19,6 +20,8 @@ pub(crate) struct Config {
     pub marker: String,
     pub query_token: bool,
     pub close_on_reject: bool,
+    /// `None`: cookies from any origin.
+    pub cookie_origins: Option<Vec<String>>,
 }
 
 impl Default for WebSocketAuth {
@@ -36,6 +39,7 @@ impl WebSocketAuth {
                 marker: "bearer".into(),
                 query_token: false,
                 close_on_reject: false,
+                cookie_origins: Some(Vec::new()),
             }),
         }
     }
@@ -64,6 +68,36 @@ impl WebSocketAuth {
     #[must_use]
     pub fn close_on_reject(mut self) -> Self {
         Arc::make_mut(&mut self.cfg).close_on_reject = true;
+        self
+    }
+
+    /// Origins besides the request's own (`https://app.example`) whose pages may open
+    /// sockets that cookies authenticate.
+    ///
+    /// A browser sends a site's cookies with a WebSocket handshake from any page, and no
+    /// CORS rule applies to it (cross-site WebSocket hijacking). So by default the cookies
+    /// of an upgrade whose `Origin` is neither the request's own (`Host`) nor listed here
+    /// are removed before the layer inside sees them: a cookie session is then refused as
+    /// `credentials_missing` (a DEBUG event, target `auth_diagnostics::websocket`, names the
+    /// origin), while tokens, which another site's page does not have, count from anywhere.
+    /// Clients without `Origin` (not browsers) keep their cookies.
+    #[must_use]
+    pub fn cookie_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let cfg = Arc::make_mut(&mut self.cfg);
+        let list = cfg.cookie_origins.get_or_insert_with(Vec::new);
+        list.extend(origins.into_iter().map(|o| normalize(o.as_ref())));
+        self
+    }
+
+    /// Lets cookies authenticate upgrades from any origin: only for an application that
+    /// checks `Origin` (or a token of its own) in the handler.
+    #[must_use]
+    pub fn cookies_from_any_origin(mut self) -> Self {
+        Arc::make_mut(&mut self.cfg).cookie_origins = None;
         self
     }
 }

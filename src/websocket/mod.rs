@@ -18,6 +18,10 @@
 //!   the refused upgrade is completed and closed at once with [`CLOSE_UNAUTHORIZED`] (4401)
 //!   or [`CLOSE_FORBIDDEN`] (4403), the close reason being the client reason
 //!   (`token_expired`, `insufficient_scope`, …). The log event is the inner layer's one.
+//! - **Cookies only from this origin** ([`cookie_origins`](WebSocketAuth::cookie_origins)):
+//!   a browser sends cookies with a handshake from any page, and CORS does not apply, so
+//!   the cookies of an upgrade from another origin are removed unless that origin is listed
+//!   (cross-site WebSocket hijacking). Tokens count from anywhere.
 //! - **Lifetime**: [`Expiring`] closes the socket with 4401 `token_expired` when the
 //!   principal's `exp` passes, and logs it.
 //!
@@ -54,6 +58,7 @@
 mod close;
 mod expiry;
 mod layer;
+mod origin;
 mod protocol;
 mod service;
 

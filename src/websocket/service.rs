@@ -3,6 +3,7 @@
 
 use super::close::{close_code, complete_and_close, Refusable};
 use super::layer::Config;
+use super::origin::drop_foreign_cookies;
 use super::protocol::{authorize, is_upgrade, take_protocol_tokens, take_query_tokens};
 use axum::body::Body;
 use axum::extract::OriginalUri;
@@ -45,6 +46,15 @@ where
             return Box::pin(inner.call(req));
         }
         let cfg = self.cfg.clone();
+        if let Some(trusted) = &cfg.cookie_origins {
+            if drop_foreign_cookies(req.headers_mut(), trusted) {
+                tracing::debug!(
+                    target: "auth_diagnostics::websocket",
+                    origin = %cap(req.headers().get(http::header::ORIGIN)),
+                    "cookies of a cross-origin WebSocket upgrade ignored"
+                );
+            }
+        }
         let offered = take_protocol_tokens(req.headers_mut(), &cfg.marker);
         let mut tokens = offered.tokens.clone();
         if cfg.query_token {
@@ -63,6 +73,16 @@ where
             Ok(response)
         })
     }
+}
+
+/// A header value for the log: text, at most 128 characters, control characters escaped.
+fn cap(value: Option<&HeaderValue>) -> String {
+    let text = value.map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    text.unwrap_or_default()
+        .chars()
+        .take(128)
+        .flat_map(char::escape_debug)
+        .collect()
 }
 
 /// Takes `access_token` out of the request's URI (and the original URI axum keeps for the
