@@ -17,9 +17,9 @@
 //! `UNAVAILABLE` for a 503, `RESOURCE_EXHAUSTED` for a 429, the reason code at the start
 //! of `grpc-message`.
 //!
-//! Environment: `GRPC_ADDR` (`127.0.0.1:50051`; port 0 picks one), `DEMO_LOG_FORMAT`
-//! (`pretty` or `json`), `DEMO_DETAIL` (`verbose` or `production`), and the token
-//! settings above. Once bound it prints `listening on http://ADDR`.
+//! Environment: `GRPC_ADDR` (`127.0.0.1:50051`; `:0` or port 0 picks a free port),
+//! `DEMO_LOG_FORMAT` (`pretty` or `json`), `DEMO_DETAIL` (`verbose` or `production`), and
+//! the token settings above. Once bound it prints `listening on http://ADDR`.
 
 use auth_diagnostics::authz::RequireScope;
 use auth_diagnostics::jwt::JwtAuthenticator;
@@ -60,7 +60,11 @@ impl GrpcConfig {
             |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
         let set = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         Self {
-            addr: var("GRPC_ADDR", "127.0.0.1:50051"),
+            // `:PORT` is on loopback; port 0 picks a free one.
+            addr: match var("GRPC_ADDR", "127.0.0.1:50051") {
+                a if a.starts_with(':') => format!("127.0.0.1{a}"),
+                a => a,
+            },
             json_logs: var("DEMO_LOG_FORMAT", "pretty").eq_ignore_ascii_case("json"),
             detail: if var("DEMO_DETAIL", "verbose").eq_ignore_ascii_case("production") {
                 DetailMode::Production

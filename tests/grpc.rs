@@ -438,3 +438,100 @@ async fn an_application_refusal_reaches_a_grpc_client_decoded() {
         "forbidden: caf%C3%A9 \"ferm%C3%A9e\"%0D%0A100%25 %E2%9C%93"
     );
 }
+
+/// The failure counter's series for a gRPC refusal is the HTTP one: `status="401"`.
+#[cfg(feature = "metrics")]
+#[test]
+fn the_failure_metric_keeps_the_http_status() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use tower::Service;
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        // A request without credentials is refused inside `call`, before any await.
+        let mut svc = grpc_example::layer(&config()).layer(grpc_example::routes());
+        for ct in ["application/grpc", "application/json"] {
+            drop(svc.call(grpc_request(WATCH, ct, None)));
+        }
+    });
+    let series: Vec<_> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| key.key().name() == "auth_diagnostics_failures_total")
+        .collect();
+    assert_eq!(series.len(), 1, "{series:#?}");
+    let (key, _, _, value) = &series[0];
+    let labels: BTreeMap<&str, &str> = key.key().labels().map(|l| (l.key(), l.value())).collect();
+    assert_eq!(labels["status"], "401");
+    assert_eq!(labels["reason"], "credentials_missing");
+    assert_eq!(*value, DebugValue::Counter(2));
+}
+
+/// `cargo run --example grpc` as a user runs it: `GRPC_ADDR=:0`, JSON logs.
+#[tokio::test]
+async fn the_example_process_listens_and_logs_json() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    // target/<profile>/deps/grpc-HASH: the example is built beside it.
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "test",
+        Some(other) => other,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "--example",
+            "grpc",
+            "--profile",
+            profile,
+        ])
+        .env("CARGO_TARGET_DIR", profile_dir.parent().unwrap())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(built.success());
+    let mut cmd = Command::new(profile_dir.join("examples/grpc"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DEMO_") || k.starts_with("GRPC_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd
+        .env("GRPC_ADDR", ":0")
+        .env("DEMO_LOG_FORMAT", "json")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the example starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(30));
+    let first: Value = serde_json::from_str(&first.unwrap()).unwrap();
+    let message = first["message"].as_str().unwrap();
+    let addr = message.strip_prefix("listening on http://").unwrap();
+    let mut client = client(addr.parse().unwrap()).await;
+    let status = client.check(ask(None)).await.unwrap_err();
+    refused(&status, Code::Unauthenticated, "credentials_missing");
+    // The layer's event, whatever else is logged around it.
+    let event = std::iter::from_fn(|| rx.recv_timeout(std::time::Duration::from_secs(10)).ok())
+        .map(|line| serde_json::from_str::<Value>(&line).unwrap())
+        .find(|e| e.get("reason").is_some());
+    let _ = child.kill();
+    let _ = child.wait();
+    let event = event.expect("the refusal is logged");
+    assert_eq!(event["reason"], "credentials_missing", "{event}");
+    assert_eq!(event["status"], 401, "{event}");
+    assert_eq!(event["path"], "/grpc.health.v1.Health/Check", "{event}");
+}
