@@ -127,7 +127,8 @@ impl Expiring {
             close_code = CLOSE_UNAUTHORIZED,
             sub = self.sub.as_deref().unwrap_or(""),
             exp,
-            "WebSocket closed: the credential it was opened with expired"
+            hint = "The client reconnects with a fresh token: a socket lives no longer than the token it was opened with.",
+            "WebSocket closed with 4401: the token it was opened with expired"
         );
         close(socket, CLOSE_UNAUTHORIZED, "token_expired".into()).await;
     }
