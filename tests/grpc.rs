@@ -535,3 +535,56 @@ async fn the_example_process_listens_and_logs_json() {
     assert_eq!(event["status"], 401, "{event}");
     assert_eq!(event["path"], "/grpc.health.v1.Health/Check", "{event}");
 }
+
+/// `HideForbidden` on a gRPC method: the refusal is the router's answer for a method it
+/// lacks, `UNIMPLEMENTED` without a message, and the log keeps the real reason.
+#[tokio::test]
+async fn a_hidden_refusal_is_unimplemented() {
+    let (capture, _guard) = Capture::install();
+    let inner = tower::service_fn(|_: Request<Body>| async {
+        let failure = AuthFailure::new(auth_diagnostics::Reason::Forbidden);
+        Ok::<_, std::convert::Infallible>(axum::response::IntoResponse::into_response(failure))
+    });
+    let hidden = auth_diagnostics::authz::HideForbidden::new().layer(inner);
+    let svc = grpc_example::layer(&config()).layer(hidden);
+    let req = grpc_request("/x.Y/Z", "application/grpc", Some(&token(json!({}))));
+    let response = svc.oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let h = response.headers();
+    assert_eq!(h["grpc-status"], "12");
+    assert!(h.get("grpc-message").is_none());
+    assert!(h.get("www-authenticate").is_none());
+    let events = capture.take();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(events[0]["reason"], "forbidden");
+    assert_eq!(events[0]["status"], "404");
+}
+
+/// `grpc-message` says what the problem body says, in either detail mode: its `reason`,
+/// then its `detail`.
+#[tokio::test]
+async fn the_message_is_the_problem_bodys_reason_and_detail() {
+    use auth_diagnostics::layer::DetailMode;
+    let expired = token(json!({"exp": now() - 600}));
+    let bad_sig = format!("{}x", token(json!({})));
+    for detail in [DetailMode::Verbose, DetailMode::Production] {
+        let cfg = GrpcConfig { detail, ..config() };
+        for t in [None, Some(expired.as_str()), Some(bad_sig.as_str())] {
+            let send = |ct: &str| {
+                let svc = grpc_example::layer(&cfg).layer(grpc_example::routes());
+                svc.oneshot(grpc_request("/grpc.health.v1.Health/Check", ct, t))
+            };
+            let grpc = send("application/grpc").await.unwrap();
+            let status = Status::from_header_map(grpc.headers()).unwrap();
+            let http = send("application/json").await.unwrap();
+            let body = http.into_body().collect().await.unwrap().to_bytes();
+            let problem: Value = serde_json::from_slice(&body).unwrap();
+            let said = format!(
+                "{}: {}",
+                problem["reason"].as_str().unwrap(),
+                problem["detail"].as_str().unwrap()
+            );
+            assert_eq!(status.message(), said, "{detail:?} {t:?}");
+        }
+    }
+}
