@@ -167,6 +167,17 @@ impl Snapshot {
         let scheme = uri.scheme_str().unwrap_or("http");
         let mut line = String::with_capacity(256);
         line.push_str("curl -i");
+        // gRPC runs over HTTP/2 only: without this flag curl speaks HTTP/1.1 to a plain
+        // `http://` gRPC server, which does not answer it.
+        let grpc = self.iter().any(|(n, v)| {
+            n == http::header::CONTENT_TYPE
+                && v.as_bytes().len() >= 16
+                && v.as_bytes()[..16].eq_ignore_ascii_case(b"application/grpc")
+                && !v.as_bytes()[16..].starts_with(b"-web")
+        });
+        if grpc {
+            line.push_str(" --http2-prior-knowledge");
+        }
         if method != Method::GET {
             let _ = write!(line, " -X '{}'", shell_safe(method.as_str(), 20));
         }
@@ -307,6 +318,30 @@ fn shell_safe(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curl_speaks_http2_to_grpc_only() {
+        let uri: Uri = "/grpc.health.v1.Health/Check".parse().unwrap();
+        let line = |ct: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(HOST, HeaderValue::from_static("127.0.0.1:50051"));
+            h.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(ct));
+            Snapshot::new(&h).curl(&Method::POST, &uri)
+        };
+        for ct in [
+            "application/grpc",
+            "application/grpc+proto",
+            "Application/GRPC",
+        ] {
+            assert!(
+                line(ct).starts_with("curl -i --http2-prior-knowledge -X 'POST'"),
+                "{ct}"
+            );
+        }
+        for ct in ["application/grpc-web", "application/json"] {
+            assert!(!line(ct).contains("http2"), "{ct}");
+        }
+    }
 
     #[test]
     fn curl_hides_credentials_and_query_values() {
