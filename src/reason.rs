@@ -169,6 +169,13 @@ macro_rules! reasons {
         /// `X-Request-Id` stay as headers; the log event, the metrics and the reason are
         /// those of the HTTP answer, HTTP status included.
         ///
+        /// A WebSocket upgrade on a route that opts in (`websocket::WebSocketAuth::
+        /// close_on_reject`, feature `websocket`) is refused by completing the handshake and
+        /// closing at once: close code 4401 for a 401 reason, 4403 for a 403 reason, the
+        /// client reason's code as the close reason; other statuses stay HTTP answers. A
+        /// socket whose token expires (`websocket::Expiring`) is closed with 4401 and
+        /// `token_expired`. The log event is the same in every case.
+        ///
         /// ```
         /// use auth_diagnostics::Reason;
         ///
