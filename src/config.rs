@@ -49,6 +49,11 @@ pub(crate) struct Config {
     /// a 401 (opted in: such a 403 can be a legal denial by IP or policy).
     pub correct_anonymous_forbidden: bool,
     pub flood: Arc<FloodControl>,
+    /// The peers whose forwarding headers are believed.
+    pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// Where client certificates come from (`None`: a certificate-bound token is
+    /// `token_binding_unverifiable`).
+    pub certificates: Option<crate::authn::certificate::CertificateSources>,
     pub on_failure: Option<crate::hooks::Hook<dyn crate::hooks::OnFailure>>,
     pub on_success: Option<crate::hooks::Hook<dyn crate::hooks::OnSuccess>>,
     /// Record the principal's id as `enduser.id` on the request span (personal data: off

@@ -114,6 +114,9 @@ pub(crate) struct Evidence<'a> {
     pub access_token: bool,
     /// The single `Authorization` value, split into scheme and credentials.
     parsed: Option<Parsed<'a>>,
+    /// The client certificate the request presents, where the layer has a certificate
+    /// source (RFC 8705 binding; `None`: no source).
+    pub certificate: Option<crate::authn::certificate::Presented>,
 }
 
 impl<'a> Evidence<'a> {
@@ -128,6 +131,7 @@ impl<'a> Evidence<'a> {
             query: None,
             access_token: false,
             parsed: None,
+            certificate: None,
         };
         for value in headers.get_all(AUTHORIZATION) {
             if scan.authorization_count < 2 {

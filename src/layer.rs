@@ -42,6 +42,7 @@
 use crate::authn::api_key::ApiKeyAuthenticator;
 use crate::authn::basic::BasicAuthenticator;
 use crate::authn::bearer::Bearer;
+pub use crate::authn::certificate::{CertificateHeader, ClientCertificate, MAX_HEADER};
 use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
 use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
@@ -59,6 +60,7 @@ pub use crate::hooks::{OnFailure, OnSuccess};
 pub use crate::log_format::OneLine;
 pub use crate::metrics::describe_metrics;
 use crate::problem::DEFAULT_REALM;
+pub use crate::proxy::{InvalidProxy, Peer, TrustedProxies};
 pub use crate::readiness::{Readiness, SourceReadiness};
 pub use crate::reason::DetailMode;
 pub use crate::request_id::{AuthRequestId, X_REQUEST_ID};
@@ -140,6 +142,8 @@ impl AuthDiagnostics {
                 mode: UpstreamMode::Enforce,
                 correct_anonymous_forbidden: false,
                 flood: Arc::new(FloodControl::new(Some(LogRate::default()))),
+                trusted_proxies: TrustedProxies::none(),
+                certificates: None,
                 on_failure: None,
                 on_success: None,
                 enduser_id: false,
@@ -413,6 +417,44 @@ impl AuthDiagnostics {
         self.served_over_tls = true;
         self.said_basic_over_plaintext = Arc::new(AtomicBool::new(true));
         self
+    }
+
+    /// The peers (addresses and CIDR networks) whose forwarding headers the layer
+    /// believes: the proxies in front of this service. The peer is the request's
+    /// `ConnectInfo<SocketAddr>` (serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`); a request without it is
+    /// from an untrusted peer. A forwarding header from an untrusted peer is ignored and
+    /// logged (WARN, rate-limited with the failure log, field `peer`). None by default.
+    ///
+    /// ```
+    /// use auth_diagnostics::layer::{CertificateHeader, TrustedProxies};
+    /// use auth_diagnostics::AuthDiagnostics;
+    ///
+    /// let proxies: TrustedProxies = "10.0.0.0/8, 127.0.0.1".parse().unwrap();
+    /// let layer = AuthDiagnostics::new()
+    ///     .trusted_proxies(proxies)
+    ///     .certificate_header(CertificateHeader::ClientCert);
+    /// ```
+    pub fn trusted_proxies(self, proxies: TrustedProxies) -> Self {
+        self.edit(|c| c.trusted_proxies = proxies)
+    }
+
+    /// Checks certificate-bound tokens (`cnf.x5t#S256`, RFC 8705) against the client
+    /// certificate of the TLS connection, which the application inserts into each
+    /// request as a [`ClientCertificate`] extension (its page shows how, with
+    /// tokio-rustls). Can be combined with [`certificate_header`](Self::certificate_header):
+    /// the connection's certificate is taken first.
+    pub fn certificate_from_tls(self) -> Self {
+        self.edit(|c| c.certificates.get_or_insert_with(Default::default).tls = true)
+    }
+
+    /// Checks certificate-bound tokens (`cnf.x5t#S256`, RFC 8705) against the client
+    /// certificate a proxy that ends TLS forwards in a header of format `format`, read
+    /// only from [trusted proxies](Self::trusted_proxies). From any other peer the header
+    /// is ignored and logged; a bound token with no other certificate is then refused
+    /// with `certificate_header_untrusted`.
+    pub fn certificate_header(self, format: CertificateHeader) -> Self {
+        self.edit(|c| c.certificates.get_or_insert_with(Default::default).header = Some(format))
     }
 
     /// Accepts an API key (default header `X-API-Key`), verified by the application.

@@ -274,6 +274,7 @@ mod log_format;
 mod mcp;
 mod metrics;
 mod problem;
+mod proxy;
 mod readiness;
 mod reason;
 #[cfg(feature = "redis")]

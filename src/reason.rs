@@ -547,6 +547,43 @@ reasons! {
         detail: "The token is bound to a key or certificate by a method this resource cannot verify.",
         hint: "Send the token the way its binding requires (DPoP, or a client certificate on a route that checks it), or ask the authorization server for an unbound token.",
     },
+    /// A certificate-bound token (`cnf.x5t#S256`, RFC 8705 §3) came without a client
+    /// certificate: no [`ClientCertificate`](crate::layer::ClientCertificate) on the TLS
+    /// connection and no forwarded-certificate header from a trusted proxy (or one that
+    /// holds no certificate; the detail says which).
+    CertificateMissing = "certificate_missing" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Client certificate missing",
+        detail: "The token is bound to a client certificate and the request presented none.",
+        hint: "Present the client certificate the token was issued to in the TLS handshake (mutual TLS), or make the proxy that ends TLS forward it.",
+    },
+    /// The SHA-256 thumbprint of the client certificate is not the token's
+    /// `cnf.x5t#S256` (compared in constant time): the token was issued to another
+    /// certificate.
+    CertificateMismatch = "certificate_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Client certificate does not match the token",
+        detail: "The token is bound to a different client certificate than the one presented.",
+        hint: "Use the client certificate the token was issued to, or request a new token over the mutual-TLS connection that presents this certificate.",
+    },
+    /// A forwarded-certificate header came from a peer that is not a configured trusted
+    /// proxy ([`AuthDiagnostics::trusted_proxies`](crate::AuthDiagnostics::trusted_proxies)):
+    /// it was ignored, and the certificate-bound token had no other certificate.
+    CertificateHeaderUntrusted = "certificate_header_untrusted" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Certificate header from an untrusted peer",
+        detail: "A forwarded client certificate came from a peer that is not a trusted proxy and was ignored.",
+        hint: "Send the request through the proxy that ends TLS, or add that proxy's address to the trusted proxies.",
+    },
     /// `Authorization: DPoP` came without a `DPoP` proof header.
     DpopProofMissing = "dpop_proof_missing" {
         status: UNAUTHORIZED,

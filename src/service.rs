@@ -105,6 +105,15 @@ impl<S> AuthDiagnosticsService<S> {
         let forged = admit::cross_site(&self.config, req.method(), req.headers(), uri);
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
+        if let Some(sources) = &self.config.certificates {
+            evidence.certificate = Some(crate::authn::certificate::presented(
+                sources,
+                &self.config.trusted_proxies,
+                &self.config.flood,
+                req.headers(),
+                req.extensions(),
+            ));
+        }
         self.basic_over_plaintext(&evidence, uri, &req);
         // On a route marked with HideForbidden a 403 is answered 404.
         let refuse = |answer: &Answer, f| match hide {

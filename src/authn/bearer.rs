@@ -6,6 +6,7 @@
 //! verifies it, its challenge (`error`, `error_description`, `scope`), and what a token
 //! alone says about why the wrapped service refused it.
 
+use super::certificate as cnf_certificate;
 use super::cnf;
 #[cfg(feature = "http-client")]
 use super::introspection::{Introspection, Introspector};
@@ -239,14 +240,17 @@ impl AuthScheme for Bearer {
             Ok(t) => t,
             Err(f) => return Some(refuse(f)),
         };
+        let cert = ev.certificate.as_ref();
         Some(match self.check(t) {
-            Check::Done(result) => match result.and_then(|p| unbound(p, t)) {
+            Check::Done(result) => match result.and_then(|p| unbound(p, t, cert)) {
                 Ok(principal) => Decision::Authenticated(principal),
                 Err(f) => refuse(f),
             },
             Check::Later(fut) => {
                 let t = t.to_owned();
-                let fut = Box::pin(async move { fut.await.and_then(|p| unbound(p, &t)) });
+                let cert = cert.cloned();
+                let fut =
+                    Box::pin(async move { fut.await.and_then(|p| unbound(p, &t, cert.as_ref())) });
                 Decision::Pending(Pending::new(
                     fut,
                     self,
@@ -268,17 +272,25 @@ pub(crate) enum Check {
     Later(AuthFuture),
 }
 
-/// Refuses a bound token sent as Bearer: a DPoP-bound one (`cnf.jkt`, RFC 9449 §7.2), or
-/// one bound by any other confirmation method, which a Bearer route cannot verify.
-/// Without its proof of possession it is what a thief would send.
-fn unbound(principal: Principal, token: &str) -> Result<Principal, AuthFailure> {
+/// Refuses a bound token sent as Bearer: a DPoP-bound one (`cnf.jkt`, RFC 9449 §7.2), one
+/// bound to a client certificate (`cnf.x5t#S256`, RFC 8705) other than the one the request
+/// presented (`cert`), or one bound by any other confirmation method, which a Bearer route
+/// cannot verify. Without its proof of possession it is what a thief would send.
+fn unbound(
+    principal: Principal,
+    token: &str,
+    cert: Option<&cnf_certificate::Presented>,
+) -> Result<Principal, AuthFailure> {
     let cnf = cnf::of(&principal);
     let f = match (cnf.jkt, cnf.other) {
         (Some(_), _) => AuthFailure::new(Reason::TokenDpopBound)
             .detail("the token is bound to a DPoP key (cnf.jkt) and was sent as a Bearer token")
             .claim("cnf"),
         (None, Some(member)) => cnf::unverifiable(member),
-        (None, None) => return Ok(principal),
+        (None, None) => match cnf::certificate(&principal, cert) {
+            Ok(()) => return Ok(principal),
+            Err(f) => f,
+        },
     };
     Err(match inspect(token) {
         Some(facts) => f.token(facts).token_verified(true),

@@ -8,6 +8,7 @@
 pub(crate) mod api_key;
 pub(crate) mod basic;
 pub(crate) mod bearer;
+pub(crate) mod certificate;
 pub(crate) mod cnf;
 pub(crate) mod dpop;
 #[cfg(feature = "http-client")]

@@ -885,6 +885,9 @@ pub fn row(reason: &str) -> Row {
         | "token_crit_unsupported"
         | "token_claim_invalid"
         | "token_binding_unverifiable"
+        | "certificate_missing"
+        | "certificate_mismatch"
+        | "certificate_header_untrusted"
         | "token_inactive"
         | "token_revoked" => r(401, invalid_token, Level::WARN),
         "insufficient_scope" => r(403, Some("insufficient_scope"), Level::WARN),

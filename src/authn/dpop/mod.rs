@@ -383,6 +383,7 @@ impl AuthScheme for DpopScheme {
         let replay = self.replay.clone();
         let expires = proof.iat + self.rules.max_age + self.rules.leeway + 1;
         let token = t.to_owned();
+        let cert = ev.certificate.clone();
         let fut = Box::pin(async move {
             let principal = match check {
                 Check::Done(result) => result?,
@@ -393,7 +394,7 @@ impl AuthScheme for DpopScheme {
                 Some(facts) => f.token(facts).token_verified(true),
                 None => f,
             };
-            bind(&principal, &proof.jkt).map_err(verified)?;
+            bind(&principal, &proof.jkt, cert.as_ref()).map_err(verified)?;
             let id = ProofId::new(&proof.jkt, &proof.jti);
             let outcome = replay.insert(id, expires).await;
             replay_answer(outcome, expires, &proof.jti)
@@ -453,12 +454,19 @@ fn replay_answer(
     }
 }
 
-/// The token's `cnf.jkt` must be the proof key's thumbprint, and its `cnf` name no other
-/// confirmation method (which this scheme cannot verify).
-fn bind(principal: &Principal, jkt: &str) -> Result<(), AuthFailure> {
+/// The token's `cnf.jkt` must be the proof key's thumbprint, a `cnf.x5t#S256` the
+/// thumbprint of the client certificate the request presented (`cert`: both bindings must
+/// hold), and its `cnf` name no other confirmation method (which this scheme cannot
+/// verify).
+fn bind(
+    principal: &Principal,
+    jkt: &str,
+    cert: Option<&super::certificate::Presented>,
+) -> Result<(), AuthFailure> {
     if let Some(member) = super::cnf::of(principal).other {
         return Err(super::cnf::unverifiable(member));
     }
+    super::cnf::certificate(principal, cert)?;
     match bound_key(principal) {
         Some(bound) if constant_time_str(bound, jkt) => Ok(()),
         Some(_) => Err(AuthFailure::new(Reason::DpopKeyMismatch)
