@@ -1,0 +1,135 @@
+//! Trusted proxies: the one list of peers whose forwarding headers are believed, read from
+//! axum's `ConnectInfo<SocketAddr>`; in process and through `axum::serve` on 127.0.0.1
+//! (where the peer address is the real one).
+
+mod common;
+use common::*;
+
+use auth_diagnostics::layer::{CertificateHeader, Peer, TrustedProxies};
+use axum::extract::ConnectInfo;
+use serde_json::json;
+use std::net::{IpAddr, SocketAddr};
+
+const X5T: &str = "x5t-of-nothing-this-test-sends-0000000000000";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn addresses_and_networks_of_both_families() {
+    let p: TrustedProxies = "10.0.0.0/8 192.0.2.7,fd00::/8 ::ffff:172.16.0.0/108, 2001:db8::1"
+        .parse()
+        .unwrap();
+    for yes in [
+        "10.0.0.1",
+        "10.255.255.255",
+        "192.0.2.7",
+        "::ffff:192.0.2.7",
+        "fd00::1",
+        "172.16.9.9",
+        "2001:db8::1",
+    ] {
+        assert!(p.contains(ip(yes)), "{yes}");
+    }
+    for no in [
+        "11.0.0.1",
+        "192.0.2.8",
+        "fe80::1",
+        "172.32.0.1",
+        "2001:db8::2",
+        "::1",
+    ] {
+        assert!(!p.contains(ip(no)), "{no}");
+    }
+    assert!(TrustedProxies::none().is_empty());
+    let one = TrustedProxies::none().address(ip("::ffff:127.0.0.1"));
+    assert!(one.contains(ip("127.0.0.1")));
+}
+
+#[test]
+fn a_bad_entry_is_an_error_that_names_it() {
+    for bad in [
+        "10.0.0.0/33",
+        "10.0.0.0/",
+        "proxy.internal",
+        "10.0.0.0/8/8",
+        "::/200",
+    ] {
+        let e = format!("10.0.0.1, {bad}")
+            .parse::<TrustedProxies>()
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("neither an IP address nor a CIDR"), "{text}");
+        let shown = bad.split('/').next().unwrap();
+        assert!(text.contains(shown), "{text}");
+    }
+}
+
+#[test]
+fn the_peer_is_connect_info_and_without_it_untrusted() {
+    let p: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+    let mut ext = http::Extensions::new();
+    assert_eq!(p.peer(&ext), Peer::Unknown);
+    assert!(!p.peer(&ext).is_trusted());
+    let proxy: SocketAddr = "10.1.1.1:443".parse().unwrap();
+    ext.insert(ConnectInfo(proxy));
+    assert_eq!(p.peer(&ext), Peer::Trusted(proxy));
+    assert_eq!(p.peer(&ext).addr(), Some(proxy));
+    let mapped: SocketAddr = "[::ffff:10.1.1.1]:443".parse().unwrap();
+    ext.insert(ConnectInfo(mapped));
+    assert!(p.peer(&ext).is_trusted());
+    let other: SocketAddr = "198.51.100.1:443".parse().unwrap();
+    ext.insert(ConnectInfo(other));
+    assert_eq!(p.peer(&ext), Peer::Untrusted(other));
+    assert_eq!(p.peer(&ext).to_string(), "198.51.100.1:443");
+}
+
+/// Serves `/me` behind Bearer with `Client-Cert` from `proxies` on 127.0.0.1 with
+/// `ConnectInfo`, and sends one request with a bound token and a forged `Client-Cert`.
+async fn over_tcp(proxies: &str) -> (u16, Value) {
+    let layer = layer(DetailMode::Verbose)
+        .trusted_proxies(proxies.parse().unwrap())
+        .certificate_header(CertificateHeader::ClientCert);
+    let app = bearer_app(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
+    let token = hs256(&claims(json!({ "cnf": { "x5t#S256": X5T } })));
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let response = client
+        .get(format!("http://{addr}/me"))
+        .bearer_auth(token)
+        .header(
+            "client-cert",
+            format!(":{}:", b64(&[0x30, 0x03, 0x02, 0x01, 0x01])),
+        )
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn through_axum_serve_the_real_peer_address_decides() {
+    // 127.0.0.1 is not in the list: the header is ignored.
+    let (status, problem) = over_tcp("10.0.0.0/8").await;
+    assert_eq!(status, 401);
+    assert_eq!(problem["reason"], "certificate_header_untrusted");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("127.0.0.1:"),
+        "{problem}"
+    );
+    // 127.0.0.1 is trusted: the header is read (and is not the token's certificate).
+    let (status, problem) = over_tcp("127.0.0.0/8").await;
+    assert_eq!(status, 401);
+    assert_eq!(problem["reason"], "certificate_mismatch");
+}
