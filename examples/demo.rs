@@ -25,7 +25,17 @@
 //! `DEMO_INTROSPECTION_CACHE_S`, 60 s by default, never past the token's `exp`; with
 //! `DEMO_REDIS_URL` the answers are shared by every demo process),
 //! `DEMO_CLIENT_ID` (`demo-rs`: the `aud` of the back-channel logout tokens
-//! `POST /backchannel-logout` takes).
+//! `POST /backchannel-logout` takes), `DEMO_TLS_ADDR` (a second listener serving HTTPS
+//! with a self-signed certificate made at start-up; it asks for a client certificate,
+//! accepts any, and hands it to the layer for `GET /mtls`), `DEMO_TRUSTED_PROXIES`
+//! (comma-separated addresses or CIDRs whose `Client-Cert` and `X-Forwarded-For` headers
+//! are believed).
+//!
+//! ```text
+//! DEMO_TLS_ADDR=127.0.0.1:3443 cargo run --example demo
+//! # then: curl -k --cert client.pem --key client-key.pem https://127.0.0.1:3443/mtls \
+//! #   -H "Authorization: Bearer $TOKEN"   (a token whose cnf.x5t#S256 names client.pem)
+//! ```
 //!
 //! ```text
 //! DEMO_APP_ADDR=127.0.0.1:3001 cargo run --example demo
@@ -40,7 +50,9 @@ use auth_diagnostics::failure::AuthFailure;
 use auth_diagnostics::introspection::Introspector;
 use auth_diagnostics::jwt::{Claims, JwtAuthenticator};
 use auth_diagnostics::keys::{KeySource, StaticKey};
-use auth_diagnostics::layer::{AuthRequestId, DetailMode, OneLine};
+use auth_diagnostics::layer::{
+    AuthRequestId, CertificateHeader, ClientCertificate, DetailMode, OneLine, TrustedProxies,
+};
 use auth_diagnostics::session::{BackchannelLogout, SessionAuthenticator, SessionCookie};
 use auth_diagnostics::store::RedisStore;
 use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
@@ -49,6 +61,7 @@ use auth_diagnostics::websocket::{Expiring, WebSocketAuth};
 use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
 use axum::body::Bytes;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ConnectInfo;
 use axum::extract::Request;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -56,10 +69,25 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio_rustls::rustls::client::danger::HandshakeSignatureValid;
+use tokio_rustls::rustls::crypto::{
+    verify_tls12_signature, verify_tls13_signature, CryptoProvider,
+};
+use tokio_rustls::rustls::pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime,
+};
+use tokio_rustls::rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use tokio_rustls::rustls::{
+    DigitallySignedStruct, DistinguishedName, Error as TlsError, ServerConfig, SignatureScheme,
+};
+use tokio_rustls::TlsAcceptor;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The demo's settings, read from `DEMO_*` variables.
@@ -167,9 +195,36 @@ impl DemoConfig {
     }
 }
 
-/// The demo's router, as `main` serves it. `cfg.addr` is the address as bound: the MCP
-/// resource identifier is `http://ADDR/mcp`.
+/// What sits in front of the demo (`DEMO_TLS_ADDR`, `DEMO_TRUSTED_PROXIES`): kept apart
+/// from [`DemoConfig`], which the test suites build field by field.
+#[derive(Debug, Clone, Default)]
+pub struct DemoEdge {
+    /// `DEMO_TLS_ADDR`: a second listener serving HTTPS ([`serve_tls`]).
+    pub tls_addr: Option<String>,
+    /// `DEMO_TRUSTED_PROXIES`: comma-separated addresses or CIDRs whose forwarding headers
+    /// (`Client-Cert`, `X-Forwarded-For`) are believed; from anyone else they are ignored.
+    pub trusted_proxies: Option<String>,
+}
+
+impl DemoEdge {
+    pub fn from_env() -> Self {
+        let set = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            tls_addr: set("DEMO_TLS_ADDR"),
+            trusted_proxies: set("DEMO_TRUSTED_PROXIES"),
+        }
+    }
+}
+
+/// The demo's router with nothing in front: no TLS listener, no trusted proxy.
 pub fn app(cfg: &DemoConfig) -> Router {
+    app_with(cfg, &DemoEdge::default())
+}
+
+/// The demo's router, as `main` serves it. `cfg.addr` is the address as bound: the MCP
+/// resource identifier is `http://ADDR/mcp`. `edge` says which proxies' forwarding headers
+/// are believed.
+pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
     // The secret belongs to the demo's issuer (which may differ from DEMO_OIDC_ISSUER's).
     let secret = StaticKey::hs256(&cfg.jwt_secret).with_issuer(&cfg.issuer);
     let mut jwt = JwtAuthenticator::new(secret)
@@ -227,6 +282,13 @@ pub fn app(cfg: &DemoConfig) -> Router {
         None => Arc::new(MemoryRevocationList::new()),
     };
     base = base.revocation(revoked.clone());
+    // Forwarding headers (Client-Cert, X-Forwarded-For) are believed from these peers only.
+    if let Some(list) = &edge.trusted_proxies {
+        let proxies: TrustedProxies = list
+            .parse()
+            .unwrap_or_else(|e| panic!("DEMO_TRUSTED_PROXIES: {e}"));
+        base = base.trusted_proxies(proxies);
+    }
 
     // The Bearer routes' layer: JWTs of the demo's issuer, and with DEMO_INTROSPECTION_URL
     // every other token introspected.
@@ -341,6 +403,16 @@ pub fn app(cfg: &DemoConfig) -> Router {
                     .unwrap_or_default(),
             ),
         );
+    // RFC 8705: a token bound to a client certificate (`cnf.x5t#S256`). The certificate
+    // comes from this connection's TLS (DEMO_TLS_ADDR), or from a trusted proxy that ended
+    // TLS and forwarded it as RFC 9440 `Client-Cert`.
+    let mtls = Router::new().route("/mtls", get(me)).route_layer(
+        bearer_layer
+            .clone()
+            .certificate_from_tls()
+            .certificate_header(CertificateHeader::ClientCert)
+            .bearer(jwt.clone()),
+    );
     let any = Router::new().route("/any", get(hello)).route_layer(
         bearer_layer
             .bearer(jwt)
@@ -371,6 +443,7 @@ pub fn app(cfg: &DemoConfig) -> Router {
         .merge(maybe)
         .merge(any)
         .merge(ws)
+        .merge(mtls)
         .merge(mcp)
         .merge(meta.router())
         .merge(dpop)
@@ -872,7 +945,8 @@ async fn main() {
         app_addr,
         ..cfg
     };
-    let app = app(&cfg);
+    let edge = DemoEdge::from_env();
+    let app = app_with(&cfg, &edge);
     if let (Some(l), Some(at)) = (page_listener, &cfg.app_addr) {
         let page = page(&cfg);
         tokio::spawn(async move { axum::serve(l, page).await.expect("page server error") });
@@ -891,6 +965,25 @@ async fn main() {
             &format!("DPoP replays and key sets shared through Redis at {shown}"),
         );
     }
+    if let Some(want) = &edge.tls_addr {
+        let tls_listener = match tokio::net::TcpListener::bind(want).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("cannot listen on {want} (DEMO_TLS_ADDR): {e}");
+                std::process::exit(1);
+            }
+        };
+        let at = tls_listener
+            .local_addr()
+            .expect("bound socket has an address");
+        let tls = tls_config(at.ip());
+        tokio::spawn(serve_tls(tls_listener, app.clone(), tls));
+        // Before the plain listener's line: once that is out, both accept connections.
+        announce(
+            &cfg,
+            &format!("auth-diagnostics demo listening on https://{at} (DEMO_TLS_ADDR)"),
+        );
+    }
     announce(
         &cfg,
         &format!(
@@ -898,7 +991,157 @@ async fn main() {
             cfg.detail
         ),
     );
-    axum::serve(listener, app).await.expect("server error");
+    // The peer address (`ConnectInfo`) is what trusted proxies are recognised by.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    .expect("server error");
+}
+
+/// The TLS configuration of `DEMO_TLS_ADDR`: a self-signed certificate for `localhost`
+/// and `ip`, made now and trusted by nobody (clients pass `-k`), and client certificates
+/// asked for but optional, any of them accepted.
+///
+/// No chain is validated: a certificate-bound token (RFC 8705 §3, self-signed
+/// certificate binding) is bound to its certificate by the token's `cnf.x5t#S256`, not by
+/// a CA. The handshake still proves that the client holds the certificate's private key.
+pub fn tls_config(ip: IpAddr) -> Arc<ServerConfig> {
+    let mut names = vec!["localhost".to_owned()];
+    if !ip.is_unspecified() {
+        names.push(ip.to_string());
+    }
+    let made = rcgen::generate_simple_self_signed(names).expect("a self-signed certificate");
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(made.signing_key.serialize_der()));
+    let provider = tls_provider();
+    let mut config = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("the provider's protocol versions")
+        .with_client_cert_verifier(Arc::new(AnyClientCertificate(provider)))
+        .with_single_cert(vec![made.cert.der().clone()], key)
+        .expect("the certificate fits its key");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Arc::new(config)
+}
+
+/// The crate's crypto stack: aws-lc-rs by default, ring in a RustCrypto build (where the
+/// HTTP client's TLS uses ring too).
+fn tls_provider() -> Arc<CryptoProvider> {
+    #[cfg(feature = "aws_lc_rs")]
+    let provider = tokio_rustls::rustls::crypto::aws_lc_rs::default_provider();
+    #[cfg(not(feature = "aws_lc_rs"))]
+    let provider = tokio_rustls::rustls::crypto::ring::default_provider();
+    Arc::new(provider)
+}
+
+/// Asks every client for a certificate and takes any, or none: the binding is checked by
+/// the layer against the token. Handshake signatures are verified, so a client cannot
+/// present a certificate whose key it does not hold.
+#[derive(Debug)]
+struct AnyClientCertificate(Arc<CryptoProvider>);
+
+impl ClientCertVerifier for AnyClientCertificate {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, TlsError> {
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, TlsError> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Serves `app` over TLS on `listener` until the task is dropped. Each request carries
+/// its connection's peer address (`ConnectInfo<SocketAddr>`, as on the plain listener) and
+/// the client certificate the handshake presented, if any.
+pub async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<ServerConfig>) {
+    let acceptor = TlsAcceptor::from(tls);
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of file descriptors, or a connection reset before it was accepted: the
+            // listener itself is fine.
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let acceptor = acceptor.clone();
+        let app = app.clone();
+        tokio::spawn(async move {
+            // A client that never finishes its handshake holds only its own task, and not
+            // for long.
+            let Ok(Ok(stream)) =
+                tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let certificate = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| ClientCertificate::from_der(der.to_vec()));
+            let service = tower::ServiceExt::map_request(app, move |mut req: Request<_>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(certificate) = &certificate {
+                    req.extensions_mut().insert(certificate.clone());
+                }
+                req
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
+                .await;
+        });
+    }
 }
 
 /// A start-up line on stdout: a JSON object in JSON mode, like every other line there.
