@@ -353,7 +353,8 @@ impl AuthFailure {
     }
 
     /// The scheme the client spoke, as a label: `bearer`, `dpop`, `basic`, `api_key`,
-    /// `cookie`, `other` for any other scheme word or an `Authorization` value without one,
+    /// `cookie`, `proxy_assertion` (an identity-aware proxy's assertion header), `other`
+    /// for any other scheme word or an `Authorization` value without one,
     /// `none` when no credential was found. A credential without a scheme word is named by
     /// where it was: a cookie is `cookie`, another header `api_key`, an `access_token`
     /// query parameter `bearer` (RFC 6750 §2.3).

@@ -83,8 +83,21 @@ fn malformed(detail: &str) -> AuthFailure {
 /// `typ` are strings and whose `crit` is a non-empty array of strings, a JSON object
 /// payload, a base64url signature.
 pub(crate) fn decode(token: &str) -> Result<Jws<'_>, AuthFailure> {
+    decode_with(token, false)
+}
+
+/// [`decode`], for a token whose segments may end in base64 padding (`=`, as AWS ALB's
+/// `x-amzn-oidc-data` does): the segments are read without it, while the signing input
+/// stays the exact text received.
+pub(crate) fn decode_padded(token: &str) -> Result<Jws<'_>, AuthFailure> {
+    decode_with(token, true)
+}
+
+fn decode_with(token: &str, padded: bool) -> Result<Jws<'_>, AuthFailure> {
     let (h, p, s) = segments(token)?;
+    let s = if padded { without_padding(s) } else { s };
     let b64 = |seg: &str, what: &str| {
+        let seg = if padded { without_padding(seg) } else { seg };
         URL_SAFE_NO_PAD
             .decode(seg)
             .map_err(|_| malformed(&format!("the {what} is not base64url without padding")))
@@ -115,6 +128,13 @@ pub(crate) fn decode(token: &str) -> Result<Jws<'_>, AuthFailure> {
         message: &token[..h.len() + 1 + p.len()],
         signature: s,
     })
+}
+
+/// A segment without its base64 padding (at most two `=`).
+fn without_padding(seg: &str) -> &str {
+    seg.strip_suffix("==")
+        .or_else(|| seg.strip_suffix('='))
+        .unwrap_or(seg)
 }
 
 /// The three segments of a compact JWS; a JWE (five) is named as such.

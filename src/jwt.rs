@@ -1,5 +1,7 @@
 //! Bearer JWTs (RFC 6750, RFC 9068): [`JwtAuthenticator`] verifies them, [`Claims`] hands
 //! their claims to a handler, [`TokenCache`] remembers the ones already verified.
+//! [`IdentityAwareProxy`] verifies the signed assertion an identity-aware proxy (Cloudflare
+//! Access, Google IAP, an AWS load balancer) puts in a header of its own.
 //!
 //! A `JwtAuthenticator` takes its keys from a [`StaticKey`](crate::keys::StaticKey) or a
 //! [`KeySource`](crate::keys::KeySource) (a JWK set URL, or OpenID Connect discovery), and
@@ -55,6 +57,7 @@
 //! # }
 //! ```
 
+pub use crate::authn::iap::IdentityAwareProxy;
 pub use crate::authn::jwt::{JwtAuthenticator, Verified};
 pub use crate::authn::token_cache::{TokenCache, TokenCacheStats};
 pub use crate::extract::Claims;

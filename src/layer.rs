@@ -467,6 +467,21 @@ impl AuthDiagnostics {
         self.edit_given(|g| g.mistakes.extend(errors)).scheme(key)
     }
 
+    /// Accepts the signed assertion of the identity-aware proxy `iap` in its header
+    /// (`Cf-Access-Jwt-Assertion`, `x-goog-iap-jwt-assertion`, `x-amzn-oidc-data`),
+    /// verified with the proxy's published keys; starts fetching them.
+    ///
+    /// # Configuration errors
+    /// A key URL that cannot serve keys, or a leeway above the most, is reported when the
+    /// layer is built (see [`try_build`](Self::try_build)).
+    pub fn identity_aware_proxy(self, iap: crate::jwt::IdentityAwareProxy) -> Self {
+        let scheme = iap.into_scheme();
+        let errors = scheme.config_errors();
+        scheme.start();
+        self.edit_given(|g| g.mistakes.extend(errors))
+            .scheme(scheme)
+    }
+
     /// Accepts a session cookie, verified by the application; unsafe requests it
     /// authenticates must come from this site's own origin, and page navigations that fail
     /// go to its [`login_url`](SessionAuthenticator::login_url) when it has one.

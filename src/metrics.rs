@@ -42,6 +42,7 @@ pub(crate) fn scheme_label(scheme: Scheme) -> &'static str {
         Scheme::ApiKey => "api_key",
         Scheme::Cookie => "cookie",
         Scheme::Dpop => "dpop",
+        Scheme::ProxyAssertion => "proxy_assertion",
     }
 }
 

@@ -22,6 +22,9 @@ pub enum Scheme {
     Cookie,
     /// `DPoP` (RFC 9449): a sender-constrained JWT in `Authorization` with a `DPoP` proof.
     Dpop,
+    /// `ProxyAssertion`: this crate's challenge for an identity-aware proxy's signed
+    /// assertion in a header of its own (no scheme is registered).
+    ProxyAssertion,
 }
 
 impl Scheme {
@@ -33,6 +36,7 @@ impl Scheme {
             Scheme::ApiKey => "ApiKey",
             Scheme::Cookie => "Cookie",
             Scheme::Dpop => "DPoP",
+            Scheme::ProxyAssertion => "ProxyAssertion",
         }
     }
 
@@ -44,6 +48,7 @@ impl Scheme {
             Scheme::ApiKey,
             Scheme::Cookie,
             Scheme::Dpop,
+            Scheme::ProxyAssertion,
         ]
         .into_iter()
         .find(|s| s.as_str().eq_ignore_ascii_case(word))

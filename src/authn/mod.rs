@@ -11,6 +11,7 @@ pub(crate) mod bearer;
 pub(crate) mod certificate;
 pub(crate) mod cnf;
 pub(crate) mod dpop;
+pub(crate) mod iap;
 #[cfg(feature = "http-client")]
 pub(crate) mod introspection;
 pub(crate) mod jwt;

@@ -62,7 +62,6 @@ impl Principal {
 
     /// The same claims, identified by `id` (an introspected token's `sub`, else its
     /// `username`, else its `client_id`).
-    #[cfg(feature = "http-client")]
     pub(crate) fn with_id(mut self, id: Option<String>) -> Self {
         self.id = id;
         self

@@ -12,6 +12,7 @@ use std::str::FromStr;
 
 /// One usable key of a fetched set: it verifies one algorithm (RSA keys that name none
 /// verify RS256).
+#[derive(Clone)]
 pub(crate) struct RemoteKey {
     pub kid: Option<String>,
     algs: Vec<Algorithm>,
@@ -19,6 +20,15 @@ pub(crate) struct RemoteKey {
 }
 
 impl RemoteKey {
+    /// A key published on its own (a PEM per `kid`) for the algorithms `algs`.
+    pub(crate) fn new(kid: String, algs: Vec<Algorithm>, key: DecodingKey) -> Self {
+        Self {
+            kid: Some(kid),
+            algs,
+            key,
+        }
+    }
+
     /// Whether the key may verify a token of `alg`: its kind agrees, and so does its
     /// own `alg` when it names one.
     pub(crate) fn serves(&self, alg: Algorithm) -> bool {

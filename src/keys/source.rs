@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
+mod per_kid;
 mod shared;
 
 /// While a source has never held a key set, the least time between two fetches that
@@ -37,6 +38,8 @@ enum Origin {
     Jwks(String),
     /// An issuer whose discovery document names the JWK set URL.
     Discover(String),
+    /// One PEM public key per `kid`, at this base URL followed by the `kid` (AWS ALB).
+    PemPerKid(String),
 }
 
 /// A shared key set store and the key of its MACs.
@@ -141,6 +144,8 @@ struct Status {
     failures: u32,
     last_error: Option<FetchError>,
     jwks_uri: Option<String>,
+    /// The `kid`s tokens asked for that a per-`kid` source does not hold yet.
+    wanted: Vec<String>,
 }
 
 /// A fetched key set.
@@ -241,6 +246,20 @@ impl KeySource {
     pub fn discover(issuer: impl Into<String>) -> Self {
         let issuer = issuer.into();
         Self::with_origin(Origin::Discover(issuer.clone())).edit(|s| s.issuer = Some(issuer))
+    }
+
+    /// Keys published one PEM per `kid` at `base` followed by the `kid` (AWS ALB's
+    /// `https://public-keys.auth.elb.<region>.amazonaws.com/<kid>`): each `kid` a token
+    /// names is fetched once a token asks for it ([`KeySource::want`]).
+    pub(crate) fn pem_per_kid(base: impl Into<String>) -> Self {
+        Self::with_origin(Origin::PemPerKid(base.into()))
+    }
+
+    /// Asks a per-`kid` source to fetch `kid` at its next refresh.
+    pub(crate) fn want(&self, kid: &str) {
+        if matches!(self.inner.settings.origin, Origin::PemPerKid(_)) {
+            per_kid::want(&mut self.inner.lock().wanted, kid);
+        }
     }
 
     fn with_origin(origin: Origin) -> Self {
@@ -508,7 +527,9 @@ impl KeySource {
                 if st.fetching {
                     None
                 } else {
-                    let cold = self.current_unstarted().is_none();
+                    // A per-`kid` source asked for a `kid` it has not fetched yet is
+                    // as cold as one without a set: its key may well exist.
+                    let cold = self.current_unstarted().is_none() || !st.wanted.is_empty();
                     let gap = match cold {
                         true => self.inner.settings.miss_interval.min(FIRST_USE_GAP),
                         false => self.inner.settings.miss_interval,
@@ -581,7 +602,7 @@ impl KeySource {
     /// The configured URL: the set's or the issuer's.
     fn url(&self) -> &str {
         match &self.inner.settings.origin {
-            Origin::Jwks(url) | Origin::Discover(url) => url,
+            Origin::Jwks(url) | Origin::Discover(url) | Origin::PemPerKid(url) => url,
         }
     }
 }
@@ -597,6 +618,7 @@ impl fmt::Debug for KeySource {
         let (kind, url) = match &s.origin {
             Origin::Jwks(url) => ("jwks", url),
             Origin::Discover(url) => ("discover", url),
+            Origin::PemPerKid(url) => ("pem_per_kid", url),
         };
         f.debug_struct("KeySource")
             .field(kind, &shown_source(url))
@@ -608,7 +630,7 @@ impl fmt::Debug for KeySource {
 impl Settings {
     fn check_url(&mut self) {
         let url = match &self.origin {
-            Origin::Jwks(url) | Origin::Discover(url) => url,
+            Origin::Jwks(url) | Origin::Discover(url) | Origin::PemPerKid(url) => url,
         };
         self.url_error = check_url(url, self.allow_http).err();
         if cfg!(not(feature = "http-client")) && self.client.is_none() && self.url_error.is_none() {
@@ -747,7 +769,7 @@ impl Inner {
 
     fn url(&self) -> &str {
         match &self.settings.origin {
-            Origin::Jwks(url) | Origin::Discover(url) => url,
+            Origin::Jwks(url) | Origin::Discover(url) | Origin::PemPerKid(url) => url,
         }
     }
 
@@ -770,6 +792,7 @@ impl Inner {
             return Err(FetchError::new(FetchErrorKind::Untrusted, e.clone()));
         }
         let jwks_uri = match &self.settings.origin {
+            Origin::PemPerKid(base) => return self.fetch_per_kid(base).await,
             Origin::Jwks(url) => url.clone(),
             Origin::Discover(issuer) => {
                 let known = self.lock().jwks_uri.clone();
