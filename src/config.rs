@@ -53,7 +53,7 @@ pub(crate) struct Config {
     pub trusted_proxies: crate::proxy::TrustedProxies,
     /// Where client certificates come from (`None`: a certificate-bound token is
     /// `token_binding_unverifiable`).
-    pub certificates: Option<crate::authn::certificate::CertificateSources>,
+    pub certificates: Option<crate::certificate::CertificateSources>,
     pub on_failure: Option<crate::hooks::Hook<dyn crate::hooks::OnFailure>>,
     pub on_success: Option<crate::hooks::Hook<dyn crate::hooks::OnSuccess>>,
     /// Record the principal's id as `enduser.id` on the request span (personal data: off

@@ -116,7 +116,7 @@ pub(crate) struct Evidence<'a> {
     parsed: Option<Parsed<'a>>,
     /// The client certificate the request presents, where the layer has a certificate
     /// source (RFC 8705 binding; `None`: no source).
-    pub certificate: Option<crate::authn::certificate::Presented>,
+    pub certificate: Option<crate::certificate::Presented>,
 }
 
 impl<'a> Evidence<'a> {

@@ -42,12 +42,12 @@
 use crate::authn::api_key::ApiKeyAuthenticator;
 use crate::authn::basic::BasicAuthenticator;
 use crate::authn::bearer::Bearer;
-pub use crate::authn::certificate::{CertificateHeader, ClientCertificate, MAX_HEADER};
 use crate::authn::jwt::JwtAuthenticator;
 use crate::authn::session::SessionAuthenticator;
 use crate::authn::token_cache::{Cache, TokenCache, TokenCacheStats};
 use crate::authn::verify::{AccountHook, CheckAccount};
 use crate::authn::AuthScheme;
+pub use crate::certificate::{CertificateHeader, ClientCertificate, MAX_HEADER};
 use crate::config::{Config, UpstreamMode};
 pub use crate::config_error::{
     ConfigError, ConfigErrors, IntrospectionMistake, OriginUse, ResourceMistake,

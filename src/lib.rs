@@ -254,6 +254,7 @@ mod admit;
 mod answer;
 mod authn;
 mod backchannel;
+mod certificate;
 mod challenge;
 mod config;
 mod config_error;

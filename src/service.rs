@@ -106,7 +106,7 @@ impl<S> AuthDiagnosticsService<S> {
         let mut evidence = Evidence::new(req.headers(), uri);
         evidence.method = Some(req.method());
         if let Some(sources) = &self.config.certificates {
-            evidence.certificate = Some(crate::authn::certificate::presented(
+            evidence.certificate = Some(crate::certificate::presented(
                 sources,
                 &self.config.trusted_proxies,
                 &self.config.flood,

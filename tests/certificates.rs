@@ -219,7 +219,10 @@ async fn without_a_certificate_source_a_bound_token_stays_unverifiable() {
 }
 
 /// Every format: the header a trusted proxy sends for A (and for B), and the app reading it.
-fn formats() -> Vec<(CertificateHeader, &'static str, fn(&str) -> String)> {
+/// A header format, the header's name, and its value for a certificate's PEM.
+type Format = (CertificateHeader, &'static str, fn(&str) -> String);
+
+fn formats() -> Vec<Format> {
     fn client_cert(pem: &str) -> String {
         format!(":{}:", b64(&der(pem)))
     }
@@ -488,7 +491,7 @@ async fn a_certificate_header_from_an_untrusted_peer_is_ignored_and_logged() {
         let plain = hs256(&good_claims());
         let out = send(app, req(Some(&plain), forged.clone(), peer, None)).await;
         accepted(&out);
-        assert_eq!(out.event().field("peer").contains(shown), true);
+        assert!(out.event().field("peer").contains(shown));
     }
     // In production the reason is kept (the client needs to know where to send from).
     let app = header_app(Production, CertificateHeader::ClientCert);

@@ -6,7 +6,6 @@
 //! verifies it, its challenge (`error`, `error_description`, `scope`), and what a token
 //! alone says about why the wrapped service refused it.
 
-use super::certificate as cnf_certificate;
 use super::cnf;
 #[cfg(feature = "http-client")]
 use super::introspection::{Introspection, Introspector};
@@ -279,7 +278,7 @@ pub(crate) enum Check {
 fn unbound(
     principal: Principal,
     token: &str,
-    cert: Option<&cnf_certificate::Presented>,
+    cert: Option<&crate::certificate::Presented>,
 ) -> Result<Principal, AuthFailure> {
     let cnf = cnf::of(&principal);
     let f = match (cnf.jkt, cnf.other) {

@@ -3,8 +3,8 @@
 //! accepts a bound token only when it can check every method the token names: without the
 //! proof of possession, a bound token is what a thief would send.
 
-use super::certificate::{matches, Presented};
 use super::Principal;
+use crate::certificate::{matches, Presented};
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
 use crate::sanitize::cap;

@@ -8,7 +8,6 @@
 pub(crate) mod api_key;
 pub(crate) mod basic;
 pub(crate) mod bearer;
-pub(crate) mod certificate;
 pub(crate) mod cnf;
 pub(crate) mod dpop;
 pub(crate) mod iap;

@@ -461,7 +461,7 @@ fn replay_answer(
 fn bind(
     principal: &Principal,
     jkt: &str,
-    cert: Option<&super::certificate::Presented>,
+    cert: Option<&crate::certificate::Presented>,
 ) -> Result<(), AuthFailure> {
     if let Some(member) = super::cnf::of(principal).other {
         return Err(super::cnf::unverifiable(member));
