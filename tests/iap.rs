@@ -521,3 +521,20 @@ fn presets_point_at_the_providers() {
         "{a}"
     );
 }
+
+#[tokio::test]
+async fn alb_header_exp_and_iss_apply_when_the_user_claims_lack_them() {
+    let (app, key, _) = alb().await;
+    let claims = json!({"sub": "9f1c6e2a", "email": "bob@example.com"});
+    let t = key.sign_alb(alb_header(ALB_ARN), claims.clone());
+    send(app.clone(), req("x-amzn-oidc-data", &t)).await.ok();
+
+    let mut header = alb_header(ALB_ARN);
+    header["exp"] = json!(now() - 600);
+    let t = key.sign_alb(header, claims);
+    refused(
+        &send(app, req("x-amzn-oidc-data", &t)).await,
+        401,
+        "token_expired",
+    );
+}

@@ -23,7 +23,7 @@ use crate::time::now;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use http::HeaderName;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
@@ -180,7 +180,8 @@ impl IdentityAwareProxy {
     /// is checked before any key is fetched (a token naming another signer costs nothing)
     /// and is covered by the signature. ALB encodes segments with base64 padding (`=`),
     /// which standard JWT libraries refuse: they are read without it, and the signature
-    /// is checked over the exact text received. In AWS GovCloud (US) the keys are
+    /// is checked over the exact text received. The header's own `exp` and `iss` (signed
+    /// with it) apply where the user claims leave them out. In AWS GovCloud (US) the keys are
     /// elsewhere: set [`keys_url`](Self::keys_url) to the bucket the documentation names.
     pub fn aws_alb(
         region: &str,
@@ -296,8 +297,18 @@ impl Assertion {
             Ok(jws) => jws,
             Err(f) => return Check::Done(Err(f)),
         };
-        if let Some(f) = self.wrong_signer(t) {
-            return Check::Done(Err(f.token(jws.facts())));
+        if self.iap.proxy == Proxy::AwsAlb {
+            let header = raw_header(t);
+            if let Some(f) = self.wrong_signer(header.as_ref()) {
+                return Check::Done(Err(f.token(jws.facts())));
+            }
+            // ALB's header carries `exp` and `iss` too, under the same signature: where the
+            // user claims leave them out, the header's apply.
+            for name in ["exp", "iss"] {
+                if let Some(v) = header.as_ref().and_then(|h| h.get(name)) {
+                    jws.claims.entry(name).or_insert_with(|| v.clone());
+                }
+            }
         }
         if self.iap.proxy == Proxy::CloudflareAccess
             && jws.claims.get("sub").and_then(Value::as_str) == Some("")
@@ -336,22 +347,15 @@ impl Assertion {
 
     /// ALB: the header's `signer` is not the configured load balancer's ARN. Read before
     /// any key is fetched; the signature then covers it.
-    fn wrong_signer(&self, t: &str) -> Option<AuthFailure> {
+    fn wrong_signer(&self, header: Option<&Map<String, Value>>) -> Option<AuthFailure> {
         let expected = self.iap.signer.as_deref()?;
-        let header = t.split('.').next().unwrap_or_default();
-        let header = header.trim_end_matches('=');
-        let signer = URL_SAFE_NO_PAD
-            .decode(header)
-            .ok()
-            .and_then(|h| serde_json::from_slice::<Value>(&h).ok())
-            .and_then(|h| h.get("signer").cloned());
-        let f = match signer {
+        let f = match header.and_then(|h| h.get("signer")) {
             Some(Value::String(s)) if s == expected => return None,
             Some(Value::String(s)) => AuthFailure::new(Reason::TokenIssuerMismatch)
                 .detail(format!(
                     "signer {}, expected {}: the assertion was signed for another load \
                      balancer; no key was fetched",
-                    cap(&s),
+                    cap(s),
                     cap(expected)
                 ))
                 .hint(
@@ -401,9 +405,17 @@ impl Assertion {
     }
 }
 
+/// The JOSE header of a (possibly padded) compact JWS, as JSON: for the members the
+/// verification does not read (ALB's `signer`, `exp`, `iss`).
+fn raw_header(t: &str) -> Option<Map<String, Value>> {
+    let header = t.split('.').next()?.trim_end_matches('=');
+    let bytes = URL_SAFE_NO_PAD.decode(header).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The assertion's principal: its subject, or for a Cloudflare service token its
 /// `common_name`.
-fn principal(claims: serde_json::Map<String, Value>) -> Principal {
+fn principal(claims: Map<String, Value>) -> Principal {
     let common_name = match claims.contains_key("sub") {
         true => None,
         false => claims
