@@ -538,3 +538,13 @@ async fn alb_header_exp_and_iss_apply_when_the_user_claims_lack_them() {
         "token_expired",
     );
 }
+
+#[test]
+fn a_key_url_in_the_clear_is_a_configuration_error() {
+    let iap = IdentityAwareProxy::google_iap(IAP_AUD).keys_url("http://keys.example/jwk");
+    let errors = AuthDiagnostics::new()
+        .identity_aware_proxy(iap)
+        .try_build()
+        .unwrap_err();
+    assert!(errors.to_string().contains("is not https"), "{errors}");
+}
