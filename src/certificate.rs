@@ -48,41 +48,47 @@ use std::fmt;
 /// with hyper-util, inserting the certificate (and the peer address, for trusted proxies)
 /// into every request:
 ///
-/// ```ignore
+/// ```no_run
 /// use auth_diagnostics::layer::ClientCertificate;
 /// use axum::extract::ConnectInfo;
+/// use axum::Router;
 /// use hyper_util::rt::{TokioExecutor, TokioIo};
 /// use hyper_util::server::conn::auto::Builder;
-/// use tower::ServiceExt;
+/// use hyper_util::service::TowerToHyperService;
+/// use std::sync::Arc;
+/// use tokio_rustls::rustls::ServerConfig;
+/// use tokio_rustls::TlsAcceptor;
 ///
-/// let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(server_config));
-/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8443").await?;
-/// loop {
-///     let (tcp, peer) = listener.accept().await?;
-///     let (acceptor, app) = (acceptor.clone(), app.clone()); // app: axum::Router
-///     tokio::spawn(async move {
-///         let Ok(tls) = acceptor.accept(tcp).await else { return };
-///         let cert = tls
-///             .get_ref()
-///             .1
-///             .peer_certificates()
-///             .and_then(|certs| certs.first())
-///             .map(|der| ClientCertificate::from_der(der.as_ref()));
-///         let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
-///             req.extensions_mut().insert(ConnectInfo(peer));
-///             if let Some(cert) = &cert {
-///                 req.extensions_mut().insert(cert.clone());
-///             }
-///             app.clone().oneshot(req.map(axum::body::Body::new))
+/// /// Serves `app` over TLS: every request carries its connection's peer address and the
+/// /// client certificate the handshake presented, if any.
+/// async fn serve_tls(listener: tokio::net::TcpListener, app: Router, tls: Arc<ServerConfig>) {
+///     let acceptor = TlsAcceptor::from(tls);
+///     while let Ok((tcp, peer)) = listener.accept().await {
+///         let (acceptor, app) = (acceptor.clone(), app.clone());
+///         tokio::spawn(async move {
+///             let Ok(stream) = acceptor.accept(tcp).await else { return };
+///             let certificate = stream
+///                 .get_ref()
+///                 .1
+///                 .peer_certificates()
+///                 .and_then(|chain| chain.first())
+///                 .map(|der| ClientCertificate::from_der(der.to_vec()));
+///             let app = tower::ServiceExt::map_request(app, move |mut req: http::Request<_>| {
+///                 req.extensions_mut().insert(ConnectInfo(peer));
+///                 if let Some(certificate) = &certificate {
+///                     req.extensions_mut().insert(certificate.clone());
+///                 }
+///                 req
+///             });
+///             let _ = Builder::new(TokioExecutor::new())
+///                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app))
+///                 .await;
 ///         });
-///         let _ = Builder::new(TokioExecutor::new())
-///             .serve_connection(TokioIo::new(tls), service)
-///             .await;
-///     });
+///     }
 /// }
 /// ```
 ///
-/// The demo (`examples/demo`) serves its TLS listener this way.
+/// The demo (`examples/demo.rs`, `DEMO_TLS_ADDR`) serves its TLS listener this way.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ClientCertificate {
     der: Bytes,

@@ -17,6 +17,17 @@
 //!   (feature `metrics`, default); `OneLine` (feature `log-format`) is a one-line terminal
 //!   format for its log.
 //! - [`Readiness`]: whether every key source holds a key set, for a `/readyz` route.
+//! - [`TrustedProxies`]: the peers (addresses, CIDRs) whose forwarding headers are
+//!   believed ([`AuthDiagnostics::trusted_proxies`]), read from `ConnectInfo<SocketAddr>`;
+//!   a forwarding header from any other [`Peer`] is ignored and logged (rate-limited).
+//! - Certificate-bound tokens (`cnf.x5t#S256`, RFC 8705 §3), checked in constant time
+//!   against the client certificate of the TLS connection (a [`ClientCertificate`]
+//!   extension the application inserts, [`AuthDiagnostics::certificate_from_tls`]) or of
+//!   a proxy's header ([`CertificateHeader`]: RFC 9440 `Client-Cert`, Envoy's XFCC, nginx's
+//!   escaped PEM, AWS ALB; [`AuthDiagnostics::certificate_header`]). Refusals:
+//!   `certificate_missing`, `certificate_mismatch`, `certificate_header_untrusted`; a
+//!   token bound to a DPoP key too needs both; without a certificate source a bound token
+//!   stays `token_binding_unverifiable`.
 //!
 //! ```
 //! use auth_diagnostics::layer::{AuthRequestId, X_REQUEST_ID};
@@ -453,6 +464,9 @@ impl AuthDiagnostics {
     /// only from [trusted proxies](Self::trusted_proxies). From any other peer the header
     /// is ignored and logged; a bound token with no other certificate is then refused
     /// with `certificate_header_untrusted`.
+    /// Without trusted proxies the header is believed from no one (every such header is
+    /// logged as forged): that is the safe default for a service reachable directly, not
+    /// a mistake.
     pub fn certificate_header(self, format: CertificateHeader) -> Self {
         self.edit(|c| c.certificates.get_or_insert_with(Default::default).header = Some(format))
     }

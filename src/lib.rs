@@ -71,7 +71,8 @@
 //!   sets and the revocation list ([`AuthDiagnostics::revocation`]: tokens and sessions
 //!   refused before they expire), in memory or in Redis (`RedisStore`, feature `redis`).
 //! - [`layer`]: the layer's service and future, the detail mode, flood control of the log,
-//!   hooks, request ids, metrics and readiness.
+//!   hooks, request ids, metrics and readiness; trusted proxies and certificate-bound
+//!   tokens (RFC 8705: the TLS connection's certificate or a proxy's header).
 //! - `websocket` (feature `websocket`): `WebSocketAuth`, tokens a browser sends as a
 //!   WebSocket subprotocol, refused upgrades closed with 4401/4403 and the reason, and
 //!   `Expiring`, a socket closed when its token expires.
