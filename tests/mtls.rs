@@ -326,6 +326,16 @@ async fn a_certificate_presented_to_the_tls_listener_binds_the_token() {
     get_mtls(&plain, &demo.http, &token, &[("client-cert", &forged)])
         .await
         .refused("certificate_header_untrusted");
+    // Over TLS too, a header from an untrusted peer never stands in for the connection's
+    // certificate.
+    get_mtls(
+        &client(Some(&other)),
+        &https,
+        &token,
+        &[("client-cert", &forged)],
+    )
+    .await
+    .refused("certificate_mismatch");
     // The route is the same on both listeners: no header, no certificate.
     get_mtls(&plain, &demo.http, &token, &[])
         .await
