@@ -162,7 +162,12 @@ impl<S> AuthDiagnosticsService<S> {
                 .schemes
                 .iter()
                 .any(|s| s.kind() == Scheme::Basic)
-            || !basic::over_plaintext(uri, req.headers(), req.extensions())
+            || !basic::over_plaintext(
+                uri,
+                req.headers(),
+                req.extensions(),
+                &self.config.trusted_proxies,
+            )
             || said.swap(true, Ordering::Relaxed)
         {
             return;

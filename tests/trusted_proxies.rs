@@ -133,3 +133,37 @@ async fn through_axum_serve_the_real_peer_address_decides() {
     assert_eq!(status, 401);
     assert_eq!(problem["reason"], "certificate_mismatch");
 }
+
+/// Whether Basic credentials on `/r`, sent from `peer` with `X-Forwarded-Proto: https`
+/// through a layer with `proxies`, are logged as over plain http.
+async fn plaintext_hint(proxies: Option<&str>, peer: &str) -> bool {
+    use auth_diagnostics::basic::BasicAuthenticator;
+    let mut layer = layer(DetailMode::Production).basic(BasicAuthenticator::new(check_password));
+    if let Some(list) = proxies {
+        layer = layer.trusted_proxies(list.parse().unwrap());
+    }
+    let app = axum::Router::new()
+        .route("/r", axum::routing::get(|| async { "ok" }))
+        .layer(layer);
+    let auth = basic("alice", ALICE_PW);
+    let mut r = get(
+        "/r",
+        &[("authorization", &auth), ("x-forwarded-proto", "https")],
+    );
+    r.extensions_mut()
+        .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+    let out = send(app, r).await;
+    assert_eq!(out.status, 200);
+    out.events
+        .iter()
+        .any(|e| e.get("hints") == Some("basic_over_plaintext"))
+}
+
+/// `X-Forwarded-Proto: https` silences the Basic-over-plain-http hint: from anyone while
+/// no trusted proxy is configured (as before), from the trusted proxies only once some are.
+#[tokio::test]
+async fn x_forwarded_proto_is_believed_from_trusted_proxies_once_there_are_some() {
+    assert!(!plaintext_hint(None, "203.0.113.7:5000").await);
+    assert!(!plaintext_hint(Some("10.0.0.0/8"), "10.0.0.2:5000").await);
+    assert!(plaintext_hint(Some("10.0.0.0/8"), "203.0.113.7:5000").await);
+}

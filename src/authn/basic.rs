@@ -209,12 +209,14 @@ pub(crate) const HINT_PLAINTEXT: &str = "basic_over_plaintext";
 /// `http` (HTTP/2's `:scheme`, an absolute-form target) is certain plaintext. An HTTP/1.1
 /// origin-form target names no scheme: then a sign of https from a proxy in front
 /// ([`https_in_front`]) means TLS, and its absence is taken as plaintext. Those headers
-/// only ever silence the hint; TLS ended in this process is said with
+/// only ever silence the hint, and where the layer has trusted proxies they are believed
+/// from those only; TLS ended in this process is said with
 /// `AuthDiagnostics::served_over_tls`, which the layer checks before calling this.
 pub(crate) fn over_plaintext(
     uri: &http::Uri,
     headers: &http::HeaderMap,
     extensions: &http::Extensions,
+    proxies: &crate::proxy::TrustedProxies,
 ) -> bool {
     use axum::extract::ConnectInfo;
     let Some(ConnectInfo(peer)) = extensions.get::<ConnectInfo<std::net::SocketAddr>>() else {
@@ -232,7 +234,10 @@ pub(crate) fn over_plaintext(
     match uri.scheme() {
         Some(s) if *s == http::uri::Scheme::HTTP => true,
         Some(_) => false,
-        None => !https_in_front(headers),
+        None => {
+            let believed = proxies.is_empty() || proxies.peer(extensions).is_trusted();
+            !(believed && https_in_front(headers))
+        }
     }
 }
 
