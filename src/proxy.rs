@@ -143,6 +143,76 @@ impl TrustedProxies {
             None => Peer::Unknown,
         }
     }
+
+    /// The client's address as the trusted proxies report it (for throttling, or a log):
+    /// the connection's peer, or, while the hop at hand is a trusted proxy, the address
+    /// before it in `X-Forwarded-For` (read right to left, as each proxy appends the peer
+    /// it saw; at most 32 entries). An entry that is no address
+    /// (`unknown`, garbage) ends the walk at the proxy that passed it on. Without
+    /// `ConnectInfo<SocketAddr>`, `None`. From an untrusted peer `X-Forwarded-For` is
+    /// ignored: anyone can write one.
+    ///
+    /// ```
+    /// use auth_diagnostics::layer::TrustedProxies;
+    /// use axum::extract::ConnectInfo;
+    /// use std::net::SocketAddr;
+    ///
+    /// let proxies: TrustedProxies = "10.0.0.0/8".parse().unwrap();
+    /// let mut headers = http::HeaderMap::new();
+    /// headers.insert("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.0.0.7".parse().unwrap());
+    /// let mut extensions = http::Extensions::new();
+    /// extensions.insert(ConnectInfo("10.0.0.2:443".parse::<SocketAddr>().unwrap()));
+    /// // 10.0.0.2 and 10.0.0.7 are proxies; 203.0.113.9 is the client (what it claims
+    /// // before that, 198.51.100.1, is its own word).
+    /// let client = proxies.client_ip(&headers, &extensions);
+    /// assert_eq!(client, Some("203.0.113.9".parse().unwrap()));
+    /// ```
+    pub fn client_ip(
+        &self,
+        headers: &http::HeaderMap,
+        extensions: &http::Extensions,
+    ) -> Option<IpAddr> {
+        let ConnectInfo(peer) = extensions.get::<ConnectInfo<SocketAddr>>()?;
+        let mut hop = peer.ip().to_canonical();
+        if !self.contains(hop) {
+            return Some(hop);
+        }
+        let lines: Vec<&[u8]> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .map(http::HeaderValue::as_bytes)
+            .collect();
+        let entries = lines
+            .iter()
+            .rev()
+            .flat_map(|line| line.rsplit(|&b| b == b','))
+            .take(MAX_FORWARDED_HOPS);
+        for entry in entries {
+            let Some(ip) = forwarded_ip(entry) else {
+                return Some(hop);
+            };
+            hop = ip;
+            if !self.contains(hop) {
+                break;
+            }
+        }
+        Some(hop)
+    }
+}
+
+/// The most `X-Forwarded-For` entries [`TrustedProxies::client_ip`] reads.
+const MAX_FORWARDED_HOPS: usize = 32;
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`192.0.2.1:80`,
+/// `[2001:db8::1]:80`).
+fn forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?.trim();
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Some(ip.to_canonical());
+    }
+    text.parse::<SocketAddr>()
+        .ok()
+        .map(|s| s.ip().to_canonical())
 }
 
 impl FromStr for TrustedProxies {

@@ -167,3 +167,56 @@ async fn x_forwarded_proto_is_believed_from_trusted_proxies_once_there_are_some(
     assert!(!plaintext_hint(Some("10.0.0.0/8"), "10.0.0.2:5000").await);
     assert!(plaintext_hint(Some("10.0.0.0/8"), "203.0.113.7:5000").await);
 }
+
+/// The client address behind trusted proxies: `X-Forwarded-For` read right to left while
+/// the hop is a trusted proxy, ignored from anyone else.
+#[test]
+fn the_client_address_behind_trusted_proxies() {
+    let p: TrustedProxies = "10.0.0.0/8, ::1".parse().unwrap();
+    let at = |peer: &str, xff: &[&str]| {
+        let mut headers = http::HeaderMap::new();
+        for line in xff {
+            headers.append("x-forwarded-for", hv(line.as_bytes()));
+        }
+        let mut ext = http::Extensions::new();
+        ext.insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
+        p.client_ip(&headers, &ext)
+    };
+    let some = |s: &str| Some(ip(s));
+    // A direct client: its own address, whatever it writes.
+    assert_eq!(at("203.0.113.9:1", &["10.0.0.1"]), some("203.0.113.9"));
+    // One proxy.
+    assert_eq!(at("10.0.0.2:1", &["203.0.113.9"]), some("203.0.113.9"));
+    // Two proxies, the client's own claim before them ignored; several field lines.
+    assert_eq!(
+        at("10.0.0.2:1", &["198.51.100.1, 203.0.113.9", "10.9.9.9"]),
+        some("203.0.113.9")
+    );
+    // Ports, IPv6 and IPv4-mapped addresses.
+    assert_eq!(at("[::1]:1", &["[2001:db8::5]:443"]), some("2001:db8::5"));
+    assert_eq!(
+        at("[::ffff:10.0.0.2]:1", &["203.0.113.9:80"]),
+        some("203.0.113.9")
+    );
+    // Garbage ends the walk at the proxy that passed it on.
+    assert_eq!(
+        at("10.0.0.2:1", &["203.0.113.9, unknown"]),
+        some("10.0.0.2")
+    );
+    assert_eq!(at("10.0.0.2:1", &[""]), some("10.0.0.2"));
+    assert_eq!(at("10.0.0.2:1", &[]), some("10.0.0.2"));
+    assert_eq!(
+        at("10.0.0.2:1", &[&String::from_utf8_lossy(b"\xc3\xa9")]),
+        some("10.0.0.2")
+    );
+    // Only proxies all the way: the first of them.
+    assert_eq!(at("10.0.0.2:1", &["10.0.0.3, 10.0.0.4"]), some("10.0.0.3"));
+    // A chain longer than the walk reads stops at the last hop read.
+    let long = vec!["10.1.1.1"; 100].join(",");
+    assert_eq!(at("10.0.0.2:1", &[&long]), some("10.1.1.1"));
+    // No ConnectInfo: no address.
+    assert_eq!(
+        p.client_ip(&http::HeaderMap::new(), &http::Extensions::new()),
+        None
+    );
+}
