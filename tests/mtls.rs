@@ -411,6 +411,12 @@ impl Nginx {
         .unwrap();
         let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("interop/nginx");
         let template = std::fs::read_to_string(interop.join("nginx.conf")).unwrap();
+        // Beside the configuration: the whole directory is what nginx may read.
+        std::fs::copy(
+            interop.join("client-cert.conf"),
+            dir.join("client-cert.conf"),
+        )
+        .unwrap();
         // A free port may be taken between our probe and nginx's bind: try again.
         let mut last = String::new();
         for _ in 0..5 {
@@ -422,9 +428,10 @@ impl Nginx {
                 .replace("{{TEMP_PATHS}}", &temp_paths(bin, &dir))
                 .replace(
                     "{{CLIENT_CERT_MAP}}",
-                    interop.join("client-cert.conf").to_str().unwrap(),
+                    dir.join("client-cert.conf").to_str().unwrap(),
                 );
             std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+            hand_to_nobody(&dir);
             match spawn(bin, &dir, port) {
                 Ok(child) => return Nginx { child, port, dir },
                 Err(why) => last = why,
@@ -446,9 +453,43 @@ impl Drop for Nginx {
     }
 }
 
-/// Starts nginx in `dir` and waits until it accepts connections on `port`.
+/// The user nginx runs as when the tests run as root (CI): `nobody`/`nogroup`, by
+/// `setpriv`. Otherwise it runs as the tests' own user.
+const NOBODY: u32 = 65534;
+
+fn as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// When the tests run as root, gives `dir` and everything in it to [`NOBODY`], the user
+/// nginx will run as: it writes its pid, log and temp files there and reads the rest.
+fn hand_to_nobody(dir: &Path) {
+    if !as_root() {
+        return;
+    }
+    std::os::unix::fs::chown(dir, Some(NOBODY), Some(NOBODY)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        std::os::unix::fs::chown(entry.unwrap().path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+}
+
+/// Starts nginx in `dir` (unprivileged: as [`NOBODY`] when the tests run as root) and
+/// waits until it accepts connections on `port`.
 fn spawn(bin: &Path, dir: &Path, port: u16) -> Result<Child, String> {
-    let mut child = Command::new(bin)
+    let mut cmd = if as_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={NOBODY}"))
+            .arg(format!("--regid={NOBODY}"))
+            .arg("--clear-groups")
+            .arg(bin);
+        cmd
+    } else {
+        Command::new(bin)
+    };
+    let mut child = cmd
         .arg("-p")
         .arg(dir)
         .arg("-c")
