@@ -141,7 +141,9 @@ pub enum CertificateHeader {
     EnvoyXfcc,
     /// A URL-encoded PEM certificate in the named header, as nginx's
     /// `proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert;` sends it
-    /// (`%20`, `%0A`; a `+` is a base64 character, never a space).
+    /// (`%20`, `%0A`; a `+` is a base64 character). A form-encoded one (a space as `+`,
+    /// a `+` as `%2B`, as Go's `url.QueryEscape` and HAProxy scripts write it) is told by
+    /// its `BEGIN+CERTIFICATE` line and read too. The first certificate is the client's.
     EscapedPem(HeaderName),
     /// AWS Application Load Balancer mutual TLS: `X-Amzn-Mtls-Clientcert-Leaf` (verify
     /// mode) or else `X-Amzn-Mtls-Clientcert` (passthrough mode, the chain, leaf first),
@@ -174,9 +176,7 @@ impl CertificateHeader {
         let der = match self {
             CertificateHeader::ClientCert => byte_sequence(raw)?,
             CertificateHeader::EnvoyXfcc => return xfcc(raw),
-            CertificateHeader::EscapedPem(_) | CertificateHeader::AwsAlb => {
-                pem(&percent_decode(raw)?)?
-            }
+            CertificateHeader::EscapedPem(_) | CertificateHeader::AwsAlb => url_pem(raw)?,
         };
         Ok(Sha256::digest(der).into())
     }
@@ -284,12 +284,24 @@ fn looks_like_der(der: Vec<u8>) -> Result<Vec<u8>, String> {
     }
 }
 
-/// `%XX` escapes decoded; every other byte kept (`+` included).
-fn percent_decode(raw: &[u8]) -> Result<Vec<u8>, String> {
+/// The certificate of URL-encoded PEM text. Proxies escape it two ways: as a URI
+/// component (nginx, Envoy, ALB: a space is `%20`, a `+` is a base64 character) or as a
+/// form (Go's `url.QueryEscape`: a space is `+`, a base64 `+` is `%2B`). The `BEGIN` line
+/// tells which.
+fn url_pem(raw: &[u8]) -> Result<Vec<u8>, String> {
+    let form = raw.windows(17).any(|w| w == b"BEGIN+CERTIFICATE");
+    pem(&percent_decode(raw, form)?)
+}
+
+/// `%XX` escapes decoded, and `+` as a space where `form`; every other byte kept.
+fn percent_decode(raw: &[u8], form: bool) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
-        if raw[i] == b'%' {
+        if raw[i] == b'+' && form {
+            out.push(b' ');
+            i += 1;
+        } else if raw[i] == b'%' {
             let hex = raw.get(i + 1..i + 3).and_then(|h| {
                 let h = std::str::from_utf8(h).ok()?;
                 u8::from_str_radix(h, 16).ok()
@@ -341,7 +353,7 @@ fn xfcc(raw: &[u8]) -> Result<[u8; 32], String> {
         }
     }
     let cert = cert.ok_or("its last element has neither Hash nor Cert")?;
-    Ok(Sha256::digest(pem(&percent_decode(&cert)?)?).into())
+    Ok(Sha256::digest(url_pem(&cert)?).into())
 }
 
 /// `raw` split at `sep` outside double quotes (a backslash escapes within them).
@@ -413,10 +425,22 @@ mod tests {
         let b64 = STANDARD.encode(der);
         let text =
             format!("-----BEGIN%20CERTIFICATE-----%0A{b64}%0A-----END%20CERTIFICATE-----%0A");
-        let decoded = percent_decode(text.as_bytes()).unwrap();
+        let decoded = percent_decode(text.as_bytes(), false).unwrap();
         assert_eq!(pem(&decoded).unwrap(), der);
-        assert!(percent_decode(b"%4").is_err());
-        assert!(percent_decode(b"%zz").is_err());
+        assert!(percent_decode(b"%4", false).is_err());
+        assert!(percent_decode(b"%zz", false).is_err());
+        // Form-encoded (a space is +, a + is %2B), told by the BEGIN line.
+        let der = [0x30u8, 0x0f, 0xbe, 0xfb];
+        let b64 = STANDARD.encode(der);
+        assert!(b64.contains('+'));
+        let form = format!(
+            "-----BEGIN+CERTIFICATE-----%0A{}%0A-----END+CERTIFICATE-----",
+            b64.replace('+', "%2B")
+        );
+        assert_eq!(url_pem(form.as_bytes()).unwrap(), der);
+        let component =
+            format!("-----BEGIN%20CERTIFICATE-----%0A{b64}%0A-----END%20CERTIFICATE-----");
+        assert_eq!(url_pem(component.as_bytes()).unwrap(), der);
         assert!(pem(b"-----BEGIN CERTIFICATE-----AAAA").is_err());
     }
 

@@ -244,6 +244,10 @@ fn formats() -> Vec<Format> {
     fn pem_escaped(pem: &str) -> String {
         escaped(pem)
     }
+    /// Go's `url.QueryEscape`: a space is `+`, a base64 `+` is `%2B`.
+    fn pem_form(pem: &str) -> String {
+        escaped(pem).replace('+', "%2B").replace("%20", "+")
+    }
     vec![
         (CertificateHeader::ClientCert, "client-cert", client_cert),
         (
@@ -270,6 +274,11 @@ fn formats() -> Vec<Format> {
             CertificateHeader::AwsAlb,
             "x-amzn-mtls-clientcert",
             pem_escaped,
+        ),
+        (
+            CertificateHeader::EscapedPem(HeaderName::from_static("x-client-cert")),
+            "x-client-cert",
+            pem_form,
         ),
     ]
 }
