@@ -29,7 +29,7 @@ use crate::proxy::{Peer, TrustedProxies};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -192,21 +192,84 @@ pub(crate) struct CertificateSources {
 }
 
 /// The client certificate a request presents, as far as the binding check is concerned.
+/// A forwarded header is kept as it came and read only when a bound token needs it.
 #[derive(Clone, Debug)]
 pub(crate) enum Presented {
+    /// The TLS connection's certificate, by its SHA-256 thumbprint.
+    Tls([u8; 32]),
+    /// A trusted proxy's header: its one value (or why there is none to read).
+    Forwarded {
+        format: CertificateHeader,
+        name: HeaderName,
+        value: Result<HeaderValue, String>,
+        peer: Peer,
+    },
+    /// None at all.
+    Missing,
+    /// None but a forwarded-certificate header from a peer that is not a trusted proxy.
+    Untrusted { header: HeaderName, peer: Peer },
+}
+
+/// What [`Presented`] holds, read.
+pub(crate) enum Seen<'a> {
     /// A certificate, by its SHA-256 thumbprint, and where it came from.
     Certificate { thumbprint: [u8; 32], from: String },
     /// None at all.
     Missing,
-    /// None but a forwarded-certificate header from a peer that is not a trusted proxy.
-    Untrusted { header: String, peer: Peer },
-    /// A trusted proxy's header that does not hold a certificate.
-    Malformed { header: String, detail: String },
+    /// None but a header from `peer`, which is not a trusted proxy.
+    Untrusted { header: &'a str, peer: Peer },
+    /// A trusted proxy's header that holds no certificate, and why.
+    Malformed { header: &'a str, detail: String },
+}
+
+impl Presented {
+    /// The certificate, read (a forwarded header is parsed now).
+    pub(crate) fn read(&self) -> Seen<'_> {
+        match self {
+            Presented::Tls(thumbprint) => Seen::Certificate {
+                thumbprint: *thumbprint,
+                from: "the TLS connection".to_owned(),
+            },
+            Presented::Missing => Seen::Missing,
+            Presented::Untrusted { header, peer } => Seen::Untrusted {
+                header: header.as_str(),
+                peer: *peer,
+            },
+            Presented::Forwarded {
+                format,
+                name,
+                value,
+                peer,
+            } => {
+                let malformed = |detail| Seen::Malformed {
+                    header: name.as_str(),
+                    detail,
+                };
+                let value = match value {
+                    Ok(v) if v.len() > MAX_HEADER => {
+                        return malformed(format!(
+                            "it is {} bytes long, over the limit of {MAX_HEADER}",
+                            v.len()
+                        ))
+                    }
+                    Ok(v) => v,
+                    Err(why) => return malformed(why.clone()),
+                };
+                match format.thumbprint(value.as_bytes()) {
+                    Ok(thumbprint) => Seen::Certificate {
+                        thumbprint,
+                        from: format!("the {} header of trusted proxy {peer}", name.as_str()),
+                    },
+                    Err(detail) => malformed(detail),
+                }
+            }
+        }
+    }
 }
 
 /// The certificate `req` presents under `sources`: the TLS connection's first, then the
-/// configured header (from a trusted proxy only; from anyone else it is logged and
-/// ignored).
+/// configured header from a trusted proxy. The header from anyone else is ignored and
+/// logged, whether or not the connection presented a certificate.
 pub(crate) fn presented(
     sources: &CertificateSources,
     proxies: &TrustedProxies,
@@ -214,52 +277,43 @@ pub(crate) fn presented(
     headers: &HeaderMap,
     extensions: &http::Extensions,
 ) -> Presented {
-    if sources.tls {
-        if let Some(cert) = extensions.get::<ClientCertificate>() {
-            return Presented::Certificate {
-                thumbprint: cert.thumbprint,
-                from: "the TLS connection".to_owned(),
-            };
-        }
-    }
-    let Some(format) = &sources.header else {
-        return Presented::Missing;
+    let tls = match sources.tls {
+        true => extensions.get::<ClientCertificate>(),
+        false => None,
     };
-    let Some(name) = format
-        .names()
-        .into_iter()
-        .find(|n| headers.contains_key(*n))
-    else {
-        return Presented::Missing;
+    let forwarded = sources.header.as_ref().and_then(|format| {
+        let name = format
+            .names()
+            .into_iter()
+            .find(|n| headers.contains_key(*n))?;
+        Some((format, name))
+    });
+    let Some((format, name)) = forwarded else {
+        return tls.map_or(Presented::Missing, |c| Presented::Tls(c.thumbprint));
     };
     let peer = proxies.peer(extensions);
     if !peer.is_trusted() {
         crate::proxy::ignored(flood, name.as_str(), peer);
-        return Presented::Untrusted {
-            header: name.as_str().to_owned(),
+    }
+    match (tls, peer.is_trusted()) {
+        (Some(cert), _) => Presented::Tls(cert.thumbprint),
+        (None, false) => Presented::Untrusted {
+            header: name.clone(),
             peer,
-        };
-    }
-    let malformed = |detail: String| Presented::Malformed {
-        header: name.as_str().to_owned(),
-        detail,
-    };
-    let mut values = headers.get_all(name).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return malformed("it appears more than once".to_owned());
-    };
-    if value.len() > MAX_HEADER {
-        return malformed(format!(
-            "it is {} bytes long, over the limit of {MAX_HEADER}",
-            value.len()
-        ));
-    }
-    match format.thumbprint(value.as_bytes()) {
-        Ok(thumbprint) => Presented::Certificate {
-            thumbprint,
-            from: format!("the {} header of trusted proxy {peer}", name.as_str()),
         },
-        Err(detail) => malformed(detail),
+        (None, true) => {
+            let mut values = headers.get_all(name).iter();
+            let value = match (values.next(), values.next()) {
+                (Some(v), None) => Ok(v.clone()),
+                _ => Err("it appears more than once".to_owned()),
+            };
+            Presented::Forwarded {
+                format: format.clone(),
+                name: name.clone(),
+                value,
+                peer,
+            }
+        }
     }
 }
 

@@ -528,8 +528,14 @@ async fn the_tls_certificate_comes_before_any_header() {
     // A proxy's header is used where the connection presents none.
     let a = vec![("client-cert", hv(format!(":{}:", b64(&der(PEM_A)))))];
     accepted(&send(app.clone(), req(Some(&token), a, Some(PROXY), None)).await);
-    let out = send(app, req(Some(&token), b, Some(PROXY), None)).await;
+    let out = send(app.clone(), req(Some(&token), b.clone(), Some(PROXY), None)).await;
     refused(&out, "certificate_mismatch");
+    // From an untrusted peer the header is ignored and logged, even beside the
+    // connection's own certificate, which decides.
+    let out = send(app, req(Some(&token), b, Some(CLIENT), Some(PEM_A))).await;
+    accepted(&out);
+    assert_eq!(out.event().field("peer"), CLIENT);
+    assert_eq!(out.event().field("reason"), "certificate_header_untrusted");
 }
 
 #[tokio::test]

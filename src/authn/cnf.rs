@@ -4,7 +4,7 @@
 //! proof of possession, a bound token is what a thief would send.
 
 use super::Principal;
-use crate::certificate::{matches, Presented};
+use crate::certificate::{matches, Presented, Seen};
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
 use crate::sanitize::cap;
@@ -73,9 +73,9 @@ pub(crate) fn certificate(
         return Err(unverifiable(X5T));
     };
     let failure = |reason| AuthFailure::new(reason).claim("cnf").check("cnf.x5t#S256");
-    match presented {
-        Presented::Certificate { thumbprint, from } => match x5t.as_str() {
-            Some(x5t) if matches(x5t, thumbprint) => Ok(()),
+    match presented.read() {
+        Seen::Certificate { thumbprint, from } => match x5t.as_str() {
+            Some(x5t) if matches(x5t, &thumbprint) => Ok(()),
             Some(_) => Err(failure(Reason::CertificateMismatch).detail(format!(
                 "the SHA-256 thumbprint of the client certificate from {from} is not the \
                  token's cnf.x5t#S256"
@@ -83,18 +83,18 @@ pub(crate) fn certificate(
             None => Err(failure(Reason::CertificateMismatch)
                 .detail("the token's cnf.x5t#S256 is not a string")),
         },
-        Presented::Missing => Err(failure(Reason::CertificateMissing).detail(
+        Seen::Missing => Err(failure(Reason::CertificateMissing).detail(
             "the token is bound to a client certificate (cnf.x5t#S256) and the request \
              presented none",
         )),
-        Presented::Malformed { header, detail } => {
+        Seen::Malformed { header, detail } => {
             Err(failure(Reason::CertificateMissing).detail(format!(
                 "the token is bound to a client certificate (cnf.x5t#S256); the {} header \
                  of the trusted proxy holds none: {detail}",
                 cap(header)
             )))
         }
-        Presented::Untrusted { header, peer } => Err(failure(Reason::CertificateHeaderUntrusted)
+        Seen::Untrusted { header, peer } => Err(failure(Reason::CertificateHeaderUntrusted)
             .detail(format!(
                 "the token is bound to a client certificate (cnf.x5t#S256); the only one \
                  came in the {} header from {peer}, which is not a trusted proxy, and was \
