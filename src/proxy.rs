@@ -273,9 +273,11 @@ fn within(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-/// Logs (rate-limited with the failure log, under `certificate_header_untrusted`) that
-/// the forwarding header `header` came from `peer`, which is not a trusted proxy, and
-/// was ignored. The header's value is never logged.
+/// Logs (WARN, rate-limited with the failure log's `certificate_header_untrusted` events)
+/// that the forwarding header `header` came from `peer`, which is not a trusted proxy,
+/// and was ignored. A notice, not a refusal: it has `hints`, `header` and `peer` but no
+/// `reason` or `status` (a bound token refused for it logs its own failure event). The
+/// header's value is never logged.
 pub(crate) fn ignored(flood: &Arc<FloodControl>, header: &str, peer: Peer) {
     let reason = Reason::CertificateHeaderUntrusted;
     match flood.admit(reason, Instant::now()) {
@@ -288,10 +290,9 @@ pub(crate) fn ignored(flood: &Arc<FloodControl>, header: &str, peer: Peer) {
     }
     tracing::warn!(
         target: "auth_diagnostics",
-        reason = reason.code(),
         header = %crate::sanitize::cap(header),
         peer = %peer,
-        hint = "forwarding_header_untrusted",
+        hints = "forwarding_header_untrusted",
         "a forwarding header came from a peer that is not a trusted proxy and was ignored \
          (AuthDiagnostics::trusted_proxies lists the proxies whose headers are believed)"
     );
