@@ -7,12 +7,16 @@
 //! cargo run -q --example mint -- --acr urn:demo:mfa --auth-time-ago 60   # for /stepup
 //! cargo run -q --example mint -- --dpop http://127.0.0.1:3000/dpop       # token, then proof
 //! cargo run -q --example mint -- --logout --sid demo-session-1   # for /backchannel-logout
+//! cargo run -q --example mint -- --cert client.pem               # for /mtls
 //! ```
 //!
 //! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER` (else `DEMO_OIDC_ISSUER`),
 //! `DEMO_AUDIENCE`, sub `alice`,
 //! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--sid`, `--acr`,
 //! `--auth-time-ago SECONDS`, `--expires-in SECONDS`, `--secret`, `--no-exp`.
+//!
+//! `--cert PEM-FILE` binds the token to that client certificate (RFC 8705): `cnf.x5t#S256`
+//! is the base64url SHA-256 of its DER, as the demo's `/mtls` checks.
 //!
 //! `--logout` mints an OpenID Connect back-channel logout token instead (`typ`
 //! `logout+jwt`, the logout `events` claim, a fresh `jti`, valid two minutes), addressed to
@@ -93,6 +97,10 @@ fn main() {
                 claims.insert("auth_time".into(), json!(now - ago));
             }
             "--dpop" => dpop = Some(value),
+            "--cert" => {
+                let x5t = thumbprint(&value);
+                claims.insert("cnf".into(), json!({ "x5t#S256": x5t }));
+            }
             "--htm" => htm = value,
             _ => {
                 eprintln!("unknown flag {flag}; see the top of examples/mint.rs");
@@ -146,4 +154,28 @@ fn logout_claims(
         .or_insert_with(|| json!(format!("logout-{now}-{nanos}")));
     claims.remove("scope");
     *expires_in = 120;
+}
+
+/// `cnf.x5t#S256` of the first certificate in the PEM file at `path`: base64url (no
+/// padding) of the SHA-256 of its DER.
+fn thumbprint(path: &str) -> String {
+    use base64::Engine as _;
+    use sha2::{Digest, Sha256};
+    let pem = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        eprintln!("--cert {path}: {e}");
+        std::process::exit(2);
+    });
+    let body: String = pem
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("-----END"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body.trim())
+        .unwrap_or_else(|_| {
+            eprintln!("--cert {path}: no PEM certificate in it");
+            std::process::exit(2);
+        });
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(Sha256::digest(der))
 }
