@@ -572,6 +572,18 @@ reasons! {
         detail: "The token is bound to a different client certificate than the one presented.",
         hint: "Use the client certificate the token was issued to, or request a new token over the mutual-TLS connection that presents this certificate.",
     },
+    /// The token's `iss` is not its tenant's issuer: the issuer template (for example
+    /// Entra ID's `https://login.microsoftonline.com/{tenant}/v2.0`) filled in with the
+    /// token's tenant claim (`tid`) is another issuer.
+    TenantIssuerMismatch = "tenant_issuer_mismatch" {
+        status: UNAUTHORIZED,
+        bearer: Always(InvalidToken),
+        severity: Warn,
+        collapse: Keep,
+        title: "Token issuer does not match its tenant",
+        detail: "The token's issuer is not the issuer of the tenant it names.",
+        hint: "Request the token from the tenant's own issuer; a token whose iss and tid disagree was not issued by that tenant.",
+    },
     /// A forwarded-certificate header came from a peer that is not a configured trusted
     /// proxy ([`AuthDiagnostics::trusted_proxies`](crate::AuthDiagnostics::trusted_proxies)):
     /// it was ignored, and the certificate-bound token had no other certificate.
@@ -955,6 +967,19 @@ reasons! {
         title: "MCP headers disagree with the body",
         detail: "The Mcp-Method or Mcp-Name header is malformed or does not match the JSON-RPC body.",
         hint: "Send Mcp-Method and Mcp-Name exactly as the body's method and params.name (params.uri for resources), names that are not plain ASCII in the =?base64?...?= form.",
+    },
+    /// The request's path could be read differently by the layer and the router (dot
+    /// segments in any encoding, `..;`, an encoded `/` or `\`, double percent-encoding,
+    /// a raw backslash): refused before any route-scoped rule, so no rule can be bypassed
+    /// by spelling a path another way.
+    PathAmbiguous = "path_ambiguous" {
+        status: BAD_REQUEST,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Ambiguous request path",
+        detail: "The request path can be read in more than one way.",
+        hint: "Send the path in its plain form: no dot segments, no encoded slashes or backslashes, no double percent-encoding.",
     },
     /// The wrapped service answered 401 without `WWW-Authenticate`.
     UpstreamChallengeMissing = "upstream_challenge_missing" {

@@ -947,6 +947,8 @@ pub fn row(reason: &str) -> Row {
         "preflight_blocked" => r(401, None, Level::ERROR),
         // Answered by `authz::McpScopes` with a JSON-RPC error body (-32020), no challenge.
         "mcp_header_mismatch" => r(400, None, Level::WARN),
+        "path_ambiguous" => r(400, None, Level::WARN),
+        "tenant_issuer_mismatch" => r(401, invalid_token, Level::WARN),
         other => panic!("no row for reason {other}"),
     }
 }
