@@ -85,6 +85,14 @@ pub enum ConfigError {
         /// The issuer (any password masked).
         issuer: String,
     },
+    /// A `JwtAuthenticator::issuer_template` that cannot be used: not one placeholder,
+    /// no tenant claim, or neither `.tenants(..)` nor `.any_tenant()` (or both).
+    IssuerTemplate {
+        /// The template as configured.
+        template: String,
+        /// What is wrong and what to call instead.
+        why: String,
+    },
     /// A `Dpop` that accepts no proof algorithm.
     DpopNoAlgorithm,
     /// A `Dpop` that accepts a symmetric (HMAC) proof algorithm.
@@ -242,7 +250,8 @@ impl fmt::Display for ConfigError {
             | Self::KeySourceIssuerUnbound { .. }
             | Self::KeySourceIssuerNotAccepted { .. }
             | Self::BearerWithoutIssuer
-            | Self::IssuerOfTwoAuthenticators { .. } => self.fmt_tokens(f),
+            | Self::IssuerOfTwoAuthenticators { .. }
+            | Self::IssuerTemplate { .. } => self.fmt_tokens(f),
             Self::DpopNoAlgorithm
             | Self::DpopSymmetricAlgorithm(..)
             | Self::DpopWindowTooLong { .. }
@@ -327,6 +336,9 @@ impl ConfigError {
                 "issuer {issuer:?} is accepted by two Bearer authenticators; a token must go \
                  to exactly one: give each issuer to one .bearer(..)"
             ),
+            Self::IssuerTemplate { template, why } => {
+                write!(f, "issuer template {:?}: {why}", cap(template))
+            }
             _ => unreachable!("Display::fmt sends each mistake to its group"),
         }
     }

@@ -65,7 +65,7 @@ impl Bearer {
             return false;
         };
         if let [one] = self.issuers.as_slice() {
-            if one.issuers().is_empty() {
+            if one.names_no_issuer() {
                 return true;
             }
         }
@@ -73,7 +73,7 @@ impl Bearer {
         iss.is_some_and(|i| {
             self.issuers
                 .iter()
-                .any(|j| j.issuers().iter().any(|e| e == i))
+                .any(|j| j.issuers().iter().any(|e| e == i) || j.fits_template(i))
         })
     }
 
@@ -84,12 +84,13 @@ impl Bearer {
         if all.len() < 2 {
             return errors;
         }
-        if all.iter().any(|jwt| jwt.issuers().is_empty()) {
+        if all.iter().any(|jwt| jwt.names_no_issuer()) {
             errors.push(ConfigError::BearerWithoutIssuer);
         }
         let mut seen: Vec<&str> = Vec::new();
         for issuer in all.iter().flat_map(|jwt| {
             let mut own: Vec<&str> = jwt.issuers().iter().map(String::as_str).collect();
+            own.extend(jwt.template_text());
             own.sort_unstable();
             own.dedup();
             own
@@ -118,14 +119,20 @@ impl Bearer {
             .iter()
             .enumerate()
             .find(|(_, j)| text.is_some_and(|i| j.issuers().iter().any(|e| e == i)))
+            .or_else(|| {
+                // Then issuer templates: an exact issuer wins over a template's form.
+                self.issuers
+                    .iter()
+                    .enumerate()
+                    .find(|(_, j)| text.is_some_and(|i| j.fits_template(i)))
+            })
         {
             return Ok(found);
         }
         let all: Vec<String> = self
             .issuers
             .iter()
-            .flat_map(|j| j.issuers())
-            .cloned()
+            .flat_map(|j| j.accepted_shown())
             .collect();
         let expected = shown_issuers(&all);
         let f = match (iss, text) {

@@ -69,6 +69,10 @@ pub struct JwtAuthenticator {
     audiences: Vec<String>,
     any_audience: bool,
     any_issuer: bool,
+    /// Issuers of many tenants: `iss` is the template filled with the tenant claim.
+    template: Option<IssuerTemplate>,
+    tenants: Vec<String>,
+    any_tenant: bool,
     leeway: i64,
     /// The leeway as asked for, checked when the layer is built.
     leeway_asked: Duration,
@@ -91,6 +95,9 @@ impl std::fmt::Debug for JwtAuthenticator {
             .field("algorithms", &self.algorithms)
             .field("issuers", &shown_issuers(&self.issuers))
             .field("any_issuer", &self.any_issuer)
+            .field("template", &self.template)
+            .field("tenants", &self.tenants)
+            .field("any_tenant", &self.any_tenant)
             .field("audiences", &self.audiences)
             .field("any_audience", &self.any_audience)
             .field("leeway", &self.leeway)
@@ -129,6 +136,9 @@ impl JwtAuthenticator {
     /// configuration error: every forged token would cost a signature check per key.
     pub const MAX_STATIC_CANDIDATES: usize = 3;
 
+    /// The longest tenant claim an [issuer template](Self::issuer_template) accepts.
+    pub const MAX_TENANT_LEN: usize = 128;
+
     /// Verifies tokens signed by `key`. By default: only `key`'s algorithm is accepted,
     /// `exp` is required, leeway is 60 s. An issuer and an audience must still be
     /// configured ([`JwtAuthenticator::issuer`], [`JwtAuthenticator::audience`]) or
@@ -150,6 +160,9 @@ impl JwtAuthenticator {
             audiences: Vec::new(),
             any_audience: false,
             any_issuer: false,
+            template: None,
+            tenants: Vec::new(),
+            any_tenant: false,
             leeway: 60,
             leeway_asked: Duration::from_secs(60),
             required: vec![Cow::Borrowed("exp")],
@@ -189,7 +202,10 @@ impl JwtAuthenticator {
                 }
             }
         }
-        if let Some(issuer) = source.issuer() {
+        // A discovered issuer with a placeholder (Entra's common endpoint names
+        // `https://login.microsoftonline.com/{tenantid}/v2.0`) is no exact issuer: it
+        // needs an issuer template.
+        if let Some(issuer) = source.issuer().filter(|i| !i.contains('{')) {
             if !self.issuers.iter().any(|i| i == issuer) {
                 self.issuers.push(issuer.to_owned());
             }
@@ -218,9 +234,60 @@ impl JwtAuthenticator {
         &self.sources
     }
 
-    /// The issuers it accepts.
+    /// The issuers it accepts exactly.
     pub(crate) fn issuers(&self) -> &[String] {
         &self.issuers
+    }
+
+    /// Whether it names no issuer at all (neither exact issuers nor a template).
+    pub(crate) fn names_no_issuer(&self) -> bool {
+        self.issuers.is_empty() && self.template.is_none()
+    }
+
+    /// How many issuers it names, a template counting as one.
+    fn issuer_count(&self) -> usize {
+        self.issuers.len() + usize::from(self.template.is_some())
+    }
+
+    /// Its issuer template as configured, if any.
+    pub(crate) fn template_text(&self) -> Option<&str> {
+        self.template.as_ref().map(|t| t.text.as_str())
+    }
+
+    /// Whether an unverified `iss` is of its template's form (the token belongs here,
+    /// whichever tenant it names): for routing among several authenticators.
+    pub(crate) fn fits_template(&self, iss: &str) -> bool {
+        self.template
+            .as_ref()
+            .is_some_and(|t| t.tenant_of(iss).is_some())
+    }
+
+    /// The accepted issuers as logs show them, the template included.
+    pub(crate) fn accepted_shown(&self) -> Vec<String> {
+        let mut all = self.issuers.clone();
+        all.extend(self.template_text().map(str::to_owned));
+        all
+    }
+
+    /// Whether `issuer` (a key's or a key source's) is accepted: exactly, or as the
+    /// template itself or the template filled with an accepted tenant.
+    fn accepts_issuer(&self, issuer: &str) -> bool {
+        if self.issuers.iter().any(|e| e == issuer) {
+            return true;
+        }
+        let Some(t) = &self.template else {
+            return false;
+        };
+        if t.text == issuer {
+            return true;
+        }
+        t.tenant_of(issuer)
+            .is_some_and(|tid| plain_tenant(tid) && self.tenant_accepted(tid))
+    }
+
+    /// Whether the allow-list (or "any") accepts tenant `tid`.
+    fn tenant_accepted(&self, tid: &str) -> bool {
+        self.any_tenant || self.tenants.iter().any(|t| t == tid)
     }
 
     /// Changes whenever the keys it verifies with may have: a verified token cached under
@@ -271,6 +338,66 @@ impl JwtAuthenticator {
     pub fn accept_any_issuer(mut self) -> Self {
         self.checked = OnceLock::new();
         self.any_issuer = true;
+        self
+    }
+
+    /// Accepts the issuers of many tenants (a multi-tenant Entra ID application, say):
+    /// a token's `iss` must equal `template` with its one `{…}` placeholder replaced by
+    /// the token's `tenant_claim` (`tid` for Entra). Which tenants are accepted must be
+    /// said: [`JwtAuthenticator::tenants`] or [`JwtAuthenticator::any_tenant`]; with
+    /// neither the authenticator is a configuration error
+    /// ([`ConfigError::IssuerTemplate`](crate::layer::ConfigError::IssuerTemplate)).
+    ///
+    /// The keys are the authenticator's own (one [`KeySource`], fetched once for every
+    /// tenant: for Entra the common set,
+    /// `KeySource::jwks("https://login.microsoftonline.com/common/discovery/v2.0/keys")`).
+    /// The tenant is checked before any key is fetched. A token whose `iss` is of the
+    /// template's form but names another tenant than its claim is refused with
+    /// `tenant_issuer_mismatch`; a tenant that is not accepted, with
+    /// `token_issuer_mismatch`; a token without the claim, with `token_claim_missing`.
+    /// The claim must be a plain identifier (ASCII letters, digits, `-`, `_`, `.`, no
+    /// `..`, at most [`MAX_TENANT_LEN`](Self::MAX_TENANT_LEN) bytes), or the token is
+    /// `token_claim_invalid`.
+    ///
+    /// ```
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::KeySource;
+    ///
+    /// let jwt = JwtAuthenticator::from_source(KeySource::jwks(
+    ///     "https://login.microsoftonline.com/common/discovery/v2.0/keys",
+    /// ))
+    /// .issuer_template("https://login.microsoftonline.com/{tid}/v2.0", "tid")
+    /// .tenants(["72f988bf-86f1-41af-91ab-2d7cd011db47"])
+    /// .audience("api://orders");
+    /// # let _ = jwt;
+    /// ```
+    pub fn issuer_template(
+        mut self,
+        template: impl Into<String>,
+        tenant_claim: impl Into<String>,
+    ) -> Self {
+        self.checked = OnceLock::new();
+        self.template = Some(IssuerTemplate::new(template.into(), tenant_claim.into()));
+        self
+    }
+
+    /// The tenants whose tokens an [issuer template](Self::issuer_template) accepts
+    /// (call again to add more).
+    pub fn tenants<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.checked = OnceLock::new();
+        self.tenants.extend(tenants.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts every tenant of an [issuer template](Self::issuer_template): an explicit
+    /// opt-out of the tenant allow-list, for an application open to any organisation.
+    pub fn any_tenant(mut self) -> Self {
+        self.checked = OnceLock::new();
+        self.any_tenant = true;
         self
     }
 
@@ -433,12 +560,47 @@ impl JwtAuthenticator {
             (false, true) => all.push(ConfigError::AudienceAndAnyAudience),
             _ => {}
         }
-        match (self.issuers.is_empty(), self.any_issuer) {
+        match (self.names_no_issuer(), self.any_issuer) {
             (true, false) => all.push(ConfigError::NoIssuer),
             (false, true) => all.push(ConfigError::IssuerAndAnyIssuer),
             _ => {}
         }
+        if let Some(why) = self.template_mistake() {
+            all.push(why);
+        }
         all
+    }
+
+    /// An issuer template that cannot be used, or tenants without a template.
+    fn template_mistake(&self) -> Option<ConfigError> {
+        let Some(t) = &self.template else {
+            return (!self.tenants.is_empty() || self.any_tenant).then(|| {
+                ConfigError::IssuerTemplate {
+                    template: String::new(),
+                    why: ".tenants(..) or .any_tenant() without .issuer_template(..)".into(),
+                }
+            });
+        };
+        let why = if let Some(why) = &t.mistake {
+            why.clone()
+        } else if self.tenants.is_empty() && !self.any_tenant {
+            "no tenant is accepted: call .tenants([..]) with the accepted tenants, or \
+             .any_tenant() to accept every tenant explicitly"
+                .to_owned()
+        } else if !self.tenants.is_empty() && self.any_tenant {
+            "both .tenants(..) and .any_tenant(): choose one".to_owned()
+        } else if let Some(bad) = self.tenants.iter().find(|t| !plain_tenant(t)) {
+            format!(
+                "tenant {:?} is not a plain identifier (ASCII letters, digits, -, _, .; no ..)",
+                cap(bad)
+            )
+        } else {
+            return None;
+        };
+        Some(ConfigError::IssuerTemplate {
+            template: t.text.clone(),
+            why,
+        })
     }
 
     /// Static keys: few enough unnamed ones per algorithm, each bound to an accepted issuer.
@@ -458,16 +620,16 @@ impl JwtAuthenticator {
         let mut unbound = false;
         for key in &self.keys {
             match &key.issuer {
-                Some(i) if !self.issuers.iter().any(|e| e == i) => {
+                Some(i) if !self.accepts_issuer(i) => {
                     push_new(all, ConfigError::KeyIssuerNotAccepted { issuer: i.clone() })
                 }
-                None if self.issuers.len() > 1 => unbound = true,
+                None if self.issuer_count() > 1 => unbound = true,
                 _ => {}
             }
         }
         if unbound {
             all.push(ConfigError::KeyWithoutIssuer {
-                issuers: self.issuers.len(),
+                issuers: self.issuer_count(),
             });
         }
     }
@@ -478,18 +640,18 @@ impl JwtAuthenticator {
             for e in source.config_errors() {
                 push_new(all, e);
             }
-            if self.issuers.is_empty() {
+            if self.names_no_issuer() {
                 push_new(all, ConfigError::KeySourceWithoutIssuer);
                 continue;
             }
             match source.issuer() {
-                None if self.issuers.len() > 1 => push_new(
+                None if self.issuer_count() > 1 => push_new(
                     all,
                     ConfigError::KeySourceIssuerUnbound {
-                        issuers: self.issuers.len(),
+                        issuers: self.issuer_count(),
                     },
                 ),
-                Some(i) if !self.issuers.iter().any(|e| e == i) => push_new(
+                Some(i) if !self.accepts_issuer(i) => push_new(
                     all,
                     ConfigError::KeySourceIssuerNotAccepted {
                         issuer: shown_source(i),
@@ -539,7 +701,7 @@ impl JwtAuthenticator {
     fn misconfigured(&self, error: &ConfigError) -> AuthFailure {
         let reason = if self.audiences.is_empty() && !self.any_audience {
             Reason::TokenAudienceMismatch
-        } else if self.issuers.is_empty() && !self.any_issuer {
+        } else if self.names_no_issuer() && !self.any_issuer {
             Reason::TokenIssuerMismatch
         } else {
             Reason::TokenKeyUnknown
@@ -643,7 +805,10 @@ impl JwtAuthenticator {
         let sources: Vec<&KeySource> = self
             .sources
             .iter()
-            .filter(|s| s.issuer().is_none_or(|i| Some(i) == iss))
+            .filter(|s| {
+                s.issuer()
+                    .is_none_or(|i| Some(i) == iss || self.template_text() == Some(i))
+            })
             .collect();
         if sources.is_empty() {
             return self.verify_static(&statics, jws, alg, now);
@@ -673,7 +838,7 @@ impl JwtAuthenticator {
     /// authenticator does not accept, noting that no published key was consulted.
     fn foreign_issuer(&self, jws: &Jws<'_>) -> Option<AuthFailure> {
         let iss = jws.claims.get("iss");
-        let f = self.issuer_failure(iss).or_else(|| {
+        let f = self.issuer_failure(&jws.claims).or_else(|| {
             iss.is_none_or(Value::is_null)
                 .then(|| self.check_presence(&jws.claims))
                 .flatten()
@@ -877,7 +1042,7 @@ impl JwtAuthenticator {
             let not_ours = if missing {
                 self.check_presence(&jws.claims)
             } else {
-                self.issuer_failure(iss)
+                self.issuer_failure(&jws.claims)
             };
             if let Some(f) = not_ours {
                 let detail = format!(
@@ -889,7 +1054,7 @@ impl JwtAuthenticator {
         }
         let iss = iss
             .and_then(Value::as_str)
-            .filter(|_| self.issuers.len() > 1);
+            .filter(|_| self.issuer_count() > 1);
         let detail = match (kid, iss) {
             (Some(k), Some(i)) => format!(
                 "no key with kid {} of issuer {} for {alg:?}",
@@ -916,7 +1081,7 @@ impl JwtAuthenticator {
             .or_else(|| self.check_presence(claims))
             .or_else(|| check_claim_types(claims))
             .or_else(|| self.check_time(claims, now))
-            .or_else(|| self.issuer_failure(claims.get("iss")))
+            .or_else(|| self.issuer_failure(claims))
             .or_else(|| self.check_audience(claims.get("aud")))
     }
 
@@ -961,7 +1126,7 @@ impl JwtAuthenticator {
     /// are required once issuers or audiences are configured).
     fn check_presence(&self, claims: &Map<String, Value>) -> Option<AuthFailure> {
         let implied = [
-            (!self.issuers.is_empty()).then_some("iss"),
+            (!self.names_no_issuer()).then_some("iss"),
             (!self.audiences.is_empty()).then_some("aud"),
         ];
         let mut required = self
@@ -1011,18 +1176,26 @@ impl JwtAuthenticator {
         )
     }
 
-    /// `token_issuer_mismatch` when issuers are configured and `iss` is none of them.
-    fn issuer_failure(&self, iss: Option<&Value>) -> Option<AuthFailure> {
+    /// `token_issuer_mismatch` when issuers are configured and `iss` is none of them; with
+    /// an issuer template, an `iss` of its form is checked against the tenant claim
+    /// ([`tenant_failure`](Self::tenant_failure)).
+    fn issuer_failure(&self, claims: &Map<String, Value>) -> Option<AuthFailure> {
+        let iss = claims.get("iss");
         let text = iss.and_then(Value::as_str);
-        if self.issuers.is_empty() || text.is_some_and(|i| self.issuers.iter().any(|e| e == i)) {
+        if self.names_no_issuer() || text.is_some_and(|i| self.issuers.iter().any(|e| e == i)) {
             return None;
+        }
+        if let (Some(t), Some(i)) = (&self.template, text) {
+            if t.tenant_of(i).is_some() {
+                return self.tenant_failure(t, claims, i);
+            }
         }
         let got = match (iss, text) {
             (_, Some(i)) => cap(i).to_string(),
             (None, _) => "(absent)".to_owned(),
             (Some(_), None) => "(not a string)".to_owned(),
         };
-        let expected = shown_issuers(&self.issuers);
+        let expected = shown_issuers(&self.accepted_shown());
         let f = AuthFailure::new(Reason::TokenIssuerMismatch)
             .detail(format!("iss {got}, expected {}", cap(&expected)))
             .expected_iss(Some(expected));
@@ -1030,6 +1203,76 @@ impl JwtAuthenticator {
             Some(hint) => f.hint(hint),
             None => f,
         })
+    }
+
+    /// An `iss` of the template's form: the tenant claim present (`token_claim_missing`),
+    /// a plain identifier (`token_claim_invalid`), the one `iss` names
+    /// (`tenant_issuer_mismatch`), and accepted (`token_issuer_mismatch`).
+    fn tenant_failure(
+        &self,
+        t: &IssuerTemplate,
+        claims: &Map<String, Value>,
+        iss: &str,
+    ) -> Option<AuthFailure> {
+        let claim = t.claim.as_str();
+        let tid = match claims.get(claim) {
+            None | Some(Value::Null) => {
+                return Some(
+                    AuthFailure::new(Reason::TokenClaimMissing)
+                        .detail(format!(
+                            "the tenant claim {} is missing; iss {} is of the issuer template {}",
+                            cap(claim),
+                            cap(iss),
+                            cap(&t.text)
+                        ))
+                        .claim(claim.to_owned()),
+                )
+            }
+            Some(Value::String(tid)) if plain_tenant(tid) => tid.as_str(),
+            Some(other) => {
+                let shown = match other {
+                    Value::String(s) => cap(s).to_string(),
+                    _ => "(not a string)".to_owned(),
+                };
+                return Some(
+                    AuthFailure::new(Reason::TokenClaimInvalid)
+                        .detail(format!(
+                            "the tenant claim {} is {shown}, not a plain tenant identifier \
+                             (ASCII letters, digits, -, _, .; no ..; at most {} bytes)",
+                            cap(claim),
+                            Self::MAX_TENANT_LEN
+                        ))
+                        .claim(claim.to_owned()),
+                );
+            }
+        };
+        let expected = t.fill(tid);
+        if expected != iss {
+            return Some(
+                AuthFailure::new(Reason::TenantIssuerMismatch)
+                    .detail(format!(
+                        "iss {}, but {} {tid} makes the issuer {}: the token's issuer and \
+                         tenant disagree",
+                        cap(iss),
+                        cap(claim),
+                        cap(&expected)
+                    ))
+                    .expected_iss(Some(expected)),
+            );
+        }
+        if self.tenant_accepted(tid) {
+            return None;
+        }
+        let accepted = self.tenants.join(" ");
+        Some(
+            AuthFailure::new(Reason::TokenIssuerMismatch)
+                .detail(format!(
+                    "iss {}: tenant {tid} is not accepted; accepted tenants: {}",
+                    cap(iss),
+                    cap(&accepted)
+                ))
+                .expected_iss(Some(shown_issuers(&self.accepted_shown()))),
+        )
     }
 
     /// `token_audience_mismatch` when `aud` holds none of the configured audiences.
@@ -1208,4 +1451,75 @@ fn check_claim_types(claims: &Map<String, Value>) -> Option<AuthFailure> {
             .detail(format!("the {name} claim is not {what}"))
             .claim(name),
     )
+}
+
+/// An issuer with one `{…}` placeholder for the tenant.
+#[derive(Clone, Debug)]
+struct IssuerTemplate {
+    /// As configured.
+    text: String,
+    /// Before and after the placeholder.
+    prefix: String,
+    suffix: String,
+    /// The claim naming the token's tenant.
+    claim: String,
+    /// Why it cannot be used.
+    mistake: Option<String>,
+}
+
+impl IssuerTemplate {
+    fn new(text: String, claim: String) -> Self {
+        let open = text.matches('{').count();
+        let close = text.matches('}').count();
+        let (prefix, suffix, mut mistake) = match (text.find('{'), text.find('}')) {
+            (Some(a), Some(b)) if open == 1 && close == 1 && b > a + 1 => {
+                (text[..a].to_owned(), text[b + 1..].to_owned(), None)
+            }
+            _ => (
+                String::new(),
+                String::new(),
+                Some(
+                    "an issuer template needs exactly one named placeholder, as in \
+                     https://login.microsoftonline.com/{tid}/v2.0"
+                        .to_owned(),
+                ),
+            ),
+        };
+        if mistake.is_none() && claim.trim().is_empty() {
+            mistake = Some("the tenant claim is empty: name it (tid for Entra ID)".to_owned());
+        }
+        Self {
+            text,
+            prefix,
+            suffix,
+            claim,
+            mistake,
+        }
+    }
+
+    /// What stands where the placeholder is, when `iss` is of the template's form.
+    fn tenant_of<'a>(&self, iss: &'a str) -> Option<&'a str> {
+        if self.mistake.is_some() || iss.len() <= self.prefix.len() + self.suffix.len() {
+            return None;
+        }
+        iss.strip_prefix(self.prefix.as_str())?
+            .strip_suffix(self.suffix.as_str())
+    }
+
+    /// The issuer of tenant `tid`.
+    fn fill(&self, tid: &str) -> String {
+        format!("{}{tid}{}", self.prefix, self.suffix)
+    }
+}
+
+/// A tenant identifier that cannot change what an issuer URL means: ASCII letters,
+/// digits, `-`, `_` and `.`, no `..`, not empty, at most
+/// [`JwtAuthenticator::MAX_TENANT_LEN`] bytes.
+fn plain_tenant(tid: &str) -> bool {
+    !tid.is_empty()
+        && tid.len() <= JwtAuthenticator::MAX_TENANT_LEN
+        && !tid.contains("..")
+        && tid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
