@@ -341,3 +341,40 @@ async fn an_allow_list_is_checked_before_any_fetch() {
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 }
+
+/// The demo's `GET /tenant` as demo.md lists it: issuer `https://login.demo.local/{tid}/v2.0`,
+/// tenants t1 and t2, the demo's secret (here the tests').
+#[tokio::test]
+async fn the_demo_tenant_route_as_demo_md_says() {
+    let layer = auth_diagnostics::AuthDiagnostics::new()
+        .realm("demo")
+        .detail_mode(DetailMode::Verbose);
+    let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET))
+        .issuer_template("https://login.demo.local/{tid}/v2.0", "tid")
+        .tenants(["t1", "t2"])
+        .audience(AUDIENCE)
+        .require_claims(["sub"])
+        .leeway(Duration::from_secs(30));
+    let app = axum::Router::new()
+        .route(
+            "/tenant",
+            axum::routing::get(|p: auth_diagnostics::Principal| async move {
+                axum::Json(json!({ "sub": p.id() }))
+            }),
+        )
+        .route_layer(layer.bearer(jwt));
+    let call = |iss: String, tid: &str| {
+        let app = app.clone();
+        let t = token(&iss, json!(tid));
+        async move { send(app, get("/tenant", &[("authorization", &bearer(&t))])).await }
+    };
+    let demo = |tid: &str| format!("https://login.demo.local/{tid}/v2.0");
+    call(demo("t1"), "t1").await.ok();
+    call(demo("t2"), "t2").await.ok();
+    call(demo("t2"), "t1")
+        .await
+        .check(&expect("tenant_issuer_mismatch").verbose().realm("demo"));
+    call(demo("t3"), "t3")
+        .await
+        .check(&expect("token_issuer_mismatch").verbose().realm("demo"));
+}
