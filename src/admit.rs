@@ -38,7 +38,21 @@ fn admit(
 /// cookie this layer does not read, a `?token=` that may be a page cursor) and nothing
 /// beside it. A credential a client puts somewhere on purpose (`Authorization`, an API
 /// key or token header, `?access_token=`, `?api_key=`) is refused, never downgraded.
+/// In report-only mode every refusal passes (as a would-be refusal, see
+/// [`Answer::anonymous`](crate::answer::Answer::anonymous)).
 pub(crate) fn passes_anonymously(
+    config: &Config,
+    failure: &AuthFailure,
+    headers: &http::HeaderMap,
+    uri: &http::Uri,
+) -> bool {
+    // Report-only: every refusal of authentication passes (logged as would-be refused).
+    config.report_only || guest(config, failure, headers, uri)
+}
+
+/// With optional authentication, whether `failure` is only what a guest shows (see
+/// [`passes_anonymously`]): no refusal at all, in report-only mode too.
+pub(crate) fn guest(
     config: &Config,
     failure: &AuthFailure,
     headers: &http::HeaderMap,
@@ -109,6 +123,11 @@ pub(crate) fn decide(
         }
     }
     if let Err(failure) = admit(config, &principal, forged) {
+        if config.report_only {
+            // Answered where the application's verifier's refusals are: the request goes
+            // on anonymously (`ResponseFuture`).
+            return Admission::Later(Box::pin(std::future::ready(Err(failure))));
+        }
         return Admission::Refused(failure);
     }
     match &config.account {

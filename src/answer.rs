@@ -11,7 +11,7 @@ use crate::authn::Principal;
 use crate::config::Config;
 use crate::evidence::{is_preflight, Evidence};
 use crate::failure::AuthFailure;
-use crate::log::{emit, RequestInfo};
+use crate::log::{emit, emit_unenforced, RequestInfo};
 use crate::reason::Reason;
 use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::snapshot::Snapshot;
@@ -104,7 +104,17 @@ impl Answer {
     /// Optional authentication let a request without credentials through: DEBUG only (it
     /// is ordinary traffic), with what was seen (`seen`: `credentials_missing`, or a cookie
     /// or query parameter this layer does not read), and the span says so.
+    ///
+    /// In report-only mode any other refusal of authentication comes here too: it is
+    /// [`would_refuse`](Self::would_refuse).
     pub(crate) fn anonymous(&self, seen: &AuthFailure) {
+        if self.config.report_only
+            && !(self.config.optional
+                && crate::admit::guest(&self.config, seen, &self.snapshot.headers(), &self.uri))
+        {
+            self.would_refuse(seen.clone());
+            return;
+        }
         crate::hooks::span::anonymous();
         tracing::debug!(
             target: "auth_diagnostics",
@@ -203,18 +213,40 @@ impl Answer {
         if let (Some(hook), Some(head)) = (&self.config.on_failure, &self.head) {
             hook.0.on_failure(&failure, head);
         }
-        let info = RequestInfo {
-            request_id: self.request_id.as_str(),
-            method: &self.method,
-            uri: &self.uri,
-            snapshot: &self.snapshot,
-        };
         emit(
             &failure,
-            &info,
+            &self.info(),
             status,
             self.config.detail,
             &self.config.flood,
         );
+    }
+
+    /// Report-only: `failure` is what the layer would have answered, and the request goes
+    /// on anonymously. Counted as a failure with the status it would have had and as a
+    /// would-be refusal, and logged like one with `enforced=false`. The span says the
+    /// request is anonymous, and the failure hook is not told (nothing was refused).
+    pub(crate) fn would_refuse(&self, failure: AuthFailure) {
+        let status = failure.status();
+        let failure = failure.answered(status);
+        crate::metrics::failure(failure.reason(), failure.scheme_received(), status);
+        crate::metrics::would_refuse(failure.reason());
+        crate::hooks::span::anonymous();
+        emit_unenforced(
+            &failure,
+            &self.info(),
+            status,
+            self.config.detail,
+            &self.config.flood,
+        );
+    }
+
+    fn info(&self) -> RequestInfo<'_> {
+        RequestInfo {
+            request_id: self.request_id.as_str(),
+            method: &self.method,
+            uri: &self.uri,
+            snapshot: &self.snapshot,
+        }
     }
 }

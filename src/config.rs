@@ -61,6 +61,9 @@ pub(crate) struct Config {
     pub enduser_id: bool,
     /// A request without any credential passes anonymously.
     pub optional: bool,
+    /// Report-only: a request the layer would refuse goes on anonymously, logged and
+    /// counted with `enforced=false`.
+    pub report_only: bool,
     /// The session scheme's browser settings: login redirects, the origin check.
     pub session_pages: Option<crate::authn::session::browser::SessionPages>,
     /// Set once the wrapped service was seen adding CORS headers (logged once).

@@ -172,6 +172,16 @@ where
                                 answer: Some(answer),
                             }
                         }
+                        Err(failure) if answer.config.report_only => {
+                            // Never a partly verified principal: the request goes on
+                            // as it came, without one from this layer.
+                            answer.would_refuse(answer.enrich(failure));
+                            let mut inner = inner.take().expect("polled after completion");
+                            State::Inner {
+                                fut: inner.call(req),
+                                answer: Some(answer),
+                            }
+                        }
                         Err(failure) => {
                             answer.authenticated =
                                 crate::admit::after_authentication(failure.reason());

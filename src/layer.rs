@@ -159,6 +159,7 @@ impl AuthDiagnostics {
                 on_success: None,
                 enduser_id: false,
                 optional: false,
+                report_only: false,
                 session_pages: None,
                 cors_inside: Default::default(),
                 plain_challenges: Default::default(),
@@ -555,6 +556,40 @@ impl AuthDiagnostics {
     /// ```
     pub fn optional(self) -> Self {
         self.edit(|c| c.optional = true)
+    }
+
+    /// Report-only: every check runs, but a request this layer would refuse (400, 401,
+    /// 403, 503) goes on to the wrapped service as anonymous — no
+    /// [`Principal`](crate::Principal), never a partly verified one: a token that verified
+    /// but lacks a required scope, or whose account is refused, passes without its
+    /// principal too. The refusal is logged as usual with `enforced=false`, counted in
+    /// `auth_diagnostics_failures_total` with the status it would have had, and in
+    /// `auth_diagnostics_would_refuse_total{reason}`. A valid request passes with its
+    /// principal, as always. The wrapped service's own 401/403 answers are judged as in
+    /// any mode ([`observe`](Self::observe) is the switch for those).
+    ///
+    /// Per layer, so per route with `route_layer`. Handlers must accept an anonymous
+    /// request (`Option<Principal>`) while it is on.
+    ///
+    /// ```
+    /// use auth_diagnostics::jwt::JwtAuthenticator;
+    /// use auth_diagnostics::keys::StaticKey;
+    /// use auth_diagnostics::{AuthDiagnostics, Principal};
+    /// use axum::{routing::get, Router};
+    ///
+    /// async fn me(who: Option<Principal>) -> String {
+    ///     who.and_then(|p| p.id().map(str::to_owned)).unwrap_or_default()
+    /// }
+    ///
+    /// let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+    ///     .issuer("https://issuer.example")
+    ///     .audience("my-api");
+    /// let app: Router = Router::new()
+    ///     .route("/me", get(me))
+    ///     .route_layer(AuthDiagnostics::new().bearer(jwt).report_only());
+    /// ```
+    pub fn report_only(self) -> Self {
+        self.edit(|c| c.report_only = true)
     }
 
     /// Asks `hook` about the account of every principal whose credentials verified, with

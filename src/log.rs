@@ -27,7 +27,7 @@ pub(crate) struct RequestInfo<'a> {
 }
 
 macro_rules! failure_event {
-    ($level:expr, $f:expr, $info:expr, $status:expr, $client:expr) => {{
+    ($level:expr, $f:expr, $info:expr, $status:expr, $client:expr, $enforced:expr) => {{
         let f: &AuthFailure = $f;
         let facts = f.facts();
         let token = facts.token();
@@ -48,6 +48,7 @@ macro_rules! failure_event {
             reason = f.reason().code(),
             client_reason = $client,
             status = $status.as_u16(),
+            enforced = $enforced,
             request_id = $info.request_id,
             method = cap_to($info.method.as_str(), 32).as_str(),
             path = path.as_str(),
@@ -95,6 +96,30 @@ pub(crate) fn emit(
     mode: DetailMode,
     flood: &Arc<FloodControl>,
 ) {
+    emit_event(failure, info, status, mode, flood, None);
+}
+
+/// [`emit`] for a refusal a report-only layer did not make: the same event, with
+/// `enforced=false` (`status` is the one it would have had). Enforced events carry no
+/// `enforced` field: their fields are as they always were.
+pub(crate) fn emit_unenforced(
+    failure: &AuthFailure,
+    info: &RequestInfo<'_>,
+    status: StatusCode,
+    mode: DetailMode,
+    flood: &Arc<FloodControl>,
+) {
+    emit_event(failure, info, status, mode, flood, Some(false));
+}
+
+fn emit_event(
+    failure: &AuthFailure,
+    info: &RequestInfo<'_>,
+    status: StatusCode,
+    mode: DetailMode,
+    flood: &Arc<FloodControl>,
+    enforced: Option<bool>,
+) {
     match flood.admit(failure.reason(), Instant::now()) {
         Admit::Suppress => {
             crate::metrics::log_suppressed(failure.reason());
@@ -107,13 +132,34 @@ pub(crate) fn emit(
     // Nothing is formatted for an event no subscriber wants.
     match failure.reason().severity() {
         Severity::Info if tracing::enabled!(target: "auth_diagnostics", tracing::Level::INFO) => {
-            failure_event!(tracing::Level::INFO, failure, info, status, client)
+            failure_event!(
+                tracing::Level::INFO,
+                failure,
+                info,
+                status,
+                client,
+                enforced
+            )
         }
         Severity::Warn if tracing::enabled!(target: "auth_diagnostics", tracing::Level::WARN) => {
-            failure_event!(tracing::Level::WARN, failure, info, status, client)
+            failure_event!(
+                tracing::Level::WARN,
+                failure,
+                info,
+                status,
+                client,
+                enforced
+            )
         }
         Severity::Error if tracing::enabled!(target: "auth_diagnostics", tracing::Level::ERROR) => {
-            failure_event!(tracing::Level::ERROR, failure, info, status, client)
+            failure_event!(
+                tracing::Level::ERROR,
+                failure,
+                info,
+                status,
+                client,
+                enforced
+            )
         }
         _ => {}
     }

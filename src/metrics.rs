@@ -17,6 +17,8 @@ use std::time::Duration;
 
 /// Failures the layer answered or diagnosed, counted before flood control.
 pub(crate) const FAILURES: &str = "auth_diagnostics_failures_total";
+/// Refusals a report-only layer did not make: the request went on anonymously.
+pub(crate) const WOULD_REFUSE: &str = "auth_diagnostics_would_refuse_total";
 /// Requests a scheme authenticated.
 pub(crate) const SUCCESSES: &str = "auth_diagnostics_successes_total";
 /// The wrapped service's answers that break the contract, corrected or kept.
@@ -79,6 +81,10 @@ mod record {
             .increment(1);
     }
 
+    pub(crate) fn would_refuse(reason: Reason) {
+        counter!(WOULD_REFUSE, "reason" => reason.code()).increment(1);
+    }
+
     pub(crate) fn success(scheme: &'static str) {
         counter!(SUCCESSES, "scheme" => scheme).increment(1);
     }
@@ -119,6 +125,11 @@ mod record {
             FAILURES,
             Unit::Count,
             "Authentication failures the layer answered or diagnosed, by reason code, scheme the client used and status answered"
+        );
+        describe_counter!(
+            WOULD_REFUSE,
+            Unit::Count,
+            "Requests a report-only layer would have refused and let through anonymously, by reason code"
         );
         describe_counter!(SUCCESSES, Unit::Count, "Requests authenticated, by scheme");
         describe_counter!(
@@ -177,6 +188,7 @@ mod record {
     use super::*;
 
     pub(crate) fn failure(_: Reason, _: &'static str, _: StatusCode) {}
+    pub(crate) fn would_refuse(_: Reason) {}
     pub(crate) fn success(_: &'static str) {}
     pub(crate) fn upstream_correction(_: Reason, _: bool) {}
     pub(crate) fn key_fetch(_: &str, _: &'static str) {}
