@@ -378,3 +378,21 @@ async fn the_demo_tenant_route_as_demo_md_says() {
         .await
         .check(&expect("token_issuer_mismatch").verbose().realm("demo"));
 }
+
+#[tokio::test]
+async fn v1_and_v2_templates_on_one_layer_each_take_their_form() {
+    let layer = layer(DetailMode::Verbose).bearer(tenant_jwt(V1));
+    let app = jwt_app(layer, tenant_jwt(V2));
+    me(&app, &token(&v1("t1"), json!("t1"))).await.ok();
+    me(&app, &token(&v2("t2"), json!("t2"))).await.ok();
+    me(&app, &token(&v1("t2"), json!("t1")))
+        .await
+        .check(&expect("tenant_issuer_mismatch").verbose());
+    let out = me(&app, &token("https://issuer.test", json!("t1"))).await;
+    let r = out.check(&expect("token_issuer_mismatch").verbose());
+    assert!(
+        r.detail().contains(V1) && r.detail().contains(V2),
+        "{}",
+        r.detail()
+    );
+}
