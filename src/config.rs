@@ -61,6 +61,8 @@ pub(crate) struct Config {
     pub enduser_id: bool,
     /// A request without any credential passes anonymously.
     pub optional: bool,
+    /// Which ambiguous request paths are refused before anything else.
+    pub path_guard: crate::path_guard::PathGuard,
     /// Report-only: a request the layer would refuse goes on anonymously, logged and
     /// counted with `enforced=false`.
     pub report_only: bool,

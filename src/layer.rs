@@ -70,6 +70,7 @@ pub use crate::hooks::{OnFailure, OnSuccess};
 #[cfg(feature = "log-format")]
 pub use crate::log_format::OneLine;
 pub use crate::metrics::describe_metrics;
+pub use crate::path_guard::PathGuard;
 use crate::problem::DEFAULT_REALM;
 pub use crate::proxy::{InvalidProxy, Peer, TrustedProxies};
 pub use crate::readiness::{Readiness, SourceReadiness};
@@ -159,6 +160,7 @@ impl AuthDiagnostics {
                 on_success: None,
                 enduser_id: false,
                 optional: false,
+                path_guard: PathGuard::Off,
                 report_only: false,
                 session_pages: None,
                 cors_inside: Default::default(),
@@ -661,6 +663,36 @@ impl AuthDiagnostics {
     /// [`ConfigError::RevocationFailsOpenWithoutList`].
     pub fn revocation_fails_open(self) -> Self {
         self.edit(|c| c.revocation_fails_open = true)
+    }
+
+    /// Which request paths are refused as ambiguous: 400 `path_ambiguous` before any
+    /// credential is read or any route-scoped rule runs, so that no rule is bypassed by a
+    /// path a proxy and the router read differently (`/admin/..;/public`,
+    /// `/public/%2e%2e/admin`). [`PathGuard::Strict`] refuses dot segments in any encoding
+    /// (also with `;` parameters), encoded `/` and `\`, double percent-encoding and raw
+    /// backslashes; [`PathGuard::AllowEncodedSlash`] lets `%2F` inside identifiers pass;
+    /// [`PathGuard::Off`] (the default for now) checks nothing. The query is never read.
+    ///
+    /// ```
+    /// use auth_diagnostics::layer::PathGuard;
+    /// use auth_diagnostics::AuthDiagnostics;
+    /// use axum::{body::Body, http::Request, routing::get, Router};
+    /// use tower::ServiceExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let app = Router::new()
+    ///     .route("/projects/{id}", get(|| async { "project" }))
+    ///     .layer(AuthDiagnostics::new().path_guard(PathGuard::AllowEncodedSlash));
+    /// let get = |uri| Request::get(uri).body(Body::empty()).unwrap();
+    /// let response = app.clone().oneshot(get("/projects/group%2Fname")).await.unwrap();
+    /// assert_eq!(response.status(), 200);
+    /// let response = app.oneshot(get("/projects/%2e%2e")).await.unwrap();
+    /// assert_eq!(response.status(), 400);
+    /// # }
+    /// ```
+    pub fn path_guard(self, guard: PathGuard) -> Self {
+        self.edit(|c| c.path_guard = guard)
     }
 
     /// The `realm` of every challenge (default `api`). Fixed text: never derived from the

@@ -275,6 +275,7 @@ mod log;
 mod log_format;
 mod mcp;
 mod metrics;
+mod path_guard;
 mod problem;
 mod proxy;
 mod readiness;

@@ -54,6 +54,11 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = AuthRequestId::ensure(req.headers_mut());
+        // Before anything reads the path: no rule may see a path the router reads otherwise.
+        if let Some(failure) = crate::path_guard::refusal(self.config.path_guard, &req) {
+            let answer = Answer::new(self.config.clone(), request_id, &req);
+            return ResponseFuture::rejected(answer.reject(failure));
+        }
         if let Some(doc) = &self.config.resource {
             // The metadata document is public (RFC 9728 §3): it tells clients how to
             // authenticate, so it cannot require it.
