@@ -3,6 +3,7 @@
 
 use crate::answer::Answer;
 use crate::authn::verify::AuthFuture;
+use crate::reason::Reason;
 use axum::body::Body;
 use bytes::Bytes;
 use http::header::VARY;
@@ -173,9 +174,21 @@ where
                             }
                         }
                         Err(failure) if answer.config.report_only => {
+                            // The event an enforcing layer would write: enriched as below,
+                            // except the layer's own admission refusals (scope, origin),
+                            // which an enforcing layer answers at once, as they are.
+                            let failure = match failure.reason() {
+                                Reason::InsufficientScope | Reason::CrossSiteRequest => failure,
+                                reason => {
+                                    answer.authenticated =
+                                        crate::admit::after_authentication(reason);
+                                    answer.enrich(failure)
+                                }
+                            };
+                            answer.would_refuse(failure);
                             // Never a partly verified principal: the request goes on
                             // as it came, without one from this layer.
-                            answer.would_refuse(answer.enrich(failure));
+                            answer.authenticated = false;
                             let mut inner = inner.take().expect("polled after completion");
                             State::Inner {
                                 fut: inner.call(req),

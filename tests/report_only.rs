@@ -332,3 +332,34 @@ fn app_with(jwt: auth_diagnostics::jwt::JwtAuthenticator) -> Router {
         .route("/me", route(who))
         .layer(layer(DetailMode::Verbose).bearer(jwt).report_only())
 }
+
+/// The would-be refusal's event is the enforcing layer's, field for field, plus
+/// `enforced=false`.
+#[test]
+fn the_event_is_the_enforcing_layers_plus_enforced_false() {
+    run(|_m| async move {
+        let expired = hs256(&claims(json!({ "exp": now() - 600, "iat": now() - 4000 })));
+        let good = hs256(&good_claims());
+        let dora = hs256(&claims(json!({ "sub": "dora" })));
+        let plain: fn(AuthDiagnostics) -> AuthDiagnostics = |l| l;
+        let scope: fn(AuthDiagnostics) -> AuthDiagnostics = |l| l.require_scope(["admin"]);
+        let hook: fn(AuthDiagnostics) -> AuthDiagnostics = |l| l.account_status(account);
+        for (token, edit) in [(expired, plain), (good, scope), (dora, hook)] {
+            let enforcing = Router::new()
+                .route("/me", route(who))
+                .layer(edit(layer(DetailMode::Verbose).bearer(jwt())));
+            let reporting = app(edit);
+            let a = send(enforcing, with_token(&token)).await;
+            let b = send(reporting, with_token(&token)).await;
+            let strip = |e: &common::Captured| {
+                let mut f = e.fields.clone();
+                for volatile in ["request_id", "repro", "enforced"] {
+                    f.remove(volatile);
+                }
+                f
+            };
+            assert_eq!(strip(a.event()), strip(b.event()));
+            assert_eq!(b.event().field("enforced"), "false");
+        }
+    });
+}
