@@ -413,6 +413,19 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
             .certificate_header(CertificateHeader::ClientCert)
             .bearer(jwt.clone()),
     );
+    // Multi-tenant issuers (Entra ID's, say): one issuer per tenant,
+    // https://login.demo.local/{tid}/v2.0, cross-checked with the token's tid, tenants t1 and
+    // t2 accepted; signed with the demo secret.
+    let tenant = Router::new().route("/tenant", get(me)).route_layer(
+        base.clone().bearer(
+            JwtAuthenticator::new(StaticKey::hs256(&cfg.jwt_secret))
+                .issuer_template("https://login.demo.local/{tid}/v2.0", "tid")
+                .tenants(["t1", "t2"])
+                .audience(&cfg.audience)
+                .require_claims(["sub"])
+                .leeway(Duration::from_secs(30)),
+        ),
+    );
     let any = Router::new().route("/any", get(hello)).route_layer(
         bearer_layer
             .bearer(jwt)
@@ -442,6 +455,7 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
         .merge(session)
         .merge(maybe)
         .merge(any)
+        .merge(tenant)
         .merge(ws)
         .merge(mtls)
         .merge(mcp)

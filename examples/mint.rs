@@ -12,7 +12,7 @@
 //!
 //! Defaults follow the demo: `DEMO_JWT_SECRET`, `DEMO_ISSUER` (else `DEMO_OIDC_ISSUER`),
 //! `DEMO_AUDIENCE`, sub `alice`,
-//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--sid`, `--acr`,
+//! valid for an hour. Flags: `--sub`, `--scope`, `--iss`, `--aud`, `--jti`, `--sid`, `--tid`, `--acr`,
 //! `--auth-time-ago SECONDS`, `--expires-in SECONDS`, `--secret`, `--no-exp`.
 //!
 //! `--cert PEM-FILE` binds the token to that client certificate (RFC 8705): `cnf.x5t#S256`
@@ -75,7 +75,7 @@ fn main() {
             std::process::exit(2);
         };
         match flag.as_str() {
-            "--sub" | "--scope" | "--iss" | "--aud" | "--jti" | "--sid" => {
+            "--sub" | "--scope" | "--iss" | "--aud" | "--jti" | "--sid" | "--tid" => {
                 aud_given |= flag == "--aud";
                 claims.insert(flag[2..].to_owned(), Value::String(value));
             }
