@@ -361,6 +361,11 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
             .route_layer(base.clone().session(
                 SessionAuthenticator::new("demo_session", check_session).login_url("/login"),
             ));
+    // Rolling out: every check of /me runs, but a request it would refuse reaches the
+    // handler anonymously (no principal); its log event says enforced=false.
+    let report_only = Router::new()
+        .route("/report-only", get(maybe))
+        .route_layer(bearer_layer.clone().bearer(jwt.clone()).report_only());
     // No credentials at all: the handler runs anonymously. Bad credentials: 401 as on /me.
     let maybe = Router::new()
         .route("/maybe", get(maybe))
@@ -452,6 +457,7 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
         .merge(bearer)
         .merge(basic)
         .merge(key)
+        .merge(report_only)
         .merge(session)
         .merge(maybe)
         .merge(any)
