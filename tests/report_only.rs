@@ -363,3 +363,30 @@ fn the_event_is_the_enforcing_layers_plus_enforced_false() {
         }
     });
 }
+
+/// The demo's `GET /report-only` (shared/spec/demo.md): always the handler's answer.
+#[tokio::test]
+async fn the_demo_reports_only_on_its_report_only_route() {
+    let demo = demo_app(DetailMode::Verbose);
+    let out = send(demo.clone(), get("/report-only", &[])).await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json()["anonymous"], true);
+    let expired = hs256(&claims(json!({ "exp": now() - 3600 })));
+    let out = send(
+        demo.clone(),
+        get("/report-only", &[("authorization", &bearer(&expired))]),
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.text());
+    assert_eq!(out.json()["anonymous"], true);
+    assert!(out.header("www-authenticate").is_none());
+    assert_eq!(out.event().field("reason"), "token_expired");
+    assert_eq!(out.event().field("enforced"), "false");
+    let valid = hs256(&good_claims());
+    let out = send(
+        demo,
+        get("/report-only", &[("authorization", &bearer(&valid))]),
+    )
+    .await;
+    assert_eq!(out.json()["sub"], "alice", "{}", out.text());
+}
