@@ -160,7 +160,7 @@ impl AuthDiagnostics {
                 on_success: None,
                 enduser_id: false,
                 optional: false,
-                path_guard: PathGuard::Off,
+                path_guard: PathGuard::Strict,
                 report_only: false,
                 session_pages: None,
                 cors_inside: Default::default(),
@@ -668,10 +668,10 @@ impl AuthDiagnostics {
     /// Which request paths are refused as ambiguous: 400 `path_ambiguous` before any
     /// credential is read or any route-scoped rule runs, so that no rule is bypassed by a
     /// path a proxy and the router read differently (`/admin/..;/public`,
-    /// `/public/%2e%2e/admin`). [`PathGuard::Strict`] refuses dot segments in any encoding
-    /// (also with `;` parameters), encoded `/` and `\`, double percent-encoding and raw
-    /// backslashes; [`PathGuard::AllowEncodedSlash`] lets `%2F` inside identifiers pass;
-    /// [`PathGuard::Off`] (the default for now) checks nothing. The query is never read.
+    /// `/public/%2e%2e/admin`). The default, [`PathGuard::Strict`], refuses dot segments in
+    /// any encoding (also with `;` parameters), encoded `/` and `\`, double
+    /// percent-encoding and raw backslashes; [`PathGuard::AllowEncodedSlash`] lets `%2F`
+    /// inside identifiers pass; [`PathGuard::Off`] checks nothing. The query is never read.
     ///
     /// ```
     /// use auth_diagnostics::layer::PathGuard;

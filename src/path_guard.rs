@@ -27,14 +27,14 @@ use http::Request;
 #[non_exhaustive]
 pub enum PathGuard {
     /// Refuse dot segments in any encoding (with or without `;` parameters), encoded
-    /// slashes and backslashes, double percent-encoding and raw backslashes.
+    /// slashes and backslashes, double percent-encoding and raw backslashes (the default).
     Strict,
     /// As [`Strict`](Self::Strict), but an encoded slash `%2F` passes, for APIs whose
     /// identifiers hold one (GitLab's `/projects/group%2Fname`, npm's `/@scope%2Fname`).
     /// A dot segment between encoded slashes (`a%2F..%2Fb`) is still refused.
     AllowEncodedSlash,
-    /// No check (the layer's default for now): for a layer behind one that already
-    /// guards, or a proxy that refuses these paths itself.
+    /// No check: for a layer behind one that already guards, or a proxy that refuses
+    /// these paths itself.
     Off,
 }
 

@@ -186,6 +186,25 @@ async fn nested_routers_check_the_path_the_client_sent() {
     assert_eq!(out.status, 200);
 }
 
+#[tokio::test]
+async fn the_demo_refuses_ambiguous_paths() {
+    for uri in ["/admin/..;/public", "/public/%2e%2e/admin"] {
+        let out = send(demo_app(DetailMode::Verbose), get(uri, &[])).await;
+        out.check(&expect("path_ambiguous").verbose().realm("demo"));
+    }
+    let out = send(demo_app(DetailMode::Verbose), get("/public", &[])).await;
+    assert_eq!(out.ok()["public"], true);
+}
+
+#[tokio::test]
+async fn the_guard_is_on_by_default() {
+    let app = axum::Router::new()
+        .route("/public", routing::get(|| async { "public" }))
+        .layer(AuthDiagnostics::new());
+    let out = send(app, get("/public/..;/admin", &[])).await;
+    out.check(&expect("path_ambiguous"));
+}
+
 /// Bytes that are not UTF-8 in the request line never reach the layer: `http` refuses
 /// the URI and hyper answers 400 itself. Percent-encoded, they pass (see [`ORDINARY`]).
 #[tokio::test]
