@@ -174,21 +174,7 @@ where
                             }
                         }
                         Err(failure) if answer.config.report_only => {
-                            // The event an enforcing layer would write: enriched as below,
-                            // except the layer's own admission refusals (scope, origin),
-                            // which an enforcing layer answers at once, as they are.
-                            let failure = match failure.reason() {
-                                Reason::InsufficientScope | Reason::CrossSiteRequest => failure,
-                                reason => {
-                                    answer.authenticated =
-                                        crate::admit::after_authentication(reason);
-                                    answer.enrich(failure)
-                                }
-                            };
-                            answer.would_refuse(failure);
-                            // Never a partly verified principal: the request goes on
-                            // as it came, without one from this layer.
-                            answer.authenticated = false;
+                            report_only(&mut answer, failure);
                             let mut inner = inner.take().expect("polled after completion");
                             State::Inner {
                                 fut: inner.call(req),
@@ -216,6 +202,22 @@ where
             self.as_mut().project().state.set(next);
         }
     }
+}
+
+/// A report-only layer's refusal: the event an enforcing layer would write, enriched as
+/// a refusal is, except the layer's own admission refusals (scope, origin), which an
+/// enforcing layer answers at once, as they are. The request then goes on as it came:
+/// never with a partly verified principal from this layer.
+fn report_only(answer: &mut Answer, failure: crate::failure::AuthFailure) {
+    let failure = match failure.reason() {
+        Reason::InsufficientScope | Reason::CrossSiteRequest => failure,
+        reason => {
+            answer.authenticated = crate::admit::after_authentication(reason);
+            answer.enrich(failure)
+        }
+    };
+    answer.would_refuse(failure);
+    answer.authenticated = false;
 }
 
 /// Adds `Authorization` and `Cookie` to `Vary`, the ones it does not name yet, in a field
