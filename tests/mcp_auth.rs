@@ -49,38 +49,9 @@ const REDIRECT_URI: &str = "http://localhost:33419/callback";
 
 // The example as a process ---------------------------------------------------------------
 
-/// The compiled example (`target/<profile>/examples/mcp`), built once per run: `cargo test
-/// --test mcp_auth` alone does not build examples.
+/// The compiled `mcp` example.
 fn mcp_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/mcp_auth-HASH
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-            let target_dir = profile_dir.parent().unwrap();
-            // The profile whose output directory this binary is in (`test` for debug).
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "test",
-                Some(other) => other,
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "--example", "mcp", "--profile", profile])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .expect("cargo runs");
-            assert!(
-                out.status.success(),
-                "cargo build --example mcp: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let bin = profile_dir.join("examples/mcp");
-            assert!(bin.is_file(), "no example at {}", bin.display());
-            bin
-        })
-        .clone()
+    common::examples::example_binary("mcp")
 }
 
 /// A running example, killed when dropped.

@@ -19,6 +19,8 @@
 #[path = "common/node.rs"]
 mod node;
 use node::{apt_install, in_ci};
+#[path = "common/examples.rs"]
+mod examples;
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -168,44 +170,9 @@ async fn get_mtls(
 // The demo process
 // ---------------------------------------------------------------------------------------
 
-/// The compiled demo (`target/<profile>/examples/demo`), built once per run: `cargo test
-/// --test mtls` alone does not build examples.
+/// The compiled `demo` example.
 fn demo_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/mtls-HASH
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-            let target_dir = profile_dir.parent().unwrap();
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "test",
-                Some(other) => other,
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--example",
-                    "demo",
-                    "--profile",
-                    profile,
-                ])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .expect("cargo runs");
-            assert!(
-                out.status.success(),
-                "cargo build --example demo: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let bin = profile_dir.join("examples/demo");
-            assert!(bin.is_file(), "no demo at {}", bin.display());
-            bin
-        })
-        .clone()
+    examples::example_binary("demo")
 }
 
 /// A demo process (JSON logs, `DEMO_ADDR=127.0.0.1:0`), killed when dropped.

@@ -785,45 +785,9 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
 // 3. Separate processes: the demo
 // ---------------------------------------------------------------------------------------
 
-/// The compiled demo (`target/<profile>/examples/demo`), built once per run: `cargo test
-/// --test replicas` alone does not build examples.
+/// The compiled `demo` example.
 fn demo_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            // target/<profile>/deps/replicas-HASH
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
-            let target_dir = profile_dir.parent().unwrap();
-            // The profile whose output directory this binary is in (`test` for debug).
-            let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
-                Some("debug") | None => "test",
-                Some(other) => other,
-            };
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let out = Command::new(cargo)
-                .args([
-                    "build",
-                    "--quiet",
-                    "--example",
-                    "demo",
-                    "--profile",
-                    profile,
-                ])
-                .env("CARGO_TARGET_DIR", target_dir)
-                .current_dir(env!("CARGO_MANIFEST_DIR"))
-                .output()
-                .expect("cargo runs");
-            assert!(
-                out.status.success(),
-                "cargo build --example demo: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let bin = profile_dir.join("examples/demo");
-            assert!(bin.is_file(), "no demo at {}", bin.display());
-            bin
-        })
-        .clone()
+    common::examples::example_binary("demo")
 }
 
 /// A demo process with JSON logs on a free loopback port, killed when dropped.

@@ -21,6 +21,7 @@
 
 #[path = "../../examples/demo.rs"]
 pub mod demo;
+pub mod examples;
 pub mod node;
 pub mod provider;
 pub mod redis;
