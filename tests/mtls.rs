@@ -170,11 +170,6 @@ async fn get_mtls(
 // The demo process
 // ---------------------------------------------------------------------------------------
 
-/// The compiled `demo` example.
-fn demo_binary() -> PathBuf {
-    examples::example_binary("demo")
-}
-
 /// A demo process (JSON logs, `DEMO_ADDR=127.0.0.1:0`), killed when dropped.
 struct Demo {
     child: Child,
@@ -187,21 +182,7 @@ struct Demo {
 
 impl Demo {
     fn start(env: &[(&str, &str)]) -> Demo {
-        let mut cmd = Command::new(demo_binary());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DEMO_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .env("DEMO_ADDR", "127.0.0.1:0")
-            .env("DEMO_LOG_FORMAT", "json")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the demo starts");
+        let mut child = examples::spawn_demo(env);
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();

@@ -32,8 +32,7 @@ use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Map};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -785,11 +784,6 @@ async fn a_shared_set_older_than_max_shared_age_is_not_used() {
 // 3. Separate processes: the demo
 // ---------------------------------------------------------------------------------------
 
-/// The compiled `demo` example.
-fn demo_binary() -> PathBuf {
-    common::examples::example_binary("demo")
-}
-
 /// A demo process with JSON logs on a free loopback port, killed when dropped.
 struct DemoProcess {
     child: Child,
@@ -801,21 +795,7 @@ impl DemoProcess {
     /// The demo with `env` besides `DEMO_ADDR=127.0.0.1:0` and `DEMO_LOG_FORMAT=json`,
     /// once it listens.
     fn start(env: &[(&str, &str)]) -> DemoProcess {
-        let mut cmd = Command::new(demo_binary());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DEMO_") || k == "RUST_LOG" {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .env("DEMO_ADDR", "127.0.0.1:0")
-            .env("DEMO_LOG_FORMAT", "json")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the demo starts");
+        let mut child = common::examples::spawn_demo(env);
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let stdout = child.stdout.take().unwrap();

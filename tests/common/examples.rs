@@ -38,3 +38,23 @@ pub fn example_binary(name: &'static str) -> std::path::PathBuf {
     built.insert(name, bin.clone());
     bin
 }
+
+/// The demo as a process: `DEMO_ADDR=127.0.0.1:0`, JSON logs, `env` on top, none of the
+/// caller's own `DEMO_*` or `RUST_LOG` variables, stdout piped (its start lines and log).
+pub fn spawn_demo(env: &[(&str, &str)]) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(example_binary("demo"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DEMO_") || k == "RUST_LOG" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("DEMO_ADDR", "127.0.0.1:0")
+        .env("DEMO_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the demo starts")
+}
