@@ -29,7 +29,9 @@
 //! with a self-signed certificate made at start-up; it asks for a client certificate,
 //! accepts any, and hands it to the layer for `GET /mtls`), `DEMO_TRUSTED_PROXIES`
 //! (comma-separated addresses or CIDRs whose `Client-Cert` and `X-Forwarded-For` headers
-//! are believed).
+//! are believed), `DEMO_THROTTLE_FAILURES` (10: failed attempts from one address within
+//! 60 s after which `/basic` and `/key` answer 429 `throttled`; with `DEMO_REDIS_URL`
+//! counted by every demo process together).
 //!
 //! ```text
 //! DEMO_TLS_ADDR=127.0.0.1:3443 cargo run --example demo
@@ -56,6 +58,7 @@ use auth_diagnostics::layer::{
 use auth_diagnostics::session::{BackchannelLogout, SessionAuthenticator, SessionCookie};
 use auth_diagnostics::store::RedisStore;
 use auth_diagnostics::store::{MemoryRevocationList, Revocation, RevocationList};
+use auth_diagnostics::throttle::Throttle;
 use auth_diagnostics::verify::AuthResult;
 use auth_diagnostics::websocket::{Expiring, WebSocketAuth};
 use auth_diagnostics::{AuthDiagnostics, Principal, Reason};
@@ -204,6 +207,9 @@ pub struct DemoEdge {
     /// `DEMO_TRUSTED_PROXIES`: comma-separated addresses or CIDRs whose forwarding headers
     /// (`Client-Cert`, `X-Forwarded-For`) are believed; from anyone else they are ignored.
     pub trusted_proxies: Option<String>,
+    /// `DEMO_THROTTLE_FAILURES`: failures from one client address within 60 s after which
+    /// `/basic` and `/key` answer 429 `throttled` (`None`: 10).
+    pub throttle_failures: Option<u32>,
 }
 
 impl DemoEdge {
@@ -212,6 +218,10 @@ impl DemoEdge {
         Self {
             tls_addr: set("DEMO_TLS_ADDR"),
             trusted_proxies: set("DEMO_TRUSTED_PROXIES"),
+            throttle_failures: set("DEMO_THROTTLE_FAILURES").map(|n| {
+                n.parse()
+                    .unwrap_or_else(|_| panic!("DEMO_THROTTLE_FAILURES: {n:?} is no number"))
+            }),
         }
     }
 }
@@ -345,14 +355,29 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
     let dpop = Router::new()
         .route("/dpop", get(hello))
         .route_layer(base.clone().dpop(dpop));
+    // Guessing slowed down: after DEMO_THROTTLE_FAILURES failed attempts from one address
+    // within 60 s, /basic and /key answer 429 before checking anything (one count for
+    // both; with DEMO_REDIS_URL, one for every demo process).
+    let mut throttle = Throttle::new().per_address(
+        edge.throttle_failures.unwrap_or(10),
+        Duration::from_secs(60),
+    );
+    if let Some(redis) = &redis {
+        use sha2::{Digest, Sha256};
+        let key = Sha256::digest(format!("demo throttling: {}", cfg.jwt_secret));
+        throttle = throttle.shared(redis.clone(), key);
+    }
     let basic = Router::new().route("/basic", get(hello)).route_layer(
         base.clone()
             .basic(BasicAuthenticator::new(check_password))
-            .account_status(account),
+            .account_status(account)
+            .throttle(throttle.clone()),
     );
-    let key = Router::new()
-        .route("/key", get(hello))
-        .route_layer(base.clone().api_key(ApiKeyAuthenticator::new(check_key)));
+    let key = Router::new().route("/key", get(hello)).route_layer(
+        base.clone()
+            .api_key(ApiKeyAuthenticator::new(check_key))
+            .throttle(throttle),
+    );
     // A page navigation that fails goes to the login page (303); fetch and other clients
     // keep the 401. A POST the cookie authenticated must come from this origin (CSRF).
     let session =

@@ -48,7 +48,15 @@ pub(crate) struct Answer {
     pub with_origin: bool,
     /// A gRPC request: refusals are trailers-only gRPC answers.
     grpc: bool,
+    /// What a failure of this request is counted under, when the layer throttles.
+    pub counted: Option<crate::throttle::Counted>,
 }
+
+/// A failure the shared throttling store still has to record: the layer's outermost
+/// point waits for it before the answer leaves, so the client's next request, whichever
+/// replica it reaches, sees it.
+#[derive(Clone)]
+pub(crate) struct PendingRecord(pub Arc<std::sync::Mutex<Option<crate::throttle::RecordFuture>>>);
 
 impl Answer {
     pub(crate) fn new<B>(config: Arc<Config>, request_id: AuthRequestId, req: &Request<B>) -> Self {
@@ -81,6 +89,7 @@ impl Answer {
             authenticated: req.extensions().get::<crate::authn::Principal>().is_some(),
             private: false,
             snapshot: Box::new(Snapshot::new(req.headers())),
+            counted: None,
         }
     }
 
@@ -130,7 +139,24 @@ impl Answer {
     /// Renders and logs `failure` with this layer's configuration; a page navigation that
     /// a session layer with a login page refuses with 401 goes to that page instead, and
     /// a gRPC request gets a gRPC answer (logged and counted with the HTTP status).
+    ///
+    /// A failure that throttling counts is recorded here (in the shared store when there
+    /// is one: [`PendingRecord`]).
     pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        let counted = self
+            .counted
+            .as_ref()
+            .filter(|_| crate::throttle::COUNTED.contains(&failure.reason()));
+        let record = counted.and_then(|c| c.throttle.record(&c.subject));
+        let mut response = self.render(failure);
+        if let Some(record) = record {
+            let pending = PendingRecord(Arc::new(std::sync::Mutex::new(Some(record))));
+            response.extensions_mut().insert(pending);
+        }
+        response
+    }
+
+    fn render(&self, failure: AuthFailure) -> Response<Body> {
         if self.grpc {
             let http = failure.render(&self.config.render(), Some(self.request_id.as_str()));
             let status = http.status();

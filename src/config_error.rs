@@ -134,6 +134,11 @@ pub enum ConfigError {
         /// The key's length in bytes.
         len: usize,
     },
+    /// `Throttle::shared` with a key shorter than 16 bytes.
+    ThrottleKeyTooShort {
+        /// The key's length in bytes.
+        len: usize,
+    },
     /// `AuthDiagnostics::fingerprint_key` with another key than one set before in this
     /// process.
     FingerprintKeyDiffers,
@@ -404,6 +409,10 @@ impl ConfigError {
                 f,
                 "AuthDiagnostics::fingerprint_key: the key must have at least 16 bytes \
                  (given {len})"
+            ),
+            Self::ThrottleKeyTooShort { len } => write!(
+                f,
+                "Throttle::shared: the key must have at least 16 bytes (given {len})"
             ),
             Self::FingerprintKeyDiffers => f.write_str(
                 "AuthDiagnostics::fingerprint_key: a different key was set before in this \

@@ -1,7 +1,7 @@
 //! [`ResponseFuture`]: the application's verifier (when it has to decide), then the
 //! wrapped service, then a look at what it answered.
 
-use crate::answer::Answer;
+use crate::answer::{Answer, PendingRecord};
 use crate::authn::verify::AuthFuture;
 use crate::reason::Reason;
 use axum::body::Body;
@@ -11,6 +11,8 @@ use http::{HeaderMap, HeaderValue, Request, Response};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use tower_service::Service;
 
@@ -28,6 +30,8 @@ pin_project! {
         vary_on_credentials: bool,
         // A route marked with HideForbidden: a 403 is answered 404.
         hide: bool,
+        // The answer, while the shared throttling store records its failure.
+        recording: Option<(crate::throttle::RecordFuture, Response<Body>)>,
     }
 }
 
@@ -37,6 +41,14 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
+        // The shared throttling store says whether the client may try.
+        Throttling {
+            check: crate::throttle::CheckFuture,
+            inner: Option<S>,
+            req: Option<Request<B>>,
+            answer: Option<Answer>,
+            said: Arc<AtomicBool>,
+        },
         // The application's verifier (or account hook) is deciding.
         Authenticating {
             fut: AuthFuture,
@@ -60,6 +72,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             },
             vary_on_credentials: false,
             hide: false,
+            recording: None,
         }
     }
 
@@ -78,6 +91,32 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             },
             vary_on_credentials: false,
             hide: false,
+            recording: None,
+        }
+    }
+
+    pub(crate) fn throttling(
+        check: crate::throttle::CheckFuture,
+        inner: S,
+        req: Request<B>,
+        answer: Answer,
+        said: Arc<AtomicBool>,
+    ) -> Self {
+        Self::with_state(State::Throttling {
+            check,
+            inner: Some(inner),
+            req: Some(req),
+            answer: Some(answer),
+            said,
+        })
+    }
+
+    fn with_state(state: State<S, B>) -> Self {
+        Self {
+            state,
+            vary_on_credentials: false,
+            hide: false,
+            recording: None,
         }
     }
 
@@ -101,6 +140,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             },
             vary_on_credentials: false,
             hide: false,
+            recording: None,
         }
     }
 }
@@ -113,13 +153,29 @@ where
 {
     type Output = Result<Response<Body>, S::Error>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let vary = self.vary_on_credentials;
-        let mut response = ready!(self.poll_state(cx))?;
-        if vary {
-            vary_on_credentials(response.headers_mut());
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        loop {
+            if let Some((record, _)) = self.as_mut().project().recording {
+                ready!(record.as_mut().poll(cx));
+                let (_, response) = self
+                    .as_mut()
+                    .project()
+                    .recording
+                    .take()
+                    .expect("just polled");
+                return Poll::Ready(Ok(response));
+            }
+            let vary = self.vary_on_credentials;
+            let mut response = ready!(self.as_mut().poll_state(cx))?;
+            if vary {
+                vary_on_credentials(response.headers_mut());
+            }
+            let pending = response.extensions_mut().remove::<PendingRecord>();
+            match pending.and_then(|p| p.0.lock().unwrap_or_else(|e| e.into_inner()).take()) {
+                Some(record) => *self.as_mut().project().recording = Some((record, response)),
+                None => return Poll::Ready(Ok(response)),
+            }
         }
-        Poll::Ready(Ok(response))
     }
 }
 
@@ -154,6 +210,24 @@ where
                         crate::hide::like_the_routers(&mut response, answer.private);
                     }
                     return Poll::Ready(Ok(response));
+                }
+                Proj::Throttling {
+                    check,
+                    inner,
+                    req,
+                    answer,
+                    said,
+                } => {
+                    let refused = ready!(check.as_mut().poll(cx));
+                    let answer = answer.take().expect("polled after completion");
+                    let req = req.take().expect("polled after completion");
+                    let inner = inner.take().expect("polled after completion");
+                    match refused {
+                        Some(failure) => State::Rejected {
+                            response: Some(answer.reject(failure)),
+                        },
+                        None => crate::service::decide(inner, req, answer, hide, said).state,
+                    }
                 }
                 Proj::Authenticating {
                     fut,

@@ -162,6 +162,7 @@ impl AuthDiagnostics {
                 optional: false,
                 path_guard: PathGuard::Strict,
                 report_only: false,
+                throttle: None,
                 session_pages: None,
                 cors_inside: Default::default(),
                 plain_challenges: Default::default(),
@@ -695,6 +696,22 @@ impl AuthDiagnostics {
         self.edit(|c| c.path_guard = guard)
     }
 
+    /// Throttles failed authentication with `throttle`: a client address or claimed
+    /// identity (a Basic user name) that fails too often is answered 429 `throttled` with
+    /// `Retry-After` and no challenge, before any password hash or signature check, until
+    /// its block ends; blocks double while failures go on (see
+    /// [`Throttle`](crate::throttle::Throttle) for what counts and the defaults). Only
+    /// failures are counted: a credential that was presented and did not verify
+    /// (`basic_user_unknown`, `basic_password_mismatch`, `api_key_unknown`,
+    /// `credentials_invalid`, `token_signature_invalid`, `dpop_proof_signature_invalid`).
+    /// A report-only layer counts nothing and refuses nothing.
+    ///
+    /// # Configuration errors
+    /// A shared store's key shorter than 16 bytes: [`ConfigError::ThrottleKeyTooShort`].
+    pub fn throttle(self, throttle: crate::throttle::Throttle) -> Self {
+        self.edit(|c| c.throttle = Some(throttle))
+    }
+
     /// The `realm` of every challenge (default `api`). Fixed text: never derived from the
     /// request, the issuer or the audience.
     pub fn realm(self, realm: impl Into<Cow<'static, str>>) -> Self {
@@ -869,6 +886,9 @@ fn build(config: &Config, given: &Given) -> Result<Arc<Config>, ConfigErrors> {
     }
     if let Some(Err(e)) = &given.fingerprint_key {
         errors.push(e.clone());
+    }
+    if let Some(len) = config.throttle.as_ref().and_then(|t| t.shared_key_short) {
+        errors.push(ConfigError::ThrottleKeyTooShort { len });
     }
     if config.revocation_fails_open && config.revocation.is_none() {
         errors.push(ConfigError::RevocationFailsOpenWithoutList);

@@ -306,6 +306,7 @@ pub mod introspection;
 pub mod jwt;
 pub mod session;
 pub mod store;
+pub mod throttle;
 pub mod verify;
 #[cfg(feature = "websocket")]
 pub mod websocket;

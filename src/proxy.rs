@@ -147,9 +147,10 @@ impl TrustedProxies {
     /// The client's address as the trusted proxies report it (for throttling, or a log):
     /// the connection's peer, or, while the hop at hand is a trusted proxy, the address
     /// before it in `X-Forwarded-For` (read right to left, as each proxy appends the peer
-    /// it saw; at most 32 entries). An entry that is no address
-    /// (`unknown`, garbage) ends the walk at the proxy that passed it on. Without
-    /// `ConnectInfo<SocketAddr>`, `None`. From an untrusted peer `X-Forwarded-For` is
+    /// it saw; at most 32 entries), or, when there is none, in the `for` parameters of
+    /// `Forwarded` (RFC 7239). An entry that is no address (`unknown`, an obfuscated
+    /// `for=_hidden`, garbage) ends the walk at the proxy that passed it on. Without
+    /// `ConnectInfo<SocketAddr>`, `None`. From an untrusted peer both headers are
     /// ignored: anyone can write one.
     ///
     /// ```
@@ -177,18 +178,28 @@ impl TrustedProxies {
         if !self.contains(hop) {
             return Some(hop);
         }
-        let lines: Vec<&[u8]> = headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .map(http::HeaderValue::as_bytes)
-            .collect();
+        let lines = |name| -> Vec<&[u8]> {
+            headers
+                .get_all(name)
+                .iter()
+                .map(http::HeaderValue::as_bytes)
+                .collect()
+        };
+        let (lines, rfc7239) = match lines("x-forwarded-for") {
+            xff if xff.is_empty() => (lines("forwarded"), true),
+            xff => (xff, false),
+        };
         let entries = lines
             .iter()
             .rev()
             .flat_map(|line| line.rsplit(|&b| b == b','))
             .take(MAX_FORWARDED_HOPS);
         for entry in entries {
-            let Some(ip) = forwarded_ip(entry) else {
+            let entry = match rfc7239 {
+                true => for_parameter(entry),
+                false => Some(entry),
+            };
+            let Some(ip) = entry.and_then(forwarded_ip) else {
                 return Some(hop);
             };
             hop = ip;
@@ -207,12 +218,35 @@ const MAX_FORWARDED_HOPS: usize = 32;
 /// `[2001:db8::1]:80`).
 fn forwarded_ip(entry: &[u8]) -> Option<IpAddr> {
     let text = std::str::from_utf8(entry).ok()?.trim();
+    // RFC 7239's `[2001:db8::1]` without a port.
+    let text = match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        Some(inner) => inner,
+        None => text,
+    };
     if let Ok(ip) = text.parse::<IpAddr>() {
         return Some(ip.to_canonical());
     }
     text.parse::<SocketAddr>()
         .ok()
         .map(|s| s.ip().to_canonical())
+}
+
+/// The `for` parameter of one `Forwarded` element (RFC 7239 §4), unquoted:
+/// `for=192.0.2.60;proto=http` → `192.0.2.60`, `for="[2001:db8::1]:4711"` →
+/// `[2001:db8::1]:4711`.
+fn for_parameter(element: &[u8]) -> Option<&[u8]> {
+    element.split(|&b| b == b';').find_map(|pair| {
+        let pair = pair.trim_ascii();
+        let (name, value) = pair.split_at(pair.iter().position(|&b| b == b'=')?);
+        if !name.eq_ignore_ascii_case(b"for") {
+            return None;
+        }
+        let value = value[1..].trim_ascii();
+        Some(match value {
+            [b'"', inner @ .., b'"'] => inner,
+            _ => value,
+        })
+    })
 }
 
 impl FromStr for TrustedProxies {
@@ -325,6 +359,57 @@ mod tests {
             .unwrap()
             .contains(ip("::2")));
         assert!(TrustedProxies::parse("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn client_from_forwarded_when_there_is_no_x_forwarded_for() {
+        let proxies = TrustedProxies::parse("10.0.0.0/8").unwrap();
+        let mut ext = http::Extensions::new();
+        ext.insert(ConnectInfo("10.0.0.2:443".parse::<SocketAddr>().unwrap()));
+        let client = |forwarded: &[&str], xff: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            for f in forwarded {
+                headers.append("forwarded", f.parse().unwrap());
+            }
+            if let Some(x) = xff {
+                headers.insert("x-forwarded-for", x.parse().unwrap());
+            }
+            proxies.client_ip(&headers, &ext)
+        };
+        let cases: &[(&[&str], Option<&str>, &str)] = &[
+            (
+                &["for=192.0.2.60;proto=http;by=203.0.113.43"],
+                None,
+                "192.0.2.60",
+            ),
+            (
+                &["For=\"[2001:db8:cafe::17]:4711\""],
+                None,
+                "2001:db8:cafe::17",
+            ),
+            (&["for=\"[2001:db8::1]\""], None, "2001:db8::1"),
+            (
+                &["for=198.51.100.1, for=203.0.113.9", "for=10.0.0.7"],
+                None,
+                "203.0.113.9",
+            ),
+            (&["for=198.51.100.1:8080"], None, "198.51.100.1"),
+            // Obfuscated, unknown or missing: the walk ends at the proxy that passed it.
+            (&["for=_hidden, for=10.0.0.7"], None, "10.0.0.7"),
+            (&["for=unknown"], None, "10.0.0.2"),
+            (&["proto=https"], None, "10.0.0.2"),
+            // X-Forwarded-For, when present, is the one read.
+            (&["for=198.51.100.1"], Some("203.0.113.5"), "203.0.113.5"),
+        ];
+        for (forwarded, xff, want) in cases {
+            assert_eq!(client(forwarded, *xff), Some(ip(want)), "{forwarded:?}");
+        }
+        // From an untrusted peer, Forwarded is ignored.
+        let mut ext = http::Extensions::new();
+        ext.insert(ConnectInfo("192.0.2.1:1234".parse::<SocketAddr>().unwrap()));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("forwarded", "for=198.51.100.1".parse().unwrap());
+        assert_eq!(proxies.client_ip(&headers, &ext), Some(ip("192.0.2.1")));
     }
 
     #[test]

@@ -775,6 +775,18 @@ reasons! {
         detail: "This DPoP key sent more proofs than the server remembers for one key; retry later.",
         hint: "Make one proof per request, and slow down: the key's proofs are accepted again once its older ones expire (Retry-After).",
     },
+    /// The client address or the claimed identity (a Basic user name) failed to
+    /// authenticate too often ([`Throttle`](crate::throttle::Throttle)): refused with 429
+    /// and `Retry-After`, without a challenge, before any password hash or signature check.
+    Throttled = "throttled" {
+        status: TOO_MANY_REQUESTS,
+        bearer: No,
+        severity: Warn,
+        collapse: Keep,
+        title: "Too many failed attempts",
+        detail: "This client failed to authenticate too often; retry after the time in Retry-After.",
+        hint: "Stop retrying with credentials that fail: check them, then wait for Retry-After (each further failure doubles the wait).",
+    },
     /// The key set cannot be fetched and nothing usable is cached (a server fault).
     KeySourceUnavailable = "key_source_unavailable" {
         status: SERVICE_UNAVAILABLE,

@@ -395,3 +395,116 @@ impl IntrospectionStore for RedisStore {
         })
     }
 }
+
+/// The longest time any of KEYS (block keys) stays blocked, in ms (0: none is).
+const THROTTLE_CHECK: &str = r#"
+local longest = 0
+for i = 1, #KEYS do
+  local left = redis.call('PTTL', KEYS[i])
+  if left > longest then
+    longest = left
+  end
+end
+return longest
+"#;
+
+/// One failure for each triple of KEYS (a hash of strikes and block end, a list of the
+/// last failures' times, a block key), under ARGV's budgets (the failures, the window and
+/// the first block, in ms, for each triple; the longest block last), with Redis's clock,
+/// as `Throttle` describes. Returns the longest block now in force, in ms.
+const THROTTLE_RECORD: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local max_block = tonumber(ARGV[#ARGV])
+local longest = 0
+for i = 1, #KEYS / 3 do
+  local state, log, block = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local failures = tonumber(ARGV[3 * i - 2])
+  local window = tonumber(ARGV[3 * i - 1])
+  local base = tonumber(ARGV[3 * i])
+  local s = redis.call('HMGET', state, 'strikes', 'until')
+  local strikes = tonumber(s[1]) or 0
+  local blocked_until = tonumber(s[2]) or 0
+  local last = tonumber(redis.call('LINDEX', log, -1)) or 0
+  if now - math.max(last, blocked_until) >= window then
+    redis.call('DEL', log)
+    strikes = 0
+  end
+  redis.call('RPUSH', log, tostring(now))
+  redis.call('LTRIM', log, -failures, -1)
+  local oldest = tonumber(redis.call('LINDEX', log, 0))
+  if redis.call('LLEN', log) >= failures and now - oldest < window then
+    strikes = math.min(strikes + 1, 32)
+    local b = math.max(math.min(base * 2 ^ (strikes - 1), max_block), 1)
+    blocked_until = math.max(blocked_until, now + b)
+  end
+  local left = math.floor(blocked_until - now)
+  if left > 0 then
+    redis.call('SET', block, '1', 'PX', left)
+    longest = math.max(longest, left)
+  end
+  redis.call('HSET', state, 'strikes', tostring(strikes), 'until', tostring(blocked_until))
+  local ttl = math.floor(window + math.max(left, 0))
+  redis.call('PEXPIRE', state, ttl)
+  redis.call('PEXPIRE', log, ttl)
+end
+return longest
+"#;
+
+/// Failed authentication counted by every replica
+/// ([`Throttle::shared`](crate::throttle::Throttle::shared)): per key a hash
+/// `{prefix}throttle:{hex}` (its blocks since it was last quiet, and until when it is
+/// blocked) and a list `{prefix}throttle-log:{hex}` (the times of its last failures, at
+/// most the budget's count), both expiring a window after the last failure or the
+/// block's end, and while it is blocked a key `{prefix}throttle-block:{hex}` that
+/// expires with the block. A request reads the block keys (one round trip); a failure runs one script
+/// that counts and blocks with Redis's clock. The hex is an HMAC of the address or user
+/// name: Redis holds neither.
+impl crate::throttle::ThrottleStore for RedisStore {
+    fn blocked(&self, keys: &[String]) -> StoreFuture<Option<Duration>> {
+        let store = self.clone();
+        let keys: Vec<String> = keys
+            .iter()
+            .map(|k| format!("{}throttle-block:{k}", self.inner.prefix))
+            .collect();
+        Box::pin(async move {
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(THROTTLE_CHECK).arg(keys.len()).arg(keys);
+            let left: i64 = store.query(cmd).await?;
+            Ok((left > 0).then(|| Duration::from_millis(left as u64)))
+        })
+    }
+
+    fn record(
+        &self,
+        failures: &[(String, crate::throttle::Budget)],
+        max_block: Duration,
+    ) -> StoreFuture<Option<Duration>> {
+        let store = self.clone();
+        let prefix = &self.inner.prefix;
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(THROTTLE_RECORD).arg(failures.len() * 3);
+        for (key, _) in failures {
+            cmd.arg(format!("{prefix}throttle:{key}"));
+            cmd.arg(format!("{prefix}throttle-log:{key}"));
+            cmd.arg(format!("{prefix}throttle-block:{key}"));
+        }
+        for (_, budget) in failures {
+            cmd.arg(budget.failures);
+            cmd.arg(budget.window.as_millis().max(1) as u64);
+            cmd.arg(budget.base_block().as_millis().max(1) as u64);
+        }
+        cmd.arg(max_block.as_millis().max(1) as u64);
+        let empty = failures.is_empty();
+        Box::pin(async move {
+            if empty {
+                return Ok(None);
+            }
+            let left: i64 = store.query(cmd).await?;
+            Ok((left > 0).then(|| Duration::from_millis(left as u64)))
+        })
+    }
+}

@@ -80,7 +80,7 @@ where
 }
 
 impl<S> AuthDiagnosticsService<S> {
-    /// Authenticates `req`, then admits it, and calls the wrapped service or refuses.
+    /// Throttles `req` when it has to be, then authenticates it.
     fn authenticate<ReqBody>(
         &mut self,
         mut req: Request<ReqBody>,
@@ -100,84 +100,125 @@ impl<S> AuthDiagnosticsService<S> {
         if answer.preflight || self.config.schemes.is_empty() {
             return ResponseFuture::call(inner, req, answer);
         }
-        // Under `Router::nest` the URI is the nested one; credentials and DPoP proofs
-        // speak of the one the client sent.
-        let uri = match req.extensions().get::<axum::extract::OriginalUri>() {
-            Some(original) => &original.0,
-            None => req.uri(),
+        let said = &self.said_basic_over_plaintext;
+        let Some(throttle) = self.config.throttle.as_ref() else {
+            return decide(inner, req, answer, hide, said);
         };
-        // Only a session cookie's requests need it, but it reads the request: now.
-        let forged = admit::cross_site(&self.config, req.method(), req.headers(), uri);
-        let mut evidence = Evidence::new(req.headers(), uri);
-        evidence.method = Some(req.method());
-        if let Some(sources) = &self.config.certificates {
-            evidence.certificate = Some(crate::certificate::presented(
-                sources,
-                &self.config.trusted_proxies,
-                &self.config.flood,
-                req.headers(),
-                req.extensions(),
-            ));
+        if self.config.report_only {
+            return decide(inner, req, answer, hide, said);
         }
-        self.basic_over_plaintext(&evidence, uri, &req);
-        // On a route marked with HideForbidden a 403 is answered 404.
-        let refuse = |answer: &Answer, f| match hide {
-            true => ResponseFuture::rejected(answer.reject(crate::hide::hidden(f))),
-            false => ResponseFuture::rejected(answer.reject(f)),
-        };
-        match authenticate(&evidence, &self.config.schemes) {
-            Decision::Rejected(failure)
-                if admit::passes_anonymously(&self.config, &failure, req.headers(), uri) =>
-            {
-                answer.anonymous(&failure);
-                ResponseFuture::call(inner, req, answer)
-            }
-            Decision::Rejected(failure) => refuse(&answer, failure),
-            Decision::Authenticated(principal) => {
-                match admit::decide(&self.config, principal, forged.as_ref()) {
-                    Admission::Refused(failure) => refuse(&answer, failure),
-                    Admission::Admitted(principal) => {
-                        let req = answer.admitted(principal, req);
-                        ResponseFuture::call(inner, req, answer)
-                    }
-                    Admission::Later(fut) => {
-                        ResponseFuture::authenticating(fut, inner, req, answer)
-                    }
+        let subject = throttle.subject(
+            &self.config.trusted_proxies,
+            req.headers(),
+            req.extensions(),
+            answer.request_id.as_str(),
+        );
+        if subject.is_empty() {
+            return decide(inner, req, answer, hide, said);
+        }
+        // Before any password hash or signature check.
+        if let Some(failure) = throttle.check_local(&subject) {
+            return ResponseFuture::rejected(answer.reject(failure));
+        }
+        let subject = Arc::new(subject);
+        answer.counted = Some(crate::throttle::Counted {
+            throttle: throttle.clone(),
+            subject: subject.clone(),
+        });
+        if !throttle.is_shared() {
+            return decide(inner, req, answer, hide, said);
+        }
+        let check = throttle.check_shared(subject);
+        ResponseFuture::throttling(check, inner, req, answer, said.clone())
+    }
+}
+
+/// Authenticates `req`, then admits it, and calls the wrapped service or refuses.
+pub(crate) fn decide<S, ReqBody>(
+    inner: S,
+    req: Request<ReqBody>,
+    mut answer: Answer,
+    hide: bool,
+    said: &AtomicBool,
+) -> ResponseFuture<S, ReqBody>
+where
+    S: Service<Request<ReqBody>>,
+{
+    let config = answer.config.clone();
+    // Under `Router::nest` the URI is the nested one; credentials and DPoP proofs
+    // speak of the one the client sent.
+    let uri = match req.extensions().get::<axum::extract::OriginalUri>() {
+        Some(original) => &original.0,
+        None => req.uri(),
+    };
+    // Only a session cookie's requests need it, but it reads the request: now.
+    let forged = admit::cross_site(&config, req.method(), req.headers(), uri);
+    let mut evidence = Evidence::new(req.headers(), uri);
+    evidence.method = Some(req.method());
+    if let Some(sources) = &config.certificates {
+        evidence.certificate = Some(crate::certificate::presented(
+            sources,
+            &config.trusted_proxies,
+            &config.flood,
+            req.headers(),
+            req.extensions(),
+        ));
+    }
+    basic_over_plaintext(&config, said, &evidence, uri, &req);
+    // On a route marked with HideForbidden a 403 is answered 404.
+    let refuse = |answer: &Answer, f| match hide {
+        true => ResponseFuture::rejected(answer.reject(crate::hide::hidden(f))),
+        false => ResponseFuture::rejected(answer.reject(f)),
+    };
+    match authenticate(&evidence, &config.schemes) {
+        Decision::Rejected(failure)
+            if admit::passes_anonymously(&config, &failure, req.headers(), uri) =>
+        {
+            answer.anonymous(&failure);
+            ResponseFuture::call(inner, req, answer)
+        }
+        Decision::Rejected(failure) => refuse(&answer, failure),
+        Decision::Authenticated(principal) => {
+            match admit::decide(&config, principal, forged.as_ref()) {
+                Admission::Refused(failure) => refuse(&answer, failure),
+                Admission::Admitted(principal) => {
+                    let req = answer.admitted(principal, req);
+                    ResponseFuture::call(inner, req, answer)
                 }
+                Admission::Later(fut) => ResponseFuture::authenticating(fut, inner, req, answer),
             }
-            Decision::Pending(pending) => {
-                answer.private = pending.private;
-                let fut = admit::decide_later(pending, self.config.clone(), forged);
-                ResponseFuture::authenticating(fut, inner, req, answer)
-            }
+        }
+        Decision::Pending(pending) => {
+            answer.private = pending.private;
+            let fut = admit::decide_later(pending, config, forged);
+            ResponseFuture::authenticating(fut, inner, req, answer)
         }
     }
 }
 
-impl<S> AuthDiagnosticsService<S> {
-    /// Basic credentials that came over plain http from another host are logged
-    /// once, with a hint (see [`basic::over_plaintext`] for what counts); the request is
-    /// answered as always.
-    fn basic_over_plaintext<B>(&self, evidence: &Evidence<'_>, uri: &Uri, req: &Request<B>) {
-        let said = &self.said_basic_over_plaintext;
-        if said.load(Ordering::Relaxed)
-            || evidence.spoken(Scheme::Basic).is_none()
-            || !self
-                .config
-                .schemes
-                .iter()
-                .any(|s| s.kind() == Scheme::Basic)
-            || !basic::over_plaintext(
-                uri,
-                req.headers(),
-                req.extensions(),
-                &self.config.trusted_proxies,
-            )
-            || said.swap(true, Ordering::Relaxed)
-        {
-            return;
-        }
-        let id = req.extensions().get::<AuthRequestId>();
-        basic::warn_plaintext(id.map_or("", |id| id.as_str()), req.method(), uri.path());
+/// Basic credentials that came over plain http from another host are logged
+/// once, with a hint (see [`basic::over_plaintext`] for what counts); the request is
+/// answered as always.
+fn basic_over_plaintext<B>(
+    config: &Config,
+    said: &AtomicBool,
+    evidence: &Evidence<'_>,
+    uri: &Uri,
+    req: &Request<B>,
+) {
+    if said.load(Ordering::Relaxed)
+        || evidence.spoken(Scheme::Basic).is_none()
+        || !config.schemes.iter().any(|s| s.kind() == Scheme::Basic)
+        || !basic::over_plaintext(
+            uri,
+            req.headers(),
+            req.extensions(),
+            &config.trusted_proxies,
+        )
+        || said.swap(true, Ordering::Relaxed)
+    {
+        return;
     }
+    let id = req.extensions().get::<AuthRequestId>();
+    basic::warn_plaintext(id.map_or("", |id| id.as_str()), req.method(), uri.path());
 }
