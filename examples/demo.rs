@@ -31,7 +31,8 @@
 //! (comma-separated addresses or CIDRs whose `Client-Cert` and `X-Forwarded-For` headers
 //! are believed), `DEMO_THROTTLE_FAILURES` (10: failed attempts from one address within
 //! 60 s after which `/basic` and `/key` answer 429 `throttled`; with `DEMO_REDIS_URL`
-//! counted by every demo process together).
+//! counted by every demo process together). In JSON log mode every decision is also an
+//! audit record on stdout (target `auth_diagnostics::audit`).
 //!
 //! ```text
 //! DEMO_TLS_ADDR=127.0.0.1:3443 cargo run --example demo
@@ -45,6 +46,7 @@
 //! ```
 
 use auth_diagnostics::api_key::{ApiKey, ApiKeyAuthenticator};
+use auth_diagnostics::audit::Audit;
 use auth_diagnostics::authz::{AccountStatus, RequireScope, RequireStepUp, ResourceMetadata};
 use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
 use auth_diagnostics::dpop::Dpop;
@@ -284,6 +286,11 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
     if let Some(text) = &cfg.fingerprint_key {
         use sha2::{Digest, Sha256};
         base = base.fingerprint_key(Sha256::digest(format!("demo fingerprints: {text}")));
+    }
+    // In JSON log mode every decision is also an audit record on stdout (the tracing
+    // target auth_diagnostics::audit), accepts included.
+    if cfg.json_logs {
+        base = base.audit(Audit::new());
     }
     // Tokens and sessions revoked with POST /revoke: refused on every route from then on
     // (with DEMO_REDIS_URL, by every demo process sharing that Redis).

@@ -7,6 +7,7 @@
 
 pub(crate) mod grpc;
 
+use crate::audit::Facts;
 use crate::authn::Principal;
 use crate::config::Config;
 use crate::evidence::{is_preflight, Evidence};
@@ -50,6 +51,8 @@ pub(crate) struct Answer {
     grpc: bool,
     /// What a failure of this request is counted under, when the layer throttles.
     pub counted: Option<crate::throttle::Counted>,
+    /// What was decided, for the audit record (only when the layer audits).
+    audit: Option<std::sync::Mutex<Option<Facts>>>,
 }
 
 /// A failure the shared throttling store still has to record: the layer's outermost
@@ -75,6 +78,7 @@ impl Answer {
                     None => req.uri().clone(),
                 },
             );
+        let config_audits = config.audit.is_some();
         Self {
             navigation,
             with_origin: req.headers().contains_key(http::header::ORIGIN),
@@ -90,6 +94,7 @@ impl Answer {
             private: false,
             snapshot: Box::new(Snapshot::new(req.headers())),
             counted: None,
+            audit: config_audits.then(Default::default),
         }
     }
 
@@ -102,6 +107,10 @@ impl Answer {
             .map_or("none", crate::metrics::scheme_label);
         crate::metrics::success(scheme);
         crate::hooks::span::success(scheme, &principal, self.config.enduser_id);
+        if self.audit.is_some() {
+            let fingerprint = credential_fingerprint(&principal, req.headers());
+            self.decided(|_| Facts::accepted(&principal, fingerprint));
+        }
         let mut req = match &self.config.on_success {
             Some(hook) => crate::hooks::with_head(req, |head| hook.0.on_success(&principal, head)),
             None => req,
@@ -125,6 +134,7 @@ impl Answer {
             return;
         }
         crate::hooks::span::anonymous();
+        self.decided(|_| Facts::anonymous(None));
         tracing::debug!(
             target: "auth_diagnostics",
             seen = seen.reason().code(),
@@ -149,6 +159,9 @@ impl Answer {
             .filter(|_| crate::throttle::COUNTED.contains(&failure.reason()));
         let record = counted.and_then(|c| c.throttle.record(&c.subject));
         let mut response = self.render(failure);
+        if let Some(facts) = self.take_decision() {
+            response.extensions_mut().insert(facts);
+        }
         if let Some(record) = record {
             let pending = PendingRecord(Arc::new(std::sync::Mutex::new(Some(record))));
             response.extensions_mut().insert(pending);
@@ -233,6 +246,7 @@ impl Answer {
     /// the failure hook, then logged unless flood control holds it back.
     pub(crate) fn log(&self, failure: AuthFailure, status: StatusCode) {
         let failure = failure.answered(status);
+        self.decided(|known| Facts::refused(known, &failure));
         let scheme = failure.scheme_received();
         crate::metrics::failure(failure.reason(), scheme, status);
         crate::hooks::span::failure(failure.reason().code(), scheme, status.as_u16());
@@ -258,6 +272,7 @@ impl Answer {
         crate::metrics::failure(failure.reason(), failure.scheme_received(), status);
         crate::metrics::would_refuse(failure.reason());
         crate::hooks::span::anonymous();
+        self.decided(|_| Facts::anonymous(Some(&failure)));
         emit_unenforced(
             &failure,
             &self.info(),
@@ -265,6 +280,20 @@ impl Answer {
             self.config.detail,
             &self.config.flood,
         );
+    }
+
+    /// Updates what was decided about this request, when the layer audits.
+    fn decided(&self, update: impl FnOnce(Option<Facts>) -> Facts) {
+        if let Some(slot) = &self.audit {
+            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+            *slot = Some(update(slot.take()));
+        }
+    }
+
+    /// What was decided, for the audit record at the layer's outermost point.
+    pub(crate) fn take_decision(&self) -> Option<Facts> {
+        let slot = self.audit.as_ref()?;
+        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn info(&self) -> RequestInfo<'_> {
@@ -275,4 +304,20 @@ impl Answer {
             snapshot: &self.snapshot,
         }
     }
+}
+
+/// The keyed fingerprint of the `Authorization` credential `principal` was accepted with
+/// (Basic, Bearer, DPoP); `None` for keys and cookies, which live elsewhere.
+fn credential_fingerprint(principal: &Principal, headers: &http::HeaderMap) -> Option<String> {
+    use crate::scheme::Scheme;
+    if !matches!(
+        principal.scheme(),
+        Some(Scheme::Basic | Scheme::Bearer | Scheme::Dpop)
+    ) {
+        return None;
+    }
+    let raw = headers.get(http::header::AUTHORIZATION)?.as_bytes();
+    let credential = crate::evidence::credential_part(raw);
+    let capped = &credential[..credential.len().min(8192)];
+    Some(crate::sanitize::fingerprint(capped))
 }

@@ -63,6 +63,8 @@ pub(crate) struct Config {
     pub optional: bool,
     /// Which ambiguous request paths are refused before anything else.
     pub path_guard: crate::path_guard::PathGuard,
+    /// Every decision is recorded (`audit`).
+    pub audit: Option<crate::audit::Audit>,
     /// Failed authentication is throttled (429 `throttled`).
     pub throttle: Option<crate::throttle::Throttle>,
     /// Report-only: a request the layer would refuse goes on anonymously, logged and

@@ -32,6 +32,8 @@ pin_project! {
         hide: bool,
         // The answer, while the shared throttling store records its failure.
         recording: Option<(crate::throttle::RecordFuture, Response<Body>)>,
+        // The request, for the audit record of its answer (only when the layer audits).
+        audit: Option<Box<crate::audit::Context>>,
     }
 }
 
@@ -73,6 +75,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             vary_on_credentials: false,
             hide: false,
             recording: None,
+            audit: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             vary_on_credentials: false,
             hide: false,
             recording: None,
+            audit: None,
         }
     }
 
@@ -117,7 +121,14 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             vary_on_credentials: false,
             hide: false,
             recording: None,
+            audit: None,
         }
+    }
+
+    /// The answer is recorded for the audit as it leaves.
+    pub(crate) fn auditing(mut self, context: Option<Box<crate::audit::Context>>) -> Self {
+        self.audit = context;
+        self
     }
 
     /// Answers that say `Vary: Authorization, Cookie` (see [`vary_on_credentials`]).
@@ -141,6 +152,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             vary_on_credentials: false,
             hide: false,
             recording: None,
+            audit: None,
         }
     }
 }
@@ -169,6 +181,9 @@ where
             let mut response = ready!(self.as_mut().poll_state(cx))?;
             if vary {
                 vary_on_credentials(response.headers_mut());
+            }
+            if let Some(context) = self.as_mut().project().audit.take() {
+                context.finish(&mut response);
             }
             let pending = response.extensions_mut().remove::<PendingRecord>();
             match pending.and_then(|p| p.0.lock().unwrap_or_else(|e| e.into_inner()).take()) {
@@ -206,6 +221,12 @@ where
                     let hidden = crate::hide::carries_hidden(&response);
                     let answer = answer.take().expect("checked above");
                     let mut response = crate::upstream::response(&answer, response);
+                    if let Some(facts) = answer.take_decision() {
+                        // Unless a refusal inside already said what was decided.
+                        if response.extensions().get::<crate::audit::Facts>().is_none() {
+                            response.extensions_mut().insert(facts);
+                        }
+                    }
                     if hidden {
                         crate::hide::like_the_routers(&mut response, answer.private);
                     }

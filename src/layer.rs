@@ -163,6 +163,7 @@ impl AuthDiagnostics {
                 path_guard: PathGuard::Strict,
                 report_only: false,
                 throttle: None,
+                audit: None,
                 session_pages: None,
                 cors_inside: Default::default(),
                 plain_challenges: Default::default(),
@@ -710,6 +711,17 @@ impl AuthDiagnostics {
     /// A shared store's key shorter than 16 bytes: [`ConfigError::ThrottleKeyTooShort`].
     pub fn throttle(self, throttle: crate::throttle::Throttle) -> Self {
         self.edit(|c| c.throttle = Some(throttle))
+    }
+
+    /// Records every decision this layer makes, accepts included: one
+    /// [`AuditRecord`](crate::audit::AuditRecord) per request it accepts, lets through
+    /// anonymously or refuses (400, 401, 403, 429, 503, and the application's own 401 and
+    /// 403), on the `tracing` target `auth_diagnostics::audit` and to the
+    /// [`Audit`](crate::audit::Audit)'s sink. Made at the layer's outermost point with the
+    /// status the client got; never rate-limited; accepts can be sampled. Off unless
+    /// called: a record per request is the application's choice.
+    pub fn audit(self, audit: crate::audit::Audit) -> Self {
+        self.edit(|c| c.audit = Some(audit))
     }
 
     /// The `realm` of every challenge (default `api`). Fixed text: never derived from the

@@ -298,6 +298,7 @@ mod time;
 mod upstream;
 
 pub mod api_key;
+pub mod audit;
 pub mod authz;
 pub mod basic;
 pub mod dpop;

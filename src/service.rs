@@ -54,6 +54,25 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = AuthRequestId::ensure(req.headers_mut());
+        let audit = self
+            .config
+            .audit
+            .as_ref()
+            .map(|audit| crate::audit::Context::new(audit, &req, request_id.as_str()));
+        self.decide_and_answer(req, request_id).auditing(audit)
+    }
+}
+
+impl<S> AuthDiagnosticsService<S> {
+    /// The path guard, the metadata document, then authentication.
+    fn decide_and_answer<ReqBody>(
+        &mut self,
+        req: Request<ReqBody>,
+        request_id: AuthRequestId,
+    ) -> ResponseFuture<S, ReqBody>
+    where
+        S: Service<Request<ReqBody>> + Clone,
+    {
         // Before anything reads the path: no rule may see a path the router reads otherwise.
         if let Some(failure) = crate::path_guard::refusal(self.config.path_guard, &req) {
             let answer = Answer::new(self.config.clone(), request_id, &req);

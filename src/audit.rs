@@ -1,0 +1,376 @@
+//! Audit records: one per authentication decision, accepts included (README, "Audit").
+//!
+//! With [`AuthDiagnostics::audit`](crate::AuthDiagnostics::audit), every request the layer
+//! decides on (accepted, let through anonymously, or refused with 400, 401, 403, 429 or
+//! 503) produces one [`AuditRecord`]: as an INFO event on the `tracing` target
+//! `auth_diagnostics::audit`, and to the application's [`AuditSink`] when there is one.
+//! The record is made at the layer's outermost point, from the answer that leaves it, so
+//! refusals made anywhere inside (the path guard, throttling, an unavailable key source,
+//! an MCP header mismatch, the application's own 401 or 403) are recorded with the
+//! status the client got. Records are never rate-limited (the log events are); accepted
+//! requests can be sampled ([`Audit::sample_accepts`]). Like the log events, a record
+//! holds no secret: no token, password, key, cookie value or query string.
+//!
+//! ```
+//! use auth_diagnostics::audit::{Audit, AuditRecord, Decision};
+//! use auth_diagnostics::jwt::JwtAuthenticator;
+//! use auth_diagnostics::keys::StaticKey;
+//! use auth_diagnostics::AuthDiagnostics;
+//! use axum::{body::Body, http::Request, routing::get, Router};
+//! use std::sync::{Arc, Mutex};
+//! use tower::ServiceExt;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let sink = seen.clone();
+//! let audit = Audit::new().sink(move |r: &AuditRecord| {
+//!     sink.lock().unwrap().push((r.decision, r.status.as_u16(), r.reason.map(|r| r.code())));
+//! });
+//! let jwt = JwtAuthenticator::new(StaticKey::hs256("secret"))
+//!     .issuer("https://issuer.example")
+//!     .audience("my-api");
+//! let app = Router::new()
+//!     .route("/me", get(|| async { "me" }))
+//!     .layer(AuthDiagnostics::new().bearer(jwt).audit(audit));
+//! let response = app
+//!     .oneshot(Request::get("/me").body(Body::empty()).unwrap())
+//!     .await
+//!     .unwrap();
+//! assert_eq!(response.status(), 401);
+//! let seen = seen.lock().unwrap();
+//! assert_eq!(seen[..], [(Decision::Refused, 401, Some("credentials_missing"))]);
+//! # }
+//! ```
+
+use crate::authn::Principal;
+use crate::failure::AuthFailure;
+use crate::reason::Reason;
+use http::{Method, Request, Response, StatusCode};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// What the layer decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Decision {
+    /// The credentials verified: the request went on with a principal.
+    Accepted,
+    /// The request went on without a principal: authentication is optional on the route
+    /// and none was sent, or the layer is report-only and would have refused it
+    /// (`reason` says why, `enforced` is false).
+    Anonymous,
+    /// The request was refused (by the layer, or by the application with a 401 or 403).
+    Refused,
+}
+
+impl Decision {
+    /// `accepted`, `anonymous` or `refused`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::Anonymous => "anonymous",
+            Decision::Refused => "refused",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One authentication decision.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct AuditRecord {
+    /// What was decided.
+    pub decision: Decision,
+    /// The status the client got.
+    pub status: StatusCode,
+    /// Why it was refused (or, report-only, would have been); `None` when accepted.
+    pub reason: Option<Reason>,
+    /// `false` when a report-only layer let a request through that it would refuse.
+    pub enforced: bool,
+    /// The scheme of the credential (`bearer`, `basic`, `dpop`, `api_key`, `cookie`, …).
+    pub scheme: Option<&'static str>,
+    /// The verified principal's id (`sub`).
+    pub sub: Option<String>,
+    /// The token's `client_id` (or `azp`), when it names one.
+    pub client_id: Option<String>,
+    /// The token's issuer.
+    pub issuer: Option<String>,
+    /// On a refusal, the user name the request claimed (unverified), when it named one.
+    pub claimed_user: Option<String>,
+    /// A keyed fingerprint of the credential (as in the log events): `Authorization`
+    /// credentials when accepted, whichever failed when refused.
+    pub fingerprint: Option<String>,
+    /// The route that matched, when the layer runs after routing (`route_layer`).
+    pub route: Option<String>,
+    /// The request method.
+    pub method: Method,
+    /// The request path, without the query.
+    pub path: String,
+    /// The request id (`X-Request-Id`).
+    pub request_id: String,
+    /// When the request came in.
+    pub time: SystemTime,
+}
+
+/// Where audit records go besides `tracing`: a queue, a database, a SIEM. Called once per
+/// record, on the request's task: hand the record on, do not block.
+pub trait AuditSink: Send + Sync + 'static {
+    /// Takes one record.
+    fn record(&self, record: &AuditRecord);
+}
+
+impl<F: Fn(&AuditRecord) + Send + Sync + 'static> AuditSink for F {
+    fn record(&self, record: &AuditRecord) {
+        self(record)
+    }
+}
+
+/// Audit settings for [`AuthDiagnostics::audit`](crate::AuthDiagnostics::audit): every
+/// decision recorded on the `tracing` target `auth_diagnostics::audit` (at INFO), and to
+/// a sink when one is given.
+#[derive(Clone)]
+pub struct Audit {
+    sink: Option<Arc<dyn AuditSink>>,
+    tracing: bool,
+    /// The share of accepted requests recorded, in millionths.
+    accepts: u64,
+    counter: Arc<AtomicU64>,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for Audit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Audit")
+            .field("sink", &self.sink.is_some())
+            .field("tracing", &self.tracing)
+            .field("accepts", &(self.accepts as f64 / 1e6))
+            .finish()
+    }
+}
+
+impl Audit {
+    /// Every decision, on the `tracing` target `auth_diagnostics::audit`.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            sink: None,
+            tracing: true,
+            accepts: 1_000_000,
+            counter: Arc::default(),
+        }
+    }
+
+    /// Also hands every record to `sink`.
+    #[must_use]
+    pub fn sink(mut self, sink: impl AuditSink) -> Self {
+        self.sink = Some(Arc::new(sink));
+        self
+    }
+
+    /// Records go to the sink only, not to `tracing`.
+    #[must_use]
+    pub fn without_tracing(mut self) -> Self {
+        self.tracing = false;
+        self
+    }
+
+    /// Records this share of accepted requests (0.0 to 1.0; default 1.0): evenly, one in
+    /// `1 / ratio`. Refusals and anonymous requests are always recorded.
+    #[must_use]
+    pub fn sample_accepts(mut self, ratio: f64) -> Self {
+        self.accepts = (ratio.clamp(0.0, 1.0) * 1e6).round() as u64;
+        self
+    }
+
+    /// Whether the next accepted request is recorded: the share is kept exactly over any
+    /// run of requests.
+    fn take_accept(&self) -> bool {
+        if self.accepts >= 1_000_000 {
+            return true;
+        }
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        (n + 1) * self.accepts / 1_000_000 > n * self.accepts / 1_000_000
+    }
+}
+
+/// What the layer decided about a request, as far as it knows: carried on the answer to
+/// the layer's outermost point.
+#[derive(Clone, Debug)]
+pub(crate) struct Facts {
+    decision: Decision,
+    reason: Option<Reason>,
+    enforced: bool,
+    scheme: Option<&'static str>,
+    sub: Option<String>,
+    client_id: Option<String>,
+    issuer: Option<String>,
+    claimed_user: Option<String>,
+    fingerprint: Option<String>,
+}
+
+impl Facts {
+    /// Accepted as `principal`, whose credential has `fingerprint`.
+    pub(crate) fn accepted(principal: &Principal, fingerprint: Option<String>) -> Self {
+        let claim = |name: &str| {
+            let value = principal.claims()?.get(name)?.as_str()?;
+            Some(crate::sanitize::cap(value).as_str().to_owned())
+        };
+        Self {
+            decision: Decision::Accepted,
+            reason: None,
+            enforced: true,
+            scheme: principal.scheme().map(crate::metrics::scheme_label),
+            sub: principal
+                .id()
+                .map(|id| crate::sanitize::cap(id).as_str().to_owned()),
+            client_id: claim("client_id").or_else(|| claim("azp")),
+            issuer: claim("iss"),
+            claimed_user: None,
+            fingerprint,
+        }
+    }
+
+    /// Let through without a principal; `would_refuse` on a report-only layer.
+    pub(crate) fn anonymous(would_refuse: Option<&AuthFailure>) -> Self {
+        Self {
+            decision: Decision::Anonymous,
+            reason: would_refuse.map(AuthFailure::reason),
+            enforced: would_refuse.is_none(),
+            scheme: would_refuse.and_then(received),
+            sub: None,
+            client_id: None,
+            issuer: None,
+            claimed_user: would_refuse.and_then(|f| f.facts().user().map(str::to_owned)),
+            fingerprint: would_refuse.and_then(|f| f.facts().fingerprint().map(str::to_owned)),
+        }
+    }
+
+    /// Refused for `failure`; what was known of the principal stays.
+    pub(crate) fn refused(known: Option<Self>, failure: &AuthFailure) -> Self {
+        let known = known.filter(|f| f.decision == Decision::Accepted);
+        let facts = failure.facts();
+        let (sub, client_id, issuer, fingerprint) = match known {
+            Some(k) => (k.sub, k.client_id, k.issuer, k.fingerprint),
+            None => (None, None, None, None),
+        };
+        Self {
+            decision: Decision::Refused,
+            reason: Some(failure.reason()),
+            enforced: true,
+            scheme: received(failure),
+            sub,
+            client_id,
+            issuer,
+            claimed_user: facts.user().map(str::to_owned),
+            fingerprint: facts.fingerprint().map(str::to_owned).or(fingerprint),
+        }
+    }
+}
+
+/// The scheme of the credential `failure` was about, if one was sent.
+fn received(failure: &AuthFailure) -> Option<&'static str> {
+    Some(failure.scheme_received()).filter(|s| *s != "none")
+}
+
+/// What the outermost point needs to know about the request.
+pub(crate) struct Context {
+    audit: Audit,
+    method: Method,
+    path: String,
+    request_id: String,
+    route: Option<String>,
+    time: SystemTime,
+}
+
+impl Context {
+    pub(crate) fn new<B>(audit: &Audit, req: &Request<B>, request_id: &str) -> Box<Self> {
+        let path = crate::snapshot::loggable_path(req.uri().path());
+        Box::new(Self {
+            audit: audit.clone(),
+            method: req.method().clone(),
+            path: crate::sanitize::cap_to(&path, 256).as_str().to_owned(),
+            request_id: request_id.to_owned(),
+            route: req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|m| crate::sanitize::cap_to(m.as_str(), 256).as_str().to_owned()),
+            time: SystemTime::now(),
+        })
+    }
+
+    /// The record of the answer that leaves the layer, if the layer decided anything.
+    pub(crate) fn finish<B>(self: Box<Self>, response: &mut Response<B>) {
+        let Some(facts) = response.extensions_mut().remove::<Facts>() else {
+            return;
+        };
+        if facts.decision == Decision::Accepted && !self.audit.take_accept() {
+            return;
+        }
+        let Context {
+            audit,
+            method,
+            path,
+            request_id,
+            route,
+            time,
+        } = *self;
+        let record = AuditRecord {
+            decision: facts.decision,
+            status: response.status(),
+            reason: facts.reason,
+            enforced: facts.enforced,
+            scheme: facts.scheme,
+            sub: facts.sub,
+            client_id: facts.client_id,
+            issuer: facts.issuer,
+            claimed_user: facts.claimed_user,
+            fingerprint: facts.fingerprint,
+            route,
+            method,
+            path,
+            request_id,
+            time,
+        };
+        if audit.tracing {
+            emit(&record);
+        }
+        if let Some(sink) = &audit.sink {
+            sink.record(&record);
+        }
+    }
+}
+
+/// The record as a `tracing` event on `auth_diagnostics::audit`.
+fn emit(r: &AuditRecord) {
+    tracing::info!(
+        target: "auth_diagnostics::audit",
+        decision = r.decision.as_str(),
+        status = r.status.as_u16(),
+        reason = r.reason.map(Reason::code),
+        enforced = r.enforced,
+        scheme = r.scheme,
+        sub = r.sub.as_deref(),
+        client_id = r.client_id.as_deref(),
+        issuer = r.issuer.as_deref(),
+        claimed_user = r.claimed_user.as_deref(),
+        fingerprint = r.fingerprint.as_deref(),
+        route = r.route.as_deref(),
+        method = r.method.as_str(),
+        path = r.path.as_str(),
+        request_id = r.request_id.as_str(),
+        "audit"
+    );
+}
