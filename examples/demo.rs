@@ -409,6 +409,9 @@ pub fn app_with(cfg: &DemoConfig, edge: &DemoEdge) -> Router {
     if let Some(redis) = &redis {
         logout = logout.replay_store(redis.clone());
     }
+    if cfg.json_logs {
+        logout = logout.audit(Audit::new());
+    }
     let backchannel = Router::new().route("/backchannel-logout", post(logout.handler()));
     // An administrator's JWT (scope admin) revokes a token's jti, a session's sid or a sub.
     let revoke = Router::new()

@@ -46,7 +46,7 @@
 use crate::authn::Principal;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -243,6 +243,21 @@ impl Facts {
         }
     }
 
+    /// A back-channel logout from `issuer`, accepted.
+    pub(crate) fn logout(issuer: &str) -> Self {
+        Self {
+            decision: Decision::Accepted,
+            reason: None,
+            enforced: true,
+            scheme: Some("logout_token"),
+            sub: None,
+            client_id: None,
+            issuer: Some(crate::sanitize::cap(issuer).as_str().to_owned()),
+            claimed_user: None,
+            fingerprint: None,
+        }
+    }
+
     /// Let through without a principal; `would_refuse` on a report-only layer.
     pub(crate) fn anonymous(would_refuse: Option<&AuthFailure>) -> Self {
         Self {
@@ -296,15 +311,20 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    pub(crate) fn new<B>(audit: &Audit, req: &Request<B>, request_id: &str) -> Box<Self> {
-        let path = crate::snapshot::loggable_path(req.uri().path());
+    pub(crate) fn new(
+        audit: &Audit,
+        method: &Method,
+        uri: &http::Uri,
+        extensions: &http::Extensions,
+        request_id: &str,
+    ) -> Box<Self> {
+        let path = crate::snapshot::loggable_path(uri.path());
         Box::new(Self {
             audit: audit.clone(),
-            method: req.method().clone(),
+            method: method.clone(),
             path: crate::sanitize::cap_to(&path, 256).as_str().to_owned(),
             request_id: request_id.to_owned(),
-            route: req
-                .extensions()
+            route: extensions
                 .get::<axum::extract::MatchedPath>()
                 .map(|m| crate::sanitize::cap_to(m.as_str(), 256).as_str().to_owned()),
             time: SystemTime::now(),

@@ -86,6 +86,7 @@ struct Inner {
     replay: Arc<dyn ReplayStore>,
     max_age: Duration,
     flood: Arc<crate::flood::FloodControl>,
+    audit: Option<crate::audit::Audit>,
 }
 
 /// What a valid logout token revoked.
@@ -120,6 +121,7 @@ impl BackchannelLogout {
                 flood: Arc::new(crate::flood::FloodControl::new(Some(
                     crate::flood::LogRate::default(),
                 ))),
+                audit: None,
             }),
         }
     }
@@ -135,6 +137,13 @@ impl BackchannelLogout {
     /// suggests providers let them expire within two).
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.inner_mut().max_age = max_age;
+        self
+    }
+
+    /// Records every logout request as the layer's [`audit`](crate::AuthDiagnostics::audit)
+    /// does: accepted (with the provider as `issuer`) or refused (400, with the reason).
+    pub fn audit(mut self, audit: crate::audit::Audit) -> Self {
+        self.inner_mut().audit = Some(audit);
         self
     }
 
@@ -155,10 +164,18 @@ impl BackchannelLogout {
     pub async fn answer(&self, request: Request<Body>) -> Response {
         let (mut head, body) = request.into_parts();
         let request_id = AuthRequestId::ensure(&mut head.headers);
+        let audit = self.inner.audit.as_ref().map(|audit| {
+            let id = request_id.as_str();
+            crate::audit::Context::new(audit, &head.method, &head.uri, &head.extensions, id)
+        });
         let outcome = match axum::body::to_bytes(body, MAX_BODY).await {
             Ok(body) => self.receive(&head.headers, &body).await,
             Err(_) => Err(AuthFailure::new(Reason::TokenMalformed)
                 .detail(format!("the request body is over {MAX_BODY} bytes"))),
+        };
+        let facts = match &outcome {
+            Ok(done) => crate::audit::Facts::logout(&done.issuer),
+            Err(f) => crate::audit::Facts::refused(None, f),
         };
         let mut response = match outcome {
             Ok(done) => {
@@ -181,6 +198,10 @@ impl BackchannelLogout {
         let headers = response.headers_mut();
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(X_REQUEST_ID, request_id.header_value().clone());
+        if let Some(audit) = audit {
+            response.extensions_mut().insert(facts);
+            audit.finish(&mut response);
+        }
         response
     }
 

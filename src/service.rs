@@ -54,11 +54,10 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = AuthRequestId::ensure(req.headers_mut());
-        let audit = self
-            .config
-            .audit
-            .as_ref()
-            .map(|audit| crate::audit::Context::new(audit, &req, request_id.as_str()));
+        let audit = self.config.audit.as_ref().map(|audit| {
+            let (method, uri, id) = (req.method(), req.uri(), request_id.as_str());
+            crate::audit::Context::new(audit, method, uri, req.extensions(), id)
+        });
         self.decide_and_answer(req, request_id).auditing(audit)
     }
 }
