@@ -75,7 +75,9 @@ impl Budget {
 /// The client address is the connection's peer (axum's `ConnectInfo`: serve with
 /// `into_make_service_with_connect_info`), or the first hop of `X-Forwarded-For` or
 /// `Forwarded` that is not a [trusted proxy](crate::layer::TrustedProxies) when the peer
-/// is one. An IPv6 address counts by its /64, which one client holds whole.
+/// is one. An IPv6 address counts by its /64, which one client holds whole. Without
+/// `ConnectInfo` only identities are counted, and the throttle says so once, at WARN, on
+/// the target `auth_diagnostics::throttle`.
 ///
 /// ```
 /// use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
@@ -388,14 +390,15 @@ impl Throttle {
         (prefix.chars().count() == chars).then(|| format!("key:{prefix}").into_bytes())
     }
 
-    /// Without a peer address only identities are counted: said once, at WARN.
+    /// Without a peer address only identities are counted: said once per throttle, at
+    /// WARN, on the target `auth_diagnostics::throttle`.
     fn no_address(&self, request_id: &str) {
         use std::sync::atomic::Ordering;
         if self.notes.no_address.swap(true, Ordering::Relaxed) {
             return;
         }
         tracing::warn!(
-            target: "auth_diagnostics",
+            target: "auth_diagnostics::throttle",
             request_id,
             "throttling cannot count this request by client address: it has no peer \
              address (serve the app with into_make_service_with_connect_info::<SocketAddr>())"
