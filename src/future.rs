@@ -18,6 +18,10 @@ use tower_service::Service;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What comes after the shared throttling store let the request try: authentication
+/// (the service's `decide`, passed in so that this module does not name the service's).
+pub(crate) type Decide<S, B> = fn(S, Request<B>, Answer, bool, &AtomicBool) -> ResponseFuture<S, B>;
+
 pin_project! {
     /// The response future of [`AuthDiagnosticsService`](crate::layer::AuthDiagnosticsService).
     pub struct ResponseFuture<S, B>
@@ -50,6 +54,7 @@ pin_project! {
             req: Option<Request<B>>,
             answer: Option<Answer>,
             said: Arc<AtomicBool>,
+            then: Decide<S, B>,
         },
         // The application's verifier (or account hook) is deciding.
         Authenticating {
@@ -105,6 +110,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
         req: Request<B>,
         answer: Answer,
         said: Arc<AtomicBool>,
+        then: Decide<S, B>,
     ) -> Self {
         Self::with_state(State::Throttling {
             check,
@@ -112,6 +118,7 @@ impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
             req: Some(req),
             answer: Some(answer),
             said,
+            then,
         })
     }
 
@@ -214,23 +221,9 @@ where
                 Proj::Inner { fut, answer } => {
                     // Never poll a finished inner future again.
                     assert!(answer.is_some(), "ResponseFuture polled after completion");
-                    let mut response = ready!(fut.poll(cx))?.map(Body::new);
-                    if hide {
-                        crate::hide::hide_unrendered(&mut response);
-                    }
-                    let hidden = crate::hide::carries_hidden(&response);
+                    let response = ready!(fut.poll(cx))?.map(Body::new);
                     let answer = answer.take().expect("checked above");
-                    let mut response = crate::upstream::response(&answer, response);
-                    if let Some(facts) = answer.take_decision() {
-                        // Unless a refusal inside already said what was decided.
-                        if response.extensions().get::<crate::audit::Facts>().is_none() {
-                            response.extensions_mut().insert(facts);
-                        }
-                    }
-                    if hidden {
-                        crate::hide::like_the_routers(&mut response, answer.private);
-                    }
-                    return Poll::Ready(Ok(response));
+                    return Poll::Ready(Ok(inner_answered(&answer, response, hide)));
                 }
                 Proj::Throttling {
                     check,
@@ -238,6 +231,7 @@ where
                     req,
                     answer,
                     said,
+                    then,
                 } => {
                     let refused = ready!(check.as_mut().poll(cx));
                     let answer = answer.take().expect("polled after completion");
@@ -247,7 +241,7 @@ where
                         Some(failure) => State::Rejected {
                             response: Some(answer.reject(failure)),
                         },
-                        None => crate::service::decide(inner, req, answer, hide, said).state,
+                        None => then(inner, req, answer, hide, said).state,
                     }
                 }
                 Proj::Authenticating {
@@ -257,44 +251,76 @@ where
                     answer,
                 } => {
                     let outcome = ready!(fut.as_mut().poll(cx));
-                    let mut answer = answer.take().expect("polled after completion");
+                    let answer = answer.take().expect("polled after completion");
                     let req = req.take().expect("polled after completion");
-                    match outcome {
-                        Ok(principal) => {
-                            let req = answer.admitted(principal, req);
-                            let mut inner = inner.take().expect("polled after completion");
-                            State::Inner {
-                                fut: inner.call(req),
-                                answer: Some(answer),
-                            }
-                        }
-                        Err(failure) if answer.config.report_only => {
-                            report_only(&mut answer, failure);
-                            let mut inner = inner.take().expect("polled after completion");
-                            State::Inner {
-                                fut: inner.call(req),
-                                answer: Some(answer),
-                            }
-                        }
-                        Err(failure) => {
-                            answer.authenticated =
-                                crate::admit::after_authentication(failure.reason());
-                            let failure = match hide {
-                                true => crate::hide::hidden(failure),
-                                false => failure,
-                            };
-                            let mut response = answer.reject(answer.enrich(failure));
-                            if hide {
-                                crate::hide::like_the_routers(&mut response, answer.private);
-                            }
-                            State::Rejected {
-                                response: Some(response),
-                            }
-                        }
-                    }
+                    let inner = inner.take().expect("polled after completion");
+                    authenticated(outcome, inner, req, answer, hide)
                 }
             };
             self.as_mut().project().state.set(next);
+        }
+    }
+}
+
+/// What the wrapped service answered, watched, with what was decided for the audit, and
+/// hidden as the route asks.
+fn inner_answered(answer: &Answer, mut response: Response<Body>, hide: bool) -> Response<Body> {
+    if hide {
+        crate::hide::hide_unrendered(&mut response);
+    }
+    let hidden = crate::hide::carries_hidden(&response);
+    let mut response = crate::upstream::response(answer, response);
+    if let Some(facts) = answer.take_decision() {
+        // Unless a refusal inside already said what was decided.
+        if response.extensions().get::<crate::audit::Facts>().is_none() {
+            response.extensions_mut().insert(facts);
+        }
+    }
+    if hidden {
+        crate::hide::like_the_routers(&mut response, answer.private);
+    }
+    response
+}
+
+/// The state after the application's verifier (or account hook) decided.
+fn authenticated<S, B>(
+    outcome: Result<crate::authn::Principal, crate::failure::AuthFailure>,
+    mut inner: S,
+    req: Request<B>,
+    mut answer: Answer,
+    hide: bool,
+) -> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    match outcome {
+        Ok(principal) => {
+            let req = answer.admitted(principal, req);
+            State::Inner {
+                fut: inner.call(req),
+                answer: Some(answer),
+            }
+        }
+        Err(failure) if answer.config.report_only => {
+            report_only(&mut answer, failure);
+            State::Inner {
+                fut: inner.call(req),
+                answer: Some(answer),
+            }
+        }
+        Err(failure) => {
+            answer.authenticated = crate::admit::after_authentication(failure.reason());
+            let failure = match hide {
+                true => crate::hide::hidden(failure),
+                false => failure,
+            };
+            let mut response = answer.reject(answer.enrich(failure));
+            if hide {
+                crate::hide::like_the_routers(&mut response, answer.private);
+            }
+            State::Rejected {
+                response: Some(response),
+            }
         }
     }
 }

@@ -147,7 +147,7 @@ impl<S> AuthDiagnosticsService<S> {
             return decide(inner, req, answer, hide, said);
         }
         let check = throttle.check_shared(subject);
-        ResponseFuture::throttling(check, inner, req, answer, said.clone())
+        ResponseFuture::throttling(check, inner, req, answer, said.clone(), decide)
     }
 }
 
