@@ -8,8 +8,9 @@
 //! default capacity (100 000 keys) in [`bound`], 256 bytes a key; after the first half
 //! of the addresses they do not grow at all. Measured: 144 bytes a key when the table
 //! first fills, 198 once its hash maps have doubled (about 19.8 MB for 100 000 keys; the
-//! peak 20.1 MB), the same after 500 000 addresses as after 1 000 000. About 60 s in a
-//! debug build (60 µs a request, sequential, through the whole layer).
+//! peak 20.1 MB), the same after 500 000 addresses as after 1 000 000. About 40 s in a
+//! debug build on two idle cores (two requests at a time through the whole layer), 60 to
+//! 80 s one at a time or beside other builds.
 //!
 //! A tiny table (capacity 64, Basic user names counted too, a distinct one per request)
 //! holds no more than its capacity either.
@@ -126,7 +127,10 @@ async fn check(c: BasicCredentials) -> Result<Principal, AuthFailure> {
 /// The layer with `throttle` around a service that answers 200 (never reached here).
 fn service(
     throttle: Throttle,
-) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone {
+) -> impl Service<Request<Body>, Response = Response<Body>, Error = Infallible, Future: Send>
+       + Clone
+       + Send
+       + 'static {
     let inner = tower::service_fn(|_: Request<Body>| async {
         Ok::<_, Infallible>(Response::new(Body::empty()))
     });
@@ -144,7 +148,42 @@ where
     svc.ready().await.unwrap().call(req).await.unwrap().status()
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// Sends a wrong password from every client of `clients` through `svc`, on two tasks
+/// (the work spreads over both cores of a small machine); the table holds at most its
+/// default capacity every 1 000 requests of each.
+async fn fail_from<S>(svc: &S, throttle: &Throttle, clients: std::ops::Range<u32>)
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send,
+{
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (mut svc, throttle) = (svc.clone(), throttle.clone());
+            let clients = clients.clone();
+            tokio::spawn(async move {
+                let wrong = basic("alice", "wrong");
+                for (n, i) in clients.skip(w).step_by(WORKERS).enumerate() {
+                    let req = attempt(wrong.clone(), client(i));
+                    assert_eq!(status(&mut svc, req).await, StatusCode::UNAUTHORIZED, "{i}");
+                    if n % 1000 == 999 {
+                        let tracked = throttle.tracked();
+                        assert!(tracked <= DEFAULT_CAPACITY, "{tracked} keys after {i}");
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+}
+
+const WORKERS: usize = 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_million_failing_addresses_stay_within_the_bound() {
     // A tiny table, user names counted too: a distinct address and user name each time,
     // two keys a request.
@@ -160,43 +199,29 @@ async fn a_million_failing_addresses_stay_within_the_bound() {
 
     // The default table, counting addresses: one user name, never counted.
     let throttle = Throttle::new().without_identity();
-    let mut svc = service(throttle.clone());
-    let wrong = basic("alice", "wrong");
+    let svc = service(throttle.clone());
     // The runtime, the layer's configuration and flood control in place first.
-    for i in 0..16 {
-        let req = attempt(wrong.clone(), client(ADDRESSES + 2 * i));
-        assert_eq!(status(&mut svc, req).await, StatusCode::UNAUTHORIZED);
-    }
+    fail_from(&svc, &throttle, ADDRESSES..ADDRESSES + 64).await;
     let start = Instant::now();
     let before = HELD.load(Ordering::SeqCst);
     PEAK.store(before, Ordering::SeqCst);
-    let (mut full_at, mut half_way) = (None, 0);
-    for i in 0..ADDRESSES {
-        let req = attempt(wrong.clone(), client(i));
-        assert_eq!(status(&mut svc, req).await, StatusCode::UNAUTHORIZED, "{i}");
-        if i % 1000 == 999 {
-            let tracked = throttle.tracked();
-            assert!(tracked <= DEFAULT_CAPACITY, "{tracked} keys after {i}");
-            if full_at.is_none() && tracked + 1000 > DEFAULT_CAPACITY {
-                full_at = Some((i + 1, HELD.load(Ordering::SeqCst) - before));
-            }
-        }
-        if i + 1 == ADDRESSES / 2 {
-            half_way = HELD.load(Ordering::SeqCst) - before;
-        }
-    }
+    let capacity = DEFAULT_CAPACITY as u32;
+    fail_from(&svc, &throttle, 0..capacity).await;
+    let full = HELD.load(Ordering::SeqCst) - before;
+    fail_from(&svc, &throttle, capacity..ADDRESSES / 2).await;
+    let half_way = HELD.load(Ordering::SeqCst) - before;
+    fail_from(&svc, &throttle, ADDRESSES / 2..ADDRESSES).await;
     let took = start.elapsed();
     let tracked = throttle.tracked();
     let grown = HELD.load(Ordering::SeqCst) - before;
     let peak = PEAK.load(Ordering::SeqCst) - before;
-    let (full_after, full_bytes) = full_at.expect("the table filled up");
     eprintln!(
-        "{ADDRESSES} addresses in {took:.1?} ({:.1} µs each); the table full after \
-         {full_after} requests: +{full_bytes} bytes ({:.0} per key); after {}: +{half_way} \
-         bytes; at the end, {tracked} keys: +{grown} bytes ({:.1} MiB, {:.0} bytes per \
-         key), peak +{peak} bytes ({:.1} MiB); bound {} bytes",
+        "{ADDRESSES} addresses in {took:.1?} ({:.1} µs each, {WORKERS} at a time); after \
+         {capacity}: +{full} bytes ({:.0} per key); after {}: +{half_way} bytes; at the \
+         end, {tracked} keys: +{grown} bytes ({:.1} MiB, {:.0} bytes per key), peak \
+         +{peak} bytes ({:.1} MiB); bound {} bytes",
         took.as_secs_f64() * 1e6 / f64::from(ADDRESSES),
-        full_bytes as f64 / DEFAULT_CAPACITY as f64,
+        full as f64 / DEFAULT_CAPACITY as f64,
         ADDRESSES / 2,
         mib(grown),
         grown as f64 / tracked as f64,
