@@ -33,6 +33,16 @@
 //!   either). `fingerprint_random` is a 401 for a token with a bad signature (one
 //!   fingerprint per request) with the per-process key; `fingerprint_keyed` the same after
 //!   `.fingerprint_key(..)` (HMAC-SHA256).
+//! - `throttle`: what throttling costs a client in good standing (every request succeeds),
+//!   each request with a peer address (`ConnectInfo`, as `into_make_service_with_connect_info`
+//!   gives). `basic_off`/`basic_on` are a valid Basic credential with a cheap verifier (a
+//!   constant-time comparison, no password hash) without and with `.throttle(Throttle::new())`
+//!   (the address and the user name counted, locally); `bearer_off`/`bearer_on` the same with a
+//!   valid HS256 token (a verified-token cache hit; the address counted). Time is the CPU time
+//!   of the sending thread (as in `benches/introspection.rs`: the runtime is single-threaded
+//!   and nothing leaves it). The run prints on ÷ off for each, against the goal of 1.03:
+//!   criterion's estimates, and the median of rounds that alternate the two apps (the lines
+//!   run seconds apart, and other processes on a small machine move them by more than 3%).
 
 use auth_diagnostics::dpop::Dpop;
 use auth_diagnostics::jwt::JwtAuthenticator;
@@ -529,6 +539,246 @@ fn replicas(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time (as
+/// in `benches/introspection.rs`): a few per cent are measured on a small machine with other
+/// processes running beside the bench.
+struct ThreadCpu(criterion::measurement::WallTime);
+
+impl ThreadCpu {
+    fn now() -> std::time::Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+}
+
+impl criterion::measurement::Measurement for ThreadCpu {
+    type Intermediate = std::time::Duration;
+    type Value = std::time::Duration;
+
+    fn start(&self) -> std::time::Duration {
+        Self::now()
+    }
+    fn end(&self, start: std::time::Duration) -> std::time::Duration {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &std::time::Duration, b: &std::time::Duration) -> std::time::Duration {
+        *a + *b
+    }
+    fn zero(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    fn to_f64(&self, d: &std::time::Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
+        self.0.formatter()
+    }
+}
+
+/// The address every `throttle` request comes from.
+const PEER: ([u8; 4], u16) = ([203, 0, 113, 9], 50_000);
+
+fn throttle(c: &mut Criterion<ThreadCpu>) {
+    use auth_diagnostics::basic::{BasicAuthenticator, BasicCredentials};
+    use auth_diagnostics::failure::AuthFailure;
+    use auth_diagnostics::throttle::Throttle;
+    use auth_diagnostics::{Principal, Reason};
+    use axum::extract::ConnectInfo;
+    use std::net::SocketAddr;
+
+    let started = std::time::SystemTime::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET))
+        .issuer("https://issuer.bench")
+        .audience("bench")
+        .require_claims(["sub"]);
+    let basic = BasicAuthenticator::new(|c: BasicCredentials| async move {
+        match c.user == "alice" && c.password.ct_eq("wonderland") {
+            true => Ok(Principal::new(c.user)),
+            false => Err(AuthFailure::new(Reason::BasicPasswordMismatch)),
+        }
+    });
+    let bearer = format!("Bearer {}", token());
+    // alice:wonderland
+    let alice = "Basic YWxpY2U6d29uZGVybGFuZA==".to_owned();
+    let peer = SocketAddr::from(PEER);
+    let with_peer = |auth: &str| {
+        let mut r = request(Some(auth));
+        r.extensions_mut().insert(ConnectInfo(peer));
+        r
+    };
+    let apps = [
+        ("basic", &alice, AuthDiagnostics::new().basic(basic)),
+        ("bearer", &bearer, AuthDiagnostics::new().bearer(jwt)),
+    ];
+    let call = |app: &Router, auth: &str| {
+        let r = rt.block_on(app.clone().oneshot(with_peer(auth))).unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    };
+    let mut g = c.benchmark_group("throttle");
+    let mut paired = Vec::new();
+    for (name, auth, layer) in apps {
+        let off = router().layer(layer.clone());
+        let throttle = Throttle::new();
+        let on = router().layer(layer.throttle(throttle.clone()));
+        for (line, app) in [("off", &off), ("on", &on)] {
+            // Warm: the token cache holds the token, the first request's notes are said.
+            call(app, auth);
+            g.bench_function(format!("{name}_{line}"), |b| b.iter(|| call(app, auth)));
+        }
+        // Only when the lines ran (a filter may leave them out).
+        if ran(started, name) {
+            paired.push((name, paired_ratio(|app| call(app, auth), &off, &on)));
+        }
+        // A client in good standing leaves nothing to count: the table holds no key.
+        assert_eq!(throttle.tracked(), 0, "{name}: a success was counted");
+    }
+    g.finish();
+    throttle_ratios(started, &paired);
+}
+
+/// Whether `throttle/{name}_on` was measured in this run.
+fn ran(since: std::time::SystemTime, name: &str) -> bool {
+    mean_ns(&criterion_home(), "throttle", &format!("{name}_on"), since).is_some()
+}
+
+/// Rounds of the paired measurement, and requests per app in each.
+const PAIRED_ROUNDS: usize = 40;
+const PAIRED_BATCH: usize = 2_000;
+
+/// On ÷ off measured in alternation: [`PAIRED_ROUNDS`] rounds of [`PAIRED_BATCH`] requests to
+/// each app (which goes first swapped every round), the CPU time of this thread; the median
+/// of the rounds' ratios. Criterion's lines run seconds apart, and other processes on a
+/// small machine move them by more than the few per cent looked for; here both halves of
+/// each ratio see the same machine.
+fn paired_ratio(call: impl Fn(&Router), off: &Router, on: &Router) -> f64 {
+    let time = |app: &Router| {
+        let start = ThreadCpu::now();
+        for _ in 0..PAIRED_BATCH {
+            call(app);
+        }
+        ThreadCpu::now().saturating_sub(start).as_nanos() as f64
+    };
+    let mut ratios: Vec<f64> = (0..PAIRED_ROUNDS)
+        .map(|round| match round % 2 {
+            0 => {
+                let off = time(off);
+                time(on) / off
+            }
+            _ => {
+                let on = time(on);
+                on / time(off)
+            }
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[ratios.len() / 2]
+}
+
+/// Where criterion writes its estimates, found as criterion finds it (as in
+/// `benches/peers.rs`): `CRITERION_HOME`, else `criterion` in `CARGO_TARGET_DIR` or in the
+/// target directory `cargo metadata` names, else `target/criterion`.
+fn criterion_home() -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let out = std::process::Command::new(std::env::var_os("CARGO")?)
+                .args(["metadata", "--format-version", "1", "--no-deps"])
+                .output()
+                .ok()?;
+            let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
+            Some(meta["target_directory"].as_str()?.into())
+        })
+        .unwrap_or_else(|| "target".into());
+    target.join("criterion")
+}
+
+/// The mean time per request (ns) criterion estimated for `group/line` in this run:
+/// `None` when the line did not run since `since` (a filter left it out).
+fn mean_ns(
+    home: &std::path::Path,
+    group: &str,
+    line: &str,
+    since: std::time::SystemTime,
+) -> Option<f64> {
+    let path = home.join(group).join(line).join("new/estimates.json");
+    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if written < since {
+        return None;
+    }
+    let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    estimates["mean"]["point_estimate"].as_f64()
+}
+
+/// The time per request (ns) criterion prints for `group/line` in this run: its slope
+/// estimate, or the mean when it has none; `None` when the line did not run since `since`.
+fn estimate_ns(
+    home: &std::path::Path,
+    group: &str,
+    line: &str,
+    since: std::time::SystemTime,
+) -> Option<f64> {
+    let mean = mean_ns(home, group, line, since)?;
+    let path = home.join(group).join(line).join("new/estimates.json");
+    let estimates: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    Some(
+        estimates["slope"]["point_estimate"]
+            .as_f64()
+            .unwrap_or(mean),
+    )
+}
+
+/// The `throttle` group's table: on ÷ off for each credential, criterion's estimates of
+/// both lines (its slope, as it prints them) in this run, and the paired median.
+fn throttle_ratios(since: std::time::SystemTime, paired: &[(&str, f64)]) {
+    let home = criterion_home();
+    println!(
+        "\nthrottling on ÷ off, a client in good standing (CPU time per request, this run; \
+         paired: the median of {PAIRED_ROUNDS} alternating rounds):\n"
+    );
+    println!(
+        "| {:<14} | {:>9} | {:>9} | {:>7} | {:>7} | {:>6} |",
+        "case", "off (ns)", "on (ns)", "ratio", "paired", "goal"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(16),
+        "-".repeat(11),
+        "-".repeat(11),
+        "-".repeat(9),
+        "-".repeat(9),
+        "-".repeat(8)
+    );
+    for (case, name) in [("Basic valid", "basic"), ("Bearer valid", "bearer")] {
+        let off = estimate_ns(&home, "throttle", &format!("{name}_off"), since);
+        let on = estimate_ns(&home, "throttle", &format!("{name}_on"), since);
+        let (Some(off), Some(on)) = (off, on) else {
+            continue;
+        };
+        let pair = paired
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or("-".to_owned(), |(_, r)| format!("{r:.3}"));
+        println!(
+            "| {case:<14} | {off:>9.0} | {on:>9.0} | {:>7.3} | {pair:>7} | {:>6} |",
+            on / off,
+            "≤ 1.03"
+        );
+    }
+    println!();
+}
+
 criterion_group! {
     name = layer;
     config = Criterion::default()
@@ -536,4 +786,12 @@ criterion_group! {
         .measurement_time(std::time::Duration::from_secs(3));
     targets = benches, key_source, dpop, telemetry, replicas
 }
-criterion_main!(layer);
+criterion_group! {
+    name = throttling;
+    config = Criterion::default()
+        .with_measurement(ThreadCpu(criterion::measurement::WallTime))
+        .warm_up_time(std::time::Duration::from_secs(1))
+        .measurement_time(std::time::Duration::from_secs(3));
+    targets = throttle
+}
+criterion_main!(layer, throttling);
