@@ -50,7 +50,7 @@ pub(crate) struct Answer {
     /// A gRPC request: refusals are trailers-only gRPC answers.
     grpc: bool,
     /// What a failure of this request is counted under, when the layer throttles.
-    pub counted: Option<crate::throttle::Counted>,
+    pub counted: Option<Arc<crate::throttle::Subject>>,
     /// What was decided, for the audit record (only when the layer audits).
     audit: Option<std::sync::Mutex<Option<Facts>>>,
 }
@@ -153,11 +153,14 @@ impl Answer {
     /// A failure that throttling counts is recorded here (in the shared store when there
     /// is one: [`PendingRecord`]).
     pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
-        let counted = self
-            .counted
-            .as_ref()
-            .filter(|_| crate::throttle::COUNTED.contains(&failure.reason()));
-        let record = counted.and_then(|c| c.throttle.record(&c.subject));
+        let record = match (&self.config.throttle, &self.counted) {
+            (Some(throttle), Some(subject))
+                if crate::throttle::COUNTED.contains(&failure.reason()) =>
+            {
+                throttle.record(subject)
+            }
+            _ => None,
+        };
         let mut response = self.render(failure);
         if let Some(facts) = self.take_decision() {
             response.extensions_mut().insert(facts);

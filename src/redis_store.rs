@@ -396,27 +396,24 @@ impl IntrospectionStore for RedisStore {
     }
 }
 
-/// The longest time any of KEYS (block keys) stays blocked, in ms (0: none is).
+/// How long each of KEYS (block keys) stays blocked, in ms (0: it is not).
 const THROTTLE_CHECK: &str = r#"
-local longest = 0
+local left = {}
 for i = 1, #KEYS do
-  local left = redis.call('PTTL', KEYS[i])
-  if left > longest then
-    longest = left
-  end
+  left[i] = math.max(redis.call('PTTL', KEYS[i]), 0)
 end
-return longest
+return left
 "#;
 
 /// One failure for each triple of KEYS (a hash of strikes and block end, a list of the
 /// last failures' times, a block key), under ARGV's budgets (the failures, the window and
 /// the first block, in ms, for each triple; the longest block last), with Redis's clock,
-/// as `Throttle` describes. Returns the longest block now in force, in ms.
+/// as `Throttle` describes. Returns how long each triple's key stays blocked, in ms.
 const THROTTLE_RECORD: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local max_block = tonumber(ARGV[#ARGV])
-local longest = 0
+local blocked = {}
 for i = 1, #KEYS / 3 do
   local state, log, block = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local failures = tonumber(ARGV[3 * i - 2])
@@ -438,17 +435,17 @@ for i = 1, #KEYS / 3 do
     local b = math.max(math.min(base * 2 ^ (strikes - 1), max_block), 1)
     blocked_until = math.max(blocked_until, now + b)
   end
-  local left = math.floor(blocked_until - now)
+  local left = math.max(math.floor(blocked_until - now), 0)
   if left > 0 then
     redis.call('SET', block, '1', 'PX', left)
-    longest = math.max(longest, left)
   end
+  blocked[i] = left
   redis.call('HSET', state, 'strikes', tostring(strikes), 'until', tostring(blocked_until))
   local ttl = math.floor(window + math.max(left, 0))
   redis.call('PEXPIRE', state, ttl)
   redis.call('PEXPIRE', log, ttl)
 end
-return longest
+return blocked
 "#;
 
 /// Failed authentication counted by every replica
@@ -461,7 +458,7 @@ return longest
 /// that counts and blocks with Redis's clock. The hex is an HMAC of the address or user
 /// name: Redis holds neither.
 impl crate::throttle::ThrottleStore for RedisStore {
-    fn blocked(&self, keys: &[String]) -> StoreFuture<Option<Duration>> {
+    fn blocked(&self, keys: &[String]) -> StoreFuture<Vec<Option<Duration>>> {
         let store = self.clone();
         let keys: Vec<String> = keys
             .iter()
@@ -469,12 +466,11 @@ impl crate::throttle::ThrottleStore for RedisStore {
             .collect();
         Box::pin(async move {
             if keys.is_empty() {
-                return Ok(None);
+                return Ok(Vec::new());
             }
             let mut cmd = redis::cmd("EVAL");
             cmd.arg(THROTTLE_CHECK).arg(keys.len()).arg(keys);
-            let left: i64 = store.query(cmd).await?;
-            Ok((left > 0).then(|| Duration::from_millis(left as u64)))
+            Ok(blocks(store.query(cmd).await?))
         })
     }
 
@@ -482,7 +478,7 @@ impl crate::throttle::ThrottleStore for RedisStore {
         &self,
         failures: &[(String, crate::throttle::Budget)],
         max_block: Duration,
-    ) -> StoreFuture<Option<Duration>> {
+    ) -> StoreFuture<Vec<Option<Duration>>> {
         let store = self.clone();
         let prefix = &self.inner.prefix;
         let mut cmd = redis::cmd("EVAL");
@@ -501,10 +497,16 @@ impl crate::throttle::ThrottleStore for RedisStore {
         let empty = failures.is_empty();
         Box::pin(async move {
             if empty {
-                return Ok(None);
+                return Ok(Vec::new());
             }
-            let left: i64 = store.query(cmd).await?;
-            Ok((left > 0).then(|| Duration::from_millis(left as u64)))
+            Ok(blocks(store.query(cmd).await?))
         })
     }
+}
+
+/// Milliseconds left per key, as the throttling scripts give them.
+fn blocks(left: Vec<i64>) -> Vec<Option<Duration>> {
+    left.into_iter()
+        .map(|ms| (ms > 0).then(|| Duration::from_millis(ms as u64)))
+        .collect()
 }

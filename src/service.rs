@@ -125,12 +125,14 @@ impl<S> AuthDiagnosticsService<S> {
         if self.config.report_only {
             return decide(inner, req, answer, hide, said);
         }
-        let subject = throttle.subject(
-            &self.config.trusted_proxies,
-            req.headers(),
-            req.extensions(),
-            answer.request_id.as_str(),
-        );
+        let subject = throttle.subject(&crate::throttle::Sent {
+            proxies: &self.config.trusted_proxies,
+            schemes: &self.config.schemes,
+            headers: req.headers(),
+            uri: req.uri(),
+            extensions: req.extensions(),
+            request_id: answer.request_id.as_str(),
+        });
         if subject.is_empty() {
             return decide(inner, req, answer, hide, said);
         }
@@ -139,10 +141,7 @@ impl<S> AuthDiagnosticsService<S> {
             return ResponseFuture::rejected(answer.reject(failure));
         }
         let subject = Arc::new(subject);
-        answer.counted = Some(crate::throttle::Counted {
-            throttle: throttle.clone(),
-            subject: subject.clone(),
-        });
+        answer.counted = Some(subject.clone());
         if !throttle.is_shared() {
             return decide(inner, req, answer, hide, said);
         }

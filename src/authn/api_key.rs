@@ -228,6 +228,13 @@ impl AuthScheme for ApiKeyAuthenticator {
         self.header == name
     }
 
+    fn sent_key<'a>(&self, ev: &Evidence<'a>) -> Option<&'a [u8]> {
+        if let Some(v) = ev.headers().get(&self.header) {
+            return Some(v.as_bytes());
+        }
+        Some(ev.query_param(self.query.as_deref()?)?.as_bytes())
+    }
+
     fn misplaced(&self, word: &str) -> Option<AuthFailure> {
         KEY_WORDS.iter().any(|n| n.eq_ignore_ascii_case(word)).then(|| {
             AuthFailure::new(Reason::CredentialsWrongLocation)

@@ -80,6 +80,12 @@ pub(crate) trait AuthScheme: Send + Sync + fmt::Debug + 'static {
     fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision>;
 
     /// Whether it reads the request header `name` (so a credential there is not "elsewhere").
+    /// The API key the request sends where this scheme reads keys (throttling counts
+    /// keys by their prefix); `None` for other schemes.
+    fn sent_key<'a>(&self, _ev: &Evidence<'a>) -> Option<&'a [u8]> {
+        None
+    }
+
     fn reads_header(&self, _name: &str) -> bool {
         false
     }
