@@ -332,7 +332,7 @@ impl Context {
     }
 
     /// The record of the answer that leaves the layer, if the layer decided anything.
-    pub(crate) fn finish<B>(self: Box<Self>, response: &mut Response<B>) {
+    pub(crate) fn finish<B>(self, response: &mut Response<B>) {
         let Some(facts) = response.extensions_mut().remove::<Facts>() else {
             return;
         };
@@ -346,7 +346,7 @@ impl Context {
             request_id,
             route,
             time,
-        } = *self;
+        } = self;
         let record = AuditRecord {
             decision: facts.decision,
             status: response.status(),

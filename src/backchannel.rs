@@ -200,7 +200,7 @@ impl BackchannelLogout {
         headers.insert(X_REQUEST_ID, request_id.header_value().clone());
         if let Some(audit) = audit {
             response.extensions_mut().insert(facts);
-            audit.finish(&mut response);
+            (*audit).finish(&mut response);
         }
         response
     }

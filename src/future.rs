@@ -190,7 +190,7 @@ where
                 vary_on_credentials(response.headers_mut());
             }
             if let Some(context) = self.as_mut().project().audit.take() {
-                context.finish(&mut response);
+                (*context).finish(&mut response);
             }
             let pending = response.extensions_mut().remove::<PendingRecord>();
             match pending.and_then(|p| p.0.lock().unwrap_or_else(|e| e.into_inner()).take()) {
