@@ -507,3 +507,53 @@ async fn the_eleventh_attempt_overall_is_429_whichever_process_gets_it() {
         .await
         .ok();
 }
+
+/// With a shared store a block stays the blocked key's: another client in the same user's
+/// name is answered as usual (as by a demo on its own:
+/// `one_blocked_client_does_not_block_another`), and a blocked client cannot lock other
+/// users' names out by sending them.
+#[tokio::test]
+async fn a_blocked_address_does_not_block_user_names_for_other_clients_when_shared() {
+    let redis = redis_or_skip!();
+    let (a, b) = two_replicas(&redis, "demo-throttle-secret-names", &[]);
+    let attacker = Some("203.0.113.40");
+    // 10 failures in alice's name on A: the address is blocked; alice's name has 10 of
+    // the 30 its budget allows.
+    for _ in 0..10 {
+        a.attempt("/basic", attacker, ("authorization", &wrong("alice")))
+            .await
+            .refused(401, "basic_password_mismatch");
+    }
+    a.attempt("/basic", attacker, ("authorization", &alice()))
+        .await
+        .throttled(1..=6);
+    // B learns of the block from Redis, on a request in bob's name.
+    b.attempt("/basic", attacker, ("authorization", &wrong("bob")))
+        .await
+        .throttled(1..=6);
+    // Alice and bob, from their own address.
+    let own = Some("203.0.113.41");
+    let seen = [
+        (
+            "alice on A",
+            a.attempt("/basic", own, ("authorization", &alice())).await,
+        ),
+        (
+            "alice on B",
+            b.attempt("/basic", own, ("authorization", &alice())).await,
+        ),
+        (
+            "bob on B",
+            b.attempt("/basic", own, ("authorization", &wrong("bob")))
+                .await,
+        ),
+    ];
+    let got: Vec<(&str, u16)> = seen.iter().map(|(who, a)| (*who, a.status)).collect();
+    assert_eq!(
+        got,
+        [("alice on A", 200), ("alice on B", 200), ("bob on B", 401)],
+        "a block learnt from the shared store was copied to the user name the blocked \
+         address sent (Throttle::record and Throttle::check_shared block every key of the \
+         request): {seen:#?}"
+    );
+}
