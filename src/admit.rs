@@ -25,10 +25,12 @@ fn admit(
     forged: Option<&AuthFailure>,
 ) -> Result<(), AuthFailure> {
     if let (Some(f), Some(crate::scheme::Scheme::Cookie)) = (forged, principal.scheme()) {
-        return Err(f.clone());
+        return Err(f.clone().verified_as(principal));
     }
     match &config.required_scope {
-        Some(scope) => scope.check(Some(principal)),
+        Some(scope) => scope
+            .check(Some(principal))
+            .map_err(|f| f.verified_as(principal)),
         None => Ok(()),
     }
 }
@@ -185,7 +187,8 @@ async fn not_revoked(
             Err(match principal.id() {
                 Some(id) => failure.user(id),
                 None => failure,
-            })
+            }
+            .verified_as(&principal))
         }
         Err(e) if fails_open => {
             tracing::error!(
@@ -198,7 +201,8 @@ async fn not_revoked(
         }
         Err(e) => Err(AuthFailure::new(Reason::RevocationUnavailable)
             .detail(format!("the revocation list cannot be read: {e}"))
-            .retry_after(5)),
+            .retry_after(5)
+            .verified_as(&principal)),
     }
 }
 

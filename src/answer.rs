@@ -108,8 +108,8 @@ impl Answer {
         crate::metrics::success(scheme);
         crate::hooks::span::success(scheme, &principal, self.config.enduser_id);
         if self.audit.is_some() {
-            let fingerprint = credential_fingerprint(&principal, req.headers());
-            self.decided(|_| Facts::accepted(&principal, fingerprint));
+            let authorization = req.headers().get(http::header::AUTHORIZATION);
+            self.decided(|_| Facts::accepted(&principal, authorization));
         }
         let mut req = match &self.config.on_success {
             Some(hook) => crate::hooks::with_head(req, |head| hook.0.on_success(&principal, head)),
@@ -249,7 +249,14 @@ impl Answer {
     /// the failure hook, then logged unless flood control holds it back.
     pub(crate) fn log(&self, failure: AuthFailure, status: StatusCode) {
         let failure = failure.answered(status);
-        self.decided(|known| Facts::refused(known, &failure));
+        if self.audit.is_some() {
+            let authorization = self
+                .snapshot
+                .iter()
+                .find(|(name, _)| *name == http::header::AUTHORIZATION)
+                .map(|(_, value)| value);
+            self.decided(|known| Facts::refused(known, &failure, authorization));
+        }
         let scheme = failure.scheme_received();
         crate::metrics::failure(failure.reason(), scheme, status);
         crate::hooks::span::failure(failure.reason().code(), scheme, status.as_u16());
@@ -307,20 +314,4 @@ impl Answer {
             snapshot: &self.snapshot,
         }
     }
-}
-
-/// The keyed fingerprint of the `Authorization` credential `principal` was accepted with
-/// (Basic, Bearer, DPoP); `None` for keys and cookies, which live elsewhere.
-fn credential_fingerprint(principal: &Principal, headers: &http::HeaderMap) -> Option<String> {
-    use crate::scheme::Scheme;
-    if !matches!(
-        principal.scheme(),
-        Some(Scheme::Basic | Scheme::Bearer | Scheme::Dpop)
-    ) {
-        return None;
-    }
-    let raw = headers.get(http::header::AUTHORIZATION)?.as_bytes();
-    let credential = crate::evidence::credential_part(raw);
-    let capped = &credential[..credential.len().min(8192)];
-    Some(crate::sanitize::fingerprint(capped))
 }

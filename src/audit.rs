@@ -105,10 +105,11 @@ pub struct AuditRecord {
     pub issuer: Option<String>,
     /// On a refusal, the user name the request claimed (unverified), when it named one.
     pub claimed_user: Option<String>,
-    /// A keyed fingerprint of the credential (as in the log events): `Authorization`
-    /// credentials when accepted, whichever failed when refused.
-    pub fingerprint: Option<String>,
-    /// The route that matched, when the layer runs after routing (`route_layer`).
+    /// The credential, for [`fingerprint`](Self::fingerprint): worked out when asked for.
+    fingerprint: Option<Fingerprint>,
+    /// The route template that matched (`/users/{id}`), when the router matched one
+    /// before the layer ran (`Router::layer` and `route_layer` both do); `None` on the
+    /// fallback, or when the layer wraps a whole router as a service.
     pub route: Option<String>,
     /// The request method.
     pub method: Method,
@@ -118,6 +119,41 @@ pub struct AuditRecord {
     pub request_id: String,
     /// When the request came in.
     pub time: SystemTime,
+}
+
+impl AuditRecord {
+    /// A keyed fingerprint of the credential (as in the log events): the `Authorization`
+    /// credential (Basic, Bearer, DPoP) when accepted, whichever failed when refused.
+    /// Worked out when asked for (a keyed hash of the credential).
+    pub fn fingerprint(&self) -> Option<String> {
+        match self.fingerprint.as_ref()? {
+            Fingerprint::Known(fp) => Some(fp.clone()),
+            Fingerprint::Of(credential) => Some(fingerprint_of(credential)),
+        }
+    }
+}
+
+/// A credential's fingerprint, or the credential to work it out from.
+#[derive(Clone)]
+enum Fingerprint {
+    Known(String),
+    /// An `Authorization` value.
+    Of(http::HeaderValue),
+}
+
+// The credential is a secret: only its fingerprint is shown.
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fingerprint::Known(fp) => f.write_str(fp),
+            Fingerprint::Of(credential) => f.write_str(&fingerprint_of(credential)),
+        }
+    }
+}
+
+fn fingerprint_of(authorization: &http::HeaderValue) -> String {
+    let credential = crate::evidence::credential_part(authorization.as_bytes());
+    crate::sanitize::fingerprint(&credential[..credential.len().min(8192)])
 }
 
 /// Where audit records go besides `tracing`: a queue, a database, a SIEM. Called once per
@@ -206,40 +242,45 @@ impl Audit {
     }
 }
 
-/// What the layer decided about a request, as far as it knows: carried on the answer to
-/// the layer's outermost point.
+/// What the layer decided about a request, as far as it knows: carried to the layer's
+/// outermost point. Cheap to make: the principal's claims are shared, the credential's
+/// fingerprint and the record's text are worked out only for a record that is made.
 #[derive(Clone, Debug)]
 pub(crate) struct Facts {
     decision: Decision,
     reason: Option<Reason>,
     enforced: bool,
     scheme: Option<&'static str>,
-    sub: Option<String>,
-    client_id: Option<String>,
-    issuer: Option<String>,
+    /// The verified principal's id and claims.
+    id: Option<String>,
+    claims: Option<Arc<serde_json::Value>>,
     claimed_user: Option<String>,
-    fingerprint: Option<String>,
+    fingerprint: Option<Fingerprint>,
 }
 
 impl Facts {
-    /// Accepted as `principal`, whose credential has `fingerprint`.
-    pub(crate) fn accepted(principal: &Principal, fingerprint: Option<String>) -> Self {
-        let claim = |name: &str| {
-            let value = principal.claims()?.get(name)?.as_str()?;
-            Some(crate::sanitize::cap(value).as_str().to_owned())
-        };
+    /// Accepted as `principal`, with the request's `authorization` when it was the
+    /// credential (Basic, Bearer, DPoP).
+    pub(crate) fn accepted(
+        principal: &Principal,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Self {
+        use crate::scheme::Scheme;
+        let from_authorization = matches!(
+            principal.scheme(),
+            Some(Scheme::Basic | Scheme::Bearer | Scheme::Dpop)
+        );
         Self {
             decision: Decision::Accepted,
             reason: None,
             enforced: true,
             scheme: principal.scheme().map(crate::metrics::scheme_label),
-            sub: principal
-                .id()
-                .map(|id| crate::sanitize::cap(id).as_str().to_owned()),
-            client_id: claim("client_id").or_else(|| claim("azp")),
-            issuer: claim("iss"),
+            id: principal.id().map(str::to_owned),
+            claims: principal.claims_arc(),
             claimed_user: None,
-            fingerprint,
+            fingerprint: authorization
+                .filter(|_| from_authorization)
+                .map(|a| Fingerprint::Of(a.clone())),
         }
     }
 
@@ -250,9 +291,8 @@ impl Facts {
             reason: None,
             enforced: true,
             scheme: Some("logout_token"),
-            sub: None,
-            client_id: None,
-            issuer: Some(crate::sanitize::cap(issuer).as_str().to_owned()),
+            id: None,
+            claims: Some(Arc::new(serde_json::json!({ "iss": issuer }))),
             claimed_user: None,
             fingerprint: None,
         }
@@ -265,32 +305,43 @@ impl Facts {
             reason: would_refuse.map(AuthFailure::reason),
             enforced: would_refuse.is_none(),
             scheme: would_refuse.and_then(received),
-            sub: None,
-            client_id: None,
-            issuer: None,
+            id: None,
+            claims: None,
             claimed_user: would_refuse.and_then(|f| f.facts().user().map(str::to_owned)),
-            fingerprint: would_refuse.and_then(|f| f.facts().fingerprint().map(str::to_owned)),
+            fingerprint: would_refuse
+                .and_then(|f| f.facts().fingerprint())
+                .map(|fp| Fingerprint::Known(fp.to_owned())),
         }
     }
 
-    /// Refused for `failure`; what was known of the principal stays.
-    pub(crate) fn refused(known: Option<Self>, failure: &AuthFailure) -> Self {
-        let known = known.filter(|f| f.decision == Decision::Accepted);
+    /// Refused for `failure`. The principal stays: the one accepted before (the
+    /// application refused it), or the one whose credentials verified and the layer's
+    /// admission refused (scopes, revocation, the account hook).
+    pub(crate) fn refused(
+        known: Option<Self>,
+        failure: &AuthFailure,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Self {
         let facts = failure.facts();
-        let (sub, client_id, issuer, fingerprint) = match known {
-            Some(k) => (k.sub, k.client_id, k.issuer, k.fingerprint),
-            None => (None, None, None, None),
+        let known = known
+            .filter(|f| f.decision == Decision::Accepted)
+            .or_else(|| Some(Self::accepted(facts.verified()?, authorization)));
+        let (id, claims, fingerprint) = match known {
+            Some(k) => (k.id, k.claims, k.fingerprint),
+            None => (None, None, None),
         };
         Self {
             decision: Decision::Refused,
             reason: Some(failure.reason()),
             enforced: true,
             scheme: received(failure),
-            sub,
-            client_id,
-            issuer,
-            claimed_user: facts.user().map(str::to_owned),
-            fingerprint: facts.fingerprint().map(str::to_owned).or(fingerprint),
+            claimed_user: facts.user().map(str::to_owned).filter(|_| id.is_none()),
+            id,
+            claims,
+            fingerprint: match facts.fingerprint() {
+                Some(fp) => Some(Fingerprint::Known(fp.to_owned())),
+                None => fingerprint,
+            },
         }
     }
 }
@@ -300,14 +351,17 @@ fn received(failure: &AuthFailure) -> Option<&'static str> {
     Some(failure.scheme_received()).filter(|s| *s != "none")
 }
 
-/// What the outermost point needs to know about the request.
+/// What the outermost point needs to know about the request: cheap clones, worked into
+/// text only for a record that is made.
 pub(crate) struct Context {
     audit: Audit,
     method: Method,
-    path: String,
-    request_id: String,
-    route: Option<String>,
+    uri: http::Uri,
+    request_id: crate::request_id::AuthRequestId,
+    route: Option<axum::extract::MatchedPath>,
     time: SystemTime,
+    /// What was decided, when the answer does not carry it.
+    pub facts: Option<Facts>,
 }
 
 impl Context {
@@ -316,58 +370,59 @@ impl Context {
         method: &Method,
         uri: &http::Uri,
         extensions: &http::Extensions,
-        request_id: &str,
-    ) -> Box<Self> {
-        let path = crate::snapshot::loggable_path(uri.path());
-        Box::new(Self {
+        request_id: &crate::request_id::AuthRequestId,
+    ) -> Self {
+        Self {
             audit: audit.clone(),
             method: method.clone(),
-            path: crate::sanitize::cap_to(&path, 256).as_str().to_owned(),
-            request_id: request_id.to_owned(),
-            route: extensions
-                .get::<axum::extract::MatchedPath>()
-                .map(|m| crate::sanitize::cap_to(m.as_str(), 256).as_str().to_owned()),
+            uri: uri.clone(),
+            request_id: request_id.clone(),
+            route: extensions.get::<axum::extract::MatchedPath>().cloned(),
             time: SystemTime::now(),
-        })
+            facts: None,
+        }
     }
 
     /// The record of the answer that leaves the layer, if the layer decided anything.
     pub(crate) fn finish<B>(self, response: &mut Response<B>) {
-        let Some(facts) = response.extensions_mut().remove::<Facts>() else {
+        // A refusal made inside (the layer's own, or an MCP answer) says what it decided.
+        let Some(facts) = response.extensions_mut().remove::<Facts>().or(self.facts) else {
             return;
         };
         if facts.decision == Decision::Accepted && !self.audit.take_accept() {
             return;
         }
-        let Context {
-            audit,
-            method,
-            path,
-            request_id,
-            route,
-            time,
-        } = self;
+        let claim = |name: &str| {
+            let value = facts.claims.as_deref()?.get(name)?.as_str()?;
+            Some(crate::sanitize::cap(value).into_string())
+        };
         let record = AuditRecord {
             decision: facts.decision,
             status: response.status(),
             reason: facts.reason,
             enforced: facts.enforced,
             scheme: facts.scheme,
-            sub: facts.sub,
-            client_id: facts.client_id,
-            issuer: facts.issuer,
+            sub: facts
+                .id
+                .as_deref()
+                .map(|id| crate::sanitize::cap(id).into_string()),
+            client_id: claim("client_id").or_else(|| claim("azp")),
+            issuer: claim("iss"),
             claimed_user: facts.claimed_user,
             fingerprint: facts.fingerprint,
-            route,
-            method,
-            path,
-            request_id,
-            time,
+            route: self
+                .route
+                .map(|m| crate::sanitize::cap_to(m.as_str(), 256).into_string()),
+            method: self.method,
+            path: crate::sanitize::cap_to(&crate::snapshot::loggable_path(self.uri.path()), 256)
+                .into_string(),
+            request_id: self.request_id.as_str().to_owned(),
+            time: self.time,
         };
-        if audit.tracing {
+        if self.audit.tracing {
             emit(&record);
         }
-        if let Some(sink) = &audit.sink {
+        if let Some(sink) = &self.audit.sink {
             sink.record(&record);
         }
     }
@@ -386,7 +441,7 @@ fn emit(r: &AuditRecord) {
         client_id = r.client_id.as_deref(),
         issuer = r.issuer.as_deref(),
         claimed_user = r.claimed_user.as_deref(),
-        fingerprint = r.fingerprint.as_deref(),
+        fingerprint = r.fingerprint().as_deref(),
         route = r.route.as_deref(),
         method = r.method.as_str(),
         path = r.path.as_str(),

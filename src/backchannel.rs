@@ -165,7 +165,7 @@ impl BackchannelLogout {
         let (mut head, body) = request.into_parts();
         let request_id = AuthRequestId::ensure(&mut head.headers);
         let audit = self.inner.audit.as_ref().map(|audit| {
-            let id = request_id.as_str();
+            let id = &request_id;
             crate::audit::Context::new(audit, &head.method, &head.uri, &head.extensions, id)
         });
         let outcome = match axum::body::to_bytes(body, MAX_BODY).await {
@@ -175,7 +175,7 @@ impl BackchannelLogout {
         };
         let facts = match &outcome {
             Ok(done) => crate::audit::Facts::logout(&done.issuer),
-            Err(f) => crate::audit::Facts::refused(None, f),
+            Err(f) => crate::audit::Facts::refused(None, f, None),
         };
         let mut response = match outcome {
             Ok(done) => {
@@ -200,7 +200,7 @@ impl BackchannelLogout {
         headers.insert(X_REQUEST_ID, request_id.header_value().clone());
         if let Some(audit) = audit {
             response.extensions_mut().insert(facts);
-            (*audit).finish(&mut response);
+            audit.finish(&mut response);
         }
         response
     }

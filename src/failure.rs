@@ -133,6 +133,9 @@ pub(crate) struct Facts {
     inferred_reason: Option<Reason>,
     upstream_status: Option<u16>,
     had_credentials: bool,
+    /// Refused after the credentials verified (by the layer's scopes, the revocation list
+    /// or the account hook): whose they were, for the audit record.
+    verified: Option<Box<crate::authn::Principal>>,
     keys: Option<Box<KeyFacts>>,
     acr_values: Option<String>,
     max_age: Option<u64>,
@@ -197,6 +200,9 @@ impl Facts {
     }
     pub(crate) fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+    pub(crate) fn verified(&self) -> Option<&crate::authn::Principal> {
+        self.verified.as_deref()
     }
     pub(crate) fn retry_after(&self) -> Option<u64> {
         self.retry_after
@@ -422,6 +428,12 @@ impl AuthFailure {
     }
 
     /// The credential's fingerprint.
+    /// Refused although `principal`'s credentials verified.
+    pub(crate) fn verified_as(mut self, principal: &crate::authn::Principal) -> Self {
+        self.facts.verified = Some(Box::new(principal.clone()));
+        self
+    }
+
     pub(crate) fn fingerprint(mut self, fp: String) -> Self {
         self.facts.fingerprint = Some(fp);
         self

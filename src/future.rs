@@ -223,7 +223,11 @@ where
                     assert!(answer.is_some(), "ResponseFuture polled after completion");
                     let response = ready!(fut.poll(cx))?.map(Body::new);
                     let answer = answer.take().expect("checked above");
-                    return Poll::Ready(Ok(inner_answered(&answer, response, hide)));
+                    let response = inner_answered(&answer, response, hide);
+                    if let Some(context) = self.as_mut().project().audit {
+                        context.facts = answer.take_decision();
+                    }
+                    return Poll::Ready(Ok(response));
                 }
                 Proj::Throttling {
                     check,
@@ -262,20 +266,13 @@ where
     }
 }
 
-/// What the wrapped service answered, watched, with what was decided for the audit, and
-/// hidden as the route asks.
+/// What the wrapped service answered, watched, and hidden as the route asks.
 fn inner_answered(answer: &Answer, mut response: Response<Body>, hide: bool) -> Response<Body> {
     if hide {
         crate::hide::hide_unrendered(&mut response);
     }
     let hidden = crate::hide::carries_hidden(&response);
     let mut response = crate::upstream::response(answer, response);
-    if let Some(facts) = answer.take_decision() {
-        // Unless a refusal inside already said what was decided.
-        if response.extensions().get::<crate::audit::Facts>().is_none() {
-            response.extensions_mut().insert(facts);
-        }
-    }
     if hidden {
         crate::hide::like_the_routers(&mut response, answer.private);
     }

@@ -17,6 +17,11 @@ impl Capped {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The safe text, owned.
+    pub(crate) fn into_string(self) -> String {
+        self.0
+    }
 }
 
 impl fmt::Debug for Capped {

@@ -55,8 +55,14 @@ where
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let request_id = AuthRequestId::ensure(req.headers_mut());
         let audit = self.config.audit.as_ref().map(|audit| {
-            let (method, uri, id) = (req.method(), req.uri(), request_id.as_str());
-            crate::audit::Context::new(audit, method, uri, req.extensions(), id)
+            let (method, uri, id) = (req.method(), req.uri(), &request_id);
+            Box::new(crate::audit::Context::new(
+                audit,
+                method,
+                uri,
+                req.extensions(),
+                id,
+            ))
         });
         self.decide_and_answer(req, request_id).auditing(audit)
     }

@@ -135,7 +135,7 @@ impl Snapshot {
         self.credentials
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
         self.fields.iter().map(|(n, v, _)| (n, v))
     }
 

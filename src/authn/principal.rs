@@ -93,6 +93,11 @@ impl Principal {
         self.claims.as_deref()
     }
 
+    /// The verified claims, shared.
+    pub(crate) fn claims_arc(&self) -> Option<Arc<Value>> {
+        self.claims.clone()
+    }
+
     /// The granted scopes: those given with [`Principal::with_scopes`], the space-separated
     /// `scope` claim and the `scp` claim (string or array).
     pub fn scopes(&self) -> impl Iterator<Item = &str> {

@@ -103,13 +103,14 @@ impl AccountHook {
             Err(match principal.id() {
                 Some(id) => f.user(id),
                 None => f,
-            })
+            }
+            .verified_as(&principal))
         };
         match self.0.check(&principal).await {
             Ok(AccountStatus::Active) => Ok(principal),
             Ok(AccountStatus::Disabled) => refuse(Reason::AccountDisabled),
             Ok(AccountStatus::Locked) => refuse(Reason::AccountLocked),
-            Err(f) => Err(f),
+            Err(f) => Err(f.verified_as(&principal)),
         }
     }
 }

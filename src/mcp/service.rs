@@ -394,8 +394,9 @@ fn mismatch_answer(
     let mut response = jsonrpc_error(parts, status, id, error);
     response.extensions_mut().insert(crate::answer::Handled);
     // The enclosing layer's audit record says what was refused, and whose request it was.
-    let accepted = crate::audit::Facts::accepted(principal, None);
-    let facts = crate::audit::Facts::refused(Some(accepted), &failure);
+    let authorization = parts.headers.get(http::header::AUTHORIZATION);
+    let accepted = crate::audit::Facts::accepted(principal, authorization);
+    let facts = crate::audit::Facts::refused(Some(accepted), &failure, authorization);
     response.extensions_mut().insert(facts);
     response
 }
