@@ -47,6 +47,7 @@ use crate::authn::Principal;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
 use http::{Method, Response, StatusCode};
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -83,10 +84,11 @@ impl fmt::Display for Decision {
     }
 }
 
-/// One authentication decision.
+/// One authentication decision. Its text borrows from the request where it can (a record
+/// made costs no allocation for plain text); [`into_owned`](Self::into_owned) keeps it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
-pub struct AuditRecord {
+pub struct AuditRecord<'a> {
     /// What was decided.
     pub decision: Decision,
     /// The status the client got.
@@ -98,30 +100,30 @@ pub struct AuditRecord {
     /// The scheme of the credential (`bearer`, `basic`, `dpop`, `api_key`, `cookie`, …).
     pub scheme: Option<&'static str>,
     /// The verified principal's id (`sub`).
-    pub sub: Option<String>,
+    pub sub: Option<Cow<'a, str>>,
     /// The token's `client_id` (or `azp`), when it names one.
-    pub client_id: Option<String>,
+    pub client_id: Option<Cow<'a, str>>,
     /// The token's issuer.
-    pub issuer: Option<String>,
+    pub issuer: Option<Cow<'a, str>>,
     /// On a refusal, the user name the request claimed (unverified), when it named one.
-    pub claimed_user: Option<String>,
+    pub claimed_user: Option<Cow<'a, str>>,
     /// The credential, for [`fingerprint`](Self::fingerprint): worked out when asked for.
     fingerprint: Option<Fingerprint>,
     /// The route template that matched (`/users/{id}`), when the router matched one
     /// before the layer ran (`Router::layer` and `route_layer` both do); `None` on the
     /// fallback, or when the layer wraps a whole router as a service.
-    pub route: Option<String>,
+    pub route: Option<Cow<'a, str>>,
     /// The request method.
     pub method: Method,
     /// The request path, without the query.
-    pub path: String,
+    pub path: Cow<'a, str>,
     /// The request id (`X-Request-Id`).
-    pub request_id: String,
+    pub request_id: Cow<'a, str>,
     /// When the request came in.
     pub time: SystemTime,
 }
 
-impl AuditRecord {
+impl AuditRecord<'_> {
     /// A keyed fingerprint of the credential (as in the log events): the `Authorization`
     /// credential (Basic, Bearer, DPoP) when accepted, whichever failed when refused.
     /// Worked out when asked for (a keyed hash of the credential).
@@ -129,6 +131,28 @@ impl AuditRecord {
         match self.fingerprint.as_ref()? {
             Fingerprint::Known(fp) => Some(fp.clone()),
             Fingerprint::Of(credential) => Some(fingerprint_of(credential)),
+        }
+    }
+
+    /// The record with its text owned, to keep or send elsewhere.
+    pub fn into_owned(self) -> AuditRecord<'static> {
+        let own = |text: Option<Cow<'_, str>>| text.map(|t| Cow::Owned(t.into_owned()));
+        AuditRecord {
+            decision: self.decision,
+            status: self.status,
+            reason: self.reason,
+            enforced: self.enforced,
+            scheme: self.scheme,
+            sub: own(self.sub),
+            client_id: own(self.client_id),
+            issuer: own(self.issuer),
+            claimed_user: own(self.claimed_user),
+            fingerprint: self.fingerprint,
+            route: own(self.route),
+            method: self.method,
+            path: Cow::Owned(self.path.into_owned()),
+            request_id: Cow::Owned(self.request_id.into_owned()),
+            time: self.time,
         }
     }
 }
@@ -159,12 +183,12 @@ fn fingerprint_of(authorization: &http::HeaderValue) -> String {
 /// Where audit records go besides `tracing`: a queue, a database, a SIEM. Called once per
 /// record, on the request's task: hand the record on, do not block.
 pub trait AuditSink: Send + Sync + 'static {
-    /// Takes one record.
-    fn record(&self, record: &AuditRecord);
+    /// Takes one record ([`AuditRecord::into_owned`] to keep it).
+    fn record(&self, record: &AuditRecord<'_>);
 }
 
-impl<F: Fn(&AuditRecord) + Send + Sync + 'static> AuditSink for F {
-    fn record(&self, record: &AuditRecord) {
+impl<F: Fn(&AuditRecord<'_>) + Send + Sync + 'static> AuditSink for F {
+    fn record(&self, record: &AuditRecord<'_>) {
         self(record)
     }
 }
@@ -275,7 +299,14 @@ impl Facts {
             reason: None,
             enforced: true,
             scheme: principal.scheme().map(crate::metrics::scheme_label),
-            id: principal.id().map(str::to_owned),
+            // A token's `sub` is read from its claims when the record is made.
+            id: principal
+                .id()
+                .filter(|id| {
+                    let sub = principal.claims().and_then(|c| c.get("sub"));
+                    sub.and_then(|s| s.as_str()) != Some(*id)
+                })
+                .map(str::to_owned),
             claims: principal.claims_arc(),
             claimed_user: None,
             fingerprint: authorization
@@ -392,9 +423,15 @@ impl Context {
         if facts.decision == Decision::Accepted && !self.audit.take_accept() {
             return;
         }
+        let claims = facts.claims.as_deref();
         let claim = |name: &str| {
-            let value = facts.claims.as_deref()?.get(name)?.as_str()?;
-            Some(crate::sanitize::cap(value).into_string())
+            let value = claims?.get(name)?.as_str()?;
+            Some(crate::sanitize::safe_to(value, crate::sanitize::MAX_FIELD))
+        };
+        let safe = |text| crate::sanitize::safe_to(text, crate::sanitize::MAX_FIELD);
+        let path = match crate::snapshot::loggable_path(self.uri.path()) {
+            Cow::Borrowed(path) => crate::sanitize::safe_to(path, 256),
+            Cow::Owned(path) => Cow::Owned(crate::sanitize::safe_to(&path, 256).into_owned()),
         };
         let record = AuditRecord {
             decision: facts.decision,
@@ -402,21 +439,18 @@ impl Context {
             reason: facts.reason,
             enforced: facts.enforced,
             scheme: facts.scheme,
-            sub: facts
-                .id
-                .as_deref()
-                .map(|id| crate::sanitize::cap(id).into_string()),
+            sub: facts.id.as_deref().map(safe).or_else(|| claim("sub")),
             client_id: claim("client_id").or_else(|| claim("azp")),
             issuer: claim("iss"),
-            claimed_user: facts.claimed_user,
-            fingerprint: facts.fingerprint,
+            claimed_user: facts.claimed_user.as_deref().map(safe),
+            fingerprint: facts.fingerprint.clone(),
             route: self
                 .route
-                .map(|m| crate::sanitize::cap_to(m.as_str(), 256).into_string()),
-            method: self.method,
-            path: crate::sanitize::cap_to(&crate::snapshot::loggable_path(self.uri.path()), 256)
-                .into_string(),
-            request_id: self.request_id.as_str().to_owned(),
+                .as_ref()
+                .map(|m| crate::sanitize::safe_to(m.as_str(), 256)),
+            method: self.method.clone(),
+            path,
+            request_id: Cow::Borrowed(self.request_id.as_str()),
             time: self.time,
         };
         if self.audit.tracing {
@@ -429,7 +463,7 @@ impl Context {
 }
 
 /// The record as a `tracing` event on `auth_diagnostics::audit`.
-fn emit(r: &AuditRecord) {
+fn emit(r: &AuditRecord<'_>) {
     tracing::info!(
         target: "auth_diagnostics::audit",
         decision = r.decision.as_str(),
@@ -444,8 +478,8 @@ fn emit(r: &AuditRecord) {
         fingerprint = r.fingerprint().as_deref(),
         route = r.route.as_deref(),
         method = r.method.as_str(),
-        path = r.path.as_str(),
-        request_id = r.request_id.as_str(),
+        path = &*r.path,
+        request_id = &*r.request_id,
         "audit"
     );
 }

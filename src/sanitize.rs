@@ -17,11 +17,6 @@ impl Capped {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// The safe text, owned.
-    pub(crate) fn into_string(self) -> String {
-        self.0
-    }
 }
 
 impl fmt::Debug for Capped {
@@ -53,6 +48,15 @@ impl PartialEq<&str> for Capped {
 /// control characters, quotes, backslashes and non-ASCII as `\u{..}`-style escapes.
 pub(crate) fn cap(text: &str) -> Capped {
     cap_to(text, MAX_FIELD)
+}
+
+/// [`cap_to`], borrowing `text` when it is already safe as it is (no allocation).
+pub(crate) fn safe_to(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let plain = |b: &u8| (b' '..=b'~').contains(b) && *b != b'"' && *b != b'\\';
+    if text.len() <= max && text.bytes().all(|b| plain(&b)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(cap_to(text, max).0)
 }
 
 pub(crate) fn cap_to(text: &str, max: usize) -> Capped {

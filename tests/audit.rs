@@ -42,7 +42,7 @@ const AUDIT_TARGET: &str = "auth_diagnostics::audit";
 
 /// A sink that keeps every record it is handed.
 #[derive(Clone, Default)]
-struct Records(Arc<Mutex<Vec<AuditRecord>>>);
+struct Records(Arc<Mutex<Vec<AuditRecord<'static>>>>);
 
 impl Records {
     /// Every decision, on `tracing` and to this sink.
@@ -53,11 +53,11 @@ impl Records {
     /// `audit` with this sink.
     fn onto(&self, audit: Audit) -> Audit {
         let kept = self.0.clone();
-        audit.sink(move |r: &AuditRecord| kept.lock().unwrap().push(r.clone()))
+        audit.sink(move |r: &AuditRecord| kept.lock().unwrap().push(r.clone().into_owned()))
     }
 
     /// The records handed over since the last call.
-    fn take(&self) -> Vec<AuditRecord> {
+    fn take(&self) -> Vec<AuditRecord<'static>> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 }
@@ -68,7 +68,7 @@ struct Seen {
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
-    records: Vec<AuditRecord>,
+    records: Vec<AuditRecord<'static>>,
     /// Events on `auth_diagnostics::audit`.
     audit: Vec<Captured>,
     /// The failure log (target `auth_diagnostics`).
@@ -104,7 +104,7 @@ impl Seen {
     /// The one record of this request, which the one audit event repeats field for
     /// field, with the request id the client got.
     #[track_caller]
-    fn one(&self) -> &AuditRecord {
+    fn one(&self) -> &AuditRecord<'static> {
         assert_eq!(self.records.len(), 1, "one record: {:#?}", self.records);
         assert_eq!(self.audit.len(), 1, "one audit event: {:#?}", self.audit);
         let r = &self.records[0];
@@ -166,8 +166,8 @@ fn assert_same(r: &AuditRecord, e: &Captured) {
         assert_eq!(e.get(name), want, "field {name}: {e:#?}");
     }
     assert_eq!(e.get("method"), Some(r.method.as_str()));
-    assert_eq!(e.get("path"), Some(r.path.as_str()));
-    assert_eq!(e.get("request_id"), Some(r.request_id.as_str()));
+    assert_eq!(e.get("path"), Some(&*r.path));
+    assert_eq!(e.get("request_id"), Some(&*r.request_id));
 }
 
 /// A keyed fingerprint as the log events show it: a short hex hash prefix.
@@ -323,11 +323,12 @@ async fn admission_refusals_by_the_layer_keep_the_verified_principal() {
     );
     let r = seen.one();
     assert_refused(r, 403, "insufficient_scope");
-    let who = |r: &AuditRecord| {
+    let who = |r: &AuditRecord<'_>| {
+        let own = |t: &Option<std::borrow::Cow<'_, str>>| t.as_deref().map(str::to_owned);
         (
-            r.sub.clone(),
-            r.client_id.clone(),
-            r.issuer.clone(),
+            own(&r.sub),
+            own(&r.client_id),
+            own(&r.issuer),
             r.fingerprint(),
         )
     };
@@ -562,7 +563,7 @@ async fn records_are_not_rate_limited_while_the_failure_log_is() {
     assert!(records
         .iter()
         .all(|r| r.reason.map(|r| r.code()) == Some("credentials_missing")));
-    let mut ids: Vec<&str> = records.iter().map(|r| r.request_id.as_str()).collect();
+    let mut ids: Vec<&str> = records.iter().map(|r| &*r.request_id).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), N, "each record is its own request's");
