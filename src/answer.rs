@@ -50,7 +50,7 @@ pub(crate) struct Answer {
     /// A gRPC request: refusals are trailers-only gRPC answers.
     grpc: bool,
     /// What a failure of this request is counted under, when the layer throttles.
-    pub counted: Option<Arc<crate::throttle::Subject>>,
+    pub counted: Option<crate::throttle::Subject>,
     /// What was decided, for the audit record (only when the layer audits).
     audit: Option<std::sync::Mutex<Option<Facts>>>,
 }

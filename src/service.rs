@@ -146,12 +146,12 @@ impl<S> AuthDiagnosticsService<S> {
         if let Some(failure) = throttle.check_local(&subject) {
             return ResponseFuture::rejected(answer.reject(failure));
         }
-        let subject = Arc::new(subject);
-        answer.counted = Some(subject.clone());
         if !throttle.is_shared() {
+            answer.counted = Some(subject);
             return decide(inner, req, answer, hide, said);
         }
-        let check = throttle.check_shared(subject);
+        let check = throttle.check_shared(subject.clone());
+        answer.counted = Some(subject);
         ResponseFuture::throttling(check, inner, req, answer, said.clone(), decide)
     }
 }

@@ -27,8 +27,8 @@ mod table;
 use crate::failure::AuthFailure;
 use crate::keys::store::StoreFuture;
 use crate::reason::Reason;
-use crate::scheme::Scheme;
 use http::{Extensions, HeaderMap};
+use std::borrow::Cow;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -381,14 +381,10 @@ impl Throttle {
 
     /// The claimed identity: the Basic user name, or the API key's prefix when counted
     /// (read where the layer's API-key scheme reads keys).
-    fn claimed<'a>(&self, sent: &Sent<'a>) -> Option<(&'static [u8], std::borrow::Cow<'a, [u8]>)> {
+    fn claimed<'a>(&self, sent: &Sent<'a>) -> Option<(&'static [u8], Cow<'a, [u8]>)> {
         for value in sent.headers.get_all(http::header::AUTHORIZATION) {
-            let raw = value.as_bytes();
-            let scheme = crate::evidence::spoken_scheme(raw).and_then(Scheme::from_word);
-            if scheme == Some(Scheme::Basic) {
-                let token = std::str::from_utf8(crate::evidence::credential_part(raw)).ok()?;
-                let user = crate::authn::basic::decode_basic(token.trim()).ok()?.user;
-                return Some((b"basic:", user.into_bytes().into()));
+            if let Some(user) = basic_user(value.as_bytes()) {
+                return Some((b"basic:", Cow::Owned(user)));
             }
         }
         let chars = self.api_key_prefix?;
@@ -397,7 +393,7 @@ impl Throttle {
         let key = std::str::from_utf8(key).ok()?.trim();
         let end = key.char_indices().nth(chars).map_or(key.len(), |(i, _)| i);
         let prefix = &key.as_bytes()[..end];
-        (key[..end].chars().count() == chars).then_some((b"key:", prefix.into()))
+        (key[..end].chars().count() == chars).then_some((b"key:", Cow::Borrowed(prefix)))
     }
 
     /// Without a peer address only identities are counted: said once per throttle, at
@@ -432,7 +428,7 @@ impl Throttle {
 
     /// Asks the shared store whether `subject` is blocked; a store fault is logged and the
     /// local answer (already given: not blocked) stands.
-    pub(crate) fn check_shared(&self, subject: Arc<Subject>) -> CheckFuture {
+    pub(crate) fn check_shared(&self, subject: Subject) -> CheckFuture {
         let this = self.clone();
         Box::pin(async move {
             let shared = this.shared.as_ref()?;
@@ -464,7 +460,7 @@ impl Throttle {
     }
 
     /// Records a failure of `subject` here; the shared store's record, when there is one.
-    pub(crate) fn record(&self, subject: &Arc<Subject>) -> Option<RecordFuture> {
+    pub(crate) fn record(&self, subject: &Subject) -> Option<RecordFuture> {
         let now = Instant::now();
         for key in subject.keys() {
             self.table.fail(key.local, key.budget, self.max_block, now);
@@ -518,6 +514,28 @@ fn throttled(left: Duration) -> AuthFailure {
             "this client failed to authenticate too often; it may try again in {secs} s"
         ))
         .retry_after(secs.max(1))
+}
+
+/// The user name of `Authorization: Basic …`, as sent (checked by the scheme later: one
+/// that does not decode is `basic_malformed`, which is not counted).
+fn basic_user(authorization: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let rest = match authorization.get(..6) {
+        Some(word) if word.eq_ignore_ascii_case(b"basic ") => &authorization[6..],
+        _ => return None,
+    };
+    let token = rest.trim_ascii();
+    // The most the scheme reads: a user name of 256 bytes and a password of 1 KiB.
+    if token.len() > 1708 {
+        return None;
+    }
+    let mut decoded = vec![0; token.len() / 4 * 3 + 3];
+    let len = base64::engine::general_purpose::STANDARD
+        .decode_slice(token, &mut decoded)
+        .ok()?;
+    let colon = decoded[..len].iter().position(|&b| b == b':')?;
+    decoded.truncate(colon);
+    Some(decoded)
 }
 
 /// What an address is counted as: IPv4 whole, IPv6 by its /64.

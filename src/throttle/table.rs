@@ -4,6 +4,7 @@
 use super::Budget;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,6 +22,9 @@ pub(crate) struct Table {
     shards: Box<[Mutex<Shard>]>,
     per_shard: usize,
     epoch: Instant,
+    /// The latest end of any block, in ms since the epoch: before it nothing is looked up
+    /// (the usual case: no client is blocked).
+    latest_until: AtomicU64,
 }
 
 /// The keys are keyed hashes already: used as they are.
@@ -90,6 +94,7 @@ impl Table {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             per_shard: capacity.div_ceil(SHARDS),
             epoch: Instant::now(),
+            latest_until: AtomicU64::new(0),
         }
     }
 
@@ -113,6 +118,9 @@ impl Table {
     /// How much longer `key` stays blocked at `now`.
     pub(crate) fn blocked(&self, key: u64, now: Instant) -> Option<Duration> {
         let now = self.ms(now);
+        if now >= self.latest_until.load(Ordering::Relaxed) {
+            return None;
+        }
         let until = self.shard(key).entries.get(&key)?.until;
         (until > now).then(|| Duration::from_millis(until - now))
     }
@@ -145,6 +153,7 @@ impl Table {
                 .min(max_block.as_millis() as u64)
                 .max(1);
             e.until = e.until.max(now + block);
+            self.latest_until.fetch_max(e.until, Ordering::Relaxed);
         }
     }
 
@@ -155,6 +164,7 @@ impl Table {
         let mut shard = self.shard(key);
         let e = shard.entry(key, per_shard, now);
         e.until = e.until.max(until);
+        self.latest_until.fetch_max(e.until, Ordering::Relaxed);
     }
 }
 
