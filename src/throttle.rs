@@ -28,7 +28,6 @@ use crate::failure::AuthFailure;
 use crate::keys::store::StoreFuture;
 use crate::reason::Reason;
 use http::{Extensions, HeaderMap};
-use std::borrow::Cow;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
@@ -350,9 +349,11 @@ impl Throttle {
                 None
             }
         };
+        // Decoded here, on the stack: the scheme decodes (and checks) it again later.
+        let mut buffer = [0; BASIC_DECODED];
         let identity = self.identity.and_then(|budget| {
-            let (kind, name) = self.claimed(sent)?;
-            Some(self.key(b'i', &[kind, &name], budget))
+            let (kind, name) = self.claimed(sent, &mut buffer)?;
+            Some(self.key(b'i', &[kind, name], budget))
         });
         Subject {
             keys: [address, identity],
@@ -381,11 +382,18 @@ impl Throttle {
 
     /// The claimed identity: the Basic user name, or the API key's prefix when counted
     /// (read where the layer's API-key scheme reads keys).
-    fn claimed<'a>(&self, sent: &Sent<'a>) -> Option<(&'static [u8], Cow<'a, [u8]>)> {
-        for value in sent.headers.get_all(http::header::AUTHORIZATION) {
-            if let Some(user) = basic_user(value.as_bytes()) {
-                return Some((b"basic:", Cow::Owned(user)));
-            }
+    fn claimed<'a>(
+        &self,
+        sent: &Sent<'a>,
+        buffer: &'a mut [u8; BASIC_DECODED],
+    ) -> Option<(&'static [u8], &'a [u8])> {
+        let basic = sent
+            .headers
+            .get_all(http::header::AUTHORIZATION)
+            .iter()
+            .find_map(|value| basic_token(value.as_bytes()));
+        if let Some(token) = basic {
+            return Some((b"basic:", basic_user(token, buffer)?));
         }
         let chars = self.api_key_prefix?;
         let evidence = crate::evidence::Evidence::new(sent.headers, sent.uri);
@@ -393,7 +401,7 @@ impl Throttle {
         let key = std::str::from_utf8(key).ok()?.trim();
         let end = key.char_indices().nth(chars).map_or(key.len(), |(i, _)| i);
         let prefix = &key.as_bytes()[..end];
-        (key[..end].chars().count() == chars).then_some((b"key:", Cow::Borrowed(prefix)))
+        (key[..end].chars().count() == chars).then_some((b"key:", prefix))
     }
 
     /// Without a peer address only identities are counted: said once per throttle, at
@@ -516,26 +524,31 @@ fn throttled(left: Duration) -> AuthFailure {
         .retry_after(secs.max(1))
 }
 
-/// The user name of `Authorization: Basic …`, as sent (checked by the scheme later: one
-/// that does not decode is `basic_malformed`, which is not counted).
-fn basic_user(authorization: &[u8]) -> Option<Vec<u8>> {
+/// Room for the most a Basic token decodes to that the scheme reads (a user name of 256
+/// bytes, a `:` and a password of 1 KiB: a token of 1 708 characters), as the decoder
+/// asks for it (three bytes for every four characters, rounded up).
+const BASIC_DECODED: usize = 1708 / 4 * 3 + 3;
+
+/// The token of `Authorization: Basic <token>`.
+fn basic_token(authorization: &[u8]) -> Option<&[u8]> {
+    match authorization.get(..6) {
+        Some(word) if word.eq_ignore_ascii_case(b"basic ") => Some(authorization[6..].trim_ascii()),
+        _ => None,
+    }
+}
+
+/// The user name of a Basic `token`, as sent, decoded into `buffer` (the scheme checks it
+/// later: one that does not decode is `basic_malformed`, which is not counted).
+fn basic_user<'a>(token: &[u8], buffer: &'a mut [u8; BASIC_DECODED]) -> Option<&'a [u8]> {
     use base64::Engine;
-    let rest = match authorization.get(..6) {
-        Some(word) if word.eq_ignore_ascii_case(b"basic ") => &authorization[6..],
-        _ => return None,
-    };
-    let token = rest.trim_ascii();
-    // The most the scheme reads: a user name of 256 bytes and a password of 1 KiB.
-    if token.len() > 1708 {
+    if token.len() / 4 * 3 + 3 > BASIC_DECODED {
         return None;
     }
-    let mut decoded = vec![0; token.len() / 4 * 3 + 3];
     let len = base64::engine::general_purpose::STANDARD
-        .decode_slice(token, &mut decoded)
+        .decode_slice(token, &mut buffer[..])
         .ok()?;
-    let colon = decoded[..len].iter().position(|&b| b == b':')?;
-    decoded.truncate(colon);
-    Some(decoded)
+    let colon = buffer[..len].iter().position(|&b| b == b':')?;
+    Some(&buffer[..colon])
 }
 
 /// What an address is counted as: IPv4 whole, IPv6 by its /64.
