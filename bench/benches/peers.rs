@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench -p auth-diagnostics-bench --bench peers --no-run        # build only (CI)
-//! cargo bench -p auth-diagnostics-bench --bench peers                 # allocation table, then every group
+//! cargo bench -p auth-diagnostics-bench --bench peers                 # allocation table, every group, ratio table
 //! cargo bench -p auth-diagnostics-bench --bench peers -- hs256_valid  # one group (the allocation table still prints)
 //! ```
 //!
@@ -15,6 +15,16 @@
 //! repeated token, 0% for a first-seen one. The request itself is built outside the count
 //! (and outside the timing: every line uses `iter_batched`).
 //!
+//! After the groups, a ratio table is printed to stdout: for each case (no token, garbage,
+//! expired, wrong audience, first-seen and repeated valid tokens, with the token cache on
+//! and off), this crate's layer's mean time per request over the fastest peer's, and over
+//! the baseline's, both as criterion estimated them in this run (its `estimates.json`; a
+//! line a filter left out is not in the table), beside the goal of issue 30.
+//!
+//! Time is the CPU time of the thread that sends the requests (`CLOCK_THREAD_CPUTIME_ID`,
+//! as in `benches/introspection.rs`), not wall time: on two cores shared with a build,
+//! wall time moved the ES256 lines by up to a factor of two from one run to the next.
+//!
 //! Lines (each asserts the status it expects, so a misconfigured peer fails the bench
 //! instead of measuring an error path):
 //! - `baseline`: a bare axum 0.8 router whose handler strips `Bearer ` and runs
@@ -23,14 +33,12 @@
 //! - `auth_diagnostics`: the router behind `AuthDiagnostics::new().bearer(JwtAuthenticator::
 //!   new(StaticKey::new(key, alg).with_kid("k1")).issuer(..).audience(..))`, defaults
 //!   otherwise (token cache and flood control on). In the valid groups it is
-//!   `auth_diagnostics_repeated` (one token, as every other line sends: a cache hit) and
-//!   `auth_diagnostics_first_seen` (a pool of [`FIRST_SEEN_POOL`] distinct tokens, distinct
-//!   `jti`, walked in order: larger than the token cache's default 10 000 entries, so an
-//!   oldest-first cache never holds the token that comes next), beside
-//!   `auth_diagnostics_no_cache` (`.without_token_cache()`, the one token). In the rejection
-//!   groups one bad token is repeated too, and the cache remembers an expired or forged
-//!   token's failure for 10 s: `hs256_expired`, `hs256_bad_signature` and `es256_expired`
-//!   measure that hit, `flood_distinct_bad_tokens` the miss;
+//!   `auth_diagnostics_repeated` (one token, as every other line sends: a cache hit),
+//!   beside `auth_diagnostics_no_cache` (`.without_token_cache()`). In the rejection
+//!   groups one bad token is repeated too, and the cache remembers an expired, forged or
+//!   wrong-audience token's failure for 10 s: `hs256_expired`, `hs256_bad_signature`,
+//!   `*_wrong_audience` and `es256_expired` measure that hit, `flood_distinct_bad_tokens`
+//!   the miss;
 //! - `auth_diagnostics_log_every_failure` (`_logged` groups only): the same with
 //!   `.log_every_failure()`, i.e. flood control off, so every rejection formats its event;
 //! - `jwt_authorizer`: jwt-authorizer 0.15 (on axum 0.7) with the key given as PEM text or
@@ -40,20 +48,35 @@
 //! - `tower_oauth2_resource_server`: tower-oauth2-resource-server 0.12 with a static JWK
 //!   set (`TenantConfiguration::static_builder`, no network), the key's `kid`, the same
 //!   issuer, audience and `exp` checks, and `allowed_algorithms` the one algorithm (HS256
-//!   must be allowed explicitly: it is not in its default list).
+//!   must be allowed explicitly: it is not in its default list);
+//! - `oauth_resource_server`: oauth-resource-server 0.4 (`axum::AuthLayer` over an
+//!   `OAuthValidator`) with the JWK set given up front (`initial_jwks`: its `jwks_uri` is
+//!   never fetched), the same issuer and audience, the one algorithm, no scope required
+//!   (`allow_unscoped_tokens`). It verifies with jsonwebtoken 9 on ring and refuses
+//!   shared-secret algorithms outright, so it has no line in the HS256 groups: it is in
+//!   every RS256, ES256 and EdDSA group, and `es256_missing` and `es256_garbage` are the
+//!   no-token and garbage cases with all three peers.
 //!
 //! Groups:
-//! - `hs256_valid`, `rs256_valid`, `es256_valid`, `eddsa_valid`: a valid token, 200;
+//! - `hs256_valid`, `rs256_valid`, `es256_valid`, `eddsa_valid`: one valid token, sent
+//!   again and again, 200;
+//! - `hs256_first_seen`, `rs256_first_seen`, `es256_first_seen`, `eddsa_first_seen`: every
+//!   line walks one pool of [`FIRST_SEEN_POOL`] distinct valid tokens (distinct `jti`), in
+//!   order: larger than the token cache's default 10 000 entries, so an oldest-first cache
+//!   never holds the token that comes next, 200;
 //! - `hs256_missing`, `hs256_expired`, `hs256_garbage` (`Bearer not-a-jwt`),
-//!   `hs256_bad_signature`, `hs256_wrong_scheme` (`Basic` sent), `es256_expired`,
-//!   `es256_missing`: rejections, 401 everywhere;
+//!   `hs256_wrong_audience`, `hs256_bad_signature`, `hs256_wrong_scheme` (`Basic` sent),
+//!   `es256_expired`, `es256_missing`, `es256_garbage`, `es256_wrong_audience`: rejections,
+//!   401 everywhere;
 //! - `flood_distinct_bad_tokens`: [`FLOOD_POOL`] distinct bad tokens (garbage and expired,
 //!   alternating) cycled, the layer's flood control on (the default). The token cache
 //!   remembers an expired token's failure for 10 s, so the pool is larger than it keeps:
 //!   every request is a miss;
-//! - each rejection group and the flood group again with the suffix `_logged`: a JSON
-//!   `tracing_subscriber::fmt().json()` subscriber writing to `std::io::sink` is the thread's
-//!   default (jwt-authorizer logs its rejections through `tracing` at INFO, so it pays too;
+//! - each rejection group but the wrong-audience ones and `es256_garbage`, and the flood
+//!   group, again with the suffix `_logged`: a JSON `tracing_subscriber::fmt().json()`
+//!   subscriber writing to `std::io::sink` is the thread's default (jwt-authorizer logs its
+//!   rejections through `tracing` at INFO, so it pays too; oauth-resource-server through
+//!   `tracing`, a missing credential at DEBUG and any other refusal at WARN;
 //!   tower-oauth2-resource-server logs them through `log` at DEBUG, so nothing is written);
 //! - `config_scaling`: `auth_diagnostics` with a valid HS256 token, first-seen pool, with
 //!   1, 10 and 100 static keys of distinct `kid`s (the token naming the last) and with 1, 10
@@ -64,17 +87,22 @@
 //! (`block_on`). The counting allocator adds an atomic increment to every allocation of
 //! every line alike. Before anything is measured, every line answers two requests with its
 //! status and the JSON subscriber is shown to receive the layer's events; minting the token
-//! pools (16 384 per first-seen line, 32 768 for the flood) takes about half a minute.
+//! pools (16 384 per first-seen group, 32 768 for the flood) takes a few seconds. With
+//! criterion's settings below (0.5 s of warm-up, 1 s of measurement per line) the whole
+//! run takes five to six minutes on two cores.
 
 use auth_diagnostics::jwt::{JwtAuthenticator, TokenCacheStats};
 use auth_diagnostics::keys::StaticKey;
 use auth_diagnostics::AuthDiagnostics;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::get;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{BatchSize, Criterion};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use jwt_authorizer::{IntoLayer, JwtAuthorizer, RegisteredClaims};
+use oauth_resource_server::axum::AuthLayer as OrsAuthLayer;
+use oauth_resource_server::{KeyNaming, OAuthConfig, OAuthValidator};
 use serde_json::{json, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
@@ -87,6 +115,50 @@ use tower_oauth2_resource_server::claims::DefaultClaims;
 use tower_oauth2_resource_server::server::OAuth2ResourceServer;
 use tower_oauth2_resource_server::tenant::TenantConfiguration;
 use tower_oauth2_resource_server::validation::ClaimsValidationSpec;
+
+/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time (as
+/// `benches/introspection.rs` measures). Every line runs on this one thread (a
+/// current-thread runtime, and no layer here hands work to another thread), so this is
+/// what a request costs; the time the thread waits while other processes run on a small
+/// machine is not counted.
+struct ThreadCpu(WallTime);
+
+impl ThreadCpu {
+    fn now() -> Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+}
+
+impl Measurement for ThreadCpu {
+    type Intermediate = Duration;
+    type Value = Duration;
+
+    fn start(&self) -> Duration {
+        Self::now()
+    }
+    fn end(&self, start: Duration) -> Duration {
+        Self::now().saturating_sub(start)
+    }
+    fn add(&self, a: &Duration, b: &Duration) -> Duration {
+        *a + *b
+    }
+    fn zero(&self) -> Duration {
+        Duration::ZERO
+    }
+    fn to_f64(&self, d: &Duration) -> f64 {
+        d.as_nanos() as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        self.0.formatter()
+    }
+}
 
 /// Counts every allocation (and its bytes) of the process.
 struct Counting;
@@ -201,7 +273,20 @@ impl Keys {
 
     /// A token with `kid` k1, expiring `expires_in` seconds from now.
     fn token(&self, expires_in: i64, jti: &str) -> String {
-        mint(&self.signing, self.alg, KID, ISS, expires_in, jti)
+        mint(&self.signing, self.alg, KID, ISS, AUD, expires_in, jti)
+    }
+
+    /// A valid token for another audience than the one every line expects.
+    fn token_for_other_audience(&self) -> String {
+        mint(
+            &self.signing,
+            self.alg,
+            KID,
+            ISS,
+            "another-api",
+            3600,
+            "aud",
+        )
     }
 
     /// `count` valid tokens of distinct `jti`, minted on both cores.
@@ -242,6 +327,7 @@ fn mint(
     alg: Algorithm,
     kid: &str,
     iss: &str,
+    aud: &str,
     expires_in: i64,
     jti: &str,
 ) -> String {
@@ -249,13 +335,19 @@ fn mint(
     let mut header = Header::new(alg);
     header.kid = Some(kid.to_owned());
     let claims = json!({
-        "iss": iss, "aud": AUD, "sub": "alice", "iat": now, "exp": now + expires_in, "jti": jti,
+        "iss": iss, "aud": aud, "sub": "alice", "iat": now, "exp": now + expires_in, "jti": jti,
     });
     encode(&header, &claims, key).unwrap()
 }
 
-/// A router of axum 0.8 (the baseline, tower-oauth2-resource-server), one behind this
-/// crate's layer (kept, for its cache statistics), or one of axum 0.7 (jwt-authorizer).
+/// A router of axum 0.8 (the baseline, tower-oauth2-resource-server,
+/// oauth-resource-server), one behind this crate's layer (kept, for its cache statistics),
+/// or one of axum 0.7 (jwt-authorizer).
+///
+/// Every router is finished with `.with_state(())`, as `axum::serve` does
+/// (`Router::into_make_service`): its handlers become routes and its layers are applied
+/// once. A router called without it builds its handler's route, and applies every layer
+/// to it, again for each request.
 #[derive(Clone)]
 enum App {
     Axum08(axum::Router),
@@ -306,29 +398,33 @@ impl App {
 
 /// The router behind `layer`.
 fn layered(layer: AuthDiagnostics) -> App {
-    App::Layered(handler08().layer(layer.clone()), layer)
+    App::Layered(handler08().layer(layer.clone()).with_state(()), layer)
 }
 
 /// What an application does without a layer: decode in the handler, 401 on failure.
 fn baseline(keys: &Keys) -> App {
     let state = Arc::new((keys.verifying.clone(), keys.validation()));
-    App::Axum08(axum::Router::new().route(
-        "/me",
-        get(move |req: axum::extract::Request| {
-            let state = state.clone();
-            async move {
-                let token = req
-                    .headers()
-                    .get(header::AUTHORIZATION)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("Bearer "));
-                match token.map(|t| decode::<Value>(t, &state.0, &state.1)) {
-                    Some(Ok(_)) => (StatusCode::OK, "ok"),
-                    _ => (StatusCode::UNAUTHORIZED, ""),
-                }
-            }
-        }),
-    ))
+    App::Axum08(
+        axum::Router::new()
+            .route(
+                "/me",
+                get(move |req: axum::extract::Request| {
+                    let state = state.clone();
+                    async move {
+                        let token = req
+                            .headers()
+                            .get(header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.strip_prefix("Bearer "));
+                        match token.map(|t| decode::<Value>(t, &state.0, &state.1)) {
+                            Some(Ok(_)) => (StatusCode::OK, "ok"),
+                            _ => (StatusCode::UNAUTHORIZED, ""),
+                        }
+                    }
+                }),
+            )
+            .with_state(()),
+    )
 }
 
 fn handler08() -> axum::Router {
@@ -357,7 +453,8 @@ async fn jwt_authorizer(keys: &Keys) -> App {
     App::Axum07(
         axum07::Router::new()
             .route("/me", axum07::routing::get(|| async { "ok" }))
-            .layer(authorizer.into_layer()),
+            .layer(authorizer.into_layer())
+            .with_state(()),
     )
 }
 
@@ -378,7 +475,39 @@ async fn tower_oauth2(keys: &Keys) -> App {
         .build()
         .await
         .unwrap();
-    App::Axum08(handler08().layer(server.into_layer()))
+    App::Axum08(handler08().layer(server.into_layer()).with_state(()))
+}
+
+/// oauth-resource-server 0.4 with the JWK set given up front (`initial_jwks`, no fetch: the
+/// `jwks_uri` is never reached), the same issuer and audience, the one algorithm, and no
+/// scope required (`allow_unscoped_tokens`, as the other lines). `None` for HS256: it
+/// refuses shared-secret algorithms outright.
+fn oauth_rs(keys: &Keys) -> Option<App> {
+    if keys.alg == Algorithm::HS256 {
+        return None;
+    }
+    let resolved = OAuthConfig {
+        enabled: true,
+        issuer: ISS.to_owned(),
+        jwks_uri: Some(format!("{ISS}/jwks")),
+        audience: AUD.to_owned(),
+        resource: "https://api.bench".to_owned(),
+        algorithms: vec![format!("{:?}", keys.alg)],
+        allow_unscoped_tokens: true,
+        ..OAuthConfig::default()
+    }
+    .resolve(KeyNaming::Dotted("oauth"))
+    .unwrap()
+    .unwrap();
+    let validator = OAuthValidator::builder(&resolved)
+        .initial_jwks(&keys.jwk_set())
+        .build()
+        .unwrap();
+    let layer = OrsAuthLayer::builder()
+        .oauth(Arc::new(validator))
+        .build()
+        .unwrap();
+    Some(App::Axum08(handler08().layer(layer).with_state(())))
 }
 
 /// The routers of one key.
@@ -389,6 +518,8 @@ struct Apps {
     auth_diagnostics_every_failure: App,
     jwt_authorizer: App,
     tower_oauth2: App,
+    /// `None` for HS256 (see [`oauth_rs`]).
+    oauth_rs: Option<App>,
 }
 
 impl Apps {
@@ -407,6 +538,7 @@ impl Apps {
                 ),
                 jwt_authorizer: jwt_authorizer(keys).await,
                 tower_oauth2: tower_oauth2(keys).await,
+                oauth_rs: oauth_rs(keys),
             }
         })
     }
@@ -474,9 +606,59 @@ fn bearer(token: &str) -> Option<String> {
     Some(format!("Bearer {token}"))
 }
 
-/// A valid-token group: every line gets the same token but `auth_diagnostics_first_seen`.
+/// The peers' lines of a group, each sent `authorization` and expected to answer `expect`.
+fn peer_lines(apps: &Apps, authorization: &Arc<Walk>, expect: StatusCode) -> Vec<Line> {
+    let mut lines = vec![
+        line(
+            "jwt_authorizer",
+            &apps.jwt_authorizer,
+            authorization,
+            expect,
+        ),
+        line(
+            "tower_oauth2_resource_server",
+            &apps.tower_oauth2,
+            authorization,
+            expect,
+        ),
+    ];
+    if let Some(app) = &apps.oauth_rs {
+        lines.push(line("oauth_resource_server", app, authorization, expect));
+    }
+    lines
+}
+
+/// A valid-token group: one token, sent again and again (a cache hit for this crate's
+/// layer with its cache on).
 fn valid_group(name: &str, apps: &Apps, keys: &Keys) -> Group {
     let one = Walk::new(vec![bearer(&keys.token(3600, "one"))]);
+    let ok = StatusCode::OK;
+    let mut lines = vec![
+        line("baseline", &apps.baseline, &one, ok),
+        line(
+            "auth_diagnostics_repeated",
+            &apps.auth_diagnostics,
+            &one,
+            ok,
+        ),
+        line(
+            "auth_diagnostics_no_cache",
+            &apps.auth_diagnostics_no_cache,
+            &one,
+            ok,
+        ),
+    ];
+    lines.extend(peer_lines(apps, &one, ok));
+    Group {
+        name: name.to_owned(),
+        logged: false,
+        lines,
+    }
+}
+
+/// A first-seen group: every line walks one pool of [`FIRST_SEEN_POOL`] distinct valid
+/// tokens, so no request repeats a token any line sent before it in the last 16 384.
+fn first_seen_group(name: &str, apps: &Apps, keys: &Keys) -> Group {
     let pool = Walk::new(
         keys.pool(FIRST_SEEN_POOL)
             .iter()
@@ -484,37 +666,31 @@ fn valid_group(name: &str, apps: &Apps, keys: &Keys) -> Group {
             .collect(),
     );
     let ok = StatusCode::OK;
+    let mut lines = vec![
+        line("baseline", &apps.baseline, &pool, ok),
+        line("auth_diagnostics", &apps.auth_diagnostics, &pool, ok),
+        line(
+            "auth_diagnostics_no_cache",
+            &apps.auth_diagnostics_no_cache,
+            &pool,
+            ok,
+        ),
+    ];
+    lines.extend(peer_lines(apps, &pool, ok));
     Group {
         name: name.to_owned(),
         logged: false,
-        lines: vec![
-            line("baseline", &apps.baseline, &one, ok),
-            line(
-                "auth_diagnostics_repeated",
-                &apps.auth_diagnostics,
-                &one,
-                ok,
-            ),
-            line(
-                "auth_diagnostics_first_seen",
-                &apps.auth_diagnostics,
-                &pool,
-                ok,
-            ),
-            line(
-                "auth_diagnostics_no_cache",
-                &apps.auth_diagnostics_no_cache,
-                &one,
-                ok,
-            ),
-            line("jwt_authorizer", &apps.jwt_authorizer, &one, ok),
-            line("tower_oauth2_resource_server", &apps.tower_oauth2, &one, ok),
-        ],
+        lines,
     }
 }
 
-/// A rejection group, and its `_logged` twin.
-fn rejection_groups(name: &str, apps: &Apps, authorization: Vec<Option<String>>) -> [Group; 2] {
+/// A rejection group, and its `_logged` twin when `twin`.
+fn rejection_groups(
+    name: &str,
+    apps: &Apps,
+    authorization: Vec<Option<String>>,
+    twin: bool,
+) -> Vec<Group> {
     let authorization = Walk::new(authorization);
     let no = StatusCode::UNAUTHORIZED;
     let lines = |logged: bool| {
@@ -535,32 +711,22 @@ fn rejection_groups(name: &str, apps: &Apps, authorization: Vec<Option<String>>)
                 no,
             ));
         }
-        lines.push(line(
-            "jwt_authorizer",
-            &apps.jwt_authorizer,
-            &authorization,
-            no,
-        ));
-        lines.push(line(
-            "tower_oauth2_resource_server",
-            &apps.tower_oauth2,
-            &authorization,
-            no,
-        ));
+        lines.extend(peer_lines(apps, &authorization, no));
         lines
     };
-    [
-        Group {
-            name: name.to_owned(),
-            logged: false,
-            lines: lines(false),
-        },
-        Group {
+    let mut groups = vec![Group {
+        name: name.to_owned(),
+        logged: false,
+        lines: lines(false),
+    }];
+    if twin {
+        groups.push(Group {
             name: format!("{name}_logged"),
             logged: true,
             lines: lines(true),
-        },
-    ]
+        });
+    }
+    groups
 }
 
 /// `config_scaling`: one HS256 layer with `n` keys of distinct kids, and one with `n`
@@ -588,6 +754,7 @@ fn config_scaling() -> Group {
                     Algorithm::HS256,
                     &kid,
                     ISS,
+                    AUD,
                     3600,
                     &format!("t{i}"),
                 ))
@@ -614,6 +781,7 @@ fn config_scaling() -> Group {
                     Algorithm::HS256,
                     KID,
                     &issuer(n - 1),
+                    AUD,
                     3600,
                     &format!("t{i}"),
                 ))
@@ -643,12 +811,17 @@ fn groups(rt: &Runtime) -> Vec<Group> {
         valid_group("rs256_valid", &rs_apps, &rs),
         valid_group("es256_valid", &es_apps, &es),
         valid_group("eddsa_valid", &ed_apps, &ed),
+        first_seen_group("hs256_first_seen", &hs_apps, &hs),
+        first_seen_group("rs256_first_seen", &rs_apps, &rs),
+        first_seen_group("es256_first_seen", &es_apps, &es),
+        first_seen_group("eddsa_first_seen", &ed_apps, &ed),
     ];
     let forged = mint(
         &EncodingKey::from_secret(b"another-secret"),
         Algorithm::HS256,
         KID,
         ISS,
+        AUD,
         3600,
         "forged",
     );
@@ -658,29 +831,46 @@ fn groups(rt: &Runtime) -> Vec<Group> {
             _ => bearer(&hs.token(-3600, &format!("expired-{i}"))),
         })
         .collect();
-    for (name, apps, authorization) in [
-        ("hs256_missing", &hs_apps, vec![None]),
+    // The last field: whether the group has a `_logged` twin.
+    for (name, apps, authorization, twin) in [
+        ("hs256_missing", &hs_apps, vec![None], true),
         (
             "hs256_expired",
             &hs_apps,
             vec![bearer(&hs.token(-3600, "expired"))],
+            true,
         ),
-        ("hs256_garbage", &hs_apps, vec![bearer("not-a-jwt")]),
-        ("hs256_bad_signature", &hs_apps, vec![bearer(&forged)]),
+        ("hs256_garbage", &hs_apps, vec![bearer("not-a-jwt")], true),
+        (
+            "hs256_wrong_audience",
+            &hs_apps,
+            vec![bearer(&hs.token_for_other_audience())],
+            false,
+        ),
+        ("hs256_bad_signature", &hs_apps, vec![bearer(&forged)], true),
         (
             "hs256_wrong_scheme",
             &hs_apps,
             vec![Some("Basic YWxpY2U6c2VjcmV0".to_owned())],
+            true,
         ),
         (
             "es256_expired",
             &es_apps,
             vec![bearer(&es.token(-3600, "expired"))],
+            true,
         ),
-        ("es256_missing", &es_apps, vec![None]),
-        ("flood_distinct_bad_tokens", &hs_apps, flood),
+        ("es256_missing", &es_apps, vec![None], true),
+        ("es256_garbage", &es_apps, vec![bearer("not-a-jwt")], false),
+        (
+            "es256_wrong_audience",
+            &es_apps,
+            vec![bearer(&es.token_for_other_audience())],
+            false,
+        ),
+        ("flood_distinct_bad_tokens", &hs_apps, flood, true),
     ] {
-        groups.extend(rejection_groups(name, apps, authorization));
+        groups.extend(rejection_groups(name, apps, authorization, twin));
     }
     groups.push(config_scaling());
     groups
@@ -771,11 +961,11 @@ fn allocation_table(rt: &Runtime, groups: &[Group]) {
         ("baseline", "baseline"),
         ("auth_diagnostics", "auth_diagnostics"),
         ("auth_diagnostics_repeated", "auth_diagnostics"),
-        ("auth_diagnostics_first_seen", "ad_first_seen"),
         ("auth_diagnostics_no_cache", "ad_no_cache"),
         ("auth_diagnostics_log_every_failure", "ad_log_every_failure"),
         ("jwt_authorizer", "jwt_authorizer"),
         ("tower_oauth2_resource_server", "tower_oauth2"),
+        ("oauth_resource_server", "oauth_rs"),
     ];
     let mut heads: Vec<&str> = Vec::new();
     for (_, head) in columns {
@@ -821,7 +1011,7 @@ fn allocation_table(rt: &Runtime, groups: &[Group]) {
     println!();
 }
 
-fn bench(c: &mut Criterion, rt: &Runtime, groups: &[Group]) {
+fn bench(c: &mut Criterion<ThreadCpu>, rt: &Runtime, groups: &[Group]) {
     for g in groups {
         let _guard = g
             .logged
@@ -840,8 +1030,162 @@ fn bench(c: &mut Criterion, rt: &Runtime, groups: &[Group]) {
     }
 }
 
+/// The peers a line of this crate's layer is compared with.
+const PEERS: [&str; 3] = [
+    "jwt_authorizer",
+    "tower_oauth2_resource_server",
+    "oauth_resource_server",
+];
+
+/// A row of the ratio table: the case, the group and line of this crate's layer that
+/// measure it (the peers are the same group's peer lines), and the goal of the ratio.
+const CASES: [(&str, &str, &str, f64); 14] = [
+    ("no token", "es256_missing", "auth_diagnostics", 1.0),
+    ("garbage token", "es256_garbage", "auth_diagnostics", 1.0),
+    ("expired HS256", "hs256_expired", "auth_diagnostics", 1.0),
+    ("expired ES256", "es256_expired", "auth_diagnostics", 1.0),
+    (
+        "wrong audience HS256",
+        "hs256_wrong_audience",
+        "auth_diagnostics",
+        1.0,
+    ),
+    (
+        "wrong audience ES256",
+        "es256_wrong_audience",
+        "auth_diagnostics",
+        1.0,
+    ),
+    (
+        "first-seen HS256, cache on",
+        "hs256_first_seen",
+        "auth_diagnostics",
+        1.0,
+    ),
+    (
+        "first-seen HS256, cache off",
+        "hs256_first_seen",
+        "auth_diagnostics_no_cache",
+        1.0,
+    ),
+    (
+        "first-seen ES256, cache on",
+        "es256_first_seen",
+        "auth_diagnostics",
+        1.0,
+    ),
+    (
+        "first-seen ES256, cache off",
+        "es256_first_seen",
+        "auth_diagnostics_no_cache",
+        1.0,
+    ),
+    (
+        "repeated HS256, cache on",
+        "hs256_valid",
+        "auth_diagnostics_repeated",
+        0.5,
+    ),
+    (
+        "repeated HS256, cache off",
+        "hs256_valid",
+        "auth_diagnostics_no_cache",
+        1.0,
+    ),
+    (
+        "repeated ES256, cache on",
+        "es256_valid",
+        "auth_diagnostics_repeated",
+        0.05,
+    ),
+    (
+        "repeated ES256, cache off",
+        "es256_valid",
+        "auth_diagnostics_no_cache",
+        1.0,
+    ),
+];
+
+/// Where criterion writes its estimates, found as criterion finds it: `CRITERION_HOME`,
+/// else `criterion` in `CARGO_TARGET_DIR` or in the target directory `cargo metadata`
+/// names, else `target/criterion`.
+fn criterion_home() -> std::path::PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let out = std::process::Command::new(std::env::var_os("CARGO")?)
+                .args(["metadata", "--format-version", "1", "--no-deps"])
+                .output()
+                .ok()?;
+            let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
+            Some(meta["target_directory"].as_str()?.into())
+        })
+        .unwrap_or_else(|| "target".into());
+    target.join("criterion")
+}
+
+/// The mean time per request (ns) criterion estimated for `group/line` in this run:
+/// `None` when the line did not run since `since` (a filter left it out).
+fn mean_ns(home: &std::path::Path, group: &str, line: &str, since: SystemTime) -> Option<f64> {
+    let path = home.join(group).join(line).join("new/estimates.json");
+    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if written < since {
+        return None;
+    }
+    let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
+    estimates["mean"]["point_estimate"].as_f64()
+}
+
+/// The ratio table: for every case, this crate's layer's mean over the fastest peer's in
+/// the same group, both measured in this run.
+fn ratio_table(since: SystemTime) {
+    let home = criterion_home();
+    println!("\nours ÷ fastest peer (criterion's mean CPU time per request, this run):\n");
+    println!(
+        "| {:<28} | {:>10} | {:<44} | {:>7} | {:>6} | {:>10} |",
+        "case", "ours (µs)", "fastest peer (µs)", "ratio", "goal", "÷ baseline"
+    );
+    println!(
+        "|{}|{}|{}|{}|{}|{}|",
+        "-".repeat(30),
+        "-".repeat(12),
+        "-".repeat(46),
+        "-".repeat(9),
+        "-".repeat(8),
+        "-".repeat(12)
+    );
+    for (case, group, ours, goal) in CASES {
+        let Some(ours) = mean_ns(&home, group, ours, since) else {
+            continue;
+        };
+        let fastest = PEERS
+            .iter()
+            .filter_map(|peer| Some((*peer, mean_ns(&home, group, peer, since)?)))
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        let baseline = mean_ns(&home, group, "baseline", since);
+        let (peer, ratio) = match fastest {
+            Some((peer, ns)) => (
+                format!("{peer} {:.2}", ns / 1000.0),
+                format!("{:.2}", ours / ns),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
+        let over_baseline = baseline.map_or("-".to_owned(), |b| format!("{:.2}", ours / b));
+        println!(
+            "| {case:<28} | {:>10.2} | {peer:<44} | {ratio:>7} | {:>6} | {over_baseline:>10} |",
+            ours / 1000.0,
+            format!("≤ {goal}"),
+        );
+    }
+    println!();
+}
+
 fn main() {
     auth_diagnostics::keys::install_crypto_provider();
+    let started = SystemTime::now();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -850,9 +1194,11 @@ fn main() {
     check(&rt, &groups);
     allocation_table(&rt, &groups);
     let mut c = Criterion::default()
+        .with_measurement(ThreadCpu(WallTime))
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(1))
         .configure_from_args();
     bench(&mut c, &rt, &groups);
     c.final_summary();
+    ratio_table(started);
 }
