@@ -52,7 +52,7 @@ pub(crate) struct Answer {
     /// What a failure of this request is counted under, when the layer throttles.
     pub counted: Option<crate::throttle::Subject>,
     /// What was decided, for the audit record (only when the layer audits).
-    audit: Option<std::sync::Mutex<Option<Facts>>>,
+    audit: Option<std::cell::Cell<Option<Facts>>>,
 }
 
 /// A failure the shared throttling store still has to record: the layer's outermost
@@ -295,15 +295,13 @@ impl Answer {
     /// Updates what was decided about this request, when the layer audits.
     fn decided(&self, update: impl FnOnce(Option<Facts>) -> Facts) {
         if let Some(slot) = &self.audit {
-            let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
-            *slot = Some(update(slot.take()));
+            slot.set(Some(update(slot.take())));
         }
     }
 
     /// What was decided, for the audit record at the layer's outermost point.
     pub(crate) fn take_decision(&self) -> Option<Facts> {
-        let slot = self.audit.as_ref()?;
-        slot.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.audit.as_ref()?.take()
     }
 
     fn info(&self) -> RequestInfo<'_> {
