@@ -125,12 +125,11 @@ impl<S> AuthDiagnosticsService<S> {
             return ResponseFuture::call(inner, req, answer);
         }
         let said = &self.said_basic_over_plaintext;
-        let Some(throttle) = self.config.throttle.as_ref() else {
+        // A report-only layer refuses nothing, so counts nothing.
+        let throttle = self.config.throttle.as_ref();
+        let Some(throttle) = throttle.filter(|_| !self.config.report_only) else {
             return decide(inner, req, answer, hide, said);
         };
-        if self.config.report_only {
-            return decide(inner, req, answer, hide, said);
-        }
         let subject = throttle.subject(&crate::throttle::Sent {
             proxies: &self.config.trusted_proxies,
             schemes: &self.config.schemes,
