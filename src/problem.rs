@@ -11,7 +11,6 @@ use crate::time::rfc3339;
 use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use serde::Serialize;
 use std::sync::Arc;
 
 /// The realm sent when none is configured.
@@ -46,55 +45,82 @@ impl RenderConfig<'static> {
     };
 }
 
-/// The body: the RFC 9457 members and `reason`/`request_id`; in verbose detail also the
-/// non-secret facts a person needs.
-#[derive(Serialize)]
-struct Problem<'a> {
-    #[serde(rename = "type")]
-    type_: &'static str,
-    title: &'static str,
-    status: u16,
-    detail: &'a str,
-    reason: &'static str,
-    /// The challenge's `error` (RFC 6750 §3.1, RFC 9449 §7.1), when it has one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-    #[serde(flatten)]
-    verbose: Option<VerboseFacts<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    required_scope: Option<&'a str>,
-    #[serde(flatten)]
-    verbose_tail: Option<VerboseTail<'a>>,
+/// What a reason's problem body holds whatever the request: its members escaped once.
+struct Prerendered {
+    /// `{"type":…,"title":…,"status":`
+    head: Box<[u8]>,
+    /// `,"detail":…,"reason":…` with the reason's own detail (the production body's).
+    detail_and_reason: Box<[u8]>,
+    /// `,"reason":…` (after a verbose body's specific detail).
+    reason: Box<[u8]>,
 }
 
-#[derive(Serialize)]
-struct VerboseFacts<'a> {
-    hint: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expected_scheme: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    received_scheme: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    location: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    claim: Option<&'a str>,
+impl Prerendered {
+    fn new(reason: Reason) -> Self {
+        let mut head = b"{\"type\":".to_vec();
+        json_str(&mut head, reason.type_uri_str());
+        head.extend_from_slice(b",\"title\":");
+        json_str(&mut head, reason.title());
+        head.extend_from_slice(b",\"status\":");
+        let mut code = b",\"reason\":".to_vec();
+        json_str(&mut code, reason.code());
+        let mut detail_and_reason = b",\"detail\":".to_vec();
+        json_str(&mut detail_and_reason, reason.detail());
+        detail_and_reason.extend_from_slice(&code);
+        Self {
+            head: head.into(),
+            detail_and_reason: detail_and_reason.into(),
+            reason: code.into(),
+        }
+    }
+
+    /// The parts of `reason`, built for every reason on first use.
+    fn of(reason: Reason) -> &'static Prerendered {
+        static TABLE: std::sync::OnceLock<Box<[Prerendered]>> = std::sync::OnceLock::new();
+        // `Reason::ALL` lists the variants in declaration order: `ALL[r as usize] == r`.
+        &TABLE.get_or_init(|| Reason::ALL.iter().map(|&r| Prerendered::new(r)).collect())
+            [reason as usize]
+    }
 }
 
-/// Facts that follow `required_scope` in the verbose body.
-#[derive(Serialize)]
-struct VerboseTail<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expired_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expected_issuer: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    expected_audience: Option<&'a str>,
+/// `s` as a JSON string, escaped exactly as serde_json escapes it.
+fn json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// `,"name":"value"` when there is a value.
+fn member(out: &mut Vec<u8>, name: &str, value: Option<&str>) {
+    if let Some(value) = value {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        json_str(out, value);
+    }
+}
+
+/// `n` in decimal.
+fn push_u16(out: &mut Vec<u8>, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 impl AuthFailure {
     /// The problem body as JSON bytes; `error` is the challenge's.
+    ///
+    /// The same bytes serde_json writes for the members in this order, skipping the absent
+    /// ones; what depends only on the reason is escaped once ([`Prerendered`]), the rest is
+    /// spliced in.
     fn problem_body(
         &self,
         cfg: &RenderConfig<'_>,
@@ -104,40 +130,45 @@ impl AuthFailure {
         let client = self.client_reason(cfg.detail);
         let f = self.facts();
         let verbose = cfg.detail == DetailMode::Verbose;
-        let problem = Problem {
-            type_: client.type_uri_str(),
-            title: client.title(),
-            status: self.reason().status().as_u16(),
-            detail: match f.detail() {
-                Some(d) if verbose => d,
-                _ => client.detail(),
-            },
-            reason: client.code(),
-            error,
-            request_id,
-            verbose: verbose.then(|| VerboseFacts {
-                hint: f.hint().unwrap_or(self.reason().hint()),
-                expected_scheme: f.expected_scheme(),
-                received_scheme: f.received_scheme(),
-                location: f.location().map(ToString::to_string),
-                claim: f.claim(),
-            }),
-            required_scope: f.scope(),
-            verbose_tail: verbose.then(|| VerboseTail {
-                expired_at: (self.reason() == Reason::TokenExpired)
-                    .then(|| f.token().and_then(|t| t.exp))
-                    .flatten()
-                    .map(rfc3339),
-                expected_issuer: f.expected_iss(),
-                expected_audience: f.expected_aud(),
-            }),
-        };
+        let parts = Prerendered::of(client);
         // One allocation for most bodies: a production body is about 300 bytes.
         let mut body = Vec::with_capacity(512);
-        match serde_json::to_writer(&mut body, &problem) {
-            Ok(()) => body,
-            Err(_) => Vec::new(),
+        body.extend_from_slice(&parts.head);
+        push_u16(&mut body, self.reason().status().as_u16());
+        match f.detail() {
+            Some(d) if verbose => {
+                body.extend_from_slice(b",\"detail\":");
+                json_str(&mut body, d);
+                body.extend_from_slice(&parts.reason);
+            }
+            _ => body.extend_from_slice(&parts.detail_and_reason),
         }
+        member(&mut body, "error", error);
+        member(&mut body, "request_id", request_id);
+        if verbose {
+            member(
+                &mut body,
+                "hint",
+                Some(f.hint().unwrap_or(self.reason().hint())),
+            );
+            member(&mut body, "expected_scheme", f.expected_scheme());
+            member(&mut body, "received_scheme", f.received_scheme());
+            let location = f.location().map(ToString::to_string);
+            member(&mut body, "location", location.as_deref());
+            member(&mut body, "claim", f.claim());
+        }
+        member(&mut body, "required_scope", f.scope());
+        if verbose {
+            let expired_at = (self.reason() == Reason::TokenExpired)
+                .then(|| f.token().and_then(|t| t.exp))
+                .flatten()
+                .map(rfc3339);
+            member(&mut body, "expired_at", expired_at.as_deref());
+            member(&mut body, "expected_issuer", f.expected_iss());
+            member(&mut body, "expected_audience", f.expected_aud());
+        }
+        body.push(b'}');
+        body
     }
 
     /// The `WWW-Authenticate` challenges, one per accepted scheme, Basic first, then Bearer
@@ -333,5 +364,187 @@ fn token_params(c: Challenge, reason: Reason, cfg: &RenderConfig<'_>) -> Challen
     match cfg.resource_metadata {
         Some(url) => c.long_param("resource_metadata", url),
         None => c,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::{Location, TokenFacts};
+    use serde::Serialize;
+
+    // The body as serde_json wrote it before the parts were rendered once: the reference.
+    /// The body: the RFC 9457 members and `reason`/`request_id`; in verbose detail also the
+    /// non-secret facts a person needs.
+    #[derive(Serialize)]
+    struct Problem<'a> {
+        #[serde(rename = "type")]
+        type_: &'static str,
+        title: &'static str,
+        status: u16,
+        detail: &'a str,
+        reason: &'static str,
+        /// The challenge's `error` (RFC 6750 §3.1, RFC 9449 §7.1), when it has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request_id: Option<&'a str>,
+        #[serde(flatten)]
+        verbose: Option<VerboseFacts<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        required_scope: Option<&'a str>,
+        #[serde(flatten)]
+        verbose_tail: Option<VerboseTail<'a>>,
+    }
+
+    #[derive(Serialize)]
+    struct VerboseFacts<'a> {
+        hint: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_scheme: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        received_scheme: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        claim: Option<&'a str>,
+    }
+
+    /// Facts that follow `required_scope` in the verbose body.
+    #[derive(Serialize)]
+    struct VerboseTail<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expired_at: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_issuer: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expected_audience: Option<&'a str>,
+    }
+
+    fn reference_body(
+        this: &AuthFailure,
+        cfg: &RenderConfig<'_>,
+        request_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Vec<u8> {
+        let client = this.client_reason(cfg.detail);
+        let f = this.facts();
+        let verbose = cfg.detail == DetailMode::Verbose;
+        let problem = Problem {
+            type_: client.type_uri_str(),
+            title: client.title(),
+            status: this.reason().status().as_u16(),
+            detail: match f.detail() {
+                Some(d) if verbose => d,
+                _ => client.detail(),
+            },
+            reason: client.code(),
+            error,
+            request_id,
+            verbose: verbose.then(|| VerboseFacts {
+                hint: f.hint().unwrap_or(this.reason().hint()),
+                expected_scheme: f.expected_scheme(),
+                received_scheme: f.received_scheme(),
+                location: f.location().map(ToString::to_string),
+                claim: f.claim(),
+            }),
+            required_scope: f.scope(),
+            verbose_tail: verbose.then(|| VerboseTail {
+                expired_at: (this.reason() == Reason::TokenExpired)
+                    .then(|| f.token().and_then(|t| t.exp))
+                    .flatten()
+                    .map(rfc3339),
+                expected_issuer: f.expected_iss(),
+                expected_audience: f.expected_aud(),
+            }),
+        };
+        // One allocation for most bodies: a production body is about 300 bytes.
+        let mut body = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut body, &problem) {
+            Ok(()) => body,
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Every reason, in both detail modes, with and without each optional member: the
+    /// spliced body is byte for byte serde_json's.
+    #[test]
+    fn bodies_are_serde_json_byte_for_byte() {
+        for (i, &r) in Reason::ALL.iter().enumerate() {
+            assert_eq!(r as usize, i, "Reason::ALL is in declaration order");
+        }
+        let tricky = "a \"quoted\" \\ back\\slash\n\t\u{1}\u{7f} \u{e9}t\u{e9} </script>";
+        let token = TokenFacts {
+            exp: Some(1_700_000_000),
+            ..TokenFacts::default()
+        };
+        let mut checked = 0;
+        for &reason in Reason::ALL {
+            for mask in 0u32..(1 << 11) {
+                // Each bit adds one optional fact.
+                let on = |bit: u32| mask & (1 << bit) != 0;
+                let mut f = AuthFailure::new(reason).had_credentials(on(0));
+                if on(1) {
+                    f = f.detail(tricky);
+                }
+                if on(2) {
+                    f = f.hint(tricky.to_owned());
+                }
+                if on(3) {
+                    f = f.expected("Bearer");
+                }
+                if on(4) {
+                    f = f.received(Some("Bearer"));
+                }
+                if on(5) {
+                    f = f.location(Location::Header("x-\"key\"".into()));
+                }
+                if on(6) {
+                    f = f.claim("aud");
+                }
+                if on(7) {
+                    f = f.scope("read write");
+                }
+                if on(8) {
+                    f = f.token(token.clone());
+                }
+                if on(9) {
+                    f = f
+                        .expected_iss(Some(tricky.to_owned()))
+                        .expected_aud(Some("api".to_owned()));
+                }
+                // Bit 10 picks the error and request id (or none).
+                let (error, id) = if on(10) {
+                    (Some("invalid_token"), Some("id-\"1\"\\"))
+                } else {
+                    (None, None)
+                };
+                for detail in [DetailMode::Production, DetailMode::Verbose] {
+                    let cfg = RenderConfig {
+                        detail,
+                        ..RenderConfig::DEFAULT
+                    };
+                    let new = f.problem_body(&cfg, id, error);
+                    let old = reference_body(&f, &cfg, id, error);
+                    assert_eq!(
+                        String::from_utf8_lossy(&new),
+                        String::from_utf8_lossy(&old),
+                        "{reason:?} {detail:?} facts {mask:#b}"
+                    );
+                    assert_eq!(new, old);
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000);
+    }
+
+    #[test]
+    fn status_digits() {
+        for n in [0u16, 7, 10, 99, 100, 401, 999, 1000, 65535] {
+            let mut out = Vec::new();
+            push_u16(&mut out, n);
+            assert_eq!(out, n.to_string().into_bytes());
+        }
     }
 }
