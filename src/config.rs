@@ -74,9 +74,10 @@ pub(crate) struct Config {
     pub session_pages: Option<crate::authn::session::browser::SessionPages>,
     /// Set once the wrapped service was seen adding CORS headers (logged once).
     pub cors_inside: Arc<std::sync::atomic::AtomicBool>,
-    /// The 401 challenges without error attributes (`credentials_missing` and the like):
-    /// the same for every such answer of this configuration, so built once.
-    pub plain_challenges: std::sync::OnceLock<Vec<http::HeaderValue>>,
+    /// The challenges that depend on nothing in the request (`credentials_missing`'s,
+    /// `invalid_token`'s and the like): the same for every such answer of this
+    /// configuration, so built once.
+    pub plain_challenges: crate::problem::Challenges,
 }
 
 impl Config {

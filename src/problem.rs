@@ -11,7 +11,7 @@ use crate::time::rfc3339;
 use axum::body::Body;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The realm sent when none is configured.
 pub(crate) const DEFAULT_REALM: &str = "api";
@@ -24,8 +24,8 @@ pub(crate) struct RenderConfig<'a> {
     pub realm: &'a str,
     pub detail: DetailMode,
     pub schemes: &'a [Arc<dyn AuthScheme>],
-    /// Where the layer keeps its 401 challenges without error attributes, once built.
-    pub plain: Option<&'a std::sync::OnceLock<Vec<HeaderValue>>>,
+    /// Where the layer keeps the challenges that depend on nothing in the request, once built.
+    pub plain: Option<&'a Challenges>,
     /// The RFC 9728 metadata URL every Bearer and DPoP challenge names.
     pub resource_metadata: Option<&'a str>,
     /// The scopes every request needs, named in every 401's Bearer and DPoP challenge.
@@ -43,6 +43,96 @@ impl RenderConfig<'static> {
         resource_metadata: None,
         scope: None,
     };
+}
+
+/// The challenges of one layer configuration that depend on nothing in the request,
+/// each built the first time it is needed: the 401 ones without error attributes, and
+/// those with an error per reason, scheme the client spoke and whether it sent credentials
+/// (when the failure names no scope, `acr_values` or `max_age` of its own, and its detail
+/// is not shown).
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Challenges {
+    plain: OnceLock<Built>,
+    /// Per reason (`Reason::ALL` order), then per [`spoken`] slot.
+    with_error: OnceLock<Box<[OnceLock<Box<PerReason>>]>>,
+}
+
+/// One reason's challenges with an error, per [`spoken`] slot.
+type PerReason = [OnceLock<Built>; SPOKEN];
+
+/// The slots per reason: 4 kinds of scheme spoken × with or without credentials.
+const SPOKEN: usize = 8;
+
+/// A failure's challenges as header values, and the `error` the body repeats.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Built {
+    values: Box<[HeaderValue]>,
+    error: Option<Box<str>>,
+}
+
+impl Built {
+    fn new(failure: &AuthFailure, cfg: &RenderConfig<'_>) -> Self {
+        let challenges = failure.challenges(cfg);
+        Built {
+            values: challenges.iter().map(Challenge::to_header_value).collect(),
+            error: challenges
+                .iter()
+                .find_map(|c| c.get("error"))
+                .map(Into::into),
+        }
+    }
+}
+
+impl Challenges {
+    /// `failure`'s challenges, when they depend on nothing in the request.
+    fn of(&self, failure: &AuthFailure, cfg: &RenderConfig<'_>) -> Option<&Built> {
+        let reason = failure.reason();
+        let plain = reason.status() == StatusCode::UNAUTHORIZED
+            && reason.has_challenge()
+            && bearer::error_of(failure).is_none()
+            && dpop::error_of(failure).is_none();
+        let built = if plain {
+            // Nothing in the plain ones depends on the failure: the layer's realm and schemes.
+            self.plain.get_or_init(|| Built::new(failure, cfg))
+        } else {
+            let slot = spoken(failure, cfg.detail)?;
+            let per_reason = self
+                .with_error
+                .get_or_init(|| Reason::ALL.iter().map(|_| OnceLock::new()).collect());
+            per_reason[reason as usize].get_or_init(Default::default)[slot]
+                .get_or_init(|| Built::new(failure, cfg))
+        };
+        debug_assert_eq!(*built, Built::new(failure, cfg), "{failure:?}");
+        Some(built)
+    }
+}
+
+/// Which slot of its reason a failure's challenges with an error go in: all that they read
+/// of the failure besides its reason is the scheme the client spoke (none, a word no
+/// scheme has, Bearer or DPoP) and, through the production description, whether it sent
+/// credentials. `None` when they read more (a scope, `acr_values`, `max_age`, a detail
+/// shown in verbose mode) or the client spoke another scheme: built for the request.
+fn spoken(failure: &AuthFailure, detail: DetailMode) -> Option<usize> {
+    let f = failure.facts();
+    if f.scope().is_some()
+        || f.acr_values().is_some()
+        || f.max_age().is_some()
+        || (detail == DetailMode::Verbose && f.detail().is_some())
+    {
+        return None;
+    }
+    let scheme = match f.received_scheme().filter(|s| !s.is_empty()) {
+        None => 0,
+        Some(word) => match Scheme::from_word(word) {
+            None => 1,
+            Some(Scheme::Bearer) => 2,
+            Some(Scheme::Dpop) => 3,
+            Some(_) => return None,
+        },
+    };
+    let reason = failure.reason();
+    let credentials = failure.client_reason(detail) == reason.client_reason(detail, true);
+    Some(scheme * 2 + usize::from(credentials))
 }
 
 /// What a reason's problem body holds whatever the request: its members escaped once.
@@ -261,29 +351,17 @@ impl AuthFailure {
         kept_error: Option<&str>,
     ) -> Response<Body> {
         let status = self.reason().status();
-        let plain = (status == StatusCode::UNAUTHORIZED
-            && self.reason().has_challenge()
-            && bearer::error_of(self).is_none()
-            && dpop::error_of(self).is_none())
-        .then_some(cfg.plain)
-        .flatten();
-        // Nothing in the plain ones depends on the failure: the layer's realm and schemes.
-        let (cached, challenges) = match plain {
-            Some(cache) => (
-                Some(cache.get_or_init(|| {
-                    self.challenges(cfg)
-                        .iter()
-                        .map(Challenge::to_header_value)
-                        .collect()
-                })),
-                Vec::new(),
-            ),
+        // What depends only on the layer's configuration and the failure's reason is built
+        // once; the rest is built for this answer.
+        let (cached, challenges) = match cfg.plain.and_then(|cache| cache.of(self, cfg)) {
+            Some(cached) => (Some(cached), Vec::new()),
             None => (None, self.challenges(cfg)),
         };
-        let error = challenges
-            .iter()
-            .find_map(|c| c.get("error"))
-            .or(kept_error);
+        let error = match cached {
+            Some(cached) => cached.error.as_deref(),
+            None => challenges.iter().find_map(|c| c.get("error")),
+        }
+        .or(kept_error);
         let body = self.problem_body(cfg, request_id, error);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
@@ -292,7 +370,7 @@ impl AuthFailure {
         if status.is_client_error() {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        for value in cached.into_iter().flatten() {
+        for value in cached.into_iter().flat_map(|c| c.values.iter()) {
             headers.append(WWW_AUTHENTICATE, value.clone());
         }
         for challenge in &challenges {
