@@ -74,19 +74,108 @@ pub(crate) fn family(alg: Algorithm) -> &'static str {
 #[cfg(feature = "metrics")]
 mod record {
     use super::*;
-    use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+    use metrics::{
+        counter, describe_counter, describe_histogram, histogram, Key, Label, Level, Metadata, Unit,
+    };
+    use std::sync::OnceLock;
+
+    // The counters of every request, accepted or refused, are keyed with label sets built
+    // once (`Key::from_static_parts`): `counter!` with label expressions allocates their
+    // vector on every call, recorder or not. Handles are not kept: the recorder in force
+    // (global or local) is asked on every call, as `counter!` does.
+
+    /// The `scheme` labels of [`scheme_label`] and [`received_label`].
+    pub(super) const SCHEMES: [&str; 8] = [
+        "basic",
+        "bearer",
+        "api_key",
+        "cookie",
+        "dpop",
+        "proxy_assertion",
+        "none",
+        "other",
+    ];
+    /// The statuses whose `status` label is kept as a constant.
+    const STATUSES: [(u16, &str); 4] = [(400, "400"), (401, "401"), (403, "403"), (503, "503")];
+
+    /// What `counter!` passes as the metadata of a counter of this module.
+    static METADATA: Metadata<'static> =
+        Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+
+    /// Adds `n` to counter `name` with `labels`, through the recorder in force.
+    fn add(name: &'static str, labels: &'static [Label], n: u64) {
+        let key = Key::from_static_parts(name, labels);
+        metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA)).increment(n);
+    }
+
+    fn scheme_index(scheme: &str) -> Option<usize> {
+        SCHEMES.iter().position(|s| *s == scheme)
+    }
+
+    /// `reason="<code>"`, per reason (`Reason::ALL` order).
+    pub(super) fn reason_labels(reason: Reason) -> &'static [Label] {
+        static TABLE: OnceLock<Box<[[Label; 1]]>> = OnceLock::new();
+        let table = TABLE.get_or_init(|| {
+            Reason::ALL
+                .iter()
+                .map(|r| [Label::from_static_parts("reason", r.code())])
+                .collect()
+        });
+        &table[reason as usize]
+    }
+
+    /// `reason`, `scheme` and `status` labels for a scheme of [`SCHEMES`] and a status
+    /// of [`STATUSES`] (their indices), built per reason on its first failure.
+    pub(super) fn failure_labels(reason: Reason, scheme: usize, status: usize) -> &'static [Label] {
+        type PerReason = OnceLock<Box<[[Label; 3]]>>;
+        static TABLE: OnceLock<Box<[PerReason]>> = OnceLock::new();
+        let per_reason =
+            TABLE.get_or_init(|| Reason::ALL.iter().map(|_| OnceLock::new()).collect());
+        let labels = per_reason[reason as usize].get_or_init(|| {
+            let mut all = Vec::with_capacity(SCHEMES.len() * STATUSES.len());
+            for scheme in SCHEMES {
+                for (_, status) in STATUSES {
+                    all.push([
+                        Label::from_static_parts("reason", reason.code()),
+                        Label::from_static_parts("scheme", scheme),
+                        Label::from_static_parts("status", status),
+                    ]);
+                }
+            }
+            all.into()
+        });
+        &labels[scheme * STATUSES.len() + status]
+    }
 
     pub(crate) fn failure(reason: Reason, scheme: &'static str, status: StatusCode) {
-        counter!(FAILURES, "reason" => reason.code(), "scheme" => scheme, "status" => status_label(status))
-            .increment(1);
+        let code = status.as_u16();
+        match (
+            scheme_index(scheme),
+            STATUSES.iter().position(|(c, _)| *c == code),
+        ) {
+            (Some(s), Some(t)) => add(FAILURES, failure_labels(reason, s, t), 1),
+            _ => counter!(FAILURES, "reason" => reason.code(), "scheme" => scheme, "status" => status_label(status))
+                .increment(1),
+        }
     }
 
     pub(crate) fn would_refuse(reason: Reason) {
-        counter!(WOULD_REFUSE, "reason" => reason.code()).increment(1);
+        add(WOULD_REFUSE, reason_labels(reason), 1);
     }
 
     pub(crate) fn success(scheme: &'static str) {
-        counter!(SUCCESSES, "scheme" => scheme).increment(1);
+        static TABLE: OnceLock<Box<[[Label; 1]]>> = OnceLock::new();
+        let Some(s) = scheme_index(scheme) else {
+            counter!(SUCCESSES, "scheme" => scheme).increment(1);
+            return;
+        };
+        let table = TABLE.get_or_init(|| {
+            SCHEMES
+                .iter()
+                .map(|s| [Label::from_static_parts("scheme", s)])
+                .collect()
+        });
+        add(SUCCESSES, &table[s], 1);
     }
 
     pub(crate) fn upstream_correction(reason: Reason, corrected: bool) {
@@ -104,8 +193,25 @@ mod record {
     }
 
     pub(crate) fn token_cache_lookup(scheme: &'static str, hit: bool) {
+        static TABLE: OnceLock<Box<[[Label; 2]]>> = OnceLock::new();
         let result = if hit { "hit" } else { "miss" };
-        counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
+        let Some(s) = scheme_index(scheme) else {
+            counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
+            return;
+        };
+        let table = TABLE.get_or_init(|| {
+            let mut all = Vec::with_capacity(SCHEMES.len() * 2);
+            for scheme in SCHEMES {
+                for result in ["hit", "miss"] {
+                    all.push([
+                        Label::from_static_parts("scheme", scheme),
+                        Label::from_static_parts("result", result),
+                    ]);
+                }
+            }
+            all.into()
+        });
+        add(TOKEN_CACHE_LOOKUPS, &table[s * 2 + usize::from(!hit)], 1);
     }
 
     pub(crate) fn token_cache_evictions(scheme: &'static str, n: u64) {
@@ -113,7 +219,7 @@ mod record {
     }
 
     pub(crate) fn log_suppressed(reason: Reason) {
-        counter!(LOG_SUPPRESSED, "reason" => reason.code()).increment(1);
+        add(LOG_SUPPRESSED, reason_labels(reason), 1);
     }
 
     pub(crate) fn verification(alg: Algorithm, took: Duration) {
@@ -210,4 +316,45 @@ pub(crate) use record::*;
 /// `metrics` feature.
 pub fn describe_metrics() {
     describe();
+}
+
+#[cfg(all(test, feature = "metrics"))]
+mod tests {
+    use super::record::*;
+    use super::*;
+    use metrics::Label;
+
+    /// The label sets built once are those `counter!` builds on every call.
+    #[test]
+    fn label_tables_are_the_macro_labels() {
+        let statuses = [400u16, 401, 403, 503];
+        for (i, &reason) in Reason::ALL.iter().enumerate() {
+            assert_eq!(reason as usize, i);
+            assert_eq!(reason_labels(reason), [Label::new("reason", reason.code())]);
+            for (s, scheme) in SCHEMES.iter().enumerate() {
+                for (t, status) in statuses.iter().enumerate() {
+                    let want = [
+                        Label::new("reason", reason.code()),
+                        Label::new("scheme", *scheme),
+                        Label::new("status", status.to_string()),
+                    ];
+                    assert_eq!(failure_labels(reason, s, t), &want[..]);
+                }
+            }
+        }
+        let every = [
+            Scheme::Basic,
+            Scheme::Bearer,
+            Scheme::ApiKey,
+            Scheme::Cookie,
+            Scheme::Dpop,
+            Scheme::ProxyAssertion,
+        ];
+        for scheme in every {
+            assert!(SCHEMES.contains(&scheme_label(scheme)));
+        }
+        for word in [None, Some("Negotiate")] {
+            assert!(SCHEMES.contains(&received_label(word)));
+        }
+    }
 }
