@@ -15,7 +15,7 @@ use crate::sanitize::{cap, fingerprint};
 use crate::scheme::Scheme;
 use crate::time::{ago, now, rfc3339};
 use http::header::{AUTHORIZATION, COOKIE};
-use http::{HeaderMap, Method, Uri};
+use http::{HeaderMap, HeaderName, Method, Uri};
 use std::borrow::Cow;
 
 /// Stable codes for the `hints` log field.
@@ -76,6 +76,16 @@ pub(crate) const OTHER_HEADERS: &[&str] = &[
     "x-forwarded-authorization",
     "x-id-token",
 ];
+
+/// The position of `name` in [`OTHER_HEADERS`]. Names are compared as parsed (lower-case),
+/// so a request's headers are matched in one pass without looking each known name up.
+fn other_header_index(name: &HeaderName) -> Option<usize> {
+    let name = name.as_str();
+    OTHER_HEADERS.iter().position(|&n| n == name)
+}
+
+// `other_header` marks the names it has seen in a `u32`.
+const _: () = assert!(OTHER_HEADERS.len() <= 32);
 
 /// Cookie names that carry tokens or sessions in the wild.
 const COOKIE_NAMES: &[&str] = &[
@@ -201,12 +211,25 @@ impl<'a> Evidence<'a> {
         &self,
         skip: &dyn Fn(&str) -> bool,
     ) -> Option<(&'static str, &'a [u8])> {
-        OTHER_HEADERS.iter().filter(|n| !skip(n)).find_map(|&name| {
-            self.headers
-                .get(name)
-                .map(|v| (name, v.as_bytes()))
-                .filter(|(_, v)| !v.is_empty())
-        })
+        // One pass over the request's own (few) headers, instead of a parsed, hashed lookup
+        // per known name. The earliest name in `OTHER_HEADERS` wins, and only a name's first
+        // value counts (what `HeaderMap::get` reads; `iter` yields it first).
+        let mut best: Option<(usize, &'a [u8])> = None;
+        let mut seen = 0u32;
+        for (name, value) in self.headers {
+            let Some(i) = other_header_index(name) else {
+                continue;
+            };
+            if seen & (1 << i) != 0 {
+                continue;
+            }
+            seen |= 1 << i;
+            if best.is_some_and(|(b, _)| b < i) || value.is_empty() || skip(OTHER_HEADERS[i]) {
+                continue;
+            }
+            best = Some((i, value.as_bytes()));
+        }
+        best.map(|(i, value)| (OTHER_HEADERS[i], value))
     }
 
     /// The cookie `name`, as far as the caps allow reading.
@@ -223,11 +246,10 @@ impl<'a> Evidence<'a> {
 
     /// `Forwarded`, `Via`, `X-Real-IP` or any `X-Forwarded-*` present.
     pub(crate) fn proxied(&self) -> bool {
-        PROXY_HEADERS.iter().any(|h| self.headers.contains_key(*h))
-            || self
-                .headers
-                .keys()
-                .any(|k| k.as_str().starts_with("x-forwarded-"))
+        self.headers.keys().any(|k| {
+            let k = k.as_str();
+            PROXY_HEADERS.contains(&k) || k.starts_with("x-forwarded-")
+        })
     }
 
     /// The single `Authorization` value, if exactly one was sent.
@@ -344,16 +366,21 @@ impl<'a> Evidence<'a> {
                     expected.names
                 ))
                 .tag(hint::COOKIE_OVER_CAP),
-            None => f.detail(format!("no credentials; expected {}", expected.names)),
+            None => f.detail(["no credentials; expected ", &expected.names].concat()),
         };
         let proxy = "The request came through a proxy (Forwarded, X-Forwarded-* or Via is \
                      present) and carries no Authorization: the proxy may have stripped it.";
         match (&expected.how, self.proxied()) {
             (Some(how), true) => f.tag(hint::PROXY).hint(format!("{proxy} Expected {how}.")),
             (None, true) => f.tag(hint::PROXY).hint(proxy),
-            (Some(how), false) => f.hint(format!(
-                "Send {how}; if you did, a proxy or redirect may have dropped it."
-            )),
+            (Some(how), false) => f.hint(
+                [
+                    "Send ",
+                    how,
+                    "; if you did, a proxy or redirect may have dropped it.",
+                ]
+                .concat(),
+            ),
             (None, false) => f,
         }
     }
@@ -403,7 +430,7 @@ fn find_query(query: &str) -> (Option<(&'static str, &str)>, bool) {
 /// `?token=` that may be a page cursor), a credential in a header or query parameter known
 /// to hold one: then optional authentication must not let it through as a guest.
 pub(crate) fn carries_more_than_page_state(headers: &HeaderMap, uri: &Uri) -> bool {
-    let header = OTHER_HEADERS.iter().any(|h| headers.contains_key(*h));
+    let header = headers.keys().any(|k| other_header_index(k).is_some());
     let query = uri.query().is_some_and(|q| {
         cut(q, MAX_SCAN).split('&').any(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -752,5 +779,79 @@ mod tests {
             find_query("ACCESS_TOKEN=x"),
             (Some(("access_token", "x")), false)
         );
+    }
+
+    /// The one-pass scan finds what a lookup of each name in turn finds: the earliest
+    /// name of the table, its first value only, skipped names passed over.
+    #[test]
+    fn other_header_matches_lookup_by_name() {
+        fn by_name(
+            headers: &HeaderMap,
+            skip: &dyn Fn(&str) -> bool,
+        ) -> Option<(&'static str, Vec<u8>)> {
+            OTHER_HEADERS.iter().filter(|n| !skip(n)).find_map(|&name| {
+                headers
+                    .get(name)
+                    .map(|v| (name, v.as_bytes().to_vec()))
+                    .filter(|(_, v)| !v.is_empty())
+            })
+        }
+        let values = ["", "a", "b"];
+        let names = [
+            "x-api-key",
+            "token",
+            "x-id-token",
+            "accept",
+            "x-forwarded-for",
+            "via",
+        ];
+        let skips: [&dyn Fn(&str) -> bool; 3] =
+            [&|_| false, &|n| n == "token", &|n| n.contains("api-key")];
+        let uri = Uri::from_static("/");
+        // Every sequence of up to three appended (name, value) pairs.
+        let pairs: Vec<(&str, &str)> = names
+            .iter()
+            .flat_map(|&n| values.iter().map(move |&v| (n, v)))
+            .collect();
+        let mut cases: Vec<Vec<(&str, &str)>> = vec![Vec::new()];
+        let mut last = cases.clone();
+        for _ in 0..3 {
+            last = last
+                .iter()
+                .flat_map(|c| {
+                    pairs.iter().map(move |&p| {
+                        let mut c = c.clone();
+                        c.push(p);
+                        c
+                    })
+                })
+                .collect();
+            cases.extend(last.iter().cloned());
+        }
+        for case in &cases {
+            let mut headers = HeaderMap::new();
+            for (name, value) in case {
+                headers.append(
+                    HeaderName::from_static(name),
+                    http::HeaderValue::from_static(value),
+                );
+            }
+            let ev = Evidence::new(&headers, &uri);
+            for skip in skips {
+                let found = ev.other_header(skip).map(|(n, v)| (n, v.to_vec()));
+                assert_eq!(found, by_name(&headers, skip), "{case:?}");
+            }
+            let proxied = PROXY_HEADERS.iter().any(|h| headers.contains_key(*h))
+                || headers
+                    .keys()
+                    .any(|k| k.as_str().starts_with("x-forwarded-"));
+            assert_eq!(ev.proxied(), proxied, "{case:?}");
+            let any = OTHER_HEADERS.iter().any(|h| headers.contains_key(*h));
+            assert_eq!(
+                carries_more_than_page_state(&headers, &uri),
+                any,
+                "{case:?}"
+            );
+        }
     }
 }

@@ -26,11 +26,15 @@ pub(super) fn unaccepted(ev: &Evidence<'_>, schemes: &[Arc<dyn AuthScheme>]) -> 
     if let Some((word, rest)) = ev.scheme_and_rest() {
         return scheme_not_accepted(word, rest, schemes).expected(names);
     }
-    let how = schemes
-        .iter()
-        .map(|s| s.how_to_send())
-        .collect::<Vec<_>>()
-        .join(" or ");
+    // One scheme (the usual case) needs no list and no join.
+    let how = match schemes {
+        [one] => one.how_to_send(),
+        many => many
+            .iter()
+            .map(|s| s.how_to_send())
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
     let reads = |name: &str| schemes.iter().any(|s| s.reads_header(name));
     let expected = Expected {
         names: names.clone(),
