@@ -196,9 +196,10 @@ fn forged(i: usize, pad: usize) -> String {
     )
 }
 
-/// Distinct forged tokens: every one a miss, every one remembered (a forged signature is
-/// settled), and the cache within its entries and bytes all along. Short tokens first
-/// (the entry cap binds), then tokens of about 1 KiB (the byte cap binds).
+/// Distinct forged tokens, each sent twice: every one a miss, every one remembered the
+/// second time (a forged signature is settled; the first time only marks it), and the
+/// cache within its entries and bytes all along. Short tokens first (the entry cap
+/// binds), then tokens of about 1 KiB (the byte cap binds).
 async fn bad_tokens(n: usize, report: &mut Report) {
     let (began, kib) = (Instant::now(), rss_kib());
     let layer = AuthDiagnostics::new().bearer(jwt());
@@ -207,10 +208,12 @@ async fn bad_tokens(n: usize, report: &mut Report) {
     for i in 0..n {
         let pad = if i < n * 2 / 3 { 0 } else { 700 };
         let token = bearer(&forged(i, pad));
-        assert_eq!(
-            status(&svc, get("/t", &[("authorization", &token)])).await,
-            401
-        );
+        for _ in 0..2 {
+            assert_eq!(
+                status(&svc, get("/t", &[("authorization", &token)])).await,
+                401
+            );
+        }
         if i % 256 == 0 || i + 1 == n {
             let s = layer.token_cache_stats().unwrap();
             assert!(
@@ -220,11 +223,14 @@ async fn bad_tokens(n: usize, report: &mut Report) {
             (peak_entries, peak_bytes) = (peak_entries.max(s.entries), peak_bytes.max(s.bytes));
         }
     }
+    // A false positive of the doorkeeper (a Bloom filter) admits a token the first time,
+    // and the second is a hit.
     let s = layer.token_cache_stats().unwrap();
-    assert_eq!((s.hits, s.misses), (0, n as u64), "{s:?}");
+    assert_eq!(s.hits + s.misses, 2 * n as u64, "{s:?}");
+    assert!(s.hits <= n as u64 / 50, "{s:?}");
     assert_eq!(
-        s.misses - s.evictions,
-        s.entries,
+        s.entries + s.evictions,
+        n as u64,
         "every token went in: {s:?}"
     );
     if n >= 30_000 {
@@ -234,15 +240,17 @@ async fn bad_tokens(n: usize, report: &mut Report) {
             "the byte cap was reached: {peak_bytes}"
         );
     }
-    // The cache still serves: a valid token is verified once, then found.
+    // The cache still serves: a valid token is verified twice (once if the doorkeeper
+    // errs), then found.
     let valid = bearer(&hs256(&good_claims()));
-    for _ in 0..2 {
+    for _ in 0..3 {
         assert_eq!(
             status(&svc, get("/t", &[("authorization", &valid)])).await,
             200
         );
     }
-    assert_eq!(layer.token_cache_stats().unwrap().hits, 1);
+    let found = layer.token_cache_stats().unwrap().hits - s.hits;
+    assert!((1..=2).contains(&found), "{found}");
     let showed = format!("cache peak {peak_entries} entries, {peak_bytes} bytes");
     report.phase("bad tokens", n, began, kib, showed);
 }

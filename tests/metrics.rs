@@ -862,7 +862,7 @@ fn upstream_refusals_count_as_corrected_or_kept() {
 // =======================================================================================
 
 #[test]
-fn a_repeated_token_is_one_miss_one_hit_and_one_signature_check() {
+fn a_repeated_token_is_two_misses_then_a_hit_and_two_signature_checks() {
     run(|m| async move {
         let app = bearer_app(AuthDiagnostics::new());
         let token = bearer_of(json!({}));
@@ -881,6 +881,15 @@ fn a_repeated_token_is_one_miss_one_hit_and_one_signature_check() {
         );
         let took = &samples[&labels(&[("family", "hmac")])];
         assert!(took.len() == 1 && (0.0..1.0).contains(&took[0]), "{took:?}");
+
+        // The second time it is verified again, and cached.
+        assert_eq!(status(&app, me()).await, 200);
+        let again = m.take();
+        assert_eq!(
+            again.counters(CACHE_LOOKUPS),
+            BTreeMap::from([(lookup("miss"), 1)])
+        );
+        assert_eq!(again.samples(VERIFICATION).len(), 1);
 
         assert_eq!(status(&app, me()).await, 200);
         let second = m.take();
@@ -903,12 +912,15 @@ fn evictions_are_counted_as_the_cache_counts_them() {
             .token_cache(TokenCache::new().max_entries(16))
             .bearer(jwt());
         let app = any_path(layer.clone());
+        // Each token twice: the second time caches it.
         for i in 0..200 {
             let token = bearer_of(json!({ "jti": format!("token-{i}") }));
-            assert_eq!(
-                status(&app, get("/", &[("authorization", &token)])).await,
-                200
-            );
+            for _ in 0..2 {
+                assert_eq!(
+                    status(&app, get("/", &[("authorization", &token)])).await,
+                    200
+                );
+            }
         }
         let evicted = layer.token_cache_stats().unwrap().evictions;
         assert!(evicted > 0, "200 tokens in 16 entries evict some");
@@ -919,7 +931,7 @@ fn evictions_are_counted_as_the_cache_counts_them() {
         );
         assert_eq!(
             t.counter(CACHE_LOOKUPS, &[("result", "miss"), ("scheme", "bearer")]),
-            200
+            400
         );
     });
 }

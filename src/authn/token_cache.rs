@@ -1,24 +1,39 @@
 //! The verified-token cache: a client sends the same token for many requests, and a
 //! signature check (tens of µs for ES256 and RS256) becomes a hash lookup.
 //!
+//! What it admits: a token is cached only on its second verification. The first time a
+//! token is decided, only three bits of its keyed hash are set in the doorkeeper, a fixed
+//! bitset (a blocked Bloom filter, one 64-bit word per token) that is cleared whenever
+//! as many tokens as the cache holds have been recorded in it since the last clear (as
+//! TinyLFU's doorkeeper is); the second time, the token goes into the cache. A token seen
+//! once (most of a flood of distinct tokens, or a working set larger than the cache walked
+//! in turn) then costs no insert, no copy of its principal and no eviction: a token that
+//! is not seen again before as many others have been would have been evicted unused. The
+//! doorkeeper takes a fixed 8 bits per cached entry, rounded up to a power of two, at
+//! least 512 bytes and at most 1 MiB (16 KiB for the default 10 000 entries), allocated
+//! once and never grown. A Bloom filter's false positive (a few percent while it fills)
+//! only admits a token one sighting early.
+//!
 //! What keeps it safe: a token that passed every check is cached with its principal; a
 //! token that failed is cached with its failure only where the failure cannot change
 //! (expired, a signature that does not verify with these keys, a wrong issuer, audience,
 //! type or claim), never one that can (`token_key_unknown`, `key_source_unavailable`,
-//! `token_not_yet_valid`). An entry is found by a keyed hash of the whole token and then
-//! compared with it byte for byte (in constant time), so a collision can only miss; it
-//! never outlives the token's `exp` (plus the leeway the authenticator allows), the
-//! configured TTL, or the key set that verified it (any change to an issuer's published
-//! keys makes its entries stale); entries and bytes are bounded, the oldest evicted first.
-//! A repeated bad token then costs no more than a repeated good one.
+//! `token_not_yet_valid`); both are admitted by the doorkeeper alike. An entry is found by
+//! a keyed hash of the whole token and then compared with it in constant time (a word at a
+//! time, [`constant_time_eq`]), so a collision can only miss, never answer with another
+//! token's principal or failure; it never outlives the token's `exp` (plus the leeway the
+//! authenticator allows), the configured TTL, or the key set that verified it (any change
+//! to an issuer's published keys makes its entries stale); entries and bytes are bounded,
+//! the oldest evicted first. A repeated bad token then costs no more than a repeated good
+//! one.
 
 use super::Principal;
 use crate::failure::AuthFailure;
 use crate::reason::Reason;
 use crate::secret::constant_time_eq;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -26,6 +41,12 @@ use std::time::Duration;
 /// ([`AuthDiagnostics::token_cache`](crate::AuthDiagnostics::token_cache)).
 ///
 /// Defaults: 10 000 tokens, 16 MiB, 5 minutes.
+///
+/// A token is cached on its second verification, not its first: the first only marks it
+/// in a fixed bitset of 8 bits per entry (16 KiB for the defaults, at least 512 bytes, at
+/// most 1 MiB), forgotten once as many tokens as the cache holds have been marked since,
+/// so tokens seen once cost no insert and evict nothing. A repeated token is verified
+/// twice, then found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
 pub struct TokenCache {
@@ -99,6 +120,7 @@ pub(crate) struct Cache {
     settings: TokenCache,
     hasher: std::collections::hash_map::RandomState,
     shards: [Mutex<Shard>; SHARDS],
+    doorkeeper: Doorkeeper,
     hits: AtomicU64,
     misses: AtomicU64,
     evictions: AtomicU64,
@@ -108,7 +130,8 @@ pub(crate) struct Cache {
 
 #[derive(Default)]
 struct Shard {
-    map: HashMap<u64, Entry>,
+    /// Keyed by the token's keyed hash, which is not hashed again.
+    map: HashMap<u64, Entry, BuildHasherDefault<Keyed>>,
     /// Insertion order (hash, sequence), oldest first; stale pairs are skipped.
     order: VecDeque<(u64, u64)>,
     bytes: usize,
@@ -116,6 +139,7 @@ struct Shard {
 }
 
 struct Entry {
+    /// The whole token: a hash collision must miss, not answer for another token.
     token: Box<[u8]>,
     outcome: Result<Principal, AuthFailure>,
     /// Which authenticator verified it, and its key epoch then.
@@ -145,6 +169,7 @@ impl Cache {
             settings,
             hasher: Default::default(),
             shards: Default::default(),
+            doorkeeper: Doorkeeper::new(settings.max_entries),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
@@ -152,7 +177,8 @@ impl Cache {
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[(hash as usize) % SHARDS]
+        // The top bits: the map's table and the doorkeeper use the others.
+        self.shards[(hash >> 60) as usize % SHARDS]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -167,11 +193,14 @@ impl Cache {
     ) -> Option<Result<Principal, AuthFailure>> {
         let hash = self.hasher.hash_one(token.as_bytes());
         let mut shard = self.shard(hash);
-        let found = match shard.map.get(&hash) {
+        let (found, stale) = match shard.map.get(&hash) {
             Some(e) if constant_time_eq(&e.token, token.as_bytes()) => {
-                (now < e.until && e.epoch == epoch(e.issuer)).then(|| e.outcome.clone())
+                let fresh = now < e.until && e.epoch == epoch(e.issuer);
+                (fresh.then(|| e.outcome.clone()), !fresh)
             }
-            _ => None,
+            // Another token under the same hash: a miss, and it makes way.
+            Some(_) => (None, true),
+            None => (None, false),
         };
         crate::metrics::token_cache_lookup(self.scheme, found.is_some());
         if found.is_some() {
@@ -179,14 +208,17 @@ impl Cache {
         } else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             // A stale entry goes now rather than when it is evicted.
-            if let Some(e) = shard.map.remove(&hash) {
-                shard.bytes -= e.bytes;
+            if stale {
+                if let Some(e) = shard.map.remove(&hash) {
+                    shard.bytes -= e.bytes;
+                }
             }
         }
         found
     }
 
-    /// Remembers a token that passed every check, or failed one for good.
+    /// Remembers a token that passed every check, or failed one for good, if it was
+    /// decided before lately (the doorkeeper's); the first time, only marks it.
     pub(crate) fn put(&self, v: Verified<'_>, now: i64) {
         if let Err(f) = v.outcome {
             if !settled(f.reason()) {
@@ -210,6 +242,9 @@ impl Cache {
             return;
         }
         let hash = self.hasher.hash_one(v.token.as_bytes());
+        if !self.doorkeeper.seen_again(hash) {
+            return;
+        }
         let mut shard = self.shard(hash);
         let shard = &mut *shard;
         if let Some(old) = shard.map.remove(&hash) {
@@ -270,6 +305,88 @@ impl Cache {
     }
 }
 
+/// Bits of the doorkeeper per cached entry: with three bits set per token and at most
+/// one token recorded per 8 bits, about 3% of the tokens it has not seen pass for seen.
+const DOORKEEPER_BITS_PER_ENTRY: usize = 8;
+/// The doorkeeper's size bounds, in 64-bit words: 512 bytes and 1 MiB.
+const DOORKEEPER_MIN_WORDS: usize = 1 << 6;
+const DOORKEEPER_MAX_WORDS: usize = 1 << 17;
+
+/// Which tokens were decided lately: a blocked Bloom filter of their keyed hashes (three
+/// bits of one word per token), of a size fixed when the cache is built, cleared after
+/// `window` tokens were recorded. Lock-free: a lost update only makes a token wait for a
+/// third sighting or come in one early.
+struct Doorkeeper {
+    words: Box<[AtomicU64]>,
+    /// Tokens recorded since the last clear.
+    recorded: AtomicUsize,
+    /// How many are recorded before it is cleared: as many as the cache holds (fewer
+    /// only where the size cap binds, 8 bits per token).
+    window: usize,
+}
+
+impl Doorkeeper {
+    fn new(max_entries: usize) -> Self {
+        let words = max_entries
+            .checked_next_power_of_two()
+            .unwrap_or(usize::MAX)
+            .saturating_mul(DOORKEEPER_BITS_PER_ENTRY)
+            / 64;
+        let words = words.clamp(DOORKEEPER_MIN_WORDS, DOORKEEPER_MAX_WORDS);
+        Self {
+            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
+            recorded: AtomicUsize::new(0),
+            window: max_entries.clamp(1, words * 64 / DOORKEEPER_BITS_PER_ENTRY),
+        }
+    }
+
+    /// Whether `hash` was recorded since the last clear; if not, records it now.
+    fn seen_again(&self, hash: u64) -> bool {
+        // Bits 32.. pick the word (the size is a power of two), bits 0..18 the three bits.
+        let word = &self.words[(hash >> 32) as usize & (self.words.len() - 1)];
+        let mask = (1 << (hash & 63)) | (1 << ((hash >> 6) & 63)) | (1 << ((hash >> 12) & 63));
+        if word.load(Ordering::Relaxed) & mask == mask {
+            return true;
+        }
+        if self.recorded.fetch_add(1, Ordering::Relaxed) >= self.window {
+            self.recorded.store(1, Ordering::Relaxed);
+            for w in &*self.words {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        word.fetch_or(mask, Ordering::Relaxed);
+        false
+    }
+
+    /// Its size in bytes: fixed.
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.words)
+    }
+}
+
+/// The hasher of a shard's map, whose keys already are keyed hashes (uniform, secret):
+/// passes them through, halves swapped so that the table's bits are not the shard's.
+#[derive(Default)]
+struct Keyed(u64);
+
+impl Hasher for Keyed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64` keys are hashed; anything else is folded in anyway.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.rotate_left(32);
+    }
+}
+
 /// Whether a token's failure stays the same while the key set does: what the token says
 /// of itself (its signature, type, claims, issuer, audience) and an expiry, which time
 /// never undoes. Not a missing key, an unreachable key source, or a token not valid yet.
@@ -302,7 +419,8 @@ impl std::fmt::Debug for Cache {
 mod tests {
     use super::*;
 
-    fn put(cache: &Cache, token: &str, now: i64, valid_through: Option<i64>) {
+    /// A token decided once: marked by the doorkeeper, not cached yet.
+    fn once(cache: &Cache, token: &str, now: i64, valid_through: Option<i64>) {
         let p = Principal::new("alice");
         cache.put(
             Verified {
@@ -314,6 +432,12 @@ mod tests {
             },
             now,
         );
+    }
+
+    /// A token decided twice: cached by the second time.
+    fn put(cache: &Cache, token: &str, now: i64, valid_through: Option<i64>) {
+        once(cache, token, now, valid_through);
+        once(cache, token, now, valid_through);
     }
 
     #[test]
@@ -359,5 +483,81 @@ mod tests {
         // A token larger than a shard's share is never kept.
         put(&cache, &"y".repeat(8192), 0, None);
         assert!(cache.get(&"y".repeat(8192), 1, |_| 7).is_none());
+    }
+
+    #[test]
+    fn a_token_decided_once_is_only_marked() {
+        let cache = Cache::new(TokenCache::new(), "bearer");
+        once(&cache, "a.b.c", 1000, None);
+        assert!(cache.get("a.b.c", 1001, |_| 7).is_none());
+        let s = cache.stats();
+        assert_eq!((s.entries, s.bytes, s.evictions), (0, 0, 0), "{s:?}");
+        // The second time it is decided, it is cached.
+        once(&cache, "a.b.c", 1001, None);
+        assert!(cache.get("a.b.c", 1002, |_| 7).is_some());
+        // A failure is admitted the same way.
+        let f = AuthFailure::new(Reason::TokenExpired);
+        let failed = |token| Verified {
+            token,
+            outcome: Err(&f),
+            issuer: 0,
+            epoch: 7,
+            valid_through: None,
+        };
+        cache.put(failed("x.y.z"), 1000);
+        assert!(cache.get("x.y.z", 1001, |_| 7).is_none());
+        cache.put(failed("x.y.z"), 1000);
+        assert!(cache.get("x.y.z", 1001, |_| 7).is_some_and(|r| r.is_err()));
+    }
+
+    #[test]
+    fn distinct_tokens_fill_neither_the_cache_nor_the_doorkeeper() {
+        let cache = Cache::new(TokenCache::new(), "bearer");
+        let size = cache.doorkeeper.bytes();
+        assert_eq!(
+            size,
+            16 << 10,
+            "8 bits per entry, 16 384 entries rounded up"
+        );
+        for i in 0..200_000 {
+            once(&cache, &format!("token-{i}"), 0, None);
+        }
+        // Only the Bloom filter's false positives got in (about 0.4%).
+        let s = cache.stats();
+        assert!(s.entries < 200_000 / 100 && s.evictions == 0, "{s:?}");
+        assert_eq!(cache.doorkeeper.bytes(), size, "never grown");
+        let recorded = cache.doorkeeper.recorded.load(Ordering::Relaxed);
+        assert!(recorded <= cache.doorkeeper.window, "cleared as it fills");
+        let set: u32 = (cache.doorkeeper.words.iter())
+            .map(|w| w.load(Ordering::Relaxed).count_ones())
+            .sum();
+        assert!(
+            set as usize <= 3 * cache.doorkeeper.window,
+            "{set} bits set"
+        );
+
+        // A working set larger than the cache, walked in turn, is never admitted: each
+        // token has been forgotten before it comes again.
+        let cache = Cache::new(TokenCache::new().max_entries(1000), "bearer");
+        for round in 0..3 {
+            for i in 0..1500 {
+                once(&cache, &format!("token-{i}"), round, None);
+            }
+        }
+        let s = cache.stats();
+        // A false positive of the Bloom filter admits a few.
+        assert!(s.entries < 150 && s.evictions == 0, "{s:?}");
+    }
+
+    #[test]
+    fn the_doorkeeper_is_sized_by_the_entries_within_fixed_bounds() {
+        let bytes = |entries| Doorkeeper::new(entries).bytes();
+        assert_eq!(bytes(0), 512);
+        assert_eq!(bytes(64), 512);
+        assert_eq!(bytes(10_000), 16 << 10);
+        assert_eq!(bytes(100_000), 128 << 10);
+        assert_eq!(bytes(usize::MAX), 1 << 20);
+        assert_eq!(Doorkeeper::new(usize::MAX).window, 1 << 20);
+        assert_eq!(Doorkeeper::new(0).window, 1);
     }
 }
