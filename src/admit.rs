@@ -25,12 +25,12 @@ fn admit(
     forged: Option<&AuthFailure>,
 ) -> Result<(), AuthFailure> {
     if let (Some(f), Some(crate::scheme::Scheme::Cookie)) = (forged, principal.scheme()) {
-        return Err(f.clone().verified_as(principal));
+        return Err(f.clone().verified_as(principal.verified()));
     }
     match &config.required_scope {
         Some(scope) => scope
             .check(Some(principal))
-            .map_err(|f| f.verified_as(principal)),
+            .map_err(|f| f.verified_as(principal.verified())),
         None => Ok(()),
     }
 }
@@ -188,7 +188,7 @@ async fn not_revoked(
                 Some(id) => failure.user(id),
                 None => failure,
             }
-            .verified_as(&principal))
+            .verified_as(principal.verified()))
         }
         Err(e) if fails_open => {
             tracing::error!(
@@ -202,7 +202,7 @@ async fn not_revoked(
         Err(e) => Err(AuthFailure::new(Reason::RevocationUnavailable)
             .detail(format!("the revocation list cannot be read: {e}"))
             .retry_after(5)
-            .verified_as(&principal)),
+            .verified_as(principal.verified())),
     }
 }
 

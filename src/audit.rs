@@ -289,25 +289,29 @@ impl Facts {
         principal: &Principal,
         authorization: Option<&http::HeaderValue>,
     ) -> Self {
+        let claims = principal.claims_arc();
+        Self::verified(principal.scheme(), principal.id(), claims, authorization)
+    }
+
+    /// Accepted as the principal these are of.
+    fn verified(
+        scheme: Option<crate::scheme::Scheme>,
+        id: Option<&str>,
+        claims: Option<Arc<serde_json::Value>>,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Self {
         use crate::scheme::Scheme;
-        let from_authorization = matches!(
-            principal.scheme(),
-            Some(Scheme::Basic | Scheme::Bearer | Scheme::Dpop)
-        );
+        let from_authorization =
+            matches!(scheme, Some(Scheme::Basic | Scheme::Bearer | Scheme::Dpop));
+        // A token's `sub` is read from its claims when the record is made.
+        let sub = claims.as_deref().and_then(|c| c.get("sub")?.as_str());
         Self {
             decision: Decision::Accepted,
             reason: None,
             enforced: true,
-            scheme: principal.scheme().map(crate::metrics::scheme_label),
-            // A token's `sub` is read from its claims when the record is made.
-            id: principal
-                .id()
-                .filter(|id| {
-                    let sub = principal.claims().and_then(|c| c.get("sub"));
-                    sub.and_then(|s| s.as_str()) != Some(*id)
-                })
-                .map(str::to_owned),
-            claims: principal.claims_arc(),
+            scheme: scheme.map(crate::metrics::scheme_label),
+            id: id.filter(|id| sub != Some(*id)).map(str::to_owned),
+            claims,
             claimed_user: None,
             fingerprint: authorization
                 .filter(|_| from_authorization)
@@ -356,7 +360,16 @@ impl Facts {
         let facts = failure.facts();
         let known = known
             .filter(|f| f.decision == Decision::Accepted)
-            .or_else(|| Some(Self::accepted(facts.verified()?, authorization)));
+            .or_else(|| {
+                let v = facts.verified()?;
+                let claims = v.claims.clone();
+                Some(Self::verified(
+                    v.scheme,
+                    v.id.as_deref(),
+                    claims,
+                    authorization,
+                ))
+            });
         let (id, claims, fingerprint) = match known {
             Some(k) => (k.id, k.claims, k.fingerprint),
             None => (None, None, None),

@@ -109,6 +109,15 @@ pub struct TokenFacts {
     pub verified: bool,
 }
 
+/// Whose credentials verified before the request was refused (by the layer's scopes,
+/// the revocation list or the account hook), for the audit record.
+#[derive(Debug, Clone)]
+pub(crate) struct Verified {
+    pub id: Option<String>,
+    pub claims: Option<std::sync::Arc<serde_json::Value>>,
+    pub scheme: Option<crate::scheme::Scheme>,
+}
+
 /// The facts that explain a failure. Everything here may be logged; only what the detail
 /// mode allows reaches the client. Written through [`AuthFailure`]'s setters, read through
 /// the getters below.
@@ -135,7 +144,7 @@ pub(crate) struct Facts {
     had_credentials: bool,
     /// Refused after the credentials verified (by the layer's scopes, the revocation list
     /// or the account hook): whose they were, for the audit record.
-    verified: Option<Box<crate::authn::Principal>>,
+    verified: Option<Box<Verified>>,
     keys: Option<Box<KeyFacts>>,
     acr_values: Option<String>,
     max_age: Option<u64>,
@@ -201,7 +210,7 @@ impl Facts {
     pub(crate) fn user(&self) -> Option<&str> {
         self.user.as_deref()
     }
-    pub(crate) fn verified(&self) -> Option<&crate::authn::Principal> {
+    pub(crate) fn verified(&self) -> Option<&Verified> {
         self.verified.as_deref()
     }
     pub(crate) fn retry_after(&self) -> Option<u64> {
@@ -429,8 +438,8 @@ impl AuthFailure {
 
     /// The credential's fingerprint.
     /// Refused although `principal`'s credentials verified.
-    pub(crate) fn verified_as(mut self, principal: &crate::authn::Principal) -> Self {
-        self.facts.verified = Some(Box::new(principal.clone()));
+    pub(crate) fn verified_as(mut self, principal: Verified) -> Self {
+        self.facts.verified = Some(Box::new(principal));
         self
     }
 

@@ -93,6 +93,15 @@ impl Principal {
         self.claims.as_deref()
     }
 
+    /// Who this is, for a refusal that comes after the credentials verified.
+    pub(crate) fn verified(&self) -> crate::failure::Verified {
+        crate::failure::Verified {
+            id: self.id.clone(),
+            claims: self.claims.clone(),
+            scheme: self.scheme,
+        }
+    }
+
     /// The verified claims, shared.
     pub(crate) fn claims_arc(&self) -> Option<Arc<Value>> {
         self.claims.clone()

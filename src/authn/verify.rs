@@ -104,13 +104,13 @@ impl AccountHook {
                 Some(id) => f.user(id),
                 None => f,
             }
-            .verified_as(&principal))
+            .verified_as(principal.verified()))
         };
         match self.0.check(&principal).await {
             Ok(AccountStatus::Active) => Ok(principal),
             Ok(AccountStatus::Disabled) => refuse(Reason::AccountDisabled),
             Ok(AccountStatus::Locked) => refuse(Reason::AccountLocked),
-            Err(f) => Err(f.verified_as(&principal)),
+            Err(f) => Err(f.verified_as(principal.verified())),
         }
     }
 }
