@@ -48,7 +48,11 @@ impl AuthRequestId {
                 return AuthRequestId(v.clone());
             }
         }
-        let id = HeaderValue::from_bytes(&generate()).expect("hex is a valid header value");
+        // One allocation that holds the 32 bytes and a reference count: the copy in
+        // `headers` and the one kept here share it (a `Vec`-backed value would allocate
+        // again on its first clone).
+        let id = HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(generate()))
+            .expect("hex is a valid header value");
         headers.insert(X_REQUEST_ID, id.clone());
         AuthRequestId(id)
     }
@@ -61,7 +65,7 @@ impl std::fmt::Display for AuthRequestId {
 }
 
 /// A fresh request id: 32 hex characters, unique within the process and unpredictable.
-/// Written into a stack buffer: the only allocation is the header value itself.
+/// Written into a stack buffer: the only allocation is the header value's.
 fn generate() -> [u8; 32] {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     const HEX: &[u8; 16] = b"0123456789abcdef";
