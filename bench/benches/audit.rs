@@ -114,45 +114,9 @@ fn request(auth: &str) -> Request<Body> {
         .unwrap()
 }
 
-/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time.
-struct ThreadCpu(criterion::measurement::WallTime);
-
-impl ThreadCpu {
-    fn now() -> Duration {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-}
-
-impl criterion::measurement::Measurement for ThreadCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        Self::now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        Self::now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
-        self.0.formatter()
-    }
-}
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
 
 /// The apps of the group: no audit, audit with tracing on (no subscriber), audit to the
 /// sink alone, and audit with no accept sampled; and what the sink counted.

@@ -41,7 +41,7 @@ use axum::extract::State;
 use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, Criterion};
 use jsonwebtoken::{encode, Algorithm, DecodingKey, EncodingKey, Header};
 use serde_json::{json, Value};
@@ -58,45 +58,9 @@ const AUD: &str = "bench";
 /// An opaque token as Ory Hydra issues them.
 const OPAQUE: &str = "ory_at_3q2-7wEh0Xr1l1XWzJ9b8nKq4mV0cT6yP5sLdF2gH8A.Nf3kQw9ZxC1vB7mL0pR4tY6uI2oE5aS8dG3hJ1kL9zX";
 
-/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time.
-struct ThreadCpu(WallTime);
-
-impl ThreadCpu {
-    fn now() -> Duration {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        Self::now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        Self::now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self.0.formatter()
-    }
-}
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
 
 type Bench = Criterion<ThreadCpu>;
 

@@ -539,47 +539,9 @@ fn replicas(c: &mut Criterion) {
     g.finish();
 }
 
-/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time (as
-/// in `benches/introspection.rs`): a few per cent are measured on a small machine with other
-/// processes running beside the bench.
-struct ThreadCpu(criterion::measurement::WallTime);
-
-impl ThreadCpu {
-    fn now() -> std::time::Duration {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-}
-
-impl criterion::measurement::Measurement for ThreadCpu {
-    type Intermediate = std::time::Duration;
-    type Value = std::time::Duration;
-
-    fn start(&self) -> std::time::Duration {
-        Self::now()
-    }
-    fn end(&self, start: std::time::Duration) -> std::time::Duration {
-        Self::now().saturating_sub(start)
-    }
-    fn add(&self, a: &std::time::Duration, b: &std::time::Duration) -> std::time::Duration {
-        *a + *b
-    }
-    fn zero(&self) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
-    fn to_f64(&self, d: &std::time::Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn criterion::measurement::ValueFormatter {
-        self.0.formatter()
-    }
-}
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
 
 /// The address every `throttle` request comes from.
 const PEER: ([u8; 4], u16) = ([203, 0, 113, 9], 50_000);

@@ -96,7 +96,7 @@ use auth_diagnostics::keys::StaticKey;
 use auth_diagnostics::AuthDiagnostics;
 use axum::http::{header, Request, StatusCode};
 use axum::routing::get;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::WallTime;
 use criterion::{BatchSize, Criterion};
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -116,49 +116,9 @@ use tower_oauth2_resource_server::server::OAuth2ResourceServer;
 use tower_oauth2_resource_server::tenant::TenantConfiguration;
 use tower_oauth2_resource_server::validation::ClaimsValidationSpec;
 
-/// CPU time of the calling thread, in nanoseconds, shown as criterion shows wall time (as
-/// `benches/introspection.rs` measures). Every line runs on this one thread (a
-/// current-thread runtime, and no layer here hands work to another thread), so this is
-/// what a request costs; the time the thread waits while other processes run on a small
-/// machine is not counted.
-struct ThreadCpu(WallTime);
-
-impl ThreadCpu {
-    fn now() -> Duration {
-        let mut t = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `t` is a valid timespec to write; the clock exists on every Linux.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
-    }
-}
-
-impl Measurement for ThreadCpu {
-    type Intermediate = Duration;
-    type Value = Duration;
-
-    fn start(&self) -> Duration {
-        Self::now()
-    }
-    fn end(&self, start: Duration) -> Duration {
-        Self::now().saturating_sub(start)
-    }
-    fn add(&self, a: &Duration, b: &Duration) -> Duration {
-        *a + *b
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, d: &Duration) -> f64 {
-        d.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        self.0.formatter()
-    }
-}
+#[path = "support/thread_cpu.rs"]
+mod thread_cpu;
+use thread_cpu::ThreadCpu;
 
 /// Counts every allocation (and its bytes) of the process.
 struct Counting;
