@@ -117,6 +117,9 @@ fn request(auth: &str) -> Request<Body> {
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 use thread_cpu::ThreadCpu;
+#[path = "support/criterion_home.rs"]
+mod criterion_home;
+use criterion_home::criterion_home;
 
 /// The apps of the group: no audit, audit with tracing on (no subscriber), audit to the
 /// sink alone, and audit with no accept sampled; and what the sink counted.
@@ -293,27 +296,6 @@ fn parts(c: &mut Criterion<ThreadCpu>) {
         })
     });
     g.finish();
-}
-
-/// Where criterion writes its estimates, found as criterion finds it (as in
-/// `benches/peers.rs`): `CRITERION_HOME`, else `criterion` in `CARGO_TARGET_DIR` or in the
-/// target directory `cargo metadata` names, else `target/criterion`.
-fn criterion_home() -> std::path::PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let out = std::process::Command::new(std::env::var_os("CARGO")?)
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .output()
-                .ok()?;
-            let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
-            Some(meta["target_directory"].as_str()?.into())
-        })
-        .unwrap_or_else(|| "target".into());
-    target.join("criterion")
 }
 
 /// The estimates of `group/line` written in this run (`None`: a filter left it out).

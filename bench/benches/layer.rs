@@ -542,6 +542,9 @@ fn replicas(c: &mut Criterion) {
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 use thread_cpu::ThreadCpu;
+#[path = "support/criterion_home.rs"]
+mod criterion_home;
+use criterion_home::criterion_home;
 
 /// The address every `throttle` request comes from.
 const PEER: ([u8; 4], u16) = ([203, 0, 113, 9], 50_000);
@@ -645,27 +648,6 @@ fn paired_ratio(call: impl Fn(&Router), off: &Router, on: &Router) -> f64 {
         .collect();
     ratios.sort_by(f64::total_cmp);
     ratios[ratios.len() / 2]
-}
-
-/// Where criterion writes its estimates, found as criterion finds it (as in
-/// `benches/peers.rs`): `CRITERION_HOME`, else `criterion` in `CARGO_TARGET_DIR` or in the
-/// target directory `cargo metadata` names, else `target/criterion`.
-fn criterion_home() -> std::path::PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let out = std::process::Command::new(std::env::var_os("CARGO")?)
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .output()
-                .ok()?;
-            let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
-            Some(meta["target_directory"].as_str()?.into())
-        })
-        .unwrap_or_else(|| "target".into());
-    target.join("criterion")
 }
 
 /// The mean time per request (ns) criterion estimated for `group/line` in this run:

@@ -119,6 +119,9 @@ use tower_oauth2_resource_server::validation::ClaimsValidationSpec;
 #[path = "support/thread_cpu.rs"]
 mod thread_cpu;
 use thread_cpu::ThreadCpu;
+#[path = "support/criterion_home.rs"]
+mod criterion_home;
+use criterion_home::criterion_home;
 
 /// Counts every allocation (and its bytes) of the process.
 struct Counting;
@@ -1065,27 +1068,6 @@ const CASES: [(&str, &str, &str, f64); 14] = [
         1.0,
     ),
 ];
-
-/// Where criterion writes its estimates, found as criterion finds it: `CRITERION_HOME`,
-/// else `criterion` in `CARGO_TARGET_DIR` or in the target directory `cargo metadata`
-/// names, else `target/criterion`.
-fn criterion_home() -> std::path::PathBuf {
-    if let Some(home) = std::env::var_os("CRITERION_HOME") {
-        return home.into();
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(std::path::PathBuf::from)
-        .or_else(|| {
-            let out = std::process::Command::new(std::env::var_os("CARGO")?)
-                .args(["metadata", "--format-version", "1", "--no-deps"])
-                .output()
-                .ok()?;
-            let meta: Value = serde_json::from_slice(&out.stdout).ok()?;
-            Some(meta["target_directory"].as_str()?.into())
-        })
-        .unwrap_or_else(|| "target".into());
-    target.join("criterion")
-}
 
 /// The mean time per request (ns) criterion estimated for `group/line` in this run:
 /// `None` when the line did not run since `since` (a filter left it out).
