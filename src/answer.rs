@@ -15,7 +15,7 @@ use crate::failure::AuthFailure;
 use crate::log::{emit, emit_unenforced, RequestInfo};
 use crate::reason::Reason;
 use crate::request_id::{AuthRequestId, X_REQUEST_ID};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Headers, Snapshot};
 use axum::body::Body;
 use http::request::Parts;
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -38,8 +38,13 @@ pub(crate) struct Answer {
     pub authenticated: bool,
     /// Authenticated by a credential shared caches do not key on (API key, cookie).
     pub private: bool,
-    /// The request's headers, kept for diagnosing a refusal by the wrapped service.
-    pub snapshot: Box<Snapshot>,
+    /// The request's headers, kept for diagnosing a refusal by the wrapped service: taken
+    /// when the request goes on ([`forward`](Self::forward)); empty before.
+    pub snapshot: Snapshot,
+    /// The snapshot is taken.
+    kept: bool,
+    /// The request went on: its id is in its extensions.
+    forwarded: bool,
     /// The request's head for the failure hook, when there is one.
     head: Option<Box<Parts>>,
     /// For a session layer with a login page: the URL the browser asked for, when the
@@ -92,15 +97,38 @@ impl Answer {
             // An enclosing layer may have authenticated the request already.
             authenticated: req.extensions().get::<crate::authn::Principal>().is_some(),
             private: false,
-            snapshot: Box::new(Snapshot::new(req.headers())),
+            snapshot: Snapshot::default(),
+            kept: false,
+            forwarded: false,
             counted: None,
             audit: config_audits.then(Default::default),
+        }
+    }
+
+    /// `req` goes on to the wrapped service: keep its headers, for a refusal by that
+    /// service, and put its id in its extensions. Once: a second call does nothing.
+    pub(crate) fn forward<B>(&mut self, mut req: Request<B>) -> Request<B> {
+        if !self.forwarded {
+            self.keep(req.headers());
+            req.extensions_mut().insert(self.request_id.clone());
+            self.forwarded = true;
+        }
+        req
+    }
+
+    /// Keeps `headers` (once) for what is answered after the request is gone: the
+    /// enrichment of a later refusal, and its event.
+    pub(crate) fn keep(&mut self, headers: &http::HeaderMap) {
+        if !self.kept {
+            self.snapshot = Snapshot::new(headers);
+            self.kept = true;
         }
     }
 
     /// `principal` is who sent `req`: count it, record it on the span, tell the success
     /// hook, and hand it to the wrapped service.
     pub(crate) fn admitted<B>(&mut self, principal: Principal, req: Request<B>) -> Request<B> {
+        let req = self.forward(req);
         self.authenticated = true;
         let scheme = principal
             .scheme()
@@ -153,6 +181,16 @@ impl Answer {
     /// A failure that throttling counts is recorded here (in the shared store when there
     /// is one: [`PendingRecord`]).
     pub(crate) fn reject(&self, failure: AuthFailure) -> Response<Body> {
+        self.reject_with(failure, None)
+    }
+
+    /// [`reject`](Self::reject) a request the layer still holds: its event reads `headers`
+    /// (and only when it is logged), so no snapshot is taken.
+    pub(crate) fn refuse(&self, failure: AuthFailure, headers: &http::HeaderMap) -> Response<Body> {
+        self.reject_with(failure, Some(headers))
+    }
+
+    fn reject_with(&self, failure: AuthFailure, live: Option<&http::HeaderMap>) -> Response<Body> {
         let record = match (&self.config.throttle, &self.counted) {
             (Some(throttle), Some(subject))
                 if crate::throttle::COUNTED.contains(&failure.reason()) =>
@@ -161,7 +199,7 @@ impl Answer {
             }
             _ => None,
         };
-        let mut response = self.render(failure);
+        let mut response = self.render(failure, live);
         if let Some(facts) = self.take_decision() {
             response.extensions_mut().insert(facts);
         }
@@ -172,12 +210,12 @@ impl Answer {
         response
     }
 
-    fn render(&self, failure: AuthFailure) -> Response<Body> {
+    fn render(&self, failure: AuthFailure, live: Option<&http::HeaderMap>) -> Response<Body> {
         if self.grpc {
-            let http = failure.render(&self.config.render(), Some(self.request_id.as_str()));
+            let http = failure.render(&self.config.render(), Some(&self.request_id));
             let status = http.status();
             let mut response = grpc::answer(&failure, http, self.config.detail);
-            self.log(failure, status);
+            self.log_with(failure, status, live);
             response.extensions_mut().insert(Handled);
             return response;
         }
@@ -187,13 +225,13 @@ impl Answer {
                 response
                     .headers_mut()
                     .insert(X_REQUEST_ID, self.request_id.header_value().clone());
-                self.log(failure, response.status());
+                self.log_with(failure, response.status(), live);
                 response.extensions_mut().insert(Handled);
                 return response;
             }
         }
-        let mut response = failure.render(&self.config.render(), Some(self.request_id.as_str()));
-        self.log(failure, response.status());
+        let mut response = failure.render(&self.config.render(), Some(&self.request_id));
+        self.log_with(failure, response.status(), live);
         response.extensions_mut().insert(Handled);
         response
     }
@@ -214,8 +252,8 @@ impl Answer {
             Some(l) => failure.location(l.clone()),
             None => failure,
         };
-        let f = match seen.fingerprint() {
-            Some(fp) => f.fingerprint(fp.to_owned()),
+        let f = match seen.fingerprint_kept() {
+            Some(fp) => f.fingerprint(fp),
             None => f,
         };
         let f = match seen.token() {
@@ -248,13 +286,16 @@ impl Answer {
     /// Every failure passes here once: counted, recorded on the request span, handed to
     /// the failure hook, then logged unless flood control holds it back.
     pub(crate) fn log(&self, failure: AuthFailure, status: StatusCode) {
+        self.log_with(failure, status, None)
+    }
+
+    /// [`log`](Self::log), reading the request's `live` headers when the layer still
+    /// holds it, its snapshot otherwise.
+    fn log_with(&self, failure: AuthFailure, status: StatusCode, live: Option<&http::HeaderMap>) {
         let failure = failure.answered(status);
+        let headers = self.headers(live);
         if self.audit.is_some() {
-            let authorization = self
-                .snapshot
-                .iter()
-                .find(|(name, _)| *name == http::header::AUTHORIZATION)
-                .map(|(_, value)| value);
+            let authorization = headers.get(&http::header::AUTHORIZATION);
             self.decided(|known| Facts::refused(known, &failure, authorization));
         }
         let scheme = failure.scheme_received();
@@ -265,7 +306,7 @@ impl Answer {
         }
         emit(
             &failure,
-            &self.info(),
+            &self.info(headers),
             status,
             self.config.detail,
             &self.config.flood,
@@ -285,7 +326,7 @@ impl Answer {
         self.decided(|_| Facts::anonymous(Some(&failure)));
         emit_unenforced(
             &failure,
-            &self.info(),
+            &self.info(self.headers(None)),
             status,
             self.config.detail,
             &self.config.flood,
@@ -304,12 +345,20 @@ impl Answer {
         self.audit.as_ref()?.take()
     }
 
-    fn info(&self) -> RequestInfo<'_> {
+    fn info<'a>(&'a self, headers: Headers<'a>) -> RequestInfo<'a> {
         RequestInfo {
             request_id: self.request_id.as_str(),
             method: &self.method,
             uri: &self.uri,
-            snapshot: &self.snapshot,
+            headers,
+        }
+    }
+
+    /// The request's `live` headers when the layer still holds it, its snapshot otherwise.
+    fn headers<'a>(&'a self, live: Option<&'a http::HeaderMap>) -> Headers<'a> {
+        match live {
+            Some(headers) => Headers::Live(headers),
+            None => Headers::Kept(&self.snapshot),
         }
     }
 }

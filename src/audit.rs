@@ -177,7 +177,7 @@ impl fmt::Debug for Fingerprint {
 
 fn fingerprint_of(authorization: &http::HeaderValue) -> String {
     let credential = crate::evidence::credential_part(authorization.as_bytes());
-    crate::sanitize::fingerprint(&credential[..credential.len().min(8192)])
+    crate::sanitize::fingerprint(&credential[..credential.len().min(8192)]).to_string()
 }
 
 /// Where audit records go besides `tracing`: a queue, a database, a SIEM. Called once per

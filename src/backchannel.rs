@@ -10,7 +10,7 @@ use crate::reason::{DetailMode, Reason};
 use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::revocation::{Revocation, RevocationList};
 use crate::sanitize::cap;
-use crate::snapshot::Snapshot;
+use crate::snapshot::Headers;
 use crate::store::{MemoryReplayStore, ProofId, ReplayOutcome, ReplayStore};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -317,12 +317,11 @@ impl BackchannelLogout {
     /// The 400 answer, and the log event.
     fn refuse(&self, f: AuthFailure, request_id: &AuthRequestId, head: &Parts) -> Response {
         let status = StatusCode::BAD_REQUEST;
-        let snapshot = Snapshot::new(&head.headers);
         let info = RequestInfo {
             request_id: request_id.as_str(),
             method: &head.method,
             uri: &head.uri,
-            snapshot: &snapshot,
+            headers: Headers::Live(&head.headers),
         };
         let f = f.answered(status);
         emit(&f, &info, status, DetailMode::Production, &self.inner.flood);

@@ -8,7 +8,7 @@
 //! never leave this crate except as fingerprints.
 
 use crate::challenge::is_tchar;
-use crate::failure::{AuthFailure, Location, TokenFacts};
+use crate::failure::{AuthFailure, Location, Text, TokenFacts};
 use crate::jws::inspect;
 use crate::reason::Reason;
 use crate::sanitize::{cap, fingerprint};
@@ -268,7 +268,7 @@ pub(crate) struct Expected<'s> {
     pub names: Cow<'static, str>,
     /// How to send it, for the hint of a missing credential: "`Authorization: Bearer
     /// <token>`". `None` where the layer does not know (the wrapped service decides).
-    pub how: Option<String>,
+    pub how: Option<Cow<'static, str>>,
     /// Whether a configured scheme reads this header: then it is not "elsewhere".
     pub reads_header: &'s dyn Fn(&str) -> bool,
 }
@@ -366,21 +366,23 @@ impl<'a> Evidence<'a> {
                     expected.names
                 ))
                 .tag(hint::COOKIE_OVER_CAP),
-            None => f.detail(["no credentials; expected ", &expected.names].concat()),
+            // Joined only if something reads it: most such refusals are never read.
+            None => f.detail_parts(Text::join(
+                "no credentials; expected ",
+                expected.names.clone(),
+                "",
+            )),
         };
         let proxy = "The request came through a proxy (Forwarded, X-Forwarded-* or Via is \
                      present) and carries no Authorization: the proxy may have stripped it.";
         match (&expected.how, self.proxied()) {
             (Some(how), true) => f.tag(hint::PROXY).hint(format!("{proxy} Expected {how}.")),
             (None, true) => f.tag(hint::PROXY).hint(proxy),
-            (Some(how), false) => f.hint(
-                [
-                    "Send ",
-                    how,
-                    "; if you did, a proxy or redirect may have dropped it.",
-                ]
-                .concat(),
-            ),
+            (Some(how), false) => f.hint_parts(Text::join(
+                "Send ",
+                how.clone(),
+                "; if you did, a proxy or redirect may have dropped it.",
+            )),
             (None, false) => f,
         }
     }
@@ -602,10 +604,7 @@ pub(crate) fn parse_authorization(raw: &[u8]) -> Parsed<'_> {
     let Ok(text) = std::str::from_utf8(raw) else {
         return Parsed::Invalid("the Authorization value is not UTF-8");
     };
-    if text
-        .bytes()
-        .any(|b| b != b' ' && b != b'\t' && !(0x21..=0x7e).contains(&b))
-    {
+    if !visible_or_blank(raw) {
         return Parsed::Invalid("the Authorization value contains control or non-ASCII bytes");
     }
     let text = text.trim_matches([' ', '\t']);
@@ -704,10 +703,26 @@ pub(crate) fn printable_scheme(scheme: &str) -> &str {
 /// RFC 9110 token68: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_token68(s: &str) -> bool {
     let body = s.trim_end_matches('=');
+    // Every byte is looked at, without branching on each: a whole token is checked
+    // several bytes at a time (it runs for every token of every request).
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        && body.bytes().fold(true, |all, b| {
+            all & (b.is_ascii_alphanumeric()
+                | (b == b'-')
+                | (b == b'.')
+                | (b == b'_')
+                | (b == b'~')
+                | (b == b'+')
+                | (b == b'/'))
+        })
+}
+
+/// Whether every byte is visible ASCII, a space or a tab (the bytes an `Authorization`
+/// value may hold). Every byte is looked at, several at a time.
+fn visible_or_blank(raw: &[u8]) -> bool {
+    raw.iter().fold(true, |all, &b| {
+        all & ((b.wrapping_sub(0x21) < 0x5e) | (b == b' ') | (b == b'\t'))
+    })
 }
 
 /// `eyJ…` with two dots (JWS) or four (JWE).

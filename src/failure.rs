@@ -50,6 +50,10 @@ pub use crate::reason::{BearerError, Severity};
 pub use crate::sanitize::Capped;
 pub use crate::scheme::Scheme;
 
+mod text;
+
+pub(crate) use text::Text;
+
 use crate::reason::Reason;
 use crate::sanitize::cap;
 use std::borrow::Cow;
@@ -123,18 +127,20 @@ pub(crate) struct Verified {
 /// the getters below.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Facts {
-    detail: Option<String>,
-    hint: Option<Cow<'static, str>>,
+    detail: Option<Text>,
+    hint: Option<Text>,
     expected_scheme: Option<Cow<'static, str>>,
     received_scheme: Option<Capped>,
     location: Option<Location>,
-    token: Option<TokenFacts>,
+    /// Shared: a failure the token cache remembers is cloned for every request that
+    /// repeats the token.
+    token: Option<std::sync::Arc<TokenFacts>>,
     expected_iss: Option<String>,
     expected_aud: Option<String>,
     claim: Option<Cow<'static, str>>,
     scope: Option<String>,
     check: Option<Cow<'static, str>>,
-    fingerprint: Option<String>,
+    fingerprint: Option<crate::sanitize::Fingerprint>,
     user: Option<Capped>,
     retry_after: Option<u64>,
     inferred: bool,
@@ -169,11 +175,11 @@ pub(crate) struct KeyFacts {
 impl Facts {
     /// The specific explanation (log; client in verbose mode).
     pub(crate) fn detail(&self) -> Option<&str> {
-        self.detail.as_deref()
+        self.detail.as_ref().map(Text::as_str)
     }
     /// How to fix it, when it differs from the reason's own hint.
     pub(crate) fn hint(&self) -> Option<&str> {
-        self.hint.as_deref()
+        self.hint.as_ref().map(Text::as_str)
     }
     /// What the route accepts, in words (`Bearer`, `X-API-Key header`).
     pub(crate) fn expected_scheme(&self) -> Option<&str> {
@@ -187,7 +193,7 @@ impl Facts {
         self.location.as_ref()
     }
     pub(crate) fn token(&self) -> Option<&TokenFacts> {
-        self.token.as_ref()
+        self.token.as_deref()
     }
     pub(crate) fn expected_iss(&self) -> Option<&str> {
         self.expected_iss.as_deref()
@@ -205,7 +211,11 @@ impl Facts {
         self.check.as_deref()
     }
     pub(crate) fn fingerprint(&self) -> Option<&str> {
-        self.fingerprint.as_deref()
+        self.fingerprint.as_ref().map(|f| f.as_str())
+    }
+    /// [`fingerprint`](Self::fingerprint) as it is kept.
+    pub(crate) fn fingerprint_kept(&self) -> Option<crate::sanitize::Fingerprint> {
+        self.fingerprint
     }
     pub(crate) fn user(&self) -> Option<&str> {
         self.user.as_deref()
@@ -300,13 +310,25 @@ impl AuthFailure {
     /// A specific explanation for the log (and for the client in verbose mode).
     /// Never put a secret here.
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.facts.detail = Some(detail.into());
+        self.facts.detail = Some(Text::from(detail.into()));
         self
     }
 
     /// A hint on how to fix it, replacing the reason's default hint.
     pub fn hint(mut self, hint: impl Into<Cow<'static, str>>) -> Self {
-        self.facts.hint = Some(hint.into());
+        self.facts.hint = Some(Text::from(hint.into()));
+        self
+    }
+
+    /// [`detail`](Self::detail) as its parts, joined only if something reads it.
+    pub(crate) fn detail_parts(mut self, detail: Text) -> Self {
+        self.facts.detail = Some(detail);
+        self
+    }
+
+    /// [`hint`](Self::hint) as its parts, joined only if something reads it.
+    pub(crate) fn hint_parts(mut self, hint: Text) -> Self {
+        self.facts.hint = Some(hint);
         self
     }
 
@@ -340,12 +362,12 @@ impl AuthFailure {
 
     /// The unverified or verified facts read from a token.
     pub fn token_facts(&self) -> Option<&TokenFacts> {
-        self.facts.token.as_ref()
+        self.facts.token.as_deref()
     }
 
     /// The specific detail, if any.
     pub fn detail_text(&self) -> Option<&str> {
-        self.facts.detail.as_deref()
+        self.facts.detail()
     }
 
     /// The status of the answer: the one the layer sent, once a layer has handled the
@@ -364,7 +386,7 @@ impl AuthFailure {
     /// A keyed hash prefix of the credential the client sent, the `fingerprint` of the log
     /// event: equal for equal credentials within one process, useless to recover them.
     pub fn credential_fingerprint(&self) -> Option<&str> {
-        self.facts.fingerprint.as_deref()
+        self.facts.fingerprint()
     }
 
     /// The scheme the client spoke, as a label: `bearer`, `dpop`, `basic`, `api_key`,
@@ -416,14 +438,15 @@ impl AuthFailure {
 
     /// What the token says about itself.
     pub(crate) fn token(mut self, token: TokenFacts) -> Self {
-        self.facts.token = Some(token);
+        self.facts.token = Some(std::sync::Arc::new(token));
         self
     }
 
     /// Marks the token facts as verified or not (`signature_verified`).
     pub(crate) fn token_verified(mut self, verified: bool) -> Self {
-        if let Some(t) = self.facts.token.as_mut() {
-            t.verified = verified;
+        match self.facts.token.as_mut() {
+            Some(t) if t.verified != verified => std::sync::Arc::make_mut(t).verified = verified,
+            _ => {}
         }
         self
     }
@@ -443,7 +466,7 @@ impl AuthFailure {
         self
     }
 
-    pub(crate) fn fingerprint(mut self, fp: String) -> Self {
+    pub(crate) fn fingerprint(mut self, fp: crate::sanitize::Fingerprint) -> Self {
         self.facts.fingerprint = Some(fp);
         self
     }
@@ -554,7 +577,7 @@ impl fmt::Debug for AuthFailure {
 
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.facts.detail {
+        match self.facts.detail() {
             Some(d) => write!(f, "{}: {d}", self.reason.code()),
             None => f.write_str(self.reason.code()),
         }

@@ -71,7 +71,8 @@ pin_project! {
 }
 
 impl<S: Service<Request<B>>, B> ResponseFuture<S, B> {
-    pub(crate) fn call(mut inner: S, req: Request<B>, answer: Answer) -> Self {
+    pub(crate) fn call(mut inner: S, req: Request<B>, mut answer: Answer) -> Self {
+        let req = answer.forward(req);
         Self {
             state: State::Inner {
                 fut: inner.call(req),
@@ -243,7 +244,7 @@ where
                     let inner = inner.take().expect("polled after completion");
                     match refused {
                         Some(failure) => State::Rejected {
-                            response: Some(answer.reject(failure)),
+                            response: Some(answer.refuse(failure, req.headers())),
                         },
                         None => then(inner, req, answer, hide, said).state,
                     }
@@ -299,6 +300,7 @@ where
             }
         }
         Err(failure) if answer.config.report_only => {
+            let req = answer.forward(req);
             report_only(&mut answer, failure);
             State::Inner {
                 fut: inner.call(req),
@@ -306,6 +308,8 @@ where
             }
         }
         Err(failure) => {
+            // The enrichment reads the request's headers.
+            answer.keep(req.headers());
             answer.authenticated = crate::admit::after_authentication(failure.reason());
             let failure = match hide {
                 true => crate::hide::hidden(failure),

@@ -127,13 +127,13 @@ pub(crate) fn hide_unrendered<B>(response: &mut Response<B>) {
 }
 
 /// The answer to a hidden refusal: the router's own 404, with the request id only.
-pub(crate) fn not_found(request_id: Option<&str>) -> Response<Body> {
+pub(crate) fn not_found(request_id: Option<&crate::request_id::AuthRequestId>) -> Response<Body> {
     let mut response = Response::new(Body::empty());
     *response.status_mut() = StatusCode::NOT_FOUND;
-    if let Some(id) = request_id.and_then(|id| http::HeaderValue::from_str(id).ok()) {
+    if let Some(id) = request_id {
         response
             .headers_mut()
-            .insert(crate::request_id::X_REQUEST_ID, id);
+            .insert(crate::request_id::X_REQUEST_ID, id.header_value().clone());
     }
     response
 }

@@ -8,7 +8,7 @@ use crate::failure::{AuthFailure, TokenFacts};
 use crate::flood::{summary, Admit, FloodControl};
 use crate::reason::{DetailMode, Severity};
 use crate::sanitize::{cap_to, clean_text, Capped};
-use crate::snapshot::{loggable_path, Snapshot};
+use crate::snapshot::{loggable_path, Headers};
 use crate::time::rfc3339;
 use http::{Method, StatusCode, Uri};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub(crate) struct RequestInfo<'a> {
     pub method: &'a Method,
     pub uri: &'a Uri,
     /// The request's headers, for the `repro` line (built only for an event that is logged).
-    pub snapshot: &'a Snapshot,
+    pub headers: Headers<'a>,
 }
 
 macro_rules! failure_event {
@@ -79,7 +79,7 @@ macro_rules! failure_event {
             key_ids = keys.and_then(|k| k.kids.as_deref()),
             fetch_error = fetch_error.as_deref(),
             hints = hints.as_deref(),
-            repro = $info.snapshot.curl($info.method, $info.uri).as_str(),
+            repro = $info.headers.curl($info.method, $info.uri).as_str(),
             "{}: {}",
             f.reason().code(),
             detail

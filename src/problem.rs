@@ -5,7 +5,7 @@ use crate::authn::{bearer, dpop, AuthScheme, DEFAULT_SCHEME};
 use crate::challenge::Challenge;
 use crate::failure::AuthFailure;
 use crate::reason::{DetailMode, Reason};
-use crate::request_id::X_REQUEST_ID;
+use crate::request_id::{AuthRequestId, X_REQUEST_ID};
 use crate::scheme::Scheme;
 use crate::time::rfc3339;
 use axum::body::Body;
@@ -317,7 +317,7 @@ impl AuthFailure {
     pub(crate) fn render(
         &self,
         cfg: &RenderConfig<'_>,
-        request_id: Option<&str>,
+        request_id: Option<&AuthRequestId>,
     ) -> Response<Body> {
         self.render_with_error(cfg, request_id, None)
     }
@@ -327,7 +327,7 @@ impl AuthFailure {
     pub(crate) fn render_with_error(
         &self,
         cfg: &RenderConfig<'_>,
-        request_id: Option<&str>,
+        request_id: Option<&AuthRequestId>,
         kept_error: Option<&str>,
     ) -> Response<Body> {
         // A 403 on a route marked with HideForbidden: the router's own 404.
@@ -347,7 +347,7 @@ impl AuthFailure {
     fn render_as_is(
         &self,
         cfg: &RenderConfig<'_>,
-        request_id: Option<&str>,
+        request_id: Option<&AuthRequestId>,
         kept_error: Option<&str>,
     ) -> Response<Body> {
         let status = self.reason().status();
@@ -362,7 +362,7 @@ impl AuthFailure {
             None => challenges.iter().find_map(|c| c.get("error")),
         }
         .or(kept_error);
-        let body = self.problem_body(cfg, request_id, error);
+        let body = self.problem_body(cfg, request_id.map(AuthRequestId::as_str), error);
         let mut response = Response::new(Body::from(body));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -404,8 +404,8 @@ impl AuthFailure {
                 HeaderValue::from_static("Retry-After, X-Request-Id"),
             );
         }
-        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-            headers.insert(X_REQUEST_ID, id);
+        if let Some(id) = request_id {
+            headers.insert(X_REQUEST_ID, id.header_value().clone());
         }
         response
     }

@@ -140,17 +140,58 @@ pub(crate) fn set_fingerprint_key(key: [u8; 32]) -> bool {
 /// ([`AuthDiagnostics::fingerprint_key`](crate::AuthDiagnostics::fingerprint_key)) it is
 /// an HMAC-SHA256 prefix, equal on every replica given that key; otherwise the key is
 /// random per process and fingerprints compare within one process's logs.
-pub(crate) fn fingerprint(secret: &[u8]) -> String {
+pub(crate) fn fingerprint(secret: &[u8]) -> Fingerprint {
     if let Some(key) = FINGERPRINT_KEY.get() {
         use hmac::{Hmac, Mac};
         let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(key).expect("any key length");
         mac.update(secret);
         let tag = mac.finalize().into_bytes();
-        return tag[..6].iter().map(|b| format!("{b:02x}")).collect();
+        let mut six = [0u8; 8];
+        six[2..].copy_from_slice(&tag[..6]);
+        return Fingerprint::of(u64::from_be_bytes(six));
     }
     let mut h = process_hasher().build_hasher();
     h.write(secret);
-    format!("{:012x}", h.finish() >> 16)
+    Fingerprint::of(h.finish() >> 16)
+}
+
+/// A credential's [`fingerprint`]: 12 lower-case hex digits, kept inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fingerprint([u8; 12]);
+
+impl Fingerprint {
+    /// The low 48 bits of `bits`, as hex.
+    fn of(bits: u64) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 12];
+        for (i, digit) in out.iter_mut().enumerate() {
+            *digit = HEX[((bits >> (44 - 4 * i)) & 0xf) as usize];
+        }
+        Fingerprint(out)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits")
+    }
+}
+
+impl std::ops::Deref for Fingerprint {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ impl<S> AuthDiagnosticsService<S> {
         // Before anything reads the path: no rule may see a path the router reads otherwise.
         if let Some(failure) = crate::path_guard::refusal(self.config.path_guard, &req) {
             let answer = Answer::new(self.config.clone(), request_id, &req);
-            return ResponseFuture::rejected(answer.reject(failure));
+            return ResponseFuture::rejected(answer.refuse(failure, req.headers()));
         }
         if let Some(doc) = &self.config.resource {
             // The metadata document is public (RFC 9728 §3): it tells clients how to
@@ -107,15 +107,15 @@ impl<S> AuthDiagnosticsService<S> {
     /// Throttles `req` when it has to be, then authenticates it.
     fn authenticate<ReqBody>(
         &mut self,
-        mut req: Request<ReqBody>,
+        req: Request<ReqBody>,
         request_id: AuthRequestId,
         hide: bool,
     ) -> ResponseFuture<S, ReqBody>
     where
         S: Service<Request<ReqBody>> + Clone,
     {
-        let mut answer = Answer::new(self.config.clone(), request_id.clone(), &req);
-        req.extensions_mut().insert(request_id);
+        // The id goes into the request's extensions when the request goes on.
+        let mut answer = Answer::new(self.config.clone(), request_id, &req);
 
         // The service that was polled ready is the one we call; keep a fresh clone.
         let clone = self.inner.clone();
@@ -143,7 +143,7 @@ impl<S> AuthDiagnosticsService<S> {
         }
         // Before any password hash or signature check.
         if let Some(failure) = throttle.check_local(&subject) {
-            return ResponseFuture::rejected(answer.reject(failure));
+            return ResponseFuture::rejected(answer.refuse(failure, req.headers()));
         }
         if !throttle.is_shared() {
             answer.counted = Some(subject);
@@ -186,23 +186,24 @@ where
             req.extensions(),
         ));
     }
-    basic_over_plaintext(&config, said, &evidence, uri, &req);
+    basic_over_plaintext(&config, said, &evidence, uri, &req, &answer);
     // On a route marked with HideForbidden a 403 is answered 404.
-    let refuse = |answer: &Answer, f| match hide {
-        true => ResponseFuture::rejected(answer.reject(crate::hide::hidden(f))),
-        false => ResponseFuture::rejected(answer.reject(f)),
+    let refuse = |answer: &Answer, f, req: &Request<ReqBody>| match hide {
+        true => ResponseFuture::rejected(answer.refuse(crate::hide::hidden(f), req.headers())),
+        false => ResponseFuture::rejected(answer.refuse(f, req.headers())),
     };
     match authenticate(&evidence, &config.schemes) {
         Decision::Rejected(failure)
             if admit::passes_anonymously(&config, &failure, req.headers(), uri) =>
         {
+            let req = answer.forward(req);
             answer.anonymous(&failure);
             ResponseFuture::call(inner, req, answer)
         }
-        Decision::Rejected(failure) => refuse(&answer, failure),
+        Decision::Rejected(failure) => refuse(&answer, failure, &req),
         Decision::Authenticated(principal) => {
             match admit::decide(&config, principal, forged.as_ref()) {
-                Admission::Refused(failure) => refuse(&answer, failure),
+                Admission::Refused(failure) => refuse(&answer, failure, &req),
                 Admission::Admitted(principal) => {
                     let req = answer.admitted(principal, req);
                     ResponseFuture::call(inner, req, answer)
@@ -227,6 +228,7 @@ fn basic_over_plaintext<B>(
     evidence: &Evidence<'_>,
     uri: &Uri,
     req: &Request<B>,
+    answer: &Answer,
 ) {
     if said.load(Ordering::Relaxed)
         || evidence.spoken(Scheme::Basic).is_none()
@@ -241,6 +243,5 @@ fn basic_over_plaintext<B>(
     {
         return;
     }
-    let id = req.extensions().get::<AuthRequestId>();
-    basic::warn_plaintext(id.map_or("", |id| id.as_str()), req.method(), uri.path());
+    basic::warn_plaintext(answer.request_id.as_str(), req.method(), uri.path());
 }

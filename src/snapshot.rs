@@ -1,9 +1,11 @@
 //! What the layer remembers of a request while the wrapped service handles it, so a 401
 //! or 403 from that service can still be explained and reproduced.
 //!
-//! The snapshot lives inline in the response future: no heap allocation on the success
-//! path, only reference-counted clones of header values. Credential and proxy headers are
-//! kept first, so a request with many headers still keeps the ones that matter.
+//! The snapshot is taken when the request goes on to the wrapped service (one allocation,
+//! sized to the request, and reference-counted clones of header values); a request the
+//! layer refuses itself is read as it is, and only for an event that is logged. Credential
+//! and proxy headers are kept first, so a request with many headers still keeps the ones
+//! that matter.
 
 use crate::evidence::{credential_part, printable_scheme, OTHER_HEADERS};
 use crate::sanitize::fingerprint;
@@ -101,6 +103,32 @@ pub(crate) struct Snapshot {
     dropped: usize,
     /// The request had a header that is or may be a credential (kept or not).
     credentials: bool,
+}
+
+/// The headers an event reads: the snapshot kept of a request that went on, or the
+/// request itself while the layer still holds it.
+#[derive(Clone, Copy)]
+pub(crate) enum Headers<'a> {
+    Kept(&'a Snapshot),
+    Live(&'a HeaderMap),
+}
+
+impl Headers<'_> {
+    /// [`Snapshot::curl`] of these headers.
+    pub(crate) fn curl(&self, method: &Method, uri: &Uri) -> String {
+        match self {
+            Headers::Kept(snapshot) => snapshot.curl(method, uri),
+            Headers::Live(headers) => Snapshot::new(headers).curl(method, uri),
+        }
+    }
+
+    /// The first value of `name`.
+    pub(crate) fn get(&self, name: &HeaderName) -> Option<&HeaderValue> {
+        match self {
+            Headers::Kept(snapshot) => snapshot.iter().find(|(n, _)| *n == name).map(|(_, v)| v),
+            Headers::Live(headers) => headers.get(name),
+        }
+    }
 }
 
 impl Snapshot {

@@ -149,8 +149,8 @@ impl AuthScheme for ApiKeyAuthenticator {
         Cow::Owned(format!("{} header", self.header_display))
     }
 
-    fn how_to_send(&self) -> String {
-        format!("`{}: <key>`", self.header_display)
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
+        format!("`{}: <key>`", self.header_display).into()
     }
 
     fn private(&self) -> bool {

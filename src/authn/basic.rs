@@ -77,8 +77,8 @@ impl AuthScheme for BasicAuthenticator {
         Scheme::Basic
     }
 
-    fn how_to_send(&self) -> String {
-        "`Authorization: Basic base64(user:password)`".to_owned()
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
+        "`Authorization: Basic base64(user:password)`".into()
     }
 
     fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {

@@ -226,8 +226,8 @@ impl AuthScheme for Bearer {
         Scheme::Bearer
     }
 
-    fn how_to_send(&self) -> String {
-        "`Authorization: Bearer <token>`".to_owned()
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
+        "`Authorization: Bearer <token>`".into()
     }
 
     fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {
@@ -394,6 +394,10 @@ pub(crate) fn token_for(rest: &str, scheme: Scheme) -> Result<&str, AuthFailure>
     if rest.is_empty() {
         return Err(malformed(&format!("`{name}` is followed by no token")));
     }
+    // The usual case first: one token68 value (it has no whitespace either).
+    if is_token68(rest) {
+        return Ok(rest);
+    }
     let fp = || fingerprint(rest.as_bytes());
     if let Some((first, _)) = rest.split_once([' ', '\t']) {
         let f = if first.eq_ignore_ascii_case(name) {
@@ -409,15 +413,12 @@ pub(crate) fn token_for(rest: &str, scheme: Scheme) -> Result<&str, AuthFailure>
         };
         return Err(f.fingerprint(fp()));
     }
-    if !is_token68(rest) {
-        let detail = if rest.starts_with('"') {
-            "the token is quoted; send it without quotes"
-        } else {
-            "the token has characters outside token68"
-        };
-        return Err(malformed(detail).fingerprint(fp()));
-    }
-    Ok(rest)
+    let detail = if rest.starts_with('"') {
+        "the token is quoted; send it without quotes"
+    } else {
+        "the token has characters outside token68"
+    };
+    Err(malformed(detail).fingerprint(fp()))
 }
 
 /// Bearer's challenge parameters after `realm` (RFC 6750 §3): `error`, `error_description`

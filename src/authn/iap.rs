@@ -443,12 +443,13 @@ impl AuthScheme for AssertionScheme {
         ))
     }
 
-    fn how_to_send(&self) -> String {
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
         format!(
             "`{}: <assertion>`, set by {} on the requests it lets through",
             self.0.iap.header_display,
             self.0.iap.proxy.name()
         )
+        .into()
     }
 
     fn private(&self) -> bool {

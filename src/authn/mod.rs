@@ -63,7 +63,7 @@ pub(crate) trait AuthScheme: Send + Sync + fmt::Debug + 'static {
     }
 
     /// How to send it, for hints: "`Authorization: Bearer <token>`".
-    fn how_to_send(&self) -> String;
+    fn how_to_send(&self) -> Cow<'static, str>;
 
     /// Whether answers it authenticated must not be stored by shared caches, which key on
     /// `Authorization` but not on other headers or cookies (RFC 9110 §16.4.2).
@@ -201,7 +201,7 @@ pub(crate) struct Pending {
     pub private: bool,
     expected: Cow<'static, str>,
     location: Location,
-    fingerprint: String,
+    fingerprint: crate::sanitize::Fingerprint,
     /// The Basic user name, and whether the password was empty.
     user: Option<(String, bool)>,
 }
@@ -234,7 +234,7 @@ impl Pending {
     pub(crate) fn annotate(&mut self, failure: AuthFailure) -> AuthFailure {
         let mut f = failure
             .location(self.location.clone())
-            .fingerprint(std::mem::take(&mut self.fingerprint))
+            .fingerprint(self.fingerprint)
             .or_expected(|| self.expected.clone())
             .or_received(self.scheme.as_str());
         if let (None, Some((user, empty_password))) = (f.facts().user(), &self.user) {

@@ -33,7 +33,8 @@ pub(super) fn unaccepted(ev: &Evidence<'_>, schemes: &[Arc<dyn AuthScheme>]) -> 
             .iter()
             .map(|s| s.how_to_send())
             .collect::<Vec<_>>()
-            .join(" or "),
+            .join(" or ")
+            .into(),
     };
     let reads = |name: &str| schemes.iter().any(|s| s.reads_header(name));
     let expected = Expected {

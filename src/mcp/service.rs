@@ -377,12 +377,11 @@ fn mismatch_answer(
         Some(original) => &original.0,
         None => &parts.uri,
     };
-    let snapshot = crate::snapshot::Snapshot::new(&parts.headers);
     let info = crate::log::RequestInfo {
         request_id: request_id(parts).map_or("", AuthRequestId::as_str),
         method: &parts.method,
         uri,
-        snapshot: &snapshot,
+        headers: crate::snapshot::Headers::Live(&parts.headers),
     };
     let mode = crate::reason::DetailMode::Production;
     crate::log::emit(&failure, &info, status, mode, &policy.flood);

@@ -130,11 +130,8 @@ impl Watch<'_> {
     ) -> Response<Body> {
         let (mut parts, body) = response.into_parts();
         let kept_error = keep_challenge.then_some(INSUFFICIENT_SCOPE);
-        let rendered = failure.render_with_error(
-            &self.config.render(),
-            Some(self.request_id.as_str()),
-            kept_error,
-        );
+        let rendered =
+            failure.render_with_error(&self.config.render(), Some(&self.request_id), kept_error);
         let (rparts, rbody) = rendered.into_parts();
         let status_changed = parts.status != rparts.status;
         parts.status = rparts.status;

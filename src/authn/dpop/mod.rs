@@ -346,8 +346,8 @@ impl AuthScheme for DpopScheme {
         Scheme::Dpop
     }
 
-    fn how_to_send(&self) -> String {
-        "`Authorization: DPoP <token>` with a `DPoP: <proof>` header".to_owned()
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
+        "`Authorization: DPoP <token>` with a `DPoP: <proof>` header".into()
     }
 
     fn find(&self, ev: &Evidence<'_>, place: Place) -> Option<Decision> {

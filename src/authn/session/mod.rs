@@ -134,8 +134,8 @@ impl AuthScheme for SessionAuthenticator {
         Cow::Owned(format!("cookie {}", cap(&self.cookie)))
     }
 
-    fn how_to_send(&self) -> String {
-        format!("the `{}` cookie", cap(&self.cookie))
+    fn how_to_send(&self) -> std::borrow::Cow<'static, str> {
+        format!("the `{}` cookie", cap(&self.cookie)).into()
     }
 
     fn private(&self) -> bool {
