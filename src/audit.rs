@@ -129,7 +129,7 @@ impl AuditRecord<'_> {
     /// Worked out when asked for (a keyed hash of the credential).
     pub fn fingerprint(&self) -> Option<String> {
         match self.fingerprint.as_ref()? {
-            Fingerprint::Known(fp) => Some(fp.clone()),
+            Fingerprint::Known(fp) => Some(fp.to_string()),
             Fingerprint::Of(credential) => Some(fingerprint_of(credential)),
         }
     }
@@ -160,7 +160,7 @@ impl AuditRecord<'_> {
 /// A credential's fingerprint, or the credential to work it out from.
 #[derive(Clone)]
 enum Fingerprint {
-    Known(String),
+    Known(crate::sanitize::Fingerprint),
     /// An `Authorization` value.
     Of(http::HeaderValue),
 }
@@ -344,8 +344,8 @@ impl Facts {
             claims: None,
             claimed_user: would_refuse.and_then(|f| f.facts().user().map(str::to_owned)),
             fingerprint: would_refuse
-                .and_then(|f| f.facts().fingerprint())
-                .map(|fp| Fingerprint::Known(fp.to_owned())),
+                .and_then(|f| f.facts().fingerprint_kept())
+                .map(Fingerprint::Known),
         }
     }
 
@@ -382,8 +382,8 @@ impl Facts {
             claimed_user: facts.user().map(str::to_owned).filter(|_| id.is_none()),
             id,
             claims,
-            fingerprint: match facts.fingerprint() {
-                Some(fp) => Some(Fingerprint::Known(fp.to_owned())),
+            fingerprint: match facts.fingerprint_kept() {
+                Some(fp) => Some(Fingerprint::Known(fp)),
                 None => fingerprint,
             },
         }
