@@ -225,13 +225,14 @@ impl AuthFailure {
         let mut body = Vec::with_capacity(512);
         body.extend_from_slice(&parts.head);
         push_u16(&mut body, self.reason().status().as_u16());
-        match f.detail() {
-            Some(d) if verbose => {
+        // The specific detail is read only when it is shown: it may be joined on reading.
+        match verbose.then(|| f.detail()).flatten() {
+            Some(d) => {
                 body.extend_from_slice(b",\"detail\":");
                 json_str(&mut body, d);
                 body.extend_from_slice(&parts.reason);
             }
-            _ => body.extend_from_slice(&parts.detail_and_reason),
+            None => body.extend_from_slice(&parts.detail_and_reason),
         }
         member(&mut body, "error", error);
         member(&mut body, "request_id", request_id);

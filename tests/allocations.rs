@@ -222,7 +222,7 @@ fn a_cached_valid_token() {
 // its response (body, header map, the mark that a layer answered it) and a generated
 // request id; on the accepted path the request id, the kept headers, the id and the
 // principal in the request's extensions, and the principal cloned out of the cache.
-const NO_CREDENTIALS: u64 = 7;
+const NO_CREDENTIALS: u64 = 6;
 const GARBAGE: u64 = 9;
 const EXPIRED: u64 = 8;
 const CACHED_VALID: u64 = 8;
