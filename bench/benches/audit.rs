@@ -40,7 +40,7 @@ use axum::routing::get;
 use axum::Router;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::{encode, EncodingKey, Header};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -119,7 +119,7 @@ mod thread_cpu;
 use thread_cpu::ThreadCpu;
 #[path = "support/criterion_home.rs"]
 mod criterion_home;
-use criterion_home::criterion_home;
+use criterion_home::{estimate_ns, mean_ns};
 
 /// The apps of the group: no audit, audit with tracing on (no subscriber), audit to the
 /// sink alone, and audit with no accept sampled; and what the sink counted.
@@ -224,7 +224,7 @@ fn audit(c: &mut Criterion<ThreadCpu>) {
     let mut paired = Vec::new();
     for (name, app) in &apps.lines[1..] {
         // Only when the lines ran (a filter may leave them out).
-        if mean_ns(&criterion_home(), "audit", name, started).is_some() {
+        if mean_ns("audit", name, started).is_some() {
             paired.push((*name, paired_ratio(&rt, &bearer, off, app)));
         }
     }
@@ -298,34 +298,9 @@ fn parts(c: &mut Criterion<ThreadCpu>) {
     g.finish();
 }
 
-/// The estimates of `group/line` written in this run (`None`: a filter left it out).
-fn estimates(home: &std::path::Path, group: &str, line: &str, since: SystemTime) -> Option<Value> {
-    let path = home.join(group).join(line).join("new/estimates.json");
-    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if written < since {
-        return None;
-    }
-    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
-}
-
-/// The mean time per request (ns) criterion estimated for `group/line` in this run.
-fn mean_ns(home: &std::path::Path, group: &str, line: &str, since: SystemTime) -> Option<f64> {
-    estimates(home, group, line, since)?["mean"]["point_estimate"].as_f64()
-}
-
-/// The time per request (ns) criterion prints for `group/line`: its slope estimate, or
-/// the mean when it has none.
-fn estimate_ns(home: &std::path::Path, group: &str, line: &str, since: SystemTime) -> Option<f64> {
-    let e = estimates(home, group, line, since)?;
-    e["slope"]["point_estimate"]
-        .as_f64()
-        .or_else(|| e["mean"]["point_estimate"].as_f64())
-}
-
 /// Audit ÷ off for each audited line: criterion's estimates and the paired median.
 fn ratios(since: SystemTime, paired: &[(&str, f64)]) {
-    let home = criterion_home();
-    let Some(off) = estimate_ns(&home, "audit", "off", since) else {
+    let Some(off) = estimate_ns("audit", "off", since) else {
         return;
     };
     println!(
@@ -346,7 +321,7 @@ fn ratios(since: SystemTime, paired: &[(&str, f64)]) {
         "-".repeat(8)
     );
     for (name, pair) in paired {
-        let Some(on) = estimate_ns(&home, "audit", name, since) else {
+        let Some(on) = estimate_ns("audit", name, since) else {
             continue;
         };
         println!(

@@ -544,7 +544,7 @@ mod thread_cpu;
 use thread_cpu::ThreadCpu;
 #[path = "support/criterion_home.rs"]
 mod criterion_home;
-use criterion_home::criterion_home;
+use criterion_home::{estimate_ns, mean_ns};
 
 /// The address every `throttle` request comes from.
 const PEER: ([u8; 4], u16) = ([203, 0, 113, 9], 50_000);
@@ -614,7 +614,7 @@ fn throttle(c: &mut Criterion<ThreadCpu>) {
 
 /// Whether `throttle/{name}_on` was measured in this run.
 fn ran(since: std::time::SystemTime, name: &str) -> bool {
-    mean_ns(&criterion_home(), "throttle", &format!("{name}_on"), since).is_some()
+    mean_ns("throttle", &format!("{name}_on"), since).is_some()
 }
 
 /// Rounds of the paired measurement, and requests per app in each.
@@ -650,45 +650,9 @@ fn paired_ratio(call: impl Fn(&Router), off: &Router, on: &Router) -> f64 {
     ratios[ratios.len() / 2]
 }
 
-/// The mean time per request (ns) criterion estimated for `group/line` in this run:
-/// `None` when the line did not run since `since` (a filter left it out).
-fn mean_ns(
-    home: &std::path::Path,
-    group: &str,
-    line: &str,
-    since: std::time::SystemTime,
-) -> Option<f64> {
-    let path = home.join(group).join(line).join("new/estimates.json");
-    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if written < since {
-        return None;
-    }
-    let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    estimates["mean"]["point_estimate"].as_f64()
-}
-
-/// The time per request (ns) criterion prints for `group/line` in this run: its slope
-/// estimate, or the mean when it has none; `None` when the line did not run since `since`.
-fn estimate_ns(
-    home: &std::path::Path,
-    group: &str,
-    line: &str,
-    since: std::time::SystemTime,
-) -> Option<f64> {
-    let mean = mean_ns(home, group, line, since)?;
-    let path = home.join(group).join(line).join("new/estimates.json");
-    let estimates: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    Some(
-        estimates["slope"]["point_estimate"]
-            .as_f64()
-            .unwrap_or(mean),
-    )
-}
-
 /// The `throttle` group's table: on ÷ off for each credential, criterion's estimates of
 /// both lines (its slope, as it prints them) in this run, and the paired median.
 fn throttle_ratios(since: std::time::SystemTime, paired: &[(&str, f64)]) {
-    let home = criterion_home();
     println!(
         "\nthrottling on ÷ off, a client in good standing (CPU time per request, this run; \
          paired: the median of {PAIRED_ROUNDS} alternating rounds):\n"
@@ -707,8 +671,8 @@ fn throttle_ratios(since: std::time::SystemTime, paired: &[(&str, f64)]) {
         "-".repeat(8)
     );
     for (case, name) in [("Basic valid", "basic"), ("Bearer valid", "bearer")] {
-        let off = estimate_ns(&home, "throttle", &format!("{name}_off"), since);
-        let on = estimate_ns(&home, "throttle", &format!("{name}_on"), since);
+        let off = estimate_ns("throttle", &format!("{name}_off"), since);
+        let on = estimate_ns("throttle", &format!("{name}_on"), since);
         let (Some(off), Some(on)) = (off, on) else {
             continue;
         };

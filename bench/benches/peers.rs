@@ -121,7 +121,7 @@ mod thread_cpu;
 use thread_cpu::ThreadCpu;
 #[path = "support/criterion_home.rs"]
 mod criterion_home;
-use criterion_home::criterion_home;
+use criterion_home::mean_ns;
 
 /// Counts every allocation (and its bytes) of the process.
 struct Counting;
@@ -1069,22 +1069,9 @@ const CASES: [(&str, &str, &str, f64); 14] = [
     ),
 ];
 
-/// The mean time per request (ns) criterion estimated for `group/line` in this run:
-/// `None` when the line did not run since `since` (a filter left it out).
-fn mean_ns(home: &std::path::Path, group: &str, line: &str, since: SystemTime) -> Option<f64> {
-    let path = home.join(group).join(line).join("new/estimates.json");
-    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
-    if written < since {
-        return None;
-    }
-    let estimates: Value = serde_json::from_slice(&std::fs::read(&path).ok()?).ok()?;
-    estimates["mean"]["point_estimate"].as_f64()
-}
-
 /// The ratio table: for every case, this crate's layer's mean over the fastest peer's in
 /// the same group, both measured in this run.
 fn ratio_table(since: SystemTime) {
-    let home = criterion_home();
     println!("\nours ÷ fastest peer (criterion's mean CPU time per request, this run):\n");
     println!(
         "| {:<28} | {:>10} | {:<44} | {:>7} | {:>6} | {:>10} |",
@@ -1100,14 +1087,14 @@ fn ratio_table(since: SystemTime) {
         "-".repeat(12)
     );
     for (case, group, ours, goal) in CASES {
-        let Some(ours) = mean_ns(&home, group, ours, since) else {
+        let Some(ours) = mean_ns(group, ours, since) else {
             continue;
         };
         let fastest = PEERS
             .iter()
-            .filter_map(|peer| Some((*peer, mean_ns(&home, group, peer, since)?)))
+            .filter_map(|peer| Some((*peer, mean_ns(group, peer, since)?)))
             .min_by(|a, b| a.1.total_cmp(&b.1));
-        let baseline = mean_ns(&home, group, "baseline", since);
+        let baseline = mean_ns(group, "baseline", since);
         let (peer, ratio) = match fastest {
             Some((peer, ns)) => (
                 format!("{peer} {:.2}", ns / 1000.0),

@@ -22,3 +22,37 @@ pub fn criterion_home() -> std::path::PathBuf {
         .unwrap_or_else(|| "target".into());
     target.join("criterion")
 }
+
+/// Criterion's estimates of `group`/`line`, if this run wrote them (at or after `since`):
+/// a filtered run leaves other lines' older estimates in place.
+pub fn estimates(
+    group: &str,
+    line: &str,
+    since: std::time::SystemTime,
+) -> Option<serde_json::Value> {
+    let path = criterion_home()
+        .join(group)
+        .join(line)
+        .join("new/estimates.json");
+    let written = std::fs::metadata(&path).ok()?.modified().ok()?;
+    if written < since {
+        return None;
+    }
+    serde_json::from_slice(&std::fs::read(&path).ok()?).ok()
+}
+
+/// The mean of [`estimates`], in criterion's unit (ns).
+#[allow(dead_code)]
+pub fn mean_ns(group: &str, line: &str, since: std::time::SystemTime) -> Option<f64> {
+    estimates(group, line, since)?["mean"]["point_estimate"].as_f64()
+}
+
+/// The time per request (ns) criterion prints for `group`/`line`: its slope estimate, or
+/// the mean when it has none.
+#[allow(dead_code)]
+pub fn estimate_ns(group: &str, line: &str, since: std::time::SystemTime) -> Option<f64> {
+    let e = estimates(group, line, since)?;
+    e["slope"]["point_estimate"]
+        .as_f64()
+        .or_else(|| e["mean"]["point_estimate"].as_f64())
+}
