@@ -79,10 +79,11 @@ mod record {
     };
     use std::sync::OnceLock;
 
-    // The counters of every request, accepted or refused, are keyed with label sets built
-    // once (`Key::from_static_parts`): `counter!` with label expressions allocates their
-    // vector on every call, recorder or not. Handles are not kept: the recorder in force
-    // (global or local) is asked on every call, as `counter!` does.
+    // The counters of every request, accepted or refused, are keyed with keys built once
+    // (`Key::from_static_parts`, which hashes the name and labels): `counter!` builds and
+    // hashes its key on every call, and allocates a label vector, recorder or not. Handles
+    // are not kept: the recorder in force (global or local) is asked on every call, as
+    // `counter!` does.
 
     /// The `scheme` labels of [`scheme_label`] and [`received_label`].
     pub(super) const SCHEMES: [&str; 8] = [
@@ -102,49 +103,69 @@ mod record {
     static METADATA: Metadata<'static> =
         Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
-    /// Adds `n` to counter `name` with `labels`, through the recorder in force.
-    fn add(name: &'static str, labels: &'static [Label], n: u64) {
-        let key = Key::from_static_parts(name, labels);
-        metrics::with_recorder(|recorder| recorder.register_counter(&key, &METADATA)).increment(n);
+    /// Keys built once, on first use, from label sets that live as long as the program.
+    type Keys = OnceLock<Box<[Key]>>;
+
+    /// The keys of counter `name`, one per label set of `labels`, built on first use.
+    fn keys_of(
+        table: &'static Keys,
+        name: &'static str,
+        labels: impl FnOnce() -> Vec<Vec<Label>>,
+    ) -> &'static [Key] {
+        table.get_or_init(|| {
+            labels()
+                .into_iter()
+                .map(|set| Key::from_static_parts(name, Vec::leak(set)))
+                .collect()
+        })
+    }
+
+    /// Adds `n` to the counter of `key`, through the recorder in force.
+    fn add(key: &Key, n: u64) {
+        metrics::with_recorder(|recorder| recorder.register_counter(key, &METADATA)).increment(n);
     }
 
     fn scheme_index(scheme: &str) -> Option<usize> {
         SCHEMES.iter().position(|s| *s == scheme)
     }
 
-    /// `reason="<code>"`, per reason (`Reason::ALL` order).
-    pub(super) fn reason_labels(reason: Reason) -> &'static [Label] {
-        static TABLE: OnceLock<Box<[[Label; 1]]>> = OnceLock::new();
-        let table = TABLE.get_or_init(|| {
+    /// The key of counter `name` (of a per-reason `table`) with `reason="<code>"`.
+    pub(super) fn reason_key(
+        table: &'static Keys,
+        name: &'static str,
+        reason: Reason,
+    ) -> &'static Key {
+        let labels = || {
             Reason::ALL
                 .iter()
-                .map(|r| [Label::from_static_parts("reason", r.code())])
+                .map(|r| vec![Label::from_static_parts("reason", r.code())])
                 .collect()
-        });
-        &table[reason as usize]
+        };
+        &keys_of(table, name, labels)[reason as usize]
     }
 
-    /// `reason`, `scheme` and `status` labels for a scheme of [`SCHEMES`] and a status
-    /// of [`STATUSES`] (their indices), built per reason on its first failure.
-    pub(super) fn failure_labels(reason: Reason, scheme: usize, status: usize) -> &'static [Label] {
-        type PerReason = OnceLock<Box<[[Label; 3]]>>;
-        static TABLE: OnceLock<Box<[PerReason]>> = OnceLock::new();
+    /// The [`FAILURES`] key with `reason`, `scheme` and `status` labels for a scheme of
+    /// [`SCHEMES`] and a status of [`STATUSES`] (their indices), built per reason on its
+    /// first failure.
+    pub(super) fn failure_key(reason: Reason, scheme: usize, status: usize) -> &'static Key {
+        static TABLE: OnceLock<Box<[Keys]>> = OnceLock::new();
         let per_reason =
             TABLE.get_or_init(|| Reason::ALL.iter().map(|_| OnceLock::new()).collect());
-        let labels = per_reason[reason as usize].get_or_init(|| {
+        let labels = || {
             let mut all = Vec::with_capacity(SCHEMES.len() * STATUSES.len());
             for scheme in SCHEMES {
                 for (_, status) in STATUSES {
-                    all.push([
+                    all.push(vec![
                         Label::from_static_parts("reason", reason.code()),
                         Label::from_static_parts("scheme", scheme),
                         Label::from_static_parts("status", status),
                     ]);
                 }
             }
-            all.into()
-        });
-        &labels[scheme * STATUSES.len() + status]
+            all
+        };
+        let keys = keys_of(&per_reason[reason as usize], FAILURES, labels);
+        &keys[scheme * STATUSES.len() + status]
     }
 
     pub(crate) fn failure(reason: Reason, scheme: &'static str, status: StatusCode) {
@@ -153,29 +174,35 @@ mod record {
             scheme_index(scheme),
             STATUSES.iter().position(|(c, _)| *c == code),
         ) {
-            (Some(s), Some(t)) => add(FAILURES, failure_labels(reason, s, t), 1),
+            (Some(s), Some(t)) => add(failure_key(reason, s, t), 1),
             _ => counter!(FAILURES, "reason" => reason.code(), "scheme" => scheme, "status" => status_label(status))
                 .increment(1),
         }
     }
 
     pub(crate) fn would_refuse(reason: Reason) {
-        add(WOULD_REFUSE, reason_labels(reason), 1);
+        static TABLE: Keys = OnceLock::new();
+        add(reason_key(&TABLE, WOULD_REFUSE, reason), 1);
     }
 
     pub(crate) fn success(scheme: &'static str) {
-        static TABLE: OnceLock<Box<[[Label; 1]]>> = OnceLock::new();
+        static TABLE: Keys = OnceLock::new();
         let Some(s) = scheme_index(scheme) else {
             counter!(SUCCESSES, "scheme" => scheme).increment(1);
             return;
         };
-        let table = TABLE.get_or_init(|| {
+        add(&success_keys(&TABLE)[s], 1);
+    }
+
+    /// The [`SUCCESSES`] keys, one per scheme of [`SCHEMES`].
+    pub(super) fn success_keys(table: &'static Keys) -> &'static [Key] {
+        let labels = || {
             SCHEMES
                 .iter()
-                .map(|s| [Label::from_static_parts("scheme", s)])
+                .map(|s| vec![Label::from_static_parts("scheme", s)])
                 .collect()
-        });
-        add(SUCCESSES, &table[s], 1);
+        };
+        keys_of(table, SUCCESSES, labels)
     }
 
     pub(crate) fn upstream_correction(reason: Reason, corrected: bool) {
@@ -193,25 +220,26 @@ mod record {
     }
 
     pub(crate) fn token_cache_lookup(scheme: &'static str, hit: bool) {
-        static TABLE: OnceLock<Box<[[Label; 2]]>> = OnceLock::new();
+        static TABLE: Keys = OnceLock::new();
         let result = if hit { "hit" } else { "miss" };
         let Some(s) = scheme_index(scheme) else {
             counter!(TOKEN_CACHE_LOOKUPS, "scheme" => scheme, "result" => result).increment(1);
             return;
         };
-        let table = TABLE.get_or_init(|| {
+        let labels = || {
             let mut all = Vec::with_capacity(SCHEMES.len() * 2);
             for scheme in SCHEMES {
                 for result in ["hit", "miss"] {
-                    all.push([
+                    all.push(vec![
                         Label::from_static_parts("scheme", scheme),
                         Label::from_static_parts("result", result),
                     ]);
                 }
             }
-            all.into()
-        });
-        add(TOKEN_CACHE_LOOKUPS, &table[s * 2 + usize::from(!hit)], 1);
+            all
+        };
+        let keys = keys_of(&TABLE, TOKEN_CACHE_LOOKUPS, labels);
+        add(&keys[s * 2 + usize::from(!hit)], 1);
     }
 
     pub(crate) fn token_cache_evictions(scheme: &'static str, n: u64) {
@@ -219,7 +247,8 @@ mod record {
     }
 
     pub(crate) fn log_suppressed(reason: Reason) {
-        add(LOG_SUPPRESSED, reason_labels(reason), 1);
+        static TABLE: Keys = OnceLock::new();
+        add(reason_key(&TABLE, LOG_SUPPRESSED, reason), 1);
     }
 
     pub(crate) fn verification(alg: Algorithm, took: Duration) {
@@ -324,23 +353,37 @@ mod tests {
     use super::*;
     use metrics::Label;
 
-    /// The label sets built once are those `counter!` builds on every call.
+    /// The keys built once are those `counter!` builds on every call.
     #[test]
-    fn label_tables_are_the_macro_labels() {
+    fn keys_built_once_are_the_macro_keys() {
+        use metrics::Key;
         let statuses = [400u16, 401, 403, 503];
+        let key = |name: &'static str, labels: Vec<Label>| Key::from_parts(name, labels);
+        static REASONS: std::sync::OnceLock<Box<[Key]>> = std::sync::OnceLock::new();
         for (i, &reason) in Reason::ALL.iter().enumerate() {
             assert_eq!(reason as usize, i);
-            assert_eq!(reason_labels(reason), [Label::new("reason", reason.code())]);
+            let want = key(LOG_SUPPRESSED, vec![Label::new("reason", reason.code())]);
+            assert_eq!(reason_key(&REASONS, LOG_SUPPRESSED, reason), &want);
             for (s, scheme) in SCHEMES.iter().enumerate() {
                 for (t, status) in statuses.iter().enumerate() {
-                    let want = [
+                    let want = vec![
                         Label::new("reason", reason.code()),
                         Label::new("scheme", *scheme),
                         Label::new("status", status.to_string()),
                     ];
-                    assert_eq!(failure_labels(reason, s, t), &want[..]);
+                    let got = failure_key(reason, s, t);
+                    assert_eq!(got, &key(FAILURES, want));
+                    assert_eq!(
+                        got.get_hash(),
+                        key(FAILURES, got.labels().cloned().collect()).get_hash()
+                    );
                 }
             }
+        }
+        static SUCCESS: std::sync::OnceLock<Box<[Key]>> = std::sync::OnceLock::new();
+        for (s, scheme) in SCHEMES.iter().enumerate() {
+            let want = key(SUCCESSES, vec![Label::new("scheme", *scheme)]);
+            assert_eq!(&success_keys(&SUCCESS)[s], &want);
         }
         let every = [
             Scheme::Basic,
