@@ -14,6 +14,9 @@
 //! Counting is per thread, so the other tests of this file (and the runtime's own
 //! threads) do not disturb it. The counts do not depend on timing: every run gives the
 //! same figures.
+//!
+//! The bytes held are counted too: a cached token is counted by the cache for at least
+//! the heap it takes, so its byte bound is one the process keeps.
 
 use auth_diagnostics::jwt::JwtAuthenticator;
 use auth_diagnostics::keys::StaticKey;
@@ -36,27 +39,35 @@ thread_local! {
     /// Allocations made by this thread (a `const` initializer: reading it allocates
     /// nothing, so the allocator may use it).
     static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+    /// Bytes this thread allocated less those it freed (as requested, before the
+    /// allocator rounds them up).
+    static HELD: Cell<i64> = const { Cell::new(0) };
 }
 
-fn count_one() {
-    let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+fn count(allocated: usize, freed: usize) {
+    if allocated > 0 {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+    let change = allocated as i64 - freed as i64;
+    let _ = HELD.try_with(|n| n.set(n.get() + change));
 }
 
 // SAFETY: every call goes to the system allocator unchanged; it is only counted.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count(layout.size(), 0);
         unsafe { System.alloc(layout) }
     }
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_one();
+        count(layout.size(), 0);
         unsafe { System.alloc_zeroed(layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_one();
+        count(new_size, layout.size());
         unsafe { System.realloc(ptr, layout, new_size) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        count(0, layout.size());
         unsafe { System.dealloc(ptr, layout) }
     }
 }
@@ -72,16 +83,22 @@ const AUDIENCE: &str = "api";
 const REQUESTS: u64 = 200;
 
 fn token(expires_in: i64) -> String {
+    sign(serde_json::json!({ "sub": "alice" }), expires_in)
+}
+
+/// A token with issuer, audience, `iat` and `exp`, and the claims of `extra`.
+fn sign(mut claims: serde_json::Value, expires_in: i64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some("k1".into());
-    let claims = serde_json::json!({
-        "iss": ISSUER, "aud": AUDIENCE, "sub": "alice",
-        "iat": now, "exp": now + expires_in,
-    });
+    let extra = claims.as_object_mut().unwrap();
+    extra.insert("iss".into(), ISSUER.into());
+    extra.insert("aud".into(), AUDIENCE.into());
+    extra.insert("iat".into(), now.into());
+    extra.insert("exp".into(), (now + expires_in).into());
     encode(
         &header,
         &claims,
@@ -95,6 +112,10 @@ fn routes() -> Router {
 }
 
 fn layered() -> Router {
+    routes().layer(layer()).with_state(())
+}
+
+fn layer() -> AuthDiagnostics {
     let jwt = JwtAuthenticator::new(StaticKey::hs256(SECRET).with_kid("k1"))
         .issuer(ISSUER)
         .audience(AUDIENCE);
@@ -105,9 +126,7 @@ fn layered() -> Router {
         interval: Duration::from_secs(3600),
         ..LogRate::default()
     };
-    routes()
-        .layer(AuthDiagnostics::new().bearer(jwt).log_rate(rate))
-        .with_state(())
+    AuthDiagnostics::new().bearer(jwt).log_rate(rate)
 }
 
 /// The same router without the layer, its handler answering `status` itself.
@@ -214,6 +233,45 @@ fn a_cached_valid_token() {
         Some(&valid),
         StatusCode::OK,
         CACHED_VALID,
+    );
+}
+
+/// Tokens of a few claims, each cached (sent twice: the cache admits a token on its second
+/// sighting): the cache counts each for at least the heap it holds, and not for more than
+/// half as much again. The bytes it counts are the ones `TokenCache::max_bytes` bounds.
+#[test]
+fn a_cached_token_is_counted_for_the_heap_it_holds() {
+    const TOKENS: usize = 1000;
+    let layer = layer();
+    let app = routes().layer(layer.clone()).with_state(());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tokens: Vec<Bytes> = (0..TOKENS)
+        .map(|i| {
+            let claims = serde_json::json!({
+                "sub": format!("user-{i}"), "jti": format!("{i:016x}"), "scope": "read write",
+            });
+            Bytes::from(format!("Bearer {}", sign(claims, 3600)))
+        })
+        .collect();
+    let send = |token: &Bytes| {
+        let response = rt.block_on(app.clone().oneshot(request(Some(token))));
+        assert_eq!(response.unwrap().status(), StatusCode::OK);
+    };
+    tokens.iter().for_each(send);
+    let (held, cached) = (HELD.with(Cell::get), layer.token_cache_stats().unwrap());
+    tokens.iter().for_each(send);
+    let now = layer.token_cache_stats().unwrap();
+    let entries = now.entries - cached.entries;
+    assert_eq!((entries, now.evictions), (TOKENS as u64, 0), "{now:?}");
+    let heap = (HELD.with(Cell::get) - held) as u64 / entries;
+    let counted = (now.bytes - cached.bytes) / entries;
+    eprintln!("a cached token: {heap} bytes of heap, counted for {counted}");
+    assert!(
+        counted >= heap && counted <= heap * 3 / 2,
+        "a cached token holds {heap} bytes and is counted for {counted}"
     );
 }
 

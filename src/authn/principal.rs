@@ -148,6 +148,54 @@ impl Principal {
     pub fn session_id(&self) -> Option<&str> {
         self.session_id.as_deref()
     }
+
+    /// The heap this principal holds, as a malloc-style allocator counts it (see
+    /// [`chunk`]): what the verified-token cache counts an entry's claims for. Shared
+    /// claims are counted whole: the cache's copy is the one that lives on.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let text = |s: &Option<String>| s.as_ref().map_or(0, |s| chunk(s.capacity()));
+        let scopes = chunk(self.scopes.capacity() * size_of::<String>())
+            + self
+                .scopes
+                .iter()
+                .map(|s| chunk(s.capacity()))
+                .sum::<usize>();
+        let claims = self.claims.as_deref().map_or(0, |v| {
+            chunk(2 * size_of::<usize>() + size_of::<Value>()) + json_heap(v)
+        });
+        text(&self.id) + text(&self.session_id) + scopes + claims
+    }
+}
+
+/// What an allocation of `n` bytes takes from the heap: glibc's malloc rounds a request up
+/// to 16 bytes with 8 bytes of header, 32 at least. Other allocators differ by little.
+pub(crate) fn chunk(n: usize) -> usize {
+    match n {
+        0 => 0,
+        n => ((n + 8 + 15) & !15).max(32),
+    }
+}
+
+/// The heap a JSON value holds below itself. An object is serde_json's `BTreeMap`: nodes
+/// of 11 entries (keys and values inline), and for more than one leaf their parents.
+fn json_heap(v: &Value) -> usize {
+    const NODE: usize = 8 + 11 * (size_of::<String>() + size_of::<Value>()) + 4;
+    match v {
+        Value::String(s) => chunk(s.capacity()),
+        Value::Array(a) => {
+            chunk(a.capacity() * size_of::<Value>()) + a.iter().map(json_heap).sum::<usize>()
+        }
+        Value::Object(m) => {
+            let leaves = m.len().div_ceil(11);
+            let parents = if leaves > 1 { leaves.div_ceil(6) } else { 0 };
+            let nodes = leaves * chunk(NODE) + parents * chunk(NODE + 12 * 8);
+            nodes
+                + m.iter()
+                    .map(|(k, v)| chunk(k.capacity()) + json_heap(v))
+                    .sum::<usize>()
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => 0,
+    }
 }
 
 fn words(v: Option<&Value>) -> impl Iterator<Item = &str> {
