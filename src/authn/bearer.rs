@@ -161,8 +161,9 @@ impl Bearer {
     /// was seen, on the spot when its keys are at hand, later when they must be fetched.
     pub(crate) fn check(&self, t: &str) -> Check {
         let now = now();
-        if let Some(cache) = &self.cache {
-            if let Some(result) = cache.get(t, now, |i| self.issuers[i].key_epoch()) {
+        let hash = self.cache.as_ref().map(|cache| cache.hash(t));
+        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
+            if let Some(result) = cache.get(t, hash, now, |i| self.issuers[i].key_epoch()) {
                 return Check::Done(result);
             }
         }
@@ -187,6 +188,7 @@ impl Bearer {
             Ok((index, epoch, Step::Done(result))) => {
                 let seen = Seen {
                     token: t,
+                    hash,
                     index,
                     epoch,
                 };
@@ -307,6 +309,8 @@ fn unbound(
 /// A token the Bearer scheme decided: which authenticator, under which key epoch.
 struct Seen<'a> {
     token: &'a str,
+    /// The cache's hash of the token, computed for the lookup (`None`: not yet).
+    hash: Option<u64>,
     index: usize,
     epoch: u64,
 }
@@ -332,6 +336,7 @@ impl Seen<'_> {
             cache.put(
                 Verified {
                     token: self.token,
+                    hash: self.hash,
                     outcome: result.as_ref(),
                     issuer: self.index,
                     epoch: self.epoch,
@@ -369,6 +374,7 @@ fn after_refresh(
         };
         let seen = Seen {
             token: &token,
+            hash: None,
             index,
             epoch,
         };

@@ -169,6 +169,8 @@ struct Entry {
 /// A decided token to remember.
 pub(crate) struct Verified<'a> {
     pub token: &'a str,
+    /// [`Cache::hash`] of the token, when it was computed for the lookup.
+    pub hash: Option<u64>,
     pub outcome: Result<&'a Principal, &'a AuthFailure>,
     pub issuer: usize,
     pub epoch: u64,
@@ -198,15 +200,22 @@ impl Cache {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What `token` was decided before, when nothing has changed since: still before its
-    /// expiry and the TTL, the same keys (`epoch(issuer)`).
+    /// The keyed hash `token` is kept under: computed once for a request's lookup and,
+    /// on a miss, for remembering what was decided.
+    pub(crate) fn hash(&self, token: &str) -> u64 {
+        self.hasher.hash_one(token.as_bytes())
+    }
+
+    /// What `token` (whose [`hash`](Self::hash) is `hash`) was decided before, when
+    /// nothing has changed since: still before its expiry and the TTL, the same keys
+    /// (`epoch(issuer)`).
     pub(crate) fn get(
         &self,
         token: &str,
+        hash: u64,
         now: i64,
         epoch: impl Fn(usize) -> u64,
     ) -> Option<Result<Principal, AuthFailure>> {
-        let hash = self.hasher.hash_one(token.as_bytes());
         let mut shard = self.shard(hash);
         let (found, stale) = match shard.map.get(&hash) {
             Some(e) if constant_time_eq(&e.token, token.as_bytes()) => {
@@ -248,16 +257,20 @@ impl Cache {
             // A failure's log detail ("expired 3h ago") stays true to within seconds.
             (Err(_), _) => until.min(now.saturating_add(FAILURE_TTL)),
         };
-        let bytes = entry_bytes(&v);
         let (max_entries, max_bytes) = (
             self.settings.max_entries.div_ceil(SHARDS),
             self.settings.max_bytes / SHARDS,
         );
-        if until <= now || max_entries == 0 || bytes > max_bytes {
+        if until <= now || max_entries == 0 {
             return;
         }
-        let hash = self.hasher.hash_one(v.token.as_bytes());
+        let hash = v.hash.unwrap_or_else(|| self.hash(v.token));
         if !self.doorkeeper.seen_again(hash) {
+            return;
+        }
+        // Counted only for a token that is kept: the claims are walked to count them.
+        let bytes = entry_bytes(&v);
+        if bytes > max_bytes {
             return;
         }
         let mut shard = self.shard(hash);
@@ -434,12 +447,23 @@ impl std::fmt::Debug for Cache {
 mod tests {
     use super::*;
 
+    /// [`Cache::get`] with the token's hash.
+    fn find(
+        cache: &Cache,
+        token: &str,
+        now: i64,
+        epoch: impl Fn(usize) -> u64,
+    ) -> Option<Result<Principal, AuthFailure>> {
+        cache.get(token, cache.hash(token), now, epoch)
+    }
+
     /// A token decided once: marked by the doorkeeper, not cached yet.
     fn once(cache: &Cache, token: &str, now: i64, valid_through: Option<i64>) {
         let p = Principal::new("alice");
         cache.put(
             Verified {
                 token,
+                hash: None,
                 outcome: Ok(&p),
                 issuer: 0,
                 epoch: 7,
@@ -459,20 +483,20 @@ mod tests {
     fn expiry_ttl_and_epoch_end_an_entry() {
         let cache = Cache::new(TokenCache::new().ttl(Duration::from_secs(60)), "bearer");
         put(&cache, "a.b.c", 1000, Some(1010));
-        assert!(cache.get("a.b.c", 1010, |_| 7).is_some());
+        assert!(find(&cache, "a.b.c", 1010, |_| 7).is_some());
         assert!(
-            cache.get("a.b.c", 1011, |_| 7).is_none(),
+            find(&cache, "a.b.c", 1011, |_| 7).is_none(),
             "past exp + leeway"
         );
         put(&cache, "a.b.c", 1000, None);
-        assert!(cache.get("a.b.c", 1059, |_| 7).is_some());
-        assert!(cache.get("a.b.c", 1060, |_| 7).is_none(), "past the TTL");
+        assert!(find(&cache, "a.b.c", 1059, |_| 7).is_some());
+        assert!(find(&cache, "a.b.c", 1060, |_| 7).is_none(), "past the TTL");
         put(&cache, "a.b.c", 1000, None);
         assert!(
-            cache.get("a.b.c", 1001, |_| 8).is_none(),
+            find(&cache, "a.b.c", 1001, |_| 8).is_none(),
             "the keys changed"
         );
-        assert!(cache.get("a.b.d", 1001, |_| 7).is_none());
+        assert!(find(&cache, "a.b.d", 1001, |_| 7).is_none());
         let s = cache.stats();
         assert_eq!((s.hits, s.misses, s.entries), (2, 4, 0));
     }
@@ -487,7 +511,7 @@ mod tests {
         assert!(s.entries <= 64, "{s:?}");
         assert!(s.evictions >= 10_000 - 64);
         // The newest survive.
-        assert!(cache.get("token-9999", 1, |_| 7).is_some());
+        assert!(find(&cache, "token-9999", 1, |_| 7).is_some());
 
         let cache = Cache::new(TokenCache::new().max_bytes(16 * 4096), "bearer");
         let big = "x".repeat(1500);
@@ -497,32 +521,34 @@ mod tests {
         assert!(cache.stats().bytes <= 16 * 4096, "{:?}", cache.stats());
         // A token larger than a shard's share is never kept.
         put(&cache, &"y".repeat(8192), 0, None);
-        assert!(cache.get(&"y".repeat(8192), 1, |_| 7).is_none());
+        assert!(find(&cache, &"y".repeat(8192), 1, |_| 7).is_none());
     }
 
     #[test]
     fn a_token_decided_once_is_only_marked() {
         let cache = Cache::new(TokenCache::new(), "bearer");
         once(&cache, "a.b.c", 1000, None);
-        assert!(cache.get("a.b.c", 1001, |_| 7).is_none());
+        assert!(find(&cache, "a.b.c", 1001, |_| 7).is_none());
         let s = cache.stats();
         assert_eq!((s.entries, s.bytes, s.evictions), (0, 0, 0), "{s:?}");
         // The second time it is decided, it is cached.
         once(&cache, "a.b.c", 1001, None);
-        assert!(cache.get("a.b.c", 1002, |_| 7).is_some());
+        assert!(find(&cache, "a.b.c", 1002, |_| 7).is_some());
         // A failure is admitted the same way.
         let f = AuthFailure::new(Reason::TokenExpired);
+        // With the hash the lookup computed, as the Bearer scheme passes it.
         let failed = |token| Verified {
             token,
+            hash: Some(cache.hash(token)),
             outcome: Err(&f),
             issuer: 0,
             epoch: 7,
             valid_through: None,
         };
         cache.put(failed("x.y.z"), 1000);
-        assert!(cache.get("x.y.z", 1001, |_| 7).is_none());
+        assert!(find(&cache, "x.y.z", 1001, |_| 7).is_none());
         cache.put(failed("x.y.z"), 1000);
-        assert!(cache.get("x.y.z", 1001, |_| 7).is_some_and(|r| r.is_err()));
+        assert!(find(&cache, "x.y.z", 1001, |_| 7).is_some_and(|r| r.is_err()));
     }
 
     #[test]
